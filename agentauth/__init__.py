@@ -1,0 +1,65 @@
+"""agentauth: agents prove who they are to each other and decide what each may do.
+
+The public API is exactly the names in ``__all__``; a test guards it.
+"""
+
+from .errors import (
+    ERROR_CODES,
+    AgentAuthError,
+    AuthenticationError,
+    CounterExhausted,
+    DecodeError,
+    HandshakeTimeout,
+    InvalidAgentId,
+    InvalidArgument,
+    InvalidKey,
+    InvalidState,
+    LocalError,
+    ProtocolViolation,
+    RemoteError,
+    ReplayDetected,
+)
+from .handshake import (
+    HandshakePolicy,
+    HandshakeResult,
+    HandshakeState,
+    Initiator,
+    Responder,
+    Role,
+    accept_any_peer,
+)
+from .identity import Identity, PeerKey, format_agent_id, parse_agent_id
+from .session import REPLAY_WINDOW, Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ERROR_CODES",
+    "REPLAY_WINDOW",
+    "AgentAuthError",
+    "AuthenticationError",
+    "CounterExhausted",
+    "DecodeError",
+    "HandshakePolicy",
+    "HandshakeResult",
+    "HandshakeState",
+    "HandshakeTimeout",
+    "Identity",
+    "Initiator",
+    "InvalidAgentId",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidState",
+    "LocalError",
+    "PeerKey",
+    "ProtocolViolation",
+    "RemoteError",
+    "ReplayDetected",
+    "Responder",
+    "Role",
+    "Session",
+    "__version__",
+    "accept_any_peer",
+    "format_agent_id",
+    "parse_agent_id",
+]

@@ -1,0 +1,210 @@
+"""The agentauth exception tree and its registry of stable error codes.
+
+Every error raised by agentauth derives from :class:`AgentAuthError` and carries a
+``code``: a short, stable, lower-case string that the specification, the test
+vectors and the conformance suite share. Applications branch on ``code`` (or on the
+class), never on the message text.
+
+::
+
+    AgentAuthError
+    ├── LocalError                  you called the library wrongly
+    │   ├── InvalidArgument         invalid_argument
+    │   ├── InvalidKey              invalid_key
+    │   ├── InvalidAgentId          agent_id_prefix, agent_id_encoding,
+    │   │                           agent_id_multicodec, agent_id_length
+    │   ├── InvalidState            invalid_state
+    │   └── CounterExhausted        counter_exhausted
+    └── RemoteError                 the peer (or the network) misbehaved
+        ├── DecodeError             oversize, malformed, non_canonical,
+        │                           unknown_field, unsupported_version
+        ├── ProtocolViolation       out_of_order, no_common_version, session_closed
+        ├── HandshakeTimeout        handshake_timeout
+        ├── ReplayDetected          replayed, stale
+        └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
+                                    reflection, downgrade, unexpected_peer,
+                                    untrusted_peer, clock_skew
+
+Messages never contain secret material: at most lengths, states, codes and public
+identifiers.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ERROR_CODES",
+    "AgentAuthError",
+    "AuthenticationError",
+    "CounterExhausted",
+    "DecodeError",
+    "HandshakeTimeout",
+    "InvalidAgentId",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidState",
+    "LocalError",
+    "ProtocolViolation",
+    "RemoteError",
+    "ReplayDetected",
+]
+
+
+class AgentAuthError(Exception):
+    """Root of every error agentauth raises.
+
+    ``code`` is one of the keys of :data:`ERROR_CODES`; it is stable across releases.
+    """
+
+    codes: ClassVar[frozenset[str]] = frozenset()
+    default_code: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        code = code or self.default_code
+        if code not in self.codes:
+            raise ValueError(f"{type(self).__name__} cannot carry error code {code!r}")
+        super().__init__(message)
+        self.code: str = code
+        self.message: str = message
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class LocalError(AgentAuthError):
+    """The caller used the library wrongly: nothing the peer sent caused this."""
+
+
+class InvalidArgument(LocalError, ValueError):
+    """An argument is outside what the function accepts."""
+
+    codes = frozenset({"invalid_argument"})
+    default_code = "invalid_argument"
+
+
+class InvalidKey(LocalError, ValueError):
+    """Key material of the wrong length or form."""
+
+    codes = frozenset({"invalid_key"})
+    default_code = "invalid_key"
+
+
+class InvalidAgentId(LocalError, ValueError):
+    """A string that is not a well-formed ``did:key`` Ed25519 agent id."""
+
+    codes = frozenset(
+        {"agent_id_prefix", "agent_id_encoding", "agent_id_multicodec", "agent_id_length"}
+    )
+
+
+class InvalidState(LocalError):
+    """An operation that the object's current state does not allow (or an engine that failed)."""
+
+    codes = frozenset({"invalid_state"})
+    default_code = "invalid_state"
+
+
+class CounterExhausted(LocalError):
+    """The sending counter of a session is used up: open a new session."""
+
+    codes = frozenset({"counter_exhausted"})
+    default_code = "counter_exhausted"
+
+
+class RemoteError(AgentAuthError):
+    """Bytes from the peer (or the network between us) broke a rule."""
+
+
+class DecodeError(RemoteError):
+    """A message that is too large, not well formed, not canonical, or of an unknown kind."""
+
+    codes = frozenset(
+        {"oversize", "malformed", "non_canonical", "unknown_field", "unsupported_version"}
+    )
+
+
+class ProtocolViolation(RemoteError):
+    """A well-formed message that arrived where the protocol does not allow it."""
+
+    codes = frozenset({"out_of_order", "no_common_version", "session_closed"})
+
+
+class HandshakeTimeout(RemoteError):
+    """The peer did not complete the handshake within the policy's time limit."""
+
+    codes = frozenset({"handshake_timeout"})
+    default_code = "handshake_timeout"
+
+
+class ReplayDetected(RemoteError):
+    """A message counter that was already accepted, or that fell behind the window."""
+
+    codes = frozenset({"replayed", "stale"})
+
+
+class AuthenticationError(RemoteError):
+    """The peer could not prove who it is, or proved to be someone we do not accept."""
+
+    codes = frozenset(
+        {
+            "decrypt_failed",
+            "bad_signature",
+            "low_order_point",
+            "reflection",
+            "downgrade",
+            "unexpected_peer",
+            "untrusted_peer",
+            "clock_skew",
+        }
+    )
+
+
+#: Every stable error code, with the class that carries it and a one-line meaning.
+#: The specification (``spec/protocol.md``, section 7) documents the same table.
+ERROR_CODES: dict[str, tuple[type[AgentAuthError], str]] = {
+    "invalid_argument": (InvalidArgument, "an argument is outside what the call accepts"),
+    "invalid_key": (InvalidKey, "key bytes of the wrong length or form"),
+    "agent_id_prefix": (InvalidAgentId, "agent id does not start with 'did:key:z'"),
+    "agent_id_encoding": (InvalidAgentId, "agent id is not canonical base58btc"),
+    "agent_id_multicodec": (InvalidAgentId, "agent id is not an Ed25519 key (0xed01)"),
+    "agent_id_length": (InvalidAgentId, "agent id key is not 32 bytes"),
+    "invalid_state": (InvalidState, "the call is not allowed in the current state"),
+    "counter_exhausted": (CounterExhausted, "the session's sending counter is used up"),
+    "oversize": (DecodeError, "message longer than the limit, checked before parsing"),
+    "malformed": (DecodeError, "message is not of the required structure or types"),
+    "non_canonical": (DecodeError, "message decodes but is not in the one canonical form"),
+    "unknown_field": (DecodeError, "message carries a field this version does not define"),
+    "unsupported_version": (DecodeError, "message names a version this side does not speak"),
+    "out_of_order": (ProtocolViolation, "message arrived in a state that does not expect it"),
+    "no_common_version": (ProtocolViolation, "the offered versions share none with ours"),
+    "session_closed": (ProtocolViolation, "the session was closed; nothing more is accepted"),
+    "handshake_timeout": (HandshakeTimeout, "the handshake did not finish in time"),
+    "replayed": (ReplayDetected, "message counter already accepted"),
+    "stale": (ReplayDetected, "message counter is behind the replay window"),
+    "decrypt_failed": (AuthenticationError, "AEAD tag did not verify"),
+    "bad_signature": (AuthenticationError, "Ed25519 signature did not verify"),
+    "low_order_point": (AuthenticationError, "X25519 public key of small order"),
+    "reflection": (AuthenticationError, "our own ephemeral key or identity came back"),
+    "downgrade": (AuthenticationError, "selected version was not in our offer"),
+    "unexpected_peer": (AuthenticationError, "peer is not the agent the caller pinned"),
+    "untrusted_peer": (AuthenticationError, "trust policy refused the peer"),
+    "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
+}
+
+
+def _check_registry() -> None:
+    for code, (cls, _) in ERROR_CODES.items():
+        assert code in cls.codes, code
+    every = set().union(
+        *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
+                            CounterExhausted, DecodeError, ProtocolViolation,
+                            HandshakeTimeout, ReplayDetected, AuthenticationError))
+    )
+    assert every == set(ERROR_CODES), every ^ set(ERROR_CODES)
+
+
+_check_registry()

@@ -1,0 +1,466 @@
+"""The mutual-authentication handshake, as sans-I/O state machines.
+
+Three messages over the Noise ``NN`` pattern plus one token-less message (the SIGMA-I
+construction; ``spec/protocol.md`` section 4 is normative and its step numbers appear
+below)::
+
+    HS1  initiator -> responder   e, payload1 = {versions offered}           (clear)
+    HS2  responder -> initiator   e, ee, ENC(sig_R || body2)                 body2: version,
+                                                                             identity, time, ext
+    HS3  initiator -> responder   ENC(sig_I || body3)                        body3: identity,
+                                                                             time, ext
+
+The engines never touch a socket, a clock or a random source of their own: ``clock`` and
+``random`` are injected, so the vectors in ``spec/vectors/`` reproduce exact bytes. Every
+failure is sticky: once an engine has raised a remote error, every later call raises the
+same code again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, Final
+
+from . import crypto, wire
+from .errors import (
+    AgentAuthError,
+    AuthenticationError,
+    DecodeError,
+    HandshakeTimeout,
+    InvalidArgument,
+    InvalidState,
+    ProtocolViolation,
+    RemoteError,
+)
+from .identity import Identity, PeerKey
+from .noise import SymmetricState
+from .session import DEFAULT_MAX_MESSAGE, Session
+
+__all__ = [
+    "MAX_HANDSHAKE_MESSAGE",
+    "TRANSITIONS",
+    "PROLOGUE",
+    "SUPPORTED_VERSIONS",
+    "HandshakePolicy",
+    "HandshakeResult",
+    "HandshakeState",
+    "Initiator",
+    "Responder",
+    "Role",
+    "accept_any_peer",
+]
+
+PROLOGUE: Final = b"agentauth handshake"
+SUPPORTED_VERSIONS: Final = (1,)
+MAX_HANDSHAKE_MESSAGE: Final = 65535
+RESPONDER_CONTEXT: Final = b"agentauth v1 handshake responder signature\x00"
+INITIATOR_CONTEXT: Final = b"agentauth v1 handshake initiator signature\x00"
+
+MAX_VERSIONS = 8
+MAX_EXTENSIONS = 16
+MAX_TIMESTAMP = 2**63 - 1
+_EXTENSION_NAME = re.compile(r"[a-z][a-z0-9._-]{0,31}")
+_SIG = crypto.SIGNATURE_LEN
+_TAG = crypto.AEAD_TAG_LEN
+_DH = crypto.DH_LEN
+_NO_EXTENSIONS: Mapping[str, bytes] = MappingProxyType({})
+
+
+class Role(Enum):
+    """Which side of the handshake an engine plays."""
+
+    INITIATOR = "initiator"
+    RESPONDER = "responder"
+
+
+class HandshakeState(Enum):
+    """Where an engine is. ``DONE`` and ``FAILED`` are final."""
+
+    START = "start"  # initiator: nothing sent yet
+    AWAIT_HS1 = "await_hs1"  # responder: waiting for the initiator's first message
+    AWAIT_HS2 = "await_hs2"  # initiator: HS1 sent
+    AWAIT_HS3 = "await_hs3"  # responder: HS2 sent
+    DONE = "done"
+    FAILED = "failed"
+
+
+_I, _R = Role.INITIATOR, Role.RESPONDER
+_S = HandshakeState
+
+#: The one transition table: (role, state, input) -> (step method, next state).
+#: An input with no row is refused: a message is ``out_of_order`` (the peer's fault),
+#: ``start`` is ``invalid_state`` (the caller's).
+TRANSITIONS: Final[Mapping[tuple[Role, HandshakeState, str], tuple[str, HandshakeState]]] = {
+    (_I, _S.START, "start"): ("_write_hs1", _S.AWAIT_HS2),
+    (_I, _S.AWAIT_HS2, "message"): ("_read_hs2", _S.DONE),
+    (_R, _S.AWAIT_HS1, "message"): ("_read_hs1", _S.AWAIT_HS3),
+    (_R, _S.AWAIT_HS3, "message"): ("_read_hs3", _S.DONE),
+}
+
+
+def accept_any_peer(agent_id: str) -> bool:
+    """A trust policy that accepts every peer that proves its key. Use it deliberately."""
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakePolicy:
+    """What a side accepts; one policy object serves many handshakes.
+
+    ``trust`` is either a callable taking the peer's agent id and returning whether to
+    accept it, or a collection of accepted agent ids. There is no default: pass
+    :func:`accept_any_peer` to accept every authenticated peer.
+    """
+
+    trust: Callable[[str], bool] | frozenset[str]
+    max_skew: float = 120.0
+    timeout: float = 30.0
+    versions: tuple[int, ...] = SUPPORTED_VERSIONS
+    max_message: int = DEFAULT_MAX_MESSAGE
+
+    def __post_init__(self) -> None:
+        if not callable(self.trust):
+            if isinstance(self.trust, str) or not isinstance(self.trust, Iterable):
+                raise InvalidArgument("trust must be a callable or a collection of agent ids")
+            object.__setattr__(self, "trust", frozenset(self.trust))
+        if not self.max_skew >= 0 or not self.timeout > 0:
+            raise InvalidArgument("max_skew must be >= 0 and timeout > 0")
+        versions = self.versions
+        if (not versions or list(versions) != sorted(set(versions))
+                or not set(versions) <= set(SUPPORTED_VERSIONS)):
+            raise InvalidArgument(f"versions must be increasing and among {SUPPORTED_VERSIONS}")
+
+    def trusts(self, agent_id: str) -> bool:
+        """Whether the trust policy accepts ``agent_id``."""
+        trust = self.trust
+        if isinstance(trust, frozenset):
+            return agent_id in trust
+        return bool(trust(agent_id))
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    """What a completed handshake established. ``session`` carries the keys."""
+
+    peer: PeerKey
+    version: int
+    channel_binding: bytes = field(repr=False)
+    peer_extensions: Mapping[str, bytes] = field(repr=False)
+    session: Session = field(repr=False)
+
+    @property
+    def peer_id(self) -> str:
+        """The peer's ``did:key`` agent id."""
+        return self.peer.agent_id
+
+
+def _check_extensions(ext: Any, *, ours: bool) -> Mapping[str, bytes]:
+    """Validate an extension map (names sorted, values bytes); local or from the wire."""
+    err: type[AgentAuthError] = InvalidArgument if ours else DecodeError
+    if not isinstance(ext, Mapping) or len(ext) > MAX_EXTENSIONS:
+        raise err(f"extensions must be a map of at most {MAX_EXTENSIONS} entries",
+                  code="invalid_argument" if ours else "malformed")
+    for name, value in ext.items():
+        if (type(name) is not str or type(value) is not bytes
+                or not _EXTENSION_NAME.fullmatch(name)):
+            raise err("extension names are [a-z][a-z0-9._-]{0,31} and values are bytes",
+                      code="invalid_argument" if ours else "malformed")
+    if not ours and list(ext) != sorted(ext):
+        raise DecodeError("extension names are not sorted", code="non_canonical")
+    return MappingProxyType(dict(sorted(ext.items())))
+
+
+def _check_identity_and_time(identity: Any, timestamp: Any, what: str) -> None:
+    if type(identity) is not bytes or len(identity) != 32:
+        raise DecodeError(f"{what} identity is not 32 bytes", code="malformed")
+    if type(timestamp) is not int or not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise DecodeError(f"{what} timestamp is not an unsigned 63-bit integer",
+                          code="malformed")
+
+
+class _Engine:
+    """Shared machinery of both roles: the transition table, stickiness, checks."""
+
+    role: Role
+    __slots__ = (
+        "_clock",
+        "_e_public",
+        "_e_secret",
+        "_error",
+        "_expect",
+        "_extensions",
+        "_identity",
+        "_offer",
+        "_ordered",
+        "_policy",
+        "_random",
+        "_started",
+        "_symmetric",
+        "result",
+        "state",
+    )
+
+    def __init__(
+        self,
+        identity: Identity,
+        policy: HandshakePolicy,
+        *,
+        expect: str | PeerKey | None = None,
+        extensions: Mapping[str, bytes] | None = None,
+        ordered: bool = True,
+        clock: Callable[[], float] = time.time,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if not isinstance(identity, Identity) or not isinstance(policy, HandshakePolicy):
+            raise InvalidArgument("identity must be an Identity and policy a HandshakePolicy")
+        if isinstance(expect, str):
+            expect = PeerKey.from_agent_id(expect)
+        self._identity = identity
+        self._policy = policy
+        self._expect: PeerKey | None = expect
+        self._extensions = _check_extensions(extensions or {}, ours=True)
+        self._ordered = ordered
+        self._clock = clock
+        self._random = random
+        self._symmetric = SymmetricState()
+        self._symmetric.mix_hash(PROLOGUE)
+        self._e_secret = b""
+        self._e_public = b""
+        self._offer: tuple[int, ...] = policy.versions
+        self._started: float | None = None
+        self._error: AgentAuthError | None = None
+        #: Set once the handshake is complete.
+        self.result: HandshakeResult | None = None
+        self.state: HandshakeState = _S.START if self.role is _I else _S.AWAIT_HS1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(state={self.state.value}, identity={self._identity!r})"
+
+    # ------------------------------------------------------------ public calls
+
+    def receive_message(self, message: bytes) -> bytes | None:
+        """Process one handshake message from the peer; return the reply to send, if any."""
+        return self._step("message", message)
+
+    def check_timeout(self) -> None:
+        """Raise (and fail) ``handshake_timeout`` if the handshake has run out of time."""
+        if self.state in (_S.DONE, _S.FAILED) or self._started is None:
+            self._raise_if_failed()
+            return
+        try:
+            self._check_time(self._clock())
+        except RemoteError as exc:
+            self._fail(exc)
+            raise
+
+    # ------------------------------------------------------------ machinery
+
+    def _step(self, event: str, message: bytes | None) -> bytes | None:
+        self._raise_if_failed()
+        row = TRANSITIONS.get((self.role, self.state, event))
+        if row is None:
+            if event == "start":
+                raise InvalidState(f"{self.role.value} cannot start in state {self.state.value}")
+            exc: RemoteError = ProtocolViolation(
+                f"{self.role.value} in state {self.state.value} expects no message",
+                code="out_of_order")
+            self._fail(exc)
+            raise exc
+        method, next_state = row
+        if message is not None and type(message) is not bytes:
+            raise InvalidArgument("handshake messages are bytes")
+        try:
+            if message is not None and len(message) > MAX_HANDSHAKE_MESSAGE:
+                raise DecodeError(f"handshake message is {len(message)} bytes, over "
+                                  f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
+            reply: bytes | None = getattr(self, method)(message)
+        except AgentAuthError as exc:
+            # Whatever the cause, the transcript may be half-updated: fail for good.
+            self._fail(exc)
+            raise
+        self.state = next_state
+        return reply
+
+    def _fail(self, exc: AgentAuthError) -> None:
+        self._error = exc
+        self.state = _S.FAILED
+        self._e_secret = b""
+        self._symmetric = SymmetricState()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            first = self._error
+            raise type(first)(f"handshake already failed: {first.message}", code=first.code)
+
+    def _now(self) -> float:
+        now = self._clock()
+        if self._started is None:
+            self._started = now
+        else:
+            self._check_time(now)
+        return now
+
+    def _check_time(self, now: float) -> None:
+        assert self._started is not None
+        if now - self._started > self._policy.timeout:
+            raise HandshakeTimeout(f"handshake took longer than {self._policy.timeout} s")
+
+    def _new_ephemeral(self) -> None:
+        secret = self._random(32)
+        if type(secret) is not bytes or len(secret) != 32:
+            raise InvalidArgument("random(32) must return 32 bytes")
+        self._e_secret = secret
+        self._e_public = crypto.x25519_public(secret)
+
+    def _read_signed(self, plaintext: bytes, fields: int, what: str) -> tuple[bytes, bytes,
+                                                                               list[Any]]:
+        if len(plaintext) <= _SIG:
+            raise DecodeError(f"{what} payload is too short", code="malformed")
+        signature, body = plaintext[:_SIG], plaintext[_SIG:]
+        return signature, body, wire.decode_map(body, fields, MAX_HANDSHAKE_MESSAGE, what)
+
+    def _authenticate(self, identity: bytes, context: bytes, transcript: bytes,
+                      body: bytes, signature: bytes, timestamp: int, now: float) -> PeerKey:
+        """Steps common to HS2 and HS3 after decoding: reflection, signature, policy, time."""
+        if crypto.equal(identity, self._identity.public_bytes):
+            raise AuthenticationError("peer presented our own identity", code="reflection")
+        peer = PeerKey(identity)
+        peer.verify(context + transcript + body, signature)
+        if self._expect is not None and peer != self._expect:
+            raise AuthenticationError(
+                f"peer is {peer.agent_id}, expected {self._expect.agent_id}",
+                code="unexpected_peer")
+        if not self._policy.trusts(peer.agent_id):
+            raise AuthenticationError(f"peer {peer.agent_id} is not trusted",
+                                      code="untrusted_peer")
+        if abs(timestamp - now) > self._policy.max_skew:
+            raise AuthenticationError(
+                f"peer clock differs from ours by {timestamp - int(now)} s, more than "
+                f"{self._policy.max_skew} s", code="clock_skew")
+        return peer
+
+    def _signed_payload(self, context: bytes, body: bytes) -> bytes:
+        return self._identity.sign(context + self._symmetric.h + body) + body
+
+    def _finish(self, peer: PeerKey, version: int, extensions: Mapping[str, bytes]) -> None:
+        k1, k2, exporter = self._symmetric.split()
+        send, recv = (k1, k2) if self.role is _I else (k2, k1)
+        binding = self._symmetric.h
+        session = Session(send, recv, exporter, binding, ordered=self._ordered,
+                          max_message=self._policy.max_message)
+        self.result = HandshakeResult(peer, version, binding, extensions, session)
+        self._e_secret = b""
+        self._symmetric = SymmetricState()
+
+
+class Initiator(_Engine):
+    """The side that speaks first and reveals its identity last."""
+
+    role = Role.INITIATOR
+    __slots__ = ()
+
+    def start(self) -> bytes:
+        """Begin the handshake; return HS1."""
+        reply = self._step("start", None)
+        assert reply is not None
+        return reply
+
+    def _write_hs1(self, _: None) -> bytes:
+        # spec 4.2: e, then the offer in clear (MixHash of the payload).
+        self._now()
+        self._new_ephemeral()
+        ss = self._symmetric
+        ss.mix_hash(self._e_public)
+        payload = wire.encode_map(list(self._offer))
+        ss.mix_hash(payload)
+        return self._e_public + payload
+
+    def _read_hs2(self, message: bytes) -> bytes:
+        # spec 4.5 steps 1-13.
+        now = self._now()
+        if len(message) < _DH + _TAG + _SIG + 1:
+            raise DecodeError("HS2 is too short", code="malformed")
+        re_public = message[:_DH]
+        if crypto.equal(re_public, self._e_public):
+            raise AuthenticationError("HS2 echoes our ephemeral key", code="reflection")
+        ss = self._symmetric
+        ss.mix_hash(re_public)
+        ss.mix_key(crypto.x25519(self._e_secret, re_public))
+        transcript = ss.h
+        plaintext = ss.decrypt_and_hash(message[_DH:])
+        signature, body, (version, identity, timestamp, ext) = self._read_signed(
+            plaintext, 4, "HS2 body")
+        if type(version) is not int:
+            raise DecodeError("HS2 version is not an integer", code="malformed")
+        _check_identity_and_time(identity, timestamp, "HS2")
+        extensions = _check_extensions(ext, ours=False)
+        if version not in self._offer:
+            raise AuthenticationError(f"responder selected version {version}, not offered",
+                                      code="downgrade")
+        peer = self._authenticate(identity, RESPONDER_CONTEXT, transcript, body, signature,
+                                  timestamp, now)
+        # spec 4.6: reveal ourselves only now that the responder is accepted.
+        body3 = wire.encode_map(self._identity.public_bytes, int(now), dict(self._extensions))
+        hs3 = ss.encrypt_and_hash(self._signed_payload(INITIATOR_CONTEXT, body3))
+        self._finish(peer, version, extensions)
+        return hs3
+
+
+class Responder(_Engine):
+    """The side that answers; it learns the initiator's identity from HS3."""
+
+    role = Role.RESPONDER
+    __slots__ = ("_version",)
+
+    def _read_hs1(self, message: bytes) -> bytes:
+        # spec 4.3 steps 1-6, then 4.4 (writing HS2).
+        now = self._now()
+        if len(message) < _DH + 1:
+            raise DecodeError("HS1 is too short", code="malformed")
+        ie_public, payload = message[:_DH], message[_DH:]
+        (offer,) = wire.decode_map(payload, 1, MAX_HANDSHAKE_MESSAGE, "HS1 payload")
+        if (type(offer) is not list or not 1 <= len(offer) <= MAX_VERSIONS
+                or any(type(v) is not int or not 1 <= v <= 0xFFFF for v in offer)):
+            raise DecodeError("HS1 offer is not 1 to 8 versions in 1..65535", code="malformed")
+        if offer != sorted(set(offer)):
+            raise DecodeError("HS1 offer is not strictly increasing", code="non_canonical")
+        common = set(offer) & set(self._policy.versions)
+        if not common:
+            raise ProtocolViolation(f"no common version in offer {offer}",
+                                    code="no_common_version")
+        self._version = version = max(common)
+        ss = self._symmetric
+        ss.mix_hash(ie_public)
+        ss.mix_hash(payload)
+        self._new_ephemeral()
+        if crypto.equal(ie_public, self._e_public):
+            raise AuthenticationError("HS1 carries our own ephemeral key", code="reflection")
+        ss.mix_hash(self._e_public)
+        ss.mix_key(crypto.x25519(self._e_secret, ie_public))
+        body2 = wire.encode_map(version, self._identity.public_bytes, int(now),
+                                dict(self._extensions))
+        return self._e_public + ss.encrypt_and_hash(
+            self._signed_payload(RESPONDER_CONTEXT, body2))
+
+    def _read_hs3(self, message: bytes) -> None:
+        # spec 4.7 steps 1-9.
+        now = self._now()
+        if len(message) < _TAG + _SIG + 1:
+            raise DecodeError("HS3 is too short", code="malformed")
+        ss = self._symmetric
+        transcript = ss.h
+        plaintext = ss.decrypt_and_hash(message)
+        signature, body, (identity, timestamp, ext) = self._read_signed(
+            plaintext, 3, "HS3 body")
+        _check_identity_and_time(identity, timestamp, "HS3")
+        extensions = _check_extensions(ext, ours=False)
+        peer = self._authenticate(identity, INITIATOR_CONTEXT, transcript, body, signature,
+                                  timestamp, now)
+        self._finish(peer, self._version, extensions)
+        return None

@@ -1,0 +1,171 @@
+"""Identities (Ed25519 key pairs), peer keys, and agent ids in ``did:key`` form.
+
+An agent id is ``did:key:z`` followed by the base58btc encoding of the multicodec prefix
+``0xed 0x01`` and the 32-byte Ed25519 public key, e.g. ``did:key:z6Mk...``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from . import crypto
+from .errors import AuthenticationError, InvalidAgentId, InvalidKey
+
+__all__ = ["Identity", "PeerKey", "format_agent_id", "parse_agent_id"]
+
+_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_DID_PREFIX = "did:key:z"
+_MULTICODEC_ED25519 = b"\xed\x01"
+_MAX_AGENT_ID = 64  # did:key:z + 48 base58 digits; anything longer is wrong before decoding
+
+
+def _b58encode(data: bytes) -> str:
+    zeros = len(data) - len(data.lstrip(b"\x00"))
+    n = int.from_bytes(data, "big")
+    out = []
+    while n:
+        n, r = divmod(n, 58)
+        out.append(_ALPHABET[r])
+    return "1" * zeros + "".join(reversed(out))
+
+
+def _b58decode(text: str) -> bytes:
+    n = 0
+    for c in text:
+        digit = _INDEX.get(c)
+        if digit is None:
+            raise InvalidAgentId("agent id has a character outside base58btc",
+                                 code="agent_id_encoding")
+        n = n * 58 + digit
+    zeros = len(text) - len(text.lstrip("1"))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
+    return b"\x00" * zeros + body
+
+
+def format_agent_id(public_key: bytes) -> str:
+    """The ``did:key`` agent id of a 32-byte Ed25519 public key."""
+    if type(public_key) is not bytes or len(public_key) != 32:
+        raise InvalidKey("an Ed25519 public key is exactly 32 bytes")
+    return _DID_PREFIX + _b58encode(_MULTICODEC_ED25519 + public_key)
+
+
+def parse_agent_id(agent_id: str) -> bytes:
+    """Return the Ed25519 public key named by a ``did:key`` agent id; strict and canonical."""
+    if type(agent_id) is not str or not agent_id.startswith(_DID_PREFIX):
+        raise InvalidAgentId("agent id must start with 'did:key:z'", code="agent_id_prefix")
+    if len(agent_id) > _MAX_AGENT_ID:
+        raise InvalidAgentId("agent id is too long for an Ed25519 key", code="agent_id_length")
+    digits = agent_id[len(_DID_PREFIX):]
+    raw = _b58decode(digits)
+    if _b58encode(raw) != digits:
+        raise InvalidAgentId("agent id is not canonical base58btc", code="agent_id_encoding")
+    if raw[:2] != _MULTICODEC_ED25519:
+        raise InvalidAgentId("agent id is not an Ed25519 key (multicodec 0xed01)",
+                             code="agent_id_multicodec")
+    if len(raw) != 34:
+        raise InvalidAgentId(f"agent id holds a {len(raw) - 2}-byte key, not 32",
+                             code="agent_id_length")
+    return raw[2:]
+
+
+class PeerKey:
+    """Another agent's Ed25519 public key. Compares in constant time; hashable."""
+
+    __slots__ = ("_agent_id", "public_bytes")
+
+    def __init__(self, public_bytes: bytes) -> None:
+        if type(public_bytes) is not bytes or len(public_bytes) != 32:
+            raise InvalidKey("an Ed25519 public key is exactly 32 bytes")
+        self.public_bytes: bytes = public_bytes
+        self._agent_id: str | None = None
+
+    @classmethod
+    def from_bytes(cls, public_bytes: bytes) -> PeerKey:
+        """Build a peer key from its 32 raw bytes."""
+        return cls(public_bytes)
+
+    @classmethod
+    def from_agent_id(cls, agent_id: str) -> PeerKey:
+        """Build a peer key from its ``did:key`` agent id."""
+        return cls(parse_agent_id(agent_id))
+
+    @property
+    def agent_id(self) -> str:
+        """The ``did:key`` form of this key."""
+        if self._agent_id is None:
+            self._agent_id = format_agent_id(self.public_bytes)
+        return self._agent_id
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        """Return None if ``signature`` is valid for ``message``; raise ``bad_signature``."""
+        if not crypto.ed25519_verify(self.public_bytes, message, signature):
+            raise AuthenticationError(f"signature by {self.agent_id} did not verify",
+                                      code="bad_signature")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PeerKey):
+            return NotImplemented
+        return crypto.equal(self.public_bytes, other.public_bytes)
+
+    def __hash__(self) -> int:
+        return hash(self.public_bytes)
+
+    def __repr__(self) -> str:
+        return f"PeerKey({self.agent_id!r})"
+
+
+class Identity:
+    """An agent's own Ed25519 key pair. The secret never appears in a repr or a message."""
+
+    __slots__ = ("_secret", "_seed", "peer")
+
+    def __init__(self, seed: bytes) -> None:
+        public, secret = crypto.ed25519_public_from_seed(seed)
+        self._seed = seed
+        self._secret = secret
+        #: This identity's public half, as other agents see it.
+        self.peer: PeerKey = PeerKey(public)
+
+    @classmethod
+    def generate(cls, random: Callable[[int], bytes] = os.urandom) -> Identity:
+        """A new identity from 32 bytes of ``random`` (the OS generator by default)."""
+        return cls(random(32))
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Identity:
+        """Rebuild an identity from its 32-byte seed."""
+        return cls(seed)
+
+    @property
+    def public_bytes(self) -> bytes:
+        """The 32-byte Ed25519 public key."""
+        return self.peer.public_bytes
+
+    @property
+    def agent_id(self) -> str:
+        """This identity's ``did:key`` agent id."""
+        return self.peer.agent_id
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte Ed25519 signature of ``message``."""
+        return crypto.ed25519_sign(self._secret, message)
+
+    def export_seed(self) -> bytes:
+        """The 32-byte secret seed. Store it only encrypted."""
+        return self._seed
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Identity):
+            return NotImplemented
+        return crypto.equal(self._seed, other._seed)
+
+    def __hash__(self) -> int:
+        return hash(self.peer.public_bytes)
+
+    def __repr__(self) -> str:
+        return f"Identity({self.agent_id!r})"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("Identity is not picklable: export the seed deliberately instead")

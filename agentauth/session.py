@@ -1,0 +1,306 @@
+"""Sessions: authenticated encryption of messages after the handshake.
+
+A session message is ``type (1 byte) || counter (8 bytes, little-endian) || ciphertext``;
+the 9-byte header is the AEAD's associated data and the nonce is ``0^4 || counter``.
+Each direction has its own key. Counters are explicit, so a receiver can run in one of
+two modes (``spec/protocol.md`` section 5):
+
+* ordered (the default, for streams): the next counter is required;
+* unordered (datagrams, queues): an RFC 6479 sliding window accepts each counter once.
+
+Either way the receive state moves only after the AEAD tag has verified. Keys change by
+epoch: counter ``c`` belongs to epoch ``c >> 32`` and epoch ``e + 1`` uses
+``REKEY(key_e)``. :meth:`Session.rekey` sends a REKEY message and jumps to the next epoch,
+discarding the old sending key.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from . import crypto
+from .errors import (
+    AuthenticationError,
+    CounterExhausted,
+    DecodeError,
+    InvalidArgument,
+    InvalidState,
+    ProtocolViolation,
+    ReplayDetected,
+)
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE",
+    "EPOCH_BITS",
+    "HEADER_LEN",
+    "OVERHEAD",
+    "REPLAY_WINDOW",
+    "ReplayWindow",
+    "Session",
+]
+
+DATA, CLOSE, REKEY = 0, 1, 2
+HEADER_LEN = 9
+OVERHEAD = HEADER_LEN + crypto.AEAD_TAG_LEN
+EPOCH_BITS = 32
+LAST_COUNTER = crypto.MAX_NONCE - 1  # 2^64 - 1 is Noise's reserved rekey nonce
+DEFAULT_MAX_MESSAGE = (1 << 20) + OVERHEAD
+_EXPORTER_LABEL = b"agentauth v1 exporter\x00"
+
+_HEADER = struct.Struct("<BQ")
+_pack_header = _HEADER.pack
+_unpack_header = _HEADER.unpack_from
+_pack_nonce = struct.Struct("<4xQ").pack
+_InvalidTag = crypto.InvalidTag
+_Cipher = crypto.ChaCha20Poly1305
+
+_BLOCK_BITS = 64
+_BLOCKS = 33
+#: Width of the unordered mode's replay window, in messages.
+REPLAY_WINDOW = (_BLOCKS - 1) * _BLOCK_BITS  # 2048
+
+
+class ReplayWindow:
+    """RFC 6479 sliding window: a ring of 64-bit blocks behind the highest counter seen.
+
+    :meth:`check` is called before decryption and changes nothing; :meth:`commit` is
+    called only after the message authenticated.
+    """
+
+    __slots__ = ("_blocks", "top")
+
+    def __init__(self) -> None:
+        self._blocks = [0] * _BLOCKS
+        #: Highest counter committed so far (-1: none yet).
+        self.top = -1
+
+    def check(self, counter: int) -> None:
+        """Raise ``replayed`` or ``stale`` unless ``counter`` may still be accepted."""
+        if counter > self.top:
+            return
+        if self.top - counter >= REPLAY_WINDOW:
+            raise ReplayDetected(f"counter {counter} is behind the replay window", code="stale")
+        if self._blocks[(counter >> 6) % _BLOCKS] >> (counter & 63) & 1:
+            raise ReplayDetected(f"counter {counter} was already accepted", code="replayed")
+
+    def commit(self, counter: int) -> None:
+        """Record ``counter`` as accepted, sliding the window forward if it is the newest."""
+        blocks = self._blocks
+        if counter > self.top:
+            current = self.top >> 6
+            steps = min((counter >> 6) - current, _BLOCKS)
+            for i in range(1, steps + 1):
+                blocks[(current + i) % _BLOCKS] = 0
+            self.top = counter
+        blocks[(counter >> 6) % _BLOCKS] |= 1 << (counter & 63)
+
+
+class Session:
+    """One end of an established session. Built by the handshake engine, not by hand."""
+
+    __slots__ = (
+        "_exporter",
+        "_max_message",
+        "_recv_cipher",
+        "_recv_epoch",
+        "_recv_key",
+        "_recv_n",
+        "_recv_prev",
+        "_send_cipher",
+        "_send_key",
+        "_send_limit",
+        "_send_n",
+        "_window",
+        "channel_binding",
+        "closed",
+        "peer_closed",
+    )
+
+    def __init__(
+        self,
+        send_key: bytes,
+        recv_key: bytes,
+        exporter_secret: bytes,
+        channel_binding: bytes,
+        *,
+        ordered: bool = True,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+    ) -> None:
+        if max_message < OVERHEAD:
+            raise InvalidArgument(f"max_message must be at least {OVERHEAD}")
+        self._send_key = send_key
+        self._send_cipher = _Cipher(send_key)
+        self._send_n = 0
+        self._send_limit = 1 << EPOCH_BITS
+        self._recv_key = recv_key
+        self._recv_cipher = _Cipher(recv_key)
+        self._recv_prev: _Cipher | None = None
+        self._recv_epoch = 0
+        self._recv_n = 0  # ordered mode: the next counter required
+        self._window = None if ordered else ReplayWindow()
+        self._exporter = exporter_secret
+        self._max_message = max_message
+        #: The final handshake hash, equal at both ends and unique to this session.
+        self.channel_binding: bytes = channel_binding
+        #: True once this end sent CLOSE: nothing more can be sealed.
+        self.closed = False
+        #: True once the peer's CLOSE arrived: nothing more is accepted.
+        self.peer_closed = False
+
+    def __repr__(self) -> str:
+        mode = "ordered" if self._window is None else "unordered"
+        return (f"Session({mode}, sent={self._send_n}, closed={self.closed}, "
+                f"peer_closed={self.peer_closed})")
+
+    # ----------------------------------------------------------------- sending
+
+    def seal(self, payload: bytes) -> bytes:
+        """Encrypt ``payload`` as the next DATA message."""
+        n = self._send_n
+        if n >= self._send_limit:
+            n = self._next_epoch()
+        self._send_n = n + 1
+        header = _pack_header(DATA, n)
+        return header + self._send_cipher.encrypt(_pack_nonce(n), payload, header)
+
+    def rekey(self) -> bytes:
+        """Return a REKEY message; later messages use the next epoch's key."""
+        message = self._control(REKEY)
+        self._send_n = self._send_limit
+        return message
+
+    def close(self) -> bytes:
+        """Return a CLOSE message; afterwards :meth:`seal` raises ``invalid_state``."""
+        message = self._control(CLOSE)
+        self.closed = True
+        self._send_limit = -1
+        return message
+
+    def _control(self, kind: int) -> bytes:
+        n = self._send_n
+        if n >= self._send_limit:
+            n = self._next_epoch()
+        self._send_n = n + 1
+        header = _pack_header(kind, n)
+        return header + self._send_cipher.encrypt(_pack_nonce(n), b"", header)
+
+    def _next_epoch(self) -> int:
+        """Move the sending side to the next epoch (or refuse); return the counter to use."""
+        if self.closed:
+            raise InvalidState("the session is closed for sending")
+        n = self._send_limit
+        if n > LAST_COUNTER:
+            raise CounterExhausted("the session's sending counter is used up")
+        self._send_key = crypto.rekey(self._send_key)
+        self._send_cipher = _Cipher(self._send_key)
+        self._send_limit = min(n + (1 << EPOCH_BITS), LAST_COUNTER + 1)
+        self._send_n = n
+        return n
+
+    # --------------------------------------------------------------- receiving
+
+    def open(self, message: bytes) -> bytes | None:
+        """Authenticate and decrypt one message.
+
+        Returns the payload of a DATA message, or None for a control message (after a
+        CLOSE, :attr:`peer_closed` is True and every later call raises).
+        """
+        size = len(message)
+        if size < OVERHEAD or size > self._max_message:
+            return self._reject_size(size)
+        kind, n = _unpack_header(message)
+        if (kind == DATA and self._window is None and n == self._recv_n
+                and n >> EPOCH_BITS == self._recv_epoch):
+            try:
+                payload = self._recv_cipher.decrypt(
+                    _pack_nonce(n), memoryview(message)[HEADER_LEN:], message[:HEADER_LEN]
+                )
+            except _InvalidTag:
+                raise AuthenticationError("message authentication failed",
+                                          code="decrypt_failed") from None
+            self._recv_n = n + 1
+            return payload
+        return self._open_slow(message, kind, n)
+
+    def _reject_size(self, size: int) -> None:
+        if size > self._max_message:
+            raise DecodeError(f"session message is {size} bytes, over the limit of "
+                              f"{self._max_message}", code="oversize")
+        raise DecodeError(f"session message is {size} bytes, shorter than its header and tag",
+                          code="malformed")
+
+    def _open_slow(self, message: bytes, kind: int, n: int) -> bytes | None:
+        if self.peer_closed:
+            raise ProtocolViolation("the peer closed the session", code="session_closed")
+        if kind > REKEY:
+            raise DecodeError(f"unknown session message type {kind}", code="malformed")
+        if n > LAST_COUNTER:
+            raise DecodeError("session message uses the reserved counter", code="malformed")
+        epoch = n >> EPOCH_BITS
+        window = self._window
+        if window is None:
+            if n < self._recv_n:
+                raise ReplayDetected(f"counter {n} was already accepted or skipped",
+                                     code="replayed")
+            if n != self._recv_n:
+                raise ProtocolViolation(f"expected counter {self._recv_n}, got {n}",
+                                        code="out_of_order")
+        else:
+            window.check(n)
+        if epoch == self._recv_epoch:
+            cipher = self._recv_cipher
+        elif epoch == self._recv_epoch + 1:
+            next_key = crypto.rekey(self._recv_key)
+            cipher = _Cipher(next_key)
+        elif epoch == self._recv_epoch - 1 and self._recv_prev is not None:
+            cipher = self._recv_prev
+        else:
+            raise AuthenticationError(f"no key for epoch {epoch} of counter {n}",
+                                      code="decrypt_failed")
+        try:
+            payload = cipher.decrypt(
+                _pack_nonce(n), memoryview(message)[HEADER_LEN:], message[:HEADER_LEN]
+            )
+        except _InvalidTag:
+            raise AuthenticationError("message authentication failed",
+                                      code="decrypt_failed") from None
+        # Authenticated: only now does any receive state change.
+        if epoch == self._recv_epoch + 1:
+            self._recv_prev = self._recv_cipher if window is not None else None
+            self._recv_key = next_key
+            self._recv_cipher = cipher
+            self._recv_epoch = epoch
+        if window is None:
+            self._recv_n = n + 1
+        else:
+            window.commit(n)
+            if self._recv_prev is not None and window.top - REPLAY_WINDOW >= (
+                self._recv_epoch << EPOCH_BITS
+            ):
+                self._recv_prev = None
+        if kind == DATA:
+            return payload
+        return self._received_control(kind, n)
+
+    def _received_control(self, kind: int, n: int) -> None:
+        if kind == CLOSE:
+            self.peer_closed = True
+            self._recv_n = -1  # no counter matches: every later message takes the slow path
+        elif kind == REKEY and self._window is None:
+            self._recv_n = (self._recv_epoch + 1) << EPOCH_BITS
+        elif kind != REKEY:
+            raise DecodeError(f"unknown session message type {kind}", code="malformed")
+        return None
+
+    # ----------------------------------------------------------------- exports
+
+    def export(self, label: bytes, context: bytes = b"", length: int = 32) -> bytes:
+        """Derive an application key bound to this session (1 to 64 bytes).
+
+        Both ends get the same value for the same ``label`` and ``context``; different
+        labels give independent keys.
+        """
+        if not 1 <= length <= 64 or not 1 <= len(label) <= 255:
+            raise InvalidArgument("length must be 1..64 and the label 1..255 bytes")
+        data = _EXPORTER_LABEL + bytes([len(label)]) + label + context
+        return crypto.blake2b_keyed(self._exporter, data, length)

@@ -1,0 +1,23 @@
+"""The two-peer harness: a complete handshake and a session in memory."""
+
+from __future__ import annotations
+
+from agentauth import HandshakePolicy, Identity, Initiator, Responder, accept_any_peer
+
+
+def test_handshake_then_session() -> None:
+    alice, bob = Identity.generate(), Identity.generate()
+    policy = HandshakePolicy(trust=accept_any_peer)
+    initiator = Initiator(alice, policy, expect=bob.agent_id)
+    responder = Responder(bob, policy)
+    hs2 = responder.receive_message(initiator.start())
+    assert hs2 is not None
+    hs3 = initiator.receive_message(hs2)
+    assert hs3 is not None
+    assert responder.receive_message(hs3) is None
+    a, b = initiator.result, responder.result
+    assert a is not None and b is not None
+    assert a.peer_id == bob.agent_id and b.peer_id == alice.agent_id
+    assert a.channel_binding == b.channel_binding
+    assert b.session.open(a.session.seal(b"ping")) == b"ping"
+    assert a.session.open(b.session.seal(b"pong")) == b"pong"
