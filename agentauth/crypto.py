@@ -78,7 +78,7 @@ def ed25519_public_from_seed(seed: bytes) -> tuple[bytes, bytes]:
 
 def ed25519_sign(secret_key: bytes, message: bytes) -> bytes:
     """Sign ``message`` with libsodium's 64-byte secret key; return the 64-byte signature."""
-    return _sodium.crypto_sign(message, secret_key)[:SIGNATURE_LEN]  # type: ignore[no-any-return]
+    return _sodium.crypto_sign(message, secret_key)[:SIGNATURE_LEN]
 
 
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -99,13 +99,13 @@ def x25519_public(secret: bytes) -> bytes:
     """The X25519 public key of a 32-byte secret (the secret is clamped as usual)."""
     if type(secret) is not bytes or len(secret) != DH_LEN:
         raise InvalidKey("an X25519 secret key is exactly 32 bytes")
-    return _sodium.crypto_scalarmult_base(secret)  # type: ignore[no-any-return]
+    return _sodium.crypto_scalarmult_base(secret)
 
 
 def x25519(secret: bytes, public: bytes) -> bytes:
     """X25519 Diffie-Hellman; a small-order ``public`` raises ``low_order_point``."""
     try:
-        return _sodium.crypto_scalarmult(secret, public)  # type: ignore[no-any-return]
+        return _sodium.crypto_scalarmult(secret, public)
     except _nacl_exc.RuntimeError:
         raise AuthenticationError(
             "peer X25519 key is of small order", code="low_order_point"

@@ -44,9 +44,9 @@ from .session import DEFAULT_MAX_MESSAGE, Session
 
 __all__ = [
     "MAX_HANDSHAKE_MESSAGE",
-    "TRANSITIONS",
     "PROLOGUE",
     "SUPPORTED_VERSIONS",
+    "TRANSITIONS",
     "HandshakePolicy",
     "HandshakeResult",
     "HandshakeState",
@@ -463,4 +463,3 @@ class Responder(_Engine):
         peer = self._authenticate(identity, INITIATOR_CONTEXT, transcript, body, signature,
                                   timestamp, now)
         self._finish(peer, self._version, extensions)
-        return None

@@ -52,7 +52,7 @@ class CipherState:
 class SymmetricState:
     """The chaining key ``ck``, the handshake hash ``h`` and the current CipherState."""
 
-    __slots__ = ("ck", "cipher", "h")
+    __slots__ = ("cipher", "ck", "h")
 
     def __init__(self, protocol_name: bytes = PROTOCOL_NAME) -> None:
         if len(protocol_name) <= crypto.HASH_LEN:

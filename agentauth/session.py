@@ -17,6 +17,7 @@ discarding the old sending key.
 from __future__ import annotations
 
 import struct
+from typing import NoReturn
 
 from . import crypto
 from .errors import (
@@ -207,7 +208,7 @@ class Session:
         """
         size = len(message)
         if size < OVERHEAD or size > self._max_message:
-            return self._reject_size(size)
+            self._reject_size(size)
         kind, n = _unpack_header(message)
         if (kind == DATA and self._window is None and n == self._recv_n
                 and n >> EPOCH_BITS == self._recv_epoch):
@@ -222,7 +223,7 @@ class Session:
             return payload
         return self._open_slow(message, kind, n)
 
-    def _reject_size(self, size: int) -> None:
+    def _reject_size(self, size: int) -> NoReturn:
         if size > self._max_message:
             raise DecodeError(f"session message is {size} bytes, over the limit of "
                               f"{self._max_message}", code="oversize")
@@ -280,17 +281,15 @@ class Session:
                 self._recv_prev = None
         if kind == DATA:
             return payload
-        return self._received_control(kind, n)
+        self._received_control(kind)
+        return None
 
-    def _received_control(self, kind: int, n: int) -> None:
+    def _received_control(self, kind: int) -> None:
         if kind == CLOSE:
             self.peer_closed = True
             self._recv_n = -1  # no counter matches: every later message takes the slow path
-        elif kind == REKEY and self._window is None:
+        elif self._window is None:  # REKEY on an ordered session: the sender jumped
             self._recv_n = (self._recv_epoch + 1) << EPOCH_BITS
-        elif kind != REKEY:
-            raise DecodeError(f"unknown session message type {kind}", code="malformed")
-        return None
 
     # ----------------------------------------------------------------- exports
 

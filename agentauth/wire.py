@@ -47,7 +47,8 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
     ``what`` names the structure in error messages.
     """
     if len(data) > limit:
-        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}", code="oversize")
+        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
+                          code="oversize")
     try:
         obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
     except DecodeError:
