@@ -43,8 +43,10 @@ from .noise import SymmetricState
 from .session import DEFAULT_MAX_MESSAGE, Session
 
 __all__ = [
+    "INITIATOR_CONTEXT",
     "MAX_HANDSHAKE_MESSAGE",
     "PROLOGUE",
+    "RESPONDER_CONTEXT",
     "SUPPORTED_VERSIONS",
     "TRANSITIONS",
     "HandshakePolicy",

@@ -1,0 +1,1 @@
+"""Conformance material: vector generation and replay (the runner grows here)."""
