@@ -31,7 +31,6 @@ __all__ = [
     "HASH_LEN",
     "MAX_NONCE",
     "SIGNATURE_LEN",
-    "Aead",
     "ChaCha20Poly1305",
     "InvalidTag",
     "blake2b",
@@ -141,35 +140,6 @@ def hkdf(chaining_key: bytes, ikm: bytes, outputs: int) -> tuple[bytes, ...]:
 def nonce(counter: int) -> bytes:
     """Noise's 96-bit nonce: four zero bytes, then the 64-bit counter little-endian."""
     return _NONCE_PREFIX + counter.to_bytes(8, "little")
-
-
-class Aead:
-    """ChaCha20-Poly1305 under one key; a failed tag check raises ``decrypt_failed``."""
-
-    __slots__ = ("_cipher",)
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) != AEAD_KEY_LEN:
-            raise InvalidKey("a ChaCha20-Poly1305 key is exactly 32 bytes")
-        self._cipher = ChaCha20Poly1305(key)
-
-    def __repr__(self) -> str:
-        return "Aead(<secret>)"
-
-    def encrypt(self, counter: int, plaintext: bytes, ad: bytes) -> bytes:
-        """Seal ``plaintext`` with the nonce of ``counter`` and associated data ``ad``."""
-        return self._cipher.encrypt(_NONCE_PREFIX + counter.to_bytes(8, "little"), plaintext, ad)
-
-    def decrypt(self, counter: int, ciphertext: bytes, ad: bytes) -> bytes:
-        """Open ``ciphertext``; raise ``AuthenticationError(decrypt_failed)`` on a bad tag."""
-        try:
-            return self._cipher.decrypt(
-                _NONCE_PREFIX + counter.to_bytes(8, "little"), ciphertext, ad
-            )
-        except InvalidTag:
-            raise AuthenticationError(
-                "message authentication failed", code="decrypt_failed"
-            ) from None
 
 
 def rekey(key: bytes) -> bytes:

@@ -38,7 +38,7 @@ from .errors import (
     ProtocolViolation,
     RemoteError,
 )
-from .identity import Identity, PeerKey
+from .identity import Identity, PeerKey, parse_agent_id
 from .noise import SymmetricState
 from .session import DEFAULT_MAX_MESSAGE, Session
 
@@ -73,6 +73,12 @@ _TAG = crypto.AEAD_TAG_LEN
 _DH = crypto.DH_LEN
 _NO_EXTENSIONS: Mapping[str, bytes] = MappingProxyType({})
 
+# Every transcript starts as InitializeSymmetric(protocol name) then MixHash(prologue).
+_INITIAL = SymmetricState()
+_INITIAL.mix_hash(PROLOGUE)
+# Engines that are done or failed drop their transcript (and its keys) for this.
+_SPENT = SymmetricState()
+
 
 class Role(Enum):
     """Which side of the handshake an engine plays."""
@@ -106,7 +112,7 @@ TRANSITIONS: Final[Mapping[tuple[Role, HandshakeState, str], tuple[str, Handshak
 }
 
 
-def accept_any_peer(agent_id: str) -> bool:
+def accept_any_peer(peer: PeerKey) -> bool:
     """A trust policy that accepts every peer that proves its key. Use it deliberately."""
     return True
 
@@ -115,22 +121,27 @@ def accept_any_peer(agent_id: str) -> bool:
 class HandshakePolicy:
     """What a side accepts; one policy object serves many handshakes.
 
-    ``trust`` is either a callable taking the peer's agent id and returning whether to
-    accept it, or a collection of accepted agent ids. There is no default: pass
+    ``trust`` is either a callable that takes the authenticated peer's :class:`PeerKey`
+    and returns whether to accept it, or a collection of accepted agent ids (parsed, and
+    so checked, when the policy is made). There is no default: pass
     :func:`accept_any_peer` to accept every authenticated peer.
     """
 
-    trust: Callable[[str], bool] | frozenset[str]
+    trust: Callable[[PeerKey], bool] | Iterable[str]
     max_skew: float = 120.0
     timeout: float = 30.0
     versions: tuple[int, ...] = SUPPORTED_VERSIONS
     max_message: int = DEFAULT_MAX_MESSAGE
+    _allowed: frozenset[bytes] | None = field(default=None, init=False, repr=False,
+                                              compare=False)
 
     def __post_init__(self) -> None:
         if not callable(self.trust):
-            if isinstance(self.trust, str) or not isinstance(self.trust, Iterable):
+            if isinstance(self.trust, str | bytes) or not isinstance(self.trust, Iterable):
                 raise InvalidArgument("trust must be a callable or a collection of agent ids")
-            object.__setattr__(self, "trust", frozenset(self.trust))
+            ids = frozenset(self.trust)
+            object.__setattr__(self, "trust", ids)
+            object.__setattr__(self, "_allowed", frozenset(parse_agent_id(i) for i in ids))
         if not self.max_skew >= 0 or not self.timeout > 0:
             raise InvalidArgument("max_skew must be >= 0 and timeout > 0")
         versions = self.versions
@@ -138,12 +149,12 @@ class HandshakePolicy:
                 or not set(versions) <= set(SUPPORTED_VERSIONS)):
             raise InvalidArgument(f"versions must be increasing and among {SUPPORTED_VERSIONS}")
 
-    def trusts(self, agent_id: str) -> bool:
-        """Whether the trust policy accepts ``agent_id``."""
-        trust = self.trust
-        if isinstance(trust, frozenset):
-            return agent_id in trust
-        return bool(trust(agent_id))
+    def trusts(self, peer: PeerKey) -> bool:
+        """Whether the trust policy accepts ``peer``."""
+        if self._allowed is not None:
+            return peer.public_bytes in self._allowed
+        assert callable(self.trust)
+        return bool(self.trust(peer))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,8 @@ class HandshakeResult:
 
 def _check_extensions(ext: Any, *, ours: bool) -> Mapping[str, bytes]:
     """Validate an extension map (names sorted, values bytes); local or from the wire."""
+    if type(ext) is dict and not ext:
+        return _NO_EXTENSIONS
     err: type[AgentAuthError] = InvalidArgument if ours else DecodeError
     if not isinstance(ext, Mapping) or len(ext) > MAX_EXTENSIONS:
         raise err(f"extensions must be a map of at most {MAX_EXTENSIONS} entries",
@@ -230,8 +243,7 @@ class _Engine:
         self._ordered = ordered
         self._clock = clock
         self._random = random
-        self._symmetric = SymmetricState()
-        self._symmetric.mix_hash(PROLOGUE)
+        self._symmetric = _INITIAL.copy()
         self._e_secret = b""
         self._e_public = b""
         self._offer: tuple[int, ...] = policy.versions
@@ -293,7 +305,7 @@ class _Engine:
         self._error = exc
         self.state = _S.FAILED
         self._e_secret = b""
-        self._symmetric = SymmetricState()
+        self._symmetric = _SPENT
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -338,7 +350,7 @@ class _Engine:
             raise AuthenticationError(
                 f"peer is {peer.agent_id}, expected {self._expect.agent_id}",
                 code="unexpected_peer")
-        if not self._policy.trusts(peer.agent_id):
+        if not self._policy.trusts(peer):
             raise AuthenticationError(f"peer {peer.agent_id} is not trusted",
                                       code="untrusted_peer")
         if abs(timestamp - now) > self._policy.max_skew:
@@ -358,7 +370,7 @@ class _Engine:
                           max_message=self._policy.max_message)
         self.result = HandshakeResult(peer, version, binding, extensions, session)
         self._e_secret = b""
-        self._symmetric = SymmetricState()
+        self._symmetric = _SPENT
 
 
 class Initiator(_Engine):

@@ -1,9 +1,10 @@
 """Sessions: authenticated encryption of messages after the handshake.
 
-A session message is ``type (1 byte) || counter (8 bytes, little-endian) || ciphertext``;
-the 9-byte header is the AEAD's associated data and the nonce is ``0^4 || counter``.
-Each direction has its own key. Counters are explicit, so a receiver can run in one of
-two modes (``spec/protocol.md`` section 5):
+A session message is ``header (8 bytes) || ciphertext || tag (16 bytes)``. The header is
+``LE64(type << 56 | counter)``; the AEAD nonce is ``0^4 || header`` and there is no
+associated data: a header that was changed in transit names another nonce, so the tag
+fails. Each direction has its own key. Counters are explicit (56 bits), so a receiver can
+run in one of two modes (``spec/protocol.md`` section 5):
 
 * ordered (the default, for streams): the next counter is required;
 * unordered (datagrams, queues): an RFC 6479 sliding window accepts each counter once.
@@ -31,6 +32,7 @@ from .errors import (
 )
 
 __all__ = [
+    "COUNTER_BITS",
     "DEFAULT_MAX_MESSAGE",
     "EPOCH_BITS",
     "HEADER_LEN",
@@ -41,16 +43,15 @@ __all__ = [
 ]
 
 DATA, CLOSE, REKEY = 0, 1, 2
-HEADER_LEN = 9
+HEADER_LEN = 8
 OVERHEAD = HEADER_LEN + crypto.AEAD_TAG_LEN
+COUNTER_BITS = 56
+COUNTER_MASK = (1 << COUNTER_BITS) - 1
 EPOCH_BITS = 32
-LAST_COUNTER = crypto.MAX_NONCE - 1  # 2^64 - 1 is Noise's reserved rekey nonce
 DEFAULT_MAX_MESSAGE = (1 << 20) + OVERHEAD
 _EXPORTER_LABEL = b"agentauth v1 exporter\x00"
 
-_HEADER = struct.Struct("<BQ")
-_pack_header = _HEADER.pack
-_unpack_header = _HEADER.unpack_from
+_unpack_header = struct.Struct("<Q").unpack_from
 _pack_nonce = struct.Struct("<4xQ").pack
 _InvalidTag = crypto.InvalidTag
 _Cipher = crypto.ChaCha20Poly1305
@@ -105,6 +106,7 @@ class Session:
         "_recv_cipher",
         "_recv_epoch",
         "_recv_key",
+        "_recv_limit",
         "_recv_n",
         "_recv_prev",
         "_send_cipher",
@@ -132,12 +134,15 @@ class Session:
         self._send_key = send_key
         self._send_cipher = _Cipher(send_key)
         self._send_n = 0
-        self._send_limit = 1 << EPOCH_BITS
+        self._send_limit = 1 << EPOCH_BITS  # first counter the current key may not use
         self._recv_key = recv_key
         self._recv_cipher = _Cipher(recv_key)
         self._recv_prev: _Cipher | None = None
         self._recv_epoch = 0
-        self._recv_n = 0  # ordered mode: the next counter required
+        self._recv_limit = 1 << EPOCH_BITS
+        # Ordered mode: the next counter required. -1 (never matched) in unordered mode
+        # and after CLOSE, so that open() always takes the checked path there.
+        self._recv_n = 0 if ordered else -1
         self._window = None if ordered else ReplayWindow()
         self._exporter = exporter_secret
         self._max_message = max_message
@@ -161,8 +166,8 @@ class Session:
         if n >= self._send_limit:
             n = self._next_epoch()
         self._send_n = n + 1
-        header = _pack_header(DATA, n)
-        return header + self._send_cipher.encrypt(_pack_nonce(n), payload, header)
+        nonce = _pack_nonce(n)  # DATA is type 0: the header is the counter alone
+        return nonce[4:] + self._send_cipher.encrypt(nonce, payload, None)
 
     def rekey(self) -> bytes:
         """Return a REKEY message; later messages use the next epoch's key."""
@@ -182,19 +187,19 @@ class Session:
         if n >= self._send_limit:
             n = self._next_epoch()
         self._send_n = n + 1
-        header = _pack_header(kind, n)
-        return header + self._send_cipher.encrypt(_pack_nonce(n), b"", header)
+        nonce = _pack_nonce(kind << COUNTER_BITS | n)
+        return nonce[4:] + self._send_cipher.encrypt(nonce, b"", None)
 
     def _next_epoch(self) -> int:
         """Move the sending side to the next epoch (or refuse); return the counter to use."""
         if self.closed:
             raise InvalidState("the session is closed for sending")
         n = self._send_limit
-        if n > LAST_COUNTER:
+        if n > COUNTER_MASK:
             raise CounterExhausted("the session's sending counter is used up")
         self._send_key = crypto.rekey(self._send_key)
         self._send_cipher = _Cipher(self._send_key)
-        self._send_limit = min(n + (1 << EPOCH_BITS), LAST_COUNTER + 1)
+        self._send_limit = n + (1 << EPOCH_BITS)
         self._send_n = n
         return n
 
@@ -209,19 +214,17 @@ class Session:
         size = len(message)
         if size < OVERHEAD or size > self._max_message:
             self._reject_size(size)
-        kind, n = _unpack_header(message)
-        if (kind == DATA and self._window is None and n == self._recv_n
-                and n >> EPOCH_BITS == self._recv_epoch):
+        (value,) = _unpack_header(message)
+        # Fast path: an ordered session's next DATA message within the current epoch.
+        if value == self._recv_n and value < self._recv_limit:
             try:
-                payload = self._recv_cipher.decrypt(
-                    _pack_nonce(n), memoryview(message)[HEADER_LEN:], message[:HEADER_LEN]
-                )
+                payload = self._recv_cipher.decrypt(_pack_nonce(value), message[8:], None)
             except _InvalidTag:
                 raise AuthenticationError("message authentication failed",
                                           code="decrypt_failed") from None
-            self._recv_n = n + 1
+            self._recv_n = value + 1
             return payload
-        return self._open_slow(message, kind, n)
+        return self._open_checked(message, value)
 
     def _reject_size(self, size: int) -> NoReturn:
         if size > self._max_message:
@@ -230,14 +233,12 @@ class Session:
         raise DecodeError(f"session message is {size} bytes, shorter than its header and tag",
                           code="malformed")
 
-    def _open_slow(self, message: bytes, kind: int, n: int) -> bytes | None:
+    def _open_checked(self, message: bytes, value: int) -> bytes | None:
         if self.peer_closed:
             raise ProtocolViolation("the peer closed the session", code="session_closed")
+        kind, n = value >> COUNTER_BITS, value & COUNTER_MASK
         if kind > REKEY:
             raise DecodeError(f"unknown session message type {kind}", code="malformed")
-        if n > LAST_COUNTER:
-            raise DecodeError("session message uses the reserved counter", code="malformed")
-        epoch = n >> EPOCH_BITS
         window = self._window
         if window is None:
             if n < self._recv_n:
@@ -248,6 +249,7 @@ class Session:
                                         code="out_of_order")
         else:
             window.check(n)
+        epoch = n >> EPOCH_BITS
         if epoch == self._recv_epoch:
             cipher = self._recv_cipher
         elif epoch == self._recv_epoch + 1:
@@ -259,9 +261,7 @@ class Session:
             raise AuthenticationError(f"no key for epoch {epoch} of counter {n}",
                                       code="decrypt_failed")
         try:
-            payload = cipher.decrypt(
-                _pack_nonce(n), memoryview(message)[HEADER_LEN:], message[:HEADER_LEN]
-            )
+            payload = cipher.decrypt(_pack_nonce(value), message[8:], None)
         except _InvalidTag:
             raise AuthenticationError("message authentication failed",
                                       code="decrypt_failed") from None
@@ -271,6 +271,7 @@ class Session:
             self._recv_key = next_key
             self._recv_cipher = cipher
             self._recv_epoch = epoch
+            self._recv_limit = (epoch + 1) << EPOCH_BITS
         if window is None:
             self._recv_n = n + 1
         else:
@@ -281,15 +282,12 @@ class Session:
                 self._recv_prev = None
         if kind == DATA:
             return payload
-        self._received_control(kind)
-        return None
-
-    def _received_control(self, kind: int) -> None:
         if kind == CLOSE:
             self.peer_closed = True
-            self._recv_n = -1  # no counter matches: every later message takes the slow path
-        elif self._window is None:  # REKEY on an ordered session: the sender jumped
-            self._recv_n = (self._recv_epoch + 1) << EPOCH_BITS
+            self._recv_n = -1
+        elif window is None:  # REKEY on an ordered session: the sender jumped
+            self._recv_n = self._recv_limit
+        return None
 
     # ----------------------------------------------------------------- exports
 

@@ -36,6 +36,21 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack ext type {code} is not allowed", code="malformed")
 
 
+_FIELD_KEYS = [list(range(n)) for n in range(16)]
+_INT_TYPES = [[int] * n for n in range(16)]
+
+
+def _explain_keys(keys: list[Any], fields: int, what: str) -> None:
+    for key in keys:
+        if type(key) is not int:
+            raise DecodeError(f"{what} has a non-integer field key", code="malformed")
+        if not 0 <= key < fields:
+            raise DecodeError(f"{what} has unknown field {key}", code="unknown_field")
+    if keys != sorted(keys):
+        raise DecodeError(f"{what} fields are out of order", code="non_canonical")
+    raise DecodeError(f"{what} is missing fields", code="malformed")
+
+
 def encode_map(*values: Any) -> bytes:
     """Encode ``values`` as the canonical map ``{0: values[0], 1: values[1], ...}``."""
     return _packb(dict(enumerate(values)))  # type: ignore[no-any-return]
@@ -60,16 +75,10 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
                           code="malformed") from None
     if type(obj) is not dict:
         raise DecodeError(f"{what} is not a map", code="malformed")
-    keys = list(obj)
-    if keys != list(range(len(keys))) or len(keys) != fields:
-        for key in keys:
-            if type(key) is not int:
-                raise DecodeError(f"{what} has a non-integer field key", code="malformed")
-            if not 0 <= key < fields:
-                raise DecodeError(f"{what} has unknown field {key}", code="unknown_field")
-        if keys != sorted(keys):
-            raise DecodeError(f"{what} fields are out of order", code="non_canonical")
-        raise DecodeError(f"{what} is missing fields", code="malformed")
+    # Types too: True == 1 and 1.0 == 1 in Python, and msgpack would write both back
+    # exactly as they came, so equality of keys alone would admit a second encoding.
+    if list(obj) != _FIELD_KEYS[fields] or list(map(type, obj)) != _INT_TYPES[fields]:
+        _explain_keys(list(obj), fields, what)
     try:
         again = _packb(obj)
     except Exception:  # a value msgpack can read but not write back
