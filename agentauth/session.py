@@ -89,10 +89,10 @@ class ReplayWindow:
         """Record ``counter`` as accepted, sliding the window forward if it is the newest."""
         blocks = self._blocks
         if counter > self.top:
-            current = self.top >> 6
-            steps = min((counter >> 6) - current, _BLOCKS)
-            for i in range(1, steps + 1):
-                blocks[(current + i) % _BLOCKS] = 0
+            current, index = self.top >> 6, counter >> 6
+            if index != current:
+                for i in range(current + 1, current + 1 + min(index - current, _BLOCKS)):
+                    blocks[i % _BLOCKS] = 0
             self.top = counter
         blocks[(counter >> 6) % _BLOCKS] |= 1 << (counter & 63)
 
@@ -140,9 +140,7 @@ class Session:
         self._recv_prev: _Cipher | None = None
         self._recv_epoch = 0
         self._recv_limit = 1 << EPOCH_BITS
-        # Ordered mode: the next counter required. -1 (never matched) in unordered mode
-        # and after CLOSE, so that open() always takes the checked path there.
-        self._recv_n = 0 if ordered else -1
+        self._recv_n = 0  # ordered mode: the next counter required
         self._window = None if ordered else ReplayWindow()
         self._exporter = exporter_secret
         self._max_message = max_message
@@ -215,16 +213,33 @@ class Session:
         if size < OVERHEAD or size > self._max_message:
             self._reject_size(size)
         (value,) = _unpack_header(message)
-        # Fast path: an ordered session's next DATA message within the current epoch.
-        if value == self._recv_n and value < self._recv_limit:
+        # Fast paths: a DATA message (type 0, so value is the counter) in the current epoch
+        # that is the next one (ordered) or newer than any seen (unordered). _recv_limit
+        # is -1 once the peer has closed, so neither applies then.
+        window = self._window
+        if value < self._recv_limit and (
+            value == self._recv_n if window is None else value > window.top
+        ):
             try:
                 payload = self._recv_cipher.decrypt(_pack_nonce(value), message[8:], None)
             except _InvalidTag:
                 raise AuthenticationError("message authentication failed",
                                           code="decrypt_failed") from None
-            self._recv_n = value + 1
+            if window is None:
+                self._recv_n = value + 1
+            elif value >> 6 == window.top >> 6:  # same 64-counter block: set one bit
+                window.top = value
+                window._blocks[(value >> 6) % _BLOCKS] |= 1 << (value & 63)
+            else:
+                window.commit(value)
+                if self._recv_prev is not None:
+                    self._forget_previous_epoch(window)
             return payload
         return self._open_checked(message, value)
+
+    def _forget_previous_epoch(self, window: ReplayWindow) -> None:
+        if window.top - REPLAY_WINDOW >= self._recv_epoch << EPOCH_BITS:
+            self._recv_prev = None
 
     def _reject_size(self, size: int) -> NoReturn:
         if size > self._max_message:
@@ -276,15 +291,13 @@ class Session:
             self._recv_n = n + 1
         else:
             window.commit(n)
-            if self._recv_prev is not None and window.top - REPLAY_WINDOW >= (
-                self._recv_epoch << EPOCH_BITS
-            ):
-                self._recv_prev = None
+            if self._recv_prev is not None:
+                self._forget_previous_epoch(window)
         if kind == DATA:
             return payload
         if kind == CLOSE:
             self.peer_closed = True
-            self._recv_n = -1
+            self._recv_limit = -1
         elif window is None:  # REKEY on an ordered session: the sender jumped
             self._recv_n = self._recv_limit
         return None
