@@ -86,6 +86,8 @@ class Role(Enum):
     INITIATOR = "initiator"
     RESPONDER = "responder"
 
+    __hash__ = object.__hash__  # members are singletons; the transition table hashes them
+
 
 class HandshakeState(Enum):
     """Where an engine is. ``DONE`` and ``FAILED`` are final."""
@@ -96,6 +98,8 @@ class HandshakeState(Enum):
     AWAIT_HS3 = "await_hs3"  # responder: HS2 sent
     DONE = "done"
     FAILED = "failed"
+
+    __hash__ = object.__hash__
 
 
 _I, _R = Role.INITIATOR, Role.RESPONDER
@@ -134,6 +138,7 @@ class HandshakePolicy:
     max_message: int = DEFAULT_MAX_MESSAGE
     _allowed: frozenset[bytes] | None = field(default=None, init=False, repr=False,
                                               compare=False)
+    _offer: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not callable(self.trust):
@@ -148,6 +153,8 @@ class HandshakePolicy:
         if (not versions or list(versions) != sorted(set(versions))
                 or not set(versions) <= set(SUPPORTED_VERSIONS)):
             raise InvalidArgument(f"versions must be increasing and among {SUPPORTED_VERSIONS}")
+        # HS1's payload for this policy's offer, encoded once.
+        object.__setattr__(self, "_offer", wire.encode_map(list(versions)))
 
     def trusts(self, peer: PeerKey) -> bool:
         """Whether the trust policy accepts ``peer``."""
@@ -211,7 +218,6 @@ class _Engine:
         "_expect",
         "_extensions",
         "_identity",
-        "_offer",
         "_ordered",
         "_policy",
         "_random",
@@ -246,7 +252,6 @@ class _Engine:
         self._symmetric = _INITIAL.copy()
         self._e_secret = b""
         self._e_public = b""
-        self._offer: tuple[int, ...] = policy.versions
         self._started: float | None = None
         self._error: AgentAuthError | None = None
         #: Set once the handshake is complete.
@@ -391,7 +396,7 @@ class Initiator(_Engine):
         self._new_ephemeral()
         ss = self._symmetric
         ss.mix_hash(self._e_public)
-        payload = wire.encode_map(list(self._offer))
+        payload = self._policy._offer
         ss.mix_hash(payload)
         return self._e_public + payload
 
@@ -414,7 +419,7 @@ class Initiator(_Engine):
             raise DecodeError("HS2 version is not an integer", code="malformed")
         _check_identity_and_time(identity, timestamp, "HS2")
         extensions = _check_extensions(ext, ours=False)
-        if version not in self._offer:
+        if version not in self._policy.versions:
             raise AuthenticationError(f"responder selected version {version}, not offered",
                                       code="downgrade")
         peer = self._authenticate(identity, RESPONDER_CONTEXT, transcript, body, signature,
@@ -438,17 +443,11 @@ class Responder(_Engine):
         if len(message) < _DH + 1:
             raise DecodeError("HS1 is too short", code="malformed")
         ie_public, payload = message[:_DH], message[_DH:]
-        (offer,) = wire.decode_map(payload, 1, MAX_HANDSHAKE_MESSAGE, "HS1 payload")
-        if (type(offer) is not list or not 1 <= len(offer) <= MAX_VERSIONS
-                or any(type(v) is not int or not 1 <= v <= 0xFFFF for v in offer)):
-            raise DecodeError("HS1 offer is not 1 to 8 versions in 1..65535", code="malformed")
-        if offer != sorted(set(offer)):
-            raise DecodeError("HS1 offer is not strictly increasing", code="non_canonical")
-        common = set(offer) & set(self._policy.versions)
-        if not common:
-            raise ProtocolViolation(f"no common version in offer {offer}",
-                                    code="no_common_version")
-        self._version = version = max(common)
+        if payload == self._policy._offer:  # the common case: the peer offers what we do
+            version = self._policy.versions[-1]
+        else:
+            version = self._select_version(payload)
+        self._version = version
         ss = self._symmetric
         ss.mix_hash(ie_public)
         ss.mix_hash(payload)
@@ -461,6 +460,19 @@ class Responder(_Engine):
                                 dict(self._extensions))
         return self._e_public + ss.encrypt_and_hash(
             self._signed_payload(RESPONDER_CONTEXT, body2))
+
+    def _select_version(self, payload: bytes) -> int:
+        (offer,) = wire.decode_map(payload, 1, MAX_HANDSHAKE_MESSAGE, "HS1 payload")
+        if (type(offer) is not list or not 1 <= len(offer) <= MAX_VERSIONS
+                or any(type(v) is not int or not 1 <= v <= 0xFFFF for v in offer)):
+            raise DecodeError("HS1 offer is not 1 to 8 versions in 1..65535", code="malformed")
+        if offer != sorted(set(offer)):
+            raise DecodeError("HS1 offer is not strictly increasing", code="non_canonical")
+        common = set(offer) & set(self._policy.versions)
+        if not common:
+            raise ProtocolViolation(f"no common version in offer {offer}",
+                                    code="no_common_version")
+        return max(common)
 
     def _read_hs3(self, message: bytes) -> None:
         # spec 4.7 steps 1-9.
