@@ -472,7 +472,8 @@ class Responder(_Engine):
         if not common:
             raise ProtocolViolation(f"no common version in offer {offer}",
                                     code="no_common_version")
-        return max(common)
+        best: int = max(common)
+        return best
 
     def _read_hs3(self, message: bytes) -> None:
         # spec 4.7 steps 1-9.

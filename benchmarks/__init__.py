@@ -1,0 +1,1 @@
+"""Benchmarks: run ``python -m benchmarks.handshake``; see ``benchmarks/README.md``."""
