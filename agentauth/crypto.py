@@ -103,6 +103,8 @@ def x25519_public(secret: bytes) -> bytes:
 
 def x25519(secret: bytes, public: bytes) -> bytes:
     """X25519 Diffie-Hellman; a small-order ``public`` raises ``low_order_point``."""
+    if len(secret) != DH_LEN or len(public) != DH_LEN:  # libsodium reads exactly 32 bytes
+        raise InvalidKey("X25519 keys are exactly 32 bytes")
     try:
         return _sodium.crypto_scalarmult(secret, public)
     except _nacl_exc.RuntimeError:
