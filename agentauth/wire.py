@@ -3,19 +3,21 @@
 A protocol structure is a msgpack map whose keys are the small integers ``0..n-1`` in
 increasing order, one per field of its schema. The canonical form is the one
 ``msgpack.packb`` writes: minimal-width integers, lengths and string headers, bytes as
-``bin``. Decoding checks, in this order:
+``bin``. Decoding checks, in this order (``spec/protocol.md`` section 3.3):
 
 1. the size limit, before a single byte is parsed (``oversize``);
-2. that the bytes parse as exactly one msgpack object, with no ext type and no trailing
-   bytes, and that the object is a map (``malformed``);
-3. that every key is a known field number (``unknown_field``), in increasing order
-   (``non_canonical``), with none missing (``malformed``);
+2. that the bytes parse as exactly one msgpack object with no trailing bytes, and that
+   every array and map in it, as the parser completes it, holds only nil, booleans,
+   integers, strings, bytes, arrays and maps, has map keys that are integers or strings
+   (``malformed``: so no float, no ext type, no boolean key) and no repeated map key
+   (``non_canonical``: msgpack-python would otherwise keep the last value silently);
+3. that the object is a map (``malformed``) whose keys are the field numbers: a key that
+   is not an integer is ``malformed``, then an unknown number ``unknown_field``, then
+   keys out of order ``non_canonical``, then a missing field ``malformed``;
 4. that re-encoding the decoded map reproduces the input byte for byte
-   (``non_canonical``). This also catches duplicate keys, which msgpack-python would
-   otherwise resolve silently by keeping the last.
+   (``non_canonical``): non-minimal integers and headers, ``str`` for bytes and so on.
 
-Field types are checked by the caller's schema; this layer never accepts floats or ext
-types because no schema has such a field and re-encoding would not reproduce them.
+Field types and ranges are checked by the caller's schema.
 """
 
 from __future__ import annotations
@@ -36,14 +38,39 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack ext type {code} is not allowed", code="malformed")
 
 
+_KEY_TYPES = frozenset({int, str})
+_VALUE_TYPES = frozenset({int, bytes, str, list, dict, bool, type(None)})
+
+
+def _checked_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    for key, value in pairs:
+        if type(key) not in _KEY_TYPES:
+            raise DecodeError(f"map key of type {type(key).__name__} is not allowed",
+                              code="malformed")
+        if type(value) not in _VALUE_TYPES:
+            raise DecodeError(f"value of type {type(value).__name__} is not allowed",
+                              code="malformed")
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise DecodeError("a map key is repeated", code="non_canonical")
+    return result
+
+
+def _checked_array(items: list[Any]) -> list[Any]:
+    for value in items:
+        if type(value) not in _VALUE_TYPES:
+            raise DecodeError(f"value of type {type(value).__name__} is not allowed",
+                              code="malformed")
+    return items
+
+
 _FIELD_KEYS = [list(range(n)) for n in range(16)]
-_INT_TYPES = [[int] * n for n in range(16)]
 
 
 def _explain_keys(keys: list[Any], fields: int, what: str) -> None:
+    if any(type(key) is not int for key in keys):
+        raise DecodeError(f"{what} has a non-integer field key", code="malformed")
     for key in keys:
-        if type(key) is not int:
-            raise DecodeError(f"{what} has a non-integer field key", code="malformed")
         if not 0 <= key < fields:
             raise DecodeError(f"{what} has unknown field {key}", code="unknown_field")
     if keys != sorted(keys):
@@ -65,7 +92,8 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
         raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
                           code="oversize")
     try:
-        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
+        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
+                       object_pairs_hook=_checked_map, list_hook=_checked_array)
     except DecodeError:
         raise
     except msgpack.ExtraData:
@@ -75,9 +103,8 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
                           code="malformed") from None
     if type(obj) is not dict:
         raise DecodeError(f"{what} is not a map", code="malformed")
-    # Types too: True == 1 and 1.0 == 1 in Python, and msgpack would write both back
-    # exactly as they came, so equality of keys alone would admit a second encoding.
-    if list(obj) != _FIELD_KEYS[fields] or list(map(type, obj)) != _INT_TYPES[fields]:
+    # The hooks refused boolean and float keys, so equal keys are integer keys.
+    if list(obj) != _FIELD_KEYS[fields]:
         _explain_keys(list(obj), fields, what)
     try:
         again = _packb(obj)
