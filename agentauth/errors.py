@@ -17,7 +17,7 @@ class), never on the message text.
     │   └── CounterExhausted        counter_exhausted
     └── RemoteError                 the peer (or the network) misbehaved
         ├── DecodeError             oversize, malformed, non_canonical,
-        │                           unknown_field, unsupported_version
+        │                           unknown_field
         ├── ProtocolViolation       out_of_order, no_common_version, session_closed
         ├── HandshakeTimeout        handshake_timeout
         ├── ReplayDetected          replayed, stale
@@ -123,7 +123,7 @@ class DecodeError(RemoteError):
     """A message that is too large, not well formed, not canonical, or of an unknown kind."""
 
     codes = frozenset(
-        {"oversize", "malformed", "non_canonical", "unknown_field", "unsupported_version"}
+        {"oversize", "malformed", "non_canonical", "unknown_field"}
     )
 
 
@@ -178,7 +178,6 @@ ERROR_CODES: dict[str, tuple[type[AgentAuthError], str]] = {
     "malformed": (DecodeError, "message is not of the required structure or types"),
     "non_canonical": (DecodeError, "message decodes but is not in the one canonical form"),
     "unknown_field": (DecodeError, "message carries a field this version does not define"),
-    "unsupported_version": (DecodeError, "message names a version this side does not speak"),
     "out_of_order": (ProtocolViolation, "message arrived in a state that does not expect it"),
     "no_common_version": (ProtocolViolation, "the offered versions share none with ours"),
     "session_closed": (ProtocolViolation, "the session was closed; nothing more is accepted"),

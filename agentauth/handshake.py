@@ -41,6 +41,7 @@ from .errors import (
 from .identity import Identity, PeerKey, parse_agent_id
 from .noise import SymmetricState
 from .session import DEFAULT_MAX_MESSAGE, Session
+from .session import OVERHEAD as SESSION_OVERHEAD
 
 __all__ = [
     "INITIATOR_CONTEXT",
@@ -149,6 +150,9 @@ class HandshakePolicy:
             object.__setattr__(self, "_allowed", frozenset(parse_agent_id(i) for i in ids))
         if not self.max_skew >= 0 or not self.timeout > 0:
             raise InvalidArgument("max_skew must be >= 0 and timeout > 0")
+        if type(self.max_message) is not int or self.max_message < SESSION_OVERHEAD:
+            raise InvalidArgument(f"max_message must be an integer of at least "
+                                  f"{SESSION_OVERHEAD}")
         versions = self.versions
         if (not versions or list(versions) != sorted(set(versions))
                 or not set(versions) <= set(SUPPORTED_VERSIONS)):
@@ -265,6 +269,8 @@ class _Engine:
 
     def receive_message(self, message: bytes) -> bytes | None:
         """Process one handshake message from the peer; return the reply to send, if any."""
+        if type(message) is not bytes:
+            raise InvalidArgument("handshake messages are bytes")
         return self._step("message", message)
 
     def check_timeout(self) -> None:
@@ -289,11 +295,10 @@ class _Engine:
             exc: RemoteError = ProtocolViolation(
                 f"{self.role.value} in state {self.state.value} expects no message",
                 code="out_of_order")
-            self._fail(exc)
+            if self.state is not _S.DONE:  # a late duplicate cannot undo a finished handshake
+                self._fail(exc)
             raise exc
         method, next_state = row
-        if message is not None and type(message) is not bytes:
-            raise InvalidArgument("handshake messages are bytes")
         try:
             if message is not None and len(message) > MAX_HANDSHAKE_MESSAGE:
                 raise DecodeError(f"handshake message is {len(message)} bytes, over "

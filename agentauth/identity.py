@@ -169,3 +169,6 @@ class Identity:
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("Identity is not picklable: export the seed deliberately instead")
+
+    def __getstate__(self) -> object:
+        raise TypeError("Identity has no state to copy out: export the seed deliberately")

@@ -103,6 +103,7 @@ class Session:
     __slots__ = (
         "_exporter",
         "_max_message",
+        "_max_payload",
         "_recv_cipher",
         "_recv_epoch",
         "_recv_key",
@@ -144,6 +145,7 @@ class Session:
         self._window = None if ordered else ReplayWindow()
         self._exporter = exporter_secret
         self._max_message = max_message
+        self._max_payload = max_message - OVERHEAD
         #: The final handshake hash, equal at both ends and unique to this session.
         self.channel_binding: bytes = channel_binding
         #: True once this end sent CLOSE: nothing more can be sealed.
@@ -160,6 +162,8 @@ class Session:
 
     def seal(self, payload: bytes) -> bytes:
         """Encrypt ``payload`` as the next DATA message."""
+        if type(payload) is not bytes or len(payload) > self._max_payload:
+            self._refuse_payload(payload)
         n = self._send_n
         if n >= self._send_limit:
             n = self._next_epoch()
@@ -168,22 +172,36 @@ class Session:
         return nonce[4:] + self._send_cipher.encrypt(nonce, payload, None)
 
     def rekey(self) -> bytes:
-        """Return a REKEY message; later messages use the next epoch's key."""
-        message = self._control(REKEY)
+        """Return a REKEY message and switch to the next epoch's key at once.
+
+        The old sending key is gone when this returns. On an unordered session, messages
+        of the old epoch still in flight arrive behind the replay window (``stale``):
+        rekey when the channel is quiet (``spec/protocol.md`` section 5.6).
+        """
+        if self._send_n >= self._send_limit:
+            self._next_epoch()  # at an epoch boundary: what the next send would do anyway
+        if self._send_limit >= COUNTER_MASK:
+            raise CounterExhausted("no epoch is left to rekey into")
+        message = self._control(REKEY, self._send_n)
         self._send_n = self._send_limit
+        self._next_epoch()
         return message
 
     def close(self) -> bytes:
-        """Return a CLOSE message; afterwards :meth:`seal` raises ``invalid_state``."""
-        message = self._control(CLOSE)
+        """Return a CLOSE message; afterwards :meth:`seal` raises ``invalid_state``.
+
+        The last counter of the session is kept for CLOSE, so a session whose counter is
+        used up can still close.
+        """
+        n = self._send_n
+        if n >= self._send_limit and not (n == COUNTER_MASK and not self.closed):
+            n = self._next_epoch()
+        message = self._control(CLOSE, n)
         self.closed = True
         self._send_limit = -1
         return message
 
-    def _control(self, kind: int) -> bytes:
-        n = self._send_n
-        if n >= self._send_limit:
-            n = self._next_epoch()
+    def _control(self, kind: int, n: int) -> bytes:
         self._send_n = n + 1
         nonce = _pack_nonce(kind << COUNTER_BITS | n)
         return nonce[4:] + self._send_cipher.encrypt(nonce, b"", None)
@@ -193,13 +211,19 @@ class Session:
         if self.closed:
             raise InvalidState("the session is closed for sending")
         n = self._send_limit
-        if n > COUNTER_MASK:
+        if n >= COUNTER_MASK:  # the last counter is kept for CLOSE
             raise CounterExhausted("the session's sending counter is used up")
         self._send_key = crypto.rekey(self._send_key)
         self._send_cipher = _Cipher(self._send_key)
-        self._send_limit = n + (1 << EPOCH_BITS)
+        self._send_limit = min(n + (1 << EPOCH_BITS), COUNTER_MASK)
         self._send_n = n
         return n
+
+    def _refuse_payload(self, payload: object) -> NoReturn:
+        if type(payload) is not bytes:
+            raise InvalidArgument("session payloads are bytes")
+        raise InvalidArgument(f"payload of {len(payload)} bytes is over the limit of "
+                              f"{self._max_payload}")
 
     # --------------------------------------------------------------- receiving
 
@@ -209,6 +233,8 @@ class Session:
         Returns the payload of a DATA message, or None for a control message (after a
         CLOSE, :attr:`peer_closed` is True and every later call raises).
         """
+        if type(message) is not bytes:
+            raise InvalidArgument("session messages are bytes")
         size = len(message)
         if size < OVERHEAD or size > self._max_message:
             self._reject_size(size)
@@ -280,7 +306,9 @@ class Session:
         except _InvalidTag:
             raise AuthenticationError("message authentication failed",
                                       code="decrypt_failed") from None
-        # Authenticated: only now does any receive state change.
+        if kind != DATA and payload:
+            raise DecodeError("a control message carries a payload", code="malformed")
+        # Authenticated and well formed: only now does any receive state change.
         if epoch == self._recv_epoch + 1:
             self._recv_prev = self._recv_cipher if window is not None else None
             self._recv_key = next_key
