@@ -302,6 +302,13 @@ def _at(sender: Session, counter: int, payload: bytes = b"m") -> bytes:
     return sender.seal(payload)
 
 
+def _control_with_payload(sender: Session, kind: int) -> bytes:
+    # Only a non-conforming sender puts a payload in a control message: built by hand.
+    header = (kind << 56 | sender._send_n).to_bytes(8, "little")
+    sender._send_n += 1
+    return header + sender._send_cipher.encrypt(bytes(4) + header, b"junk", None)
+
+
 def _session_cases() -> list[tuple[str, str, bool, Callable[[Session], list[bytes]], str]]:
     def flip(m: bytes, i: int) -> bytes:
         b = bytearray(m)
@@ -326,6 +333,10 @@ def _session_cases() -> list[tuple[str, str, bool, Callable[[Session], list[byte
          "decrypt_failed"),
         ("ordered-after-close", "data after the peer's CLOSE", True,
          lambda s: [m := s.seal(b"one"), s.close(), m], "session_closed"),
+        ("ordered-close-with-payload", "a CLOSE message that carries a payload", True,
+         lambda s: [s.seal(b"one"), _control_with_payload(s, 1)], "malformed"),
+        ("unordered-rekey-with-payload", "a REKEY message that carries a payload", False,
+         lambda s: [_control_with_payload(s, 2)], "malformed"),
         ("unordered-replay", "a message delivered twice", False,
          lambda s: [s.seal(b"a"), m := s.seal(b"b"), m], "replayed"),
         ("unordered-stale", "counter 0 after counter 2048 (window is 2048)", False,
