@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import NoReturn, SupportsIndex
 
 import nacl.bindings as _sodium
 import nacl.exceptions as _nacl_exc
@@ -33,6 +34,7 @@ __all__ = [
     "SIGNATURE_LEN",
     "ChaCha20Poly1305",
     "InvalidTag",
+    "KeyHolder",
     "blake2b",
     "blake2b_keyed",
     "ed25519_public_from_seed",
@@ -62,6 +64,24 @@ _hmac_digest = hmac.digest
 def equal(a: bytes, b: bytes) -> bool:
     """Compare two byte strings in time that depends only on their lengths."""
     return hmac.compare_digest(a, b)
+
+
+class KeyHolder:
+    """Base of objects that hold live key material: they refuse to be copied or pickled.
+
+    A copy of a cipher state would reuse its nonces; a pickle would write keys to disk.
+    """
+
+    __slots__ = ()
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} holds keys and cannot be copied")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} holds keys and cannot be copied")
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} holds keys and cannot be pickled")
 
 
 # ---------------------------------------------------------------- Ed25519
@@ -108,9 +128,9 @@ def x25519(secret: bytes, public: bytes) -> bytes:
     try:
         return _sodium.crypto_scalarmult(secret, public)
     except _nacl_exc.RuntimeError:
-        raise AuthenticationError(
-            "peer X25519 key is of small order", code="low_order_point"
-        ) from None
+        pass
+    del secret  # not left in the frame the traceback keeps
+    raise AuthenticationError("peer X25519 key is of small order", code="low_order_point")
 
 
 # ---------------------------------------------------------- BLAKE2b, HKDF

@@ -31,6 +31,7 @@ identifiers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 __all__ = [
@@ -70,6 +71,10 @@ class AgentAuthError(Exception):
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
+
+    def __reduce__(self) -> tuple[Callable[..., AgentAuthError], tuple[object, ...]]:
+        # Pickle as (class, message, code): errors cross process boundaries intact.
+        return _rebuild, (type(self), self.message, self.code)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
@@ -207,3 +212,7 @@ def _check_registry() -> None:
 
 
 _check_registry()
+
+
+def _rebuild(cls: type[AgentAuthError], message: str, code: str) -> AgentAuthError:
+    return cls(message, code=code)

@@ -11,17 +11,20 @@ below)::
                                                                              time, ext
 
 The engines never touch a socket, a clock or a random source of their own: ``clock`` and
-``random`` are injected, so the vectors in ``spec/vectors/`` reproduce exact bytes. Every
-failure is sticky: once an engine has raised a remote error, every later call raises the
-same code again.
+``random`` are injected, so the vectors in ``spec/vectors/`` reproduce exact bytes.
+Failures are sticky: once a step has raised (a remote error, a bad clock reading, or an
+exception from the trust callable), the engine is ``FAILED``, its keys are gone and every
+later call raises the same code again. The one exception is a late message after ``DONE``:
+it raises ``out_of_order`` and the finished handshake stands.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -143,29 +146,45 @@ class HandshakePolicy:
 
     def __post_init__(self) -> None:
         if not callable(self.trust):
-            if isinstance(self.trust, str | bytes) or not isinstance(self.trust, Iterable):
+            if (isinstance(self.trust, str | bytes | Mapping)
+                    or not isinstance(self.trust, Iterable)):
                 raise InvalidArgument("trust must be a callable or a collection of agent ids")
             ids = frozenset(self.trust)
             object.__setattr__(self, "trust", ids)
             object.__setattr__(self, "_allowed", frozenset(parse_agent_id(i) for i in ids))
-        if not self.max_skew >= 0 or not self.timeout > 0:
-            raise InvalidArgument("max_skew must be >= 0 and timeout > 0")
+        if not (_is_seconds(self.max_skew) and _is_seconds(self.timeout) and self.timeout > 0):
+            raise InvalidArgument("max_skew and timeout are finite numbers of seconds, "
+                                  "max_skew >= 0 and timeout > 0")
         if type(self.max_message) is not int or self.max_message < SESSION_OVERHEAD:
             raise InvalidArgument(f"max_message must be an integer of at least "
                                   f"{SESSION_OVERHEAD}")
         versions = self.versions
-        if (not versions or list(versions) != sorted(set(versions))
+        if (type(versions) is not tuple or not versions
+                or any(type(v) is not int for v in versions)
+                or list(versions) != sorted(set(versions))
                 or not set(versions) <= set(SUPPORTED_VERSIONS)):
-            raise InvalidArgument(f"versions must be increasing and among {SUPPORTED_VERSIONS}")
+            raise InvalidArgument(f"versions must be a tuple of increasing integers among "
+                                  f"{SUPPORTED_VERSIONS}")
         # HS1's payload for this policy's offer, encoded once.
         object.__setattr__(self, "_offer", wire.encode_map(list(versions)))
 
     def trusts(self, peer: PeerKey) -> bool:
-        """Whether the trust policy accepts ``peer``."""
+        """Whether the trust policy accepts ``peer``.
+
+        A trust callable must return exactly ``True`` or ``False``: anything else (a
+        coroutine from an ``async def``, None, a truthy object) raises ``invalid_argument``
+        rather than being read as a verdict.
+        """
         if self._allowed is not None:
             return peer.public_bytes in self._allowed
         assert callable(self.trust)
-        return bool(self.trust(peer))
+        verdict = self.trust(peer)
+        if type(verdict) is not bool:
+            if isinstance(verdict, Coroutine):
+                verdict.close()  # never awaited: say so in the error, not in a warning
+            raise InvalidArgument(f"the trust callable returned {type(verdict).__name__}, "
+                                  f"not a bool")
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +201,12 @@ class HandshakeResult:
     def peer_id(self) -> str:
         """The peer's ``did:key`` agent id."""
         return self.peer.agent_id
+
+
+def _is_seconds(value: object) -> bool:
+    """A finite, non-negative int or float (bool excluded)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
 
 
 def _check_extensions(ext: Any, *, ours: bool) -> Mapping[str, bytes]:
@@ -210,7 +235,7 @@ def _check_identity_and_time(identity: Any, timestamp: Any, what: str) -> None:
                           code="malformed")
 
 
-class _Engine:
+class _Engine(crypto.KeyHolder):
     """Shared machinery of both roles: the transition table, stickiness, checks."""
 
     role: Role
@@ -246,10 +271,19 @@ class _Engine:
             raise InvalidArgument("identity must be an Identity and policy a HandshakePolicy")
         if isinstance(expect, str):
             expect = PeerKey.from_agent_id(expect)
+        elif expect is not None and not isinstance(expect, PeerKey):
+            raise InvalidArgument("expect must be an agent id, a PeerKey or None")
+        if not callable(clock) or not callable(random):
+            raise InvalidArgument("clock and random must be callables")
         self._identity = identity
         self._policy = policy
         self._expect: PeerKey | None = expect
         self._extensions = _check_extensions(extensions or {}, ours=True)
+        # Our largest message (HS2 with the widest version and timestamp) must fit.
+        widest = wire.encode_map(0xFFFF, bytes(32), MAX_TIMESTAMP, dict(self._extensions))
+        if _DH + _TAG + _SIG + len(widest) > MAX_HANDSHAKE_MESSAGE:
+            raise InvalidArgument(f"extensions make a handshake message longer than "
+                                  f"{MAX_HANDSHAKE_MESSAGE} bytes")
         self._ordered = ordered
         self._clock = clock
         self._random = random
@@ -257,7 +291,7 @@ class _Engine:
         self._e_secret = b""
         self._e_public = b""
         self._started: float | None = None
-        self._error: AgentAuthError | None = None
+        self._error: tuple[type[AgentAuthError], str, str] | None = None
         #: Set once the handshake is complete.
         self.result: HandshakeResult | None = None
         self.state: HandshakeState = _S.START if self.role is _I else _S.AWAIT_HS1
@@ -279,8 +313,8 @@ class _Engine:
             self._raise_if_failed()
             return
         try:
-            self._check_time(self._clock())
-        except RemoteError as exc:
+            self._check_time(self._read_clock())
+        except BaseException as exc:
             self._fail(exc)
             raise
 
@@ -304,26 +338,41 @@ class _Engine:
                 raise DecodeError(f"handshake message is {len(message)} bytes, over "
                                   f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
             reply: bytes | None = getattr(self, method)(message)
-        except AgentAuthError as exc:
-            # Whatever the cause, the transcript may be half-updated: fail for good.
+        except BaseException as exc:
+            # Whatever the cause (the peer, the clock, a callback), the transcript may be
+            # half-updated: fail for good.
             self._fail(exc)
             raise
         self.state = next_state
         return reply
 
-    def _fail(self, exc: AgentAuthError) -> None:
-        self._error = exc
+    def _fail(self, exc: BaseException) -> None:
+        # Keep the error's class, code and text only: the exception's traceback would keep
+        # the failed step's frames (and the transcript they reference) alive.
+        if isinstance(exc, AgentAuthError):
+            self._error = (type(exc), exc.code, exc.message)
+        else:
+            self._error = (InvalidState, "invalid_state",
+                           f"the step was interrupted by {type(exc).__name__}")
         self.state = _S.FAILED
         self._e_secret = b""
         self._symmetric = _SPENT
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            first = self._error
-            raise type(first)(f"handshake already failed: {first.message}", code=first.code)
+            cls, code, message = self._error
+            raise cls(f"handshake already failed: {message}", code=code)
+
+    def _read_clock(self) -> float:
+        now = self._clock()
+        if not (isinstance(now, int | float) and not isinstance(now, bool)
+                and 0 <= now <= MAX_TIMESTAMP):  # NaN fails the comparison too
+            raise InvalidArgument("clock() must return a finite, non-negative number of "
+                                  "seconds since the epoch")
+        return now
 
     def _now(self) -> float:
-        now = self._clock()
+        now = self._read_clock()
         if self._started is None:
             self._started = now
         else:
@@ -363,7 +412,7 @@ class _Engine:
         if not self._policy.trusts(peer):
             raise AuthenticationError(f"peer {peer.agent_id} is not trusted",
                                       code="untrusted_peer")
-        if abs(timestamp - now) > self._policy.max_skew:
+        if abs(timestamp - int(now)) > self._policy.max_skew:  # both sides count whole seconds
             raise AuthenticationError(
                 f"peer clock differs from ours by {timestamp - int(now)} s, more than "
                 f"{self._policy.max_skew} s", code="clock_skew")

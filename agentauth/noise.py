@@ -22,7 +22,7 @@ _hash = crypto.blake2b
 _hkdf = crypto.hkdf
 
 
-class CipherState:
+class CipherState(crypto.KeyHolder):
     """A key (or none yet) and a nonce counter that advances only after success."""
 
     __slots__ = ("k", "n")
@@ -60,7 +60,7 @@ class CipherState:
         return plaintext
 
 
-class SymmetricState:
+class SymmetricState(crypto.KeyHolder):
     """The chaining key ``ck``, the handshake hash ``h`` and the current CipherState."""
 
     __slots__ = ("cipher", "ck", "h")

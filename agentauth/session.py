@@ -97,13 +97,16 @@ class ReplayWindow:
         blocks[(counter >> 6) % _BLOCKS] |= 1 << (counter & 63)
 
 
-class Session:
+class Session(crypto.KeyHolder):
     """One end of an established session. Built by the handshake engine, not by hand."""
 
     __slots__ = (
+        "_channel_binding",
+        "_closed",
         "_exporter",
         "_max_message",
         "_max_payload",
+        "_peer_closed",
         "_recv_cipher",
         "_recv_epoch",
         "_recv_key",
@@ -115,9 +118,6 @@ class Session:
         "_send_limit",
         "_send_n",
         "_window",
-        "channel_binding",
-        "closed",
-        "peer_closed",
     )
 
     def __init__(
@@ -146,17 +146,29 @@ class Session:
         self._exporter = exporter_secret
         self._max_message = max_message
         self._max_payload = max_message - OVERHEAD
-        #: The final handshake hash, equal at both ends and unique to this session.
-        self.channel_binding: bytes = channel_binding
-        #: True once this end sent CLOSE: nothing more can be sealed.
-        self.closed = False
-        #: True once the peer's CLOSE arrived: nothing more is accepted.
-        self.peer_closed = False
+        self._channel_binding = channel_binding
+        self._closed = False
+        self._peer_closed = False
 
     def __repr__(self) -> str:
         mode = "ordered" if self._window is None else "unordered"
         return (f"Session({mode}, sent={self._send_n}, closed={self.closed}, "
                 f"peer_closed={self.peer_closed})")
+
+    @property
+    def channel_binding(self) -> bytes:
+        """The final handshake hash: equal at both ends and unique to this session."""
+        return self._channel_binding
+
+    @property
+    def closed(self) -> bool:
+        """True once this end sent CLOSE: nothing more can be sealed."""
+        return self._closed
+
+    @property
+    def peer_closed(self) -> bool:
+        """True once the peer's CLOSE arrived: nothing more is accepted."""
+        return self._peer_closed
 
     # ----------------------------------------------------------------- sending
 
@@ -197,7 +209,7 @@ class Session:
         if n >= self._send_limit and not (n == COUNTER_MASK and not self.closed):
             n = self._next_epoch()
         message = self._control(CLOSE, n)
-        self.closed = True
+        self._closed = True
         self._send_limit = -1
         return message
 
@@ -293,9 +305,8 @@ class Session:
         epoch = n >> EPOCH_BITS
         if epoch == self._recv_epoch:
             cipher = self._recv_cipher
-        elif epoch == self._recv_epoch + 1:
-            next_key = crypto.rekey(self._recv_key)
-            cipher = _Cipher(next_key)
+        elif epoch == self._recv_epoch + 1:  # (no key bytes left in this frame's locals)
+            cipher = _Cipher(crypto.rekey(self._recv_key))
         elif epoch == self._recv_epoch - 1 and self._recv_prev is not None:
             cipher = self._recv_prev
         else:
@@ -311,7 +322,7 @@ class Session:
         # Authenticated and well formed: only now does any receive state change.
         if epoch == self._recv_epoch + 1:
             self._recv_prev = self._recv_cipher if window is not None else None
-            self._recv_key = next_key
+            self._recv_key = crypto.rekey(self._recv_key)
             self._recv_cipher = cipher
             self._recv_epoch = epoch
             self._recv_limit = (epoch + 1) << EPOCH_BITS
@@ -324,7 +335,7 @@ class Session:
         if kind == DATA:
             return payload
         if kind == CLOSE:
-            self.peer_closed = True
+            self._peer_closed = True
             self._recv_limit = -1
         elif window is None:  # REKEY on an ordered session: the sender jumped
             self._recv_n = self._recv_limit
@@ -338,7 +349,9 @@ class Session:
         Both ends get the same value for the same ``label`` and ``context``; different
         labels give independent keys.
         """
-        if not 1 <= length <= 64 or not 1 <= len(label) <= 255:
-            raise InvalidArgument("length must be 1..64 and the label 1..255 bytes")
+        if (type(label) is not bytes or type(context) is not bytes or type(length) is not int
+                or not 1 <= length <= 64 or not 1 <= len(label) <= 255):
+            raise InvalidArgument("label and context are bytes, the label 1..255 bytes long, "
+                                  "and length is an integer in 1..64")
         data = _EXPORTER_LABEL + bytes([len(label)]) + label + context
         return crypto.blake2b_keyed(self._exporter, data, length)
