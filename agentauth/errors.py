@@ -31,7 +31,8 @@ identifiers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import ClassVar
 
 __all__ = [
@@ -170,7 +171,7 @@ class AuthenticationError(RemoteError):
 
 #: Every stable error code, with the class that carries it and a one-line meaning.
 #: The specification (``spec/protocol.md``, section 7) documents the same table.
-ERROR_CODES: dict[str, tuple[type[AgentAuthError], str]] = {
+ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "invalid_argument": (InvalidArgument, "an argument is outside what the call accepts"),
     "invalid_key": (InvalidKey, "key bytes of the wrong length or form"),
     "agent_id_prefix": (InvalidAgentId, "agent id does not start with 'did:key:z'"),
@@ -197,7 +198,7 @@ ERROR_CODES: dict[str, tuple[type[AgentAuthError], str]] = {
     "unexpected_peer": (AuthenticationError, "peer is not the agent the caller pinned"),
     "untrusted_peer": (AuthenticationError, "trust policy refused the peer"),
     "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
-}
+})
 
 
 def _check_registry() -> None:

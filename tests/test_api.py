@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+import pytest
 
 import agentauth
 
@@ -92,3 +95,20 @@ def test_only_the_owner_imports_a_dependency() -> None:
                 continue
             owner = OWNERS.get(module.split(".")[0])
             assert owner is None or owner == me, f"{path.name} imports {module}"
+
+
+def test_spec_error_registry_matches_the_code() -> None:
+    # spec/protocol.md section 7 lists every code with its class, in the registry's order.
+    spec = (PACKAGE.parent / "spec" / "protocol.md").read_text(encoding="utf-8")
+    section = spec.split("## 7. Error registry", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\w+) \| `(\w+)` \| ([^|]+) \|", section, flags=re.MULTILINE)
+    assert [(code, cls) for cls, code, _ in rows] == [
+        (code, cls.__name__) for code, (cls, _) in agentauth.ERROR_CODES.items()]
+    assert f"the {len(agentauth.ERROR_CODES)} stable codes" in " ".join(section.split())
+    for _, code, meaning in rows:
+        assert meaning.strip().replace("`", "'") == agentauth.ERROR_CODES[code][1], code
+
+
+def test_error_registry_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        agentauth.ERROR_CODES["new"] = (agentauth.InvalidState, "x")  # type: ignore[index]
