@@ -279,11 +279,11 @@ class _Engine(crypto.KeyHolder):
         self._policy = policy
         self._expect: PeerKey | None = expect
         self._extensions = _check_extensions(extensions or {}, ours=True)
-        # Our largest message (HS2 with the widest version and timestamp) must fit.
-        widest = wire.encode_map(0xFFFF, bytes(32), MAX_TIMESTAMP, dict(self._extensions))
-        if _DH + _TAG + _SIG + len(widest) > MAX_HANDSHAKE_MESSAGE:
-            raise InvalidArgument(f"extensions make a handshake message longer than "
-                                  f"{MAX_HANDSHAKE_MESSAGE} bytes")
+        if self._extensions:  # our largest message (HS2, widest version and time) must fit
+            widest = wire.encode_map(0xFFFF, bytes(32), MAX_TIMESTAMP, dict(self._extensions))
+            if _DH + _TAG + _SIG + len(widest) > MAX_HANDSHAKE_MESSAGE:
+                raise InvalidArgument(f"extensions make a handshake message longer than "
+                                      f"{MAX_HANDSHAKE_MESSAGE} bytes")
         self._ordered = ordered
         self._clock = clock
         self._random = random

@@ -63,38 +63,59 @@ REPLAY_WINDOW = (_BLOCKS - 1) * _BLOCK_BITS  # 2048
 
 
 class ReplayWindow:
-    """RFC 6479 sliding window: a ring of 64-bit blocks behind the highest counter seen.
+    """RFC 6479 sliding window, with the newest run of consecutive counters kept implicit.
 
-    :meth:`check` is called before decryption and changes nothing; :meth:`commit` is
-    called only after the message authenticated.
+    The highest counter accepted so far, ``top``, is kept by the owner as ``next = top + 1``
+    and passed in, so that accepting the next counter in sequence (the common case, which
+    the session handles without calling the window at all) costs one store. Every counter
+    in ``[run_from, top]`` has been accepted; counters below ``run_from`` are recorded in a
+    ring of 64-bit blocks. :meth:`check` is called before decryption and changes nothing;
+    :meth:`commit` is called only after the message authenticated.
     """
 
-    __slots__ = ("_blocks", "top")
+    __slots__ = ("_blocks", "_run_from")
 
     def __init__(self) -> None:
         self._blocks = [0] * _BLOCKS
-        #: Highest counter committed so far (-1: none yet).
-        self.top = -1
+        self._run_from = 0
 
-    def check(self, counter: int) -> None:
+    def check(self, counter: int, next_: int) -> None:
         """Raise ``replayed`` or ``stale`` unless ``counter`` may still be accepted."""
-        if counter > self.top:
+        if counter >= next_:
             return
-        if self.top - counter >= REPLAY_WINDOW:
+        if next_ - 1 - counter >= REPLAY_WINDOW:
             raise ReplayDetected(f"counter {counter} is behind the replay window", code="stale")
-        if self._blocks[(counter >> 6) % _BLOCKS] >> (counter & 63) & 1:
+        if (counter >= self._run_from
+                or self._blocks[(counter >> 6) % _BLOCKS] >> (counter & 63) & 1):
             raise ReplayDetected(f"counter {counter} was already accepted", code="replayed")
 
-    def commit(self, counter: int) -> None:
-        """Record ``counter`` as accepted, sliding the window forward if it is the newest."""
+    def commit(self, counter: int, next_: int) -> None:
+        """Record ``counter`` as accepted; the owner then sets ``next_`` past it if newer."""
+        if counter < next_:
+            self._blocks[(counter >> 6) % _BLOCKS] |= 1 << (counter & 63)
+        elif counter > next_:  # a gap: write the run into the ring, start a new one
+            top = next_ - 1
+            self._store_run(top)
+            current, index = top >> 6, counter >> 6
+            blocks = self._blocks
+            for i in range(current + 1, current + 1 + min(index - current, _BLOCKS)):
+                blocks[i % _BLOCKS] = 0
+            self._run_from = counter
+        # counter == next_ extends the run: nothing to record
+
+    def _store_run(self, top: int) -> None:
+        """Set the bits of the run's counters still inside the window, exactly."""
+        low = max(self._run_from, top - REPLAY_WINDOW + 1)
         blocks = self._blocks
-        if counter > self.top:
-            current, index = self.top >> 6, counter >> 6
-            if index != current:
-                for i in range(current + 1, current + 1 + min(index - current, _BLOCKS)):
-                    blocks[i % _BLOCKS] = 0
-            self.top = counter
-        blocks[(counter >> 6) % _BLOCKS] |= 1 << (counter & 63)
+        for block in range(low >> 6, (top >> 6) + 1):
+            first = max(low - (block << 6), 0)
+            last = min(top - (block << 6), 63)
+            run = (1 << (last + 1)) - (1 << first)
+            i = block % _BLOCKS
+            if block << 6 <= self._run_from:  # the run's first block: keep what lies below
+                blocks[i] = blocks[i] & ((1 << first) - 1) | run
+            else:  # a block the run entered by itself: nothing else lives there
+                blocks[i] = run
 
 
 class Session(crypto.KeyHolder):
@@ -141,7 +162,7 @@ class Session(crypto.KeyHolder):
         self._recv_prev: _Cipher | None = None
         self._recv_epoch = 0
         self._recv_limit = 1 << EPOCH_BITS
-        self._recv_n = 0  # ordered mode: the next counter required
+        self._recv_n = 0  # ordered: the next counter required; unordered: highest seen + 1
         self._window = None if ordered else ReplayWindow()
         self._exporter = exporter_secret
         self._max_message = max_message
@@ -251,33 +272,30 @@ class Session(crypto.KeyHolder):
         if size < OVERHEAD or size > self._max_message:
             self._reject_size(size)
         (value,) = _unpack_header(message)
-        # Fast paths: a DATA message (type 0, so value is the counter) in the current epoch
-        # that is the next one (ordered) or newer than any seen (unordered). _recv_limit
-        # is -1 once the peer has closed, so neither applies then.
-        window = self._window
-        if value < self._recv_limit and (
-            value == self._recv_n if window is None else value > window.top
-        ):
+        # Fast path, the same in both modes: a DATA message (type 0, so value is the
+        # counter) that is the next in sequence, below _recv_limit (the end of the current
+        # epoch; earlier while an unordered session still keeps the previous epoch's key,
+        # and -1 once the peer has closed).
+        if value == self._recv_n and value < self._recv_limit:
             try:
                 payload = self._recv_cipher.decrypt(_pack_nonce(value), message[8:], None)
             except _InvalidTag:
                 raise AuthenticationError("message authentication failed",
                                           code="decrypt_failed") from None
-            if window is None:
-                self._recv_n = value + 1
-            elif value >> 6 == window.top >> 6:  # same 64-counter block: set one bit
-                window.top = value
-                window._blocks[(value >> 6) % _BLOCKS] |= 1 << (value & 63)
-            else:
-                window.commit(value)
-                if self._recv_prev is not None:
-                    self._forget_previous_epoch(window)
+            self._recv_n = value + 1
             return payload
         return self._open_checked(message, value)
 
-    def _forget_previous_epoch(self, window: ReplayWindow) -> None:
-        if window.top - REPLAY_WINDOW >= self._recv_epoch << EPOCH_BITS:
+    def _receive_limit(self) -> int:
+        """The first counter the fast path must leave to :meth:`_open_checked`."""
+        base = self._recv_epoch << EPOCH_BITS
+        if self._recv_prev is not None:
+            # The previous epoch's key goes once no counter of that epoch can pass the
+            # window: when the highest counter seen reaches base + REPLAY_WINDOW.
+            if self._recv_n - 1 < base + REPLAY_WINDOW:
+                return base + REPLAY_WINDOW
             self._recv_prev = None
+        return base + (1 << EPOCH_BITS)
 
     def _reject_size(self, size: int) -> NoReturn:
         if size > self._max_message:
@@ -301,7 +319,7 @@ class Session(crypto.KeyHolder):
                 raise ProtocolViolation(f"expected counter {self._recv_n}, got {n}",
                                         code="out_of_order")
         else:
-            window.check(n)
+            window.check(n, self._recv_n)
         epoch = n >> EPOCH_BITS
         if epoch == self._recv_epoch:
             cipher = self._recv_cipher
@@ -325,20 +343,18 @@ class Session(crypto.KeyHolder):
             self._recv_key = crypto.rekey(self._recv_key)
             self._recv_cipher = cipher
             self._recv_epoch = epoch
-            self._recv_limit = (epoch + 1) << EPOCH_BITS
-        if window is None:
+        if window is not None:
+            window.commit(n, self._recv_n)
+        if n >= self._recv_n:
             self._recv_n = n + 1
-        else:
-            window.commit(n)
-            if self._recv_prev is not None:
-                self._forget_previous_epoch(window)
+        self._recv_limit = self._receive_limit()
         if kind == DATA:
             return payload
         if kind == CLOSE:
             self._peer_closed = True
             self._recv_limit = -1
         elif window is None:  # REKEY on an ordered session: the sender jumped
-            self._recv_n = self._recv_limit
+            self._recv_n = (self._recv_epoch + 1) << EPOCH_BITS
         return None
 
     # ----------------------------------------------------------------- exports
