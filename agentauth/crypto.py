@@ -32,6 +32,7 @@ __all__ = [
     "HASH_LEN",
     "MAX_NONCE",
     "SIGNATURE_LEN",
+    "Blake2b",
     "ChaCha20Poly1305",
     "InvalidTag",
     "KeyHolder",
@@ -58,6 +59,8 @@ MAX_NONCE = 2**64 - 1
 _NONCE_PREFIX = b"\x00\x00\x00\x00"
 _ZEROS32 = bytes(32)
 _blake2b = hashlib.blake2b
+#: The BLAKE2b-512 hash object constructor, for callers on a hot path.
+Blake2b = hashlib.blake2b
 _hmac_digest = hmac.digest
 
 

@@ -76,6 +76,7 @@ _SIG = crypto.SIGNATURE_LEN
 _TAG = crypto.AEAD_TAG_LEN
 _DH = crypto.DH_LEN
 _NO_EXTENSIONS: Mapping[str, bytes] = MappingProxyType({})
+_NUMBERS = (int, float)
 
 # Every transcript starts as InitializeSymmetric(protocol name) then MixHash(prologue).
 _INITIAL = SymmetricState()
@@ -365,7 +366,8 @@ class _Engine(crypto.KeyHolder):
 
     def _read_clock(self) -> float:
         now = self._clock()
-        if not (isinstance(now, int | float) and not isinstance(now, bool)
+        if not ((type(now) in _NUMBERS or (isinstance(now, int | float)
+                 and not isinstance(now, bool)))
                 and 0 <= now <= MAX_TIMESTAMP):  # NaN fails the comparison too
             raise InvalidArgument("clock() must return a finite, non-negative number of "
                                   "seconds since the epoch")

@@ -19,6 +19,7 @@ _Cipher = crypto.ChaCha20Poly1305
 _InvalidTag = crypto.InvalidTag
 _nonce = crypto.nonce
 _hash = crypto.blake2b
+_Blake2b = crypto.Blake2b  # the constructor itself: these calls are on the hot path
 _hkdf = crypto.hkdf
 
 
@@ -93,18 +94,18 @@ class SymmetricState(crypto.KeyHolder):
 
     def mix_hash(self, data: bytes) -> None:
         """MixHash: ``h = HASH(h || data)``."""
-        self.h = _hash(self.h + data)
+        self.h = _Blake2b(self.h + data).digest()
 
     def encrypt_and_hash(self, plaintext: bytes) -> bytes:
         """EncryptAndHash: encrypt with ``h`` as associated data, then mix the ciphertext."""
         ciphertext = self.cipher.encrypt_with_ad(self.h, plaintext)
-        self.h = _hash(self.h + ciphertext)
+        self.h = _Blake2b(self.h + ciphertext).digest()
         return ciphertext
 
     def decrypt_and_hash(self, ciphertext: bytes) -> bytes:
         """DecryptAndHash: decrypt with ``h`` as associated data, then mix the ciphertext."""
         plaintext = self.cipher.decrypt_with_ad(self.h, ciphertext)
-        self.h = _hash(self.h + ciphertext)
+        self.h = _Blake2b(self.h + ciphertext).digest()
         return plaintext
 
     def split(self) -> tuple[bytes, bytes, bytes]:
