@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import threading
+import weakref
 from typing import NoReturn, SupportsIndex
 
 import nacl.bindings as _sodium
@@ -72,10 +75,20 @@ def equal(a: bytes, b: bytes) -> bool:
 class KeyHolder:
     """Base of objects that hold live key material: they refuse to be copied or pickled.
 
-    A copy of a cipher state would reuse its nonces; a pickle would write keys to disk.
+    A copy of a cipher state would reuse its nonces; a pickle would write keys to disk. A
+    process that forks would copy them too: holders that registered with :meth:`_track`
+    are disabled in the child (:meth:`_after_fork`), and stay usable in the parent.
     """
 
-    __slots__ = ()
+    __slots__ = ("__weakref__",)
+
+    def _track(self) -> None:
+        _live.append(_ref(self))
+        if len(_live) >= _prune_at[0]:
+            _prune()
+
+    def _after_fork(self) -> None:
+        """Called in a forked child for every tracked holder: refuse all further use."""
 
     def __copy__(self) -> NoReturn:
         raise TypeError(f"{type(self).__name__} holds keys and cannot be copied")
@@ -170,3 +183,29 @@ def nonce(counter: int) -> bytes:
 def rekey(key: bytes) -> bytes:
     """Noise's REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)."""
     return ChaCha20Poly1305(key).encrypt(nonce(MAX_NONCE), _ZEROS32, b"")[:32]
+
+
+# Weak references to tracked holders, without callbacks (cheap to make and to drop); dead
+# ones are pruned whenever the list has doubled since the last pruning.
+_ref = weakref.ref
+_live: list[weakref.ref[KeyHolder]] = []
+_prune_at = [1024]
+_prune_lock = threading.Lock()
+
+
+def _prune() -> None:
+    with _prune_lock:
+        count = len(_live)  # other threads only append: entries past count stay as they are
+        _live[:count] = [r for r in _live[:count] if r() is not None]
+        _prune_at[0] = max(1024, 2 * len(_live))
+
+
+def _disable_in_child() -> None:
+    for r in list(_live):
+        holder = r()
+        if holder is not None:
+            holder._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_disable_in_child)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,8 +82,9 @@ _NUMBERS = (int, float)
 # Every transcript starts as InitializeSymmetric(protocol name) then MixHash(prologue).
 _INITIAL = SymmetricState()
 _INITIAL.mix_hash(PROLOGUE)
-# Engines that are done or failed drop their transcript (and its keys) for this.
+# Engines that are done or failed erase their transcript and hold this instead.
 _SPENT = SymmetricState()
+_SPENT.erase()
 
 
 class Role(Enum):
@@ -206,8 +208,9 @@ class HandshakeResult:
 
 def _is_seconds(value: object) -> bool:
     """A finite, non-negative int or float (bool excluded)."""
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= 0 and (isinstance(value, int) or math.isfinite(value))
 
 
 def _check_extensions(ext: Any, *, ours: bool) -> Mapping[str, bytes]:
@@ -248,6 +251,7 @@ class _Engine(crypto.KeyHolder):
         "_expect",
         "_extensions",
         "_identity",
+        "_lock",
         "_ordered",
         "_policy",
         "_random",
@@ -274,8 +278,8 @@ class _Engine(crypto.KeyHolder):
             expect = PeerKey.from_agent_id(expect)
         elif expect is not None and not isinstance(expect, PeerKey):
             raise InvalidArgument("expect must be an agent id, a PeerKey or None")
-        if not callable(clock) or not callable(random):
-            raise InvalidArgument("clock and random must be callables")
+        if not callable(clock) or not callable(random) or type(ordered) is not bool:
+            raise InvalidArgument("clock and random must be callables and ordered a bool")
         self._identity = identity
         self._policy = policy
         self._expect: PeerKey | None = expect
@@ -288,6 +292,7 @@ class _Engine(crypto.KeyHolder):
         self._ordered = ordered
         self._clock = clock
         self._random = random
+        self._lock = threading.Lock()
         self._symmetric = _INITIAL.copy()
         self._e_secret = b""
         self._e_public = b""
@@ -296,9 +301,15 @@ class _Engine(crypto.KeyHolder):
         #: Set once the handshake is complete.
         self.result: HandshakeResult | None = None
         self.state: HandshakeState = _S.START if self.role is _I else _S.AWAIT_HS1
+        self._track()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(state={self.state.value}, identity={self._identity!r})"
+
+    def _after_fork(self) -> None:
+        # Two processes finishing one handshake would hold one session's keys.
+        if self.state is not _S.DONE and self.state is not _S.FAILED:
+            self._fail(InvalidState("this handshake belongs to the process that forked"))
 
     # ------------------------------------------------------------ public calls
 
@@ -310,42 +321,60 @@ class _Engine(crypto.KeyHolder):
 
     def check_timeout(self) -> None:
         """Raise (and fail) ``handshake_timeout`` if the handshake has run out of time."""
-        if self.state in (_S.DONE, _S.FAILED) or self._started is None:
-            self._raise_if_failed()
-            return
+        self._enter()
         try:
-            self._check_time(self._read_clock())
-        except BaseException as exc:
-            self._fail(exc)
-            raise
+            if self.state in (_S.DONE, _S.FAILED) or self._started is None:
+                self._raise_if_failed()
+                return
+            try:
+                self._check_time(self._read_clock())
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+        finally:
+            self._lock.release()
 
     # ------------------------------------------------------------ machinery
 
+    def _enter(self) -> None:
+        # Calls on one engine never overlap: one that would (from another thread, or from
+        # the trust callback) is refused and changes nothing.
+        if not self._lock.acquire(False):  # (positional: measurably cheaper)
+            raise InvalidState("another call on this engine is in progress")
+
     def _step(self, event: str, message: bytes | None) -> bytes | None:
-        self._raise_if_failed()
-        row = TRANSITIONS.get((self.role, self.state, event))
-        if row is None:
-            if event == "start":
-                raise InvalidState(f"{self.role.value} cannot start in state {self.state.value}")
-            exc: RemoteError = ProtocolViolation(
-                f"{self.role.value} in state {self.state.value} expects no message",
-                code="out_of_order")
-            if self.state is not _S.DONE:  # a late duplicate cannot undo a finished handshake
-                self._fail(exc)
-            raise exc
-        method, next_state = row
+        self._enter()
         try:
-            if message is not None and len(message) > MAX_HANDSHAKE_MESSAGE:
-                raise DecodeError(f"handshake message is {len(message)} bytes, over "
-                                  f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
-            reply: bytes | None = getattr(self, method)(message)
-        except BaseException as exc:
-            # Whatever the cause (the peer, the clock, a callback), the transcript may be
-            # half-updated: fail for good.
-            self._fail(exc)
-            raise
-        self.state = next_state
-        return reply
+            self._raise_if_failed()
+            row = TRANSITIONS.get((self.role, self.state, event))
+            if row is None:
+                if event == "start":
+                    raise InvalidState(f"{self.role.value} cannot start in state "
+                                       f"{self.state.value}")
+                exc: RemoteError = ProtocolViolation(
+                    f"{self.role.value} in state {self.state.value} expects no message",
+                    code="out_of_order")
+                if self.state is not _S.DONE:  # a late duplicate cannot undo a finished one
+                    self._fail(exc)
+                raise exc
+            method, next_state = row
+            try:
+                if message is not None and len(message) > MAX_HANDSHAKE_MESSAGE:
+                    raise DecodeError(f"handshake message is {len(message)} bytes, over "
+                                      f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
+                reply: bytes | None = getattr(self, method)(message)
+            except BaseException as exc:
+                # Whatever the cause (the peer, the clock, a callback), the transcript may
+                # be half-updated: fail for good.
+                self._fail(exc)
+                raise
+            if self._error is not None:  # failed while the step ran (a fork in a callback)
+                self.result = None
+                self._raise_if_failed()
+            self.state = next_state
+            return reply
+        finally:
+            self._lock.release()
 
     def _fail(self, exc: BaseException) -> None:
         # Keep the error's class, code and text only: the exception's traceback would keep
@@ -357,6 +386,7 @@ class _Engine(crypto.KeyHolder):
                            f"the step was interrupted by {type(exc).__name__}")
         self.state = _S.FAILED
         self._e_secret = b""
+        self._symmetric.erase()  # in place: a traceback's frames may still hold it
         self._symmetric = _SPENT
 
     def _raise_if_failed(self) -> None:
@@ -423,14 +453,16 @@ class _Engine(crypto.KeyHolder):
     def _signed_payload(self, context: bytes, body: bytes) -> bytes:
         return self._identity.sign(context + self._symmetric.h + body) + body
 
-    def _finish(self, peer: PeerKey, version: int, extensions: Mapping[str, bytes]) -> None:
-        k1, k2, exporter = self._symmetric.split()
+    def _finish(self, ss: SymmetricState, peer: PeerKey, version: int,
+                extensions: Mapping[str, bytes]) -> None:
+        k1, k2, exporter = ss.split()
         send, recv = (k1, k2) if self.role is _I else (k2, k1)
-        binding = self._symmetric.h
+        binding = ss.h
         session = Session(send, recv, exporter, binding, ordered=self._ordered,
                           max_message=self._policy.max_message)
         self.result = HandshakeResult(peer, version, binding, extensions, session)
         self._e_secret = b""
+        ss.erase()
         self._symmetric = _SPENT
 
 
@@ -483,7 +515,7 @@ class Initiator(_Engine):
         # spec 4.6: reveal ourselves only now that the responder is accepted.
         body3 = wire.encode_map(self._identity.public_bytes, int(now), dict(self._extensions))
         hs3 = ss.encrypt_and_hash(self._signed_payload(INITIATOR_CONTEXT, body3))
-        self._finish(peer, version, extensions)
+        self._finish(ss, peer, version, extensions)
         return hs3
 
 
@@ -545,4 +577,4 @@ class Responder(_Engine):
         extensions = _check_extensions(ext, ours=False)
         peer = self._authenticate(identity, INITIATOR_CONTEXT, transcript, body, signature,
                                   timestamp, now)
-        self._finish(peer, self._version, extensions)
+        self._finish(ss, peer, self._version, extensions)

@@ -8,8 +8,10 @@ token-less handshake message (see ``spec/protocol.md`` section 4).
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from . import crypto
-from .errors import AuthenticationError
+from .errors import AuthenticationError, InvalidState
 
 __all__ = ["PROTOCOL_NAME", "CipherState", "SymmetricState"]
 
@@ -75,7 +77,11 @@ class SymmetricState(crypto.KeyHolder):
         self.cipher = CipherState()
 
     def copy(self) -> SymmetricState:
-        """An independent copy (the engines start from a copy of a prepared state)."""
+        """An independent copy of a state that has no key yet (the engines start from a
+        copy of a prepared state). A keyed state cannot be copied: the copies would encrypt
+        under one key and nonce."""
+        if self.cipher.k is not None:
+            raise TypeError("a keyed SymmetricState cannot be copied")
         other = SymmetricState.__new__(SymmetricState)
         other.ck, other.h = self.ck, self.h
         other.cipher = CipherState()
@@ -84,6 +90,15 @@ class SymmetricState(crypto.KeyHolder):
 
     def __repr__(self) -> str:
         return "SymmetricState(<secret>)"
+
+    def erase(self) -> None:
+        """Drop the chaining key, the hash and the cipher key, in place; from then on
+        every operation on this state raises ``invalid_state``. Code that still holds a
+        reference (a traceback's frame, say) finds nothing in it."""
+        self.ck = self.h = b""
+        self.cipher.k = None
+        self.cipher.n = 0
+        self.__class__ = _ErasedState
 
     def mix_key(self, input_key_material: bytes) -> None:
         """MixKey: derive a new chaining key and cipher key from DH output."""
@@ -116,3 +131,20 @@ class SymmetricState(crypto.KeyHolder):
         """
         out1, out2, out3 = _hkdf(self.ck, b"", 3)
         return out1[:32], out2[:32], out3
+
+
+class _ErasedState(SymmetricState):
+    """What an erased :class:`SymmetricState` becomes: the same slots, every use refused."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise InvalidState("this handshake state was erased")
+
+    mix_key = mix_hash = encrypt_and_hash = decrypt_and_hash = split = copy = _refuse
+
+    def erase(self) -> None:
+        """Already erased."""
+
+    def __repr__(self) -> str:
+        return "SymmetricState(<erased>)"

@@ -125,6 +125,7 @@ class Session(crypto.KeyHolder):
         "_channel_binding",
         "_closed",
         "_exporter",
+        "_forked",
         "_max_message",
         "_max_payload",
         "_peer_closed",
@@ -170,6 +171,8 @@ class Session(crypto.KeyHolder):
         self._channel_binding = channel_binding
         self._closed = False
         self._peer_closed = False
+        self._forked = False
+        self._track()
 
     def __repr__(self) -> str:
         mode = "ordered" if self._window is None else "unordered"
@@ -239,8 +242,21 @@ class Session(crypto.KeyHolder):
         nonce = _pack_nonce(kind << COUNTER_BITS | n)
         return nonce[4:] + self._send_cipher.encrypt(nonce, b"", None)
 
+    def _after_fork(self) -> None:
+        # Parent and child would seal under the same counters: the child gets nothing.
+        self._forked = True
+        self._send_limit = self._recv_limit = -1  # both fast paths now defer to the checks
+        self._send_key = self._recv_key = self._exporter = b""
+        self._recv_prev = None
+
+    def _refuse_if_forked(self) -> None:
+        if self._forked:
+            raise InvalidState("this session belongs to the process that forked; run a new "
+                               "handshake in the child")
+
     def _next_epoch(self) -> int:
         """Move the sending side to the next epoch (or refuse); return the counter to use."""
+        self._refuse_if_forked()
         if self.closed:
             raise InvalidState("the session is closed for sending")
         n = self._send_limit
@@ -305,6 +321,7 @@ class Session(crypto.KeyHolder):
                           code="malformed")
 
     def _open_checked(self, message: bytes, value: int) -> bytes | None:
+        self._refuse_if_forked()
         if self.peer_closed:
             raise ProtocolViolation("the peer closed the session", code="session_closed")
         kind, n = value >> COUNTER_BITS, value & COUNTER_MASK
@@ -369,5 +386,6 @@ class Session(crypto.KeyHolder):
                 or not 1 <= length <= 64 or not 1 <= len(label) <= 255):
             raise InvalidArgument("label and context are bytes, the label 1..255 bytes long, "
                                   "and length is an integer in 1..64")
+        self._refuse_if_forked()
         data = _EXPORTER_LABEL + bytes([len(label)]) + label + context
         return crypto.blake2b_keyed(self._exporter, data, length)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import copy
 import gc
 import math
+import os
 import pickle
+import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -160,8 +162,9 @@ def test_policy_refuses_odd_numbers(kwargs: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"expect": b"\x00" * 32}, {"expect": 42}, {"clock": 5.0}, {"random": b"seed"}],
-    ids=["expect-bytes", "expect-int", "clock", "random"],
+    [{"expect": b"\x00" * 32}, {"expect": 42}, {"clock": 5.0}, {"random": b"seed"},
+     {"ordered": None}, {"ordered": 1}],
+    ids=["expect-bytes", "expect-int", "clock", "random", "ordered-none", "ordered-int"],
 )
 def test_engine_arguments_are_checked_up_front(kwargs: dict[str, Any]) -> None:
     for cls, identity in ((Initiator, ALICE), (Responder, BOB)):
@@ -280,3 +283,149 @@ def test_export_refuses_non_bytes_and_odd_lengths(args: tuple[Any, ...]) -> None
     a, _ = sessions()
     with raises("invalid_argument"):
         a.export(*args)
+
+
+def test_huge_integer_policy_values_are_numbers_not_crashes() -> None:
+    policy = HandshakePolicy(trust=accept_any_peer, max_skew=10**400, timeout=10**400)
+    pair = make_pair(policy, policy)
+    pair.r_clock.now += 10**6
+    pair.run()
+    assert pair.responder.result is not None
+
+
+# -------------------------------------------------------- overlapping calls
+
+
+@pytest.mark.parametrize("side", ["initiator", "responder"])
+def test_timer_thread_during_a_slow_trust_callback_changes_nothing(side: str) -> None:
+    entered, release = threading.Event(), threading.Event()
+    outcomes: list[str] = []
+
+    def slow_trust(peer: PeerKey) -> bool:
+        entered.set()
+        assert release.wait(10)
+        return True
+
+    policy = HandshakePolicy(trust=slow_trust)
+    pair = make_pair(policy, ANY) if side == "initiator" else make_pair(ANY, policy)
+    engine = pair.initiator if side == "initiator" else pair.responder
+    clock = pair.i_clock if side == "initiator" else pair.r_clock
+
+    def timer() -> None:
+        assert entered.wait(10)
+        clock.now += 31  # past the timeout: the check would fail the engine if it ran
+        outcomes.append(outcome(engine.check_timeout))
+        release.set()
+
+    thread = threading.Thread(target=timer)
+    thread.start()
+    try:
+        reply = _complete_until_trust(pair, side)()
+    finally:
+        release.set()
+        thread.join()
+    assert outcomes == ["invalid_state"]  # refused, and the engine was not failed
+    assert state(engine) is HandshakeState.DONE
+    if side == "initiator":
+        assert isinstance(reply, bytes) and pair.responder.receive_message(reply) is None
+    a, b = pair.sessions()
+    assert b.open(a.seal(b"genuine keys")) == b"genuine keys"
+    assert a.open(b.seal(b"both ways")) == b"both ways"
+
+
+def test_reentrant_call_from_the_trust_callback_is_refused() -> None:
+    seen: list[str] = []
+    pair: Pair
+
+    def trust(peer: PeerKey) -> bool:
+        seen.append(outcome(pair.responder.check_timeout))
+        seen.append(outcome(lambda: pair.responder.receive_message(b"x" * 100)))
+        return True
+
+    pair = make_pair(ANY, HandshakePolicy(trust=trust))
+    pair.run()
+    assert seen == ["invalid_state", "invalid_state"]
+    a, b = pair.sessions()
+    assert b.open(a.seal(b"ok")) == b"ok"
+
+
+# ------------------------------------------------------------- erasure
+
+
+def test_a_failed_step_leaves_only_an_erased_transcript_in_its_frames() -> None:
+    pair = make_pair(ANY, HandshakePolicy(trust=_refuse_all))
+    hs1 = pair.initiator.start()
+    hs2 = pair.responder.receive_message(hs1)
+    assert hs2 is not None
+    hs3 = pair.initiator.receive_message(hs2)
+    assert hs3 is not None
+    with raises("untrusted_peer") as info:
+        pair.responder.receive_message(hs3)
+    states = [v for v in _frame_locals(info.value) if isinstance(v, SymmetricState)]
+    assert states, "the failing step held its transcript"
+    for held in states:
+        assert held.ck == b"" and held.h == b"" and held.cipher.k is None
+        with raises("invalid_state"):
+            held.split()
+        with raises("invalid_state"):
+            held.decrypt_and_hash(b"")
+
+
+def _refuse_all(peer: PeerKey) -> bool:
+    return False
+
+
+def test_a_keyed_transcript_cannot_be_copied() -> None:
+    state_ = SymmetricState()
+    state_.copy()  # unkeyed: how every engine starts
+    state_.mix_key(bytes(32))
+    with pytest.raises(TypeError):
+        state_.copy()
+
+
+# ----------------------------------------------------------------- fork
+
+
+def _in_child(check: Callable[[], bool]) -> int:
+    """Run ``check`` in a forked child; return its exit status (0: it returned True)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            code = 0 if check() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform cannot fork")
+def test_a_forked_child_cannot_use_the_parents_session() -> None:
+    a, b = sessions(ordered=False)
+    pending = a.seal(b"in flight")
+
+    def child() -> bool:
+        calls: list[Callable[[], object]] = [
+            lambda: a.seal(b"x"), a.rekey, a.close, lambda: b.open(pending),
+            lambda: a.export(b"label")]
+        return all(outcome(call) == "invalid_state" for call in calls)
+
+    assert _in_child(child) == 0
+    assert b.open(pending) == b"in flight"  # the parent is untouched
+    assert b.open(a.seal(b"after")) == b"after"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform cannot fork")
+def test_a_forked_child_cannot_finish_the_parents_handshake() -> None:
+    pair = make_pair()
+    hs1 = pair.initiator.start()
+    hs2 = pair.responder.receive_message(hs1)
+    assert hs2 is not None
+
+    def child() -> bool:
+        return (outcome(lambda: pair.initiator.receive_message(hs2)) == "invalid_state"
+                and state(pair.initiator) is HandshakeState.FAILED)
+
+    assert _in_child(child) == 0
+    hs3 = pair.initiator.receive_message(hs2)
+    assert hs3 is not None and pair.responder.receive_message(hs3) is None
