@@ -121,6 +121,9 @@ class ReplayWindow:
 class Session(crypto.KeyHolder):
     """One end of an established session. Built by the handshake engine, not by hand."""
 
+    _send_cipher: _Cipher  # set by _next_epoch, for the first message and every epoch after
+    _recv_cipher: _Cipher  # set by _current_recv_cipher and at each epoch change
+
     __slots__ = (
         "_channel_binding",
         "_closed",
@@ -154,15 +157,15 @@ class Session(crypto.KeyHolder):
     ) -> None:
         if max_message < OVERHEAD:
             raise InvalidArgument(f"max_message must be at least {OVERHEAD}")
+        # The AEAD contexts of epoch 0 are built by the first message each way: both
+        # limits start at 0, so that message takes the checked path, which builds them.
         self._send_key = send_key
-        self._send_cipher = _Cipher(send_key)
         self._send_n = 0
-        self._send_limit = 1 << EPOCH_BITS  # first counter the current key may not use
+        self._send_limit = 0  # first counter the current cipher may not use
         self._recv_key = recv_key
-        self._recv_cipher = _Cipher(recv_key)
         self._recv_prev: _Cipher | None = None
         self._recv_epoch = 0
-        self._recv_limit = 1 << EPOCH_BITS
+        self._recv_limit = 0  # see open(); 0 until a first message is accepted
         self._recv_n = 0  # ordered: the next counter required; unordered: highest seen + 1
         self._window = None if ordered else ReplayWindow()
         self._exporter = exporter_secret
@@ -259,6 +262,11 @@ class Session(crypto.KeyHolder):
         self._refuse_if_forked()
         if self.closed:
             raise InvalidState("the session is closed for sending")
+        if self._send_limit == 0:  # the first message: epoch 0's cipher
+            self._send_cipher = _Cipher(self._send_key)
+            self._send_limit = 1 << EPOCH_BITS
+            if self._send_n < self._send_limit:
+                return self._send_n
         n = self._send_limit
         if n >= COUNTER_MASK:  # the last counter is kept for CLOSE
             raise CounterExhausted("the session's sending counter is used up")
@@ -302,6 +310,11 @@ class Session(crypto.KeyHolder):
             return payload
         return self._open_checked(message, value)
 
+    def _current_recv_cipher(self) -> _Cipher:
+        if self._recv_limit == 0:  # nothing accepted yet: it may not exist (a rebuild is cheap)
+            self._recv_cipher = _Cipher(self._recv_key)
+        return self._recv_cipher
+
     def _receive_limit(self) -> int:
         """The first counter the fast path must leave to :meth:`_open_checked`."""
         base = self._recv_epoch << EPOCH_BITS
@@ -339,7 +352,7 @@ class Session(crypto.KeyHolder):
             window.check(n, self._recv_n)
         epoch = n >> EPOCH_BITS
         if epoch == self._recv_epoch:
-            cipher = self._recv_cipher
+            cipher = self._current_recv_cipher()
         elif epoch == self._recv_epoch + 1:  # (no key bytes left in this frame's locals)
             cipher = _Cipher(crypto.rekey(self._recv_key))
         elif epoch == self._recv_epoch - 1 and self._recv_prev is not None:
@@ -356,7 +369,7 @@ class Session(crypto.KeyHolder):
             raise DecodeError("a control message carries a payload", code="malformed")
         # Authenticated and well formed: only now does any receive state change.
         if epoch == self._recv_epoch + 1:
-            self._recv_prev = self._recv_cipher if window is not None else None
+            self._recv_prev = self._current_recv_cipher() if window is not None else None
             self._recv_key = crypto.rekey(self._recv_key)
             self._recv_cipher = cipher
             self._recv_epoch = epoch

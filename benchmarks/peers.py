@@ -36,8 +36,9 @@ __all__ = [
 
 Work = Callable[[], object]
 
-#: Length of what each side signs in an agentauth handshake: context, hash, body.
-SIGNED_MESSAGE_LEN = 44 + 64 + 48
+#: Length of what a side signs in an agentauth handshake: context, hash, body (the
+#: responder's body is 46 bytes with today's timestamps, the initiator's 44).
+SIGNED_MESSAGE_LEN = 43 + 64 + 46
 
 
 # --------------------------------------------------------------- the floor

@@ -295,3 +295,27 @@ def test_each_handshake_gives_its_own_binding_and_exporter() -> None:
     assert a1.export(b"l") == b1.export(b"l") != a2.export(b"l") == b2.export(b"l")
     with raises("decrypt_failed"):
         b2.open(a1.seal(b"wrong session"))
+
+
+def test_unordered_first_message_in_epoch_one_keeps_epoch_zero_for_late_ones() -> None:
+    # The receiver builds its epoch-0 cipher lazily; a session whose first arrival is
+    # already in epoch 1 must still accept epoch 0's late messages inside the window.
+    a, b = sessions(False)
+    a._send_n = EPOCH - 1  # still epoch 0: the key is the one the handshake gave
+    old, new = a.seal(b"epoch 0"), a.seal(b"epoch 1")
+    assert counter_of(new) == EPOCH
+    assert b.open(new) == b"epoch 1"
+    assert b.open(old) == b"epoch 0"
+    with raises("replayed"):
+        b.open(old)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_forged_first_messages_do_not_stop_the_genuine_one(ordered: bool) -> None:
+    a, b = sessions(ordered)
+    genuine = a.seal(b"first")
+    for index in (8, 20, len(genuine) - 1):
+        with raises("decrypt_failed"):
+            b.open(flip(genuine, index))
+    assert b.open(genuine) == b"first"
+    assert b.open(a.seal(b"second")) == b"second"
