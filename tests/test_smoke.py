@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from agentauth import HandshakePolicy, Identity, Initiator, Responder, accept_any_peer
 
 
@@ -21,3 +26,20 @@ def test_handshake_then_session() -> None:
     assert a.channel_binding == b.channel_binding
     assert b.session.open(a.session.seal(b"ping")) == b"ping"
     assert a.session.open(b.session.seal(b"pong")) == b"pong"
+
+
+def test_examples_and_demo_run() -> None:
+    # Each example is a script a user runs as is; so is the demo command.
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for script in sorted((root / "examples").glob("*.py")):
+        if script.name == "__init__.py":
+            continue
+        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, (script.name, done.stderr)
+        assert "True" in done.stdout, script.name
+    demo = subprocess.run([sys.executable, "-m", "agentauth", "demo"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert demo.returncode == 0, demo.stderr
+    assert "bindings match    True" in demo.stdout
