@@ -190,17 +190,23 @@ def rekey(key: bytes) -> bytes:
 _ref = weakref.ref
 _live: list[weakref.ref[KeyHolder]] = []
 _prune_at = [1024]
-_prune_lock = threading.Lock()
+_prune_lock = [threading.Lock()]  # replaced in a forked child, where its holder is gone
 
 
 def _prune() -> None:
-    with _prune_lock:
+    lock = _prune_lock[0]
+    if not lock.acquire(False):  # pruning already (another thread, or re-entered): skip
+        return
+    try:
         count = len(_live)  # other threads only append: entries past count stay as they are
         _live[:count] = [r for r in _live[:count] if r() is not None]
         _prune_at[0] = max(1024, 2 * len(_live))
+    finally:
+        lock.release()
 
 
 def _disable_in_child() -> None:
+    _prune_lock[0] = threading.Lock()
     for r in list(_live):
         holder = r()
         if holder is not None:

@@ -232,6 +232,9 @@ class Session(crypto.KeyHolder):
         The last counter of the session is kept for CLOSE, so a session whose counter is
         used up can still close.
         """
+        self._refuse_if_forked()
+        if self._send_limit == 0:
+            self._first_cipher()
         n = self._send_n
         if n >= self._send_limit and not (n == COUNTER_MASK and not self.closed):
             n = self._next_epoch()
@@ -251,6 +254,13 @@ class Session(crypto.KeyHolder):
         self._send_limit = self._recv_limit = -1  # both fast paths now defer to the checks
         self._send_key = self._recv_key = self._exporter = b""
         self._recv_prev = None
+        for name in ("_send_cipher", "_recv_cipher"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    def _first_cipher(self) -> None:
+        self._send_cipher = _Cipher(self._send_key)
+        self._send_limit = 1 << EPOCH_BITS
 
     def _refuse_if_forked(self) -> None:
         if self._forked:
@@ -263,8 +273,7 @@ class Session(crypto.KeyHolder):
         if self.closed:
             raise InvalidState("the session is closed for sending")
         if self._send_limit == 0:  # the first message: epoch 0's cipher
-            self._send_cipher = _Cipher(self._send_key)
-            self._send_limit = 1 << EPOCH_BITS
+            self._first_cipher()
             if self._send_n < self._send_limit:
                 return self._send_n
         n = self._send_limit

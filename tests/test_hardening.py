@@ -9,6 +9,7 @@ import gc
 import math
 import os
 import pickle
+import signal
 import threading
 import warnings
 import weakref
@@ -33,7 +34,7 @@ from agentauth import (
 )
 from agentauth.handshake import MAX_HANDSHAKE_MESSAGE
 from agentauth.noise import CipherState, SymmetricState
-from agentauth.session import EPOCH_BITS
+from agentauth.session import COUNTER_MASK, EPOCH_BITS
 
 PACKAGE = Path(agentauth.__file__).resolve().parent
 BAD_CLOCK_READINGS = [math.nan, math.inf, -math.inf, -1.0, 2.0**64, True, "1800000000",
@@ -429,3 +430,53 @@ def test_a_forked_child_cannot_finish_the_parents_handshake() -> None:
     assert _in_child(child) == 0
     hs3 = pair.initiator.receive_message(hs2)
     assert hs3 is not None and pair.responder.receive_message(hs3) is None
+
+
+def test_close_at_the_last_counter_as_the_first_message() -> None:
+    a, _ = sessions(True)
+    a._send_n = COUNTER_MASK  # nothing sent yet: close must still build its cipher
+    close = a.close()
+    assert int.from_bytes(close[:8], "little") == 1 << 56 | COUNTER_MASK
+    assert a.closed and outcome(a.close) == "invalid_state"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform cannot fork")
+def test_close_in_a_forked_child_is_refused_even_at_the_last_counter() -> None:
+    a, _ = sessions(True)
+    a.seal(b"used")
+    a._send_n = COUNTER_MASK
+
+    def child() -> bool:
+        return all(outcome(call) == "invalid_state" for call in (a.close, a.rekey))
+
+    assert _in_child(child) == 0
+    assert not a.closed and len(a.close()) == 24  # the parent may still close
+
+
+def test_pruning_never_waits() -> None:
+    # A holder made while pruning runs (another thread, a finaliser, a signal handler)
+    # must not block on the pruning lock.
+    lock = crypto._prune_lock[0]
+    assert lock.acquire(False)
+    try:
+        crypto._prune()  # returns at once instead of waiting for itself
+        made = [sessions() for _ in range(600)]  # enough to cross the pruning threshold
+    finally:
+        lock.release()
+    assert len(made) == 600
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform cannot fork")
+def test_fork_while_another_thread_prunes() -> None:
+    lock = crypto._prune_lock[0]
+    assert lock.acquire(False)  # as if a thread of this process were pruning at the fork
+    try:
+        def child() -> bool:
+            signal.alarm(20)  # a hang would end the child with SIGALRM, not the test run
+            crypto._prune()
+            made = [sessions() for _ in range(600)]
+            return len(made) == 600
+
+        assert _in_child(child) == 0
+    finally:
+        lock.release()
