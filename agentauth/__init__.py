@@ -3,6 +3,15 @@
 The public API is exactly the names in ``__all__``; a test guards it.
 """
 
+from .aio import (
+    AgentAuthAttribute,
+    AgentAuthListener,
+    AgentAuthMessageStream,
+    AgentAuthStream,
+    connect,
+    create_listener,
+    serve,
+)
 from .errors import (
     ERROR_CODES,
     AgentAuthError,
@@ -18,6 +27,8 @@ from .errors import (
     ProtocolViolation,
     RemoteError,
     ReplayDetected,
+    SessionExpired,
+    TransportError,
 )
 from .handshake import (
     HandshakePolicy,
@@ -36,7 +47,11 @@ __version__ = "0.1.0"
 __all__ = [
     "ERROR_CODES",
     "REPLAY_WINDOW",
+    "AgentAuthAttribute",
     "AgentAuthError",
+    "AgentAuthListener",
+    "AgentAuthMessageStream",
+    "AgentAuthStream",
     "AuthenticationError",
     "CounterExhausted",
     "DecodeError",
@@ -58,8 +73,13 @@ __all__ = [
     "Responder",
     "Role",
     "Session",
+    "SessionExpired",
+    "TransportError",
     "__version__",
     "accept_any_peer",
+    "connect",
+    "create_listener",
     "format_agent_id",
     "parse_agent_id",
+    "serve",
 ]

@@ -15,15 +15,18 @@ class), never on the message text.
     │   │                           agent_id_multicodec, agent_id_length
     │   ├── InvalidState            invalid_state
     │   └── CounterExhausted        counter_exhausted
-    └── RemoteError                 the peer (or the network) misbehaved
-        ├── DecodeError             oversize, malformed, non_canonical,
-        │                           unknown_field
-        ├── ProtocolViolation       out_of_order, no_common_version, session_closed
-        ├── HandshakeTimeout        handshake_timeout
-        ├── ReplayDetected          replayed, stale
-        └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
-                                    reflection, downgrade, unexpected_peer,
-                                    untrusted_peer, clock_skew
+    ├── RemoteError                 the peer (or the network) misbehaved
+    │   ├── DecodeError             oversize, malformed, non_canonical,
+    │   │                           unknown_field
+    │   ├── ProtocolViolation       out_of_order, no_common_version, session_closed
+    │   ├── HandshakeTimeout        handshake_timeout
+    │   ├── ReplayDetected          replayed, stale
+    │   ├── TransportError          unexpected_eof, connection_lost
+    │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
+    │                               reflection, downgrade, unexpected_peer,
+    │                               untrusted_peer, clock_skew
+    └── SessionExpired              idle_timeout, lifetime_exceeded
+                                    a limit the session's owner set was reached
 
 Messages never contain secret material: at most lengths, states, codes and public
 identifiers.
@@ -50,6 +53,8 @@ __all__ = [
     "ProtocolViolation",
     "RemoteError",
     "ReplayDetected",
+    "SessionExpired",
+    "TransportError",
 ]
 
 
@@ -152,6 +157,12 @@ class ReplayDetected(RemoteError):
     codes = frozenset({"replayed", "stale"})
 
 
+class TransportError(RemoteError):
+    """The transport under a channel ended or broke before the protocol was done."""
+
+    codes = frozenset({"unexpected_eof", "connection_lost"})
+
+
 class AuthenticationError(RemoteError):
     """The peer could not prove who it is, or proved to be someone we do not accept."""
 
@@ -167,6 +178,15 @@ class AuthenticationError(RemoteError):
             "clock_skew",
         }
     )
+
+
+class SessionExpired(AgentAuthError):
+    """A channel reached the idle timeout or the lifetime its owner set, and was closed.
+
+    Neither side misbehaved and the call was not wrong: a limit was reached.
+    """
+
+    codes = frozenset({"idle_timeout", "lifetime_exceeded"})
 
 
 #: Every stable error code, with the class that carries it and a one-line meaning.
@@ -198,6 +218,10 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "unexpected_peer": (AuthenticationError, "peer is not the agent the caller pinned"),
     "untrusted_peer": (AuthenticationError, "trust policy refused the peer"),
     "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
+    "unexpected_eof": (TransportError, "the transport ended before the protocol did"),
+    "connection_lost": (TransportError, "the transport failed under the channel"),
+    "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
+    "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
 })
 
 
@@ -207,7 +231,8 @@ def _check_registry() -> None:
     every = set().union(
         *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
                             CounterExhausted, DecodeError, ProtocolViolation,
-                            HandshakeTimeout, ReplayDetected, AuthenticationError))
+                            HandshakeTimeout, ReplayDetected, AuthenticationError,
+                            TransportError, SessionExpired))
     )
     assert every == set(ERROR_CODES), every ^ set(ERROR_CODES)
 

@@ -1,0 +1,17 @@
+"""The async layer, on anyio: channels over byte streams and message transports, TCP
+clients and servers. The only part of agentauth that imports anyio."""
+
+from ._common import AgentAuthAttribute
+from .messages import AgentAuthMessageStream
+from .net import AgentAuthListener, connect, create_listener, serve
+from .stream import AgentAuthStream
+
+__all__ = [
+    "AgentAuthAttribute",
+    "AgentAuthListener",
+    "AgentAuthMessageStream",
+    "AgentAuthStream",
+    "connect",
+    "create_listener",
+    "serve",
+]

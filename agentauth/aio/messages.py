@@ -1,0 +1,242 @@
+"""Channels over message transports: one protocol message per item of an object stream.
+
+For queues, datagram-like and WebSocket-like transports, which may drop, duplicate or
+reorder items. The session runs in unordered mode: its replay window accepts each counter
+once. A rejected item (forged, replayed, stale, malformed) raises its typed error from
+:meth:`~AgentAuthMessageStream.receive`, and the channel stays usable, so a forger cannot
+end it by injecting one bad item.
+
+The handshake needs its three messages delivered: there is no retransmission, so a lost
+one ends in ``handshake_timeout``. An exact duplicate of the last handshake message this
+side received is ignored, during the handshake and after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+import anyio
+from anyio.abc import ObjectStream
+
+from ..errors import (
+    AgentAuthError,
+    DecodeError,
+    HandshakeTimeout,
+    InvalidArgument,
+    SessionExpired,
+)
+from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder, Role
+from ..identity import Identity, PeerKey
+from ..session import Session
+from ._common import (
+    CLOSE_TIMEOUT,
+    AgentAuthAttribute,
+    Limits,
+    check_limits,
+    handshake_engine,
+    transport_error,
+)
+
+__all__ = ["AgentAuthMessageStream"]
+
+_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError,
+                     anyio.EndOfStream, OSError)
+
+
+class AgentAuthMessageStream(ObjectStream[bytes]):
+    """A channel of whole messages over an object stream of ``bytes`` items."""
+
+    def __init__(self, transport: ObjectStream[bytes], session: Session,
+                 attributes: Mapping[Any, Callable[[], Any]], limits: Limits,
+                 last_handshake_message: bytes) -> None:
+        self.transport_stream = transport
+        self._session = session
+        self._attributes = attributes
+        self._limits = limits
+        self._last_handshake = last_handshake_message
+        self._send_lock = anyio.Lock()
+        self._receive_lock = anyio.Lock()
+        self._started = self._active = time.monotonic()
+        self._closed = False
+        self._eof_sent = False
+        self._expired: SessionExpired | None = None
+
+    @classmethod
+    async def wrap(
+        cls,
+        transport: ObjectStream[bytes],
+        identity: Identity,
+        policy: HandshakePolicy,
+        *,
+        initiator: bool,
+        expect: str | PeerKey | None = None,
+        extensions: Mapping[str, bytes] | None = None,
+        handshake_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        max_lifetime: float | None = None,
+    ) -> AgentAuthMessageStream:
+        """Run the handshake over ``transport`` and return the channel (unordered mode).
+
+        The arguments mean what they mean for :meth:`AgentAuthStream.wrap`. On failure
+        the transport is closed and a typed agentauth error raised.
+        """
+        limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
+        engine = handshake_engine(identity, policy, initiator=initiator, expect=expect,
+                                  extensions=extensions, ordered=False)
+        try:
+            with anyio.fail_after(limits.handshake_timeout):
+                last = await _run_handshake(engine, transport)
+        except TimeoutError:
+            await anyio.aclose_forcefully(transport)
+            raise HandshakeTimeout(f"the handshake did not finish within "
+                                   f"{limits.handshake_timeout} s") from None
+        except BaseException:
+            await anyio.aclose_forcefully(transport)
+            raise
+        result = engine.result
+        assert result is not None
+        role = Role.INITIATOR if initiator else Role.RESPONDER
+        attributes = {
+            AgentAuthAttribute.peer_id: lambda: result.peer_id,
+            AgentAuthAttribute.peer_key: lambda: result.peer,
+            AgentAuthAttribute.channel_binding: lambda: result.channel_binding,
+            AgentAuthAttribute.role: lambda: role,
+            AgentAuthAttribute.peer_extensions: lambda: result.peer_extensions,
+        }
+        return cls(transport, result.session, attributes, limits, last)
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The transport's attributes plus :class:`AgentAuthAttribute`'s."""
+        return {**self.transport_stream.extra_attributes, **self._attributes}
+
+    @property
+    def peer_id(self) -> str:
+        """The authenticated peer's agent id."""
+        peer_id: str = self._attributes[AgentAuthAttribute.peer_id]()
+        return peer_id
+
+    async def send(self, item: bytes) -> None:
+        """Encrypt ``item`` and send it as one transport item."""
+        if type(item) is not bytes:
+            raise InvalidArgument("messages are bytes")
+        async with self._send_lock:
+            self._check_open()
+            if self._eof_sent:
+                raise anyio.ClosedResourceError
+            message = self._session.seal(item)
+            try:
+                await self.transport_stream.send(message)
+            except _TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, "sending") from exc
+            self._active = time.monotonic()
+
+    async def send_eof(self) -> None:
+        """Send CLOSE (best effort: on a lossy transport it may not arrive)."""
+        async with self._send_lock:
+            if self._eof_sent or self._closed:
+                return
+            self._eof_sent = True
+            try:
+                await self.transport_stream.send(self._session.close())
+            except _TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, "sending CLOSE") from exc
+
+    async def receive(self) -> bytes:
+        """The next authentic message; :class:`anyio.EndOfStream` after the peer's CLOSE.
+
+        A rejected item raises its typed error and changes nothing: call again for the
+        next one.
+        """
+        async with self._receive_lock:
+            while True:
+                self._check_open()
+                if self._session.peer_closed:
+                    raise anyio.EndOfStream
+                item = await self._next_item()
+                if type(item) is not bytes:
+                    raise DecodeError("a transport item is not bytes", code="malformed")
+                if item == self._last_handshake:
+                    continue  # a duplicate of the handshake's last message
+                payload = self._session.open(item)
+                self._active = time.monotonic()
+                if payload is not None:
+                    return payload
+                if self._session.peer_closed:
+                    raise anyio.EndOfStream
+
+    async def _next_item(self) -> bytes:
+        limits, ends = self._limits, []
+        if limits.idle_timeout is not None:
+            ends.append(self._active + limits.idle_timeout)
+        if limits.max_lifetime is not None:
+            ends.append(self._started + limits.max_lifetime)
+        try:
+            with anyio.fail_after(max(min(ends) - time.monotonic(), 0) if ends else None):
+                item: bytes = await self.transport_stream.receive()
+                return item
+        except TimeoutError:
+            await self._expire()
+        except anyio.EndOfStream as exc:
+            raise transport_error(exc, "receiving (no CLOSE came first)") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, "receiving") from exc
+
+    async def _expire(self) -> NoReturn:
+        limits, now = self._limits, time.monotonic()
+        if limits.max_lifetime is not None and now >= self._started + limits.max_lifetime:
+            error = SessionExpired(f"the channel reached its lifetime of "
+                                   f"{limits.max_lifetime} s", code="lifetime_exceeded")
+        else:
+            error = SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
+                                   code="idle_timeout")
+        self._expired = error
+        await self.aclose()
+        raise error
+
+    def _check_open(self) -> None:
+        if self._expired is not None:
+            raise SessionExpired(f"the channel expired: {self._expired.message}",
+                                 code=self._expired.code)
+        if self._closed:
+            raise anyio.ClosedResourceError
+
+    async def aclose(self) -> None:
+        """Send CLOSE if not yet sent (waiting at most a second), then close the transport."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._eof_sent:
+            self._eof_sent = True
+            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                try:
+                    await self.transport_stream.send(self._session.close())
+                except (*_TRANSPORT_ERRORS, AgentAuthError):
+                    pass
+        await anyio.aclose_forcefully(self.transport_stream)
+
+
+async def _run_handshake(engine: Initiator | Responder, transport: ObjectStream[bytes]) -> bytes:
+    """Drive the engine; return the last handshake message this side received."""
+    last = b""
+    try:
+        if isinstance(engine, Initiator):
+            await transport.send(engine.start())
+        while engine.result is None:
+            item = await transport.receive()
+            if type(item) is not bytes:
+                raise DecodeError("a transport item is not bytes", code="malformed")
+            if item == last:
+                continue  # the transport duplicated the message before
+            if len(item) > MAX_HANDSHAKE_MESSAGE:
+                raise DecodeError(f"handshake message of {len(item)} bytes is over the "
+                                  f"limit of {MAX_HANDSHAKE_MESSAGE}", code="oversize")
+            last = item
+            reply = engine.receive_message(item)
+            if reply is not None:
+                await transport.send(reply)
+    except _TRANSPORT_ERRORS as exc:
+        raise transport_error(exc, "during the handshake") from exc
+    return last

@@ -1,0 +1,184 @@
+"""TCP clients and servers: :func:`connect`, :func:`create_listener` and :func:`serve`.
+
+A listener (modelled on anyio's ``TLSListener``) wraps every accepted connection: it runs
+the handshake under a time limit, caps how many handshakes may be in progress at once
+(connections over the cap are closed at once), logs each failure with its code and drops
+the connection without disturbing the others, and runs the handler of every established
+channel in a task group. Cancelling :meth:`AgentAuthListener.serve` shuts everything down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+from anyio.abc import AnyByteStream, Listener, TaskGroup
+
+from ..errors import AgentAuthError, InvalidArgument, TransportError
+from ..handshake import HandshakePolicy
+from ..identity import Identity, PeerKey
+from ._common import check_limits
+from .stream import AgentAuthStream
+
+__all__ = ["AgentAuthListener", "connect", "create_listener", "serve"]
+
+logger = logging.getLogger("agentauth.aio")
+
+Handler = Callable[[AgentAuthStream], Awaitable[Any]]
+
+
+async def connect(
+    host: str,
+    port: int,
+    identity: Identity,
+    *,
+    expect: str | PeerKey,
+    policy: HandshakePolicy | None = None,
+    extensions: Mapping[str, bytes] | None = None,
+    handshake_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    max_lifetime: float | None = None,
+) -> AgentAuthStream:
+    """Connect over TCP to the agent ``expect`` and return the established channel.
+
+    ``expect`` pins the peer: the handshake fails with ``unexpected_peer`` if someone else
+    answers. ``policy`` defaults to trusting exactly that peer. The connection attempt
+    and the handshake together are bounded by ``handshake_timeout`` (default: the
+    policy's ``timeout``).
+    """
+    pinned = expect if isinstance(expect, PeerKey) else PeerKey.from_agent_id(expect)
+    if policy is None:
+        policy = HandshakePolicy(trust=[pinned.agent_id])
+    limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
+    try:
+        with anyio.fail_after(limits.handshake_timeout):
+            transport = await anyio.connect_tcp(host, port)
+    except TimeoutError:
+        raise TransportError(f"could not connect to {host}:{port} within "
+                             f"{limits.handshake_timeout} s", code="connection_lost") from None
+    except OSError as exc:
+        raise TransportError(f"could not connect to {host}:{port} "
+                             f"({type(exc).__name__})", code="connection_lost") from exc
+    return await AgentAuthStream.wrap(
+        transport, identity, policy, initiator=True, expect=pinned, extensions=extensions,
+        handshake_timeout=limits.handshake_timeout, idle_timeout=idle_timeout,
+        max_lifetime=max_lifetime)
+
+
+class AgentAuthListener(Listener[AgentAuthStream]):
+    """Wraps each connection of a byte-stream listener in an agentauth channel.
+
+    ``policy`` decides whom to accept (an allow-list or a callback); ``max_half_open``
+    caps the handshakes in progress; ``handshake_timeout`` bounds each.
+    """
+
+    def __init__(
+        self,
+        listener: Listener[Any],
+        identity: Identity,
+        policy: HandshakePolicy,
+        *,
+        extensions: Mapping[str, bytes] | None = None,
+        handshake_timeout: float | None = None,
+        max_half_open: int = 256,
+        idle_timeout: float | None = None,
+        max_lifetime: float | None = None,
+    ) -> None:
+        if type(max_half_open) is not int or max_half_open < 1:
+            raise InvalidArgument("max_half_open must be a positive integer")
+        if not isinstance(identity, Identity):
+            raise InvalidArgument("identity must be an Identity")
+        self.listener = listener
+        self.identity = identity
+        self.policy = policy
+        self._extensions = extensions
+        self._limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
+        self._half_open = anyio.CapacityLimiter(max_half_open)
+        #: Counters, for monitoring: handshakes completed, failed, and refused at the cap.
+        self.accepted = self.failed = self.refused = 0
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The wrapped listener's attributes (its address, for example)."""
+        return self.listener.extra_attributes
+
+    async def serve(self, handler: Handler, task_group: TaskGroup | None = None) -> None:
+        """Accept connections forever, running ``handler`` for each established channel.
+
+        The channel is closed when the handler returns or raises; a handler's exception
+        is logged, not propagated, so one connection cannot stop the server.
+        """
+        async def one(transport: AnyByteStream) -> None:
+            try:
+                self._half_open.acquire_nowait()
+            except anyio.WouldBlock:
+                self.refused += 1
+                logger.warning("refused a connection: %d handshakes already in progress",
+                               self._half_open.total_tokens)
+                await anyio.aclose_forcefully(transport)
+                return
+            try:
+                channel = await AgentAuthStream.wrap(
+                    transport, self.identity, self.policy, initiator=False,
+                    extensions=self._extensions,
+                    handshake_timeout=self._limits.handshake_timeout,
+                    idle_timeout=self._limits.idle_timeout,
+                    max_lifetime=self._limits.max_lifetime)
+            except AgentAuthError as exc:
+                self.failed += 1
+                logger.info("handshake failed: %s", exc)
+                return
+            finally:
+                self._half_open.release()
+            self.accepted += 1
+            async with channel:
+                try:
+                    await handler(channel)
+                except AgentAuthError as exc:
+                    logger.info("channel with %s ended: %s", channel.peer_id, exc)
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception:
+                    logger.exception("handler for %s raised", channel.peer_id)
+
+        await self.listener.serve(one, task_group)
+
+    async def aclose(self) -> None:
+        """Stop listening (established channels are closed by their handlers' tasks)."""
+        await self.listener.aclose()
+
+
+async def create_listener(
+    host: str,
+    port: int,
+    identity: Identity,
+    policy: HandshakePolicy,
+    **options: Any,
+) -> AgentAuthListener:
+    """A TCP listener on ``host:port`` (port 0: any free port) that wraps connections.
+
+    ``options`` are :class:`AgentAuthListener`'s keyword arguments. The bound port is
+    ``listener.extra(anyio.abc.SocketAttribute.local_port)``.
+    """
+    tcp = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    try:
+        return AgentAuthListener(tcp, identity, policy, **options)
+    except BaseException:
+        await tcp.aclose()
+        raise
+
+
+async def serve(
+    host: str,
+    port: int,
+    identity: Identity,
+    policy: HandshakePolicy,
+    handler: Handler,
+    **options: Any,
+) -> None:
+    """Serve ``handler`` on ``host:port`` until cancelled."""
+    listener = await create_listener(host, port, identity, policy, **options)
+    async with listener:
+        await listener.serve(handler)

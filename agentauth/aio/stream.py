@@ -1,0 +1,301 @@
+"""Authenticated, encrypted, message-oriented streams over any anyio byte stream.
+
+:class:`AgentAuthStream` is to agentauth what anyio's ``TLSStream`` is to TLS: a
+:meth:`~AgentAuthStream.wrap` classmethod runs the handshake over the transport and returns
+a stream of whole messages, with the peer's identity and the channel binding as typed
+attributes (:class:`AgentAuthAttribute`).
+
+On the wire every protocol message travels as one frame: a 4-byte big-endian length, then
+the message (``spec/protocol.md`` section 5.10). A length over the limit is refused before
+anything more is read. The session is in ordered mode: a byte stream is reliable and in
+order, so any gap, repeat or forgery means an attack or a bug, and the first error breaks
+the channel for good.
+
+Ending: :meth:`~AgentAuthStream.send_eof` sends CLOSE; a received CLOSE ends
+:meth:`~AgentAuthStream.receive` with :class:`anyio.EndOfStream`. A transport that ends
+without the peer's CLOSE is ``unexpected_eof`` (a truncation is never a clean end).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NoReturn
+
+import anyio
+from anyio.abc import AnyByteStream, ObjectStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from ..errors import (
+    AgentAuthError,
+    DecodeError,
+    HandshakeTimeout,
+    InvalidArgument,
+    RemoteError,
+    SessionExpired,
+)
+from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder, Role
+from ..identity import Identity, PeerKey
+from ..session import Session
+from ._common import (
+    CLOSE_TIMEOUT,
+    AgentAuthAttribute,
+    Limits,
+    check_limits,
+    handshake_engine,
+    transport_error,
+)
+
+__all__ = ["FRAME_HEADER", "AgentAuthStream"]
+
+#: Bytes of the length prefix in front of every frame.
+FRAME_HEADER: Final = 4
+
+_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError,
+                     anyio.EndOfStream, anyio.IncompleteRead, OSError)
+
+
+class AgentAuthStream(ObjectStream[bytes]):
+    """A channel of whole messages, authenticated and encrypted, over a byte stream.
+
+    Build it with :meth:`wrap`. ``send`` and ``receive`` may run in different tasks at
+    once; concurrent calls of the same one wait their turn.
+    """
+
+    def __init__(self, transport: AnyByteStream, reader: BufferedByteReceiveStream,
+                 session: Session, attributes: Mapping[Any, Callable[[], Any]],
+                 limits: Limits) -> None:
+        self.transport_stream = transport
+        self._reader = reader
+        self._session = session
+        self._attributes = attributes
+        self._limits = limits
+        self._max_frame = session._max_message
+        self._send_lock = anyio.Lock()
+        self._receive_lock = anyio.Lock()
+        self._started = self._active = time.monotonic()
+        self._error: AgentAuthError | None = None
+        self._eof_sent = False
+        self._eof_received = False
+        self._closed = False
+
+    # ---------------------------------------------------------------- creation
+
+    @classmethod
+    async def wrap(
+        cls,
+        transport: AnyByteStream,
+        identity: Identity,
+        policy: HandshakePolicy,
+        *,
+        initiator: bool,
+        expect: str | PeerKey | None = None,
+        extensions: Mapping[str, bytes] | None = None,
+        handshake_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        max_lifetime: float | None = None,
+    ) -> AgentAuthStream:
+        """Run the handshake over ``transport`` and return the established channel.
+
+        ``initiator`` says which side this is. ``expect`` pins the peer (initiators should).
+        ``handshake_timeout`` (default: the policy's ``timeout``) bounds the whole
+        handshake, waiting included. ``idle_timeout`` and ``max_lifetime`` (seconds, default
+        none) close the channel with :class:`~agentauth.SessionExpired` once nothing was
+        sent or received for that long, or once it has lived that long.
+
+        On any failure the transport is closed and a typed agentauth error raised.
+        """
+        limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
+        engine = handshake_engine(identity, policy, initiator=initiator, expect=expect,
+                                  extensions=extensions, ordered=True)
+        reader = BufferedByteReceiveStream(transport)
+        try:
+            with anyio.fail_after(limits.handshake_timeout):
+                await _run_handshake(engine, transport, reader)
+        except TimeoutError:
+            await anyio.aclose_forcefully(transport)
+            raise HandshakeTimeout(f"the handshake did not finish within "
+                                   f"{limits.handshake_timeout} s") from None
+        except BaseException:
+            await anyio.aclose_forcefully(transport)
+            raise
+        result = engine.result
+        assert result is not None
+        role = Role.INITIATOR if initiator else Role.RESPONDER
+        attributes = {
+            AgentAuthAttribute.peer_id: lambda: result.peer_id,
+            AgentAuthAttribute.peer_key: lambda: result.peer,
+            AgentAuthAttribute.channel_binding: lambda: result.channel_binding,
+            AgentAuthAttribute.role: lambda: role,
+            AgentAuthAttribute.peer_extensions: lambda: result.peer_extensions,
+        }
+        return cls(transport, reader, result.session, attributes, limits)
+
+    # ---------------------------------------------------------------- attributes
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The transport's attributes plus :class:`AgentAuthAttribute`'s."""
+        return {**self.transport_stream.extra_attributes, **self._attributes}
+
+    @property
+    def peer_id(self) -> str:
+        """The authenticated peer's agent id."""
+        peer_id: str = self._attributes[AgentAuthAttribute.peer_id]()
+        return peer_id
+
+    # ---------------------------------------------------------------- sending
+
+    async def send(self, item: bytes) -> None:
+        """Encrypt ``item`` and send it as one message."""
+        if type(item) is not bytes:
+            raise InvalidArgument("messages are bytes")
+        async with self._send_lock:
+            self._check_usable(sending=True)
+            frame = _frame(self._session.seal(item))
+            await self._write(frame)
+
+    async def send_eof(self) -> None:
+        """Send CLOSE: this side sends nothing more; the peer's ``receive`` ends."""
+        async with self._send_lock:
+            if self._eof_sent or self._error is not None or self._closed:
+                return
+            self._eof_sent = True
+            await self._write(_frame(self._session.close()))
+
+    async def _write(self, frame: bytes) -> None:
+        try:
+            await self.transport_stream.send(frame)
+        except _TRANSPORT_ERRORS as exc:
+            self._break(transport_error(exc, "sending"))
+        self._active = time.monotonic()
+
+    # ---------------------------------------------------------------- receiving
+
+    async def receive(self) -> bytes:
+        """The next message from the peer.
+
+        Raises :class:`anyio.EndOfStream` once the peer has sent CLOSE, and a typed
+        agentauth error if anything else ends the channel.
+        """
+        async with self._receive_lock:
+            while True:
+                self._check_usable(sending=False)
+                frame = await self._read_frame()
+                try:
+                    payload = self._session.open(frame)
+                except RemoteError as exc:
+                    self._break(exc)
+                self._active = time.monotonic()
+                if payload is not None:
+                    return payload
+                if self._session.peer_closed:
+                    self._eof_received = True
+                    raise anyio.EndOfStream
+                # REKEY: nothing to deliver; read on.
+
+    async def _read_frame(self) -> bytes:
+        deadline = self._deadline()
+        try:
+            with anyio.fail_after(max(deadline - time.monotonic(), 0)
+                                  if deadline is not None else None):
+                header = await self._reader.receive_exactly(FRAME_HEADER)
+                size = int.from_bytes(header, "big")
+                if size > self._max_frame:
+                    self._break(DecodeError(f"frame of {size} bytes is over the limit of "
+                                            f"{self._max_frame}", code="oversize"))
+                return await self._reader.receive_exactly(size)
+        except TimeoutError:
+            await self._expire()
+        except _TRANSPORT_ERRORS as exc:
+            self._break(transport_error(exc, "receiving"))
+
+    def _deadline(self) -> float | None:
+        limits, ends = self._limits, []
+        if limits.idle_timeout is not None:
+            ends.append(self._active + limits.idle_timeout)
+        if limits.max_lifetime is not None:
+            ends.append(self._started + limits.max_lifetime)
+        return min(ends) if ends else None
+
+    async def _expire(self) -> NoReturn:
+        # The wait ran out: say which limit, then close (CLOSE first, so the peer sees
+        # an orderly end rather than a truncation).
+        limits, now = self._limits, time.monotonic()
+        if limits.max_lifetime is not None and now >= self._started + limits.max_lifetime:
+            error = SessionExpired(f"the channel reached its lifetime of "
+                                   f"{limits.max_lifetime} s", code="lifetime_exceeded")
+        else:
+            error = SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
+                                   code="idle_timeout")
+        await self._close_quietly()
+        self._error = error
+        raise error
+
+    # ---------------------------------------------------------------- state
+
+    def _check_usable(self, *, sending: bool) -> None:
+        if self._error is not None:
+            first = self._error
+            raise type(first)(f"the channel is broken: {first.message}", code=first.code)
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if sending and self._eof_sent:
+            raise anyio.ClosedResourceError
+        if not sending and self._eof_received:
+            raise anyio.EndOfStream
+        deadline = self._deadline()
+        if sending and deadline is not None and time.monotonic() >= deadline:
+            # Sends do not wait, so they check here; receives find out while waiting.
+            raise SessionExpired("the channel's time limit has passed",
+                                 code=self._expired_code())
+
+    def _expired_code(self) -> str:
+        limits = self._limits
+        if (limits.max_lifetime is not None
+                and time.monotonic() >= self._started + limits.max_lifetime):
+            return "lifetime_exceeded"
+        return "idle_timeout"
+
+    def _break(self, error: AgentAuthError) -> NoReturn:
+        self._error = error
+        raise error
+
+    async def _close_quietly(self) -> None:
+        if not self._eof_sent and self._error is None and not self._closed:
+            self._eof_sent = True
+            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                try:
+                    await self.transport_stream.send(_frame(self._session.close()))
+                except (*_TRANSPORT_ERRORS, AgentAuthError):
+                    pass
+        self._closed = True
+        await anyio.aclose_forcefully(self.transport_stream)
+
+    async def aclose(self) -> None:
+        """Send CLOSE if not yet sent (waiting at most a second), then close the transport."""
+        if self._closed:
+            return
+        await self._close_quietly()
+
+
+def _frame(message: bytes) -> bytes:
+    return len(message).to_bytes(FRAME_HEADER, "big") + message
+
+
+async def _run_handshake(engine: Initiator | Responder, transport: AnyByteStream,
+                         reader: BufferedByteReceiveStream) -> None:
+    try:
+        if isinstance(engine, Initiator):
+            await transport.send(_frame(engine.start()))
+        while engine.result is None:
+            header = await reader.receive_exactly(FRAME_HEADER)
+            size = int.from_bytes(header, "big")
+            if size > MAX_HANDSHAKE_MESSAGE:
+                raise DecodeError(f"handshake frame of {size} bytes is over the limit of "
+                                  f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
+            reply = engine.receive_message(await reader.receive_exactly(size))
+            if reply is not None:
+                await transport.send(_frame(reply))
+    except _TRANSPORT_ERRORS as exc:
+        raise transport_error(exc, "during the handshake") from None

@@ -1,0 +1,142 @@
+"""Helpers for the async tests: in-memory transports, fault injection, channel pairs."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectStream
+from anyio.streams.stapled import StapledObjectStream
+from support import ALICE, BOB
+
+from agentauth import (
+    AgentAuthError,
+    AgentAuthMessageStream,
+    AgentAuthStream,
+    HandshakePolicy,
+    Identity,
+)
+
+#: No async test may run longer than this: a hang is a failure, not a stuck run.
+DEADLINE = 10.0
+
+
+def memory_pair(buffer: float = 64) -> tuple[StapledObjectStream[bytes],
+                                              StapledObjectStream[bytes]]:
+    """Two connected in-memory transports (each item is a chunk of bytes)."""
+    a_send, b_recv = anyio.create_memory_object_stream[bytes](buffer)
+    b_send, a_recv = anyio.create_memory_object_stream[bytes](buffer)
+    return StapledObjectStream(a_send, a_recv), StapledObjectStream(b_send, b_recv)
+
+
+def trusting(*identities: Identity) -> HandshakePolicy:
+    return HandshakePolicy(trust=[i.agent_id for i in identities])
+
+
+async def stream_pair(
+    left: Any, right: Any, *, initiator: Identity = ALICE, responder: Identity = BOB,
+    i_options: dict[str, Any] | None = None, r_options: dict[str, Any] | None = None,
+) -> tuple[AgentAuthStream, AgentAuthStream]:
+    """Handshake over two transports at once; return (initiator's, responder's) channel.
+
+    If a side fails, its error is raised (the initiator's first): not a group.
+    """
+    out: dict[str, AgentAuthStream] = {}
+    errors: dict[str, AgentAuthError] = {}
+    i_opts = {"expect": responder.agent_id, **(i_options or {})}
+
+    async def run(side: str) -> None:
+        try:
+            if side == "r":
+                out["r"] = await AgentAuthStream.wrap(right, responder, trusting(initiator),
+                                                      initiator=False, **(r_options or {}))
+            else:
+                out["i"] = await AgentAuthStream.wrap(left, initiator, trusting(responder),
+                                                      initiator=True, **i_opts)
+        except AgentAuthError as exc:
+            errors[side] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, "r")
+        tg.start_soon(run, "i")
+    for side in ("i", "r"):
+        if side in errors:
+            raise errors[side]
+    return out["i"], out["r"]
+
+
+async def message_pair(
+    left: ObjectStream[bytes], right: ObjectStream[bytes], **options: Any,
+) -> tuple[AgentAuthMessageStream, AgentAuthMessageStream]:
+    out: dict[str, AgentAuthMessageStream] = {}
+
+    async def respond() -> None:
+        out["r"] = await AgentAuthMessageStream.wrap(right, BOB, trusting(ALICE),
+                                                     initiator=False, **options)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(respond)
+        out["i"] = await AgentAuthMessageStream.wrap(left, ALICE, trusting(BOB),
+                                                     initiator=True, expect=BOB.agent_id,
+                                                     **options)
+    return out["i"], out["r"]
+
+
+@dataclass
+class Faulty(ObjectStream[bytes]):
+    """A transport that damages what passes through ``send`` once ``armed`` is set.
+
+    ``fault`` is one of drop, duplicate, reorder, truncate, corrupt; ``rate`` is the share
+    of items it touches (seeded, so every run is the same).
+    """
+
+    inner: ObjectStream[bytes]
+    fault: str
+    rate: float = 0.3
+    seed: int = 0
+    armed: bool = False
+    held: list[bytes] = field(default_factory=list)
+    touched: int = 0
+    _random: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    async def send(self, item: bytes) -> None:
+        if not self.armed or self._random.random() >= self.rate:
+            await self.inner.send(item)
+            if self.held:  # a reordered item goes out after the next one
+                await self.inner.send(self.held.pop())
+            return
+        self.touched += 1
+        if self.fault == "drop":
+            return
+        if self.fault == "duplicate":
+            await self.inner.send(item)
+            await self.inner.send(item)
+        elif self.fault == "reorder":
+            self.held.append(item)
+        elif self.fault == "truncate":
+            await self.inner.send(item[: self._random.randrange(len(item))])
+        elif self.fault == "corrupt":
+            damaged = bytearray(item)
+            damaged[self._random.randrange(len(item))] ^= 1 << self._random.randrange(8)
+            await self.inner.send(bytes(damaged))
+        else:
+            raise AssertionError(self.fault)
+
+    async def receive(self) -> bytes:
+        return await self.inner.receive()
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
+        return {}
