@@ -71,17 +71,28 @@ async def stream_pair(
 async def message_pair(
     left: ObjectStream[bytes], right: ObjectStream[bytes], **options: Any,
 ) -> tuple[AgentAuthMessageStream, AgentAuthMessageStream]:
+    """Like :func:`stream_pair`, for message transports."""
     out: dict[str, AgentAuthMessageStream] = {}
+    errors: dict[str, AgentAuthError] = {}
 
-    async def respond() -> None:
-        out["r"] = await AgentAuthMessageStream.wrap(right, BOB, trusting(ALICE),
-                                                     initiator=False, **options)
+    async def run(side: str) -> None:
+        try:
+            if side == "r":
+                out["r"] = await AgentAuthMessageStream.wrap(right, BOB, trusting(ALICE),
+                                                             initiator=False, **options)
+            else:
+                out["i"] = await AgentAuthMessageStream.wrap(
+                    left, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id,
+                    **options)
+        except AgentAuthError as exc:
+            errors[side] = exc
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(respond)
-        out["i"] = await AgentAuthMessageStream.wrap(left, ALICE, trusting(BOB),
-                                                     initiator=True, expect=BOB.agent_id,
-                                                     **options)
+        tg.start_soon(run, "r")
+        tg.start_soon(run, "i")
+    for side in ("i", "r"):
+        if side in errors:
+            raise errors[side]
     return out["i"], out["r"]
 
 
