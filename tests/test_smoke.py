@@ -42,4 +42,8 @@ def test_examples_and_demo_run() -> None:
     demo = subprocess.run([sys.executable, "-m", "agentauth", "demo"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert demo.returncode == 0, demo.stderr
-    assert "bindings match    True" in demo.stdout
+    out = demo.stdout
+    assert "alice -> bob   accepted" in out and "carol -> bob   accepted" in out
+    assert "[untrusted_peer] peer mallory is not trusted" in out
+    assert "rejected the replay" in out and "[replayed]" in out
+    assert "bob accepted 2 channels and refused 1" in out
