@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from agentauth import HandshakePolicy, Identity, Initiator, Responder, accept_any_peer
 
 
@@ -28,19 +30,56 @@ def test_handshake_then_session() -> None:
     assert a.session.open(b.session.seal(b"pong")) == b"pong"
 
 
-def test_examples_and_demo_run() -> None:
-    # Each example is a script a user runs as is; so is the demo command.
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    for script in sorted((root / "examples").glob("*.py")):
-        if script.name == "__init__.py":
-            continue
-        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                              text=True, timeout=60, check=False)
-        assert done.returncode == 0, (script.name, done.stderr)
-        assert "True" in done.stdout, script.name
-    demo = subprocess.run([sys.executable, "-m", "agentauth", "demo"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], env=ENV, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize("script", ["in_memory_handshake.py", "mesh.py"])
+def test_in_memory_examples_run(script: str) -> None:
+    done = run(str(ROOT / "examples" / script))
+    assert done.returncode == 0, done.stderr
+    assert "True" in done.stdout and "False" not in done.stdout
+
+
+def test_echo_server_and_client_in_two_processes(tmp_path: Path) -> None:
+    client = Identity.generate()
+    (tmp_path / "client.key").write_text(client.export_seed().hex() + "\n")
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "echo_server.py"), "--key",
+         str(tmp_path / "server.key"), "--port", "0", "--trust", client.agent_id],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        server_id = server.stdout.readline().split()[-1]
+        port = server.stdout.readline().strip().rsplit(":", 1)[-1]
+        assert server_id.startswith("did:key:z6Mk") and port.isdigit()
+        assert (tmp_path / "server.key").stat().st_mode & 0o077 == 0  # owner only
+
+        def client_run(key: str, expect: str) -> subprocess.CompletedProcess[str]:
+            return run(str(ROOT / "examples" / "echo_client.py"), "--key",
+                       str(tmp_path / key), "--port", port, "--server", expect,
+                       "hello", "world")
+
+        done = client_run("client.key", server_id)
+        assert done.returncode == 0, done.stderr
+        assert "echo: hello" in done.stdout and "echo: world" in done.stdout
+        wrong = client_run("client.key", Identity.generate().agent_id)
+        assert wrong.returncode != 0 and "unexpected_peer" in wrong.stderr
+        stranger = client_run("stranger.key", server_id)  # a new key: not trusted
+        assert stranger.returncode != 0  # the server hung up: a reset or an early end
+        assert "unexpected_eof" in stranger.stderr or "connection_lost" in stranger.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_demo_runs() -> None:
+    demo = run("-m", "agentauth", "demo")
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
     assert "alice -> bob   accepted" in out and "carol -> bob   accepted" in out
