@@ -31,6 +31,7 @@ __all__ = [
     "floor_operations",
     "noise_xx_handshake",
     "raw_aead",
+    "tls_contexts",
     "tls13_handshake",
 ]
 
@@ -133,7 +134,7 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _tls_contexts(*, lean: bool) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def tls_contexts(*, lean: bool) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """Server and client contexts for mutual TLS 1.3 with Ed25519 certificates.
 
     The default (``lean=False``) is how mutual TLS is deployed: a private CA issues each
@@ -173,7 +174,7 @@ def _tls_contexts(*, lean: bool) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 
 def tls13_handshake(*, lean: bool = False) -> Work:
     """The standard library's TLS 1.3, mutual Ed25519 certificates, over memory BIOs."""
-    server_context, client_context = _tls_contexts(lean=lean)
+    server_context, client_context = tls_contexts(lean=lean)
 
     def run() -> object:
         c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))

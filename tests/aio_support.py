@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectStream
+from anyio.abc import ObjectStream, SocketAttribute
 from anyio.streams.stapled import StapledObjectStream
+from anyio.streams.tls import TLSStream
 from support import ALICE, BOB
 
 from agentauth import (
@@ -19,6 +22,7 @@ from agentauth import (
     HandshakePolicy,
     Identity,
 )
+from benchmarks.peers import tls_contexts
 
 #: No async test may run longer than this: a hang is a failure, not a stuck run.
 DEADLINE = 10.0
@@ -151,3 +155,45 @@ class Faulty(ObjectStream[bytes]):
     @property
     def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
         return {}
+
+
+@asynccontextmanager
+async def connected(kind: str, tmp: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """A connected pair of byte streams of the given kind: memory, tcp, unix or tls
+    (TLS 1.3 over loopback TCP, each side pinning the other's certificate)."""
+    if kind == "memory":
+        left, right = memory_pair()
+        yield left, right
+        return
+    client: Any
+    server: Any
+    if kind in ("tcp", "tls"):
+        multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = multi.extra(SocketAttribute.local_port)
+        async with multi:
+            client = await anyio.connect_tcp("127.0.0.1", port)
+            server = await multi.listeners[0].accept()  # type: ignore[attr-defined]
+    else:
+        path = tmp / "agentauth.sock"
+        unix = await anyio.create_unix_listener(path)
+        async with unix:
+            client = await anyio.connect_unix(path)
+            server = await unix.accept()
+    if kind == "tls":
+        server_context, client_context = tls_contexts(lean=True)
+        wrapped: dict[str, Any] = {}
+
+        async def server_side() -> None:
+            wrapped["s"] = await TLSStream.wrap(server, server_side=True,
+                                                ssl_context=server_context)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server_side)
+            client = await TLSStream.wrap(client, hostname="server.test",
+                                          ssl_context=client_context)
+        server = wrapped["s"]
+    try:
+        yield client, server
+    finally:
+        await anyio.aclose_forcefully(client)
+        await anyio.aclose_forcefully(server)
