@@ -31,8 +31,8 @@ __all__ = [
     "floor_operations",
     "noise_xx_handshake",
     "raw_aead",
-    "tls_contexts",
     "tls13_handshake",
+    "tls_contexts",
 ]
 
 Work = Callable[[], object]
