@@ -28,8 +28,10 @@ __all__ = [
     "SIGNED_MESSAGE_LEN",
     "agentauth_handshake",
     "agentauth_session",
+    "certificate",
     "floor_operations",
     "noise_xx_handshake",
+    "pem",
     "raw_aead",
     "tls13_handshake",
     "tls_contexts",
@@ -111,7 +113,7 @@ def noise_xx_handshake() -> Work:
     return run
 
 
-def _certificate(subject_name: str, key: Ed25519PrivateKey, issuer_name: str,
+def certificate(subject_name: str, key: Ed25519PrivateKey, issuer_name: str,
                  issuer_key: Ed25519PrivateKey, *, ca: bool) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -130,7 +132,7 @@ def _certificate(subject_name: str, key: Ed25519PrivateKey, issuer_name: str,
     return builder.sign(issuer_key, None)
 
 
-def _pem(cert: x509.Certificate) -> bytes:
+def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -143,16 +145,16 @@ def tls_contexts(*, lean: bool) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     work TLS 1.3 with client certificates can do.
     """
     ca_key = Ed25519PrivateKey.generate()
-    ca = _certificate("agents CA", ca_key, "agents CA", ca_key, ca=True)
+    ca = certificate("agents CA", ca_key, "agents CA", ca_key, ca=True)
     contexts = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, protocol in (("server.test", ssl.PROTOCOL_TLS_SERVER),
                                ("client.test", ssl.PROTOCOL_TLS_CLIENT)):
             key = Ed25519PrivateKey.generate()
-            cert = (_certificate(name, key, name, key, ca=False) if lean
-                    else _certificate(name, key, "agents CA", ca_key, ca=False))
+            cert = (certificate(name, key, name, key, ca=False) if lean
+                    else certificate(name, key, "agents CA", ca_key, ca=False))
             cert_path, key_path = Path(tmp) / f"{name}.crt", Path(tmp) / f"{name}.key"
-            cert_path.write_bytes(_pem(cert))
+            cert_path.write_bytes(pem(cert))
             key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                    serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption()))
@@ -163,12 +165,12 @@ def tls_contexts(*, lean: bool) -> tuple[ssl.SSLContext, ssl.SSLContext]:
             if lean:
                 context.options |= ssl.OP_NO_TICKET
             else:
-                context.load_verify_locations(cadata=_pem(ca).decode())
+                context.load_verify_locations(cadata=pem(ca).decode())
             contexts.append((context, cert))
     (server, server_cert), (client, client_cert) = contexts
     if lean:  # each side trusts exactly the other's certificate
-        server.load_verify_locations(cadata=_pem(client_cert).decode())
-        client.load_verify_locations(cadata=_pem(server_cert).decode())
+        server.load_verify_locations(cadata=pem(client_cert).decode())
+        client.load_verify_locations(cadata=pem(server_cert).decode())
     return server, client
 
 
