@@ -6,6 +6,7 @@ An agent id is ``did:key:z`` followed by the base58btc encoding of the multicode
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 
@@ -21,24 +22,36 @@ _MULTICODEC_ED25519 = b"\xed\x01"
 _MAX_AGENT_ID = 64  # did:key:z + 48 base58 digits; anything longer is wrong before decoding
 
 
+_CHUNK_DIGITS = 10
+_CHUNK = 58**_CHUNK_DIGITS  # ten base58 digits at a time: few big-integer divisions
+
+
 def _b58encode(data: bytes) -> str:
     zeros = len(data) - len(data.lstrip(b"\x00"))
     n = int.from_bytes(data, "big")
     out = []
     while n:
-        n, r = divmod(n, 58)
-        out.append(_ALPHABET[r])
-    return "1" * zeros + "".join(reversed(out))
+        n, chunk = divmod(n, _CHUNK)
+        for _ in range(_CHUNK_DIGITS):
+            chunk, r = divmod(chunk, 58)
+            out.append(_ALPHABET[r])
+    # The last chunk was padded with zero digits ('1'); n's leading digit is never zero.
+    return "1" * zeros + "".join(reversed(out)).lstrip("1")
 
 
 def _b58decode(text: str) -> bytes:
     n = 0
-    for c in text:
-        digit = _INDEX.get(c)
-        if digit is None:
-            raise InvalidAgentId("agent id has a character outside base58btc",
-                                 code="agent_id_encoding")
-        n = n * 58 + digit
+    index = _INDEX
+    for start in range(0, len(text), _CHUNK_DIGITS):
+        part = text[start:start + _CHUNK_DIGITS]
+        chunk = 0
+        for c in part:
+            digit = index.get(c)
+            if digit is None:
+                raise InvalidAgentId("agent id has a character outside base58btc",
+                                     code="agent_id_encoding")
+            chunk = chunk * 58 + digit
+        n = n * 58 ** len(part) + chunk
     zeros = len(text) - len(text.lstrip("1"))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
     return b"\x00" * zeros + body
@@ -53,7 +66,14 @@ def format_agent_id(public_key: bytes) -> str:
 
 def parse_agent_id(agent_id: str) -> bytes:
     """Return the Ed25519 public key named by a ``did:key`` agent id; strict and canonical."""
-    if type(agent_id) is not str or not agent_id.startswith(_DID_PREFIX):
+    if type(agent_id) is not str:
+        raise InvalidAgentId("agent id must start with 'did:key:z'", code="agent_id_prefix")
+    return _parse(agent_id)
+
+
+@functools.lru_cache(maxsize=4096)  # agents meet the same peers again; ids are immutable
+def _parse(agent_id: str) -> bytes:
+    if not agent_id.startswith(_DID_PREFIX):
         raise InvalidAgentId("agent id must start with 'did:key:z'", code="agent_id_prefix")
     if len(agent_id) > _MAX_AGENT_ID:
         raise InvalidAgentId("agent id is too long for an Ed25519 key", code="agent_id_length")

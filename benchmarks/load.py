@@ -291,7 +291,7 @@ def report(results: dict[str, dict[str, list[float]]], sizes: Sequence[int]) -> 
     for label, key, fmt in rows:
         lines.append(f"{label:38} {fmt.format(a[key]):>12} {fmt.format(t[key]):>12} "
                      f"{a[key] / t[key]:>7.2f}")
-    targets = [
+    targets: list[dict[str, Any]] = [
         {"name": "handshakes/s agentauth / TLS", "ratio": a["handshakes_per_s"]
          / t["handshakes_per_s"], "bound": 2.0, "at_most": False},
         {"name": "p99 latency agentauth / TLS", "ratio": a["p99_ms"] / t["p99_ms"],

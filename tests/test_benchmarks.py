@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import handshake
+from benchmarks import handshake, load
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,3 +19,16 @@ def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFix
     assert all(report["median_seconds"][name] > 0 for name in report["median_seconds"])
     printed = capsys.readouterr().out
     assert "handshake / floor" in printed and "floor (sum)" in printed
+
+
+def test_load_quick_run_measures_both_protocols(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Two server processes, loopback TCP only; the figures are not asserted.
+    out = tmp_path / "load.json"
+    assert load.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"agentauth", "tls"}
+    for figures in report["results"].values():
+        assert figures["handshakes_per_s"][0] > 0 and figures["echo_per_s"][0] > 0
+    assert len(report["targets"]) == 4
+    assert "handshakes per second" in capsys.readouterr().out

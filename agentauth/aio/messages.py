@@ -56,8 +56,8 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
         self._attributes = attributes
         self._limits = limits
         self._last_handshake = last_handshake_message
-        self._send_lock = anyio.Lock()
-        self._receive_lock = anyio.Lock()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._receive_lock = anyio.Lock(fast_acquire=True)
         self._started = self._active = time.monotonic()
         self._closed = False
         self._eof_sent = False

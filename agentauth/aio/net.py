@@ -50,7 +50,7 @@ async def connect(
     """
     pinned = expect if isinstance(expect, PeerKey) else PeerKey.from_agent_id(expect)
     if policy is None:
-        policy = HandshakePolicy(trust=[pinned.agent_id])
+        policy = HandshakePolicy(trust=_Pinned(pinned))
     limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
     try:
         with anyio.fail_after(limits.handshake_timeout):
@@ -65,6 +65,18 @@ async def connect(
         transport, identity, policy, initiator=True, expect=pinned, extensions=extensions,
         handshake_timeout=limits.handshake_timeout, idle_timeout=idle_timeout,
         max_lifetime=max_lifetime)
+
+
+class _Pinned:
+    """A trust policy that accepts exactly one key (compared in constant time)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: PeerKey) -> None:
+        self.key = key
+
+    def __call__(self, peer: PeerKey) -> bool:
+        return peer == self.key
 
 
 class AgentAuthListener(Listener[AgentAuthStream]):

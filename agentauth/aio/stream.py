@@ -24,7 +24,6 @@ from typing import Any, Final, NoReturn
 
 import anyio
 from anyio.abc import AnyByteStream, ObjectStream
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..errors import (
     AgentAuthError,
@@ -52,7 +51,7 @@ __all__ = ["FRAME_HEADER", "AgentAuthStream"]
 FRAME_HEADER: Final = 4
 
 _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError,
-                     anyio.EndOfStream, anyio.IncompleteRead, OSError)
+                     anyio.EndOfStream, OSError)
 
 
 class AgentAuthStream(ObjectStream[bytes]):
@@ -62,7 +61,7 @@ class AgentAuthStream(ObjectStream[bytes]):
     once; concurrent calls of the same one wait their turn.
     """
 
-    def __init__(self, transport: AnyByteStream, reader: BufferedByteReceiveStream,
+    def __init__(self, transport: AnyByteStream, reader: _FrameReader,
                  session: Session, attributes: Mapping[Any, Callable[[], Any]],
                  limits: Limits) -> None:
         self.transport_stream = transport
@@ -71,8 +70,8 @@ class AgentAuthStream(ObjectStream[bytes]):
         self._attributes = attributes
         self._limits = limits
         self._max_frame = session._max_message
-        self._send_lock = anyio.Lock()
-        self._receive_lock = anyio.Lock()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._receive_lock = anyio.Lock(fast_acquire=True)
         self._started = self._active = time.monotonic()
         self._error: AgentAuthError | None = None
         self._eof_sent = False
@@ -108,7 +107,7 @@ class AgentAuthStream(ObjectStream[bytes]):
         limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
         engine = handshake_engine(identity, policy, initiator=initiator, expect=expect,
                                   extensions=extensions, ordered=True)
-        reader = BufferedByteReceiveStream(transport)
+        reader = _FrameReader(transport)
         try:
             with anyio.fail_after(limits.handshake_timeout):
                 await _run_handshake(engine, transport, reader)
@@ -197,16 +196,14 @@ class AgentAuthStream(ObjectStream[bytes]):
     async def _read_frame(self) -> bytes:
         deadline = self._deadline()
         try:
-            with anyio.fail_after(max(deadline - time.monotonic(), 0)
-                                  if deadline is not None else None):
-                header = await self._reader.receive_exactly(FRAME_HEADER)
-                size = int.from_bytes(header, "big")
-                if size > self._max_frame:
-                    self._break(DecodeError(f"frame of {size} bytes is over the limit of "
-                                            f"{self._max_frame}", code="oversize"))
-                return await self._reader.receive_exactly(size)
+            if deadline is None:
+                return await self._reader.read(self._max_frame)
+            with anyio.fail_after(max(deadline - time.monotonic(), 0)):
+                return await self._reader.read(self._max_frame)
         except TimeoutError:
             await self._expire()
+        except DecodeError as exc:
+            self._break(exc)
         except _TRANSPORT_ERRORS as exc:
             self._break(transport_error(exc, "receiving"))
 
@@ -283,18 +280,39 @@ def _frame(message: bytes) -> bytes:
     return len(message).to_bytes(FRAME_HEADER, "big") + message
 
 
+class _FrameReader:
+    """Reads length-prefixed frames, taking whatever the transport hands over at once."""
+
+    __slots__ = ("_buffer", "_transport")
+
+    def __init__(self, transport: AnyByteStream) -> None:
+        self._transport = transport
+        self._buffer = bytearray()
+
+    async def read(self, limit: int) -> bytes:
+        """The next frame's message; ``oversize`` (before reading it) if over ``limit``."""
+        buffer, receive = self._buffer, self._transport.receive
+        while len(buffer) < FRAME_HEADER:
+            buffer += await receive()
+        size = int.from_bytes(buffer[:FRAME_HEADER], "big")
+        if size > limit:
+            raise DecodeError(f"frame of {size} bytes is over the limit of {limit}",
+                              code="oversize")
+        end = FRAME_HEADER + size
+        while len(buffer) < end:
+            buffer += await receive()
+        message = bytes(buffer[FRAME_HEADER:end])
+        del buffer[:end]
+        return message
+
+
 async def _run_handshake(engine: Initiator | Responder, transport: AnyByteStream,
-                         reader: BufferedByteReceiveStream) -> None:
+                         reader: _FrameReader) -> None:
     try:
         if isinstance(engine, Initiator):
             await transport.send(_frame(engine.start()))
         while engine.result is None:
-            header = await reader.receive_exactly(FRAME_HEADER)
-            size = int.from_bytes(header, "big")
-            if size > MAX_HANDSHAKE_MESSAGE:
-                raise DecodeError(f"handshake frame of {size} bytes is over the limit of "
-                                  f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
-            reply = engine.receive_message(await reader.receive_exactly(size))
+            reply = engine.receive_message(await reader.read(MAX_HANDSHAKE_MESSAGE))
             if reply is not None:
                 await transport.send(_frame(reply))
     except _TRANSPORT_ERRORS as exc:
