@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectStream, SocketAttribute
+from anyio.abc import ObjectStream, SocketAttribute, UnreliableObjectStream
 from anyio.streams.stapled import StapledObjectStream
 from anyio.streams.tls import TLSStream
 from support import ALICE, BOB
@@ -73,7 +73,7 @@ async def stream_pair(
 
 
 async def message_pair(
-    left: ObjectStream[bytes], right: ObjectStream[bytes], **options: Any,
+    left: UnreliableObjectStream[bytes], right: UnreliableObjectStream[bytes], **options: Any,
 ) -> tuple[AgentAuthMessageStream, AgentAuthMessageStream]:
     """Like :func:`stream_pair`, for message transports."""
     out: dict[str, AgentAuthMessageStream] = {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 import anyio
 import pytest
 from aio_support import DEADLINE, Faulty, memory_pair, message_pair, stream_pair
+from anyio.abc import SocketAttribute
+from support import raises
 
 from agentauth import AgentAuthError, RemoteError
 
@@ -100,3 +102,30 @@ async def test_message_transport_handshake_faults(fault: str) -> None:
             await message_pair(faulty, right, handshake_timeout=0.3)
         assert info.value.code in {"handshake_timeout", "malformed", "decrypt_failed",
                                    "low_order_point", "unexpected_eof"}
+
+
+async def test_message_channel_over_udp_on_loopback() -> None:
+    # Real datagrams: a connected UDP socket is an unreliable object stream of bytes.
+    with anyio.fail_after(DEADLINE):
+        probe = await anyio.create_udp_socket(local_host="127.0.0.1")
+        port_a = probe.extra(SocketAttribute.local_port)
+        b_side = await anyio.create_connected_udp_socket("127.0.0.1", port_a,
+                                                         local_host="127.0.0.1")
+        port_b = b_side.extra(SocketAttribute.local_port)
+        await probe.aclose()
+        a_side = await anyio.create_connected_udp_socket("127.0.0.1", port_b,
+                                                         local_host="127.0.0.1",
+                                                         local_port=port_a)
+        a, b = await message_pair(a_side, b_side)
+        for i in range(20):
+            await a.send(b"datagram %d" % i)
+        got = [await b.receive() for _ in range(20)]
+        assert sorted(got) == sorted(b"datagram %d" % i for i in range(20))
+        captured = a._session.seal(b"once")
+        await a_side.send(captured)
+        assert await b.receive() == b"once"
+        await a_side.send(captured)  # an attacker sends the same datagram again
+        with raises("replayed"):
+            await b.receive()
+        await a.aclose()
+        await b.aclose()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import anyio
-from anyio.abc import ObjectStream
+from anyio.abc import ObjectStream, UnreliableObjectStream
 
 from ..errors import (
     AgentAuthError,
@@ -46,9 +46,13 @@ _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError,
 
 
 class AgentAuthMessageStream(ObjectStream[bytes]):
-    """A channel of whole messages over an object stream of ``bytes`` items."""
+    """A channel of whole messages over an object stream of ``bytes`` items.
 
-    def __init__(self, transport: ObjectStream[bytes], session: Session,
+    The transport may be reliable (an ``ObjectStream``: memory streams, queues) or not
+    (an ``UnreliableObjectStream``: a connected UDP socket, for one).
+    """
+
+    def __init__(self, transport: UnreliableObjectStream[bytes], session: Session,
                  attributes: Mapping[Any, Callable[[], Any]], limits: Limits,
                  last_handshake_message: bytes) -> None:
         self.transport_stream = transport
@@ -66,7 +70,7 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
     @classmethod
     async def wrap(
         cls,
-        transport: ObjectStream[bytes],
+        transport: UnreliableObjectStream[bytes],
         identity: Identity,
         policy: HandshakePolicy,
         *,
@@ -218,7 +222,8 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
         await anyio.aclose_forcefully(self.transport_stream)
 
 
-async def _run_handshake(engine: Initiator | Responder, transport: ObjectStream[bytes]) -> bytes:
+async def _run_handshake(engine: Initiator | Responder,
+                         transport: UnreliableObjectStream[bytes]) -> bytes:
     """Drive the engine; return the last handshake message this side received."""
     last = b""
     try:
