@@ -130,6 +130,8 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
             self._check_open()
             if self._eof_sent:
                 raise anyio.ClosedResourceError
+            if self._limits_passed():
+                await self._expire(holding_send_lock=True)
             message = self._session.seal(item)
             try:
                 await self.transport_stream.send(message)
@@ -172,32 +174,46 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
                     raise anyio.EndOfStream
 
     async def _next_item(self) -> bytes:
-        limits, ends = self._limits, []
-        if limits.idle_timeout is not None:
-            ends.append(self._active + limits.idle_timeout)
+        while True:
+            deadline = self._deadline()
+            try:
+                if deadline is None:
+                    item: bytes = await self.transport_stream.receive()
+                    return item
+                with anyio.fail_after(max(deadline - time.monotonic(), 0)):
+                    item = await self.transport_stream.receive()
+                    return item
+            except TimeoutError:
+                if not self._limits_passed():
+                    continue  # a send moved the idle clock meanwhile: wait on
+                await self._expire()
+            except _TRANSPORT_ERRORS as exc:
+                if self._closed:  # closed here, by another task
+                    raise anyio.ClosedResourceError from None
+                raise transport_error(exc, "receiving (no CLOSE came first)") from exc
+
+    def _deadline(self) -> float | None:
+        limits = self._limits
+        ends = [self._active + limits.idle_timeout] if limits.idle_timeout is not None else []
         if limits.max_lifetime is not None:
             ends.append(self._started + limits.max_lifetime)
-        try:
-            with anyio.fail_after(max(min(ends) - time.monotonic(), 0) if ends else None):
-                item: bytes = await self.transport_stream.receive()
-                return item
-        except TimeoutError:
-            await self._expire()
-        except anyio.EndOfStream as exc:
-            raise transport_error(exc, "receiving (no CLOSE came first)") from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise transport_error(exc, "receiving") from exc
+        return min(ends) if ends else None
 
-    async def _expire(self) -> NoReturn:
-        limits, now = self._limits, time.monotonic()
-        if limits.max_lifetime is not None and now >= self._started + limits.max_lifetime:
+    def _limits_passed(self) -> bool:
+        deadline = self._deadline()
+        return deadline is not None and time.monotonic() >= deadline
+
+    async def _expire(self, *, holding_send_lock: bool = False) -> NoReturn:
+        limits = self._limits
+        if (limits.max_lifetime is not None
+                and time.monotonic() >= self._started + limits.max_lifetime):
             error = SessionExpired(f"the channel reached its lifetime of "
                                    f"{limits.max_lifetime} s", code="lifetime_exceeded")
         else:
             error = SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
                                    code="idle_timeout")
         self._expired = error
-        await self.aclose()
+        await self._close(holding_send_lock=holding_send_lock)
         raise error
 
     def _check_open(self) -> None:
@@ -211,15 +227,34 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
         """Send CLOSE if not yet sent (waiting at most a second), then close the transport."""
         if self._closed:
             return
+        await self._close()
+
+    async def _close(self, *, holding_send_lock: bool = False) -> None:
         self._closed = True
-        if not self._eof_sent:
-            self._eof_sent = True
-            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-                try:
-                    await self.transport_stream.send(self._session.close())
-                except (*_TRANSPORT_ERRORS, AgentAuthError):
-                    pass
-        await anyio.aclose_forcefully(self.transport_stream)
+        try:
+            if not self._eof_sent:
+                if holding_send_lock:
+                    await self._send_close()
+                else:
+                    try:
+                        self._send_lock.acquire_nowait()
+                    except anyio.WouldBlock:  # a send is in progress: skip CLOSE
+                        pass
+                    else:
+                        try:
+                            await self._send_close()
+                        finally:
+                            self._send_lock.release()
+        finally:
+            await anyio.aclose_forcefully(self.transport_stream)
+
+    async def _send_close(self) -> None:
+        self._eof_sent = True
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            try:
+                await self.transport_stream.send(self._session.close())
+            except (*_TRANSPORT_ERRORS, anyio.BusyResourceError, AgentAuthError):
+                pass
 
 
 async def _run_handshake(engine: Initiator | Responder,

@@ -10,13 +10,14 @@ channel in a task group. Cancelling :meth:`AgentAuthListener.serve` shuts everyt
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
 from anyio.abc import AnyByteStream, Listener, TaskGroup
 
-from ..errors import AgentAuthError, InvalidArgument, TransportError
+from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, TransportError
 from ..handshake import HandshakePolicy
 from ..identity import Identity, PeerKey
 from ._common import check_limits
@@ -52,19 +53,24 @@ async def connect(
     if policy is None:
         policy = HandshakePolicy(trust=_Pinned(pinned))
     limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
+    deadline = time.monotonic() + limits.handshake_timeout  # one bound for both steps
     try:
         with anyio.fail_after(limits.handshake_timeout):
             transport = await anyio.connect_tcp(host, port)
     except TimeoutError:
-        raise TransportError(f"could not connect to {host}:{port} within "
-                             f"{limits.handshake_timeout} s", code="connection_lost") from None
+        raise HandshakeTimeout(f"could not connect to {host}:{port} within "
+                               f"{limits.handshake_timeout} s") from None
     except OSError as exc:
         raise TransportError(f"could not connect to {host}:{port} "
                              f"({type(exc).__name__})", code="connection_lost") from exc
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        await anyio.aclose_forcefully(transport)
+        raise HandshakeTimeout(f"the handshake did not finish within "
+                               f"{limits.handshake_timeout} s")
     return await AgentAuthStream.wrap(
         transport, identity, policy, initiator=True, expect=pinned, extensions=extensions,
-        handshake_timeout=limits.handshake_timeout, idle_timeout=idle_timeout,
-        max_lifetime=max_lifetime)
+        handshake_timeout=remaining, idle_timeout=idle_timeout, max_lifetime=max_lifetime)
 
 
 class _Pinned:
@@ -141,6 +147,11 @@ class AgentAuthListener(Listener[AgentAuthStream]):
             except AgentAuthError as exc:
                 self.failed += 1
                 logger.info("handshake failed: %s", exc)
+                return
+            except Exception as exc:  # from the trust callable: this connection only
+                self.failed += 1
+                logger.warning("handshake aborted: the trust policy raised %s",
+                               type(exc).__name__)
                 return
             finally:
                 self._half_open.release()

@@ -32,6 +32,7 @@ from ..errors import (
     InvalidArgument,
     RemoteError,
     SessionExpired,
+    TransportError,
 )
 from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
@@ -146,13 +147,19 @@ class AgentAuthStream(ObjectStream[bytes]):
     # ---------------------------------------------------------------- sending
 
     async def send(self, item: bytes) -> None:
-        """Encrypt ``item`` and send it as one message."""
+        """Encrypt ``item`` and send it as one message.
+
+        A send that cannot finish (the peer stops reading) is bounded by the channel's
+        time limits; one that is cancelled or fails half-way breaks the channel, since the
+        peer can no longer follow the counter.
+        """
         if type(item) is not bytes:
             raise InvalidArgument("messages are bytes")
         async with self._send_lock:
             self._check_usable(sending=True)
-            frame = _frame(self._session.seal(item))
-            await self._write(frame)
+            if self._limits_passed():
+                await self._expire(holding_send_lock=True)
+            await self._write(_frame(self._session.seal(item)))
 
     async def send_eof(self) -> None:
         """Send CLOSE: this side sends nothing more; the peer's ``receive`` ends."""
@@ -163,10 +170,29 @@ class AgentAuthStream(ObjectStream[bytes]):
             await self._write(_frame(self._session.close()))
 
     async def _write(self, frame: bytes) -> None:
+        deadline = self._deadline()
         try:
-            await self.transport_stream.send(frame)
+            if deadline is None:
+                await self.transport_stream.send(frame)
+            else:
+                with anyio.fail_after(max(deadline - time.monotonic(), 0)):
+                    await self.transport_stream.send(frame)
+        except TimeoutError:
+            # Part of the frame may be out: no CLOSE can follow it. Just end.
+            error = self._error = self._limit_error()
+            self._closed = True
+            await anyio.aclose_forcefully(self.transport_stream)
+            raise error from None
         except _TRANSPORT_ERRORS as exc:
+            if self._closed:  # closed here, by another task
+                raise anyio.ClosedResourceError from None
             self._break(transport_error(exc, "sending"))
+        except BaseException:
+            # Cancelled (or worse) mid-send: the sealed message may be half out, so the
+            # counter cannot be trusted any more.
+            self._error = TransportError("a send was interrupted; the channel cannot "
+                                         "continue", code="connection_lost")
+            raise
         self._active = time.monotonic()
 
     # ---------------------------------------------------------------- receiving
@@ -194,38 +220,55 @@ class AgentAuthStream(ObjectStream[bytes]):
                 # REKEY: nothing to deliver; read on.
 
     async def _read_frame(self) -> bytes:
-        deadline = self._deadline()
-        try:
-            if deadline is None:
-                return await self._reader.read(self._max_frame)
-            with anyio.fail_after(max(deadline - time.monotonic(), 0)):
-                return await self._reader.read(self._max_frame)
-        except TimeoutError:
-            await self._expire()
-        except DecodeError as exc:
-            self._break(exc)
-        except _TRANSPORT_ERRORS as exc:
-            self._break(transport_error(exc, "receiving"))
+        while True:
+            deadline = self._deadline()
+            try:
+                if deadline is None:
+                    return await self._reader.read(self._max_frame)
+                with anyio.fail_after(max(deadline - time.monotonic(), 0)):
+                    return await self._reader.read(self._max_frame)
+            except TimeoutError:
+                if not self._limits_passed():
+                    continue  # a send moved the idle clock meanwhile: wait on
+                await self._expire()
+            except DecodeError as exc:
+                self._break(exc)
+            except _TRANSPORT_ERRORS as exc:
+                if self._closed:  # closed here, by another task
+                    raise anyio.ClosedResourceError from None
+                self._break(transport_error(exc, "receiving"))
+
+    # ---------------------------------------------------------------- limits
 
     def _deadline(self) -> float | None:
-        limits, ends = self._limits, []
-        if limits.idle_timeout is not None:
-            ends.append(self._active + limits.idle_timeout)
-        if limits.max_lifetime is not None:
-            ends.append(self._started + limits.max_lifetime)
-        return min(ends) if ends else None
+        limits = self._limits
+        if limits.idle_timeout is None:
+            if limits.max_lifetime is None:
+                return None
+            return self._started + limits.max_lifetime
+        idle = self._active + limits.idle_timeout
+        if limits.max_lifetime is None:
+            return idle
+        return min(idle, self._started + limits.max_lifetime)
 
-    async def _expire(self) -> NoReturn:
-        # The wait ran out: say which limit, then close (CLOSE first, so the peer sees
-        # an orderly end rather than a truncation).
-        limits, now = self._limits, time.monotonic()
-        if limits.max_lifetime is not None and now >= self._started + limits.max_lifetime:
-            error = SessionExpired(f"the channel reached its lifetime of "
-                                   f"{limits.max_lifetime} s", code="lifetime_exceeded")
-        else:
-            error = SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
-                                   code="idle_timeout")
-        await self._close_quietly()
+    def _limits_passed(self) -> bool:
+        deadline = self._deadline()
+        return deadline is not None and time.monotonic() >= deadline
+
+    def _limit_error(self) -> SessionExpired:
+        limits = self._limits
+        if (limits.max_lifetime is not None
+                and time.monotonic() >= self._started + limits.max_lifetime):
+            return SessionExpired(f"the channel reached its lifetime of "
+                                  f"{limits.max_lifetime} s", code="lifetime_exceeded")
+        return SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
+                              code="idle_timeout")
+
+    async def _expire(self, *, holding_send_lock: bool = False) -> NoReturn:
+        # A limit was reached: send CLOSE (so the peer sees an orderly end rather than a
+        # truncation), close, and say which limit.
+        error = self._limit_error()
+        await self._close_quietly(holding_send_lock=holding_send_lock)
         self._error = error
         raise error
 
@@ -241,36 +284,44 @@ class AgentAuthStream(ObjectStream[bytes]):
             raise anyio.ClosedResourceError
         if not sending and self._eof_received:
             raise anyio.EndOfStream
-        deadline = self._deadline()
-        if sending and deadline is not None and time.monotonic() >= deadline:
-            # Sends do not wait, so they check here; receives find out while waiting.
-            raise SessionExpired("the channel's time limit has passed",
-                                 code=self._expired_code())
-
-    def _expired_code(self) -> str:
-        limits = self._limits
-        if (limits.max_lifetime is not None
-                and time.monotonic() >= self._started + limits.max_lifetime):
-            return "lifetime_exceeded"
-        return "idle_timeout"
 
     def _break(self, error: AgentAuthError) -> NoReturn:
         self._error = error
         raise error
 
-    async def _close_quietly(self) -> None:
-        if not self._eof_sent and self._error is None and not self._closed:
-            self._eof_sent = True
-            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-                try:
-                    await self.transport_stream.send(_frame(self._session.close()))
-                except (*_TRANSPORT_ERRORS, AgentAuthError):
-                    pass
+    async def _close_quietly(self, *, holding_send_lock: bool = False) -> None:
+        """Send CLOSE if this side may still send and nobody is sending, then close."""
         self._closed = True
-        await anyio.aclose_forcefully(self.transport_stream)
+        try:
+            if not self._eof_sent and self._error is None:
+                if holding_send_lock:
+                    await self._send_close()
+                else:
+                    try:
+                        self._send_lock.acquire_nowait()
+                    except anyio.WouldBlock:  # a send is stuck: CLOSE cannot follow it
+                        pass
+                    else:
+                        try:
+                            await self._send_close()
+                        finally:
+                            self._send_lock.release()
+        finally:
+            await anyio.aclose_forcefully(self.transport_stream)
+
+    async def _send_close(self) -> None:
+        self._eof_sent = True
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            try:
+                await self.transport_stream.send(_frame(self._session.close()))
+            except (*_TRANSPORT_ERRORS, anyio.BusyResourceError, AgentAuthError):
+                pass
 
     async def aclose(self) -> None:
-        """Send CLOSE if not yet sent (waiting at most a second), then close the transport."""
+        """Send CLOSE if not yet sent (waiting at most a second), then close the transport.
+
+        Never hangs, and never raises for the state the channel is in.
+        """
         if self._closed:
             return
         await self._close_quietly()
