@@ -4,9 +4,12 @@ or a clean end of stream, and nothing hangs (each test runs under a deadline).""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import anyio
 import pytest
-from aio_support import DEADLINE, Faulty, memory_pair, message_pair, stream_pair
+from aio_support import DEADLINE, Faulty, connected, memory_pair, message_pair, stream_pair
 from anyio.abc import SocketAttribute
 from support import raises
 
@@ -17,34 +20,39 @@ pytestmark = pytest.mark.anyio
 FAULTS = ["drop", "duplicate", "reorder", "truncate", "corrupt"]
 
 
+@pytest.mark.parametrize("kind", ["memory", "tcp"])
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("fault", FAULTS)
-async def test_byte_stream_faults_end_the_channel_with_a_typed_error(fault: str,
-                                                                     seed: int) -> None:
-    # Over a byte stream, every frame is one transport item here; damaging any of them
-    # must stop the receiver with an error, after delivering exactly what came before.
+async def test_byte_stream_faults_end_the_channel_with_a_typed_error(
+        fault: str, seed: int, kind: str, tmp_path: Path) -> None:
+    # Every frame is one write here; damaging any of them must stop the receiver with an
+    # error, after delivering exactly what came before (over memory and over real TCP).
     with anyio.fail_after(DEADLINE):
-        left, right = memory_pair(buffer=1000)
-        faulty = Faulty(left, fault, rate=0.2, seed=seed)
-        a, b = await stream_pair(faulty, right)
-        faulty.armed = True
-        sent = [b"message %d" % i for i in range(40)]
-        for message in sent:
-            await a.send(message)
-        await a.send_eof()
-        await faulty.aclose()
-        received: list[bytes] = []
-        error: AgentAuthError | None = None
-        try:
-            async for message in b:
-                received.append(message)
-        except AgentAuthError as exc:
-            error = exc
-        assert received == sent[: len(received)]  # a prefix, in order, nothing invented
-        if faulty.touched:
-            assert error is not None and isinstance(error, RemoteError)
-        else:
-            assert error is None and received == sent
+        async with connected(kind, tmp_path) as (left, right):
+            await _byte_faults(left, right, fault, seed)
+
+
+async def _byte_faults(left: Any, right: Any, fault: str, seed: int) -> None:
+    faulty = Faulty(left, fault, rate=0.2, seed=seed)
+    a, b = await stream_pair(faulty, right)
+    faulty.armed = True
+    sent = [b"message %d" % i for i in range(40)]
+    for message in sent:
+        await a.send(message)
+    await a.send_eof()
+    await faulty.aclose()
+    received: list[bytes] = []
+    error: AgentAuthError | None = None
+    try:
+        async for message in b:
+            received.append(message)
+    except AgentAuthError as exc:
+        error = exc
+    assert received == sent[: len(received)]  # a prefix, in order, nothing invented
+    if faulty.touched:
+        assert error is not None and isinstance(error, RemoteError)
+    else:
+        assert error is None and received == sent
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from aio_support import DEADLINE, connected, stream_pair
+from aio_support import DEADLINE, connected, stream_pair, trusting
 from support import ALICE, BOB
 
-from agentauth import AgentAuthAttribute, AgentAuthError
+from agentauth import AgentAuthAttribute, AgentAuthError, AgentAuthStream
 
 pytestmark = pytest.mark.anyio
 
@@ -51,4 +51,21 @@ async def test_a_transport_that_ends_without_close_is_an_error(kind: str,
             assert await b.receive() == b"before the cut"
             with pytest.raises(AgentAuthError) as info:
                 await b.receive()
+            assert info.value.code in {"unexpected_eof", "connection_lost"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_peer_that_hangs_up_mid_handshake(kind: str, tmp_path: Path) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with connected(kind, tmp_path) as (left, right):
+
+            async def hang_up() -> None:
+                await right.receive()  # HS1 (or part of it), then gone
+                await anyio.aclose_forcefully(right)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hang_up)
+                with pytest.raises(AgentAuthError) as info:
+                    await AgentAuthStream.wrap(left, ALICE, trusting(BOB), initiator=True,
+                                               expect=BOB.agent_id)
             assert info.value.code in {"unexpected_eof", "connection_lost"}
