@@ -1,0 +1,373 @@
+"""Grants: what a capability allows, and the exact rule for "a child only narrows".
+
+A grant is a resource pattern, a set of actions and typed argument constraints. A request
+(a concrete resource, one action, arguments) is allowed by a grant when all three match.
+:meth:`Grant.within` decides, mechanically and soundly, whether every request a child
+grant allows is also allowed by a parent grant; a property test holds it to that.
+
+* **Resources** are ``/``-separated segments. In a pattern a segment may be ``*`` (exactly
+  one segment), and the last segment may be ``**`` (zero or more). No other wildcard
+  exists, so ``reports/**`` never covers ``reportsX``.
+* **Actions** are a set of names, or exactly ``{"*"}`` for any action.
+* **Constraints** map an argument name to ``Eq(v)``, ``OneOf({v, ...})``,
+  ``Range(lo, hi)`` (integers, inclusive) or ``Prefix(p)`` (strings). Values are int or
+  str; a bool is never an int. A child keeps every constraint of its parent (dropping one
+  would widen) and may add its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
+
+from ..errors import AgentAuthError, DecodeError, InvalidArgument
+
+__all__ = [
+    "ANY_ACTION",
+    "Constraint",
+    "Eq",
+    "Grant",
+    "OneOf",
+    "Prefix",
+    "Range",
+    "Request",
+    "actions_within",
+    "constraint_within",
+    "parse_resource",
+    "pattern_within",
+]
+
+ANY_ACTION: Final = "*"
+MAX_SEGMENTS = 32
+MAX_SEGMENT = 64
+MAX_ACTIONS = 64
+MAX_CONSTRAINTS = 16
+MAX_SET = 64
+MAX_STRING = 256
+MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._~:@+=,;!$'()-]{1,64}")
+_ACTION = re.compile(r"[a-z0-9_.-]{1,32}")
+_ARG_NAME = re.compile(r"[a-z0-9_]{1,32}")
+
+Value: TypeAlias = int | str
+
+
+def _fail(remote: bool, message: str) -> AgentAuthError:
+    return DecodeError(message, code="malformed") if remote else InvalidArgument(message)
+
+
+# ------------------------------------------------------------------ resources
+
+
+def parse_resource(text: str, *, pattern: bool = True, remote: bool = False) -> tuple[str, ...]:
+    """Split and check a resource (``pattern=False``: no wildcards allowed)."""
+    if type(text) is not str or not 0 < len(text) <= MAX_STRING:
+        raise _fail(remote, "a resource is a string of 1 to 256 characters")
+    segments = tuple(text.split("/"))
+    if len(segments) > MAX_SEGMENTS:
+        raise _fail(remote, f"a resource has at most {MAX_SEGMENTS} segments")
+    for i, segment in enumerate(segments):
+        if pattern and (segment == "*" or (segment == "**" and i == len(segments) - 1)):
+            continue
+        if segment in (".", "..") or not _SEGMENT.fullmatch(segment):
+            raise _fail(remote, f"resource segment {i} is not allowed: {segment!r}")
+    return segments
+
+
+def pattern_within(child: tuple[str, ...], parent: tuple[str, ...]) -> bool:
+    """Whether every concrete resource matching ``child`` matches ``parent``.
+
+    With a concrete ``child`` this is also the match test of a resource against a pattern.
+    """
+    for i, p in enumerate(parent):
+        if p == "**":
+            return True
+        if i >= len(child):
+            return False
+        c = child[i]
+        if c == "**":
+            return False
+        if p == "*":
+            continue
+        if c != p:  # includes a child "*" under a literal parent segment
+            return False
+    return len(child) == len(parent)
+
+
+# ------------------------------------------------------------------ actions
+
+
+def _actions(values: Iterable[str], remote: bool) -> frozenset[str]:
+    if isinstance(values, str):
+        raise _fail(remote, "actions are a collection of names, not one string")
+    actions = frozenset(values)
+    if not 0 < len(actions) <= MAX_ACTIONS:
+        raise _fail(remote, f"a grant has 1 to {MAX_ACTIONS} actions")
+    if ANY_ACTION in actions:
+        if len(actions) != 1:
+            raise _fail(remote, "'*' stands alone: it already means every action")
+        return actions
+    for action in actions:
+        if type(action) is not str or not _ACTION.fullmatch(action):
+            raise _fail(remote, "action names are [a-z0-9_.-]{1,32}")
+    return actions
+
+
+def actions_within(child: frozenset[str], parent: frozenset[str]) -> bool:
+    """Whether every action of ``child`` is an action of ``parent``."""
+    if ANY_ACTION in parent:
+        return True
+    return ANY_ACTION not in child and child <= parent
+
+
+# ------------------------------------------------------------------ constraints
+
+
+def _value(value: object, remote: bool) -> Value:
+    if type(value) is int:
+        if not MIN_INT <= value <= MAX_INT:
+            raise _fail(remote, "integer values fit in 64 bits")
+        return value
+    if type(value) is str:
+        if len(value.encode()) > MAX_STRING:
+            raise _fail(remote, f"string values are at most {MAX_STRING} bytes")
+        return value
+    raise _fail(remote, "constraint values are integers or strings (never booleans)")
+
+
+@dataclass(frozen=True, slots=True)
+class Eq:
+    """The argument equals ``value`` (same type)."""
+
+    value: Value
+
+    def allows(self, arg: object) -> bool:
+        """Whether ``arg`` satisfies this constraint."""
+        return type(arg) is type(self.value) and arg == self.value
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """The argument is one of ``values`` (all of one type)."""
+
+    values: frozenset[Value]
+
+    def allows(self, arg: object) -> bool:
+        """Whether ``arg`` satisfies this constraint."""
+        return type(arg) in (int, str) and arg in self.values and _same_type(arg, self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """An integer argument within ``lo..hi``, both included."""
+
+    lo: int
+    hi: int
+
+    def allows(self, arg: object) -> bool:
+        """Whether ``arg`` satisfies this constraint."""
+        return type(arg) is int and self.lo <= arg <= self.hi
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """A string argument that starts with ``prefix``."""
+
+    prefix: str
+
+    def allows(self, arg: object) -> bool:
+        """Whether ``arg`` satisfies this constraint."""
+        return type(arg) is str and arg.startswith(self.prefix)
+
+
+Constraint: TypeAlias = Eq | OneOf | Range | Prefix
+
+
+def _same_type(value: object, values: frozenset[Value]) -> bool:
+    return all(type(v) is type(value) for v in values)
+
+
+def _check_constraint(constraint: object, remote: bool) -> Constraint:
+    if isinstance(constraint, Eq):
+        _value(constraint.value, remote)
+    elif isinstance(constraint, OneOf):
+        values = constraint.values
+        if not isinstance(values, frozenset) or not 0 < len(values) <= MAX_SET:
+            raise _fail(remote, f"one-of holds 1 to {MAX_SET} values")
+        kinds = {type(_value(v, remote)) for v in values}
+        if len(kinds) != 1:
+            raise _fail(remote, "one-of values are all integers or all strings")
+    elif isinstance(constraint, Range):
+        lo, hi = _value(constraint.lo, remote), _value(constraint.hi, remote)
+        if type(lo) is not int or type(hi) is not int or lo > hi:
+            raise _fail(remote, "a range is two integers, lo <= hi")
+    elif isinstance(constraint, Prefix):
+        if type(_value(constraint.prefix, remote)) is not str:
+            raise _fail(remote, "a prefix is a string")
+    else:
+        raise _fail(remote, "a constraint is Eq, OneOf, Range or Prefix")
+    return constraint
+
+
+def constraint_within(child: Constraint, parent: Constraint) -> bool:
+    """Whether every argument value ``child`` allows is allowed by ``parent``."""
+    if isinstance(parent, Eq):
+        return isinstance(child, Eq) and parent.allows(child.value)
+    if isinstance(child, Eq):
+        return parent.allows(child.value)
+    if isinstance(parent, OneOf):
+        return isinstance(child, OneOf) and all(parent.allows(v) for v in child.values)
+    if isinstance(child, OneOf):
+        return all(parent.allows(v) for v in child.values)
+    if isinstance(parent, Range):
+        return isinstance(child, Range) and parent.lo <= child.lo and child.hi <= parent.hi
+    return isinstance(child, Prefix) and child.prefix.startswith(parent.prefix)
+
+
+# ------------------------------------------------------------------ grants
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One use of a capability: a concrete resource, one action, named arguments."""
+
+    resource: str
+    action: str
+    args: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "segments", parse_resource(self.resource, pattern=False))
+        if type(self.action) is not str or not _ACTION.fullmatch(self.action):
+            raise InvalidArgument("a request names one action, [a-z0-9_.-]{1,32}")
+        if not isinstance(self.args, Mapping):
+            raise InvalidArgument("request arguments are a mapping")
+        object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A resource pattern, its actions and argument constraints.
+
+    ``Grant("reports/**", {"read"}, {"year": Range(2020, 2026)})``.
+    """
+
+    resource: str
+    actions: frozenset[str]
+    constraints: Mapping[str, Constraint] = field(
+        default_factory=lambda: MappingProxyType({}))
+    segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __init__(self, resource: str, actions: Iterable[str],
+                 constraints: Mapping[str, Constraint] | None = None, *,
+                 remote: bool = False) -> None:
+        segments = parse_resource(resource, remote=remote)
+        checked = _actions(actions, remote)
+        given = constraints if constraints is not None else {}
+        if not isinstance(given, Mapping) or len(given) > MAX_CONSTRAINTS:
+            raise _fail(remote, f"constraints are a map of at most {MAX_CONSTRAINTS}")
+        table: dict[str, Constraint] = {}
+        for name, constraint in given.items():
+            if type(name) is not str or not _ARG_NAME.fullmatch(name):
+                raise _fail(remote, "argument names are [a-z0-9_]{1,32}")
+            table[name] = _check_constraint(constraint, remote)
+        object.__setattr__(self, "resource", resource)
+        object.__setattr__(self, "actions", checked)
+        object.__setattr__(self, "constraints", MappingProxyType(dict(sorted(table.items()))))
+        object.__setattr__(self, "segments", segments)
+
+    def within(self, parent: Grant) -> bool:
+        """Whether every request this grant allows is allowed by ``parent``."""
+        if not pattern_within(self.segments, parent.segments):
+            return False
+        if not actions_within(self.actions, parent.actions):
+            return False
+        mine = self.constraints
+        for name, bound in parent.constraints.items():
+            constraint = mine.get(name)
+            if constraint is None or not constraint_within(constraint, bound):
+                return False  # a dropped constraint widens
+        return True
+
+    def allows(self, request: Request) -> bool:
+        """Whether this grant allows ``request`` (every constrained argument present)."""
+        if not pattern_within(request.segments, self.segments):
+            return False
+        if ANY_ACTION not in self.actions and request.action not in self.actions:
+            return False
+        args = request.args
+        for name, constraint in self.constraints.items():
+            if name not in args or not constraint.allows(args[name]):
+                return False
+        return True
+
+    # ------------------------------------------------------------ wire form
+
+    def to_wire(self) -> list[Any]:
+        """The grant as a canonical structure: ``[resource, [actions...], {name: c}]``.
+
+        Actions are sorted; constraint names are sorted; a constraint is ``[kind, ...]``
+        with kind 0 eq, 1 one-of (sorted values), 2 range, 3 prefix.
+        """
+        constraints = {name: _constraint_to_wire(c) for name, c in self.constraints.items()}
+        return [self.resource, sorted(self.actions), constraints]
+
+    @classmethod
+    def from_wire(cls, value: object) -> Grant:
+        """Check and build a grant from its decoded wire form (``malformed`` or
+        ``non_canonical`` on any deviation)."""
+        if type(value) is not list or len(value) != 3:
+            raise DecodeError("a grant is [resource, actions, constraints]", code="malformed")
+        resource, actions, constraints = value
+        if type(actions) is not list or type(constraints) is not dict:
+            raise DecodeError("grant actions are an array, constraints a map",
+                              code="malformed")
+        if any(type(a) is not str for a in actions):
+            raise DecodeError("grant actions are strings", code="malformed")
+        if actions != sorted(set(actions)):
+            raise DecodeError("grant actions are not sorted and unique", code="non_canonical")
+        if any(type(k) is not str for k in constraints):
+            raise DecodeError("constraint names are strings", code="malformed")
+        if list(constraints) != sorted(constraints):
+            raise DecodeError("constraint names are not sorted", code="non_canonical")
+        table = {name: _constraint_from_wire(c) for name, c in constraints.items()}
+        return cls(resource, actions, table, remote=True)
+
+
+_EQ, _ONE_OF, _RANGE, _PREFIX = 0, 1, 2, 3
+
+
+def _constraint_to_wire(constraint: Constraint) -> list[Any]:
+    if isinstance(constraint, Eq):
+        return [_EQ, constraint.value]
+    if isinstance(constraint, OneOf):
+        return [_ONE_OF, sorted(constraint.values)]
+    if isinstance(constraint, Range):
+        return [_RANGE, constraint.lo, constraint.hi]
+    return [_PREFIX, constraint.prefix]
+
+
+def _constraint_from_wire(value: object) -> Constraint:
+    if type(value) is not list or not value or type(value[0]) is not int:
+        raise DecodeError("a constraint is [kind, ...]", code="malformed")
+    kind, rest = value[0], value[1:]
+    if kind == _EQ and len(rest) == 1:
+        return Eq(_value(rest[0], True))
+    if kind == _ONE_OF and len(rest) == 1 and type(rest[0]) is list:
+        values = [_value(v, True) for v in rest[0]]
+        if len({type(v) for v in values}) > 1:
+            raise DecodeError("one-of values are all of one type", code="malformed")
+        if values != sorted(set(values)):
+            raise DecodeError("one-of values are not sorted and unique",
+                              code="non_canonical")
+        return OneOf(frozenset(values))
+    if kind == _RANGE and len(rest) == 2:
+        return Range(*rest)  # checked by Grant
+    if kind == _PREFIX and len(rest) == 1:
+        return Prefix(rest[0])  # checked by Grant
+    raise DecodeError(f"unknown constraint kind {kind} or wrong arity", code="unknown_field")
