@@ -40,6 +40,7 @@ __all__ = [
     "InvalidTag",
     "KeyHolder",
     "blake2b",
+    "blake2b_256",
     "blake2b_keyed",
     "ed25519_public_from_seed",
     "ed25519_sign",
@@ -155,6 +156,11 @@ def x25519(secret: bytes, public: bytes) -> bytes:
 def blake2b(data: bytes) -> bytes:
     """BLAKE2b-512 of ``data``."""
     return _blake2b(data).digest()
+
+
+def blake2b_256(data: bytes) -> bytes:
+    """BLAKE2b with a 32-byte output (a distinct function from truncated BLAKE2b-512)."""
+    return _blake2b(data, digest_size=32).digest()
 
 
 def blake2b_keyed(key: bytes, data: bytes, length: int) -> bytes:

@@ -22,6 +22,12 @@ class), never on the message text.
     │   ├── HandshakeTimeout        handshake_timeout
     │   ├── ReplayDetected          replayed, stale
     │   ├── TransportError          unexpected_eof, connection_lost
+    │   ├── CapabilityDenied        chain_too_long, duplicate_link, root_invalid,
+    │   │                           untrusted_root, root_scope, broken_chain,
+    │   │                           issuer_mismatch, subject_mismatch, depth_exceeded,
+    │   │                           revoked, widened_resource, widened_action,
+    │   │                           widened_constraint, widened_time, not_yet_valid,
+    │   │                           expired, holder_mismatch, not_authorized
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew
@@ -42,6 +48,7 @@ __all__ = [
     "ERROR_CODES",
     "AgentAuthError",
     "AuthenticationError",
+    "CapabilityDenied",
     "CounterExhausted",
     "DecodeError",
     "HandshakeTimeout",
@@ -163,6 +170,17 @@ class TransportError(RemoteError):
     codes = frozenset({"unexpected_eof", "connection_lost"})
 
 
+class CapabilityDenied(RemoteError):
+    """A capability chain, or the request made with it, broke a rule of spec section 10."""
+
+    codes = frozenset({
+        "chain_too_long", "duplicate_link", "root_invalid", "untrusted_root", "root_scope",
+        "broken_chain", "issuer_mismatch", "subject_mismatch", "depth_exceeded", "revoked",
+        "widened_resource", "widened_action", "widened_constraint", "widened_time",
+        "not_yet_valid", "expired", "holder_mismatch", "not_authorized",
+    })
+
+
 class AuthenticationError(RemoteError):
     """The peer could not prove who it is, or proved to be someone we do not accept."""
 
@@ -220,6 +238,26 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
     "unexpected_eof": (TransportError, "the transport ended before the protocol did"),
     "connection_lost": (TransportError, "the transport failed under the channel"),
+    "chain_too_long": (CapabilityDenied, "a capability chain has more links than allowed"),
+    "duplicate_link": (CapabilityDenied, "the same link appears twice in a chain"),
+    "root_invalid": (CapabilityDenied, "the first link is not a well-formed root"),
+    "untrusted_root": (CapabilityDenied, "the root issuer is not one of our trust anchors"),
+    "root_scope": (CapabilityDenied, "a root grant is outside its anchor's namespace"),
+    "broken_chain": (CapabilityDenied, "a link does not name the link before it as parent"),
+    "issuer_mismatch": (CapabilityDenied, "a link's issuer is not its parent's audience"),
+    "subject_mismatch": (CapabilityDenied, "a link's subject differs from its parent's"),
+    "depth_exceeded": (CapabilityDenied, "a link's depth budget does not shrink"),
+    "revoked": (CapabilityDenied, "a link of the chain was revoked"),
+    "widened_resource": (CapabilityDenied, "a child grant covers resources its parent does "
+                                           "not"),
+    "widened_action": (CapabilityDenied, "a child grant allows actions its parent does not"),
+    "widened_constraint": (CapabilityDenied, "a child grant relaxes or drops a constraint"),
+    "widened_time": (CapabilityDenied, "a child's validity window is not within its "
+                                       "parent's"),
+    "not_yet_valid": (CapabilityDenied, "a link is not valid yet"),
+    "expired": (CapabilityDenied, "a link has expired"),
+    "holder_mismatch": (CapabilityDenied, "the chain's holder is not the presenting peer"),
+    "not_authorized": (CapabilityDenied, "no grant of the chain allows the request"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
 })
@@ -232,7 +270,7 @@ def _check_registry() -> None:
         *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
                             CounterExhausted, DecodeError, ProtocolViolation,
                             HandshakeTimeout, ReplayDetected, AuthenticationError,
-                            TransportError, SessionExpired))
+                            TransportError, SessionExpired, CapabilityDenied))
     )
     assert every == set(ERROR_CODES), every ^ set(ERROR_CODES)
 

@@ -21,6 +21,7 @@ EXPECTED_EXPORTS = {
     "__version__", "accept_any_peer", "format_agent_id", "parse_agent_id",
     "AgentAuthAttribute", "AgentAuthListener", "AgentAuthMessageStream", "AgentAuthStream",
     "SessionExpired", "TransportError", "connect", "create_listener", "serve",
+    "CapabilityDenied",
 }
 
 # Layer of each module: a module may import only from its own layer or lower ones.
