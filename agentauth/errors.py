@@ -27,7 +27,8 @@ class), never on the message text.
     │   │                           issuer_mismatch, subject_mismatch, depth_exceeded,
     │   │                           revoked, widened_resource, widened_action,
     │   │                           widened_constraint, widened_time, not_yet_valid,
-    │   │                           expired, holder_mismatch, not_authorized
+    │   │                           expired, holder_mismatch, not_authorized,
+    │   │                           wrong_session, stale_invocation
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew
@@ -177,7 +178,8 @@ class CapabilityDenied(RemoteError):
         "chain_too_long", "duplicate_link", "root_invalid", "untrusted_root", "root_scope",
         "broken_chain", "issuer_mismatch", "subject_mismatch", "depth_exceeded", "revoked",
         "widened_resource", "widened_action", "widened_constraint", "widened_time",
-        "not_yet_valid", "expired", "holder_mismatch", "not_authorized",
+        "not_yet_valid", "expired", "holder_mismatch", "not_authorized", "wrong_session",
+        "stale_invocation",
     })
 
 
@@ -258,6 +260,9 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "expired": (CapabilityDenied, "a link has expired"),
     "holder_mismatch": (CapabilityDenied, "the chain's holder is not the presenting peer"),
     "not_authorized": (CapabilityDenied, "no grant of the chain allows the request"),
+    "wrong_session": (CapabilityDenied, "the invocation is bound to another session"),
+    "stale_invocation": (CapabilityDenied, "a detached invocation's time is outside the "
+                                           "window"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
 })

@@ -1,0 +1,200 @@
+"""Invocations: using a capability chain, with proof that the user is its holder.
+
+* **In a session** (:func:`invoke` with a channel binding, checked by
+  :class:`SessionInvocations`): the invocation names the session's channel binding and a
+  fresh id. It travels inside the session, whose peer the handshake authenticated; the
+  verifier requires the chain's leaf audience to be that peer, the binding to be this
+  session's, and each id to be new in this session. A chain stolen from one session is
+  useless in another and to anyone but its holder.
+* **Detached** (no session: queues, files): the holder signs the invocation, with a fresh
+  id and its clock's time; :class:`DetachedInvocations` checks the signature by the leaf
+  audience, the time within a window, and the id against a bounded replay cache.
+
+Time and revocation are checked on every use; nothing is cached across uses.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from .. import crypto, wire
+from ..errors import (
+    AuthenticationError,
+    CapabilityDenied,
+    DecodeError,
+    InvalidArgument,
+    InvalidState,
+    ReplayDetected,
+)
+from ..identity import Identity, PeerKey
+from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, verify_chain
+from .grants import Request
+
+__all__ = ["INVOKE_CONTEXT", "DetachedInvocations", "SessionInvocations", "invoke"]
+
+VERSION: Final = 1
+INVOKE_CONTEXT: Final = b"agentauth v1 capability invocation\x00"
+MAX_INVOCATION: Final = MAX_CHAIN_BYTES + 4096
+MAX_ARGS: Final = 32
+#: How far a detached invocation's time may lie from the verifier's, in seconds.
+DETACHED_WINDOW: Final = 120
+
+
+def _request_to_wire(request: Request) -> list[Any]:
+    args = dict(sorted(request.args.items()))
+    for name, value in args.items():
+        if type(name) is not str or type(value) not in (int, str, bool):
+            raise InvalidArgument("request arguments map names to int, str or bool")
+    return [request.resource, request.action, args]
+
+
+def _request_from_wire(value: object) -> Request:
+    if type(value) is not list or len(value) != 3 or type(value[2]) is not dict:
+        raise DecodeError("a request is [resource, action, args]", code="malformed")
+    resource, action, args = value
+    if len(args) > MAX_ARGS or any(type(k) is not str or type(v) not in (int, str, bool)
+                                   for k, v in args.items()):
+        raise DecodeError("request arguments map names to int, str or bool",
+                          code="malformed")
+    if list(args) != sorted(args):
+        raise DecodeError("request argument names are not sorted", code="non_canonical")
+    try:
+        return Request(resource, action, args)
+    except InvalidArgument as exc:
+        raise DecodeError(f"bad request: {exc.message}", code="malformed") from None
+
+
+def invoke(
+    chain: bytes,
+    request: Request,
+    *,
+    channel_binding: bytes = b"",
+    holder: Identity | None = None,
+    clock: Callable[[], float] = time.time,
+    random: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """Encode an invocation of ``chain`` for ``request``.
+
+    In a session pass its ``channel_binding``; detached, pass ``holder`` (the leaf
+    audience's identity), which signs it.
+    """
+    if type(chain) is not bytes or not isinstance(request, Request):
+        raise InvalidArgument("chain is bytes and request a Request")
+    if (holder is None) == (not channel_binding):
+        raise InvalidArgument("give a channel_binding (in a session) or a holder "
+                              "(detached), not both")
+    jti = random(16)
+    if type(jti) is not bytes or len(jti) != 16:
+        raise InvalidArgument("random(16) must return 16 bytes")
+    payload = wire.encode_map(VERSION, chain, _request_to_wire(request), channel_binding,
+                              jti, int(clock()))
+    signature = b"" if holder is None else holder.sign(INVOKE_CONTEXT + payload)
+    return wire.encode_map(payload, signature)
+
+
+def _decode(data: bytes) -> tuple[bytes, bytes, bytes, Request, bytes, bytes, int]:
+    if type(data) is not bytes:
+        raise InvalidArgument("an invocation is bytes")
+    payload, signature = wire.decode_map(data, 2, MAX_INVOCATION, "invocation")
+    if type(payload) is not bytes or type(signature) is not bytes:
+        raise DecodeError("an invocation is {0: payload, 1: signature}", code="malformed")
+    version, chain, request, binding, jti, issued = wire.decode_map(
+        payload, 6, MAX_INVOCATION, "invocation payload")
+    if version != VERSION or type(version) is not int:
+        raise DecodeError(f"invocation version {version!r} is not 1", code="unknown_field")
+    if (type(chain) is not bytes or type(binding) is not bytes or type(jti) is not bytes
+            or len(jti) != 16 or type(issued) is not int or issued < 0):
+        raise DecodeError("invocation fields are out of shape", code="malformed")
+    return payload, signature, chain, _request_from_wire(request), binding, jti, issued
+
+
+class SessionInvocations:
+    """Checks the invocations one authenticated peer sends in one session."""
+
+    def __init__(self, anchors: Mapping[Any, str], *, peer: PeerKey,
+                 channel_binding: bytes, skew: int = DEFAULT_SKEW,
+                 revoked: Callable[[bytes], bool] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not isinstance(peer, PeerKey) or type(channel_binding) is not bytes:
+            raise InvalidArgument("peer is a PeerKey and channel_binding bytes")
+        self._anchors = dict(anchors)
+        self._peer = peer
+        self._binding = channel_binding
+        self._skew = skew
+        self._revoked = revoked
+        self._clock = clock
+        self._seen: set[bytes] = set()
+
+    def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...]]:
+        """Verify one invocation; return the request it authorises and the chain."""
+        _, signature, chain, request, binding, jti, _ = _decode(invocation)
+        if not crypto.equal(binding, self._binding):
+            raise CapabilityDenied("the invocation names another session",
+                                   code="wrong_session")
+        if jti in self._seen:
+            raise ReplayDetected("this invocation was already used in this session",
+                                 code="replayed")
+        links = verify_chain(chain, self._anchors, now=int(self._clock()), skew=self._skew,
+                             revoked=self._revoked, holder=self._peer, request=request)
+        self._seen.add(jti)  # only what verified is remembered
+        del signature  # in a session the channel authenticates the sender
+        return request, links
+
+
+class DetachedInvocations:
+    """Checks signed invocations that arrive outside any session.
+
+    Ids are remembered until their time window has passed, at most ``capacity`` of them;
+    when full, new invocations are refused (fail closed) rather than old ids forgotten.
+    """
+
+    def __init__(self, anchors: Mapping[Any, str], *,
+                 skew: int = DEFAULT_SKEW, window: int = DETACHED_WINDOW,
+                 revoked: Callable[[bytes], bool] | None = None,
+                 clock: Callable[[], float] = time.time, capacity: int = 100_000) -> None:
+        if type(capacity) is not int or capacity < 1 or type(window) is not int or window < 1:
+            raise InvalidArgument("capacity and window are positive integers")
+        self._anchors = dict(anchors)
+        self._skew = skew
+        self._window = window
+        self._revoked = revoked
+        self._clock = clock
+        self._capacity = capacity
+        self._seen: OrderedDict[bytes, int] = OrderedDict()  # id -> forget after
+
+    def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...], PeerKey]:
+        """Verify one invocation; return the request, the chain and the holder."""
+        payload, signature, chain, request, binding, jti, issued = _decode(invocation)
+        if binding:
+            raise CapabilityDenied("a session invocation cannot be used detached",
+                                   code="wrong_session")
+        now = int(self._clock())
+        if abs(issued - now) > self._window + self._skew:
+            raise CapabilityDenied("the invocation is too old or from the future",
+                                   code="stale_invocation")
+        self._expire(now)
+        if jti in self._seen:
+            raise ReplayDetected("this invocation was already used", code="replayed")
+        links = verify_chain(chain, self._anchors, now=now, skew=self._skew,
+                             revoked=self._revoked, request=request)
+        holder = PeerKey(links[-1].audience)
+        if not crypto.ed25519_verify(holder.public_bytes, INVOKE_CONTEXT + payload,
+                                     signature):
+            raise AuthenticationError("the invocation is not signed by the chain's holder",
+                                      code="bad_signature")
+        if len(self._seen) >= self._capacity:  # our own limit, not the sender's fault
+            raise InvalidState("the replay cache is full: try again later")
+        self._seen[jti] = issued + self._window + self._skew
+        return request, links, holder
+
+    def _expire(self, now: int) -> None:
+        seen = self._seen
+        while seen:
+            jti, until = next(iter(seen.items()))
+            if until >= now:
+                break
+            del seen[jti]

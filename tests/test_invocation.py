@@ -1,0 +1,131 @@
+"""Invocations: a chain used by its holder in a session (bound to the channel binding) or
+detached (signed, fresh, once). A stolen chain is useless; replays are refused."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import anyio
+import pytest
+from aio_support import DEADLINE, memory_pair, stream_pair
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import ALICE, BOB, CAROL, MALLORY, raises
+from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
+
+from agentauth import AgentAuthAttribute, AgentAuthError
+from agentauth.capability import (
+    DetachedInvocations,
+    Request,
+    SessionInvocations,
+    delegate,
+    encode_chain,
+    invoke,
+)
+
+REQUEST = Request("fs/reports/q3/summary", "read", {"size": 50})
+BINDING = bytes(range(64))
+
+
+def at(moment: int) -> Callable[[], float]:
+    return lambda: moment
+
+
+def alice_chain() -> bytes:
+    return encode_chain([delegate(ROOT, ALICE, [PARENT_GRANT], not_before=NOW - 100,
+                                  expires=NOW + 3600)])
+
+
+def session_checker(peer: object = ALICE.peer, binding: bytes = BINDING) -> SessionInvocations:
+    return SessionInvocations(ANCHORS, peer=peer, channel_binding=binding,  # type: ignore[arg-type]
+                              clock=lambda: NOW)
+
+
+def test_in_session_use_and_its_refusals() -> None:
+    chain = alice_chain()
+    checker = session_checker()
+    invocation = invoke(chain, REQUEST, channel_binding=BINDING, clock=lambda: NOW)
+    request, links = checker.check(invocation)
+    assert request == REQUEST and links[-1].audience == ALICE.public_bytes
+    with raises("replayed"):
+        checker.check(invocation)  # the same invocation twice in one session
+    with raises("wrong_session"):  # captured here, replayed in another session
+        session_checker(binding=bytes(64)).check(invocation)
+    with raises("holder_mismatch"):  # Mallory stole Alice's chain
+        session_checker(peer=MALLORY.peer).check(
+            invoke(chain, REQUEST, channel_binding=BINDING, clock=lambda: NOW))
+    with raises("not_authorized"):
+        checker.check(invoke(chain, Request("db/x", "read"), channel_binding=BINDING))
+    with raises("wrong_session"):  # a session invocation is no detached one
+        DetachedInvocations(ANCHORS, clock=lambda: NOW).check(invocation)
+
+
+def test_detached_use_and_its_refusals() -> None:
+    chain = alice_chain()
+    checker = DetachedInvocations(ANCHORS, clock=lambda: NOW)
+    invocation = invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW)
+    request, _, holder = checker.check(invocation)
+    assert request == REQUEST and holder == ALICE.peer
+    with raises("replayed"):
+        checker.check(invocation)
+    with raises("bad_signature"):  # signed by someone other than the holder
+        checker.check(invoke(chain, REQUEST, holder=MALLORY, clock=lambda: NOW))
+    for offset in (-181, 181):
+        with raises("stale_invocation"):
+            checker.check(invoke(chain, REQUEST, holder=ALICE, clock=at(NOW + offset)))
+    checker.check(invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW + 180))
+    small = DetachedInvocations(ANCHORS, clock=lambda: NOW, capacity=1)
+    small.check(invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW))
+    with raises("invalid_state"):  # full: refuse rather than forget
+        small.check(invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW))
+    with raises("invalid_argument"):
+        invoke(chain, REQUEST, holder=ALICE, channel_binding=BINDING)
+
+
+def test_delegated_chain_used_by_the_leaf_holder() -> None:
+    links = chain_of(3)  # ROOT -> ALICE -> BOB -> CAROL
+    chain = encode_chain(links)
+    checker = session_checker(peer=CAROL.peer)
+    checker.check(invoke(chain, REQUEST, channel_binding=BINDING, clock=lambda: NOW))
+    with raises("holder_mismatch"):  # BOB holds the middle link, not the leaf
+        session_checker(peer=BOB.peer).check(
+            invoke(chain, REQUEST, channel_binding=BINDING, clock=lambda: NOW))
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(index=st.integers(0, 10_000), value=st.integers(0, 255))
+def test_mutated_invocations_give_only_typed_errors(index: int, value: int) -> None:
+    data = bytearray(invoke(alice_chain(), REQUEST, channel_binding=BINDING,
+                            clock=lambda: NOW))
+    data[index % len(data)] = value
+    with contextlib.suppress(AgentAuthError):
+        session_checker().check(bytes(data))
+
+
+@pytest.mark.anyio
+async def test_a_chain_used_through_a_real_channel() -> None:
+    # Alice sends an invocation over an authenticated channel; Bob checks it against the
+    # channel's peer and binding. Replaying it on the same channel, or another, fails.
+    with anyio.fail_after(DEADLINE):
+        a, b = await stream_pair(*memory_pair())
+        binding = a.extra(AgentAuthAttribute.channel_binding)
+        invocation = invoke(alice_chain(), REQUEST, channel_binding=binding,
+                            clock=lambda: NOW)
+        await a.send(invocation)
+        checker = SessionInvocations(ANCHORS, peer=b.extra(AgentAuthAttribute.peer_key),
+                                     channel_binding=b.extra(
+                                         AgentAuthAttribute.channel_binding),
+                                     clock=lambda: NOW)
+        request, _ = checker.check(await b.receive())
+        assert request == REQUEST
+        with raises("replayed"):
+            checker.check(invocation)
+        c, d = await stream_pair(*memory_pair())
+        other = SessionInvocations(ANCHORS, peer=d.extra(AgentAuthAttribute.peer_key),
+                                   channel_binding=d.extra(AgentAuthAttribute.channel_binding),
+                                   clock=lambda: NOW)
+        with raises("wrong_session"):
+            other.check(invocation)
+        for channel in (a, b, c, d):
+            await channel.aclose()
