@@ -28,7 +28,8 @@ class), never on the message text.
     │   │                           revoked, widened_resource, widened_action,
     │   │                           widened_constraint, widened_time, not_yet_valid,
     │   │                           expired, holder_mismatch, not_authorized,
-    │   │                           wrong_session, stale_invocation
+    │   │                           wrong_session, stale_invocation,
+    │   │                           unauthorized_revoker
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew
@@ -179,7 +180,7 @@ class CapabilityDenied(RemoteError):
         "broken_chain", "issuer_mismatch", "subject_mismatch", "depth_exceeded", "revoked",
         "widened_resource", "widened_action", "widened_constraint", "widened_time",
         "not_yet_valid", "expired", "holder_mismatch", "not_authorized", "wrong_session",
-        "stale_invocation",
+        "stale_invocation", "unauthorized_revoker",
     })
 
 
@@ -263,6 +264,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "wrong_session": (CapabilityDenied, "the invocation is bound to another session"),
     "stale_invocation": (CapabilityDenied, "a detached invocation's time is outside the "
                                            "window"),
+    "unauthorized_revoker": (CapabilityDenied, "a revocation notice's signer has no say over "
+                                               "its target"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
 })

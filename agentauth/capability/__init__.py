@@ -1,9 +1,19 @@
-"""Capability tokens: grants, their narrowing rule, chains of signed links, invocations."""
+"""Capability tokens: grants, their narrowing rule, chains of signed links, invocations,
+and revocation notices with their stores."""
 
 from .chain import Link, decode_chain, delegate, encode_chain, verify_chain
 from .grants import ANY_ACTION, Eq, Grant, OneOf, Prefix, Range, Request
 from .invocation import DetachedInvocations, SessionInvocations, invoke
+from .revocation import (
+    MemoryRevocationStore,
+    Notice,
+    RevocationStore,
+    SQLiteRevocationStore,
+    revoke,
+    verify_notice,
+)
 
-__all__ = ["ANY_ACTION", "DetachedInvocations", "Eq", "Grant", "Link", "OneOf", "Prefix",
-           "Range", "Request", "SessionInvocations", "decode_chain", "delegate",
-           "encode_chain", "invoke", "verify_chain"]
+__all__ = ["ANY_ACTION", "DetachedInvocations", "Eq", "Grant", "Link",
+           "MemoryRevocationStore", "Notice", "OneOf", "Prefix", "Range", "Request",
+           "RevocationStore", "SQLiteRevocationStore", "SessionInvocations", "decode_chain",
+           "delegate", "encode_chain", "invoke", "revoke", "verify_chain", "verify_notice"]

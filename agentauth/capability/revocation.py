@@ -1,0 +1,206 @@
+"""Revocation without a server: signed notices, verified before they are stored.
+
+A notice names a link by id and carries the *path*: the links from the one its signer
+issued down to the target. It is valid when the path is a hash-linked, correctly signed
+segment of a chain ending at the target, and its signer either issued the path's first link
+(an issuer upstream of the target: it revokes what it delegated, directly or not) or is
+the target's own audience giving it up. Anyone else's notice is refused and never stored.
+
+Stores keep ``id -> (expires, notice)``: a revocation is irreversible, and is forgotten
+once the revoked link would have expired anyway. :class:`MemoryRevocationStore` and
+:class:`SQLiteRevocationStore` (a real file, for a store that outlives the process) share
+one small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
+:func:`~agentauth.capability.verify_chain` takes as ``revoked``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Final, Protocol
+
+from .. import crypto, wire
+from ..errors import (
+    AuthenticationError,
+    CapabilityDenied,
+    DecodeError,
+    InvalidArgument,
+)
+from ..identity import Identity
+from .chain import LINK_CONTEXT, MAX_CHAIN_BYTES, MAX_LINKS, Link, _parse_payload
+
+__all__ = [
+    "REVOKE_CONTEXT",
+    "MemoryRevocationStore",
+    "Notice",
+    "RevocationStore",
+    "SQLiteRevocationStore",
+    "revoke",
+    "verify_notice",
+]
+
+VERSION: Final = 1
+REVOKE_CONTEXT: Final = b"agentauth v1 capability revocation\x00"
+MAX_NOTICE: Final = MAX_CHAIN_BYTES + 512
+
+
+class Notice:
+    """A verified revocation notice: ``target`` is revoked until ``expires``."""
+
+    __slots__ = ("data", "expires", "revoker", "target")
+
+    def __init__(self, data: bytes, target: bytes, expires: int, revoker: bytes) -> None:
+        self.data, self.target, self.expires, self.revoker = data, target, expires, revoker
+
+    def __repr__(self) -> str:
+        return f"Notice(target={self.target.hex()[:16]}..., expires={self.expires})"
+
+
+def revoke(revoker: Identity, path: Iterable[Link], *,
+           clock: Callable[[], float] = time.time) -> bytes:
+    """Sign a notice revoking the last link of ``path``.
+
+    ``path`` runs from the link ``revoker`` issued down to the target; a holder giving up
+    its own link passes that link alone.
+    """
+    links = tuple(path)
+    if not links or not isinstance(revoker, Identity):
+        raise InvalidArgument("a notice needs its signer and a path of at least one link")
+    target = links[-1]
+    payload = wire.encode_map(VERSION, revoker.public_bytes, target.id,
+                              [[link.payload, link.signature] for link in links],
+                              target.expires, int(clock()))
+    data = wire.encode_map(payload, revoker.sign(REVOKE_CONTEXT + payload))
+    verify_notice(data)  # a notice we would refuse is a notice we do not make
+    return data
+
+
+def verify_notice(data: bytes) -> Notice:
+    """Check a notice completely; return it (``unauthorized_revoker`` if the signer has
+    no say over the target)."""
+    if type(data) is not bytes:
+        raise InvalidArgument("a notice is bytes")
+    payload, signature = wire.decode_map(data, 2, MAX_NOTICE, "notice")
+    if type(payload) is not bytes or type(signature) is not bytes:
+        raise DecodeError("a notice is {0: payload, 1: signature}", code="malformed")
+    version, revoker, target, items, expires, issued = wire.decode_map(
+        payload, 6, MAX_NOTICE, "notice payload")
+    if version != VERSION or type(version) is not int:
+        raise DecodeError(f"notice version {version!r} is not 1", code="unknown_field")
+    if (type(revoker) is not bytes or len(revoker) != 32 or type(target) is not bytes
+            or len(target) != 32 or type(items) is not list or type(expires) is not int
+            or type(issued) is not int):
+        raise DecodeError("notice fields are out of shape", code="malformed")
+    if not 0 < len(items) <= MAX_LINKS:
+        raise CapabilityDenied(f"a notice path has 1 to {MAX_LINKS} links",
+                               code="chain_too_long")
+    links = []
+    for item in items:
+        if (type(item) is not list or len(item) != 2 or type(item[0]) is not bytes
+                or type(item[1]) is not bytes):
+            raise DecodeError("a path link is [payload, signature]", code="malformed")
+        links.append(_parse_payload(item[0], item[1]))
+    for parent, link in itertools.pairwise(links):
+        if link.parent != parent.id:
+            raise CapabilityDenied("the notice path is not hash-linked", code="broken_chain")
+        if not crypto.equal(link.issuer, parent.audience):
+            raise CapabilityDenied("a path link's issuer is not its parent's audience",
+                                   code="issuer_mismatch")
+    last = links[-1]
+    if last.id != target or expires != last.expires:
+        raise CapabilityDenied("the notice's target is not the end of its path",
+                               code="broken_chain")
+    upstream = crypto.equal(links[0].issuer, revoker)
+    surrender = len(links) == 1 and crypto.equal(last.audience, revoker)
+    if not (upstream or surrender):
+        raise CapabilityDenied("the signer neither issued the path nor holds the target",
+                               code="unauthorized_revoker")
+    for link in links:
+        if not crypto.ed25519_verify(link.issuer, LINK_CONTEXT + link.payload,
+                                     link.signature):
+            raise AuthenticationError("a path link's signature does not verify",
+                                      code="bad_signature")
+    if not crypto.ed25519_verify(revoker, REVOKE_CONTEXT + payload, signature):
+        raise AuthenticationError("the notice's signature does not verify",
+                                  code="bad_signature")
+    return Notice(data, target, expires, revoker)
+
+
+class RevocationStore(Protocol):
+    """Where verified notices are kept."""
+
+    def add(self, notice: bytes) -> bool:
+        """Verify and keep a notice; True if it was new."""
+
+    def is_revoked(self, link_id: bytes) -> bool:
+        """Whether the link with this id is revoked."""
+
+    def prune(self, now: int) -> int:
+        """Forget notices whose target has expired before ``now``; return how many."""
+
+
+class MemoryRevocationStore:
+    """Notices in a dictionary: for one process's lifetime."""
+
+    def __init__(self) -> None:
+        self._notices: dict[bytes, tuple[int, bytes]] = {}
+
+    def add(self, notice: bytes) -> bool:
+        """Verify and keep a notice; True if it was new."""
+        checked = verify_notice(notice)  # verify before anything is stored
+        if checked.target in self._notices:
+            return False
+        self._notices[checked.target] = (checked.expires, checked.data)
+        return True
+
+    def is_revoked(self, link_id: bytes) -> bool:
+        """Whether the link with this id is revoked."""
+        return link_id in self._notices
+
+    def prune(self, now: int) -> int:
+        """Forget notices whose target has expired before ``now``; return how many."""
+        gone = [k for k, (expires, _) in self._notices.items() if expires <= now]
+        for key in gone:
+            del self._notices[key]
+        return len(gone)
+
+    def __len__(self) -> int:
+        return len(self._notices)
+
+
+class SQLiteRevocationStore:
+    """Notices in a SQLite file: they survive restarts. One connection per store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
+                         "expires INTEGER NOT NULL, notice BLOB NOT NULL) WITHOUT ROWID")
+
+    def add(self, notice: bytes) -> bool:
+        """Verify and keep a notice; True if it was new."""
+        checked = verify_notice(notice)  # verify before anything is stored
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO revoked (id, expires, notice) VALUES (?, ?, ?)",
+            (checked.target, checked.expires, checked.data))
+        return cursor.rowcount == 1
+
+    def is_revoked(self, link_id: bytes) -> bool:
+        """Whether the link with this id is revoked."""
+        row = self._db.execute("SELECT 1 FROM revoked WHERE id = ?", (link_id,)).fetchone()
+        return row is not None
+
+    def prune(self, now: int) -> int:
+        """Forget notices whose target has expired before ``now``; return how many."""
+        return self._db.execute("DELETE FROM revoked WHERE expires <= ?", (now,)).rowcount
+
+    def __len__(self) -> int:
+        (count,) = self._db.execute("SELECT count(*) FROM revoked").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

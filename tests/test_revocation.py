@@ -1,0 +1,91 @@
+"""Revocation notices: who may revoke, verification before storage, the effect on chains
+(the revoked link and everything below it), and both stores (memory, a real SQLite file)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import ALICE, BOB, CAROL, MALLORY, raises
+from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
+
+from agentauth import AgentAuthError, wire
+from agentauth.capability import (
+    MemoryRevocationStore,
+    SQLiteRevocationStore,
+    delegate,
+    encode_chain,
+    revoke,
+    verify_chain,
+    verify_notice,
+)
+
+
+def at_now() -> float:
+    return NOW
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_revoked_middle_link_kills_its_subtree_only(kind: str, tmp_path: Path) -> None:
+    store = MemoryRevocationStore() if kind == "memory" else SQLiteRevocationStore(
+        tmp_path / "revoked.db")
+    links = chain_of(3)  # ROOT -> ALICE -> BOB -> CAROL
+    sibling = delegate(ALICE, BOB, [PARENT_GRANT], not_before=NOW - 100, expires=NOW + 3600,
+                       budget=1, parent=links[0])  # same grants, another nonce
+    notice = revoke(ROOT, links[:2], clock=at_now)  # ROOT revokes ALICE's link to BOB
+    assert store.add(notice) and not store.add(notice)  # stored once
+    with raises("revoked"):
+        verify_chain(encode_chain(links), ANCHORS, now=NOW, revoked=store.is_revoked)
+    verify_chain(encode_chain([links[0], sibling]), ANCHORS, now=NOW,
+                 revoked=store.is_revoked)
+    assert store.prune(NOW) == 0 and store.prune(NOW + 3600) == 1
+    verify_chain(encode_chain(links), ANCHORS, now=NOW, revoked=store.is_revoked)
+
+
+def test_who_may_revoke() -> None:
+    links = chain_of(3)
+    revoke(ALICE, links[1:2], clock=at_now)  # the issuer of the target
+    revoke(ROOT, links[:3], clock=at_now)  # an issuer further up
+    revoke(CAROL, links[2:3], clock=at_now)  # the holder giving up its own link
+    with raises("unauthorized_revoker"):  # a stranger
+        revoke(MALLORY, links[2:3], clock=at_now)
+    with raises("unauthorized_revoker"):  # a holder cannot revoke its parent's link
+        revoke(BOB, links[:2], clock=at_now)
+    with raises("broken_chain"):  # not a path
+        revoke(ROOT, [links[0], links[2]], clock=at_now)
+
+
+def test_a_forged_notice_is_never_stored(tmp_path: Path) -> None:
+    links = chain_of(2)
+    notice = revoke(ROOT, links, clock=at_now)
+    payload, _signature = wire.decode_map(notice, 2, 20_000, "notice")
+    forged = wire.encode_map(payload, MALLORY.sign(b"agentauth v1 capability revocation\x00"
+                                                   + payload))
+    for store in (MemoryRevocationStore(), SQLiteRevocationStore(tmp_path / "r.db")):
+        with raises("bad_signature"):
+            store.add(forged)
+        assert len(store) == 0
+        assert not store.is_revoked(links[-1].id)
+
+
+def test_the_sqlite_store_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "revoked.db"
+    links = chain_of(2)
+    first = SQLiteRevocationStore(path)
+    first.add(revoke(ALICE, links[1:], clock=at_now))
+    first.close()
+    second = SQLiteRevocationStore(path)
+    assert second.is_revoked(links[1].id) and len(second) == 1
+    second.close()
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(index=st.integers(0, 10_000), value=st.integers(0, 255))
+def test_mutated_notices_give_only_typed_errors(index: int, value: int) -> None:
+    data = bytearray(revoke(ROOT, chain_of(2), clock=at_now))
+    data[index % len(data)] = value
+    with contextlib.suppress(AgentAuthError):
+        verify_notice(bytes(data))
