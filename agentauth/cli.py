@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .aio.demo import run_demo
+from .cli_tokens import add_commands, run
 
 __all__ = ["main"]
 
@@ -17,11 +18,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="four agents over loopback TCP: accepted, refused, "
                                      "and a replay rejected")
+    add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo()
-    parser.error(f"unknown command {args.command}")
-    return 2  # pragma: no cover
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 
 from . import crypto
-from .errors import AuthenticationError, InvalidAgentId, InvalidKey
+from .errors import AuthenticationError, InvalidAgentId, InvalidArgument, InvalidKey
 
 __all__ = ["Identity", "PeerKey", "format_agent_id", "parse_agent_id"]
 
@@ -175,6 +175,29 @@ class Identity:
     def export_seed(self) -> bytes:
         """The 32-byte secret seed. Store it only encrypted."""
         return self._seed
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a new key file: the seed in hex on one line, readable by its owner only.
+
+        Refuses to overwrite an existing file (``invalid_argument``).
+        """
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise InvalidArgument(f"key file {os.fspath(path)!r} exists already") from None
+        with os.fdopen(descriptor, "w") as out:
+            out.write(self._seed.hex() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Identity:
+        """Read a key file written by :meth:`save` (``invalid_key`` if it is not one)."""
+        with open(path, encoding="ascii", errors="replace") as file:
+            text = file.read(200).strip()
+        try:
+            seed = bytes.fromhex(text)
+        except ValueError:
+            raise InvalidKey("a key file holds a 32-byte seed in hex") from None
+        return cls.from_seed(seed)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Identity):

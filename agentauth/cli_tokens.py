@@ -1,0 +1,269 @@
+"""The key and capability commands of ``agentauth``: keygen, id, delegate, inspect, verify,
+revoke.
+
+Exit codes (also in the README): 0 success; 1 the chain, request or notice was refused
+(the error code is printed); 2 a usage error (bad arguments, agent ids or grants); 3 an input
+file is missing, unreadable or not what it should be.
+
+Grants on the command line: ``RESOURCE=ACTION[,ACTION...]`` followed by constraints
+``;NAME=eq:V``, ``;NAME=in:V|V``, ``;NAME=range:LO..HI``, ``;NAME=prefix:P``. A value that
+reads as an integer is an integer; write it in double quotes for a string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .capability import (
+    Eq,
+    Grant,
+    OneOf,
+    Prefix,
+    Range,
+    Request,
+    SQLiteRevocationStore,
+    decode_chain,
+    delegate,
+    encode_chain,
+    revoke,
+    verify_chain,
+)
+from .capability.chain import Link
+from .errors import (
+    AgentAuthError,
+    DecodeError,
+    InvalidAgentId,
+    InvalidArgument,
+    InvalidKey,
+    RemoteError,
+)
+from .identity import Identity, PeerKey, format_agent_id
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "add_commands", "run"]
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+
+
+def _value(text: str) -> int | str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_grant(text: str) -> Grant:
+    """``RESOURCE=ACTIONS;NAME=KIND:VALUE;...`` as a :class:`Grant`."""
+    head, *constraints = text.split(";")
+    resource, sep, actions = head.partition("=")
+    if not sep:
+        raise InvalidArgument(f"a grant is RESOURCE=ACTIONS, not {head!r}")
+    table: dict[str, Any] = {}
+    for item in constraints:
+        name, sep, spec = item.partition("=")
+        kind, sep2, value = spec.partition(":")
+        if not (sep and sep2):
+            raise InvalidArgument(f"a constraint is NAME=KIND:VALUE, not {item!r}")
+        if kind == "eq":
+            table[name] = Eq(_value(value))
+        elif kind == "in":
+            table[name] = OneOf(frozenset(_value(v) for v in value.split("|")))
+        elif kind == "range":
+            lo, _, hi = value.partition("..")
+            try:
+                table[name] = Range(int(lo), int(hi))
+            except ValueError:
+                raise InvalidArgument(f"a range is LO..HI, not {value!r}") from None
+        elif kind == "prefix":
+            table[name] = Prefix(value)
+        else:
+            raise InvalidArgument(f"unknown constraint kind {kind!r}")
+    return Grant(resource, actions.split(","), table)
+
+
+def _describe_constraint(c: Any) -> str:
+    if isinstance(c, Eq):
+        return f"= {c.value!r}"
+    if isinstance(c, OneOf):
+        return "in {" + ", ".join(repr(v) for v in sorted(c.values, key=repr)) + "}"
+    if isinstance(c, Range):
+        return f"in {c.lo}..{c.hi}"
+    return f"starts with {c.prefix!r}"
+
+
+def _link_json(link: Link) -> dict[str, Any]:
+    return {
+        "id": link.id.hex(),
+        "issuer": format_agent_id(link.issuer),
+        "audience": format_agent_id(link.audience),
+        "subject": format_agent_id(link.subject),
+        "parent": link.parent.hex() or None,
+        "not_before": link.not_before,
+        "expires": link.expires,
+        "budget": link.budget,
+        "grants": [{"resource": g.resource, "actions": sorted(g.actions),
+                    "constraints": {n: _describe_constraint(c)
+                                    for n, c in g.constraints.items()}}
+                   for g in link.grants],
+    }
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    identity = Identity.generate()
+    identity.save(args.path)
+    print(identity.agent_id)
+    return 0
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    print(Identity.load(args.path).agent_id)
+    return 0
+
+
+def cmd_delegate(args: argparse.Namespace) -> int:
+    issuer = Identity.load(args.key)
+    parents = decode_chain(_read(args.parent)) if args.parent else ()
+    now = int(time.time())
+    link = delegate(issuer, args.to, [parse_grant(g) for g in args.grant],
+                    not_before=now, expires=now + args.ttl, budget=args.budget,
+                    parent=parents[-1] if parents else None)
+    Path(args.out).write_bytes(encode_chain([*parents, link]))
+    print(f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    links = decode_chain(_read(args.chain))
+    if args.json:
+        print(json.dumps([_link_json(link) for link in links], indent=2))
+        return 0
+    for depth, link in enumerate(links):
+        pad = "  " * depth
+        print(f"{pad}link {depth} {link.id.hex()[:16]}  "
+              f"{format_agent_id(link.issuer)} -> {format_agent_id(link.audience)}")
+        print(f"{pad}  valid {link.not_before}..{link.expires}, "
+              f"{link.budget} more delegation(s) allowed")
+        for grant in link.grants:
+            print(f"{pad}  {grant.resource}: {', '.join(sorted(grant.actions))}")
+            for name, c in grant.constraints.items():
+                print(f"{pad}    {name} {_describe_constraint(c)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    anchors: dict[str, str] = {}
+    for item in args.anchor:
+        agent_id, _, namespace = item.partition("=")
+        anchors[agent_id] = namespace or "**"
+    request = None
+    if args.request:
+        resource, sep, action = args.request.rpartition(":")
+        if not sep:
+            raise InvalidArgument("a request is RESOURCE:ACTION")
+        values = {}
+        for item in args.arg:
+            name, _, value = item.partition("=")
+            values[name] = _value(value)
+        request = Request(resource, action, values)
+    store = SQLiteRevocationStore(args.revoked) if args.revoked else None
+    holder = PeerKey.from_agent_id(args.holder) if args.holder else None
+    now = int(time.time()) if args.now is None else args.now
+    links = verify_chain(_read(args.chain), anchors, now=now, holder=holder, request=request,
+                         revoked=store.is_revoked if store else None)
+    print(f"ok: {len(links)} link(s), holder {format_agent_id(links[-1].audience)}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    revoker = Identity.load(args.key)
+    links = decode_chain(_read(args.chain))
+    if not 0 <= args.link < len(links):
+        raise InvalidArgument(f"the chain has links 0..{len(links) - 1}")
+    start = next((i for i, link in enumerate(links[: args.link + 1])
+                  if link.issuer == revoker.public_bytes), args.link)
+    notice = revoke(revoker, links[start: args.link + 1])
+    store = SQLiteRevocationStore(args.store)
+    added = store.add(notice)
+    store.close()
+    if args.out:
+        Path(args.out).write_bytes(notice)
+    print(f"link {args.link} ({links[args.link].id.hex()[:16]}) revoked"
+          + ("" if added else " (already)"))
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Register the key and capability subcommands on an argparse subparsers object."""
+    p = commands.add_parser("keygen", help="make a key file and print its agent id")
+    p.add_argument("path")
+    p.set_defaults(run=cmd_keygen)
+    p = commands.add_parser("id", help="print the agent id of a key file")
+    p.add_argument("path")
+    p.set_defaults(run=cmd_id)
+    p = commands.add_parser("delegate", help="delegate a capability to an agent")
+    p.add_argument("--key", required=True, help="the issuer's key file")
+    p.add_argument("--to", required=True, metavar="AGENT_ID", help="the holder")
+    p.add_argument("--grant", action="append", required=True,
+                   help="RESOURCE=ACTIONS[;NAME=KIND:VALUE...] (repeat for several)")
+    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    p.add_argument("--budget", type=int, default=0, help="delegations allowed below")
+    p.add_argument("--parent", help="the chain file this delegation extends")
+    p.add_argument("--out", required=True, help="where to write the new chain")
+    p.set_defaults(run=cmd_delegate)
+    p = commands.add_parser("inspect", help="show a chain as a tree (or --json)")
+    p.add_argument("chain")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_inspect)
+    p = commands.add_parser("verify", help="verify a chain and optionally a request")
+    p.add_argument("chain")
+    p.add_argument("--anchor", action="append", required=True,
+                   help="AGENT_ID[=NAMESPACE] of a trusted root (repeat for several)")
+    p.add_argument("--request", help="RESOURCE:ACTION")
+    p.add_argument("--arg", action="append", default=[], help="NAME=VALUE of the request")
+    p.add_argument("--holder", metavar="AGENT_ID", help="who presents the chain")
+    p.add_argument("--revoked", help="a revocation store (SQLite file)")
+    p.add_argument("--now", type=int, help="the time to verify at (Unix seconds)")
+    p.set_defaults(run=cmd_verify)
+    p = commands.add_parser("revoke", help="revoke a link of a chain you issued or hold")
+    p.add_argument("--key", required=True)
+    p.add_argument("--chain", required=True)
+    p.add_argument("--link", type=int, required=True, help="index of the link, root = 0")
+    p.add_argument("--store", required=True, help="the revocation store (SQLite file)")
+    p.add_argument("--out", help="also write the notice to this file")
+    p.set_defaults(run=cmd_revoke)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a subcommand; map errors to the documented exit codes."""
+    try:
+        code: int = args.run(args)
+        return code
+    except (InvalidArgument, InvalidAgentId) as exc:
+        print(f"usage: {exc}")
+        return EXIT_USAGE
+    except (DecodeError, InvalidKey) as exc:
+        print(f"bad input: {exc}")
+        return EXIT_BAD_INPUT
+    except RemoteError as exc:
+        print(f"refused: {exc}")
+        return EXIT_REFUSED
+    except AgentAuthError as exc:
+        print(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"bad input: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}")
+        return EXIT_BAD_INPUT
