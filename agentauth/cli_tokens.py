@@ -179,7 +179,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             name, _, value = item.partition("=")
             values[name] = _value(value)
         request = Request(resource, action, values)
-    store = SQLiteRevocationStore(args.revoked) if args.revoked else None
+    store = SQLiteRevocationStore(args.revoked, anchors) if args.revoked else None
     holder = PeerKey.from_agent_id(args.holder) if args.holder else None
     now = int(time.time()) if args.now is None else args.now
     links = verify_chain(_read(args.chain), anchors, now=now, holder=holder, request=request,
@@ -193,10 +193,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     links = decode_chain(_read(args.chain))
     if not 0 <= args.link < len(links):
         raise InvalidArgument(f"the chain has links 0..{len(links) - 1}")
-    start = next((i for i, link in enumerate(links[: args.link + 1])
-                  if link.issuer == revoker.public_bytes), args.link)
-    notice = revoke(revoker, links[start: args.link + 1])
-    store = SQLiteRevocationStore(args.store)
+    notice = revoke(revoker, links[: args.link + 1])
+    store = SQLiteRevocationStore(args.store, {format_agent_id(links[0].issuer): "**"})
     added = store.add(notice)
     store.close()
     if args.out:

@@ -29,7 +29,7 @@ class), never on the message text.
     │   │                           widened_constraint, widened_time, not_yet_valid,
     │   │                           expired, holder_mismatch, not_authorized,
     │   │                           wrong_session, stale_invocation,
-    │   │                           unauthorized_revoker
+    │   │                           unauthorized_revoker, wrong_verifier
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew
@@ -180,7 +180,7 @@ class CapabilityDenied(RemoteError):
         "broken_chain", "issuer_mismatch", "subject_mismatch", "depth_exceeded", "revoked",
         "widened_resource", "widened_action", "widened_constraint", "widened_time",
         "not_yet_valid", "expired", "holder_mismatch", "not_authorized", "wrong_session",
-        "stale_invocation", "unauthorized_revoker",
+        "stale_invocation", "unauthorized_revoker", "wrong_verifier",
     })
 
 
@@ -266,6 +266,7 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
                                            "window"),
     "unauthorized_revoker": (CapabilityDenied, "a revocation notice's signer has no say over "
                                                "its target"),
+    "wrong_verifier": (CapabilityDenied, "a detached invocation names another verifier"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
 })

@@ -4,6 +4,7 @@ mutations and random bytes give only typed errors, and nothing forged is accepte
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from typing import Any
 
@@ -238,3 +239,13 @@ def test_links_are_ids_of_payloads_not_signatures() -> None:
     assert link.id == crypto.blake2b_256(chain_module.LINK_ID_CONTEXT + link.payload)
     again = chain_module._parse_payload(link.payload, os.urandom(64))
     assert again.id == link.id  # a different signature does not make a different link
+
+
+def test_link_objects_are_read_again_from_their_signed_bytes() -> None:
+    leaf = chain_of(1)[0]
+    edited = dataclasses.replace(leaf, grants=(Grant("**", {"*"}),))
+    with raises("not_authorized"):  # the edit does not count: the signed payload does
+        verify_chain([edited], ANCHORS, now=NOW, request=Request("secrets/key", "delete"))
+    for odd in (bytearray(encode_chain([leaf])), "chain", [encode_chain([leaf])]):
+        with raises("invalid_argument"):
+            verify_chain(odd, ANCHORS, now=NOW)  # type: ignore[arg-type]

@@ -266,3 +266,13 @@ def test_mutated_wire_forms_give_only_typed_errors(grant: Grant, data: st.DataOb
     form[index] = data.draw(WIRE_VALUES)
     with contextlib.suppress(AgentAuthError):  # anything else fails the test
         Grant.from_wire(form)
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (lambda: Grant("a", [[1]]), "invalid_argument"),  # type: ignore[list-item]
+    (lambda: Grant("a", 5), "invalid_argument"),  # type: ignore[arg-type]
+    (lambda: Grant("a", {"read"}, {"x": Eq("\ud800")}), "invalid_argument"),
+])
+def test_odd_local_arguments_are_typed_errors(make: Any, code: str) -> None:
+    with raises(code):
+        make()

@@ -37,7 +37,8 @@ def alice_chain() -> bytes:
                                   expires=NOW + 3600)])
 
 
-def session_checker(peer: object = ALICE.peer, binding: bytes = BINDING) -> SessionInvocations:
+def session_checker(peer: object = ALICE.peer,
+                    binding: bytes = BINDING) -> SessionInvocations:
     return SessionInvocations(ANCHORS, peer=peer, channel_binding=binding,  # type: ignore[arg-type]
                               clock=lambda: NOW)
 
@@ -58,29 +59,59 @@ def test_in_session_use_and_its_refusals() -> None:
     with raises("not_authorized"):
         checker.check(invoke(chain, Request("db/x", "read"), channel_binding=BINDING))
     with raises("wrong_session"):  # a session invocation is no detached one
-        DetachedInvocations(ANCHORS, clock=lambda: NOW).check(invocation)
+        DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW).check(invocation)
 
 
 def test_detached_use_and_its_refusals() -> None:
     chain = alice_chain()
-    checker = DetachedInvocations(ANCHORS, clock=lambda: NOW)
-    invocation = invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW)
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW)
+    invocation = invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=lambda: NOW)
     request, _, holder = checker.check(invocation)
     assert request == REQUEST and holder == ALICE.peer
     with raises("replayed"):
         checker.check(invocation)
     with raises("bad_signature"):  # signed by someone other than the holder
-        checker.check(invoke(chain, REQUEST, holder=MALLORY, clock=lambda: NOW))
+        checker.check(invoke(chain, REQUEST, holder=MALLORY, verifier=BOB.agent_id,
+                             clock=lambda: NOW))
     for offset in (-181, 181):
         with raises("stale_invocation"):
-            checker.check(invoke(chain, REQUEST, holder=ALICE, clock=at(NOW + offset)))
-    checker.check(invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW + 180))
-    small = DetachedInvocations(ANCHORS, clock=lambda: NOW, capacity=1)
-    small.check(invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW))
+            checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                                 clock=at(NOW + offset)))
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=lambda: NOW + 180))
+    small = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW, capacity=1)
+    small.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=lambda: NOW))
     with raises("invalid_state"):  # full: refuse rather than forget
-        small.check(invoke(chain, REQUEST, holder=ALICE, clock=lambda: NOW))
+        small.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=lambda: NOW))
     with raises("invalid_argument"):
         invoke(chain, REQUEST, holder=ALICE, channel_binding=BINDING)
+    with raises("wrong_verifier"):  # what BOB received, replayed by BOB to CAROL
+        DetachedInvocations(ANCHORS, verifier=CAROL, clock=lambda: NOW).check(invocation)
+
+
+def test_one_holder_cannot_use_up_another_holders_ids() -> None:
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW)
+    alice = invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                   clock=lambda: NOW, random=bytes)
+    mallory_chain = encode_chain([delegate(ROOT, MALLORY, [PARENT_GRANT],
+                                           not_before=NOW - 100, expires=NOW + 3600)])
+    mallory = invoke(mallory_chain, REQUEST, holder=MALLORY, verifier=BOB.agent_id,
+                     clock=lambda: NOW, random=bytes)  # the same id
+    checker.check(mallory)
+    checker.check(alice)  # Alice's id is hers: still accepted
+
+
+def test_expired_ids_are_forgotten_in_deadline_order() -> None:
+    moment = [NOW]
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], capacity=2)
+    chain = alice_chain()
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=at(NOW + 170)))  # dated in the future: kept longer
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=at(NOW)))
+    moment[0] = NOW + 181  # the second id's window has passed, the first's has not
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=at(NOW + 181)))
 
 
 def test_delegated_chain_used_by_the_leaf_holder() -> None:
@@ -129,3 +160,9 @@ async def test_a_chain_used_through_a_real_channel() -> None:
             other.check(invocation)
         for channel in (a, b, c, d):
             await channel.aclose()
+
+
+@pytest.mark.parametrize("binding", [b"", bytes(32), "x" * 64])
+def test_a_session_checker_needs_the_sessions_binding(binding: object) -> None:
+    with raises("invalid_argument"):
+        session_checker(binding=binding)  # type: ignore[arg-type]

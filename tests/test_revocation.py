@@ -30,8 +30,8 @@ def at_now() -> float:
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_revoked_middle_link_kills_its_subtree_only(kind: str, tmp_path: Path) -> None:
-    store = MemoryRevocationStore() if kind == "memory" else SQLiteRevocationStore(
-        tmp_path / "revoked.db")
+    store = MemoryRevocationStore(ANCHORS) if kind == "memory" else SQLiteRevocationStore(
+        tmp_path / "revoked.db", ANCHORS)
     links = chain_of(3)  # ROOT -> ALICE -> BOB -> CAROL
     sibling = delegate(ALICE, BOB, [PARENT_GRANT], not_before=NOW - 100, expires=NOW + 3600,
                        budget=1, parent=links[0])  # same grants, another nonce
@@ -41,21 +41,35 @@ def test_a_revoked_middle_link_kills_its_subtree_only(kind: str, tmp_path: Path)
         verify_chain(encode_chain(links), ANCHORS, now=NOW, revoked=store.is_revoked)
     verify_chain(encode_chain([links[0], sibling]), ANCHORS, now=NOW,
                  revoked=store.is_revoked)
-    assert store.prune(NOW) == 0 and store.prune(NOW + 3600) == 1
+    # Forgotten only once the link could not verify under any skew (expires + 300 s).
+    assert store.prune(NOW + 3600 + 299) == 0 and store.prune(NOW + 3600 + 300) == 1
     verify_chain(encode_chain(links), ANCHORS, now=NOW, revoked=store.is_revoked)
 
 
 def test_who_may_revoke() -> None:
     links = chain_of(3)
-    revoke(ALICE, links[1:2], clock=at_now)  # the issuer of the target
+    revoke(ALICE, links[:2], clock=at_now)  # the issuer of the target
     revoke(ROOT, links[:3], clock=at_now)  # an issuer further up
-    revoke(CAROL, links[2:3], clock=at_now)  # the holder giving up its own link
+    revoke(CAROL, links[:3], clock=at_now)  # the holder giving up its own link
     with raises("unauthorized_revoker"):  # a stranger
-        revoke(MALLORY, links[2:3], clock=at_now)
+        revoke(MALLORY, links[:3], clock=at_now)
     with raises("unauthorized_revoker"):  # a holder cannot revoke its parent's link
-        revoke(BOB, links[:2], clock=at_now)
+        revoke(BOB, links[:1], clock=at_now)
     with raises("broken_chain"):  # not a path
         revoke(ROOT, [links[0], links[2]], clock=at_now)
+    with raises("root_invalid"):  # a path starts at the root
+        revoke(ALICE, links[1:2], clock=at_now)
+
+
+def test_notices_about_foreign_chains_are_never_stored() -> None:
+    # Anyone can root a chain of their own and revoke it: our store takes only notices
+    # about chains our anchors started, so such notices cannot fill it.
+    own = delegate(MALLORY, BOB, [PARENT_GRANT], not_before=0, expires=2**53 - 1)
+    notice = revoke(MALLORY, [own], clock=at_now)
+    store = MemoryRevocationStore(ANCHORS)
+    with raises("untrusted_root"):
+        store.add(notice)
+    assert len(store) == 0
 
 
 def test_a_forged_notice_is_never_stored(tmp_path: Path) -> None:
@@ -64,7 +78,8 @@ def test_a_forged_notice_is_never_stored(tmp_path: Path) -> None:
     payload, _signature = wire.decode_map(notice, 2, 20_000, "notice")
     forged = wire.encode_map(payload, MALLORY.sign(b"agentauth v1 capability revocation\x00"
                                                    + payload))
-    for store in (MemoryRevocationStore(), SQLiteRevocationStore(tmp_path / "r.db")):
+    for store in (MemoryRevocationStore(ANCHORS),
+                  SQLiteRevocationStore(tmp_path / "r.db", ANCHORS)):
         with raises("bad_signature"):
             store.add(forged)
         assert len(store) == 0
@@ -74,10 +89,10 @@ def test_a_forged_notice_is_never_stored(tmp_path: Path) -> None:
 def test_the_sqlite_store_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "revoked.db"
     links = chain_of(2)
-    first = SQLiteRevocationStore(path)
-    first.add(revoke(ALICE, links[1:], clock=at_now))
+    first = SQLiteRevocationStore(path, ANCHORS)
+    first.add(revoke(ALICE, links, clock=at_now))
     first.close()
-    second = SQLiteRevocationStore(path)
+    second = SQLiteRevocationStore(path, ANCHORS)
     assert second.is_revoked(links[1].id) and len(second) == 1
     second.close()
 
@@ -88,4 +103,4 @@ def test_mutated_notices_give_only_typed_errors(index: int, value: int) -> None:
     data = bytearray(revoke(ROOT, chain_of(2), clock=at_now))
     data[index % len(data)] = value
     with contextlib.suppress(AgentAuthError):
-        verify_notice(bytes(data))
+        verify_notice(bytes(data), ANCHORS)

@@ -270,7 +270,14 @@ def verify_chain(
     if type(skew) is not int or not 0 <= skew <= MAX_SKEW:
         raise InvalidArgument(f"skew is an integer from 0 to {MAX_SKEW}")
     roots = {_key(key): parse_resource(space) for key, space in anchors.items()}
-    links = decode_chain(chain) if isinstance(chain, bytes) else tuple(chain)
+    if type(chain) is bytes:
+        links = decode_chain(chain)
+    elif isinstance(chain, list | tuple) and all(isinstance(x, Link) for x in chain):
+        # Links given as objects are read again from their signed bytes: a field edited
+        # on the object must not count.
+        links = tuple(_parse_payload(x.payload, x.signature) for x in chain)
+    else:
+        raise InvalidArgument("a chain is bytes or a sequence of Link")
     if not links or len(links) > MAX_LINKS:
         raise CapabilityDenied(f"a chain has 1 to {MAX_LINKS} links", code="chain_too_long")
     # 1. The root and its anchor.

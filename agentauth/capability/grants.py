@@ -103,8 +103,11 @@ def pattern_within(child: tuple[str, ...], parent: tuple[str, ...]) -> bool:
 
 
 def _actions(values: Iterable[str], remote: bool) -> frozenset[str]:
-    if isinstance(values, str):
+    if isinstance(values, str) or not isinstance(values, Iterable):
         raise _fail(remote, "actions are a collection of names, not one string")
+    values = list(values)
+    if any(type(v) is not str for v in values):
+        raise _fail(remote, "action names are strings")
     actions = frozenset(values)
     if not 0 < len(actions) <= MAX_ACTIONS:
         raise _fail(remote, f"a grant has 1 to {MAX_ACTIONS} actions")
@@ -134,7 +137,11 @@ def _value(value: object, remote: bool) -> Value:
             raise _fail(remote, "integer values fit in 64 bits")
         return value
     if type(value) is str:
-        if len(value.encode()) > MAX_STRING:
+        try:
+            size = len(value.encode())
+        except UnicodeEncodeError:  # a lone surrogate: not text
+            raise _fail(remote, "string values are valid Unicode text") from None
+        if size > MAX_STRING:
             raise _fail(remote, f"string values are at most {MAX_STRING} bytes")
         return value
     raise _fail(remote, "constraint values are integers or strings (never booleans)")

@@ -6,18 +6,19 @@
   verifier requires the chain's leaf audience to be that peer, the binding to be this
   session's, and each id to be new in this session. A chain stolen from one session is
   useless in another and to anyone but its holder.
-* **Detached** (no session: queues, files): the holder signs the invocation, with a fresh
-  id and its clock's time; :class:`DetachedInvocations` checks the signature by the leaf
-  audience, the time within a window, and the id against a bounded replay cache.
+* **Detached** (no session: queues, files): the holder signs the invocation, naming the
+  verifier it is for, with a fresh id and its clock's time; :class:`DetachedInvocations`
+  checks that it is the named verifier, the time within a window, the id against a bounded
+  replay cache (per holder), and the signature by the leaf audience.
 
 Time and revocation are checked on every use; nothing is cached across uses.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -31,7 +32,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, verify_chain
+from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, verify_chain
 from .grants import Request
 
 __all__ = ["INVOKE_CONTEXT", "DetachedInvocations", "SessionInvocations", "invoke"]
@@ -40,6 +41,7 @@ VERSION: Final = 1
 INVOKE_CONTEXT: Final = b"agentauth v1 capability invocation\x00"
 MAX_INVOCATION: Final = MAX_CHAIN_BYTES + 4096
 MAX_ARGS: Final = 32
+BINDING_LEN: Final = 64
 #: How far a detached invocation's time may lie from the verifier's, in seconds.
 DETACHED_WINDOW: Final = 120
 
@@ -74,42 +76,46 @@ def invoke(
     *,
     channel_binding: bytes = b"",
     holder: Identity | None = None,
+    verifier: str | PeerKey | None = None,
     clock: Callable[[], float] = time.time,
     random: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """Encode an invocation of ``chain`` for ``request``.
 
     In a session pass its ``channel_binding``; detached, pass ``holder`` (the leaf
-    audience's identity), which signs it.
+    audience's identity), which signs it, and ``verifier``, the agent it is meant for.
     """
     if type(chain) is not bytes or not isinstance(request, Request):
         raise InvalidArgument("chain is bytes and request a Request")
-    if (holder is None) == (not channel_binding):
-        raise InvalidArgument("give a channel_binding (in a session) or a holder "
-                              "(detached), not both")
+    if (holder is None) == (not channel_binding) or (holder is None) != (verifier is None):
+        raise InvalidArgument("give a channel_binding (in a session), or a holder and a "
+                              "verifier (detached)")
+    target = b"" if verifier is None else _key(verifier)
     jti = random(16)
     if type(jti) is not bytes or len(jti) != 16:
         raise InvalidArgument("random(16) must return 16 bytes")
     payload = wire.encode_map(VERSION, chain, _request_to_wire(request), channel_binding,
-                              jti, int(clock()))
+                              target, jti, int(clock()))
     signature = b"" if holder is None else holder.sign(INVOKE_CONTEXT + payload)
     return wire.encode_map(payload, signature)
 
 
-def _decode(data: bytes) -> tuple[bytes, bytes, bytes, Request, bytes, bytes, int]:
+def _decode(data: bytes) -> tuple[bytes, bytes, bytes, Request, bytes, bytes, bytes, int]:
     if type(data) is not bytes:
         raise InvalidArgument("an invocation is bytes")
     payload, signature = wire.decode_map(data, 2, MAX_INVOCATION, "invocation")
     if type(payload) is not bytes or type(signature) is not bytes:
         raise DecodeError("an invocation is {0: payload, 1: signature}", code="malformed")
-    version, chain, request, binding, jti, issued = wire.decode_map(
-        payload, 6, MAX_INVOCATION, "invocation payload")
+    version, chain, request, binding, target, jti, issued = wire.decode_map(
+        payload, 7, MAX_INVOCATION, "invocation payload")
     if version != VERSION or type(version) is not int:
         raise DecodeError(f"invocation version {version!r} is not 1", code="unknown_field")
     if (type(chain) is not bytes or type(binding) is not bytes or type(jti) is not bytes
+            or type(target) is not bytes or len(target) not in (0, 32)
             or len(jti) != 16 or type(issued) is not int or issued < 0):
         raise DecodeError("invocation fields are out of shape", code="malformed")
-    return payload, signature, chain, _request_from_wire(request), binding, jti, issued
+    return (payload, signature, chain, _request_from_wire(request), binding, target, jti,
+            issued)
 
 
 class SessionInvocations:
@@ -119,8 +125,10 @@ class SessionInvocations:
                  channel_binding: bytes, skew: int = DEFAULT_SKEW,
                  revoked: Callable[[bytes], bool] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        if not isinstance(peer, PeerKey) or type(channel_binding) is not bytes:
-            raise InvalidArgument("peer is a PeerKey and channel_binding bytes")
+        if (not isinstance(peer, PeerKey) or type(channel_binding) is not bytes
+                or len(channel_binding) != BINDING_LEN):
+            raise InvalidArgument(f"peer is a PeerKey and channel_binding the session's "
+                                  f"{BINDING_LEN} bytes")
         self._anchors = dict(anchors)
         self._peer = peer
         self._binding = channel_binding
@@ -131,7 +139,7 @@ class SessionInvocations:
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...]]:
         """Verify one invocation; return the request it authorises and the chain."""
-        _, signature, chain, request, binding, jti, _ = _decode(invocation)
+        _, signature, chain, request, binding, _, jti, _ = _decode(invocation)
         if not crypto.equal(binding, self._binding):
             raise CapabilityDenied("the invocation names another session",
                                    code="wrong_session")
@@ -146,13 +154,14 @@ class SessionInvocations:
 
 
 class DetachedInvocations:
-    """Checks signed invocations that arrive outside any session.
+    """Checks signed invocations that arrive outside any session, for ``verifier``.
 
-    Ids are remembered until their time window has passed, at most ``capacity`` of them;
-    when full, new invocations are refused (fail closed) rather than old ids forgotten.
+    Ids are remembered per holder until their time window has passed, at most ``capacity``
+    of them; when full, new invocations are refused (fail closed) rather than old ids
+    forgotten.
     """
 
-    def __init__(self, anchors: Mapping[Any, str], *,
+    def __init__(self, anchors: Mapping[Any, str], *, verifier: str | PeerKey | Identity,
                  skew: int = DEFAULT_SKEW, window: int = DETACHED_WINDOW,
                  revoked: Callable[[bytes], bool] | None = None,
                  clock: Callable[[], float] = time.time, capacity: int = 100_000) -> None:
@@ -164,37 +173,44 @@ class DetachedInvocations:
         self._revoked = revoked
         self._clock = clock
         self._capacity = capacity
-        self._seen: OrderedDict[bytes, int] = OrderedDict()  # id -> forget after
+        self._verifier = (verifier.public_bytes if isinstance(verifier, Identity)
+                          else _key(verifier))
+        self._seen: set[bytes] = set()  # holder key || id
+        self._deadlines: list[tuple[int, bytes]] = []  # (forget after, holder key || id)
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...], PeerKey]:
         """Verify one invocation; return the request, the chain and the holder."""
-        payload, signature, chain, request, binding, jti, issued = _decode(invocation)
+        payload, signature, chain, request, binding, target, jti, issued = _decode(invocation)
         if binding:
             raise CapabilityDenied("a session invocation cannot be used detached",
                                    code="wrong_session")
+        if not crypto.equal(target, self._verifier):
+            raise CapabilityDenied("the invocation is meant for another verifier",
+                                   code="wrong_verifier")
         now = int(self._clock())
-        if abs(issued - now) > self._window + self._skew:
+        limit = self._window + self._skew
+        if abs(issued - now) > limit:
             raise CapabilityDenied("the invocation is too old or from the future",
                                    code="stale_invocation")
         self._expire(now)
-        if jti in self._seen:
-            raise ReplayDetected("this invocation was already used", code="replayed")
         links = verify_chain(chain, self._anchors, now=now, skew=self._skew,
                              revoked=self._revoked, request=request)
         holder = PeerKey(links[-1].audience)
+        key = holder.public_bytes + jti  # one holder cannot use up another's ids
+        if key in self._seen:
+            raise ReplayDetected("this invocation was already used", code="replayed")
         if not crypto.ed25519_verify(holder.public_bytes, INVOKE_CONTEXT + payload,
                                      signature):
             raise AuthenticationError("the invocation is not signed by the chain's holder",
                                       code="bad_signature")
         if len(self._seen) >= self._capacity:  # our own limit, not the sender's fault
             raise InvalidState("the replay cache is full: try again later")
-        self._seen[jti] = issued + self._window + self._skew
+        self._seen.add(key)
+        heapq.heappush(self._deadlines, (issued + limit, key))
         return request, links, holder
 
     def _expire(self, now: int) -> None:
-        seen = self._seen
-        while seen:
-            jti, until = next(iter(seen.items()))
-            if until >= now:
-                break
-            del seen[jti]
+        # An id can be accepted until issued + window + skew: forget it after that.
+        deadlines, seen = self._deadlines, self._seen
+        while deadlines and deadlines[0][0] < now:
+            seen.discard(heapq.heappop(deadlines)[1])

@@ -1,13 +1,15 @@
 """Revocation without a server: signed notices, verified before they are stored.
 
-A notice names a link by id and carries the *path*: the links from the one its signer
-issued down to the target. It is valid when the path is a hash-linked, correctly signed
-segment of a chain ending at the target, and its signer either issued the path's first link
-(an issuer upstream of the target: it revokes what it delegated, directly or not) or is
-the target's own audience giving it up. Anyone else's notice is refused and never stored.
+A notice names a link by id and carries the *path*: the chain from its root down to the
+target. It is valid when the path is a hash-linked, correctly signed chain whose root is one
+of the verifier's trust anchors, ending at the target, and its signer either issued a link
+of the path (an issuer upstream of the target: it revokes what it delegated, directly or
+not) or is the target's own audience giving it up. Anyone else's notice, and any notice
+about a chain no anchor of ours started, is refused and never stored.
 
 Stores keep ``id -> (expires, notice)``: a revocation is irreversible, and is forgotten
-once the revoked link would have expired anyway. :class:`MemoryRevocationStore` and
+only once the revoked link could no longer verify anyway (its expiry plus the largest
+skew a verifier may allow). :class:`MemoryRevocationStore` and
 :class:`SQLiteRevocationStore` (a real file, for a store that outlives the process) share
 one small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 :func:`~agentauth.capability.verify_chain` takes as ``revoked``.
@@ -18,9 +20,9 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from .. import crypto, wire
 from ..errors import (
@@ -30,7 +32,7 @@ from ..errors import (
     InvalidArgument,
 )
 from ..identity import Identity
-from .chain import LINK_CONTEXT, MAX_CHAIN_BYTES, MAX_LINKS, Link, _parse_payload
+from .chain import LINK_CONTEXT, MAX_CHAIN_BYTES, MAX_LINKS, MAX_SKEW, Link, _key, _parse_payload
 
 __all__ = [
     "REVOKE_CONTEXT",
@@ -61,11 +63,8 @@ class Notice:
 
 def revoke(revoker: Identity, path: Iterable[Link], *,
            clock: Callable[[], float] = time.time) -> bytes:
-    """Sign a notice revoking the last link of ``path``.
-
-    ``path`` runs from the link ``revoker`` issued down to the target; a holder giving up
-    its own link passes that link alone.
-    """
+    """Sign a notice revoking the last link of ``path``, the chain from its root down to
+    the target. ``revoker`` issued a link of it, or holds the target."""
     links = tuple(path)
     if not links or not isinstance(revoker, Identity):
         raise InvalidArgument("a notice needs its signer and a path of at least one link")
@@ -74,13 +73,15 @@ def revoke(revoker: Identity, path: Iterable[Link], *,
                               [[link.payload, link.signature] for link in links],
                               target.expires, int(clock()))
     data = wire.encode_map(payload, revoker.sign(REVOKE_CONTEXT + payload))
-    verify_notice(data)  # a notice we would refuse is a notice we do not make
+    root = links[0].issuer
+    verify_notice(data, {root: "**"})  # a notice we would refuse is one we do not make
     return data
 
 
-def verify_notice(data: bytes) -> Notice:
-    """Check a notice completely; return it (``unauthorized_revoker`` if the signer has
-    no say over the target)."""
+def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
+    """Check a notice completely against our trust ``anchors``; return it
+    (``unauthorized_revoker`` if the signer has no say over the target)."""
+    roots = {_key(key) if not isinstance(key, bytes) else key for key in anchors}
     if type(data) is not bytes:
         raise InvalidArgument("a notice is bytes")
     payload, signature = wire.decode_map(data, 2, MAX_NOTICE, "notice")
@@ -103,6 +104,12 @@ def verify_notice(data: bytes) -> Notice:
                 or type(item[1]) is not bytes):
             raise DecodeError("a path link is [payload, signature]", code="malformed")
         links.append(_parse_payload(item[0], item[1]))
+    root = links[0]
+    if not root.is_root or root.issuer != root.subject:
+        raise CapabilityDenied("a notice's path starts at a root", code="root_invalid")
+    if root.issuer not in roots:
+        raise CapabilityDenied("the notice is about a chain none of our anchors started",
+                               code="untrusted_root")
     for parent, link in itertools.pairwise(links):
         if link.parent != parent.id:
             raise CapabilityDenied("the notice path is not hash-linked", code="broken_chain")
@@ -113,8 +120,8 @@ def verify_notice(data: bytes) -> Notice:
     if last.id != target or expires != last.expires:
         raise CapabilityDenied("the notice's target is not the end of its path",
                                code="broken_chain")
-    upstream = crypto.equal(links[0].issuer, revoker)
-    surrender = len(links) == 1 and crypto.equal(last.audience, revoker)
+    upstream = any(crypto.equal(link.issuer, revoker) for link in links)
+    surrender = crypto.equal(last.audience, revoker)
     if not (upstream or surrender):
         raise CapabilityDenied("the signer neither issued the path nor holds the target",
                                code="unauthorized_revoker")
@@ -139,18 +146,20 @@ class RevocationStore(Protocol):
         """Whether the link with this id is revoked."""
 
     def prune(self, now: int) -> int:
-        """Forget notices whose target has expired before ``now``; return how many."""
+        """Forget notices whose target can no longer verify at ``now``; return how many."""
 
 
 class MemoryRevocationStore:
-    """Notices in a dictionary: for one process's lifetime."""
+    """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
+    rooted at one of ``anchors`` only."""
 
-    def __init__(self) -> None:
+    def __init__(self, anchors: Mapping[Any, str]) -> None:
+        self._anchors = dict(anchors)
         self._notices: dict[bytes, tuple[int, bytes]] = {}
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
-        checked = verify_notice(notice)  # verify before anything is stored
+        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
         if checked.target in self._notices:
             return False
         self._notices[checked.target] = (checked.expires, checked.data)
@@ -161,8 +170,8 @@ class MemoryRevocationStore:
         return link_id in self._notices
 
     def prune(self, now: int) -> int:
-        """Forget notices whose target has expired before ``now``; return how many."""
-        gone = [k for k, (expires, _) in self._notices.items() if expires <= now]
+        """Forget notices whose target can no longer verify at ``now``; return how many."""
+        gone = [k for k, (expires, _) in self._notices.items() if expires + MAX_SKEW <= now]
         for key in gone:
             del self._notices[key]
         return len(gone)
@@ -174,7 +183,8 @@ class MemoryRevocationStore:
 class SQLiteRevocationStore:
     """Notices in a SQLite file: they survive restarts. One connection per store."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, anchors: Mapping[Any, str]) -> None:
+        self._anchors = dict(anchors)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
@@ -182,7 +192,7 @@ class SQLiteRevocationStore:
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
-        checked = verify_notice(notice)  # verify before anything is stored
+        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO revoked (id, expires, notice) VALUES (?, ?, ?)",
             (checked.target, checked.expires, checked.data))
@@ -194,8 +204,9 @@ class SQLiteRevocationStore:
         return row is not None
 
     def prune(self, now: int) -> int:
-        """Forget notices whose target has expired before ``now``; return how many."""
-        return self._db.execute("DELETE FROM revoked WHERE expires <= ?", (now,)).rowcount
+        """Forget notices whose target can no longer verify at ``now``; return how many."""
+        return self._db.execute("DELETE FROM revoked WHERE expires <= ?",
+                                (now - MAX_SKEW,)).rowcount
 
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM revoked").fetchone()
