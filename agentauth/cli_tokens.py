@@ -138,8 +138,12 @@ def cmd_delegate(args: argparse.Namespace) -> int:
     issuer = Identity.load(args.key)
     parents = decode_chain(_read(args.parent)) if args.parent else ()
     now = int(time.time())
+    not_before, expires = now, now + args.ttl
+    if parents:  # a child's window must lie within its parent's: clip it to fit
+        not_before = max(not_before, parents[-1].not_before)
+        expires = min(expires, parents[-1].expires)
     link = delegate(issuer, args.to, [parse_grant(g) for g in args.grant],
-                    not_before=now, expires=now + args.ttl, budget=args.budget,
+                    not_before=not_before, expires=expires, budget=args.budget,
                     parent=parents[-1] if parents else None)
     Path(args.out).write_bytes(encode_chain([*parents, link]))
     print(f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}")
@@ -217,7 +221,8 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--to", required=True, metavar="AGENT_ID", help="the holder")
     p.add_argument("--grant", action="append", required=True,
                    help="RESOURCE=ACTIONS[;NAME=KIND:VALUE...] (repeat for several)")
-    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    p.add_argument("--ttl", type=int, default=3600,
+                   help="lifetime in seconds (never past the parent's expiry)")
     p.add_argument("--budget", type=int, default=0, help="delegations allowed below")
     p.add_argument("--parent", help="the chain file this delegation extends")
     p.add_argument("--out", required=True, help="where to write the new chain")
