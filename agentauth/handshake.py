@@ -136,6 +136,11 @@ class HandshakePolicy:
     and returns whether to accept it, or a collection of accepted agent ids (parsed, and
     so checked, when the policy is made). There is no default: pass
     :func:`accept_any_peer` to accept every authenticated peer.
+
+    ``credentials``, if given, is called after ``trust`` accepted the peer, with the peer
+    and the extensions it sent; it returns True to admit it, or raises a typed error (a
+    capability chain that does not verify, say). This is how a peer is admitted by what it
+    holds rather than by who it is (``agentauth.capability.admission``).
     """
 
     trust: Callable[[PeerKey], bool] | Iterable[str]
@@ -143,6 +148,7 @@ class HandshakePolicy:
     timeout: float = 30.0
     versions: tuple[int, ...] = SUPPORTED_VERSIONS
     max_message: int = DEFAULT_MAX_MESSAGE
+    credentials: Callable[[PeerKey, Mapping[str, bytes]], bool] | None = None
     _allowed: frozenset[bytes] | None = field(default=None, init=False, repr=False,
                                               compare=False)
     _offer: bytes = field(default=b"", init=False, repr=False, compare=False)
@@ -168,8 +174,22 @@ class HandshakePolicy:
                 or not set(versions) <= set(SUPPORTED_VERSIONS)):
             raise InvalidArgument(f"versions must be a tuple of increasing integers among "
                                   f"{SUPPORTED_VERSIONS}")
+        if self.credentials is not None and not callable(self.credentials):
+            raise InvalidArgument("credentials must be a callable or None")
         # HS1's payload for this policy's offer, encoded once.
         object.__setattr__(self, "_offer", wire.encode_map(list(versions)))
+
+    def admits(self, peer: PeerKey, extensions: Mapping[str, bytes]) -> bool:
+        """Whether the credentials check (if any) admits ``peer`` with ``extensions``."""
+        if self.credentials is None:
+            return True
+        verdict = self.credentials(peer, extensions)
+        if type(verdict) is not bool:
+            if isinstance(verdict, Coroutine):
+                verdict.close()
+            raise InvalidArgument(f"the credentials callable returned "
+                                  f"{type(verdict).__name__}, not a bool")
+        return verdict
 
     def trusts(self, peer: PeerKey) -> bool:
         """Whether the trust policy accepts ``peer``.
@@ -431,7 +451,8 @@ class _Engine(crypto.KeyHolder):
         return signature, body, wire.decode_map(body, fields, MAX_HANDSHAKE_MESSAGE, what)
 
     def _authenticate(self, identity: bytes, context: bytes, transcript: bytes,
-                      body: bytes, signature: bytes, timestamp: int, now: float) -> PeerKey:
+                      body: bytes, signature: bytes, timestamp: int, now: float,
+                      extensions: Mapping[str, bytes]) -> PeerKey:
         """Steps common to HS2 and HS3 after decoding: reflection, signature, policy, time."""
         if crypto.equal(identity, self._identity.public_bytes):
             raise AuthenticationError("peer presented our own identity", code="reflection")
@@ -441,7 +462,9 @@ class _Engine(crypto.KeyHolder):
             raise AuthenticationError(
                 f"peer is {peer.agent_id}, expected {self._expect.agent_id}",
                 code="unexpected_peer")
-        if not self._policy.trusts(peer):
+        policy = self._policy
+        if not policy.trusts(peer) or (policy.credentials is not None
+                                       and not policy.admits(peer, extensions)):
             raise AuthenticationError(f"peer {peer.agent_id} is not trusted",
                                       code="untrusted_peer")
         if abs(timestamp - int(now)) > self._policy.max_skew:  # both sides count whole seconds
@@ -511,7 +534,7 @@ class Initiator(_Engine):
             raise AuthenticationError(f"responder selected version {version}, not offered",
                                       code="downgrade")
         peer = self._authenticate(identity, RESPONDER_CONTEXT, transcript, body, signature,
-                                  timestamp, now)
+                                  timestamp, now, extensions)
         # spec 4.6: reveal ourselves only now that the responder is accepted.
         body3 = wire.encode_map(self._identity.public_bytes, int(now), dict(self._extensions))
         hs3 = ss.encrypt_and_hash(self._signed_payload(INITIATOR_CONTEXT, body3))
@@ -576,5 +599,5 @@ class Responder(_Engine):
         _check_identity_and_time(identity, timestamp, "HS3")
         extensions = _check_extensions(ext, ours=False)
         peer = self._authenticate(identity, INITIATOR_CONTEXT, transcript, body, signature,
-                                  timestamp, now)
+                                  timestamp, now, extensions)
         self._finish(ss, peer, self._version, extensions)

@@ -2,6 +2,7 @@
 clients and servers. The only part of agentauth that imports anyio."""
 
 from ._common import AgentAuthAttribute
+from .gossip import exchange_revocations
 from .messages import AgentAuthMessageStream
 from .net import AgentAuthListener, connect, create_listener, serve
 from .stream import AgentAuthStream
@@ -13,5 +14,6 @@ __all__ = [
     "AgentAuthStream",
     "connect",
     "create_listener",
+    "exchange_revocations",
     "serve",
 ]

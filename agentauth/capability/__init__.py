@@ -1,6 +1,7 @@
 """Capability tokens: grants, their narrowing rule, chains of signed links, invocations,
 and revocation notices with their stores."""
 
+from .admission import CREDENTIAL_EXTENSION, admission
 from .chain import Link, decode_chain, delegate, encode_chain, verify_chain
 from .grants import ANY_ACTION, Eq, Grant, OneOf, Prefix, Range, Request
 from .invocation import DetachedInvocations, SessionInvocations, invoke
@@ -13,7 +14,28 @@ from .revocation import (
     verify_notice,
 )
 
-__all__ = ["ANY_ACTION", "DetachedInvocations", "Eq", "Grant", "Link",
-           "MemoryRevocationStore", "Notice", "OneOf", "Prefix", "Range", "Request",
-           "RevocationStore", "SQLiteRevocationStore", "SessionInvocations", "decode_chain",
-           "delegate", "encode_chain", "invoke", "revoke", "verify_chain", "verify_notice"]
+__all__ = [
+    "ANY_ACTION",
+    "CREDENTIAL_EXTENSION",
+    "DetachedInvocations",
+    "Eq",
+    "Grant",
+    "Link",
+    "MemoryRevocationStore",
+    "Notice",
+    "OneOf",
+    "Prefix",
+    "Range",
+    "Request",
+    "RevocationStore",
+    "SQLiteRevocationStore",
+    "SessionInvocations",
+    "admission",
+    "decode_chain",
+    "delegate",
+    "encode_chain",
+    "invoke",
+    "revoke",
+    "verify_chain",
+    "verify_notice",
+]

@@ -40,6 +40,7 @@ __all__ = [
     "Notice",
     "RevocationStore",
     "SQLiteRevocationStore",
+    "digest",
     "revoke",
     "verify_notice",
 ]
@@ -148,6 +149,17 @@ class RevocationStore(Protocol):
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
 
+    def ids(self) -> list[bytes]:
+        """The ids of every revoked link, ascending."""
+
+    def notice(self, link_id: bytes) -> bytes | None:
+        """The notice that revoked ``link_id``, if any."""
+
+
+def digest(ids: list[bytes]) -> bytes:
+    """A short summary of a set of revoked ids (sorted), to compare two stores cheaply."""
+    return crypto.blake2b_256(len(ids).to_bytes(4, "big") + b"".join(sorted(ids)))
+
 
 class MemoryRevocationStore:
     """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
@@ -175,6 +187,15 @@ class MemoryRevocationStore:
         for key in gone:
             del self._notices[key]
         return len(gone)
+
+    def ids(self) -> list[bytes]:
+        """The ids of every revoked link, ascending."""
+        return sorted(self._notices)
+
+    def notice(self, link_id: bytes) -> bytes | None:
+        """The notice that revoked ``link_id``, if any."""
+        entry = self._notices.get(link_id)
+        return entry[1] if entry else None
 
     def __len__(self) -> int:
         return len(self._notices)
@@ -207,6 +228,16 @@ class SQLiteRevocationStore:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
         return self._db.execute("DELETE FROM revoked WHERE expires <= ?",
                                 (now - MAX_SKEW,)).rowcount
+
+    def ids(self) -> list[bytes]:
+        """The ids of every revoked link, ascending."""
+        return [bytes(r[0]) for r in self._db.execute("SELECT id FROM revoked ORDER BY id")]
+
+    def notice(self, link_id: bytes) -> bytes | None:
+        """The notice that revoked ``link_id``, if any."""
+        row = self._db.execute("SELECT notice FROM revoked WHERE id = ?",
+                               (link_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM revoked").fetchone()
