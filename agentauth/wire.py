@@ -28,7 +28,7 @@ import msgpack
 
 from .errors import DecodeError
 
-__all__ = ["decode_map", "encode_map"]
+__all__ = ["decode_map", "encode_map", "encode_value"]
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
@@ -81,6 +81,11 @@ def _explain_keys(keys: list[Any], fields: int, what: str) -> None:
 def encode_map(*values: Any) -> bytes:
     """Encode ``values`` as the canonical map ``{0: values[0], 1: values[1], ...}``."""
     return _packb(dict(enumerate(values)))  # type: ignore[no-any-return]
+
+
+def encode_value(value: Any) -> bytes:
+    """One value in canonical msgpack (for building structures by hand, e.g. vectors)."""
+    return _packb(value)  # type: ignore[no-any-return]
 
 
 def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:

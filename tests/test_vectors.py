@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from agentauth import AgentAuthError, PeerKey
+from agentauth.capability import Request, decode_chain, verify_chain
 from agentauth.conformance import _negative
 from agentauth.conformance import vectors as v
 from agentauth.conformance._negative import sessions
@@ -111,3 +113,36 @@ def test_forge_writes_what_the_engines_write() -> None:
     assert hs1.hex() == basic["expected"]["hs1"]
     assert _negative._hs2().hex() == basic["expected"]["hs2"]
     assert hs3.hex() == basic["expected"]["hs3"]
+
+
+CAPABILITY = load("capability.json")
+
+
+def run_capability_vector(vector: dict[str, Any]) -> str:
+    """Replay one capability vector; return "ok" or the error code."""
+    revoked = {bytes.fromhex(r) for r in vector["revoked"]}
+    request = None if vector["request"] is None else Request(*vector["request"])
+    holder = None if vector["holder"] is None else PeerKey.from_agent_id(vector["holder"])
+    try:
+        verify_chain(bytes.fromhex(vector["chain"]), vector["anchors"], now=vector["now"],
+                     skew=vector["skew"], revoked=revoked.__contains__, holder=holder,
+                     request=request)
+    except AgentAuthError as exc:
+        return exc.code
+    return "ok"
+
+
+@pytest.mark.parametrize("vector", CAPABILITY, ids=[x["id"] for x in CAPABILITY])
+def test_capability_vectors(vector: dict[str, Any]) -> None:
+    assert run_capability_vector(vector) == vector["expected"]
+
+
+def test_capability_vectors_cover_the_rules() -> None:
+    negative = [x for x in CAPABILITY if x["expected"] != "ok"]
+    assert len(negative) >= 25 and len({x["id"] for x in CAPABILITY}) == len(CAPABILITY)
+    assert [x["id"] for x in CAPABILITY if x["expected"] == "ok"] == [
+        "depth-1", "depth-3", "depth-8"]
+    for vector in CAPABILITY[:3]:
+        links = decode_chain(bytes.fromhex(vector["chain"]))
+        assert [link.id.hex() for link in links] == vector["link_ids"]
+        assert [link.payload.hex() for link in links] == vector["payloads"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _negative, _positive
+from . import _capability, _negative, _positive
 from .model import (
     HandshakeVector,
     Inputs,
@@ -37,7 +37,8 @@ __all__ = [
     "run_session_vector",
 ]
 
-FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json")
+FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
+         "capability.json")
 
 
 def generate() -> dict[str, Any]:
@@ -47,6 +48,7 @@ def generate() -> dict[str, Any]:
         "handshake-positive.json": positive,
         "handshake-negative.json": _negative.build_handshake(positive),
         "session-negative.json": _negative.build_session(positive),
+        "capability.json": _capability.build(),
     }
 
 

@@ -1,0 +1,265 @@
+"""Capability vectors (spec section 10): positive chains of depth 1, 3 and 8 with exact
+bytes and link ids, and negative cases that each break one rule of section 10.6.
+
+Everything is fixed: keys from seeds, nonces, times. Links that the library refuses to
+make (widening children, wrong issuers, odd encodings) are written by hand here and signed
+over exactly those bytes, so that the verifier, not the encoder, is what refuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from .. import wire
+from ..capability import Eq, Grant, OneOf, Range, Request, delegate, encode_chain
+from ..capability.chain import LINK_CONTEXT, Link, _parse_payload
+from ..identity import Identity, format_agent_id
+
+__all__ = ["NOW", "build", "identity"]
+
+NOW = 1_800_000_000
+NBF, EXP = NOW - 100, NOW + 3600
+
+
+def identity(name: str) -> Identity:
+    """The fixed identity named ``name``."""
+    return Identity.from_seed(hashlib.blake2b(b"capability vectors " + name.encode(),
+                                              digest_size=32).digest())
+
+
+ROOT, ALICE, BOB, CAROL, DAVE, MALLORY = (identity(n) for n in
+                                          ("root", "alice", "bob", "carol", "dave",
+                                           "mallory"))
+HOLDERS = [ALICE, BOB, CAROL, DAVE] * 2
+WIDE = Grant("fs/reports/**", {"list", "read"},
+             {"fmt": OneOf(frozenset({"csv", "pdf"})), "size": Range(0, 1000)})
+REQUEST = Request("fs/reports/q3/summary", "read", {"fmt": "pdf", "size": 50})
+
+
+def _nonce(label: str) -> bytes:
+    return hashlib.blake2b(label.encode(), digest_size=16).digest()
+
+
+def chain(depth: int, grant: Grant = WIDE, label: str = "") -> list[Link]:
+    """ROOT -> ALICE -> BOB -> CAROL -> DAVE -> ..., ``depth`` links, all with ``grant``."""
+    links = [delegate(ROOT, ALICE, [grant], not_before=NBF, expires=EXP, budget=depth - 1,
+                      nonce=_nonce(f"{label}root"))]
+    issuer = ALICE
+    for i in range(1, depth):
+        holder = HOLDERS[i]
+        links.append(delegate(issuer, holder, [grant], not_before=NBF, expires=EXP,
+                              budget=depth - 1 - i, parent=links[-1],
+                              nonce=_nonce(f"{label}{i}")))
+        issuer = holder
+    return links
+
+
+def forge(signer: Identity, *, parent: Link | None = None, audience: Identity = BOB,
+          issuer: bytes | None = None, subject: bytes | None = None,
+          grants: list[Any] | None = None, nbf: int = NBF, exp: int = EXP, budget: int = 0,
+          version: int = 1, raw: bytes | None = None, label: str = "forged") -> Link:
+    """A link with any content, or the exact ``raw`` payload, signed by ``signer``."""
+    if raw is None:
+        issuer = signer.public_bytes if issuer is None else issuer
+        root_subject = parent.subject if parent is not None else issuer
+        raw = wire.encode_map(version, issuer, audience.public_bytes,
+                              root_subject if subject is None else subject,
+                              parent.id if parent is not None else b"",
+                              grants if grants is not None else [WIDE.to_wire()],
+                              nbf, exp, budget, _nonce(label))
+    signature = signer.sign(LINK_CONTEXT + raw)
+    try:
+        return _parse_payload(raw, signature)
+    except Exception:  # a payload the parser refuses: carry the bytes only
+        return Link(raw, signature, b"", b"", b"", b"", (), 0, 0, 0, b"", b"")
+
+
+def _raw_map(items: list[tuple[int, Any]]) -> bytes:
+    """A msgpack map written item by item (so keys may repeat): at most 15 items."""
+    return bytes([0x80 | len(items)]) + b"".join(
+        wire.encode_value(k) + wire.encode_value(v) for k, v in items)
+
+
+def _fields(link: Link) -> list[tuple[int, Any]]:
+    values = wire.decode_map(link.payload, 10, 4096, "link")
+    return list(enumerate(values))
+
+
+def _non_minimal_budget(link: Link) -> bytes:
+    """The link's payload with its budget (a fixint) written as a uint8: same value."""
+    return bytes([0x80 | 10]) + b"".join(
+        wire.encode_value(k) + (b"\xcc" + bytes([v]) if k == 8 else wire.encode_value(v))
+        for k, v in _fields(link))
+
+
+def _chain_bytes(links: list[Link]) -> bytes:
+    return wire.encode_map(1, [[link.payload, link.signature] for link in links])
+
+
+def _vector(vid: str, description: str, data: bytes, expected: str, *,
+            anchors: dict[str, str] | None = None, now: int = NOW,
+            holder: Identity | None = None, request: Request | None = REQUEST,
+            revoked: list[bytes] | None = None, extra: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    vector: dict[str, Any] = {
+        "id": vid,
+        "description": description,
+        "anchors": anchors if anchors is not None else {ROOT.agent_id: "**"},
+        "now": now,
+        "skew": 60,
+        "holder": holder.agent_id if holder is not None else None,
+        "request": (None if request is None
+                    else [request.resource, request.action, dict(request.args)]),
+        "revoked": [r.hex() for r in (revoked or [])],
+        "chain": data.hex(),
+        "expected": expected,
+    }
+    vector.update(extra or {})
+    return vector
+
+
+def _positive() -> list[dict[str, Any]]:
+    out = []
+    for depth in (1, 3, 8):
+        links = chain(depth)
+        out.append(_vector(
+            f"depth-{depth}", f"a chain of {depth} link(s), each holder delegating the same "
+            "grant on; the leaf holder requests within it", encode_chain(links), "ok",
+            holder=HOLDERS[depth - 1],
+            extra={"link_ids": [link.id.hex() for link in links],
+                   "payloads": [link.payload.hex() for link in links]}))
+    return out
+
+
+def _negatives() -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
+    three = chain(3)
+    root = three[0]
+
+    def child(**kw: Any) -> bytes:
+        return _chain_bytes([root, forge(ALICE, parent=root, **kw)])
+
+    def grant(resource: str, actions: set[str], constraints: dict[str, Any]) -> list[Any]:
+        return [Grant(resource, actions, constraints).to_wire()]
+
+    narrow = {"fmt": Eq("pdf"), "size": Range(0, 10)}
+    cases: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+        ("widen-resource", "child grants fs/** under fs/reports/**",
+         lambda: _vector("", "", child(grants=grant("fs/**", {"read"}, narrow)),
+                         "widened_resource")),
+        ("widen-segment-boundary", "child grants fs/reportsX/** under fs/reports/**",
+         lambda: _vector("", "", child(grants=grant("fs/reportsX/**", {"read"}, narrow)),
+                         "widened_resource")),
+        ("request-segment-boundary", "a request for fs/reportsX/a under fs/reports/**",
+         lambda: _vector("", "", encode_chain(three), "not_authorized", holder=CAROL,
+                         request=Request("fs/reportsX/a", "read", {"fmt": "pdf",
+                                                                    "size": 1}))),
+        ("widen-action", "child adds the write action",
+         lambda: _vector("", "", child(grants=grant("fs/reports/**", {"read", "write"},
+                                                    narrow)), "widened_action")),
+        ("widen-action-star", "child grants every action under a list of two",
+         lambda: _vector("", "", child(grants=grant("fs/reports/**", {"*"}, narrow)),
+                         "widened_action")),
+        ("widen-range", "child relaxes size 0..1000 to 0..10000",
+         lambda: _vector("", "", child(grants=grant(
+             "fs/reports/**", {"read"}, {"fmt": Eq("pdf"), "size": Range(0, 10000)})),
+             "widened_constraint")),
+        ("widen-drop-constraint", "child drops the size constraint",
+         lambda: _vector("", "", child(grants=grant("fs/reports/**", {"read"},
+                                                    {"fmt": Eq("pdf")})),
+                         "widened_constraint")),
+        ("widen-in-to-prefix", "child turns fmt in {csv, pdf} into a prefix ''",
+         lambda: _vector("", "", child(grants=[["fs/reports/**", ["read"],
+                                                {"fmt": [3, ""], "size": [2, 0, 10]}]]),
+                         "widened_constraint")),
+        ("widen-time", "child expires after its parent",
+         lambda: _vector("", "", child(exp=EXP + 1), "widened_time")),
+        ("expired", "every link has expired",
+         lambda: _vector("", "", encode_chain(three), "expired", now=EXP + 60)),
+        ("not-yet-valid", "the links are not valid yet",
+         lambda: _vector("", "", encode_chain(three), "not_yet_valid", now=NBF - 61)),
+        ("reparented", "a valid child of one root link presented under its twin",
+         lambda: _vector("", "", _chain_bytes([chain(3, label="twin")[0], three[1]]),
+                         "broken_chain")),
+        ("out-of-order", "the chain's last two links swapped",
+         lambda: _vector("", "", _chain_bytes([three[0], three[2], three[1]]),
+                         "broken_chain")),
+        ("issuer-mismatch", "carol signs a child of the link held by alice",
+         lambda: _vector("", "", _chain_bytes([root, forge(CAROL, parent=root)]),
+                         "issuer_mismatch")),
+        ("signed-by-non-holder", "the child claims alice as issuer; mallory signed it",
+         lambda: _vector("", "", _chain_bytes([root, forge(
+             MALLORY, parent=root, issuer=ALICE.public_bytes)]), "bad_signature")),
+        ("subject-switch", "the child names another subject",
+         lambda: _vector("", "", child(subject=CAROL.public_bytes), "subject_mismatch")),
+        ("depth", "the child's budget does not shrink",
+         lambda: _vector("", "", child(budget=2), "depth_exceeded")),
+        ("untrusted-root", "a root issued by a key that is no anchor",
+         lambda: _vector("", "", _chain_bytes([forge(MALLORY, audience=ALICE)]),
+                         "untrusted_root")),
+        ("root-with-parent", "the first link names a parent",
+         lambda: _vector("", "", _chain_bytes(three[1:]), "root_invalid",
+                         anchors={ALICE.agent_id: "**"})),
+        ("root-subject", "a root whose subject is not its issuer",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE,
+                                                     subject=ALICE.public_bytes)]),
+                         "root_invalid")),
+        ("root-scope", "an anchor for db/** issuing fs/reports/**",
+         lambda: _vector("", "", encode_chain(three), "root_scope",
+                         anchors={ROOT.agent_id: "db/**"})),
+        ("stolen", "a valid chain held by carol, presented by mallory",
+         lambda: _vector("", "", encode_chain(three), "holder_mismatch", holder=MALLORY)),
+        ("too-long", "nine links with garbage signatures: refused before any signature",
+         lambda: _vector("", "", wire.encode_map(1, [[link.payload, bytes(64)] for link in
+                                                      [*chain(8), chain(8)[-1]]]),
+                         "chain_too_long")),
+        ("duplicate-link", "the root link twice",
+         lambda: _vector("", "", _chain_bytes([root, root]), "duplicate_link")),
+        ("duplicate-key", "a root payload with the expires key twice, signed over it",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, raw=_raw_map(
+             [*_fields(root)[:7], (7, NOW - 10), *_fields(root)[7:]]))]), "non_canonical")),
+        ("non-minimal-int", "a root payload with budget 2 written as a uint8",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, raw=_non_minimal_budget(root))]),
+                         "non_canonical")),
+        ("float-expires", "a root payload whose expires is a float",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, raw=_raw_map(
+             [(k, float(v) if k == 7 else v) for k, v in _fields(root)]))]), "malformed")),
+        ("version-2", "a link of version 2",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, version=2)]),
+                         "unknown_field")),
+        ("unknown-constraint", "a constraint of unknown kind 9",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, grants=[
+             ["fs/**", ["read"], {"size": [9, "x"]}]])]), "unknown_field")),
+        ("trailing-byte", "a chain followed by one more byte",
+         lambda: _vector("", "", encode_chain(three) + b"\x00", "malformed")),
+        ("revoked-middle", "the middle link is in the revocation store",
+         lambda: _vector("", "", encode_chain(three), "revoked", holder=CAROL,
+                         revoked=[three[1].id])),
+        ("zero-key-root", "a root issued by the all-zero key (of small order), trusted as "
+         "an anchor: no signature can verify under it",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE,
+                                                     issuer=bytes(32))]), "bad_signature",
+                         anchors={format_agent_id(bytes(32)): "**"})),
+        ("bool-argument", "a request giving true for an integer argument",
+         lambda: _vector("", "", encode_chain(three), "not_authorized", holder=CAROL,
+                         request=Request("fs/reports/a", "read", {"fmt": "pdf",
+                                                                  "size": True}))),
+    ]
+    return cases
+
+
+def build() -> dict[str, Any]:
+    """The content of ``capability.json``."""
+    vectors = _positive()
+    for vid, description, make in _negatives():
+        vector = make()
+        vector["id"], vector["description"] = vid, description
+        vectors.append(vector)
+    return {
+        "description": "Capability chains (spec section 10.6): verify_chain(chain, anchors, "
+                       "now, skew, revoked, holder, request) must give `expected`, an error "
+                       "code or ok. Keys come from the seeds BLAKE2b-256('capability "
+                       "vectors ' || name).",
+        "vectors": vectors,
+    }
