@@ -8,11 +8,10 @@ over exactly those bytes, so that the verifier, not the encoder, is what refuses
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from .. import wire
+from .. import crypto, wire
 from ..capability import Eq, Grant, OneOf, Range, Request, delegate, encode_chain
 from ..capability.chain import LINK_CONTEXT, Link, _parse_payload
 from ..identity import Identity, format_agent_id
@@ -25,8 +24,7 @@ NBF, EXP = NOW - 100, NOW + 3600
 
 def identity(name: str) -> Identity:
     """The fixed identity named ``name``."""
-    return Identity.from_seed(hashlib.blake2b(b"capability vectors " + name.encode(),
-                                              digest_size=32).digest())
+    return Identity.from_seed(crypto.blake2b_256(b"capability vectors " + name.encode()))
 
 
 ROOT, ALICE, BOB, CAROL, DAVE, MALLORY = (identity(n) for n in
@@ -39,7 +37,7 @@ REQUEST = Request("fs/reports/q3/summary", "read", {"fmt": "pdf", "size": 50})
 
 
 def _nonce(label: str) -> bytes:
-    return hashlib.blake2b(label.encode(), digest_size=16).digest()
+    return crypto.blake2b_256(label.encode())[:16]
 
 
 def chain(depth: int, grant: Grant = WIDE, label: str = "") -> list[Link]:
