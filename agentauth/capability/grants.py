@@ -327,23 +327,39 @@ class Grant:
     @classmethod
     def from_wire(cls, value: object) -> Grant:
         """Check and build a grant from its decoded wire form (``malformed`` or
-        ``non_canonical`` on any deviation)."""
+        ``non_canonical`` on any deviation). Every check of the constructor runs here too,
+        once (chains are verified often: this is on their path)."""
         if type(value) is not list or len(value) != 3:
             raise DecodeError("a grant is [resource, actions, constraints]", code="malformed")
         resource, actions, constraints = value
         if type(actions) is not list or type(constraints) is not dict:
             raise DecodeError("grant actions are an array, constraints a map",
                               code="malformed")
-        if any(type(a) is not str for a in actions):
-            raise DecodeError("grant actions are strings", code="malformed")
+        segments = parse_resource(resource, remote=True)
+        if not 0 < len(actions) <= MAX_ACTIONS or any(type(a) is not str for a in actions):
+            raise DecodeError(f"a grant has 1 to {MAX_ACTIONS} action names",
+                              code="malformed")
         if actions != sorted(set(actions)):
             raise DecodeError("grant actions are not sorted and unique", code="non_canonical")
-        if any(type(k) is not str for k in constraints):
-            raise DecodeError("constraint names are strings", code="malformed")
+        if ANY_ACTION in actions:
+            if len(actions) != 1:
+                raise DecodeError("'*' stands alone", code="malformed")
+        elif not all(_ACTION.fullmatch(a) for a in actions):
+            raise DecodeError("action names are [a-z0-9_.-]{1,32}", code="malformed")
+        if len(constraints) > MAX_CONSTRAINTS:
+            raise DecodeError(f"at most {MAX_CONSTRAINTS} constraints", code="malformed")
+        if any(type(k) is not str or not _ARG_NAME.fullmatch(k) for k in constraints):
+            raise DecodeError("argument names are [a-z0-9_]{1,32}", code="malformed")
         if list(constraints) != sorted(constraints):
             raise DecodeError("constraint names are not sorted", code="non_canonical")
-        table = {name: _constraint_from_wire(c) for name, c in constraints.items()}
-        return cls(resource, actions, table, remote=True)
+        grant = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(grant, "resource", resource)
+        setattr_(grant, "actions", frozenset(actions))
+        setattr_(grant, "constraints", MappingProxyType(
+            {name: _constraint_from_wire(c) for name, c in constraints.items()}))
+        setattr_(grant, "segments", segments)
+        return grant
 
 
 _EQ, _ONE_OF, _RANGE, _PREFIX = 0, 1, 2, 3
@@ -360,6 +376,7 @@ def _constraint_to_wire(constraint: Constraint) -> list[Any]:
 
 
 def _constraint_from_wire(value: object) -> Constraint:
+    """A constraint from its wire form, checked completely."""
     if type(value) is not list or not value or type(value[0]) is not int:
         raise DecodeError("a constraint is [kind, ...]", code="malformed")
     kind, rest = value[0], value[1:]
@@ -367,14 +384,21 @@ def _constraint_from_wire(value: object) -> Constraint:
         return Eq(_value(rest[0], True))
     if kind == _ONE_OF and len(rest) == 1 and type(rest[0]) is list:
         values = [_value(v, True) for v in rest[0]]
-        if len({type(v) for v in values}) > 1:
-            raise DecodeError("one-of values are all of one type", code="malformed")
+        if not 0 < len(values) <= MAX_SET or len({type(v) for v in values}) != 1:
+            raise DecodeError(f"one-of holds 1 to {MAX_SET} values of one type",
+                              code="malformed")
         if values != sorted(set(values)):
             raise DecodeError("one-of values are not sorted and unique",
                               code="non_canonical")
         return OneOf(frozenset(values))
     if kind == _RANGE and len(rest) == 2:
-        return Range(*rest)  # checked by Grant
+        lo, hi = (_value(v, True) for v in rest)
+        if type(lo) is not int or type(hi) is not int or lo > hi:
+            raise DecodeError("a range is two integers, lo <= hi", code="malformed")
+        return Range(lo, hi)
     if kind == _PREFIX and len(rest) == 1:
-        return Prefix(rest[0])  # checked by Grant
+        prefix = _value(rest[0], True)
+        if type(prefix) is not str:
+            raise DecodeError("a prefix is a string", code="malformed")
+        return Prefix(prefix)
     raise DecodeError(f"unknown constraint kind {kind} or wrong arity", code="unknown_field")
