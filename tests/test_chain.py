@@ -249,3 +249,23 @@ def test_link_objects_are_read_again_from_their_signed_bytes() -> None:
     for odd in (bytearray(encode_chain([leaf])), "chain", [encode_chain([leaf])]):
         with raises("invalid_argument"):
             verify_chain(odd, ANCHORS, now=NOW)  # type: ignore[arg-type]
+
+
+def test_cached_verification_still_checks_time_revocation_holder_and_request() -> None:
+    chain_module.clear_caches()
+    links = chain_of(3)
+    data = encode_chain(links)
+    verify(data, holder=CAROL.peer, request=REQUEST)  # now cached
+    with raises("expired"):
+        verify(data, now=NOW + 3600 + 60)
+    with raises("revoked"):
+        verify(data, revoked=lambda link_id: link_id == links[2].id)
+    with raises("holder_mismatch"):
+        verify(data, holder=MALLORY.peer)
+    with raises("not_authorized"):
+        verify(data, request=Request("db/x", "read"))
+    forged = forge(MALLORY, issuer=ALICE.public_bytes, parent=links[0].id,
+                   subject=ROOT.public_bytes)
+    for _ in range(2):  # a failure is never cached as a success
+        with raises("bad_signature"):
+            verify([links[0], forged])

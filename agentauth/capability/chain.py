@@ -13,6 +13,7 @@ windows, time, the signatures, the holder, and the request.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_CHAIN_BYTES",
     "MAX_LINKS",
     "Link",
+    "clear_caches",
     "decode_chain",
     "delegate",
     "encode_chain",
@@ -169,8 +171,32 @@ def decode_chain(data: bytes) -> tuple[Link, ...]:
         if (type(item) is not list or len(item) != 2 or type(item[0]) is not bytes
                 or type(item[1]) is not bytes):
             raise DecodeError("a link is [payload, signature]", code="malformed")
-        links.append(_parse_payload(item[0], item[1]))
+        links.append(_parse_cached(item[0], item[1]))
     return tuple(links)
+
+
+# Chains are presented again and again (each request carries one), so a verifier keeps
+# what it learnt from link bytes it has seen: the parsed link, and whether its signature
+# verified. Both are pure functions of the exact bytes, so the caches cannot be poisoned;
+# time, revocation, holder and request are checked on every use regardless. Failures are
+# not cached.
+_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parse_cached(payload: bytes, signature: bytes) -> Link:
+    return _parse_payload(payload, signature)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _signature_ok(issuer: bytes, payload: bytes, signature: bytes) -> bool:
+    return crypto.ed25519_verify(issuer, LINK_CONTEXT + payload, signature)
+
+
+def clear_caches() -> None:
+    """Forget every link seen (for measuring cold verification, or to free memory)."""
+    _parse_cached.cache_clear()
+    _signature_ok.cache_clear()
 
 
 def _parse_payload(payload: bytes, signature: bytes) -> Link:
@@ -313,8 +339,7 @@ def verify_chain(
             raise CapabilityDenied("a link has expired", code="expired")
     # 5. Signatures: each link by its issuer (the parent's audience, checked above).
     for link in links:
-        if not crypto.ed25519_verify(link.issuer, LINK_CONTEXT + link.payload,
-                                     link.signature):
+        if not _signature_ok(link.issuer, link.payload, link.signature):
             raise AuthenticationError("a link's signature does not verify",
                                       code="bad_signature")
     # 6. The holder and the request.
