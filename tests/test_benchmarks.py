@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import handshake, load
+from benchmarks import handshake, load, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,3 +32,14 @@ def test_load_quick_run_measures_both_protocols(tmp_path: Path,
         assert figures["handshakes_per_s"][0] > 0 and figures["echo_per_s"][0] > 0
     assert len(report["targets"]) == 4
     assert "handshakes per second" in capsys.readouterr().out
+
+
+def test_tokens_quick_run_reports_every_depth(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tokens.json"
+    assert tokens.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {t["name"] for t in report["targets"]} >= {
+        f"cold / biscuit, +{d}" for d in tokens.DEPTHS}
+    assert all(v > 0 for v in report["median_seconds"].values())
+    assert "authority +8" in capsys.readouterr().out

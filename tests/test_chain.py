@@ -117,7 +117,7 @@ def test_chain_too_long_is_refused_before_any_signature(monkeypatch: pytest.Monk
     real = crypto.ed25519_verify
     monkeypatch.setattr(crypto, "ed25519_verify",
                         lambda *a: calls.append(1) or real(*a))  # type: ignore[func-returns-value]
-    links = chain_of(8)
+    links = chain_of(9)
     data = wire.encode_map(1, [[link.payload, link.signature] for link in links]
                            + [[links[-1].payload, bytes(64)]])
     with raises("chain_too_long"):

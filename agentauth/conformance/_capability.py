@@ -30,7 +30,7 @@ def identity(name: str) -> Identity:
 ROOT, ALICE, BOB, CAROL, DAVE, MALLORY = (identity(n) for n in
                                           ("root", "alice", "bob", "carol", "dave",
                                            "mallory"))
-HOLDERS = [ALICE, BOB, CAROL, DAVE] * 2
+HOLDERS = [ALICE, BOB, CAROL, DAVE] * 3
 WIDE = Grant("fs/reports/**", {"list", "read"},
              {"fmt": OneOf(frozenset({"csv", "pdf"})), "size": Range(0, 1000)})
 REQUEST = Request("fs/reports/q3/summary", "read", {"fmt": "pdf", "size": 50})
@@ -208,9 +208,9 @@ def _negatives() -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
                          anchors={ROOT.agent_id: "db/**"})),
         ("stolen", "a valid chain held by carol, presented by mallory",
          lambda: _vector("", "", encode_chain(three), "holder_mismatch", holder=MALLORY)),
-        ("too-long", "nine links with garbage signatures: refused before any signature",
+        ("too-long", "ten links with garbage signatures: refused before any signature",
          lambda: _vector("", "", wire.encode_map(1, [[link.payload, bytes(64)] for link in
-                                                      [*chain(8), chain(8)[-1]]]),
+                                                      [*chain(9), chain(9)[-1]]]),
                          "chain_too_long")),
         ("duplicate-link", "the root link twice",
          lambda: _vector("", "", _chain_bytes([root, root]), "duplicate_link")),
