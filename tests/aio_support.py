@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import ObjectStream, SocketAttribute, UnreliableObjectStream
@@ -23,6 +23,8 @@ from agentauth import (
     Identity,
 )
 from benchmarks.peers import tls_contexts
+
+T = TypeVar("T")
 
 #: No async test may run longer than this: a hang is a failure, not a stuck run.
 DEADLINE = 10.0
@@ -40,64 +42,52 @@ def trusting(*identities: Identity) -> HandshakePolicy:
     return HandshakePolicy(trust=[i.agent_id for i in identities])
 
 
-async def stream_pair(
-    left: Any, right: Any, *, initiator: Identity = ALICE, responder: Identity = BOB,
-    i_options: dict[str, Any] | None = None, r_options: dict[str, Any] | None = None,
-) -> tuple[AgentAuthStream, AgentAuthStream]:
-    """Handshake over two transports at once; return (initiator's, responder's) channel.
+async def _both(initiate: Callable[[], Awaitable[T]],
+                respond: Callable[[], Awaitable[T]]) -> tuple[T, T]:
+    """Run both sides of a handshake at once; return (initiator's, responder's) channel.
 
     If a side fails, its error is raised (the initiator's first): not a group.
     """
-    out: dict[str, AgentAuthStream] = {}
+    out: dict[str, T] = {}
     errors: dict[str, AgentAuthError] = {}
-    i_opts = {"expect": responder.agent_id, **(i_options or {})}
 
-    async def run(side: str) -> None:
+    async def run(side: str, step: Callable[[], Awaitable[T]]) -> None:
         try:
-            if side == "r":
-                out["r"] = await AgentAuthStream.wrap(right, responder, trusting(initiator),
-                                                      initiator=False, **(r_options or {}))
-            else:
-                out["i"] = await AgentAuthStream.wrap(left, initiator, trusting(responder),
-                                                      initiator=True, **i_opts)
+            out[side] = await step()
         except AgentAuthError as exc:
             errors[side] = exc
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(run, "r")
-        tg.start_soon(run, "i")
+        tg.start_soon(run, "r", respond)
+        tg.start_soon(run, "i", initiate)
     for side in ("i", "r"):
         if side in errors:
             raise errors[side]
     return out["i"], out["r"]
+
+
+async def stream_pair(
+    left: Any, right: Any, *, initiator: Identity = ALICE, responder: Identity = BOB,
+    i_options: dict[str, Any] | None = None, r_options: dict[str, Any] | None = None,
+) -> tuple[AgentAuthStream, AgentAuthStream]:
+    """Handshake over two byte transports at once (see :func:`_both`)."""
+    i_opts = {"expect": responder.agent_id, **(i_options or {})}
+    return await _both(
+        lambda: AgentAuthStream.wrap(left, initiator, trusting(responder), initiator=True,
+                                     **i_opts),
+        lambda: AgentAuthStream.wrap(right, responder, trusting(initiator), initiator=False,
+                                     **(r_options or {})))
 
 
 async def message_pair(
     left: UnreliableObjectStream[bytes], right: UnreliableObjectStream[bytes], **options: Any,
 ) -> tuple[AgentAuthMessageStream, AgentAuthMessageStream]:
     """Like :func:`stream_pair`, for message transports."""
-    out: dict[str, AgentAuthMessageStream] = {}
-    errors: dict[str, AgentAuthError] = {}
-
-    async def run(side: str) -> None:
-        try:
-            if side == "r":
-                out["r"] = await AgentAuthMessageStream.wrap(right, BOB, trusting(ALICE),
-                                                             initiator=False, **options)
-            else:
-                out["i"] = await AgentAuthMessageStream.wrap(
-                    left, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id,
-                    **options)
-        except AgentAuthError as exc:
-            errors[side] = exc
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run, "r")
-        tg.start_soon(run, "i")
-    for side in ("i", "r"):
-        if side in errors:
-            raise errors[side]
-    return out["i"], out["r"]
+    return await _both(
+        lambda: AgentAuthMessageStream.wrap(left, ALICE, trusting(BOB), initiator=True,
+                                            expect=BOB.agent_id, **options),
+        lambda: AgentAuthMessageStream.wrap(right, BOB, trusting(ALICE), initiator=False,
+                                            **options))
 
 
 @dataclass

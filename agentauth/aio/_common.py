@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import anyio
 from anyio import TypedAttributeSet, typed_attribute
 
-from ..errors import InvalidArgument, TransportError
-from ..handshake import HandshakePolicy, Initiator, Responder, Role
+from ..errors import HandshakeTimeout, InvalidArgument, SessionExpired, TransportError
+from ..handshake import HandshakePolicy, HandshakeResult, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 
-__all__ = ["CLOSE_TIMEOUT", "AgentAuthAttribute", "Limits", "check_limits",
-           "handshake_engine", "transport_error"]
+__all__ = ["CLOSE_TIMEOUT", "AgentAuthAttribute", "Limits", "channel_attributes",
+           "check_limits", "establish", "handshake_engine", "transport_error"]
+
+T = TypeVar("T")
 
 #: Longest a close waits to hand CLOSE to the transport, in seconds.
 CLOSE_TIMEOUT: Final = 1.0
@@ -43,6 +46,29 @@ class Limits:
     handshake_timeout: float
     idle_timeout: float | None
     max_lifetime: float | None
+
+    def deadline(self, started: float, active: float) -> float | None:
+        """When a channel started at ``started``, last active at ``active``, expires."""
+        idle, lifetime = self.idle_timeout, self.max_lifetime
+        if idle is None:
+            return None if lifetime is None else started + lifetime
+        if lifetime is None:
+            return active + idle
+        return min(active + idle, started + lifetime)
+
+    def passed(self, started: float, active: float) -> bool:
+        """Whether that channel has expired by now."""
+        deadline = self.deadline(started, active)
+        return deadline is not None and time.monotonic() >= deadline
+
+    def expiry(self, started: float) -> SessionExpired:
+        """The error that says which limit an expired channel reached."""
+        lifetime = self.max_lifetime
+        if lifetime is not None and time.monotonic() >= started + lifetime:
+            return SessionExpired(f"the channel reached its lifetime of {lifetime} s",
+                                  code="lifetime_exceeded")
+        return SessionExpired(f"nothing was sent or received for {self.idle_timeout} s",
+                              code="idle_timeout")
 
 
 def _seconds(value: object, name: str, *, optional: bool) -> float | None:
@@ -76,9 +102,37 @@ def handshake_engine(identity: Identity, policy: HandshakePolicy, *, initiator: 
     return cls(identity, policy, expect=expect, extensions=extensions, ordered=ordered)
 
 
+async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[T]]) -> T:
+    """Run a handshake within ``limits.handshake_timeout``; on any failure close the
+    transport and raise (the deadline as ``handshake_timeout``)."""
+    try:
+        with anyio.fail_after(limits.handshake_timeout):
+            return await run()
+    except TimeoutError:
+        await anyio.aclose_forcefully(transport)
+        raise HandshakeTimeout(f"the handshake did not finish within "
+                               f"{limits.handshake_timeout} s") from None
+    except BaseException:
+        await anyio.aclose_forcefully(transport)
+        raise
+
+
+def channel_attributes(result: HandshakeResult, *, initiator: bool
+                       ) -> dict[Any, Callable[[], Any]]:
+    """The typed attributes of a channel established with ``result``."""
+    role = Role.INITIATOR if initiator else Role.RESPONDER
+    return {
+        AgentAuthAttribute.peer_id: lambda: result.peer_id,
+        AgentAuthAttribute.peer_key: lambda: result.peer,
+        AgentAuthAttribute.channel_binding: lambda: result.channel_binding,
+        AgentAuthAttribute.role: lambda: role,
+        AgentAuthAttribute.peer_extensions: lambda: result.peer_extensions,
+    }
+
+
 def transport_error(exc: BaseException, when: str) -> TransportError:
     """Translate an anyio or OS error of the transport, once, at the edge."""
-    if isinstance(exc, anyio.EndOfStream | anyio.IncompleteRead):
+    if isinstance(exc, anyio.EndOfStream):
         return TransportError(f"the transport ended {when}", code="unexpected_eof")
     return TransportError(f"the transport failed {when} ({type(exc).__name__})",
                           code="connection_lost")

@@ -23,18 +23,19 @@ from anyio.abc import ObjectStream, UnreliableObjectStream
 from ..errors import (
     AgentAuthError,
     DecodeError,
-    HandshakeTimeout,
     InvalidArgument,
     SessionExpired,
 )
-from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder, Role
+from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder
 from ..identity import Identity, PeerKey
 from ..session import Session
 from ._common import (
     CLOSE_TIMEOUT,
     AgentAuthAttribute,
     Limits,
+    channel_attributes,
     check_limits,
+    establish,
     handshake_engine,
     transport_error,
 )
@@ -89,27 +90,11 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
         limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
         engine = handshake_engine(identity, policy, initiator=initiator, expect=expect,
                                   extensions=extensions, ordered=False)
-        try:
-            with anyio.fail_after(limits.handshake_timeout):
-                last = await _run_handshake(engine, transport)
-        except TimeoutError:
-            await anyio.aclose_forcefully(transport)
-            raise HandshakeTimeout(f"the handshake did not finish within "
-                                   f"{limits.handshake_timeout} s") from None
-        except BaseException:
-            await anyio.aclose_forcefully(transport)
-            raise
+        last = await establish(transport, limits, lambda: _run_handshake(engine, transport))
         result = engine.result
         assert result is not None
-        role = Role.INITIATOR if initiator else Role.RESPONDER
-        attributes = {
-            AgentAuthAttribute.peer_id: lambda: result.peer_id,
-            AgentAuthAttribute.peer_key: lambda: result.peer,
-            AgentAuthAttribute.channel_binding: lambda: result.channel_binding,
-            AgentAuthAttribute.role: lambda: role,
-            AgentAuthAttribute.peer_extensions: lambda: result.peer_extensions,
-        }
-        return cls(transport, result.session, attributes, limits, last)
+        return cls(transport, result.session, channel_attributes(result, initiator=initiator),
+                   limits, last)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -130,7 +115,7 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
             self._check_open()
             if self._eof_sent:
                 raise anyio.ClosedResourceError
-            if self._limits_passed():
+            if self._limits.passed(self._started, self._active):
                 await self._expire(holding_send_lock=True)
             message = self._session.seal(item)
             try:
@@ -174,8 +159,9 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
                     raise anyio.EndOfStream
 
     async def _next_item(self) -> bytes:
+        limits = self._limits
         while True:
-            deadline = self._deadline()
+            deadline = limits.deadline(self._started, self._active)
             try:
                 if deadline is None:
                     item: bytes = await self.transport_stream.receive()
@@ -184,7 +170,7 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
                     item = await self.transport_stream.receive()
                     return item
             except TimeoutError:
-                if not self._limits_passed():
+                if not limits.passed(self._started, self._active):
                     continue  # a send moved the idle clock meanwhile: wait on
                 await self._expire()
             except _TRANSPORT_ERRORS as exc:
@@ -192,27 +178,8 @@ class AgentAuthMessageStream(ObjectStream[bytes]):
                     raise anyio.ClosedResourceError from None
                 raise transport_error(exc, "receiving (no CLOSE came first)") from exc
 
-    def _deadline(self) -> float | None:
-        limits = self._limits
-        ends = [self._active + limits.idle_timeout] if limits.idle_timeout is not None else []
-        if limits.max_lifetime is not None:
-            ends.append(self._started + limits.max_lifetime)
-        return min(ends) if ends else None
-
-    def _limits_passed(self) -> bool:
-        deadline = self._deadline()
-        return deadline is not None and time.monotonic() >= deadline
-
     async def _expire(self, *, holding_send_lock: bool = False) -> NoReturn:
-        limits = self._limits
-        if (limits.max_lifetime is not None
-                and time.monotonic() >= self._started + limits.max_lifetime):
-            error = SessionExpired(f"the channel reached its lifetime of "
-                                   f"{limits.max_lifetime} s", code="lifetime_exceeded")
-        else:
-            error = SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
-                                   code="idle_timeout")
-        self._expired = error
+        error = self._expired = self._limits.expiry(self._started)
         await self._close(holding_send_lock=holding_send_lock)
         raise error
 

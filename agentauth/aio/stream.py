@@ -28,20 +28,20 @@ from anyio.abc import AnyByteStream, ObjectStream
 from ..errors import (
     AgentAuthError,
     DecodeError,
-    HandshakeTimeout,
     InvalidArgument,
     RemoteError,
-    SessionExpired,
     TransportError,
 )
-from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder, Role
+from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder
 from ..identity import Identity, PeerKey
 from ..session import Session
 from ._common import (
     CLOSE_TIMEOUT,
     AgentAuthAttribute,
     Limits,
+    channel_attributes,
     check_limits,
+    establish,
     handshake_engine,
     transport_error,
 )
@@ -109,27 +109,11 @@ class AgentAuthStream(ObjectStream[bytes]):
         engine = handshake_engine(identity, policy, initiator=initiator, expect=expect,
                                   extensions=extensions, ordered=True)
         reader = _FrameReader(transport)
-        try:
-            with anyio.fail_after(limits.handshake_timeout):
-                await _run_handshake(engine, transport, reader)
-        except TimeoutError:
-            await anyio.aclose_forcefully(transport)
-            raise HandshakeTimeout(f"the handshake did not finish within "
-                                   f"{limits.handshake_timeout} s") from None
-        except BaseException:
-            await anyio.aclose_forcefully(transport)
-            raise
+        await establish(transport, limits, lambda: _run_handshake(engine, transport, reader))
         result = engine.result
         assert result is not None
-        role = Role.INITIATOR if initiator else Role.RESPONDER
-        attributes = {
-            AgentAuthAttribute.peer_id: lambda: result.peer_id,
-            AgentAuthAttribute.peer_key: lambda: result.peer,
-            AgentAuthAttribute.channel_binding: lambda: result.channel_binding,
-            AgentAuthAttribute.role: lambda: role,
-            AgentAuthAttribute.peer_extensions: lambda: result.peer_extensions,
-        }
-        return cls(transport, reader, result.session, attributes, limits)
+        return cls(transport, reader, result.session,
+                   channel_attributes(result, initiator=initiator), limits)
 
     # ---------------------------------------------------------------- attributes
 
@@ -157,7 +141,7 @@ class AgentAuthStream(ObjectStream[bytes]):
             raise InvalidArgument("messages are bytes")
         async with self._send_lock:
             self._check_usable(sending=True)
-            if self._limits_passed():
+            if self._limits.passed(self._started, self._active):
                 await self._expire(holding_send_lock=True)
             await self._write(_frame(self._session.seal(item)))
 
@@ -170,7 +154,7 @@ class AgentAuthStream(ObjectStream[bytes]):
             await self._write(_frame(self._session.close()))
 
     async def _write(self, frame: bytes) -> None:
-        deadline = self._deadline()
+        deadline = self._limits.deadline(self._started, self._active)
         try:
             if deadline is None:
                 await self.transport_stream.send(frame)
@@ -179,7 +163,7 @@ class AgentAuthStream(ObjectStream[bytes]):
                     await self.transport_stream.send(frame)
         except TimeoutError:
             # Part of the frame may be out: no CLOSE can follow it. Just end.
-            error = self._error = self._limit_error()
+            error = self._error = self._limits.expiry(self._started)
             self._closed = True
             await anyio.aclose_forcefully(self.transport_stream)
             raise error from None
@@ -220,15 +204,16 @@ class AgentAuthStream(ObjectStream[bytes]):
                 # REKEY: nothing to deliver; read on.
 
     async def _read_frame(self) -> bytes:
+        limits = self._limits
         while True:
-            deadline = self._deadline()
+            deadline = limits.deadline(self._started, self._active)
             try:
                 if deadline is None:
                     return await self._reader.read(self._max_frame)
                 with anyio.fail_after(max(deadline - time.monotonic(), 0)):
                     return await self._reader.read(self._max_frame)
             except TimeoutError:
-                if not self._limits_passed():
+                if not limits.passed(self._started, self._active):
                     continue  # a send moved the idle clock meanwhile: wait on
                 await self._expire()
             except DecodeError as exc:
@@ -240,34 +225,10 @@ class AgentAuthStream(ObjectStream[bytes]):
 
     # ---------------------------------------------------------------- limits
 
-    def _deadline(self) -> float | None:
-        limits = self._limits
-        if limits.idle_timeout is None:
-            if limits.max_lifetime is None:
-                return None
-            return self._started + limits.max_lifetime
-        idle = self._active + limits.idle_timeout
-        if limits.max_lifetime is None:
-            return idle
-        return min(idle, self._started + limits.max_lifetime)
-
-    def _limits_passed(self) -> bool:
-        deadline = self._deadline()
-        return deadline is not None and time.monotonic() >= deadline
-
-    def _limit_error(self) -> SessionExpired:
-        limits = self._limits
-        if (limits.max_lifetime is not None
-                and time.monotonic() >= self._started + limits.max_lifetime):
-            return SessionExpired(f"the channel reached its lifetime of "
-                                  f"{limits.max_lifetime} s", code="lifetime_exceeded")
-        return SessionExpired(f"nothing was sent or received for {limits.idle_timeout} s",
-                              code="idle_timeout")
-
     async def _expire(self, *, holding_send_lock: bool = False) -> NoReturn:
         # A limit was reached: send CLOSE (so the peer sees an orderly end rather than a
         # truncation), close, and say which limit.
-        error = self._limit_error()
+        error = self._limits.expiry(self._started)
         await self._close_quietly(holding_send_lock=holding_send_lock)
         self._error = error
         raise error

@@ -39,10 +39,14 @@ __all__ = [
     "MAX_CHAIN_BYTES",
     "MAX_LINKS",
     "Link",
+    "check_linkage",
+    "check_root",
     "clear_caches",
     "decode_chain",
     "delegate",
     "encode_chain",
+    "parse_links",
+    "signature_ok",
     "verify_chain",
 ]
 
@@ -161,6 +165,12 @@ def decode_chain(data: bytes) -> tuple[Link, ...]:
         raise DecodeError("a chain is {0: version, 1: [links]}", code="malformed")
     if version != VERSION:
         raise DecodeError(f"chain version {version} is not {VERSION}", code="unknown_field")
+    return parse_links(items)
+
+
+def parse_links(items: list[Any]) -> tuple[Link, ...]:
+    """The links of a decoded ``[[payload, signature], ...]`` list (a chain, or a
+    revocation notice's path): the count is checked before any payload is parsed."""
     if not items:
         raise DecodeError("a chain has at least one link", code="malformed")
     if len(items) > MAX_LINKS:
@@ -249,14 +259,31 @@ def _widening(child: Grant, parents: tuple[Grant, ...]) -> str | None:
     return best
 
 
-def _check_hop(parent: Link, link: Link) -> None:
-    """The rules between a link and its parent that need no signature or clock."""
+def check_root(root: Link) -> None:
+    """A chain's first link names no parent, and its subject is its issuer."""
+    if not root.is_root or root.issuer != root.subject:
+        raise CapabilityDenied("the first link is not a root (it names a parent, or its "
+                               "subject is not its issuer)", code="root_invalid")
+
+
+def check_linkage(parent: Link, link: Link) -> None:
+    """``link`` names ``parent`` by id, and its issuer is the parent's audience."""
     if link.parent != parent.id:
         raise CapabilityDenied("a link does not name the link before it as its parent",
                                code="broken_chain")
     if not crypto.equal(link.issuer, parent.audience):
         raise CapabilityDenied("a link's issuer is not its parent's audience",
                                code="issuer_mismatch")
+
+
+def signature_ok(link: Link) -> bool:
+    """Whether ``link`` is signed by its issuer (remembered by the exact bytes)."""
+    return _signature_ok(link.issuer, link.payload, link.signature)
+
+
+def _check_hop(parent: Link, link: Link) -> None:
+    """The rules between a link and its parent that need no signature or clock."""
+    check_linkage(parent, link)
     if link.subject != parent.subject:
         raise CapabilityDenied("a link's subject differs from its parent's",
                                code="subject_mismatch")
@@ -308,9 +335,7 @@ def verify_chain(
         raise CapabilityDenied(f"a chain has 1 to {MAX_LINKS} links", code="chain_too_long")
     # 1. The root and its anchor.
     root = links[0]
-    if not root.is_root or root.issuer != root.subject:
-        raise CapabilityDenied("the first link is not a root (it names a parent, or its "
-                               "subject is not its issuer)", code="root_invalid")
+    check_root(root)
     namespace = roots.get(root.issuer)
     if namespace is None:
         raise CapabilityDenied("the root issuer is not a trust anchor",
@@ -339,7 +364,7 @@ def verify_chain(
             raise CapabilityDenied("a link has expired", code="expired")
     # 5. Signatures: each link by its issuer (the parent's audience, checked above).
     for link in links:
-        if not _signature_ok(link.issuer, link.payload, link.signature):
+        if not signature_ok(link):
             raise AuthenticationError("a link's signature does not verify",
                                       code="bad_signature")
     # 6. The holder and the request.

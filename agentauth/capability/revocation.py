@@ -32,7 +32,16 @@ from ..errors import (
     InvalidArgument,
 )
 from ..identity import Identity
-from .chain import LINK_CONTEXT, MAX_CHAIN_BYTES, MAX_LINKS, MAX_SKEW, Link, _key, _parse_payload
+from .chain import (
+    MAX_CHAIN_BYTES,
+    MAX_SKEW,
+    Link,
+    _key,
+    check_linkage,
+    check_root,
+    parse_links,
+    signature_ok,
+)
 
 __all__ = [
     "REVOKE_CONTEXT",
@@ -96,27 +105,14 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
             or len(target) != 32 or type(items) is not list or type(expires) is not int
             or type(issued) is not int):
         raise DecodeError("notice fields are out of shape", code="malformed")
-    if not 0 < len(items) <= MAX_LINKS:
-        raise CapabilityDenied(f"a notice path has 1 to {MAX_LINKS} links",
-                               code="chain_too_long")
-    links = []
-    for item in items:
-        if (type(item) is not list or len(item) != 2 or type(item[0]) is not bytes
-                or type(item[1]) is not bytes):
-            raise DecodeError("a path link is [payload, signature]", code="malformed")
-        links.append(_parse_payload(item[0], item[1]))
+    links = parse_links(items)
     root = links[0]
-    if not root.is_root or root.issuer != root.subject:
-        raise CapabilityDenied("a notice's path starts at a root", code="root_invalid")
+    check_root(root)
     if root.issuer not in roots:
         raise CapabilityDenied("the notice is about a chain none of our anchors started",
                                code="untrusted_root")
     for parent, link in itertools.pairwise(links):
-        if link.parent != parent.id:
-            raise CapabilityDenied("the notice path is not hash-linked", code="broken_chain")
-        if not crypto.equal(link.issuer, parent.audience):
-            raise CapabilityDenied("a path link's issuer is not its parent's audience",
-                                   code="issuer_mismatch")
+        check_linkage(parent, link)
     last = links[-1]
     if last.id != target or expires != last.expires:
         raise CapabilityDenied("the notice's target is not the end of its path",
@@ -127,8 +123,7 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
         raise CapabilityDenied("the signer neither issued the path nor holds the target",
                                code="unauthorized_revoker")
     for link in links:
-        if not crypto.ed25519_verify(link.issuer, LINK_CONTEXT + link.payload,
-                                     link.signature):
+        if not signature_ok(link):
             raise AuthenticationError("a path link's signature does not verify",
                                       code="bad_signature")
     if not crypto.ed25519_verify(revoker, REVOKE_CONTEXT + payload, signature):
