@@ -3,7 +3,7 @@
 A protocol structure is a msgpack map whose keys are the small integers ``0..n-1`` in
 increasing order, one per field of its schema. The canonical form is the one
 ``msgpack.packb`` writes: minimal-width integers, lengths and string headers, bytes as
-``bin``. Decoding checks, in this order (``spec/protocol.md`` section 3.3):
+``bin``. Decoding a map checks, in this order (``spec/protocol.md`` section 3.3):
 
 1. the size limit, before a single byte is parsed (``oversize``);
 2. that the bytes parse as exactly one msgpack object with no trailing bytes, and that
@@ -17,7 +17,9 @@ increasing order, one per field of its schema. The canonical form is the one
 4. that re-encoding the decoded map reproduces the input byte for byte
    (``non_canonical``): non-minimal integers and headers, ``str`` for bytes and so on.
 
-Field types and ranges are checked by the caller's schema.
+Field types and ranges are checked by the caller's schema. The structures where every byte
+counts (capability links and chains) are arrays whose fields are known by position; they
+are decoded by :func:`decode_array` (section 3.4).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import msgpack
 
 from .errors import DecodeError
 
-__all__ = ["decode_map", "encode_map", "encode_value"]
+__all__ = ["decode_array", "decode_map", "encode_map", "encode_value"]
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
@@ -88,17 +90,13 @@ def encode_value(value: Any) -> bytes:
     return _packb(value)  # type: ignore[no-any-return]
 
 
-def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
-    """Decode a canonical field map of exactly ``fields`` fields; return the values in order.
-
-    ``what`` names the structure in error messages.
-    """
+def _decode(data: bytes, limit: int, what: str) -> Any:
     if len(data) > limit:
         raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
                           code="oversize")
     try:
-        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
-                       object_pairs_hook=_checked_map, list_hook=_checked_array)
+        return _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
+                        object_pairs_hook=_checked_map, list_hook=_checked_array)
     except DecodeError:
         raise
     except msgpack.ExtraData:
@@ -106,15 +104,60 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
     except Exception as exc:  # the msgpack C decoder raises several unrelated types
         raise DecodeError(f"{what} is not valid msgpack ({type(exc).__name__})",
                           code="malformed") from None
-    if type(obj) is not dict:
-        raise DecodeError(f"{what} is not a map", code="malformed")
-    # The hooks refused boolean and float keys, so equal keys are integer keys.
-    if list(obj) != _FIELD_KEYS[fields]:
-        _explain_keys(list(obj), fields, what)
+
+
+def _canonical(obj: Any, data: bytes, what: str) -> None:
     try:
         again = _packb(obj)
     except Exception:  # a value msgpack can read but not write back
         raise DecodeError(f"{what} holds an unsupported value", code="malformed") from None
     if again != data:
         raise DecodeError(f"{what} is not in canonical form", code="non_canonical")
+
+
+def decode_array(data: bytes, limit: int, what: str) -> list[Any]:
+    """Decode a canonical array: a compact structure whose fields are known by position
+    (a capability chain or link), on a hot path.
+
+    Only ext types are refused while parsing; the re-encoding check still refuses every
+    non-canonical form, repeated map keys included (the decoded map lost one, so it
+    re-encodes shorter), and map keys are strings or bytes. The caller checks the length
+    and the type of every value (a float or nil where its schema wants an integer is its
+    ``malformed``).
+    """
+    if len(data) > limit:
+        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
+                          code="oversize")
+    try:  # inline, not through _decode: every link of every chain comes this way
+        obj = _unpackb(data, raw=False, ext_hook=_no_ext)
+    except DecodeError:
+        raise
+    except msgpack.ExtraData:
+        raise DecodeError(f"{what} has trailing bytes", code="malformed") from None
+    except Exception as exc:  # the msgpack C decoder raises several unrelated types
+        raise DecodeError(f"{what} is not valid msgpack ({type(exc).__name__})",
+                          code="malformed") from None
+    if type(obj) is not list:
+        raise DecodeError(f"{what} is not an array", code="malformed")
+    try:
+        again = _packb(obj)
+    except Exception:  # e.g. nested deeper than the packer goes
+        raise DecodeError(f"{what} holds an unsupported value", code="malformed") from None
+    if again != data:
+        raise DecodeError(f"{what} is not in canonical form", code="non_canonical")
+    return obj
+
+
+def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
+    """Decode a canonical field map of exactly ``fields`` fields; return the values in order.
+
+    ``what`` names the structure in error messages.
+    """
+    obj = _decode(data, limit, what)
+    if type(obj) is not dict:
+        raise DecodeError(f"{what} is not a map", code="malformed")
+    # The hooks refused boolean and float keys, so equal keys are integer keys.
+    if list(obj) != _FIELD_KEYS[fields]:
+        _explain_keys(list(obj), fields, what)
+    _canonical(obj, data, what)
     return list(obj.values())

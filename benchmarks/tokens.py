@@ -34,7 +34,7 @@ from pymacaroons import Macaroon, Verifier
 
 from agentauth import Identity, PeerKey
 from agentauth.capability import Grant, Range, Request, delegate, encode_chain, verify_chain
-from agentauth.capability.chain import LINK_CONTEXT, clear_caches
+from agentauth.capability.chain import LINK_CONTEXT, NO_PARENT, clear_caches
 
 __all__ = ["DEPTHS", "main"]
 
@@ -67,7 +67,8 @@ def agentauth_work(delegations: int) -> tuple[Work, Work, Work, int]:
         clear_caches()
         return warm()
 
-    signed = [(link.signature + LINK_CONTEXT + link.payload, link.issuer) for link in links]
+    signed = [(link.signature + LINK_CONTEXT + (link.parent or NO_PARENT) + link.payload,
+               link.issuer) for link in links]
 
     def floor() -> object:
         return [sodium.crypto_sign_open(message, key) for message, key in signed]

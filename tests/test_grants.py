@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import string
 from typing import Any
 
 import pytest
@@ -50,6 +51,37 @@ def test_bad_resources_are_refused(text: str) -> None:
         parse_resource(text)
     with raises("malformed"):
         parse_resource(text, remote=True)
+
+
+_SEGMENT_CHARS = set(string.ascii_letters + string.digits + "._~:@+=,;!$'()-")
+
+
+def _segment_rule(text: str, pattern: bool) -> bool:
+    """The rule of spec 10.1, one segment at a time (what the one-match fast path of
+    parse_resource must agree with)."""
+    segments = text.split("/")
+    if not 0 < len(text) <= 256 or len(segments) > 32:
+        return False
+    for i, segment in enumerate(segments):
+        if pattern and (segment == "*" or (segment == "**" and i == len(segments) - 1)):
+            continue
+        if (segment in (".", "..") or not 0 < len(segment) <= 64
+                or not set(segment) <= _SEGMENT_CHARS):
+            return False
+    return True
+
+
+@PROPERTY
+@given(text=st.text(alphabet="ab./*-\n", max_size=12), pattern=st.booleans())
+def test_parse_resource_agrees_with_the_segment_rule(text: str, pattern: bool) -> None:
+    try:
+        parse_resource(text, pattern=pattern)
+        accepted = True
+    except AgentAuthError as exc:
+        assert exc.code == "invalid_argument"
+        assert exc.message != "the resource is not allowed"  # the two paths disagreed
+        accepted = False
+    assert accepted is _segment_rule(text, pattern)
 
 
 def test_requests_name_concrete_resources() -> None:
