@@ -44,17 +44,23 @@ NOW = int(time.time())
 Work = Callable[[], object]
 
 
-def agentauth_work(delegations: int) -> tuple[Work, Work, Work, int]:
-    """(cold verify, warm verify, the Ed25519 floor, size) for root + ``delegations``."""
+def agentauth_work(delegations: int, narrowing: bool = False
+                   ) -> tuple[Work, Work, Work, int]:
+    """(cold verify, warm verify, the Ed25519 floor, size) for root + ``delegations``;
+    every link carries the same grant, or (``narrowing``) each hop narrows its range."""
     root = Identity.generate()
     holders = [Identity.generate() for _ in range(delegations + 1)]
-    grant = Grant("fs/reports/**", {"read"}, {"size": Range(0, 1000)})
-    links = [delegate(root, holders[0], [grant], not_before=NOW - 60, expires=NOW + 3600,
+
+    def grant(hop: int) -> Grant:
+        top = 1000 - hop if narrowing else 1000
+        return Grant("fs/reports/**", {"read"}, {"size": Range(0, top)})
+
+    links = [delegate(root, holders[0], [grant(0)], not_before=NOW - 60, expires=NOW + 3600,
                       budget=delegations)]
     for i in range(delegations):
-        links.append(delegate(holders[i], holders[i + 1], [grant], not_before=NOW - 60,
-                              expires=NOW + 3600, budget=delegations - 1 - i,
-                              parent=links[-1]))
+        links.append(delegate(holders[i], holders[i + 1], [grant(i + 1)],
+                              not_before=NOW - 60, expires=NOW + 3600,
+                              budget=delegations - 1 - i, parent=links[-1]))
     data = encode_chain(links)
     anchors = {root.agent_id: "**"}
     holder = PeerKey(links[-1].audience)
@@ -140,6 +146,7 @@ def measure(rounds: int, seconds: float) -> tuple[dict[str, float], dict[str, in
         cold, warm, floor, size = agentauth_work(d)
         work[f"agentauth cold +{d}"], work[f"agentauth warm +{d}"] = cold, warm
         work[f"ed25519 floor +{d}"] = floor
+        work[f"agentauth cold narrowing +{d}"] = agentauth_work(d, narrowing=True)[0]
         sizes[f"agentauth +{d}"] = size
         work[f"biscuit +{d}"], sizes[f"biscuit +{d}"] = biscuit_work(d)
         work[f"macaroon +{d}"], sizes[f"macaroon +{d}"] = macaroon_work(d)
@@ -155,13 +162,15 @@ def measure(rounds: int, seconds: float) -> tuple[dict[str, float], dict[str, in
 
 def report(medians: dict[str, float], sizes: dict[str, int]) -> tuple[str, list[dict[str,
                                                                                    Any]]]:
-    lines = [f"{'':14} {'cold µs':>9} {'warm µs':>9} {'floor µs':>9} {'biscuit µs':>11} "
-             f"{'macaroon µs':>12} {'size B':>7} {'biscuit B':>10}"]
+    lines = [f"{'':14} {'cold µs':>9} {'narrowing':>9} {'warm µs':>9} {'floor µs':>9} "
+             f"{'biscuit µs':>11} {'macaroon µs':>12} {'size B':>7} {'biscuit B':>10}"]
     targets: list[dict[str, Any]] = []
     for d in DEPTHS:
         cold, warm = medians[f"agentauth cold +{d}"], medians[f"agentauth warm +{d}"]
         floor, biscuit = medians[f"ed25519 floor +{d}"], medians[f"biscuit +{d}"]
-        lines.append(f"authority +{d:<3} {cold * 1e6:>9.1f} {warm * 1e6:>9.1f} "
+        narrowing = medians[f"agentauth cold narrowing +{d}"]
+        lines.append(f"authority +{d:<3} {cold * 1e6:>9.1f} {narrowing * 1e6:>9.1f} "
+                     f"{warm * 1e6:>9.1f} "
                      f"{floor * 1e6:>9.1f} {biscuit * 1e6:>11.1f} "
                      f"{medians[f'macaroon +{d}'] * 1e6:>12.1f} {sizes[f'agentauth +{d}']:>7} "
                      f"{sizes[f'biscuit +{d}']:>10}")
@@ -169,6 +178,8 @@ def report(medians: dict[str, float], sizes: dict[str, int]) -> tuple[str, list[
             {"name": f"cold / biscuit, +{d}", "ratio": cold / biscuit, "bound": 1.0},
             {"name": f"warm / biscuit, +{d}", "ratio": warm / biscuit, "bound": 1.0},
             {"name": f"cold / Ed25519 floor, +{d}", "ratio": cold / floor, "bound": 1.2},
+            {"name": f"cold narrowing / floor, +{d}", "ratio": narrowing / floor,
+             "bound": 1.2},
             {"name": f"size / biscuit, +{d}", "ratio": sizes[f"agentauth +{d}"]
              / sizes[f"biscuit +{d}"], "bound": 1.0},
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,3 +302,12 @@ def test_cached_verification_still_checks_time_revocation_holder_and_request() -
     for _ in range(2):  # a failure is never cached as a success
         with raises("bad_signature"):
             verify([links[0], forged])
+
+
+def test_the_readme_token_example_runs_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text(encoding="utf-8").split("### Capability tokens", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"root": ROOT, "alice": ALICE, "bob": BOB, "now": NOW}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert len(namespace["token"]) == 369  # the size the README states
