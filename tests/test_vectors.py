@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentauth import AgentAuthError, PeerKey
-from agentauth.capability import Request, decode_chain, verify_chain
+from agentauth.capability import (
+    DetachedInvocations,
+    Request,
+    SessionInvocations,
+    decode_chain,
+    verify_chain,
+    verify_notice,
+)
 from agentauth.conformance import _negative
 from agentauth.conformance import vectors as v
 from agentauth.conformance._negative import sessions
@@ -118,18 +127,38 @@ def test_forge_writes_what_the_engines_write() -> None:
 CAPABILITY = load("capability.json")
 
 
-def run_capability_vector(vector: dict[str, Any]) -> str:
-    """Replay one capability vector; return "ok" or the error code."""
-    revoked = {bytes.fromhex(r) for r in vector["revoked"]}
-    request = None if vector["request"] is None else Request(*vector["request"])
-    holder = None if vector["holder"] is None else PeerKey.from_agent_id(vector["holder"])
+def _code(call: Callable[[], object]) -> str:
     try:
-        verify_chain(bytes.fromhex(vector["chain"]), vector["anchors"], now=vector["now"],
-                     skew=vector["skew"], revoked=revoked.__contains__, holder=holder,
-                     request=request)
+        call()
     except AgentAuthError as exc:
         return exc.code
     return "ok"
+
+
+def run_capability_vector(vector: dict[str, Any]) -> str | list[str]:
+    """Replay one capability vector; return "ok" or the error code (a list of them for a
+    sequence of invocations)."""
+    anchors = vector["anchors"]
+    if vector["kind"] == "notice":
+        return _code(lambda: verify_notice(bytes.fromhex(vector["notice"]), anchors))
+    if vector["kind"] == "invocation":
+        clock = lambda: vector["now"]  # noqa: E731
+        checker: SessionInvocations | DetachedInvocations
+        if vector["mode"] == "session":
+            checker = SessionInvocations(
+                anchors, peer=PeerKey.from_agent_id(vector["peer"]), clock=clock,
+                channel_binding=bytes.fromhex(vector["channel_binding"]), skew=vector["skew"])
+        else:
+            checker = DetachedInvocations(anchors, verifier=vector["verifier"], clock=clock,
+                                          window=vector["window"], skew=vector["skew"])
+        return [_code(functools.partial(checker.check, bytes.fromhex(x)))
+                for x in vector["invocations"]]
+    revoked = {bytes.fromhex(r) for r in vector["revoked"]}
+    request = None if vector["request"] is None else Request(*vector["request"])
+    holder = None if vector["holder"] is None else PeerKey.from_agent_id(vector["holder"])
+    return _code(lambda: verify_chain(
+        bytes.fromhex(vector["chain"]), anchors, now=vector["now"], skew=vector["skew"],
+        revoked=revoked.__contains__, holder=holder, request=request))
 
 
 @pytest.mark.parametrize("vector", CAPABILITY, ids=[x["id"] for x in CAPABILITY])
@@ -138,10 +167,17 @@ def test_capability_vectors(vector: dict[str, Any]) -> None:
 
 
 def test_capability_vectors_cover_the_rules() -> None:
-    negative = [x for x in CAPABILITY if x["expected"] != "ok"]
+    chains = [x for x in CAPABILITY if x["kind"] == "chain"]
+    negative = [x for x in chains if x["expected"] != "ok"]
     assert len(negative) >= 25 and len({x["id"] for x in CAPABILITY}) == len(CAPABILITY)
-    assert [x["id"] for x in CAPABILITY if x["expected"] == "ok"] == [
+    assert [x["id"] for x in chains if x["expected"] == "ok"] == [
         "depth-1", "depth-3", "depth-8"]
+    codes = {code for x in CAPABILITY if x["kind"] != "chain"
+             for code in ([x["expected"]] if isinstance(x["expected"], str)
+                          else x["expected"])}
+    assert {"unauthorized_revoker", "untrusted_root", "replayed", "holder_mismatch",
+            "wrong_session", "wrong_verifier", "stale_invocation", "bad_signature",
+            "ok"} <= codes
     for vector in CAPABILITY[:3]:
         links = decode_chain(bytes.fromhex(vector["chain"]))
         assert [link.id.hex() for link in links] == vector["link_ids"]

@@ -8,15 +8,16 @@ over exactly those bytes, so that the verifier, not the encoder, is what refuses
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import crypto, wire
-from ..capability import Eq, Grant, OneOf, Range, Request, delegate, encode_chain
+from ..capability import Eq, Grant, OneOf, Range, Request, delegate, encode_chain, invoke
 from ..capability.chain import LINK_CONTEXT, NO_PARENT, Link
+from ..capability.revocation import REVOKE_CONTEXT
 from ..identity import Identity, format_agent_id
 
-__all__ = ["NOW", "build", "identity"]
+__all__ = ["BINDING", "NOW", "build", "identity"]
 
 NOW = 1_800_000_000
 NBF, EXP = NOW - 100, NOW + 3600
@@ -34,6 +35,7 @@ HOLDERS = [ALICE, BOB, CAROL, DAVE] * 3
 WIDE = Grant("fs/reports/**", {"list", "read"},
              {"fmt": OneOf(frozenset({"csv", "pdf"})), "size": Range(0, 1000)})
 REQUEST = Request("fs/reports/q3/summary", "read", {"fmt": "pdf", "size": 50})
+BINDING = crypto.blake2b_keyed(b"capability vectors", b"session", 64)
 
 
 def _nonce(label: str) -> bytes:
@@ -80,7 +82,7 @@ def _fields(link: Link) -> list[bytes]:
     return [wire.encode_value(v) for v in wire.decode_array(link.payload, 4096, "link")]
 
 
-def _chain_bytes(links: list[Link | bytes]) -> bytes:
+def _chain_bytes(links: Sequence[Link | bytes]) -> bytes:
     return wire.encode_value([1, *(x.data if isinstance(x, Link) else x for x in links)])
 
 
@@ -239,6 +241,93 @@ def _negatives() -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
     return cases
 
 
+def notice(signer: Identity, path: Sequence[Link | bytes], *, time: int = NOW) -> bytes:
+    """A revocation notice over ``path`` signed by ``signer``, whatever its rights."""
+    payload = wire.encode_map(1, signer.public_bytes,
+                              [x.data if isinstance(x, Link) else x for x in path], time)
+    return wire.encode_map(payload, signer.sign(REVOKE_CONTEXT + payload))
+
+
+def _notices() -> list[dict[str, Any]]:
+    three = chain(3)
+    foreign = delegate(MALLORY, BOB, [WIDE], not_before=NBF, expires=EXP,
+                       nonce=_nonce("foreign"))
+    tampered = bytearray(notice(ROOT, three[:2]))
+    tampered[-1] ^= 1
+    cases = [
+        ("notice-by-issuer", "root revokes alice's link to bob, two below it",
+         notice(ROOT, three[:2]), "ok"),
+        ("notice-by-parent-holder", "alice revokes the link she issued to bob",
+         notice(ALICE, three[:2]), "ok"),
+        ("notice-by-holder", "bob gives up his own link", notice(BOB, three[:2]), "ok"),
+        ("notice-stranger", "mallory revokes bob's link", notice(MALLORY, three[:2]),
+         "unauthorized_revoker"),
+        ("notice-downstream-holder", "carol, who holds the link below, revokes bob's",
+         notice(CAROL, three[:2]), "unauthorized_revoker"),
+        ("notice-foreign-root", "a notice about a chain no anchor of ours started",
+         notice(MALLORY, [foreign]), "untrusted_root"),
+        ("notice-not-a-path", "the path skips bob's link, so carol's appears under alice's",
+         notice(ROOT, [three[0], three[2]]), "bad_signature"),
+        ("notice-tampered", "one bit of the notice's signature flipped", bytes(tampered),
+         "bad_signature"),
+    ]
+    return [{"id": vid, "description": text, "kind": "notice",
+             "anchors": {ROOT.agent_id: "**"}, "notice": data.hex(), "expected": expected}
+            for vid, text, data, expected in cases]
+
+
+def _invocations() -> list[dict[str, Any]]:
+    data = encode_chain(chain(3))  # held by carol
+
+    def fixed(label: str) -> Callable[[int], bytes]:
+        return lambda n: crypto.blake2b_256(label.encode())[:n]
+
+    def session(label: str, binding: bytes = BINDING) -> bytes:
+        return invoke(data, REQUEST, channel_binding=binding, clock=lambda: NOW,
+                      random=fixed(label))
+
+    def detached(label: str, signer: Identity = CAROL, verifier: Identity = DAVE,
+                 time: int = NOW) -> bytes:
+        return invoke(data, REQUEST, holder=signer, verifier=verifier.agent_id,
+                      clock=lambda: time, random=fixed(label))
+
+    cases: list[tuple[str, str, str, Identity, list[bytes], list[str]]] = [
+        ("invoke-session", "carol invokes in her session, then the same invocation again",
+         "session", CAROL, [session("s1"), session("s1"), session("s2")],
+         ["ok", "replayed", "ok"]),
+        ("invoke-session-stolen", "mallory presents carol's chain in mallory's session",
+         "session", MALLORY, [session("s3")], ["holder_mismatch"]),
+        ("invoke-other-session", "an invocation bound to another session",
+         "session", CAROL, [session("s4", bytes(64))], ["wrong_session"]),
+        ("invoke-detached", "carol signs an invocation for dave, which is then replayed",
+         "detached", DAVE, [detached("d1"), detached("d1"), detached("d2")],
+         ["ok", "replayed", "ok"]),
+        ("invoke-detached-wrong-verifier", "an invocation meant for bob, presented to dave",
+         "detached", DAVE, [detached("d3", verifier=BOB)], ["wrong_verifier"]),
+        ("invoke-detached-stale", "an invocation made 200 s ago (window 120 s, skew 60 s)",
+         "detached", DAVE, [detached("d4", time=NOW - 200)], ["stale_invocation"]),
+        ("invoke-detached-future", "an invocation dated 181 s ahead",
+         "detached", DAVE, [detached("d5", time=NOW + 181)], ["stale_invocation"]),
+        ("invoke-detached-not-holder", "mallory signs an invocation of carol's chain",
+         "detached", DAVE, [detached("d6", signer=MALLORY)], ["bad_signature"]),
+        ("invoke-session-as-detached", "a session invocation presented detached",
+         "detached", DAVE, [session("s5")], ["wrong_session"]),
+    ]
+    out = []
+    for vid, text, mode, verifier, items, expected in cases:
+        vector: dict[str, Any] = {
+            "id": vid, "description": text, "kind": "invocation", "mode": mode,
+            "anchors": {ROOT.agent_id: "**"}, "now": NOW, "skew": 60,
+        }
+        if mode == "session":
+            vector.update(peer=verifier.agent_id, channel_binding=BINDING.hex())
+        else:
+            vector.update(verifier=verifier.agent_id, window=120)
+        vector.update(invocations=[x.hex() for x in items], expected=expected)
+        out.append(vector)
+    return out
+
+
 def build() -> dict[str, Any]:
     """The content of ``capability.json``."""
     vectors = _positive()
@@ -247,9 +336,15 @@ def build() -> dict[str, Any]:
         vector["id"], vector["description"] = vid, description
         vectors.append(vector)
     return {
-        "description": "Capability chains (spec section 10.6): verify_chain(chain, anchors, "
-                       "now, skew, revoked, holder, request) must give `expected`, an error "
-                       "code or ok. Keys come from the seeds BLAKE2b-256('capability "
-                       "vectors ' || name).",
-        "vectors": vectors,
+        "description": "Capability tokens (spec section 10). Kind 'chain' (10.6): "
+                       "verify_chain(chain, anchors, now, skew, revoked, holder, request) "
+                       "must give `expected`, an error code or ok. Kind 'notice' (10.8): "
+                       "verifying the notice against the anchors gives `expected`. Kind "
+                       "'invocation' (10.7): one verifier (a session's, for `peer` and "
+                       "`channel_binding`, or a detached one named `verifier`, with "
+                       "`window`) checks `invocations` in order at clock `now`; each gives "
+                       "its entry of `expected`. Keys come from the seeds "
+                       "BLAKE2b-256('capability vectors ' || name).",
+        "vectors": [*({"id": v["id"], "kind": "chain", **v} for v in vectors), *_notices(),
+                    *_invocations()],
     }
