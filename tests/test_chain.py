@@ -311,3 +311,16 @@ def test_the_readme_token_example_runs_as_written() -> None:
     namespace: dict[str, Any] = {"root": ROOT, "alice": ALICE, "bob": BOB, "now": NOW}
     exec(compile(code, "README.md", "exec"), namespace)
     assert len(namespace["token"]) == 369  # the size the README states
+
+
+def test_edited_link_objects_are_refused_or_reread() -> None:
+    links = chain_of(2)
+    verify(links)  # the signature is now remembered
+    forged = links[1]._replace(issuer=MALLORY.public_bytes)
+    assert not chain_module.signature_ok(forged)  # what is remembered is the exact message
+    odd: Any
+    untyped: Any = links[0]
+    for odd in ([untyped._replace(signature=None)], [untyped._replace(payload="x")],
+                links[0]):  # the last: one Link, which is a tuple, instead of a sequence
+        with raises("invalid_argument"):
+            verify_chain(odd, ANCHORS, now=NOW)

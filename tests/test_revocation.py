@@ -22,6 +22,7 @@ from agentauth.capability import (
     verify_chain,
     verify_notice,
 )
+from agentauth.capability.revocation import REVOKE_CONTEXT
 
 
 def at_now() -> float:
@@ -104,3 +105,12 @@ def test_mutated_notices_give_only_typed_errors(index: int, value: int) -> None:
     data[index % len(data)] = value
     with contextlib.suppress(AgentAuthError):
         verify_notice(bytes(data), ANCHORS)
+
+
+def test_notice_fields_have_their_types() -> None:
+    links = chain_of(1)
+    with raises("invalid_argument"):  # one Link is not a path of links
+        revoke(ROOT, links[0], clock=at_now)  # type: ignore[arg-type]
+    payload = wire.encode_map(True, ROOT.public_bytes, [links[0].data], NOW)
+    with raises("malformed"):  # a boolean is never the version 1
+        verify_notice(wire.encode_map(payload, ROOT.sign(REVOKE_CONTEXT + payload)), ANCHORS)

@@ -99,6 +99,12 @@ class Link(NamedTuple):
         return self.payload + self.signature
 
 
+def _well_formed(links: Iterable[object]) -> bool:
+    """Whether every item is a Link whose signed bytes are bytes (not an edited object)."""
+    return all(isinstance(x, Link) and type(x.payload) is bytes
+               and type(x.signature) is bytes for x in links)
+
+
 def _key(value: str | PeerKey | Identity) -> bytes:
     if isinstance(value, Identity):
         return value.public_bytes
@@ -210,14 +216,15 @@ def parse_links(items: list[Any]) -> tuple[Link, ...]:
 # Chains are presented again and again (each request carries one), so a verifier keeps
 # what it learnt from link bytes it has seen: the parsed link (by its bytes and its
 # parent's id, which fixes the parent's audience and the chain's subject), the parsed
-# grants (by their bytes), and which links' signatures verified (by id, which hashes the
-# parent id and payload, and signature). All are pure functions of exact bytes, so they
-# cannot be poisoned; time, revocation, holder and request are checked on every use
-# regardless. Failures are never kept. Each memo is emptied when it reaches its bound.
+# grants (by their bytes), and which links' signatures verified (by issuer, parent id,
+# payload and signature: exactly what the signature covers). All are pure functions of
+# exact bytes, so they cannot be poisoned; time, revocation, holder and request are
+# checked on every use regardless. Failures are never kept. Each memo is emptied when it
+# reaches its bound.
 _CACHE_SIZE = 4096
 _links_seen: dict[tuple[bytes, bytes], Link] = {}
 _grants_seen: dict[bytes, tuple[Grant, ...]] = {}
-_verified: set[tuple[bytes, bytes]] = set()
+_verified: set[tuple[bytes, bytes, bytes, bytes]] = set()
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
@@ -334,7 +341,7 @@ def check_root(root: Link) -> None:
 def signature_ok(link: Link) -> bool:
     """Whether ``link`` is signed by its issuer, over its parent's id and its payload
     (remembered by the exact bytes)."""
-    key = (link.id, link.signature)
+    key = (link.issuer, link.parent, link.payload, link.signature)  # the message's parts
     if key in _verified:
         return True
     message = LINK_CONTEXT + (link.parent or NO_PARENT) + link.payload
@@ -387,7 +394,8 @@ def verify_chain(
     roots = {_key(key): _namespace(space) for key, space in anchors.items()}
     if type(chain) is bytes:
         links = decode_chain(chain)
-    elif isinstance(chain, list | tuple) and all(isinstance(x, Link) for x in chain):
+    elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and _well_formed(
+            chain):
         # Links given as objects are read again from their signed bytes: a field edited
         # on the object must not count.
         links = parse_links([x.data for x in chain]) if chain else ()

@@ -108,8 +108,10 @@ def _decode(data: bytes) -> tuple[bytes, bytes, bytes, Request, bytes, bytes, by
         raise DecodeError("an invocation is {0: payload, 1: signature}", code="malformed")
     version, chain, request, binding, target, jti, issued = wire.decode_map(
         payload, 7, MAX_INVOCATION, "invocation payload")
-    if version != VERSION or type(version) is not int:
-        raise DecodeError(f"invocation version {version!r} is not 1", code="unknown_field")
+    if type(version) is not int:
+        raise DecodeError("an invocation's version is an integer", code="malformed")
+    if version != VERSION:
+        raise DecodeError(f"invocation version {version} is not 1", code="unknown_field")
     if (type(chain) is not bytes or type(binding) is not bytes or type(jti) is not bytes
             or type(target) is not bytes or len(target) not in (0, 32)
             or len(jti) != 16 or type(issued) is not int or issued < 0):

@@ -36,6 +36,7 @@ from .chain import (
     MAX_SKEW,
     Link,
     _key,
+    _well_formed,
     check_root,
     parse_links,
     signature_ok,
@@ -73,9 +74,9 @@ def revoke(revoker: Identity, path: Iterable[Link], *,
            clock: Callable[[], float] = time.time) -> bytes:
     """Sign a notice revoking the last link of ``path``, the chain from its root down to
     the target. ``revoker`` issued a link of it, or holds the target."""
-    links = tuple(path)
-    if not links or not isinstance(revoker, Identity):
-        raise InvalidArgument("a notice needs its signer and a path of at least one link")
+    links = () if isinstance(path, Link) else tuple(path)  # a Link is a tuple itself
+    if not links or not isinstance(revoker, Identity) or not _well_formed(links):
+        raise InvalidArgument("a notice needs its signer and a path of at least one Link")
     payload = wire.encode_map(VERSION, revoker.public_bytes, [link.data for link in links],
                               int(clock()))
     data = wire.encode_map(payload, revoker.sign(REVOKE_CONTEXT + payload))
@@ -95,8 +96,10 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
         raise DecodeError("a notice is {0: payload, 1: signature}", code="malformed")
     version, revoker, items, issued = wire.decode_map(payload, 4, MAX_NOTICE,
                                                       "notice payload")
-    if version != VERSION or type(version) is not int:
-        raise DecodeError(f"notice version {version!r} is not 1", code="unknown_field")
+    if type(version) is not int:
+        raise DecodeError("a notice's version is an integer", code="malformed")
+    if version != VERSION:
+        raise DecodeError(f"notice version {version} is not 1", code="unknown_field")
     if (type(revoker) is not bytes or len(revoker) != 32 or type(items) is not list
             or type(issued) is not int):
         raise DecodeError("notice fields are out of shape", code="malformed")
