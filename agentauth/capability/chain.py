@@ -29,6 +29,7 @@ from .grants import (
     Grant,
     Request,
     actions_within,
+    clear_memos,
     constraint_within,
     parse_resource,
     pattern_within,
@@ -243,6 +244,7 @@ def clear_caches() -> None:
     _links_seen.clear()
     _grants_seen.clear()
     _verified.clear()
+    clear_memos()
 
 
 def _grants(raw: bytes, value: object) -> tuple[Grant, ...]:

@@ -343,22 +343,22 @@ class Grant:
         if type(actions) is not list or type(constraints) is not dict:
             raise DecodeError("grant actions are an array, constraints a map",
                               code="malformed")
-        segments = parse_resource(resource, remote=True)
-        if not 0 < len(actions) <= MAX_ACTIONS:
-            raise DecodeError(f"a grant has 1 to {MAX_ACTIONS} action names",
-                              code="malformed")
-        for action in actions:
-            if type(action) is not str:
-                raise DecodeError("action names are strings", code="malformed")
-        if len(actions) > 1 and actions != sorted(set(actions)):
-            raise DecodeError("grant actions are not sorted and unique", code="non_canonical")
-        if ANY_ACTION in actions:
-            if len(actions) != 1:
-                raise DecodeError("'*' stands alone", code="malformed")
-        else:
-            for action in actions:
-                if not _ACTION.fullmatch(action):
-                    raise DecodeError("action names are [a-z0-9_.-]{1,32}", code="malformed")
+        if type(resource) is not str:
+            raise DecodeError("a resource is a string", code="malformed")
+        # Resources and action lists recur from hop to hop even as grants narrow, so
+        # their checked forms are remembered (they depend on nothing but the value).
+        segments = _patterns_seen.get(resource)
+        if segments is None:
+            segments = parse_resource(resource, remote=True)
+            _remember(_patterns_seen, resource, segments)
+        key = tuple(actions)
+        try:
+            checked = _actions_seen.get(key)  # only lists of valid names are ever kept
+        except TypeError:  # an unhashable item: no action name
+            raise DecodeError("action names are strings", code="malformed") from None
+        if checked is None:
+            checked = _actions_from_wire(actions)
+            _remember(_actions_seen, key, checked)
         if len(constraints) > MAX_CONSTRAINTS:
             raise DecodeError(f"at most {MAX_CONSTRAINTS} constraints", code="malformed")
         for name in constraints:
@@ -369,11 +369,46 @@ class Grant:
         grant = object.__new__(cls)
         setattr_ = object.__setattr__
         setattr_(grant, "resource", resource)
-        setattr_(grant, "actions", frozenset(actions))
+        setattr_(grant, "actions", checked)
         setattr_(grant, "constraints", MappingProxyType(
             {name: _constraint_from_wire(c) for name, c in constraints.items()}))
         setattr_(grant, "segments", segments)
         return grant
+
+
+_MEMO_SIZE = 4096
+_patterns_seen: dict[str, tuple[str, ...]] = {}
+_actions_seen: dict[tuple[Any, ...], frozenset[str]] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
+def clear_memos() -> None:
+    """Forget the resources and action lists seen on the wire."""
+    _patterns_seen.clear()
+    _actions_seen.clear()
+
+
+def _actions_from_wire(actions: list[Any]) -> frozenset[str]:
+    if not 0 < len(actions) <= MAX_ACTIONS:
+        raise DecodeError(f"a grant has 1 to {MAX_ACTIONS} action names", code="malformed")
+    for action in actions:
+        if type(action) is not str:
+            raise DecodeError("action names are strings", code="malformed")
+    if len(actions) > 1 and actions != sorted(set(actions)):
+        raise DecodeError("grant actions are not sorted and unique", code="non_canonical")
+    if ANY_ACTION in actions:
+        if len(actions) != 1:
+            raise DecodeError("'*' stands alone", code="malformed")
+    else:
+        for action in actions:
+            if not _ACTION.fullmatch(action):
+                raise DecodeError("action names are [a-z0-9_.-]{1,32}", code="malformed")
+    return frozenset(actions)
 
 
 _EQ, _ONE_OF, _RANGE, _PREFIX = 0, 1, 2, 3
