@@ -90,31 +90,6 @@ def encode_value(value: Any) -> bytes:
     return _packb(value)  # type: ignore[no-any-return]
 
 
-def _decode(data: bytes, limit: int, what: str) -> Any:
-    if len(data) > limit:
-        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
-                          code="oversize")
-    try:
-        return _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
-                        object_pairs_hook=_checked_map, list_hook=_checked_array)
-    except DecodeError:
-        raise
-    except msgpack.ExtraData:
-        raise DecodeError(f"{what} has trailing bytes", code="malformed") from None
-    except Exception as exc:  # the msgpack C decoder raises several unrelated types
-        raise DecodeError(f"{what} is not valid msgpack ({type(exc).__name__})",
-                          code="malformed") from None
-
-
-def _canonical(obj: Any, data: bytes, what: str) -> None:
-    try:
-        again = _packb(obj)
-    except Exception:  # a value msgpack can read but not write back
-        raise DecodeError(f"{what} holds an unsupported value", code="malformed") from None
-    if again != data:
-        raise DecodeError(f"{what} is not in canonical form", code="non_canonical")
-
-
 def decode_array(data: bytes, limit: int, what: str) -> list[Any]:
     """Decode a canonical array: a compact structure whose fields are known by position
     (a capability chain or link), on a hot path.
@@ -128,7 +103,7 @@ def decode_array(data: bytes, limit: int, what: str) -> list[Any]:
     if len(data) > limit:
         raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
                           code="oversize")
-    try:  # inline, not through _decode: every link of every chain comes this way
+    try:
         obj = _unpackb(data, raw=False, ext_hook=_no_ext)
     except DecodeError:
         raise
@@ -153,11 +128,28 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
 
     ``what`` names the structure in error messages.
     """
-    obj = _decode(data, limit, what)
+    if len(data) > limit:
+        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
+                          code="oversize")
+    try:
+        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
+                       object_pairs_hook=_checked_map, list_hook=_checked_array)
+    except DecodeError:
+        raise
+    except msgpack.ExtraData:
+        raise DecodeError(f"{what} has trailing bytes", code="malformed") from None
+    except Exception as exc:  # the msgpack C decoder raises several unrelated types
+        raise DecodeError(f"{what} is not valid msgpack ({type(exc).__name__})",
+                          code="malformed") from None
     if type(obj) is not dict:
         raise DecodeError(f"{what} is not a map", code="malformed")
     # The hooks refused boolean and float keys, so equal keys are integer keys.
     if list(obj) != _FIELD_KEYS[fields]:
         _explain_keys(list(obj), fields, what)
-    _canonical(obj, data, what)
+    try:
+        again = _packb(obj)
+    except Exception:  # a value msgpack can read but not write back
+        raise DecodeError(f"{what} holds an unsupported value", code="malformed") from None
+    if again != data:
+        raise DecodeError(f"{what} is not in canonical form", code="non_canonical")
     return list(obj.values())
