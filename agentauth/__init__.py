@@ -8,6 +8,8 @@ from .aio import (
     AgentAuthListener,
     AgentAuthMessageStream,
     AgentAuthStream,
+    AsyncReplayStore,
+    async_replay_store,
     connect,
     create_listener,
     serve,
@@ -29,6 +31,7 @@ from .errors import (
     RemoteError,
     ReplayDetected,
     SessionExpired,
+    StoreError,
     TransportError,
 )
 from .handshake import (
@@ -42,6 +45,7 @@ from .handshake import (
 )
 from .identity import Identity, PeerKey, format_agent_id, parse_agent_id
 from .session import REPLAY_WINDOW, Session
+from .stores import MemoryReplayStore, RedisReplayStore, ReplayStore, SQLiteReplayStore
 
 __version__ = "0.1.0"
 
@@ -53,6 +57,7 @@ __all__ = [
     "AgentAuthListener",
     "AgentAuthMessageStream",
     "AgentAuthStream",
+    "AsyncReplayStore",
     "AuthenticationError",
     "CapabilityDenied",
     "CounterExhausted",
@@ -68,17 +73,23 @@ __all__ = [
     "InvalidKey",
     "InvalidState",
     "LocalError",
+    "MemoryReplayStore",
     "PeerKey",
     "ProtocolViolation",
+    "RedisReplayStore",
     "RemoteError",
     "ReplayDetected",
+    "ReplayStore",
     "Responder",
     "Role",
+    "SQLiteReplayStore",
     "Session",
     "SessionExpired",
+    "StoreError",
     "TransportError",
     "__version__",
     "accept_any_peer",
+    "async_replay_store",
     "connect",
     "create_listener",
     "format_agent_id",

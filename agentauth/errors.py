@@ -32,8 +32,10 @@ class), never on the message text.
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew
-    └── SessionExpired              idle_timeout, lifetime_exceeded
-                                    a limit the session's owner set was reached
+    ├── SessionExpired              idle_timeout, lifetime_exceeded
+    │                               a limit the session's owner set was reached
+    └── StoreError                  store_full, store_unavailable
+                                    a replay store cannot answer: the check fails closed
 
 Messages never contain secret material: at most lengths, states, codes and public
 identifiers.
@@ -62,6 +64,7 @@ __all__ = [
     "RemoteError",
     "ReplayDetected",
     "SessionExpired",
+    "StoreError",
     "TransportError",
 ]
 
@@ -209,6 +212,16 @@ class SessionExpired(AgentAuthError):
     codes = frozenset({"idle_timeout", "lifetime_exceeded"})
 
 
+class StoreError(AgentAuthError):
+    """A replay store could not record a key: it is full of live entries, or it cannot be
+    reached. The message it was asked about must be refused (the check fails closed).
+
+    Neither side misbehaved and the call was not wrong: retry later, or give the store room.
+    """
+
+    codes = frozenset({"store_full", "store_unavailable"})
+
+
 #: Every stable error code, with the class that carries it and a one-line meaning.
 #: The specification (``spec/protocol.md``, section 7) documents the same table.
 ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
@@ -264,6 +277,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "wrong_verifier": (CapabilityDenied, "a detached invocation names another verifier"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
+    "store_full": (StoreError, "a replay store is full of live entries and refuses more"),
+    "store_unavailable": (StoreError, "a replay store could not be reached or failed"),
 })
 
 
@@ -274,7 +289,7 @@ def _check_registry() -> None:
         *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
                             CounterExhausted, DecodeError, ProtocolViolation,
                             HandshakeTimeout, ReplayDetected, AuthenticationError,
-                            TransportError, SessionExpired, CapabilityDenied))
+                            TransportError, SessionExpired, CapabilityDenied, StoreError))
     )
     assert every == set(ERROR_CODES), every ^ set(ERROR_CODES)
 

@@ -20,19 +20,21 @@ EXPECTED_EXPORTS = {
     "ProtocolViolation", "RemoteError", "ReplayDetected", "Responder", "Role", "Session",
     "__version__", "accept_any_peer", "format_agent_id", "parse_agent_id",
     "AgentAuthAttribute", "AgentAuthListener", "AgentAuthMessageStream", "AgentAuthStream",
-    "SessionExpired", "TransportError", "connect", "create_listener", "serve",
+    "SessionExpired", "StoreError", "TransportError", "AsyncReplayStore",
+    "async_replay_store", "MemoryReplayStore", "RedisReplayStore", "ReplayStore",
+    "SQLiteReplayStore", "connect", "create_listener", "serve",
     "CapabilityDenied",
 }
 
 # Layer of each module: a module may import only from its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "crypto": 1, "wire": 1, "identity": 2, "noise": 2,
+    "errors": 0, "crypto": 1, "wire": 1, "identity": 2, "noise": 2, "stores": 2,
     "session": 3, "capability": 3, "handshake": 4, "conformance": 5, "aio": 5, "cli": 6,
     "cli_tokens": 6, "__main__": 7, "__init__": 7,
 }
 # Third-party imports that only one module may make.
 OWNERS = {"nacl": "crypto", "cryptography": "crypto", "msgpack": "wire", "anyio": "aio",
-          "hashlib": "crypto", "hmac": "crypto"}
+          "hashlib": "crypto", "hmac": "crypto", "redis": "stores"}
 
 
 def test_public_exports_are_exactly_the_documented_set() -> None:

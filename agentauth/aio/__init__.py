@@ -5,6 +5,7 @@ from ._common import AgentAuthAttribute
 from .gossip import exchange_revocations
 from .messages import AgentAuthMessageStream
 from .net import AgentAuthListener, connect, create_listener, serve
+from .replay import AsyncReplayStore, async_replay_store
 from .stream import AgentAuthStream
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "AgentAuthListener",
     "AgentAuthMessageStream",
     "AgentAuthStream",
+    "AsyncReplayStore",
+    "async_replay_store",
     "connect",
     "create_listener",
     "exchange_revocations",
