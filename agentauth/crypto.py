@@ -19,6 +19,7 @@ import hmac
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import NoReturn, SupportsIndex
 
 import nacl.bindings as _sodium
@@ -47,6 +48,7 @@ __all__ = [
     "ed25519_verify",
     "equal",
     "hkdf",
+    "keyed_hasher",
     "nonce",
     "rekey",
     "x25519",
@@ -161,6 +163,22 @@ def blake2b(data: bytes) -> bytes:
 def blake2b_256(data: bytes) -> bytes:
     """BLAKE2b with a 32-byte output (a distinct function from truncated BLAKE2b-512)."""
     return _blake2b(data, digest_size=32).digest()
+
+
+def keyed_hasher(key: bytes, length: int) -> Callable[[bytes], bytes]:
+    """Keyed BLAKE2b with ``key`` fixed, as a function of the data: the same values as
+    :func:`blake2b_keyed`, cheaper when one key hashes many inputs (the key block is
+    absorbed once)."""
+    if type(key) is not bytes or not 0 < len(key) <= 64 or not 0 < length <= 64:
+        raise InvalidKey("a BLAKE2b key is 1 to 64 bytes, the length 1 to 64")
+    start = _blake2b(key=key, digest_size=length)
+
+    def digest(data: bytes) -> bytes:
+        state = start.copy()
+        state.update(data)
+        return state.digest()
+
+    return digest
 
 
 def blake2b_keyed(key: bytes, data: bytes, length: int) -> bytes:

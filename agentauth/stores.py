@@ -90,7 +90,7 @@ class MemoryReplayStore:
         self._capacity = capacity
         self._width = float(bucket)
         self._clock = clock
-        self._secret = os.urandom(32)
+        self._digest = crypto.keyed_hasher(os.urandom(32), 16)
         self._seen: set[bytes] = set()
         self._buckets: dict[int, list[bytes]] = {}
         self._order: list[int] = []  # a heap of bucket numbers
@@ -103,10 +103,11 @@ class MemoryReplayStore:
     def check_and_insert(self, key: bytes, expires: float) -> bool:
         """See :class:`ReplayStore`."""
         _check_key(key, expires)
-        digest = crypto.blake2b_keyed(self._secret, key, 16)
+        digest = self._digest(key)
         with self._lock:
             now = self._clock()
-            self._reclaim(now, _RECLAIM_STEP)
+            if self._draining or (self._order and self._order[0] * self._width < now):
+                self._reclaim(now, _RECLAIM_STEP)
             if digest in self._seen:
                 return False
             if len(self._seen) >= self._capacity:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import handshake, load, tokens
+from benchmarks import handshake, load, replay, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,3 +43,15 @@ def test_tokens_quick_run_reports_every_depth(tmp_path: Path,
         f"cold / biscuit, +{d}" for d in tokens.DEPTHS}
     assert all(v > 0 for v in report["median_seconds"].values())
     assert "authority +8" in capsys.readouterr().out
+
+
+def test_replay_quick_run_reports_the_memory_targets(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    out = tmp_path / "replay.json"
+    assert replay.main(["--quick", "--json", str(out)]) == 0  # starts its own redis-server
+    report = json.loads(out.read_text())
+    assert {"memory new", "memory seen", "sqlite new", "redis new",
+            "redis new, pipelined by 100"} == set(report["median_seconds"])
+    assert len(report["targets"]) == 3
+    assert "bytes per entry" in capsys.readouterr().out

@@ -27,6 +27,7 @@ from agentauth import (
     ReplayStore,
     SQLiteReplayStore,
     async_replay_store,
+    crypto,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,3 +269,14 @@ async def test_the_async_interface_refuses_what_is_not_a_store() -> None:
         async_replay_store(object())  # type: ignore[arg-type]
     store = async_replay_store(MemoryReplayStore())
     assert await store.check_and_insert(b"k", time.time() + 1)
+
+
+def test_the_keyed_hasher_is_keyed_blake2b() -> None:
+    key = os.urandom(32)
+    digest = crypto.keyed_hasher(key, 16)
+    for data in (b"", b"a", os.urandom(300)):
+        assert digest(data) == crypto.blake2b_keyed(key, data, 16)
+        assert digest(data) == digest(data)  # no state carried between calls
+    assert crypto.keyed_hasher(os.urandom(32), 16)(b"a") != digest(b"a")
+    with raises("invalid_key"):
+        crypto.keyed_hasher(b"", 16)
