@@ -14,6 +14,7 @@ from .aio import (
     create_listener,
     serve,
 )
+from .envelope import Envelope, PendingRequests, check_envelope, open_envelope, seal
 from .errors import (
     ERROR_CODES,
     AgentAuthError,
@@ -62,6 +63,7 @@ __all__ = [
     "CapabilityDenied",
     "CounterExhausted",
     "DecodeError",
+    "Envelope",
     "HandshakePolicy",
     "HandshakeResult",
     "HandshakeState",
@@ -75,6 +77,7 @@ __all__ = [
     "LocalError",
     "MemoryReplayStore",
     "PeerKey",
+    "PendingRequests",
     "ProtocolViolation",
     "RedisReplayStore",
     "RemoteError",
@@ -90,9 +93,12 @@ __all__ = [
     "__version__",
     "accept_any_peer",
     "async_replay_store",
+    "check_envelope",
     "connect",
     "create_listener",
     "format_agent_id",
+    "open_envelope",
     "parse_agent_id",
+    "seal",
     "serve",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "DH_LEN",
     "HASH_LEN",
     "MAX_NONCE",
+    "SEALED_OVERHEAD",
     "SIGNATURE_LEN",
     "Blake2b",
     "ChaCha20Poly1305",
@@ -51,6 +52,8 @@ __all__ = [
     "keyed_hasher",
     "nonce",
     "rekey",
+    "sealed_box",
+    "sealed_box_open",
     "x25519",
     "x25519_public",
 ]
@@ -128,6 +131,31 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     except (_nacl_exc.BadSignatureError, _nacl_exc.ValueError, _nacl_exc.TypeError):
         return False
     return True
+
+
+SEALED_OVERHEAD = 48  # an ephemeral X25519 key and a Poly1305 tag
+
+
+def sealed_box(ed25519_public: bytes, message: bytes) -> bytes:
+    """Encrypt ``message`` to the holder of an Ed25519 key, anonymously (libsodium's
+    sealed box to the key's X25519 form: a fresh ephemeral key per message)."""
+    try:
+        recipient = _sodium.crypto_sign_ed25519_pk_to_curve25519(ed25519_public)
+        return _sodium.crypto_box_seal(message, recipient)
+    except (_nacl_exc.CryptoError, _nacl_exc.ValueError, _nacl_exc.TypeError):
+        raise InvalidKey("the recipient's key cannot receive encrypted messages") from None
+
+
+def sealed_box_open(secret_key: bytes, box: bytes) -> bytes:
+    """Open a :func:`sealed_box` with libsodium's 64-byte Ed25519 secret key
+    (``decrypt_failed`` if it was not sealed to this key or was altered)."""
+    try:
+        public = _sodium.crypto_sign_ed25519_pk_to_curve25519(secret_key[32:])
+        secret = _sodium.crypto_sign_ed25519_sk_to_curve25519(secret_key)
+        return _sodium.crypto_box_seal_open(box, public, secret)
+    except (_nacl_exc.CryptoError, _nacl_exc.ValueError, _nacl_exc.TypeError):
+        raise AuthenticationError("the sealed message does not open with this key",
+                                  code="decrypt_failed") from None
 
 
 # ----------------------------------------------------------------- X25519

@@ -31,7 +31,8 @@ class), never on the message text.
     │   │                           unauthorized_revoker, wrong_verifier
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
-    │                               untrusted_peer, clock_skew
+    │                               untrusted_peer, clock_skew, wrong_recipient,
+    │                               unexpected_reply
     ├── SessionExpired              idle_timeout, lifetime_exceeded
     │                               a limit the session's owner set was reached
     └── StoreError                  store_full, store_unavailable
@@ -199,6 +200,8 @@ class AuthenticationError(RemoteError):
             "unexpected_peer",
             "untrusted_peer",
             "clock_skew",
+            "wrong_recipient",
+            "unexpected_reply",
         }
     )
 
@@ -242,7 +245,7 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "session_closed": (ProtocolViolation, "the session was closed; nothing more is accepted"),
     "handshake_timeout": (HandshakeTimeout, "the handshake did not finish in time"),
     "replayed": (ReplayDetected, "message counter already accepted"),
-    "stale": (ReplayDetected, "message counter is behind the replay window"),
+    "stale": (ReplayDetected, "message is older than the window that tracks replays"),
     "decrypt_failed": (AuthenticationError, "AEAD tag did not verify"),
     "bad_signature": (AuthenticationError, "Ed25519 signature did not verify"),
     "low_order_point": (AuthenticationError, "X25519 public key of small order"),
@@ -251,6 +254,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "unexpected_peer": (AuthenticationError, "peer is not the agent the caller pinned"),
     "untrusted_peer": (AuthenticationError, "trust policy refused the peer"),
     "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
+    "wrong_recipient": (AuthenticationError, "the envelope is addressed to another agent"),
+    "unexpected_reply": (AuthenticationError, "a reply to no request we sent to its sender"),
     "unexpected_eof": (TransportError, "the transport ended before the protocol did"),
     "connection_lost": (TransportError, "the transport failed under the channel"),
     "chain_too_long": (CapabilityDenied, "a capability chain has more links than allowed"),

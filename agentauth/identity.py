@@ -172,6 +172,10 @@ class Identity:
         """A 64-byte Ed25519 signature of ``message``."""
         return crypto.ed25519_sign(self._secret, message)
 
+    def open_sealed(self, box: bytes) -> bytes:
+        """Open a message sealed to this identity (``decrypt_failed`` if it was not)."""
+        return crypto.sealed_box_open(self._secret, box)
+
     def export_seed(self) -> bytes:
         """The 32-byte secret seed. Store it only encrypted."""
         return self._seed

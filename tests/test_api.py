@@ -22,13 +22,14 @@ EXPECTED_EXPORTS = {
     "AgentAuthAttribute", "AgentAuthListener", "AgentAuthMessageStream", "AgentAuthStream",
     "SessionExpired", "StoreError", "TransportError", "AsyncReplayStore",
     "async_replay_store", "MemoryReplayStore", "RedisReplayStore", "ReplayStore",
-    "SQLiteReplayStore", "connect", "create_listener", "serve",
+    "SQLiteReplayStore", "Envelope", "PendingRequests", "check_envelope", "open_envelope",
+    "seal", "connect", "create_listener", "serve",
     "CapabilityDenied",
 }
 
 # Layer of each module: a module may import only from its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "crypto": 1, "wire": 1, "identity": 2, "noise": 2, "stores": 2,
+    "errors": 0, "crypto": 1, "wire": 1, "identity": 2, "noise": 2, "stores": 2, "envelope": 3,
     "session": 3, "capability": 3, "handshake": 4, "conformance": 5, "aio": 5, "cli": 6,
     "cli_tokens": 6, "__main__": 7, "__init__": 7,
 }

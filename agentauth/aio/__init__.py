@@ -5,7 +5,7 @@ from ._common import AgentAuthAttribute
 from .gossip import exchange_revocations
 from .messages import AgentAuthMessageStream
 from .net import AgentAuthListener, connect, create_listener, serve
-from .replay import AsyncReplayStore, async_replay_store
+from .replay import AsyncReplayStore, async_replay_store, open_envelope
 from .stream import AgentAuthStream
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "connect",
     "create_listener",
     "exchange_revocations",
+    "open_envelope",
     "serve",
 ]

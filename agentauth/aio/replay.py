@@ -1,4 +1,5 @@
-"""The async face of the replay stores: one small interface for every backend.
+"""The async face of the replay stores (one small interface for every backend), and
+envelopes opened through it.
 
 A memory store answers at once, in the calling task; a store that does I/O (SQLite,
 Redis) runs in a worker thread, so the event loop never waits on a disk or a network.
@@ -6,15 +7,18 @@ Redis) runs in a worker thread, so the event loop never waits on a disk or a net
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import anyio.to_thread
 
-from ..errors import InvalidArgument
+from ..envelope import DEFAULT_SKEW, DEFAULT_WINDOW, Envelope, PendingRequests, check_envelope
+from ..errors import AuthenticationError, InvalidArgument, ReplayDetected
+from ..identity import Identity, PeerKey
 from ..stores import MemoryReplayStore, ReplayStore
 
-__all__ = ["AsyncReplayStore", "async_replay_store"]
+__all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
 
 class AsyncReplayStore(Protocol):
@@ -58,3 +62,31 @@ def async_replay_store(store: ReplayStore) -> AsyncReplayStore:
         raise InvalidArgument("store is a replay store (check_and_insert and "
                               "check_and_insert_many)")
     return _Direct(store) if isinstance(store, MemoryReplayStore) else _Threaded(store)
+
+
+async def open_envelope(
+    data: bytes,
+    me: Identity,
+    store: AsyncReplayStore,
+    *,
+    clock: Callable[[], float] = time.time,
+    window: int = DEFAULT_WINDOW,
+    skew: int = DEFAULT_SKEW,
+    trust: Callable[[PeerKey], bool] | None = None,
+    pending: PendingRequests | None = None,
+) -> Envelope:
+    """:func:`agentauth.open_envelope` with an async replay store: every check, in the
+    same order; the nonce is remembered last, once everything else has passed."""
+    now = clock()
+    envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
+    if envelope.reply_to:
+        if pending is None:
+            raise AuthenticationError("a reply arrived, and no requests are awaited",
+                                      code="unexpected_reply")
+        pending.check(envelope.reply_to, envelope.sender.public_bytes, now)
+    if not await store.check_and_insert(envelope.replay_key,
+                                        envelope.time + window + skew):
+        raise ReplayDetected("this envelope was already received", code="replayed")
+    if envelope.reply_to and pending is not None:
+        pending.answered(envelope.reply_to)
+    return envelope

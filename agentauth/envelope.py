@@ -1,0 +1,267 @@
+"""One-shot envelopes: authenticated messages with no live conversation (spec section 12).
+
+For queues, mailboxes, files and HTTP bodies. An envelope is signed by its sender,
+addressed to one recipient, and carries a random nonce, the sender's clock and the payload,
+all under the signature; a reply names its request's nonce. Sealed, the whole signed
+envelope is encrypted to the recipient (libsodium's sealed box), so only the recipient can
+read it, and nobody else can tell who sent it.
+
+Opening checks, in order, each with its own code: the form (``oversize``, ``malformed``,
+``non_canonical``, ``unknown_field``); the recipient is me (``wrong_recipient``); sealed,
+that it opens (``decrypt_failed``); the signature (``bad_signature``); the clock window
+(``stale`` too old, ``clock_skew`` from the future); the sender trust policy
+(``untrusted_peer``); for a reply, that it answers a request we sent to that very sender
+(``unexpected_reply``); and last, that the nonce is new, through a replay store
+(``replayed``). Nothing is remembered before every other check has passed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from . import crypto, wire
+from .errors import (
+    AuthenticationError,
+    DecodeError,
+    InvalidArgument,
+    InvalidState,
+    ReplayDetected,
+)
+from .identity import Identity, PeerKey, parse_agent_id
+from .stores import ReplayStore
+
+__all__ = [
+    "DEFAULT_SKEW",
+    "DEFAULT_WINDOW",
+    "ENVELOPE_CONTEXT",
+    "MAX_ENVELOPE",
+    "Envelope",
+    "PendingRequests",
+    "check_envelope",
+    "open_envelope",
+    "seal",
+]
+
+SIGNED: Final = 1
+SEALED: Final = 2
+ENVELOPE_CONTEXT: Final = b"agentauth v1 envelope\x00"
+MAX_ENVELOPE: Final = 1 << 20
+NONCE_LEN: Final = 16
+MAX_NONCE: Final = 64
+DEFAULT_WINDOW: Final = 300
+DEFAULT_SKEW: Final = 60
+MAX_TIME: Final = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An opened envelope: who sent it, to whom, when, and what."""
+
+    sender: PeerKey
+    recipient: PeerKey
+    nonce: bytes
+    time: int
+    reply_to: bytes  # empty unless this is a reply: the request's nonce
+    payload: bytes
+    sealed: bool
+
+    @property
+    def replay_key(self) -> bytes:
+        """What a replay store remembers: the sender's key and the nonce."""
+        return self.sender.public_bytes + self.nonce
+
+
+def _key(value: str | PeerKey | Identity) -> bytes:
+    if isinstance(value, Identity | PeerKey):
+        return value.public_bytes
+    if isinstance(value, str):
+        return parse_agent_id(value)
+    raise InvalidArgument("an agent is an agent id, a PeerKey or an Identity")
+
+
+def seal(
+    sender: Identity,
+    recipient: str | PeerKey | Identity,
+    payload: bytes,
+    *,
+    reply_to: bytes = b"",
+    encrypt: bool = False,
+    clock: Callable[[], float] = time.time,
+    random: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """An envelope from ``sender`` to ``recipient``; ``reply_to`` names the nonce of the
+    request it answers; ``encrypt`` seals it to the recipient."""
+    if not isinstance(sender, Identity) or type(payload) is not bytes:
+        raise InvalidArgument("the sender is an Identity and the payload bytes")
+    if type(reply_to) is not bytes or not (reply_to == b""
+                                           or NONCE_LEN <= len(reply_to) <= MAX_NONCE):
+        raise InvalidArgument("reply_to is empty or a request's nonce")
+    to = _key(recipient)
+    nonce = random(NONCE_LEN)
+    if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
+        raise InvalidArgument(f"random({NONCE_LEN}) must return {NONCE_LEN} bytes")
+    now = int(clock())
+    if not 0 <= now <= MAX_TIME:
+        raise InvalidArgument("the clock reads a time before 1970")
+    body = wire.encode_map(sender.public_bytes, to, nonce, now, reply_to, payload)
+    signed = wire.encode_map(SIGNED, body, sender.sign(ENVELOPE_CONTEXT + body))
+    if len(signed) + crypto.SEALED_OVERHEAD + 64 > MAX_ENVELOPE:
+        raise InvalidArgument(f"the envelope would be over {MAX_ENVELOPE} bytes")
+    if not encrypt:
+        return signed
+    return wire.encode_map(SEALED, to, crypto.sealed_box(to, signed))
+
+
+def _outer(data: bytes, what: str) -> tuple[int, bytes, bytes]:
+    kind, first, second = wire.decode_map(data, 3, MAX_ENVELOPE, what)
+    if type(kind) is not int:
+        raise DecodeError(f"{what}'s kind is an integer", code="malformed")
+    if kind not in (SIGNED, SEALED):
+        raise DecodeError(f"{what} kind {kind} is unknown", code="unknown_field")
+    if type(first) is not bytes or type(second) is not bytes:
+        raise DecodeError(f"{what} is {{0: kind, 1: bytes, 2: bytes}}", code="malformed")
+    return kind, first, second
+
+
+def _signed(body: bytes, signature: bytes, me: bytes, sealed: bool) -> Envelope:
+    sender, recipient, nonce, sent, reply_to, payload = wire.decode_map(
+        body, 6, MAX_ENVELOPE, "envelope body")
+    if (type(sender) is not bytes or len(sender) != 32 or type(recipient) is not bytes
+            or len(recipient) != 32 or type(payload) is not bytes):
+        raise DecodeError("envelope keys are 32 bytes and the payload bytes",
+                          code="malformed")
+    if (type(nonce) is not bytes or not NONCE_LEN <= len(nonce) <= MAX_NONCE
+            or type(reply_to) is not bytes
+            or not (reply_to == b"" or NONCE_LEN <= len(reply_to) <= MAX_NONCE)):
+        raise DecodeError(f"a nonce is {NONCE_LEN} to {MAX_NONCE} bytes", code="malformed")
+    if type(sent) is not int or not 0 <= sent <= MAX_TIME:
+        raise DecodeError("an envelope's time is a non-negative integer", code="malformed")
+    if not crypto.equal(recipient, me):
+        raise AuthenticationError("the envelope is addressed to another agent",
+                                  code="wrong_recipient")
+    if len(signature) != crypto.SIGNATURE_LEN:
+        raise DecodeError("a signature is 64 bytes", code="malformed")
+    if not crypto.ed25519_verify(sender, ENVELOPE_CONTEXT + body, signature):
+        raise AuthenticationError("the envelope's signature does not verify",
+                                  code="bad_signature")
+    return Envelope(PeerKey(sender), PeerKey(recipient), nonce, sent, reply_to, payload,
+                    sealed)
+
+
+def check_envelope(
+    data: bytes,
+    me: Identity,
+    *,
+    now: float,
+    window: int = DEFAULT_WINDOW,
+    skew: int = DEFAULT_SKEW,
+    trust: Callable[[PeerKey], bool] | None = None,
+) -> Envelope:
+    """Every check but replay and reply binding: form, recipient, decryption, signature,
+    clock window, trust. :func:`open_envelope` adds those two."""
+    if type(data) is not bytes or not isinstance(me, Identity):
+        raise InvalidArgument("data is bytes and me an Identity")
+    for name, value in (("window", window), ("skew", skew)):
+        if type(value) is not int or not 0 <= value <= 86_400:
+            raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+    kind, first, second = _outer(data, "envelope")
+    if kind == SEALED:
+        if len(first) != 32:
+            raise DecodeError("a sealed envelope names a 32-byte recipient",
+                              code="malformed")
+        if not crypto.equal(first, me.public_bytes):
+            raise AuthenticationError("the envelope is addressed to another agent",
+                                      code="wrong_recipient")
+        kind, body, signature = _outer(me.open_sealed(second), "sealed content")
+        if kind != SIGNED:
+            raise DecodeError("a sealed envelope holds a signed one", code="malformed")
+        envelope = _signed(body, signature, me.public_bytes, True)
+    else:
+        envelope = _signed(first, second, me.public_bytes, False)
+    if envelope.time < now - window - skew:
+        raise ReplayDetected("the envelope is older than the acceptance window",
+                             code="stale")
+    if envelope.time > now + skew:
+        raise AuthenticationError("the envelope is dated in the future beyond the skew",
+                                  code="clock_skew")
+    if trust is not None and not trust(envelope.sender):
+        raise AuthenticationError("the sender is not trusted", code="untrusted_peer")
+    return envelope
+
+
+class PendingRequests:
+    """The requests we sent and still expect a reply to: nonce -> (recipient, expiry).
+
+    Seal requests with :meth:`request`; :func:`open_envelope` accepts a reply only if it
+    names one of them and comes from the agent it went to, once. Bounded: when full of
+    requests still awaiting a reply, new requests are refused (``invalid_state``).
+    """
+
+    def __init__(self, capacity: int = 100_000, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise InvalidArgument("capacity is a positive integer")
+        self._capacity = capacity
+        self._clock = clock
+        self._entries: dict[bytes, tuple[bytes, float]] = {}
+
+    def request(self, sender: Identity, recipient: str | PeerKey | Identity,
+                payload: bytes, *, timeout: float = DEFAULT_WINDOW + DEFAULT_SKEW,
+                encrypt: bool = False, random: Callable[[int], bytes] = os.urandom) -> bytes:
+        """Seal a request and await its reply for ``timeout`` seconds."""
+        now = self._clock()
+        if len(self._entries) >= self._capacity:
+            for nonce in [n for n, (_, end) in self._entries.items() if end < now]:
+                del self._entries[nonce]
+            if len(self._entries) >= self._capacity:
+                raise InvalidState("too many requests await a reply")
+        nonce = random(NONCE_LEN)
+        envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
+                        random=lambda _: nonce)
+        self._entries[nonce] = (_key(recipient), now + timeout)
+        return envelope
+
+    def check(self, nonce: bytes, sender: bytes, now: float) -> None:
+        """Refuse unless ``nonce`` is a request awaiting a reply from ``sender``."""
+        entry = self._entries.get(nonce)
+        if entry is None or entry[1] < now or not crypto.equal(entry[0], sender):
+            raise AuthenticationError("the reply answers no request we sent to its sender",
+                                      code="unexpected_reply")
+
+    def answered(self, nonce: bytes) -> None:
+        """The reply to ``nonce`` was accepted: expect no other."""
+        self._entries.pop(nonce, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def open_envelope(
+    data: bytes,
+    me: Identity,
+    store: ReplayStore,
+    *,
+    clock: Callable[[], float] = time.time,
+    window: int = DEFAULT_WINDOW,
+    skew: int = DEFAULT_SKEW,
+    trust: Callable[[PeerKey], bool] | None = None,
+    pending: PendingRequests | None = None,
+) -> Envelope:
+    """Open an envelope completely (see the module's docstring for the order); its nonce
+    is remembered in ``store`` until it could no longer be accepted."""
+    now = clock()
+    envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
+    if envelope.reply_to:
+        if pending is None:
+            raise AuthenticationError("a reply arrived, and no requests are awaited",
+                                      code="unexpected_reply")
+        pending.check(envelope.reply_to, envelope.sender.public_bytes, now)
+    if not store.check_and_insert(envelope.replay_key, envelope.time + window + skew):
+        raise ReplayDetected("this envelope was already received", code="replayed")
+    if envelope.reply_to and pending is not None:
+        pending.answered(envelope.reply_to)  # only now: nothing is half-applied
+    return envelope
