@@ -136,11 +136,24 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 SEALED_OVERHEAD = 48  # an ephemeral X25519 key and a Poly1305 tag
 
 
-def sealed_box(ed25519_public: bytes, message: bytes) -> bytes:
+def sealed_box(ed25519_public: bytes, message: bytes, *,
+               ephemeral_for_vectors: bytes | None = None) -> bytes:
     """Encrypt ``message`` to the holder of an Ed25519 key, anonymously (libsodium's
-    sealed box to the key's X25519 form: a fresh ephemeral key per message)."""
+    sealed box to the key's X25519 form: a fresh ephemeral key per message).
+
+    ``ephemeral_for_vectors`` fixes the ephemeral X25519 secret, so that test vectors have
+    exact bytes: the same construction as ``crypto_box_seal`` (the ephemeral public key,
+    then ``crypto_box`` under the nonce ``BLAKE2b-192(ephemeral public || recipient)``),
+    which libsodium's ``crypto_box_seal_open`` opens. Never pass it otherwise: a reused
+    ephemeral key would link messages and repeat nonces.
+    """
     try:
         recipient = _sodium.crypto_sign_ed25519_pk_to_curve25519(ed25519_public)
+        if ephemeral_for_vectors is not None:
+            ephemeral = _sodium.crypto_scalarmult_base(ephemeral_for_vectors)
+            nonce = _blake2b(ephemeral + recipient, digest_size=24).digest()
+            return ephemeral + _sodium.crypto_box(message, nonce, recipient,
+                                                  ephemeral_for_vectors)
         return _sodium.crypto_box_seal(message, recipient)
     except (_nacl_exc.CryptoError, _nacl_exc.ValueError, _nacl_exc.TypeError):
         raise InvalidKey("the recipient's key cannot receive encrypted messages") from None

@@ -225,6 +225,15 @@ class PendingRequests:
         self._entries[nonce] = (_key(recipient), now + timeout)
         return envelope
 
+    def expect(self, nonce: bytes, recipient: str | PeerKey | Identity, *,
+               expires: float) -> None:
+        """Await a reply to a request sealed some other way: its nonce and recipient."""
+        if type(nonce) is not bytes or not NONCE_LEN <= len(nonce) <= MAX_NONCE:
+            raise InvalidArgument(f"a nonce is {NONCE_LEN} to {MAX_NONCE} bytes")
+        if len(self._entries) >= self._capacity:
+            raise InvalidState("too many requests await a reply")
+        self._entries[nonce] = (_key(recipient), expires)
+
     def check(self, nonce: bytes, sender: bytes, now: float) -> None:
         """Refuse unless ``nonce`` is a request awaiting a reply from ``sender``."""
         entry = self._entries.get(nonce)

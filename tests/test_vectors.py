@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from agentauth import AgentAuthError, PeerKey
+from agentauth import (
+    AgentAuthError,
+    Identity,
+    MemoryReplayStore,
+    PeerKey,
+    PendingRequests,
+    open_envelope,
+)
 from agentauth.capability import (
     DetachedInvocations,
     Request,
@@ -182,3 +189,46 @@ def test_capability_vectors_cover_the_rules() -> None:
         links = decode_chain(bytes.fromhex(vector["chain"]))
         assert [link.id.hex() for link in links] == vector["link_ids"]
         assert [link.payload.hex() for link in links] == vector["payloads"]
+
+
+ENVELOPE = load("envelope.json")
+
+
+def run_envelope_vector(vector: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Open one vector's envelopes in order; return the codes and the payloads (hex)."""
+    me = Identity.from_seed(bytes.fromhex(vector["me_seed"]))
+    store = MemoryReplayStore()
+    pending = PendingRequests()
+    for entry in vector["pending"]:
+        pending.expect(bytes.fromhex(entry["nonce"]), entry["recipient"],
+                       expires=entry["expires"])
+    trusted = vector["trusted"]
+    trust = None if trusted is None else (lambda peer: peer.agent_id in trusted)
+    codes, payloads = [], []
+    for data in vector["envelopes"]:
+        try:
+            opened = open_envelope(bytes.fromhex(data), me, store,
+                                   clock=lambda: vector["now"], window=vector["window"],
+                                   skew=vector["skew"], trust=trust, pending=pending)
+        except AgentAuthError as exc:
+            codes.append(exc.code)
+            payloads.append("")
+        else:
+            codes.append("ok")
+            payloads.append(opened.payload.hex())
+    return codes, payloads
+
+
+@pytest.mark.parametrize("vector", ENVELOPE, ids=[x["id"] for x in ENVELOPE])
+def test_envelope_vectors(vector: dict[str, Any]) -> None:
+    codes, payloads = run_envelope_vector(vector)
+    assert codes == vector["expected"]
+    if "payloads" in vector:
+        assert payloads == vector["payloads"]
+
+
+def test_envelope_vectors_cover_the_rules() -> None:
+    codes = {code for vector in ENVELOPE for code in vector["expected"]}
+    assert {"ok", "wrong_recipient", "decrypt_failed", "stale", "clock_skew", "replayed",
+            "bad_signature", "untrusted_peer", "unexpected_reply", "non_canonical",
+            "unknown_field", "malformed"} <= codes

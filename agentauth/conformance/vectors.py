@@ -1,6 +1,6 @@
 """The protocol's test vectors: how they are made, and how an engine is run against them.
 
-``python -m agentauth.conformance.vectors --write DIR`` writes the three JSON files of
+``python -m agentauth.conformance.vectors --write DIR`` writes the JSON files of
 ``spec/vectors/``; ``--check DIR`` regenerates them and compares byte for byte. The file
 format is described in ``spec/protocol.md`` section 6 and by the pydantic models below.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _capability, _negative, _positive
+from . import _capability, _envelope, _negative, _positive
 from .model import (
     HandshakeVector,
     Inputs,
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
-         "capability.json")
+         "capability.json", "envelope.json")
 
 
 def generate() -> dict[str, Any]:
@@ -49,6 +49,7 @@ def generate() -> dict[str, Any]:
         "handshake-negative.json": _negative.build_handshake(positive),
         "session-negative.json": _negative.build_session(positive),
         "capability.json": _capability.build(),
+        "envelope.json": _envelope.build(),
     }
 
 
