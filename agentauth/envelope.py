@@ -245,6 +245,11 @@ class PendingRequests:
         """The reply to ``nonce`` was accepted: expect no other."""
         self._entries.pop(nonce, None)
 
+    def waiting(self) -> list[tuple[bytes, PeerKey, float]]:
+        """Every request still awaited: (nonce, recipient, expiry), to save and give back
+        to :meth:`expect` later (an agent that goes offline between request and reply)."""
+        return [(nonce, PeerKey(to), end) for nonce, (to, end) in self._entries.items()]
+
     def __len__(self) -> int:
         return len(self._entries)
 

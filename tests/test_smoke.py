@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis_support import redis_server
 
 from agentauth import HandshakePolicy, Identity, Initiator, Responder, accept_any_peer
 
@@ -86,3 +87,43 @@ def test_demo_runs() -> None:
     assert "[untrusted_peer] peer mallory is not trusted" in out
     assert "rejected the replay" in out and "[replayed]" in out
     assert "bob accepted 2 channels and refused 1" in out
+
+
+def test_mailbox_agents_that_are_never_online_together(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    script = str(ROOT / "examples" / "mailbox.py")
+
+    def step(*args: str) -> str:
+        done = run(script, *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    step("keys", str(box))
+    step("send", str(box), "what is due?")
+    step("send", str(box), "and when?")
+    assert step("answer", str(box)).count("answered") == 2
+    again = step("answer", str(box), "--name", "bob-restarted")  # a new process, same file
+    assert again.count("refused: replayed") == 2 and "answered" not in again
+    collected = step("collect", str(box))
+    assert "'answer to: what is due?'" in collected and "'answer to: and when?'" in collected
+    assert step("collect", str(box)).count("refused") == 2  # answers are taken once
+
+
+def test_mailbox_replicas_sharing_redis_answer_each_request_once(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    script = str(ROOT / "examples" / "mailbox.py")
+    assert run(script, "keys", str(box)).returncode == 0
+    for i in range(6):
+        assert run(script, "send", str(box), f"question {i}").returncode == 0
+    with redis_server() as url:
+        replicas = [subprocess.Popen(
+            [sys.executable, script, "answer", str(box), "--redis", url, "--name", name],
+            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("bob-1", "bob-2")]  # both read every request, at the same time
+        outputs = [replica.communicate(timeout=60) for replica in replicas]
+    assert all(replica.returncode == 0 for replica in replicas), outputs
+    answered = [line for out, _ in outputs for line in out.splitlines() if "answered" in line]
+    refused = [line for out, _ in outputs for line in out.splitlines() if "replayed" in line]
+    assert len(answered) == 6 and len(refused) == 6  # each request once, in one replica
+    collected = run(script, "collect", str(box))
+    assert collected.stdout.count("says") == 6, collected.stderr
