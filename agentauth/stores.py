@@ -44,6 +44,7 @@ __all__ = [
     "MAX_KEY",
     "MemoryReplayStore",
     "RedisReplayStore",
+    "RedisTable",
     "ReplayStore",
     "SQLiteReplayStore",
 ]
@@ -268,7 +269,80 @@ def _ms(seconds: float, up: bool = False) -> int:
 # ------------------------------------------------------------------ Redis
 
 
-class RedisReplayStore:
+class _Redis:
+    """A Redis client, its key prefix, and how its failures map to StoreError."""
+
+    def __init__(self, client: redis.Redis | str, prefix: bytes, check_policy: bool,
+                 clock: Callable[[], float]) -> None:
+        import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
+
+        if type(prefix) is not bytes or not 0 < len(prefix) <= 64 or any(
+                c in prefix for c in b"*?[]\\"):
+            raise InvalidArgument("prefix is 1 to 64 bytes, with no glob characters")
+        self._errors = redis_module.exceptions
+        self._client: redis.Redis = (redis_module.Redis.from_url(client)
+                                     if isinstance(client, str) else client)
+        self._prefix = prefix
+        self._clock = clock
+        if check_policy:
+            policy = self._call(lambda: self._client.config_get("maxmemory-policy"))
+            value = policy.get("maxmemory-policy") or policy.get(b"maxmemory-policy")
+            if value not in ("noeviction", b"noeviction"):
+                raise InvalidState(f"the Redis server evicts keys (maxmemory-policy "
+                                   f"{value!r}); a store that must not forget needs "
+                                   "noeviction")
+
+    def _call(self, work: Callable[[], Any]) -> Any:
+        errors = self._errors
+        try:
+            return work()
+        except errors.OutOfMemoryError:
+            raise StoreError("the Redis server is out of memory", code="store_full"
+                             ) from None
+        except errors.RedisError as exc:
+            raise StoreError(f"the Redis server failed ({type(exc).__name__})",
+                             code="store_unavailable") from None
+
+    def _ttl(self, expires: float) -> int:
+        return max(1, math.ceil((expires - self._clock()) * 1000))
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
+
+class RedisTable(_Redis):
+    """Byte values under byte keys with expiries, in one Redis namespace (``prefix``): what
+    the Redis revocation store keeps its notices in."""
+
+    def __init__(self, client: redis.Redis | str, *, prefix: bytes,
+                 check_policy: bool = True, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(client, prefix, check_policy, clock)
+
+    def put(self, key: bytes, value: bytes, expires: float) -> bool:
+        """Keep ``value`` under ``key`` until ``expires``; False if the key was there."""
+        ttl = self._ttl(expires)
+        return bool(self._call(lambda: self._client.set(self._prefix + key, value, nx=True,
+                                                        px=ttl)))
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value under ``key``, if it is there."""
+        value = self._call(lambda: self._client.get(self._prefix + key))
+        return None if value is None else bytes(value)
+
+    def exists(self, key: bytes) -> bool:
+        """Whether ``key`` is there."""
+        return bool(self._call(lambda: self._client.exists(self._prefix + key)))
+
+    def keys(self) -> list[bytes]:
+        """Every key of the namespace (a SCAN: not atomic with concurrent writes)."""
+        size = len(self._prefix)
+        found = self._call(lambda: list(self._client.scan_iter(match=self._prefix + b"*",
+                                                               count=1000)))
+        return sorted(bytes(k)[size:] for k in found)
+
+
+class RedisReplayStore(_Redis):
     """Keys in a Redis server, shared by every process and machine that uses it.
 
     Each key is ``SET prefix+key 1 NX PX ttl``, one round trip, or one pipeline for
@@ -280,38 +354,7 @@ class RedisReplayStore:
 
     def __init__(self, client: redis.Redis | str, *, prefix: bytes = b"agentauth:replay:",
                  check_policy: bool = True, clock: Callable[[], float] = time.time) -> None:
-        import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
-
-        self._errors = redis_module.exceptions
-        self._client: redis.Redis = (redis_module.Redis.from_url(client)
-                                     if isinstance(client, str) else client)
-        if type(prefix) is not bytes or len(prefix) > 64:
-            raise InvalidArgument("prefix is at most 64 bytes")
-        self._prefix = prefix
-        self._clock = clock
-        if check_policy:
-            policy = self._call(lambda: self._client.config_get("maxmemory-policy"))
-            value = policy.get("maxmemory-policy") or policy.get(b"maxmemory-policy")
-            if value not in ("noeviction", b"noeviction"):
-                raise InvalidState(f"the Redis server evicts keys (maxmemory-policy "
-                                   f"{value!r}); a replay store needs noeviction")
-
-    def _call(self, work: Callable[[], Any]) -> Any:
-        errors = self._errors
-        try:
-            return work()
-        except errors.OutOfMemoryError:
-            raise StoreError("the Redis server is out of memory", code="store_full"
-                             ) from None
-        except errors.ResponseError as exc:
-            raise StoreError(f"the Redis server refused ({type(exc).__name__})",
-                             code="store_unavailable") from None
-        except errors.RedisError as exc:
-            raise StoreError(f"the Redis server failed ({type(exc).__name__})",
-                             code="store_unavailable") from None
-
-    def _ttl(self, expires: float) -> int:
-        return max(1, math.ceil((expires - self._clock()) * 1000))
+        super().__init__(client, prefix, check_policy, clock)
 
     def check_and_insert(self, key: bytes, expires: float) -> bool:
         """See :class:`ReplayStore`."""
@@ -334,7 +377,3 @@ class RedisReplayStore:
             return pipe.execute(raise_on_error=True)
 
         return [bool(answer) for answer in self._call(run)]
-
-    def close(self) -> None:
-        """Close the client's connections."""
-        self._client.close()

@@ -71,7 +71,7 @@ def measure(entries: int, rounds: int, redis_url: str | None) -> dict[str, float
         samples["sqlite new"] = []
         redis_store = None
         if redis_url is not None:
-            redis_store = RedisReplayStore(redis_url, prefix=os.urandom(4))
+            redis_store = RedisReplayStore(redis_url, prefix=os.urandom(4).hex().encode())
             samples["redis new"], samples["redis new, pipelined by 100"] = [], []
         for round_ in range(rounds):
             fresh = _keys(BATCH, b"r%d" % round_)

@@ -1,20 +1,30 @@
 """Revocation notices: who may revoke, verification before storage, the effect on chains
-(the revoked link and everything below it), and both stores (memory, a real SQLite file)."""
+(the revoked link and everything below it), and the stores (memory, a real SQLite file, a
+real redis-server shared by replicas)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
+import redis
+from anyio.streams.stapled import StapledObjectStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis_support import redis_server
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
 from agentauth import AgentAuthError, wire
+from agentauth.aio import exchange_revocations
 from agentauth.capability import (
     MemoryRevocationStore,
+    RedisRevocationStore,
     SQLiteRevocationStore,
     delegate,
     encode_chain,
@@ -114,3 +124,51 @@ def test_notice_fields_have_their_types() -> None:
     payload = wire.encode_map(True, ROOT.public_bytes, [links[0].data], NOW)
     with raises("malformed"):  # a boolean is never the version 1
         verify_notice(wire.encode_map(payload, ROOT.sign(REVOKE_CONTEXT + payload)), ANCHORS)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+def test_replicas_share_a_redis_revocation_store(redis_url: str) -> None:
+    links = chain_of(3)
+    prefix = os.urandom(6).hex().encode()
+    replica_a = RedisRevocationStore(redis_url, ANCHORS, prefix=prefix)
+    replica_b = RedisRevocationStore(redis_url, ANCHORS, prefix=prefix)
+    notice = revoke(ROOT, links[:2], clock=at_now)
+    assert replica_a.add(notice) and not replica_b.add(notice)  # stored once, for both
+    with raises("revoked"):
+        verify_chain(encode_chain(links), ANCHORS, now=NOW, revoked=replica_b.is_revoked)
+    assert replica_b.ids() == [links[1].id] and replica_b.notice(links[1].id) == notice
+    assert len(replica_a) == 1 and replica_a.prune(NOW) == 0
+    payload, _ = wire.decode_map(notice, 2, 20_000, "notice")
+    forged = wire.encode_map(payload, MALLORY.sign(REVOKE_CONTEXT + payload))
+    with raises("bad_signature"):  # verified before it reaches the server
+        RedisRevocationStore(redis_url, ANCHORS, prefix=b"other:").add(forged)
+    client = redis.Redis.from_url(redis_url)
+    ttl = client.pttl(prefix + links[1].id) / 1000  # kept until the link cannot verify
+    assert abs(ttl - (NOW + 3600 + 300 - time.time())) < 5
+    assert client.keys(b"other:*") == []
+    client.close()
+    for store in (replica_a, replica_b):
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_gossip_between_a_memory_store_and_a_redis_store(redis_url: str) -> None:
+    links = chain_of(3)
+    memory = MemoryRevocationStore(ANCHORS)
+    shared = RedisRevocationStore(redis_url, ANCHORS, prefix=os.urandom(6).hex().encode())
+    memory.add(revoke(ROOT, links[:2], clock=at_now))
+    shared.add(revoke(BOB, links, clock=at_now))  # bob issued carol's link
+    to_right, from_left = anyio.create_memory_object_stream[bytes](10)
+    to_left, from_right = anyio.create_memory_object_stream[bytes](10)
+    left = StapledObjectStream(to_right, from_right)
+    right = StapledObjectStream(to_left, from_left)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(exchange_revocations, left, memory)
+        await exchange_revocations(right, shared)
+    assert memory.ids() == shared.ids() == sorted([links[1].id, links[2].id])
+    shared.close()

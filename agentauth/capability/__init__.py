@@ -8,6 +8,7 @@ from .invocation import DetachedInvocations, SessionInvocations, invoke
 from .revocation import (
     MemoryRevocationStore,
     Notice,
+    RedisRevocationStore,
     RevocationStore,
     SQLiteRevocationStore,
     revoke,
@@ -26,6 +27,7 @@ __all__ = [
     "OneOf",
     "Prefix",
     "Range",
+    "RedisRevocationStore",
     "Request",
     "RevocationStore",
     "SQLiteRevocationStore",

@@ -11,7 +11,8 @@ Stores keep ``id -> (expires, notice)``: a revocation is irreversible, and is fo
 only once the revoked link could no longer verify anyway (its expiry plus the largest
 skew a verifier may allow). :class:`MemoryRevocationStore` and
 :class:`SQLiteRevocationStore` (a real file, for a store that outlives the process) share
-one small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
+and :class:`RedisRevocationStore` (shared by replicas on several machines) share one
+small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 :func:`~agentauth.capability.verify_chain` takes as ``revoked``.
 """
 
@@ -31,6 +32,7 @@ from ..errors import (
     InvalidArgument,
 )
 from ..identity import Identity
+from ..stores import RedisTable
 from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
@@ -46,6 +48,7 @@ __all__ = [
     "REVOKE_CONTEXT",
     "MemoryRevocationStore",
     "Notice",
+    "RedisRevocationStore",
     "RevocationStore",
     "SQLiteRevocationStore",
     "digest",
@@ -234,3 +237,50 @@ class SQLiteRevocationStore:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+class RedisRevocationStore:
+    """Notices in a Redis server, shared by every replica of an agent. Each notice is kept
+    under its target's id until the target could no longer verify (Redis expires it then,
+    so :meth:`prune` has nothing to do). ``client`` is a ``redis.Redis`` or a URL; the
+    server must not evict keys (checked, as for :class:`agentauth.RedisReplayStore`)."""
+
+    def __init__(self, client: Any, anchors: Mapping[Any, str], *,
+                 prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._anchors = dict(anchors)
+        self._clock = clock
+        self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
+                                 clock=clock)
+
+    def add(self, notice: bytes) -> bool:
+        """Verify and keep a notice; True if it was new (False too for a notice whose
+        target can no longer verify: there is nothing left to refuse)."""
+        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
+        until = checked.expires + MAX_SKEW
+        if until <= self._clock():
+            return False
+        return self._table.put(checked.target, checked.data, until)
+
+    def is_revoked(self, link_id: bytes) -> bool:
+        """Whether the link with this id is revoked."""
+        return self._table.exists(link_id)
+
+    def prune(self, now: int) -> int:
+        """Nothing to do: Redis forgets each notice when its target expires."""
+        return 0
+
+    def ids(self) -> list[bytes]:
+        """The ids of every revoked link, ascending."""
+        return self._table.keys()
+
+    def notice(self, link_id: bytes) -> bytes | None:
+        """The notice that revoked ``link_id``, if any."""
+        return self._table.get(link_id)
+
+    def __len__(self) -> int:
+        return len(self._table.keys())
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._table.close()
