@@ -217,3 +217,13 @@ def test_mutated_envelopes_give_only_typed_errors(which: int, index: int, value:
         assert store.asked == 0 or bytes(data) == GOOD[which]
         return
     assert envelope.payload == b"payload"  # only an unchanged envelope opens
+
+
+def test_the_readme_envelope_example_runs_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text(encoding="utf-8").split("### Envelopes and replay stores", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"alice": ALICE, "bob": BOB}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["answer"].payload == b"the report"
+    assert namespace["answer"].sender == BOB.peer
