@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
-from agentauth import AgentAuthAttribute, AgentAuthError
+from agentauth import AgentAuthAttribute, AgentAuthError, SQLiteReplayStore
 from agentauth.capability import (
     DetachedInvocations,
     Request,
@@ -87,6 +88,27 @@ def test_detached_use_and_its_refusals() -> None:
         invoke(chain, REQUEST, holder=ALICE, channel_binding=BINDING)
     with raises("wrong_verifier"):  # what BOB received, replayed by BOB to CAROL
         DetachedInvocations(ANCHORS, verifier=CAROL, clock=lambda: NOW).check(invocation)
+
+
+def test_replicas_of_a_verifier_share_a_replay_store(tmp_path: Path) -> None:
+    chain = alice_chain()
+    shared = SQLiteReplayStore(tmp_path / "replay.db")  # as a Redis store would be shared
+    replicas = [DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW, store=shared)
+                for _ in range(2)]
+    invocation = invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=lambda: NOW)
+    replicas[0].check(invocation)
+    with raises("replayed"):  # the other replica has seen it too
+        replicas[1].check(invocation)
+    forged = invoke(chain, REQUEST, holder=MALLORY, verifier=BOB.agent_id, clock=lambda: NOW)
+    with raises("bad_signature"):
+        replicas[1].check(forged)
+    assert len(shared) == 1  # only what verified was remembered
+    restarted = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW,
+                                    store=SQLiteReplayStore(tmp_path / "replay.db"))
+    with raises("replayed"):
+        restarted.check(invocation)
+    with raises("invalid_argument"):
+        DetachedInvocations(ANCHORS, verifier=BOB, store=object())  # type: ignore[arg-type]
 
 
 def test_one_holder_cannot_use_up_another_holders_ids() -> None:

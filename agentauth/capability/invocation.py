@@ -32,6 +32,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
+from ..stores import ReplayStore
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, verify_chain
 from .grants import Request
 
@@ -155,20 +156,29 @@ class SessionInvocations:
         return request, links
 
 
+_STORE_PREFIX = b"invocation:"  # apart from envelope keys in a store both use
+
+
 class DetachedInvocations:
     """Checks signed invocations that arrive outside any session, for ``verifier``.
 
     Ids are remembered per holder until their time window has passed, at most ``capacity``
     of them; when full, new invocations are refused (fail closed) rather than old ids
-    forgotten.
+    forgotten. Give a ``store`` (any :class:`agentauth.ReplayStore`, such as a Redis store
+    that every replica of the verifier shares) to remember them there instead: the pair is
+    then checked and inserted in one atomic step, after the signature has verified.
     """
 
     def __init__(self, anchors: Mapping[Any, str], *, verifier: str | PeerKey | Identity,
                  skew: int = DEFAULT_SKEW, window: int = DETACHED_WINDOW,
                  revoked: Callable[[bytes], bool] | None = None,
-                 clock: Callable[[], float] = time.time, capacity: int = 100_000) -> None:
+                 clock: Callable[[], float] = time.time, capacity: int = 100_000,
+                 store: ReplayStore | None = None) -> None:
         if type(capacity) is not int or capacity < 1 or type(window) is not int or window < 1:
             raise InvalidArgument("capacity and window are positive integers")
+        if store is not None and not isinstance(store, ReplayStore):
+            raise InvalidArgument("store is a replay store")
+        self._store = store
         self._anchors = dict(anchors)
         self._skew = skew
         self._window = window
@@ -204,6 +214,10 @@ class DetachedInvocations:
                                      signature):
             raise AuthenticationError("the invocation is not signed by the chain's holder",
                                       code="bad_signature")
+        if self._store is not None:
+            if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit):
+                raise ReplayDetected("this invocation was already used", code="replayed")
+            return request, links, holder
         if len(self._seen) >= self._capacity:  # our own limit, not the sender's fault
             raise InvalidState("the replay cache is full: try again later")
         self._seen.add(key)
