@@ -136,27 +136,29 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 SEALED_OVERHEAD = 48  # an ephemeral X25519 key and a Poly1305 tag
 
 
-def sealed_box(ed25519_public: bytes, message: bytes, *,
-               ephemeral_for_vectors: bytes | None = None) -> bytes:
+def sealed_box(ed25519_public: bytes, message: bytes) -> bytes:
     """Encrypt ``message`` to the holder of an Ed25519 key, anonymously (libsodium's
-    sealed box to the key's X25519 form: a fresh ephemeral key per message).
-
-    ``ephemeral_for_vectors`` fixes the ephemeral X25519 secret, so that test vectors have
-    exact bytes: the same construction as ``crypto_box_seal`` (the ephemeral public key,
-    then ``crypto_box`` under the nonce ``BLAKE2b-192(ephemeral public || recipient)``),
-    which libsodium's ``crypto_box_seal_open`` opens. Never pass it otherwise: a reused
-    ephemeral key would link messages and repeat nonces.
-    """
+    sealed box to the key's X25519 form: a fresh ephemeral key per message)."""
+    if type(ed25519_public) is not bytes or type(message) is not bytes:
+        raise InvalidKey("a sealed box takes a key and a message as bytes")
     try:
         recipient = _sodium.crypto_sign_ed25519_pk_to_curve25519(ed25519_public)
-        if ephemeral_for_vectors is not None:
-            ephemeral = _sodium.crypto_scalarmult_base(ephemeral_for_vectors)
-            nonce = _blake2b(ephemeral + recipient, digest_size=24).digest()
-            return ephemeral + _sodium.crypto_box(message, nonce, recipient,
-                                                  ephemeral_for_vectors)
         return _sodium.crypto_box_seal(message, recipient)
     except (_nacl_exc.CryptoError, _nacl_exc.ValueError, _nacl_exc.TypeError):
         raise InvalidKey("the recipient's key cannot receive encrypted messages") from None
+
+
+def _sealed_box_for_vectors(ephemeral: bytes, ed25519_public: bytes, message: bytes
+                            ) -> bytes:
+    """A sealed box with a *fixed* ephemeral X25519 secret, for test vectors only: the
+    construction of ``crypto_box_seal`` (the ephemeral public key, then ``crypto_box``
+    under the nonce ``BLAKE2b-192(ephemeral public || recipient)``), which
+    ``crypto_box_seal_open`` opens. A reused ephemeral key repeats the keystream: never use
+    this for a real message."""
+    recipient = _sodium.crypto_sign_ed25519_pk_to_curve25519(ed25519_public)
+    public = _sodium.crypto_scalarmult_base(ephemeral)
+    nonce = _blake2b(public + recipient, digest_size=24).digest()
+    return public + _sodium.crypto_box(message, nonce, recipient, ephemeral)
 
 
 def sealed_box_open(secret_key: bytes, box: bytes) -> bytes:
@@ -210,7 +212,8 @@ def keyed_hasher(key: bytes, length: int) -> Callable[[bytes], bytes]:
     """Keyed BLAKE2b with ``key`` fixed, as a function of the data: the same values as
     :func:`blake2b_keyed`, cheaper when one key hashes many inputs (the key block is
     absorbed once)."""
-    if type(key) is not bytes or not 0 < len(key) <= 64 or not 0 < length <= 64:
+    if (type(key) is not bytes or not 0 < len(key) <= 64 or type(length) is not int
+            or not 0 < length <= 64):
         raise InvalidKey("a BLAKE2b key is 1 to 64 bytes, the length 1 to 64")
     start = _blake2b(key=key, digest_size=length)
 

@@ -11,13 +11,16 @@ Opening checks, in order, each with its own code: the form (``oversize``, ``malf
 that it opens (``decrypt_failed``); the signature (``bad_signature``); the clock window
 (``stale`` too old, ``clock_skew`` from the future); the sender trust policy
 (``untrusted_peer``); for a reply, that it answers a request we sent to that very sender
-(``unexpected_reply``); and last, that the nonce is new, through a replay store
-(``replayed``). Nothing is remembered before every other check has passed.
+(``unexpected_reply``; the request is taken atomically, so of concurrent replies one
+wins, and given back if the reply is then refused); and last, that the nonce is new,
+through a replay store (``replayed``). Nothing is remembered before every other check has
+passed.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +45,9 @@ __all__ = [
     "Envelope",
     "PendingRequests",
     "check_envelope",
+    "claim_reply",
     "open_envelope",
+    "release_reply",
     "seal",
 ]
 
@@ -68,6 +73,10 @@ class Envelope:
     reply_to: bytes  # empty unless this is a reply: the request's nonce
     payload: bytes
     sealed: bool
+
+    def __repr__(self) -> str:  # the payload may be secret (a sealed envelope's): not shown
+        return (f"Envelope(sender={self.sender.agent_id!r}, time={self.time}, "
+                f"payload=<{len(self.payload)} bytes>, sealed={self.sealed})")
 
     @property
     def replay_key(self) -> bytes:
@@ -165,6 +174,8 @@ def check_envelope(
     clock window, trust. :func:`open_envelope` adds those two."""
     if type(data) is not bytes or not isinstance(me, Identity):
         raise InvalidArgument("data is bytes and me an Identity")
+    if type(now) not in (int, float) or not 0 <= now <= MAX_TIME:  # NaN fails this too
+        raise InvalidArgument("now is a time in seconds")
     for name, value in (("window", window), ("skew", skew)):
         if type(value) is not int or not 0 <= value <= 86_400:
             raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
@@ -208,21 +219,19 @@ class PendingRequests:
         self._capacity = capacity
         self._clock = clock
         self._entries: dict[bytes, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
 
     def request(self, sender: Identity, recipient: str | PeerKey | Identity,
                 payload: bytes, *, timeout: float = DEFAULT_WINDOW + DEFAULT_SKEW,
                 encrypt: bool = False, random: Callable[[int], bytes] = os.urandom) -> bytes:
         """Seal a request and await its reply for ``timeout`` seconds."""
         now = self._clock()
-        if len(self._entries) >= self._capacity:
-            for nonce in [n for n, (_, end) in self._entries.items() if end < now]:
-                del self._entries[nonce]
-            if len(self._entries) >= self._capacity:
-                raise InvalidState("too many requests await a reply")
         nonce = random(NONCE_LEN)
         envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
                         random=lambda _: nonce)
-        self._entries[nonce] = (_key(recipient), now + timeout)
+        with self._lock:
+            self._make_room(now)
+            self._entries[nonce] = (_key(recipient), now + timeout)
         return envelope
 
     def expect(self, nonce: bytes, recipient: str | PeerKey | Identity, *,
@@ -230,20 +239,35 @@ class PendingRequests:
         """Await a reply to a request sealed some other way: its nonce and recipient."""
         if type(nonce) is not bytes or not NONCE_LEN <= len(nonce) <= MAX_NONCE:
             raise InvalidArgument(f"a nonce is {NONCE_LEN} to {MAX_NONCE} bytes")
+        if type(expires) not in (int, float) or not 0 <= expires <= MAX_TIME:
+            raise InvalidArgument("expires is a time in seconds")
+        to = _key(recipient)
+        with self._lock:
+            self._make_room(self._clock())
+            self._entries[nonce] = (to, expires)
+
+    def _make_room(self, now: float) -> None:
         if len(self._entries) >= self._capacity:
-            raise InvalidState("too many requests await a reply")
-        self._entries[nonce] = (_key(recipient), expires)
+            for nonce in [n for n, (_, end) in self._entries.items() if end < now]:
+                del self._entries[nonce]
+            if len(self._entries) >= self._capacity:
+                raise InvalidState("too many requests await a reply")
 
-    def check(self, nonce: bytes, sender: bytes, now: float) -> None:
-        """Refuse unless ``nonce`` is a request awaiting a reply from ``sender``."""
-        entry = self._entries.get(nonce)
-        if entry is None or entry[1] < now or not crypto.equal(entry[0], sender):
-            raise AuthenticationError("the reply answers no request we sent to its sender",
-                                      code="unexpected_reply")
+    def claim(self, nonce: bytes, sender: bytes, now: float) -> tuple[bytes, float]:
+        """Take the request ``nonce`` if it awaits a reply from ``sender`` (atomically: of
+        concurrent replies, one gets it), else refuse with ``unexpected_reply``."""
+        with self._lock:
+            entry = self._entries.get(nonce)
+            if entry is None or entry[1] < now or not crypto.equal(entry[0], sender):
+                raise AuthenticationError("the reply answers no request we sent to its "
+                                          "sender", code="unexpected_reply")
+            del self._entries[nonce]
+            return entry
 
-    def answered(self, nonce: bytes) -> None:
-        """The reply to ``nonce`` was accepted: expect no other."""
-        self._entries.pop(nonce, None)
+    def release(self, nonce: bytes, entry: tuple[bytes, float]) -> None:
+        """Give back a claimed request whose reply was then refused: it still waits."""
+        with self._lock:
+            self._entries.setdefault(nonce, entry)
 
     def waiting(self) -> list[tuple[bytes, PeerKey, float]]:
         """Every request still awaited: (nonce, recipient, expiry), to save and give back
@@ -269,13 +293,31 @@ def open_envelope(
     is remembered in ``store`` until it could no longer be accepted."""
     now = clock()
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
-    if envelope.reply_to:
-        if pending is None:
-            raise AuthenticationError("a reply arrived, and no requests are awaited",
-                                      code="unexpected_reply")
-        pending.check(envelope.reply_to, envelope.sender.public_bytes, now)
-    if not store.check_and_insert(envelope.replay_key, envelope.time + window + skew):
+    claimed = claim_reply(envelope, pending, now)
+    try:
+        new = store.check_and_insert(envelope.replay_key, envelope.time + window + skew)
+    except BaseException:
+        release_reply(envelope, pending, claimed)
+        raise
+    if not new:
+        release_reply(envelope, pending, claimed)
         raise ReplayDetected("this envelope was already received", code="replayed")
-    if envelope.reply_to and pending is not None:
-        pending.answered(envelope.reply_to)  # only now: nothing is half-applied
     return envelope
+
+
+def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
+                ) -> tuple[bytes, float] | None:
+    """For a reply, take the request it answers from ``pending`` (or refuse it)."""
+    if not envelope.reply_to:
+        return None
+    if pending is None:
+        raise AuthenticationError("a reply arrived, and no requests are awaited",
+                                  code="unexpected_reply")
+    return pending.claim(envelope.reply_to, envelope.sender.public_bytes, now)
+
+
+def release_reply(envelope: Envelope, pending: PendingRequests | None,
+                  claimed: tuple[bytes, float] | None) -> None:
+    """Put back what :func:`claim_reply` took: the reply was refused after all."""
+    if claimed is not None and pending is not None:
+        pending.release(envelope.reply_to, claimed)

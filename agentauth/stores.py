@@ -24,6 +24,7 @@ interface, running the ones that do I/O in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import os
@@ -50,14 +51,15 @@ __all__ = [
 ]
 
 MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
+MAX_EXPIRES: Final = 2**53  # seconds: far beyond any real expiry, exact in a float
 _RECLAIM_STEP = 4  # expired entries reclaimed per call: more than one call inserts
 
 
 def _check_key(key: bytes, expires: float) -> None:
     if type(key) is not bytes or not 0 < len(key) <= MAX_KEY:
         raise InvalidArgument(f"a replay key is 1 to {MAX_KEY} bytes")
-    if not isinstance(expires, int | float) or not math.isfinite(expires):
-        raise InvalidArgument("expires is a finite time in seconds")
+    if type(expires) not in (int, float) or not 0 <= expires <= MAX_EXPIRES:  # NaN too
+        raise InvalidArgument(f"expires is a time in seconds from 0 to {MAX_EXPIRES}")
 
 
 @runtime_checkable
@@ -109,25 +111,47 @@ class MemoryReplayStore:
             now = self._clock()
             if self._draining or (self._order and self._order[0] * self._width < now):
                 self._reclaim(now, _RECLAIM_STEP)
-            if digest in self._seen:
+            if expires < now or digest in self._seen:
                 return False
-            if len(self._seen) >= self._capacity:
-                self._reclaim(now, len(self._seen))
-                if len(self._seen) >= self._capacity:
-                    raise StoreError(f"the replay store holds {self._capacity} live entries",
-                                     code="store_full")
-            number = math.ceil(expires / self._width)
-            entries = self._buckets.get(number)
-            if entries is None:
-                entries = self._buckets[number] = []
-                heapq.heappush(self._order, number)
-            entries.append(digest)
-            self._seen.add(digest)
+            self._room(now, 1)
+            self._add(digest, expires)
             return True
 
     def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
-        """See :class:`ReplayStore`."""
-        return [self.check_and_insert(key, expires) for key, expires in items]
+        """See :class:`ReplayStore`: all or nothing (a batch that does not fit changes
+        nothing)."""
+        for key, expires in items:
+            _check_key(key, expires)
+        digests = [self._digest(key) for key, _ in items]
+        with self._lock:
+            now = self._clock()
+            answers, fresh = [], set()
+            for digest, (_, expires) in zip(digests, items, strict=True):
+                new = not (expires < now or digest in self._seen or digest in fresh)
+                answers.append(new)
+                if new:
+                    fresh.add(digest)
+            self._room(now, len(fresh))
+            for digest, (_, expires), new in zip(digests, items, answers, strict=True):
+                if new:
+                    self._add(digest, expires)
+            return answers
+
+    def _room(self, now: float, count: int) -> None:
+        if len(self._seen) + count > self._capacity:
+            self._reclaim(now, len(self._seen))
+            if len(self._seen) + count > self._capacity:
+                raise StoreError(f"the replay store holds {self._capacity} live entries",
+                                 code="store_full")
+
+    def _add(self, digest: bytes, expires: float) -> None:
+        number = math.ceil(expires / self._width)
+        entries = self._buckets.get(number)
+        if entries is None:
+            entries = self._buckets[number] = []
+            heapq.heappush(self._order, number)
+        entries.append(digest)
+        self._seen.add(digest)
 
     def _reclaim(self, now: float, budget: int) -> None:
         """Forget up to ``budget`` entries of buckets whose whole span has passed."""
@@ -228,16 +252,19 @@ class SQLiteReplayStore:
                     db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
-                self._inserts += len(answers)
-                if self._inserts >= _PRUNE_EVERY:
-                    self._inserts = 0
-                    db.execute(_PRUNE, (now, 2 * _PRUNE_EVERY))
             except sqlite3.Error as exc:
                 raise StoreError(f"the replay database failed ({type(exc).__name__})",
                                  code="store_unavailable") from None
+            self._inserts += len(answers)
+            if self._inserts >= _PRUNE_EVERY:
+                self._inserts = 0
+                with contextlib.suppress(sqlite3.Error):  # committed: housekeeping only
+                    db.execute(_PRUNE, (now, 2 * _PRUNE_EVERY))
             return answers
 
     def _one(self, key: bytes, expires: int, now: int) -> bool:
+        if expires < now:
+            return False  # no longer acceptable, and its entry may be gone
         if self._db.execute(_INSERT, (key, expires, self._capacity, now)).rowcount == 1:
             return True
         row = self._db.execute("SELECT expires FROM replay WHERE key = ?", (key,)).fetchone()
@@ -273,7 +300,7 @@ class _Redis:
     """A Redis client, its key prefix, and how its failures map to StoreError."""
 
     def __init__(self, client: redis.Redis | str, prefix: bytes, check_policy: bool,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], margin: float = 0.0) -> None:
         import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
 
         if type(prefix) is not bytes or not 0 < len(prefix) <= 64 or any(
@@ -284,6 +311,9 @@ class _Redis:
                                      if isinstance(client, str) else client)
         self._prefix = prefix
         self._clock = clock
+        if type(margin) not in (int, float) or not 0 <= margin <= 3600:
+            raise InvalidArgument("margin is 0 to 3600 seconds")
+        self._margin = margin
         if check_policy:
             policy = self._call(lambda: self._client.config_get("maxmemory-policy"))
             value = policy.get("maxmemory-policy") or policy.get(b"maxmemory-policy")
@@ -304,7 +334,9 @@ class _Redis:
                              code="store_unavailable") from None
 
     def _ttl(self, expires: float) -> int:
-        return max(1, math.ceil((expires - self._clock()) * 1000))
+        """Milliseconds from now until ``expires`` plus the margin; 0 if already past."""
+        left = expires - self._clock()
+        return 0 if left < 0 else math.ceil((left + self._margin) * 1000) or 1
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -320,8 +352,11 @@ class RedisTable(_Redis):
         super().__init__(client, prefix, check_policy, clock)
 
     def put(self, key: bytes, value: bytes, expires: float) -> bool:
-        """Keep ``value`` under ``key`` until ``expires``; False if the key was there."""
+        """Keep ``value`` under ``key`` until ``expires``; False if the key was there (or
+        ``expires`` has passed)."""
         ttl = self._ttl(expires)
+        if not ttl:
+            return False
         return bool(self._call(lambda: self._client.set(self._prefix + key, value, nx=True,
                                                         px=ttl)))
 
@@ -345,35 +380,45 @@ class RedisTable(_Redis):
 class RedisReplayStore(_Redis):
     """Keys in a Redis server, shared by every process and machine that uses it.
 
-    Each key is ``SET prefix+key 1 NX PX ttl``, one round trip, or one pipeline for
-    several keys. ``client`` is a ``redis.Redis`` (from the ``redis`` package), or a URL.
+    Each key is ``SET prefix+key 1 NX PX ttl``, one round trip, or one MULTI/EXEC
+    transaction for several keys (all or nothing). ``margin`` (seconds) lengthens every
+    entry: set it to at least the largest clock difference between the machines that share
+    the store, since each computes its keys' lifetimes from its own clock. ``client`` is a
+    ``redis.Redis`` (from the ``redis`` package), or a URL.
     The server must never evict keys under memory pressure: unless told not to check, the
     store reads ``maxmemory-policy`` and refuses a server where it is not ``noeviction``.
     A full server (``OOM``) gives ``store_full``; an unreachable one ``store_unavailable``.
     """
 
     def __init__(self, client: redis.Redis | str, *, prefix: bytes = b"agentauth:replay:",
-                 check_policy: bool = True, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(client, prefix, check_policy, clock)
+                 margin: float = 1.0, check_policy: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(client, prefix, check_policy, clock, margin)
 
     def check_and_insert(self, key: bytes, expires: float) -> bool:
         """See :class:`ReplayStore`."""
         _check_key(key, expires)
         ttl = self._ttl(expires)
+        if not ttl:
+            return False  # no longer acceptable
         return bool(self._call(lambda: self._client.set(self._prefix + key, b"1", nx=True,
                                                         px=ttl)))
 
     def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
-        """See :class:`ReplayStore`: one pipelined round trip (each SET still atomic)."""
+        """See :class:`ReplayStore`: one round trip, a MULTI/EXEC transaction, so that a
+        batch the server refuses (out of memory) changes nothing."""
         for key, expires in items:
             _check_key(key, expires)
-        if not items:
-            return []
+        ttls = [self._ttl(expires) for _, expires in items]
+        live = [(key, ttl) for (key, _), ttl in zip(items, ttls, strict=True) if ttl]
+        if not live:
+            return [False] * len(items)
 
         def run() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
-            for key, expires in items:
-                pipe.set(self._prefix + key, b"1", nx=True, px=self._ttl(expires))
+            pipe = self._client.pipeline(transaction=True)
+            for key, ttl in live:
+                pipe.set(self._prefix + key, b"1", nx=True, px=ttl)
             return pipe.execute(raise_on_error=True)
 
-        return [bool(answer) for answer in self._call(run)]
+        results = iter(self._call(run))
+        return [bool(next(results)) if ttl else False for ttl in ttls]

@@ -5,6 +5,7 @@ sealed envelopes, async opening on both backends, and random bytes giving typed 
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,38 @@ def test_the_readme_envelope_example_runs_as_written() -> None:
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["answer"].payload == b"the report"
     assert namespace["answer"].sender == BOB.peer
+
+
+def test_concurrent_replies_to_one_request_are_accepted_once() -> None:
+    pending = PendingRequests(clock=at(NOW))
+    asked = open_envelope(pending.request(ALICE, BOB, b"?"), BOB, MemoryReplayStore(),
+                          clock=at(NOW))
+    replies = [seal(BOB, ALICE, b"answer %d" % i, reply_to=asked.nonce, clock=at(NOW))
+               for i in range(8)]
+    inbox = MemoryReplayStore()
+    results: list[str] = []
+
+    def take(reply: bytes) -> None:
+        try:
+            open_envelope(reply, ALICE, inbox, clock=at(NOW), pending=pending)
+            results.append("ok")
+        except AgentAuthError as exc:
+            results.append(exc.code)
+
+    workers = [threading.Thread(target=take, args=(reply,)) for reply in replies]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(results) == ["ok"] + ["unexpected_reply"] * 7
+
+
+def test_odd_clocks_and_what_an_envelope_shows() -> None:
+    data = seal(ALICE, BOB, b"secret plans", encrypt=True, clock=at(NOW))
+    for odd in (float("nan"), "now", -1):
+        with raises("invalid_argument"):
+            check_envelope(data, BOB, now=odd)  # type: ignore[arg-type]
+    opened = check_envelope(data, BOB, now=NOW)
+    assert "secret plans" not in repr(opened) and "12 bytes" in repr(opened)
+    with raises("invalid_argument"):
+        PendingRequests().expect(b"n" * 16, BOB, expires=float("nan"))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
-from agentauth import AgentAuthAttribute, AgentAuthError, SQLiteReplayStore
+from agentauth import AgentAuthAttribute, AgentAuthError, MemoryReplayStore, SQLiteReplayStore
 from agentauth.capability import (
     DetachedInvocations,
     Request,
@@ -188,3 +188,19 @@ async def test_a_chain_used_through_a_real_channel() -> None:
 def test_a_session_checker_needs_the_sessions_binding(binding: object) -> None:
     with raises("invalid_argument"):
         session_checker(binding=binding)  # type: ignore[arg-type]
+
+
+def test_a_shared_store_keeps_an_id_as_long_as_the_whole_second_it_is_valid(
+        tmp_path: Path) -> None:
+    chain = alice_chain()
+    moment = [float(NOW)]
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0],
+                                  store=MemoryReplayStore(clock=lambda: moment[0]))
+    invocation = invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=lambda: NOW)
+    checker.check(invocation)
+    moment[0] = NOW + 180 + 0.5  # the clock is read in whole seconds: still in the window
+    with raises("replayed"):
+        checker.check(invocation)
+    moment[0] = NOW + 181
+    with raises("stale_invocation"):
+        checker.check(invocation)

@@ -13,8 +13,16 @@ from typing import Protocol
 
 import anyio.to_thread
 
-from ..envelope import DEFAULT_SKEW, DEFAULT_WINDOW, Envelope, PendingRequests, check_envelope
-from ..errors import AuthenticationError, InvalidArgument, ReplayDetected
+from ..envelope import (
+    DEFAULT_SKEW,
+    DEFAULT_WINDOW,
+    Envelope,
+    PendingRequests,
+    check_envelope,
+    claim_reply,
+    release_reply,
+)
+from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
 from ..stores import MemoryReplayStore, ReplayStore
 
@@ -79,14 +87,14 @@ async def open_envelope(
     same order; the nonce is remembered last, once everything else has passed."""
     now = clock()
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
-    if envelope.reply_to:
-        if pending is None:
-            raise AuthenticationError("a reply arrived, and no requests are awaited",
-                                      code="unexpected_reply")
-        pending.check(envelope.reply_to, envelope.sender.public_bytes, now)
-    if not await store.check_and_insert(envelope.replay_key,
-                                        envelope.time + window + skew):
+    claimed = claim_reply(envelope, pending, now)
+    try:
+        new = await store.check_and_insert(envelope.replay_key,
+                                           envelope.time + window + skew)
+    except BaseException:
+        release_reply(envelope, pending, claimed)
+        raise
+    if not new:
+        release_reply(envelope, pending, claimed)
         raise ReplayDetected("this envelope was already received", code="replayed")
-    if envelope.reply_to and pending is not None:
-        pending.answered(envelope.reply_to)
     return envelope

@@ -215,7 +215,9 @@ class DetachedInvocations:
             raise AuthenticationError("the invocation is not signed by the chain's holder",
                                       code="bad_signature")
         if self._store is not None:
-            if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit):
+            # The window is checked against the clock in whole seconds, so an invocation
+            # stays acceptable until just before issued + limit + 1.
+            if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1):
                 raise ReplayDetected("this invocation was already used", code="replayed")
             return request, links, holder
         if len(self._seen) >= self._capacity:  # our own limit, not the sender's fault
