@@ -54,6 +54,7 @@ __all__ = [
     "rekey",
     "sealed_box",
     "sealed_box_open",
+    "sha256",
     "x25519",
     "x25519_public",
 ]
@@ -206,6 +207,11 @@ def blake2b(data: bytes) -> bytes:
 def blake2b_256(data: bytes) -> bytes:
     """BLAKE2b with a 32-byte output (a distinct function from truncated BLAKE2b-512)."""
     return _blake2b(data, digest_size=32).digest()
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of ``data`` (for formats other systems define: JWK thumbprints, HTTP digests)."""
+    return hashlib.sha256(data).digest()
 
 
 def keyed_hasher(key: bytes, length: int) -> Callable[[bytes], bytes]:

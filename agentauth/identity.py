@@ -6,7 +6,9 @@ An agent id is ``did:key:z`` followed by the base58btc encoding of the multicode
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import os
 from collections.abc import Callable
 
@@ -55,6 +57,10 @@ def _b58decode(text: str) -> bytes:
     zeros = len(text) - len(text.lstrip("1"))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
     return b"\x00" * zeros + body
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def format_agent_id(public_key: bytes) -> str:
@@ -117,6 +123,22 @@ class PeerKey:
         if self._agent_id is None:
             self._agent_id = format_agent_id(self.public_bytes)
         return self._agent_id
+
+    @property
+    def multibase(self) -> str:
+        """The multibase (base58btc, multicodec 0xed01) public key: the agent id without
+        its ``did:key:`` prefix, as DID documents write ``publicKeyMultibase``."""
+        return self.agent_id[len("did:key:"):]
+
+    def jwk(self) -> dict[str, str]:
+        """The public key as an RFC 8037 JSON Web Key (``kty`` OKP, ``crv`` Ed25519)."""
+        return {"crv": "Ed25519", "kty": "OKP", "x": _b64url(self.public_bytes)}
+
+    def jwk_thumbprint(self) -> str:
+        """The RFC 7638 thumbprint of :meth:`jwk`: base64url of the SHA-256 of its required
+        members, in lexicographic order with no white space."""
+        canonical = json.dumps(self.jwk(), sort_keys=True, separators=(",", ":"))
+        return _b64url(crypto.sha256(canonical.encode("ascii")))
 
     def verify(self, message: bytes, signature: bytes) -> None:
         """Return None if ``signature`` is valid for ``message``; raise ``bad_signature``."""

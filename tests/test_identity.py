@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from base64 import urlsafe_b64decode
 from collections.abc import Callable
 
 import pytest
@@ -210,3 +211,13 @@ def test_error_messages_never_contain_the_seed(call: Callable[[], object]) -> No
     for text in texts:
         for secret in _secret_forms(SEED) + _secret_forms(SEED[:31]):
             assert secret not in text
+
+
+def test_key_exports_match_rfc_8037_and_7638() -> None:
+    # RFC 8037 appendix A.2 public key and A.3 thumbprint.
+    x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+    key = PeerKey(urlsafe_b64decode(x + "="))
+    assert key.jwk() == {"crv": "Ed25519", "kty": "OKP", "x": x}
+    assert key.jwk_thumbprint() == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    assert key.multibase == key.agent_id.removeprefix("did:key:")
+    assert key.multibase.startswith("z6Mk")
