@@ -126,7 +126,7 @@ def seal(
 
 
 def _outer(data: bytes, what: str) -> tuple[int, bytes, bytes]:
-    kind, first, second = wire.decode_map(data, 3, MAX_ENVELOPE, what)
+    kind, first, second = wire.decode_flat_map(data, 3, MAX_ENVELOPE, what)
     if type(kind) is not int:
         raise DecodeError(f"{what}'s kind is an integer", code="malformed")
     if kind not in (SIGNED, SEALED):
@@ -137,7 +137,7 @@ def _outer(data: bytes, what: str) -> tuple[int, bytes, bytes]:
 
 
 def _signed(body: bytes, signature: bytes, me: bytes, sealed: bool) -> Envelope:
-    sender, recipient, nonce, sent, reply_to, payload = wire.decode_map(
+    sender, recipient, nonce, sent, reply_to, payload = wire.decode_flat_map(
         body, 6, MAX_ENVELOPE, "envelope body")
     if (type(sender) is not bytes or len(sender) != 32 or type(recipient) is not bytes
             or len(recipient) != 32 or type(payload) is not bytes):

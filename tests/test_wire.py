@@ -6,9 +6,11 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support import ANY, BOB, make_pair, raises
 
-from agentauth import Responder, wire
+from agentauth import DecodeError, Responder, wire
 
 LIMIT = 1024
 
@@ -158,3 +160,51 @@ def test_decoded_values_keep_their_types() -> None:
     assert value is True
     with raises("malformed"):
         decode(b"\x81\xc3\x01")  # key true where 0 is expected
+
+
+# decode_flat_map is decode_map's fast path for maps of scalars: on every input it gives
+# the same values or the same code, except that a non-scalar value (which its callers
+# refuse as malformed, the code decode_map's hooks give) may pass it.
+SCALAR = (int, bytes)
+
+
+def _outcome(decoder: Any, data: bytes, fields: int) -> tuple[str, Any]:
+    try:
+        return "ok", decoder(data, fields, LIMIT, "test map")
+    except DecodeError as exc:
+        return "error", exc.code
+
+
+def _agree(data: bytes, fields: int) -> None:
+    strict, flat = _outcome(wire.decode_map, data, fields), _outcome(wire.decode_flat_map,
+                                                                     data, fields)
+    if flat[0] == "ok" and not all(type(v) in SCALAR for v in flat[1]):
+        assert strict == flat or strict == ("error", "malformed")
+    else:
+        assert flat == strict
+
+
+@pytest.mark.parametrize(("data", "fields"), [r[1:3] for r in REFUSED + D4],
+                         ids=[r[0] for r in REFUSED + D4])
+def test_the_flat_decoder_refuses_with_the_same_code(data: bytes, fields: int) -> None:
+    _agree(data, fields)
+    outcome = _outcome(wire.decode_flat_map, data, fields)
+    assert outcome[0] == "error" or not all(type(v) in SCALAR for v in outcome[1])
+
+
+def test_the_flat_decoder_hides_no_repeated_key() -> None:
+    _agree(b"\x82\x00\x01\x00\x02", 2)
+    with raises("non_canonical"):
+        wire.decode_flat_map(b"\x82\x00\x01\x00\x02", 2, LIMIT, "test map")
+
+
+@given(st.lists(st.one_of(st.integers(-(2**63), 2**64 - 1), st.binary(max_size=40)),
+                min_size=1, max_size=6), st.data())
+def test_the_flat_decoder_agrees_on_mutated_maps(values: list[Any], draw: st.DataObject
+                                                 ) -> None:
+    data = bytearray(wire.encode_map(*values))
+    for _ in range(draw.draw(st.integers(0, 3))):
+        data[draw.draw(st.integers(0, len(data) - 1))] = draw.draw(st.integers(0, 255))
+    if draw.draw(st.booleans()):
+        data = data[:draw.draw(st.integers(0, len(data)))]
+    _agree(bytes(data), len(values))
