@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import handshake, load, replay, tokens
+from benchmarks import envelopes, handshake, load, replay, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,13 +45,29 @@ def test_tokens_quick_run_reports_every_depth(tmp_path: Path,
     assert "authority +8" in capsys.readouterr().out
 
 
-def test_replay_quick_run_reports_the_memory_targets(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]
-                                                     ) -> None:
+def test_replay_quick_run_reports_stores_peers_and_envelopes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "replay.json"
     assert replay.main(["--quick", "--json", str(out)]) == 0  # starts its own redis-server
     report = json.loads(out.read_text())
-    assert {"memory new", "memory seen", "sqlite new", "redis new",
-            "redis new, pipelined by 100"} == set(report["median_seconds"])
-    assert len(report["targets"]) == 3
-    assert "bytes per entry" in capsys.readouterr().out
+    assert {"memory new", "memory seen", "set new", "set seen", "sqlite new",
+            "sqlite bare insert", "redis new", "redis bare SET NX",
+            "redis new, pipelined by 100",
+            "redis bare SET NX, pipelined by 100"} == set(report["median_seconds"])
+    assert set(report["bytes_per_entry"]) == {"memory", "set", "sqlite", "sqlite bare",
+                                              "redis", "redis bare"}
+    assert all(value > 0 for value in report["bytes_per_entry"].values())
+    assert {"open, signed", "open, encrypted", "seal, signed", "seal, encrypted",
+            "jwt EdDSA sign", "jwt EdDSA verify"} <= set(report["envelope_seconds"])
+    assert len(report["targets"]) == 4
+    printed = capsys.readouterr().out
+    assert "bytes per live entry" in printed and "open signed / jwt verify" in printed
+
+
+def test_envelopes_quick_run_reports_its_target(tmp_path: Path) -> None:
+    out = tmp_path / "envelopes.json"
+    assert envelopes.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [t["name"] for t in report["targets"]] == [
+        "open signed / (ed25519 verify + store check)"]
+    assert all(v > 0 for v in report["median_seconds"].values())
