@@ -1,0 +1,73 @@
+"""A conformance driver that is wrong in one way: it wraps the real driver and changes what
+goes through it. The runner must notice each fault and name the spec section it breaks.
+
+Usage: ``python broken_driver.py MODE``, with MODE one of:
+
+- ``corrupt-field``: one bit of the first HS1 the driver writes is flipped;
+- ``accept-downgrade``: an HS2 refused as ``downgrade`` is reported accepted;
+- ``wrong-code``: every ``decrypt_failed`` is reported as ``bad_signature``;
+- ``skip-notice``: ``verify_notice`` answers ``unimplemented``;
+- ``garbage``: the reply to the 40th request is not JSON;
+- ``crash-export``: the process exits when asked to ``export``;
+- ``stall-binding``: ``channel_binding`` requests are never answered.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+
+def main() -> int:
+    mode = sys.argv[1]
+    real = subprocess.Popen([sys.executable, "-m", "agentauth", "conformance", "driver"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert real.stdin is not None and real.stdout is not None
+    out = sys.stdout.buffer
+    count = 0
+    corrupted = False
+    for line in sys.stdin.buffer:
+        count += 1
+        try:
+            request: Any = json.loads(line)
+        except ValueError:
+            request = None
+        op = request.get("op") if isinstance(request, dict) else None
+        if mode == "skip-notice" and op == "verify_notice":
+            out.write(json.dumps({"id": request["id"], "unimplemented": "no"}).encode() + b"\n")
+            out.flush()
+            continue
+        if mode == "crash-export" and op == "export":
+            return 3
+        real.stdin.write(line)
+        real.stdin.flush()
+        raw = real.stdout.readline()
+        if mode == "stall-binding" and op == "channel_binding":
+            continue
+        if mode == "garbage" and count == 40:
+            out.write(b"this is not a reply\n")
+            out.flush()
+            continue
+        reply = json.loads(raw)
+        result, error = reply.get("result"), reply.get("error")
+        if mode == "corrupt-field" and op == "start" and not corrupted:
+            message = result["message"]
+            result["message"] = f"{int(message[0], 16) ^ 1:x}" + message[1:]
+            corrupted = True
+        elif mode == "accept-downgrade" and error and error["code"] == "downgrade":
+            reply = {"id": reply["id"], "result": {"reply": "00" * 100, "state": "done"}}
+        elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
+            error["code"] = "bad_signature"
+        out.write(json.dumps(reply).encode() + b"\n")
+        out.flush()
+        if op == "shutdown":
+            break
+    real.stdin.close()
+    real.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
