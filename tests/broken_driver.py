@@ -9,12 +9,16 @@ Usage: ``python broken_driver.py MODE``, with MODE one of:
 - ``skip-notice``: ``verify_notice`` answers ``unimplemented``;
 - ``garbage``: the reply to the 40th request is not JSON;
 - ``crash-export``: the process exits when asked to ``export``;
-- ``stall-binding``: ``channel_binding`` requests are never answered.
+- ``stall-binding``: ``channel_binding`` requests are never answered;
+- ``mistyped-field``: every ``channel_binding`` in a result is a number;
+- ``chaos``: one reply in 20, chosen by a seeded generator, has one byte replaced by
+  printable ASCII (often still JSON, with a wrong value).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from typing import Any
@@ -28,6 +32,7 @@ def main() -> int:
     out = sys.stdout.buffer
     count = 0
     corrupted = False
+    rng = random.Random(7)
     for line in sys.stdin.buffer:
         count += 1
         try:
@@ -50,6 +55,11 @@ def main() -> int:
             out.write(b"this is not a reply\n")
             out.flush()
             continue
+        if mode == "chaos" and rng.randrange(20) == 0:
+            at = rng.randrange(len(raw) - 1)
+            out.write(raw[:at] + bytes([rng.randrange(32, 127)]) + raw[at + 1:])
+            out.flush()
+            continue
         reply = json.loads(raw)
         result, error = reply.get("result"), reply.get("error")
         if mode == "corrupt-field" and op == "start" and not corrupted:
@@ -60,6 +70,8 @@ def main() -> int:
             reply = {"id": reply["id"], "result": {"reply": "00" * 100, "state": "done"}}
         elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
             error["code"] = "bad_signature"
+        elif mode == "mistyped-field" and result and "channel_binding" in result:
+            result["channel_binding"] = 42
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()
         if op == "shutdown":

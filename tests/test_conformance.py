@@ -81,6 +81,8 @@ def test_every_check_names_a_section_that_exists() -> None:
     ("crash-export", "protocol.md §5.9 / live / driver-initiator / ordered / exporter",
      "the driver closed its output"),
     ("garbage", "protocol.md §", "bad reply: [malformed] not a JSON line"),
+    ("mistyped-field", "protocol.md §6.3 / handshake-positive / basic / initiator",
+     "the result's 'channel_binding' is missing or not lowercase hex: '42'"),
 ])
 def test_a_broken_driver_fails_naming_the_section(mode: str, section: str,
                                                   detail: str) -> None:
@@ -94,6 +96,15 @@ def test_a_broken_driver_fails_naming_the_section(mode: str, section: str,
     assert total is not None
     passed, failed = int(total[1]), int(total[2])
     assert failed == len(failures) >= 1 and passed > 150  # the run carried on
+
+
+def test_a_driver_whose_replies_are_garbled_at_random_never_crashes_the_runner() -> None:
+    done = conformance("run", "--driver", f"{BROKEN} chaos", "--seed", "9")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr and "runner fault" not in done.stdout
+    total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)$", done.stdout, re.MULTILINE)
+    assert total is not None and int(total[2]) >= 1 and int(total[1]) > 100
+    assert "--seed 9" in done.stdout
 
 
 def test_the_runner_waits_for_a_stalled_driver_only_so_long() -> None:

@@ -29,7 +29,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     """A changed copy of ``data`` and what was done to it."""
     for _ in range(16):
         kind = rng.choice(("flip", "byte", "truncate", "extend", "insert", "delete",
-                           "duplicate"))
+                           "duplicate") if data else ("extend", "insert"))
         at = rng.randrange(len(data)) if data else 0
         if kind == "flip":
             bit = rng.randrange(8)

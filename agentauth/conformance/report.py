@@ -13,8 +13,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Outcome", "Report"]
+__all__ = ["Outcome", "Report", "Status"]
 
+#: What became of a check.
 Status = Literal["PASS", "FAIL", "SKIP"]
 
 

@@ -21,7 +21,7 @@ from ..errors import AgentAuthError
 from . import interop, mutation, scenarios
 from .harness import Check, Context, Fail
 from .process import DriverBroken, Refused, Unimplemented
-from .report import Outcome, Report
+from .report import Outcome, Report, Status
 from .vector_checks import load_vectors, vector_checks
 
 __all__ = ["add_arguments", "all_checks", "main", "run", "run_checks"]
@@ -43,7 +43,8 @@ def all_checks(vectors: Path | None, *, seed: int, mutations: int,
 
 def _outcome(check: Check, ctx: Context) -> Outcome:
     started = time.perf_counter()
-    status, message = "PASS", ""
+    status: Status = "PASS"
+    message = ""
     try:
         check.run(ctx)
     except Fail as exc:
@@ -61,7 +62,13 @@ def _outcome(check: Check, ctx: Context) -> Outcome:
         status, message = "FAIL", f"runner fault: {type(exc).__name__}: {exc}"[:500]
         ctx.restart()
     seconds = time.perf_counter() - started
-    return Outcome(check.id, check.section, status, message, seconds)  # type: ignore[arg-type]
+    return Outcome(check.id, check.section, status, _printable(message), seconds)
+
+
+def _printable(text: str) -> str:
+    # A driver's words reach the terminal: control characters (escape sequences) are shown
+    # escaped, never obeyed.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run_checks(checks: Sequence[Check], ctx: Context, report: Report) -> None:
