@@ -1,7 +1,9 @@
 """A conformance driver that is wrong in one way: it wraps the real driver and changes what
 goes through it. The runner must notice each fault and name the spec section it breaks.
 
-Usage: ``python broken_driver.py MODE``, with MODE one of:
+Usage: ``python broken_driver.py MODE [ONCE]``. With a path ``ONCE``, the fault happens in
+one process only: the first to find no file there creates it (the runner starts a driver
+afresh after one that broke the interface). MODE is one of:
 
 - ``corrupt-field``: one bit of the first HS1 the driver writes is flipped;
 - ``accept-downgrade``: an HS2 refused as ``downgrade`` is reported accepted;
@@ -11,7 +13,7 @@ Usage: ``python broken_driver.py MODE``, with MODE one of:
 - ``crash-export``: the process exits when asked to ``export``;
 - ``stall-binding``: ``channel_binding`` requests are never answered;
 - ``mistyped-field``: every ``channel_binding`` in a result is a number;
-- ``chaos``: one reply in 20, chosen by a seeded generator, has one byte replaced by
+- ``chaos``: one reply in 60, chosen by a seeded generator, has one byte replaced by
   printable ASCII (often still JSON, with a wrong value).
 """
 
@@ -26,6 +28,11 @@ from typing import Any
 
 def main() -> int:
     mode = sys.argv[1]
+    if len(sys.argv) > 2:
+        try:
+            open(sys.argv[2], "x").close()
+        except FileExistsError:
+            mode = "honest"
     real = subprocess.Popen([sys.executable, "-m", "agentauth", "conformance", "driver"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert real.stdin is not None and real.stdout is not None
@@ -55,7 +62,7 @@ def main() -> int:
             out.write(b"this is not a reply\n")
             out.flush()
             continue
-        if mode == "chaos" and rng.randrange(20) == 0:
+        if mode == "chaos" and rng.randrange(60) == 0:
             at = rng.randrange(len(raw) - 1)
             out.write(raw[:at] + bytes([rng.randrange(32, 127)]) + raw[at + 1:])
             out.flush()
