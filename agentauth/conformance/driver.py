@@ -141,10 +141,16 @@ class _Pending(_P):
     expires: float
 
 
+class _Seen(_P):
+    key: str
+    expires: int | float
+
+
 class _Opener(_P):
     recipient: str
     trust: list[str] | None = None
     pending: list[_Pending] = []
+    seen: list[_Seen] = []
     window: int = 300
     skew: int = 60
 
@@ -390,7 +396,10 @@ class Driver:
             pending.expect(from_hex(entry.nonce, "nonce"), entry.recipient,
                            expires=entry.expires)
         trusted = None if p.trust is None else frozenset(p.trust)
-        return {"handle": self._add("e", _EnvelopeOpener(me, pending, trusted, p.window, p.skew))}
+        opener = _EnvelopeOpener(me, pending, trusted, p.window, p.skew)
+        for seen in p.seen:
+            opener.store.check_and_insert(from_hex(seen.key, "key"), seen.expires)
+        return {"handle": self._add("e", opener)}
 
     def open_envelope(self, p: _Envelope) -> dict[str, Any]:
         opener: _EnvelopeOpener = self._get(p.handle, _EnvelopeOpener, "envelope opener")
@@ -406,6 +415,12 @@ class Driver:
     def drop(self, p: _Handle) -> dict[str, Any]:
         if self._objects.pop(p.handle, None) is None:
             raise InvalidArgument(f"no object with handle {p.handle[:40]!r}")
+        return {}
+
+    def reset(self, p: _Empty) -> dict[str, Any]:
+        self._objects.clear()
+        self._identities.clear()
+        self._clock = 0
         return {}
 
     def shutdown(self, p: _Empty) -> dict[str, Any]:
@@ -449,6 +464,7 @@ _OPS: dict[str, tuple[type[_P], Callable[[Driver, Any], dict[str, Any]]]] = {
     "envelope_opener": (_Opener, Driver.envelope_opener),
     "open_envelope": (_Envelope, Driver.open_envelope),
     "drop": (_Handle, Driver.drop),
+    "reset": (_Empty, Driver.reset),
     "shutdown": (_Empty, Driver.shutdown),
 }
 

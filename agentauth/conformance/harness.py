@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ERROR_CODES, DecodeError, RemoteError
 from .interface import from_hex
-from .process import DriverBroken, DriverProcess, Refused
+from .process import DriverBroken, DriverProcess, Refused, Unimplemented
 
 __all__ = [
     "REMOTE_CODES",
@@ -91,6 +91,20 @@ class Context:
     def hello(self, index: int = 0) -> dict[str, Any]:
         """What driver ``index`` said to ``hello`` (empty until it started)."""
         return self._started[index]
+
+    def reset(self) -> None:
+        """Between checks: ask every running driver to forget all it holds (``reset``). A
+        driver without ``reset`` keeps its objects; one that breaks is started afresh."""
+        for proc in self._drivers:
+            if proc is None:
+                continue
+            try:
+                proc.call("reset")
+            except (Refused, Unimplemented):
+                pass
+            except DriverBroken:
+                self.restart()
+                return
 
     def restart(self) -> None:
         """Forget every driver (after one broke); the next call starts them afresh."""

@@ -3,26 +3,30 @@
 Round ``r`` of seed ``s`` draws everything (the message it targets, the mutation, the
 keys of its handshake) from ``random.Random(f"{s}/{r}")``, so one failing round can be
 rerun alone. Whatever a mutation does, the bytes differ from the genuine message, and the
-rules say what must follow: a changed HS2, HS3 or session message is refused with a code
-of a remote error; a changed HS1 is refused, or answered with an HS2 the honest peer
-cannot accept (the transcript covers HS1's exact bytes); after a refused session message,
-the genuine one still opens.
+rules say what must follow: a changed HS2, HS3, session message, capability chain or
+envelope is refused with a code of a remote error; a changed HS1 is refused, or answered
+with an HS2 the honest peer cannot accept (the transcript covers HS1's exact bytes); after
+a refused session message the genuine one still opens, and so does a genuine envelope
+after a changed one.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable
 
 from ..errors import AgentAuthError
 from .harness import REMOTE_CODES, Check, Context, Fail, get_hex
 from .live import Live
+from .oneshot import Chain, make_mailbox
 from .process import Refused
 
 __all__ = ["TARGETS", "mutate", "mutation_checks"]
 
-TARGETS = ("hs1", "hs2", "hs3", "ordered", "unordered")
-_SECTION = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7", "ordered": "5.5", "unordered": "5.6"}
+TARGETS = ("hs1", "hs2", "hs3", "ordered", "unordered", "chain", "envelope")
+_SECTION = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7", "ordered": "5.5", "unordered": "5.6",
+            "chain": "10.6", "envelope": "12.2"}
 
 
 def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
@@ -57,9 +61,9 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     return data + b"\x00", "a zero byte appended"
 
 
-def _refused_remotely(call: object, what: str) -> None:
+def _refused_remotely(call: Callable[[], object], what: str) -> None:
     try:
-        call()  # type: ignore[operator]
+        call()
     except Refused as exc:
         if exc.code not in REMOTE_CODES:
             raise Fail(f"{what}: refused with {exc.code}, a local error, for bytes from the "
@@ -80,6 +84,17 @@ def _round(seed: int, index: int, ctx: Context) -> None:
 
 
 def _run(target: str, rng: random.Random, ctx: Context) -> None:
+    if target == "chain":
+        chain = Chain(ctx)
+        changed, what = mutate(chain.data, rng)
+        _refused_remotely(lambda: chain.verify(ctx, changed), f"chain, {what}")
+        return
+    if target == "envelope":
+        box, data = make_mailbox(ctx)
+        changed, what = mutate(data, rng)
+        _refused_remotely(lambda: box.open(changed), f"envelope, {what}")
+        box.open(data)  # nothing was remembered for the refused one
+        return
     ordered = target != "unordered"
     live = Live(ctx, "initiator" if target == "hs2" else "responder", ordered=ordered,
                 peer_ordered=ordered)

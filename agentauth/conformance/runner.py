@@ -75,6 +75,7 @@ def run_checks(checks: Sequence[Check], ctx: Context, report: Report) -> None:
     """Run ``checks`` in order, recording each outcome in ``report``."""
     for check in checks:
         report.add(_outcome(check, ctx))
+        ctx.reset()
         if not report.implementation and ctx.hello():
             report.implementation = str(ctx.hello().get("implementation", ""))[:80]
 

@@ -17,6 +17,7 @@ from .attacks import attack_checks
 from .harness import Check, Context, Fail, expect_refusal, get_hex
 from .interface import encode_line
 from .live import Live
+from .oneshot import oneshot_checks
 
 __all__ = ["interface_checks", "live_checks"]
 
@@ -166,4 +167,4 @@ def live_checks() -> list[Check]:
                 mode = "ordered" if ordered else "unordered"
                 checks.append(Check(_P + section, f"live / driver-{role} / {mode} / {name}",
                                     functools.partial(fn, role, ordered)))
-    return checks + attack_checks()
+    return checks + attack_checks() + oneshot_checks()
