@@ -3,7 +3,8 @@
 ``agentauth conformance driver`` speaks the driver interface for this implementation on
 standard input and output. ``agentauth conformance run --driver "COMMAND"`` runs the suite
 against any driver; the exit code is 0 if every check passed (and none was skipped, unless
-``--allow-skip``), 1 otherwise, 2 for a usage error and 3 if a report could not be written.
+``--allow-skip``), 1 otherwise, 2 for a usage error and 3 if the vector files could not be
+read or a report could not be written.
 """
 
 from __future__ import annotations

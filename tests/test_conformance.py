@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agentauth.conformance.process import DriverBroken, DriverProcess
 from agentauth.conformance.runner import all_checks
 from benchmarks import conformance as bench
 
@@ -168,3 +170,27 @@ def test_the_benchmark_quick_run_reports_the_run_time(tmp_path: Path,
     assert report["checks"] == sum(report["sections"].values()) > 200
     assert [t["name"] for t in report["targets"]] == ["suite run time (s)"]
     assert "ratio pipes / in process" in capsys.readouterr().out
+
+
+def test_vectors_from_a_directory(tmp_path: Path) -> None:
+    done = conformance("run", "--driver", DRIVER, "--vectors", str(ROOT / "spec" / "vectors"),
+                       "--mutations", "0")
+    assert done.returncode == 0, done.stdout[-2000:]
+    missing = conformance("run", "--driver", DRIVER, "--vectors", str(tmp_path))
+    assert missing.returncode == 3 and "cannot read the vectors" in missing.stderr
+
+
+def test_a_driver_that_stops_reading_cannot_hang_the_runner() -> None:
+    # The child answers hello, then neither reads nor writes: a request larger than the
+    # pipe's buffer cannot be written, and the runner gives up after its timeout.
+    child = ("import sys, json, select; line = sys.stdin.readline(); "
+             "print(json.dumps({'id': json.loads(line)['id'], 'result': {'interface': 1}}), "
+             "flush=True); select.select([], [], [])")
+    proc = DriverProcess(f"{sys.executable} -c {shlex.quote(child)}", timeout=0.5)
+    try:
+        assert proc.start()["interface"] == 1
+        with pytest.raises(DriverBroken, match=r"read no input for 0\.5 s"):
+            proc.call("receive", handle="h1", message="00" * 200_000)
+    finally:
+        proc._proc.kill()
+        proc.close()

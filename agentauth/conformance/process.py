@@ -42,8 +42,8 @@ class Unimplemented(Exception):
 class DriverProcess:
     """One running driver. ``call`` sends a request and returns the reply's result."""
 
-    __slots__ = ("_buffer", "_closed", "_next_id", "_proc", "_selector", "_stderr", "command",
-                 "hello", "timeout")
+    __slots__ = ("_buffer", "_closed", "_next_id", "_proc", "_selector", "_stderr", "_writable",
+                 "command", "hello", "timeout")
 
     def __init__(self, command: str, *, timeout: float = 10.0) -> None:
         self.command = command
@@ -57,10 +57,13 @@ class DriverProcess:
             self._stderr.close()
             raise DriverBroken(f"cannot start the driver: {type(exc).__name__}: {exc}") from None
         self._closed = False
-        assert self._proc.stdout is not None
+        assert self._proc.stdout is not None and self._proc.stdin is not None
         os.set_blocking(self._proc.stdout.fileno(), False)
-        self._selector = selectors.DefaultSelector()
+        os.set_blocking(self._proc.stdin.fileno(), False)  # a driver that stops reading
+        self._selector = selectors.DefaultSelector()       # cannot hang the runner
         self._selector.register(self._proc.stdout, selectors.EVENT_READ)
+        self._writable = selectors.DefaultSelector()
+        self._writable.register(self._proc.stdin, selectors.EVENT_WRITE)
         self._buffer = b""
         self._next_id = 0
         self.hello: dict[str, Any] = {}
@@ -80,11 +83,21 @@ class DriverProcess:
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (the runner's checks of the driver's own parsing)."""
         assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(data)
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise DriverBroken(f"the driver stopped reading ({self._exit_note()})") from None
+        fd = self._proc.stdin.fileno()
+        deadline = time.monotonic() + self.timeout
+        view = memoryview(data)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DriverBroken(f"the driver read no input for {self.timeout:g} s")
+            if not self._writable.select(left):
+                continue
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                raise DriverBroken(f"the driver stopped reading ({self._exit_note()})") from None
 
     def request(self, op: str, **params: Any) -> Reply:
         """Send one request and return its parsed reply, whatever its kind."""
@@ -162,7 +175,12 @@ class DriverProcess:
             try:
                 self._next_id += 1
                 assert self._proc.stdin is not None
-                self._proc.stdin.write(encode_line({"id": self._next_id, "op": "shutdown"}))
+                os.write(self._proc.stdin.fileno(),
+                         encode_line({"id": self._next_id, "op": "shutdown"}))
+            except OSError:  # (BlockingIOError included: it is not reading; it gets EOF)
+                pass
+            try:
+                assert self._proc.stdin is not None
                 self._proc.stdin.close()
             except OSError:
                 pass
@@ -172,6 +190,7 @@ class DriverProcess:
                 self._proc.kill()
                 self._proc.wait()
         self._selector.close()
+        self._writable.close()
         if self._proc.stdout is not None:
             self._proc.stdout.close()
         self._stderr.close()

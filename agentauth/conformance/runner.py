@@ -5,7 +5,8 @@ order: the interface checks, every vector of ``spec/vectors/``, live scenarios i
 the runner plays the other peer and an active attacker, random mutation rounds from a
 recorded seed, and, given a second driver, the interoperability pairs. It prints a summary
 (PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits 1 on any
-FAIL, or on any SKIP unless skips are allowed.
+FAIL, or on any SKIP unless skips are allowed; 2 for a usage error; 3 if the vector files
+cannot be read or a report cannot be written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import AgentAuthError
+from ..errors import AgentAuthError, InvalidArgument
 from . import interop, mutation, scenarios
 from .harness import Check, Context, Fail
 from .process import DriverBroken, Refused, Unimplemented
@@ -124,8 +125,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("error: --mutations, --seed and --timeout must not be negative",
               file=sys.stderr)
         return 2
-    report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
-                 seed=args.seed, mutations=args.mutations, timeout=args.timeout)
+    try:
+        report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
+                     seed=args.seed, mutations=args.mutations, timeout=args.timeout)
+    except InvalidArgument as exc:  # the vector files could not be read
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
     sys.stdout.write(report.summary())
     try:
         if args.json is not None:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidArgument
 from . import vectors as _vectors
 from .harness import Check, Context, Fail, expect_refusal, get_hex, get_str, refusal
 from .process import DriverProcess, Refused
@@ -34,7 +35,8 @@ def load_vectors(directory: Path | None) -> dict[str, Any]:
         return {name: json.loads((directory / name).read_text(encoding="utf-8"))
                 for name in _vectors.FILES}
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"cannot read the vectors in {directory}: {exc}") from None
+        raise InvalidArgument(f"cannot read the vectors in {directory}: "
+                              f"{type(exc).__name__}") from None
 
 
 def handshake_section(vid: str, code: str) -> str:
