@@ -60,11 +60,13 @@ class Check:
 class Context:
     """The drivers a check talks to and the run's seeded randomness."""
 
-    __slots__ = ("_drivers", "_failed_starts", "_started", "commands", "rng", "timeout")
+    __slots__ = ("_drivers", "_failed_starts", "_started", "commands", "rng", "seed",
+                 "timeout")
 
     def __init__(self, commands: list[str], *, seed: int, timeout: float) -> None:
         self.commands = commands
         self.timeout = timeout
+        self.seed = seed
         self.rng = random.Random(seed)
         self._drivers: list[DriverProcess | None] = [None] * len(commands)
         self._started: list[dict[str, Any]] = [{} for _ in commands]
@@ -112,6 +114,11 @@ class Context:
             if proc is not None:
                 proc.close()
             self._drivers[i] = None
+
+    def begin(self, check: Check) -> None:
+        """Before ``check``: its own randomness, from the run's seed and its id, so that a
+        check draws the same keys whatever ran before it."""
+        self.rng = random.Random(f"{self.seed}/{check.id}")
 
     def seed32(self) -> str:
         """32 fresh bytes from the run's seed, as hex (identity seeds, ephemerals)."""

@@ -1,13 +1,13 @@
 """Random mutation rounds: genuine messages changed at random, from a recorded seed.
 
-Round ``r`` of seed ``s`` draws everything (the message it targets, the mutation, the
-keys of its handshake) from ``random.Random(f"{s}/{r}")``, so one failing round can be
-rerun alone. Whatever a mutation does, the bytes differ from the genuine message, and the
-rules say what must follow: a changed HS2, HS3, session message, capability chain or
-envelope is refused with a code of a remote error; a changed HS1 is refused, or answered
-with an HS2 the honest peer cannot accept (the transcript covers HS1's exact bytes); after
-a refused session message the genuine one still opens, and so does a genuine envelope
-after a changed one.
+Round ``r`` targets ``TARGETS[r % 7]``; like every check, it draws everything else (the
+keys of its handshake, the mutation) from a generator seeded with the run's seed and its
+own id, so one failing round comes out the same however it is rerun. Whatever a mutation
+does, the bytes differ from the genuine message, and the rules say what must follow: a
+changed HS2, HS3, session message, capability chain or envelope is refused with a code of
+a remote error; a changed HS1 is refused, or answered with an HS2 the honest peer cannot
+accept (the transcript covers HS1's exact bytes); after a refused session message the
+genuine one still opens, and so does a genuine envelope after a changed one.
 """
 
 from __future__ import annotations
@@ -72,15 +72,8 @@ def _refused_remotely(call: Callable[[], object], what: str) -> None:
     raise Fail(f"{what}: accepted")
 
 
-def _round(seed: int, index: int, ctx: Context) -> None:
-    rng = random.Random(f"{seed}/{index}")
-    target = TARGETS[index % len(TARGETS)]
-    saved = ctx.rng
-    ctx.rng = rng  # this round's keys come from its own seed
-    try:
-        _run(target, rng, ctx)
-    finally:
-        ctx.rng = saved
+def _round(index: int, ctx: Context) -> None:
+    _run(TARGETS[index % len(TARGETS)], ctx.rng, ctx)
 
 
 def _run(target: str, rng: random.Random, ctx: Context) -> None:
@@ -135,4 +128,4 @@ def mutation_checks(seed: int, rounds: int) -> list[Check]:
     """``rounds`` mutation rounds from ``seed``."""
     return [Check(f"protocol.md §{_SECTION[TARGETS[i % len(TARGETS)]]}",
                   f"mutation / {TARGETS[i % len(TARGETS)]} / seed {seed} round {i}",
-                  functools.partial(_round, seed, i)) for i in range(rounds)]
+                  functools.partial(_round, i)) for i in range(rounds)]

@@ -63,7 +63,8 @@ def _outcome(check: Check, ctx: Context) -> Outcome:
         status, message = "FAIL", f"runner fault: {type(exc).__name__}: {exc}"[:500]
         ctx.restart()
     seconds = time.perf_counter() - started
-    return Outcome(check.id, check.section, status, _printable(message), seconds)
+    return Outcome(_printable(check.id), _printable(check.section), status, _printable(message),
+                   seconds)
 
 
 def _printable(text: str) -> str:
@@ -75,6 +76,7 @@ def _printable(text: str) -> str:
 def run_checks(checks: Sequence[Check], ctx: Context, report: Report) -> None:
     """Run ``checks`` in order, recording each outcome in ``report``."""
     for check in checks:
+        ctx.begin(check)
         report.add(_outcome(check, ctx))
         ctx.reset()
         if not report.implementation and ctx.hello():
