@@ -12,6 +12,7 @@ afresh after one that broke the interface). MODE is one of:
 - ``garbage``: the reply to the 40th request is not JSON;
 - ``crash-export``: the process exits when asked to ``export``;
 - ``stall-binding``: ``channel_binding`` requests are never answered;
+- ``accept-all``: every error is reported as an empty result;
 - ``mistyped-field``: every ``channel_binding`` in a result is a number;
 - ``chaos``: one reply in 60, chosen by a seeded generator, has one byte replaced by
   printable ASCII (often still JSON, with a wrong value).
@@ -75,6 +76,8 @@ def main() -> int:
             corrupted = True
         elif mode == "accept-downgrade" and error and error["code"] == "downgrade":
             reply = {"id": reply["id"], "result": {"reply": "00" * 100, "state": "done"}}
+        elif mode == "accept-all" and error:
+            reply = {"id": reply["id"], "result": {}}
         elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
             error["code"] = "bad_signature"
         elif mode == "mistyped-field" and result and "channel_binding" in result:

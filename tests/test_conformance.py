@@ -111,6 +111,26 @@ def test_a_driver_whose_replies_are_garbled_at_random_never_crashes_the_runner()
     assert "--seed 9" in done.stdout
 
 
+def test_every_check_that_expects_a_refusal_fails_when_everything_is_accepted(
+        tmp_path: Path) -> None:
+    """A driver that accepts whatever it is given fails every negative vector, attack and
+    mutation round that asks for a refusal: none of them passes without it. (Those that
+    pass: a changed HS1 may be answered, as long as the answer is useless; an unordered
+    session opens swapped messages; a responder picks the common version.)"""
+    done = conformance("run", "--driver", f"{BROKEN} accept-all", "--mutations", "35",
+                       "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 1
+    checks = json.loads((tmp_path / "r.json").read_text())["checks"]
+    negative = [c for c in checks if any(f"/ {kind} /" in c["id"] for kind in (
+        "handshake-negative", "session-negative", "attack", "mutation"))]
+    assert len(negative) > 160
+    passed = {c["id"].split(" / ")[2] for c in negative if c["status"] != "FAIL"}
+    assert passed <= {"tamper-hs1-ephemeral", "tamper-hs1-offer", "reordered-unordered",
+                      "highest-common-version", "hs1"}, passed
+    refused = [c for c in checks if "/ capability /" in c["id"] or "/ envelope /" in c["id"]]
+    assert any(c["status"] == "FAIL" for c in refused)
+
+
 def test_the_runner_waits_for_a_stalled_driver_only_so_long(tmp_path: Path) -> None:
     done = conformance("run", "--driver", f"{BROKEN} stall-binding {tmp_path / 'once'}",
                        "--mutations", "0", "--timeout", "0.5")

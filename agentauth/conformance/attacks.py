@@ -231,6 +231,49 @@ def _downgrade(ctx: Context) -> None:
     expect_refusal("downgrade", lambda: live.receive(hs2), "HS2 selecting version 2")
 
 
+def _offer_edited(ctx: Context) -> None:
+    live = Live(ctx, "initiator")
+    hs1 = live.first()
+    edited = hs1[:32] + wire.encode_map(sorted({*SUPPORTED_VERSIONS, 2}))
+    reply = live.peer.receive_message(edited)  # the honest responder sees another offer
+    assert reply is not None
+    expect_refusal("decrypt_failed", lambda: live.receive(reply),
+                   "HS2 answering an offer edited in flight")
+
+
+def _man_in_the_middle(role: str, ctx: Context) -> None:
+    """The attacker runs the DH itself and names the trusted peer, but signs with its own
+    key: it cannot sign as the peer."""
+    live = Live(ctx, role)
+    attacker = Identity.from_seed(bytes.fromhex(ctx.seed32()))
+    forge = Forge()
+    if role == "initiator":
+        forge.read_hs1(live.first())
+        message = forge.write_hs2(bytes.fromhex(ctx.seed32()),
+                                  body2(1, live.me.public_bytes, _TS, {}), attacker)
+    else:
+        live.receive(forge.write_hs1(bytes.fromhex(ctx.seed32())))
+        forge.read_hs2(get_hex(live.result, "reply"))
+        message = forge.write_hs3(body3(live.me.public_bytes, _TS, {}), attacker)
+    expect_refusal("bad_signature", lambda: live.receive(message),
+                   "a message naming the trusted peer, signed by another key")
+
+
+def _window(ctx: Context) -> None:
+    live = Live(ctx, "responder", ordered=False, peer_ordered=False)
+    ours = live.complete()
+    sent = [ours.seal(n.to_bytes(2, "big")) for n in range(2101)]
+    steps = [(0, None), (1, None), (2100, None), (52, "stale"), (53, None), (53, "replayed"),
+             (2099, None), (1, "stale"), (1000, None), (1000, "replayed")]
+    for counter, code in steps:
+        if code is None:
+            if live.open(sent[counter]) != counter.to_bytes(2, "big"):
+                raise Fail(f"counter {counter} did not open to its payload")
+        else:
+            expect_refusal(code, functools.partial(live.open, sent[counter]),
+                           f"counter {counter} after 2100")
+
+
 def _highest_common(ctx: Context) -> None:
     live = Live(ctx, "responder")
     forge = Forge()
@@ -341,6 +384,10 @@ def attack_checks() -> list[Check]:
         ("4.13", "hs2-after-done", functools.partial(_after_done, "initiator")),
         ("4.13", "hs3-after-done", functools.partial(_after_done, "responder")),
         ("4.9", "downgrade-hs2", _downgrade),
+        ("8.6", "offer-edited-in-flight", _offer_edited),
+        ("4.8", "man-in-the-middle-hs2", functools.partial(_man_in_the_middle, "initiator")),
+        ("4.8", "man-in-the-middle-hs3", functools.partial(_man_in_the_middle, "responder")),
+        ("5.6", "sliding-window", _window),
         ("4.9", "highest-common-version", _highest_common),
         ("4.3", "no-common-version", _no_common),
         ("4.11", "clock-skew-hs2", functools.partial(_skew, "initiator")),
