@@ -206,9 +206,10 @@ def test_a_driver_that_stops_reading_cannot_hang_the_runner() -> None:
     child = ("import sys, json, select; line = sys.stdin.readline(); "
              "print(json.dumps({'id': json.loads(line)['id'], 'result': {'interface': 1}}), "
              "flush=True); select.select([], [], [])")
-    proc = DriverProcess(f"{sys.executable} -c {shlex.quote(child)}", timeout=0.5)
+    proc = DriverProcess(f"{sys.executable} -c {shlex.quote(child)}")
     try:
         assert proc.start()["interface"] == 1
+        proc.timeout = 0.5
         with pytest.raises(DriverBroken, match=r"read no input for 0\.5 s"):
             proc.call("receive", handle="h1", message="00" * 200_000)
     finally:
