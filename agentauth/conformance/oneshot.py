@@ -12,10 +12,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ..capability import Grant, Range, delegate, encode_chain
+from ..capability import Grant, Range, Request, delegate, encode_chain, invoke
 from ..envelope import seal
 from ..identity import Identity
 from .harness import T0, Check, Context, Fail, expect_refusal, get_hex, get_str
+from .live import Live
 
 __all__ = ["Chain", "Mailbox", "make_chain", "make_mailbox", "oneshot_checks"]
 
@@ -125,6 +126,64 @@ def _chain_time(offset: int, code: str, ctx: Context) -> None:
                                         request=chain.request), f"a chain at T0{offset:+d}")
 
 
+def _held_by(holder: Identity, ctx: Context) -> tuple[bytes, dict[str, str]]:
+    root = Identity.from_seed(bytes.fromhex(ctx.seed32()))
+    link = delegate(root, holder.agent_id, [Grant("jobs/**", {"run"})], not_before=T0 - 60,
+                    expires=T0 + 3600, nonce=ctx.rng.randbytes(16))
+    return encode_chain([link]), {root.agent_id: "**"}
+
+
+_RUN = Request("jobs/nightly", "run")
+
+
+def _invocation_in_session(ctx: Context) -> None:
+    live = Live(ctx, "responder")
+    live.complete()
+    binding = get_hex(live.result, "channel_binding")
+    chain, anchors = _held_by(live.me, ctx)
+    d = live.d
+    handle = get_str(d.call("invocation_verifier", mode="session", anchors=anchors,
+                            peer=live.me.agent_id, channel_binding=binding.hex()), "handle")
+
+    def check(invocation: bytes) -> object:
+        return d.call("check_invocation", handle=handle, invocation=invocation.hex())
+
+    first = invoke(chain, _RUN, channel_binding=binding, clock=lambda: T0,
+                   random=ctx.rng.randbytes)
+    check(first)
+    expect_refusal("replayed", lambda: check(first), "the same invocation again")
+    other = invoke(chain, _RUN, channel_binding=ctx.rng.randbytes(64), clock=lambda: T0,
+                   random=ctx.rng.randbytes)
+    expect_refusal("wrong_session", lambda: check(other), "an invocation of another session")
+    check(invoke(chain, _RUN, channel_binding=binding, clock=lambda: T0,
+                 random=ctx.rng.randbytes))
+
+
+def _invocation_detached(ctx: Context) -> None:
+    d = ctx.driver()
+    holder = Identity.from_seed(bytes.fromhex(ctx.seed32()))
+    verifier = get_str(d.call("create_identity", seed=ctx.seed32()), "agent_id")
+    chain, anchors = _held_by(holder, ctx)
+    d.call("set_clock", now=float(T0))
+    handle = get_str(d.call("invocation_verifier", mode="detached", anchors=anchors,
+                            verifier=verifier), "handle")
+
+    def check(invocation: bytes) -> object:
+        return d.call("check_invocation", handle=handle, invocation=invocation.hex())
+
+    def signed(to: str, at: float = T0) -> bytes:
+        return invoke(chain, _RUN, holder=holder, verifier=to, clock=lambda: at,
+                      random=ctx.rng.randbytes)
+
+    first = signed(verifier)
+    check(first)
+    expect_refusal("replayed", lambda: check(first), "the same invocation again")
+    elsewhere = signed(Identity.from_seed(bytes.fromhex(ctx.seed32())).agent_id)
+    expect_refusal("wrong_verifier", lambda: check(elsewhere), "an invocation for another")
+    old = signed(verifier, T0 - 1000)
+    expect_refusal("stale_invocation", lambda: check(old), "an invocation 1000 s old")
+
+
 # ------------------------------------------------------------------ envelope checks
 
 
@@ -191,6 +250,8 @@ def oneshot_checks() -> list[Check]:
         ("10.6", "chain-expired", functools.partial(_chain_time, 3600 + 61, "expired")),
         ("10.6", "chain-not-yet-valid", functools.partial(_chain_time, -200,
                                                           "not_yet_valid")),
+        ("10.7", "invocation-in-session", _invocation_in_session),
+        ("10.7", "invocation-detached", _invocation_detached),
         ("12.2", "envelope-signed", functools.partial(_envelope_once, False)),
         ("12.2", "envelope-sealed", functools.partial(_envelope_once, True)),
         ("12.2", "envelope-store-has-seen", _envelope_seen),
