@@ -115,6 +115,9 @@ def test_driver_serve_reads_lines_until_shutdown() -> None:
              encode_line({"id": 3, "op": "nothing"}),
              encode_line({"id": 4, "op": "shutdown"}),
              encode_line({"id": 5, "op": "hello", "interface": [1]})]
+    last = io.BytesIO()  # a last line without its newline is still answered
+    drv.Driver().serve(io.BytesIO(encode_line({"id": 9, "op": "reset"})[:-1]), last)
+    assert json.loads(last.getvalue()) == {"id": 9, "result": {}}
     out = io.BytesIO()
     driver = drv.Driver()
     driver.serve(io.BytesIO(b"".join(lines)), out)

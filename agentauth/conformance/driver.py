@@ -239,8 +239,8 @@ class Driver:
             line = stdin.readline(MAX_LINE + 2)
             if not line:
                 return
-            if not line.endswith(b"\n"):  # over the limit: skip to the end of that line
-                while line and not line.endswith(b"\n"):
+            if len(line) > MAX_LINE + 1 and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip to the end of that line
                     line = stdin.readline(MAX_LINE + 2)
                 reply = encode_line({"id": None, "error": {
                     "code": "oversize", "message": f"a line is at most {MAX_LINE} bytes"}})
