@@ -162,8 +162,23 @@ def test_a_driver_that_cannot_start_fails_fast() -> None:
     assert re.search(r"^total\s+0\s+\d+\s+0$", done.stdout, re.MULTILINE)
 
 
+def test_disabled_checks_are_skipped_and_the_list_names_every_check() -> None:
+    done = conformance("run", "--driver", DRIVER, "--mutations", "0", "--disable",
+                       "protocol.md §10.8 / *", "--disable", "*/ attack / tamper-*")
+    assert done.returncode == 1  # skipped: not allowed
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIP ")]
+    assert len(skipped) == 8 + 7 + 8 and all("disabled by --disable" in x for x in skipped)
+    assert not any(line.startswith("FAIL ") for line in done.stdout.splitlines())
+    listed = conformance("run", "--list", "--mutations", "2", "--peer-driver", "x")
+    assert listed.returncode == 0
+    ids = listed.stdout.splitlines()
+    assert len(ids) == len(set(ids)) > 250 and ids[0] == "conformance.md §4 / hello"
+    assert sum("/ mutation /" in i for i in ids) == 2 and any("/ interop /" in i for i in ids)
+
+
 def test_usage_errors() -> None:
     assert conformance("run").returncode == 2  # no --driver
+    assert conformance("run", "--bogus").returncode == 2
     assert conformance("run", "--driver", DRIVER, "--mutations", "-1").returncode == 2
 
 

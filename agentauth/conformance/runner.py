@@ -12,6 +12,7 @@ cannot be read or a report cannot be written.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import secrets
 import sys
 import time
@@ -73,9 +74,16 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def run_checks(checks: Sequence[Check], ctx: Context, report: Report) -> None:
-    """Run ``checks`` in order, recording each outcome in ``report``."""
+def run_checks(checks: Sequence[Check], ctx: Context, report: Report,
+               disabled: Sequence[str] = ()) -> None:
+    """Run ``checks`` in order, recording each outcome in ``report``; checks whose id
+    matches a pattern of ``disabled`` (``fnmatch``) are skipped without running."""
     for check in checks:
+        pattern = next((p for p in disabled if fnmatch.fnmatchcase(check.id, p)), None)
+        if pattern is not None:
+            report.add(Outcome(_printable(check.id), _printable(check.section), "SKIP",
+                               _printable(f"disabled by --disable {pattern!r}")))
+            continue
         ctx.begin(check)
         report.add(_outcome(check, ctx))
         ctx.reset()
@@ -85,7 +93,7 @@ def run_checks(checks: Sequence[Check], ctx: Context, report: Report) -> None:
 
 def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = None,
         seed: int | None = None, mutations: int = DEFAULT_MUTATIONS,
-        timeout: float = 10.0) -> Report:
+        timeout: float = 10.0, disabled: Sequence[str] = ()) -> Report:
     """Run the whole suite against ``driver`` (and ``peer_driver``, for interop)."""
     seed = secrets.randbelow(2**32) if seed is None else seed
     report = Report(driver=driver, seed=seed, mutations=mutations, peer_driver=peer_driver)
@@ -94,7 +102,7 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
     started = time.perf_counter()
     try:
         run_checks(all_checks(vectors, seed=seed, mutations=mutations,
-                              peer=peer_driver is not None), ctx, report)
+                              peer=peer_driver is not None), ctx, report, disabled)
     finally:
         ctx.close()
     report.seconds = time.perf_counter() - started
@@ -103,22 +111,26 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``conformance run``."""
-    parser.add_argument("--driver", required=True, metavar="COMMAND",
-                        help="the command that starts the driver under test")
+    parser.add_argument("--driver", metavar="COMMAND",
+                        help="the command that starts the driver under test (required)")
     parser.add_argument("--peer-driver", metavar="COMMAND",
                         help="a second driver to pair with the first, both ways")
     parser.add_argument("--allow-skip", action="store_true",
                         help="exit 0 even if checks were skipped (unimplemented)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report")
     parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
-    parser.add_argument("--seed", type=int, help="the mutation seed (default: random, "
-                                                 "printed)")
+    parser.add_argument("--seed", type=int, help="the seed of every check's keys and "
+                                                 "mutations (default: random, printed)")
     parser.add_argument("--mutations", type=int, default=DEFAULT_MUTATIONS, metavar="N",
                         help=f"random mutation rounds (default {DEFAULT_MUTATIONS})")
     parser.add_argument("--vectors", type=Path, metavar="DIR",
                         help="the vector files to replay (default: this version's)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="how long to wait for each reply (default 10)")
+    parser.add_argument("--disable", action="append", default=[], metavar="GLOB",
+                        help="skip the checks whose id matches (repeatable)")
+    parser.add_argument("--list", action="store_true",
+                        help="print the id of every check, run nothing")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -127,9 +139,22 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("error: --mutations, --seed and --timeout must not be negative",
               file=sys.stderr)
         return 2
+    if args.list:
+        try:
+            checks = all_checks(args.vectors, seed=args.seed or 0, mutations=args.mutations,
+                                peer=args.peer_driver is not None)
+        except InvalidArgument as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 3
+        sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
+        return 0
+    if not args.driver:
+        print("error: --driver COMMAND is required", file=sys.stderr)
+        return 2
     try:
         report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
-                     seed=args.seed, mutations=args.mutations, timeout=args.timeout)
+                     seed=args.seed, mutations=args.mutations, timeout=args.timeout,
+                     disabled=args.disable)
     except InvalidArgument as exc:  # the vector files could not be read
         print(f"error: {exc.message}", file=sys.stderr)
         return 3
