@@ -25,6 +25,7 @@ from agentauth.conformance.interface import (
 )
 from agentauth.conformance.mutation import mutate
 from agentauth.conformance.report import Outcome, Report, Status
+from agentauth.conformance.vectors import generate
 
 FUZZ = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -181,3 +182,75 @@ def test_report_counts_sorts_and_writes() -> None:
                      outcomes=[Outcome("a / b", "a", "SKIP"), Outcome("a / c", "a", "PASS")])
     assert skipped.exit_code(allow_skip=False) == 1 and skipped.exit_code(allow_skip=True) == 0
     assert Report(driver="d", seed=1, mutations=0).exit_code(allow_skip=False) == 0
+
+
+
+_VECTORS = generate()
+_BASIC = _VECTORS["handshake-positive.json"]["vectors"][0]
+_INPUTS, _EXPECTED = _BASIC["inputs"], _BASIC["expected"]
+_MESSAGES = [bytes.fromhex(_EXPECTED[k]) for k in ("hs1", "hs2", "hs3")] + [
+    bytes.fromhex(x["message"]) for x in _EXPECTED["session"]]
+_SIDES = {role: (_INPUTS[role]["identity_seed"], _INPUTS[role]["ephemeral_secret"],
+                 _EXPECTED["responder_id" if role == "initiator" else "initiator_id"])
+          for role in ("initiator", "responder")}
+
+
+def _handshake(role: str, trust: str, ordered: bool) -> dict[str, Any]:
+    _, ephemeral, peer = _SIDES[role]
+    me = _EXPECTED["initiator_id" if role == "initiator" else "responder_id"]
+    return {"op": "handshake", "role": role, "identity": me,
+            "trust": "any" if trust == "any" else [peer], "ordered": ordered,
+            "random": ephemeral}
+
+
+_message = st.sampled_from(_MESSAGES) | st.binary(max_size=120)
+step = st.one_of(
+    st.builds(_handshake, st.sampled_from(["initiator", "responder"]),
+              st.sampled_from(["any", "peer"]), st.booleans()),
+    st.builds(lambda op, handle: {"op": op, "handle": handle},
+              st.sampled_from(["start", "rekey", "close", "channel_binding", "check_timeout",
+                               "drop"]), st.sampled_from(["h1", "h2", "h3", "x"])),
+    st.builds(lambda op, handle, data: {"op": op, "handle": handle, "message": data.hex()},
+              st.sampled_from(["receive", "open"]), st.sampled_from(["h1", "h2", "h3"]),
+              _message),
+    st.builds(lambda handle, data: {"op": "seal", "handle": handle, "payload": data.hex()},
+              st.sampled_from(["h1", "h2"]), st.binary(max_size=16)),
+    st.builds(lambda op, handle: {"op": op, "handle": handle, "label": "6c", "length": 16},
+              st.just("export"), st.sampled_from(["h1", "h2"])),
+    st.builds(lambda now: {"op": "set_clock", "now": now},
+              st.sampled_from(_INPUTS["clock"]) | st.integers(0, 2**40)),
+    st.just({"op": "reset"}),
+)
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, max_size=30))
+def test_the_driver_survives_any_sequence_of_operations(steps: list[dict[str, Any]]) -> None:
+    """One driver, operations in any order on the same handles (fed genuine handshake and
+    session messages as well as random bytes, so engines do complete): every one answered
+    with a registered code, never a fault, whatever state the engines are in."""
+    driver = drv.Driver()
+    setup = [{"op": "set_clock", "now": _INPUTS["clock"][0]}] + [
+        {"op": "create_identity", "seed": seed} for seed, _, _ in _SIDES.values()]
+    for index, request in enumerate(setup + steps):
+        out = json.loads(driver.handle_line(encode_line({"id": index, **request})[:-1]))
+        assert out["id"] == index
+        if "error" in out:
+            assert out["error"]["code"] in ERROR_CODES
+            assert not out["error"]["message"].startswith("driver fault"), (request, out)
+
+
+def test_the_sequences_reach_finished_handshakes() -> None:
+    """Control for the test above: its genuine messages do complete a handshake."""
+    driver = drv.Driver()
+    calls = [{"op": "set_clock", "now": _INPUTS["clock"][1]},
+             *({"op": "create_identity", "seed": seed} for seed, _, _ in _SIDES.values()),
+             _handshake("responder", "peer", True),
+             {"op": "receive", "handle": "h1", "message": _MESSAGES[0].hex()},
+             {"op": "receive", "handle": "h1", "message": _MESSAGES[2].hex()},
+             {"op": "open", "handle": "h1", "message": _MESSAGES[3].hex()}]
+    outs = [json.loads(driver.handle_line(encode_line({"id": i, **c})[:-1]))
+            for i, c in enumerate(calls)]
+    assert outs[-2]["result"]["state"] == "done"
+    assert outs[-1]["result"]["payload"] == _EXPECTED["session"][0]["payload"]
