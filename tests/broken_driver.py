@@ -12,6 +12,7 @@ afresh after one that broke the interface). MODE is one of:
 - ``garbage``: the reply to the 40th request is not JSON;
 - ``crash-export``: the process exits when asked to ``export``;
 - ``stall-binding``: ``channel_binding`` requests are never answered;
+- ``corrupt-seal``: the last bit of every sealed message is flipped;
 - ``accept-all``: every error is reported as an empty result;
 - ``mistyped-field``: every ``channel_binding`` in a result is a number;
 - ``chaos``: one reply in 60, chosen by a seeded generator, has one byte replaced by
@@ -76,6 +77,9 @@ def main() -> int:
             corrupted = True
         elif mode == "accept-downgrade" and error and error["code"] == "downgrade":
             reply = {"id": reply["id"], "result": {"reply": "00" * 100, "state": "done"}}
+        elif mode == "corrupt-seal" and op == "seal" and result:
+            message = result["message"]
+            result["message"] = message[:-1] + f"{int(message[-1], 16) ^ 1:x}"
         elif mode == "accept-all" and error:
             reply = {"id": reply["id"], "result": {}}
         elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":

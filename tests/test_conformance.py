@@ -131,6 +131,18 @@ def test_every_check_that_expects_a_refusal_fails_when_everything_is_accepted(
     assert any(c["status"] == "FAIL" for c in refused)
 
 
+def test_interop_fails_against_a_broken_peer_driver() -> None:
+    done = conformance("run", "--driver", DRIVER, "--peer-driver", f"{BROKEN} corrupt-seal",
+                       "--mutations", "0")
+    assert done.returncode == 1
+    failures = [line for line in done.stdout.splitlines() if line.startswith("FAIL ")]
+    assert len(failures) == 4 and all(
+        line.startswith("FAIL protocol.md §4.12 / interop / ") for line in failures)
+    # The peer driver's sealed messages are broken, in whichever role it plays.
+    assert "from the responder was refused at the other end with decrypt_failed" in failures[0]
+    assert "from the initiator was refused at the other end with decrypt_failed" in failures[2]
+
+
 def test_the_runner_waits_for_a_stalled_driver_only_so_long(tmp_path: Path) -> None:
     done = conformance("run", "--driver", f"{BROKEN} stall-binding {tmp_path / 'once'}",
                        "--mutations", "0", "--timeout", "2")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from .harness import T0, Check, Context, Fail, get_hex, get_str
-from .process import DriverProcess
+from .process import DriverProcess, Refused
 
 __all__ = ["interop_checks"]
 
@@ -50,7 +50,11 @@ def _exchange(src: DriverProcess, hs: str, dst: DriverProcess, hd: str, text: by
     for n in range(3):
         payload = text + b" #" + str(n).encode()
         sealed = get_hex(src.call("seal", handle=hs, payload=payload.hex()), "message")
-        opened = dst.call("open", handle=hd, message=sealed.hex())
+        try:
+            opened = dst.call("open", handle=hd, message=sealed.hex())
+        except Refused as exc:
+            raise Fail(f"a message {text.decode()} was refused at the other end with "
+                       f"{exc.code}") from None
         if opened.get("payload") != payload.hex():
             raise Fail(f"a message {text.decode()} did not open to what was sealed")
 
