@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import cli_conformance
 from .aio.demo import run_demo
 from .cli_tokens import add_commands, run
 
@@ -19,9 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("demo", help="four agents over loopback TCP: accepted, refused, "
                                      "and a replay rejected")
     add_commands(commands)
+    cli_conformance.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo()
+    if args.command == "conformance":
+        return cli_conformance.run(args)
     return run(args)
 
 

@@ -1,1 +1,2 @@
-"""Conformance material: vector generation and replay (the runner grows here)."""
+"""Conformance: the vectors (``vectors``), the driver interface (``interface``, ``driver``)
+and the runner that tests any implementation through it (``runner``; ``spec/conformance.md``)."""

@@ -1,0 +1,478 @@
+"""This implementation's conformance driver: ``agentauth conformance driver``.
+
+It reads requests from standard input and writes one reply per request to standard
+output, as ``spec/conformance.md`` defines. Every request is answered: a line that is not a
+request, an operation with unknown or mistyped parameters, or a call the engines refuse
+gets an ``error`` reply with its registry code; an operation this driver does not know gets
+``unimplemented``. The driver holds test state only (identities from given seeds, an
+injected clock), so it must never be pointed at real keys.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..capability import DetachedInvocations, Request, SessionInvocations, verify_chain
+from ..capability import verify_notice as _verify_notice
+from ..envelope import PendingRequests, open_envelope
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
+from ..handshake import (
+    SUPPORTED_VERSIONS,
+    HandshakePolicy,
+    Initiator,
+    Responder,
+    accept_any_peer,
+)
+from ..identity import Identity, PeerKey
+from ..session import Session
+from ..stores import MemoryReplayStore
+from .interface import INTERFACE_VERSION, MAX_LINE, decode_line, encode_line, valid_id
+from .interface import from_hex as _from_hex
+
+__all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "Driver", "main"]
+
+IMPLEMENTATION = "agentauth-python 0.1.0"
+#: Engines, verifiers and openers one driver holds at once (``drop`` frees one).
+MAX_OBJECTS = 4096
+
+
+def from_hex(value: str, what: str) -> bytes:
+    """A hex parameter of a request: a bad one is the request's fault (invalid_argument)."""
+    try:
+        return _from_hex(value, what)
+    except DecodeError as exc:
+        raise InvalidArgument(exc.message) from None
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class _Hello(_P):
+    interface: list[int]
+
+
+class _Seed(_P):
+    seed: str
+
+
+class _Clock(_P):
+    now: int | float
+
+
+class _Handshake(_P):
+    role: Literal["initiator", "responder"]
+    identity: str
+    trust: list[str] | Literal["any"]
+    expect: str | None = None
+    versions: list[int] = list(SUPPORTED_VERSIONS)
+    max_skew: float = 120.0
+    timeout: float = 30.0
+    extensions: dict[str, str] = {}
+    ordered: bool = True
+    random: str = ""
+
+
+class _Handle(_P):
+    handle: str
+
+
+class _Message(_P):
+    handle: str
+    message: str
+
+
+class _Payload(_P):
+    handle: str
+    payload: str
+
+
+class _Export(_P):
+    handle: str
+    label: str
+    context: str = ""
+    length: int = 32
+
+
+class _Request(_P):
+    resource: str
+    action: str
+    args: dict[str, bool | int | str] = {}
+
+
+class _Chain(_P):
+    chain: str
+    anchors: dict[str, str]
+    skew: int = 60
+    revoked: list[str] = []
+    holder: str | None = None
+    request: _Request | None = None
+
+
+class _Notice(_P):
+    notice: str
+    anchors: dict[str, str]
+
+
+class _Verifier(_P):
+    mode: Literal["session", "detached"]
+    anchors: dict[str, str]
+    skew: int = 60
+    peer: str | None = None
+    channel_binding: str | None = None
+    verifier: str | None = None
+    window: int = 120
+
+
+class _Invocation(_P):
+    handle: str
+    invocation: str
+
+
+class _Pending(_P):
+    nonce: str
+    recipient: str
+    expires: float
+
+
+class _Seen(_P):
+    key: str
+    expires: int | float
+
+
+class _Opener(_P):
+    recipient: str
+    trust: list[str] | None = None
+    pending: list[_Pending] = []
+    seen: list[_Seen] = []
+    window: int = 300
+    skew: int = 60
+
+
+class _Envelope(_P):
+    handle: str
+    envelope: str
+
+
+class _Empty(_P):
+    pass
+
+
+class _Random:
+    """A random source that returns the injected bytes in order, then the OS's."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __call__(self, n: int) -> bytes:
+        if len(self._data) >= n:
+            out, self._data = self._data[:n], self._data[n:]
+            return out
+        return os.urandom(n)
+
+
+def _state(engine: Initiator | Responder) -> str:
+    return engine.state.value
+
+
+class Driver:
+    """The state behind one driver process, and the operations of the interface."""
+
+    __slots__ = ("_clock", "_done", "_identities", "_next", "_objects")
+
+    def __init__(self) -> None:
+        self._clock: int | float = 0
+        self._identities: dict[str, Identity] = {}
+        self._objects: dict[str, object] = {}
+        self._next = 0
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        """Whether ``shutdown`` was received."""
+        return self._done
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle_line(self, line: bytes) -> bytes:
+        """Answer one request line with one reply line; never raises."""
+        request_id: int | None = None
+        try:
+            request = decode_line(line)
+            if not valid_id(request.get("id")):
+                raise InvalidArgument("a request carries an integer id in [0, 2^53]")
+            request_id = request.pop("id")
+            op = request.pop("op", None)
+            if type(op) is not str:
+                raise InvalidArgument("a request names its op")
+            entry = _OPS.get(op)
+            if entry is None:
+                return encode_line({"id": request_id,
+                                    "unimplemented": f"op {op[:40]!r} is not implemented"})
+            model, method = entry
+            try:
+                params = model.model_validate(request)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "request"
+                raise InvalidArgument(f"{op}: {where}: {first['type']}") from None
+            result = method(self, params)
+        except AgentAuthError as exc:
+            return encode_line({"id": request_id,
+                                "error": {"code": exc.code, "message": exc.message[:300]}})
+        except Exception as exc:  # a bug here must still be answered, and visibly
+            return encode_line({"id": request_id, "error": {
+                "code": "invalid_state", "message": f"driver fault: {type(exc).__name__}"}})
+        return encode_line({"id": request_id, "result": result})
+
+    def serve(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        """Answer requests from ``stdin`` until end of input or ``shutdown``."""
+        while not self._done:
+            line = stdin.readline(MAX_LINE + 2)
+            if not line:
+                return
+            if len(line) > MAX_LINE + 1 and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip to the end of that line
+                    line = stdin.readline(MAX_LINE + 2)
+                reply = encode_line({"id": None, "error": {
+                    "code": "oversize", "message": f"a line is at most {MAX_LINE} bytes"}})
+            else:
+                reply = self.handle_line(line.rstrip(b"\r\n"))
+            stdout.write(reply)
+            stdout.flush()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now(self) -> int | float:
+        return self._clock
+
+    def _add(self, prefix: str, obj: object) -> str:
+        if len(self._objects) >= MAX_OBJECTS:
+            raise InvalidArgument(f"the driver holds {MAX_OBJECTS} objects: drop some")
+        self._next += 1
+        handle = f"{prefix}{self._next}"
+        self._objects[handle] = obj
+        return handle
+
+    def _get(self, handle: str, kind: Any, what: str) -> Any:
+        obj = self._objects.get(handle)
+        if not isinstance(obj, kind):
+            raise InvalidArgument(f"no {what} with handle {handle[:40]!r}")
+        return obj
+
+    def _identity(self, agent_id: str) -> Identity:
+        identity = self._identities.get(agent_id)
+        if identity is None:
+            raise InvalidArgument("no identity with that agent id: create_identity first")
+        return identity
+
+    def _session(self, handle: str) -> Session:
+        engine = self._get(handle, Initiator | Responder, "handshake")
+        if engine.result is None:
+            raise InvalidState(f"handshake {handle} is {_state(engine)}, not done")
+        session: Session = engine.result.session
+        return session
+
+    # ------------------------------------------------------------------ operations
+
+    def hello(self, p: _Hello) -> dict[str, Any]:
+        if INTERFACE_VERSION not in p.interface:
+            raise InvalidArgument(f"this driver speaks interface version {INTERFACE_VERSION}")
+        return {"interface": INTERFACE_VERSION, "implementation": IMPLEMENTATION,
+                "protocol_versions": list(SUPPORTED_VERSIONS)}
+
+    def create_identity(self, p: _Seed) -> dict[str, Any]:
+        identity = Identity.from_seed(from_hex(p.seed, "seed"))
+        if len(self._identities) >= MAX_OBJECTS:
+            raise InvalidArgument(f"the driver holds {MAX_OBJECTS} identities")
+        self._identities[identity.agent_id] = identity
+        return {"agent_id": identity.agent_id, "public_key": identity.public_bytes.hex()}
+
+    def set_clock(self, p: _Clock) -> dict[str, Any]:
+        if not (math.isfinite(p.now) and p.now >= 0):
+            raise InvalidArgument("the clock is a finite, non-negative number of seconds")
+        self._clock = p.now
+        return {}
+
+    def handshake(self, p: _Handshake) -> dict[str, Any]:
+        policy = HandshakePolicy(
+            trust=accept_any_peer if p.trust == "any" else p.trust,
+            max_skew=p.max_skew, timeout=p.timeout, versions=tuple(p.versions))
+        extensions = {k: from_hex(v, "extension") for k, v in p.extensions.items()}
+        cls = Initiator if p.role == "initiator" else Responder
+        engine = cls(self._identity(p.identity), policy, expect=p.expect,
+                     extensions=extensions, ordered=p.ordered, clock=self._now,
+                     random=_Random(from_hex(p.random, "random")))
+        return {"handle": self._add("h", engine), "state": _state(engine)}
+
+    def start(self, p: _Handle) -> dict[str, Any]:
+        engine = self._get(p.handle, Initiator, "initiator")
+        return {"message": engine.start().hex(), "state": _state(engine)}
+
+    def receive(self, p: _Message) -> dict[str, Any]:
+        engine = self._get(p.handle, Initiator | Responder, "handshake")
+        reply = engine.receive_message(from_hex(p.message, "message"))
+        out: dict[str, Any] = {"reply": None if reply is None else reply.hex(),
+                               "state": _state(engine)}
+        if engine.result is not None:
+            result = engine.result
+            out.update(peer=result.peer_id, version=result.version,
+                       channel_binding=result.channel_binding.hex(),
+                       peer_extensions={k: v.hex() for k, v in result.peer_extensions.items()})
+        return out
+
+    def check_timeout(self, p: _Handle) -> dict[str, Any]:
+        engine = self._get(p.handle, Initiator | Responder, "handshake")
+        engine.check_timeout()
+        return {"state": _state(engine)}
+
+    def seal(self, p: _Payload) -> dict[str, Any]:
+        return {"message": self._session(p.handle).seal(from_hex(p.payload, "payload")).hex()}
+
+    def rekey(self, p: _Handle) -> dict[str, Any]:
+        return {"message": self._session(p.handle).rekey().hex()}
+
+    def close(self, p: _Handle) -> dict[str, Any]:
+        return {"message": self._session(p.handle).close().hex()}
+
+    def open(self, p: _Message) -> dict[str, Any]:
+        payload = self._session(p.handle).open(from_hex(p.message, "message"))
+        return {"payload": None if payload is None else payload.hex()}
+
+    def export(self, p: _Export) -> dict[str, Any]:
+        value = self._session(p.handle).export(from_hex(p.label, "label"),
+                                               from_hex(p.context, "context"), p.length)
+        return {"value": value.hex()}
+
+    def channel_binding(self, p: _Handle) -> dict[str, Any]:
+        return {"channel_binding": self._session(p.handle).channel_binding.hex()}
+
+    def verify_chain(self, p: _Chain) -> dict[str, Any]:
+        revoked = {from_hex(r, "revoked id") for r in p.revoked}
+        request = (None if p.request is None
+                   else Request(p.request.resource, p.request.action, p.request.args))
+        holder = None if p.holder is None else PeerKey.from_agent_id(p.holder)
+        verify_chain(from_hex(p.chain, "chain"), p.anchors, now=math.floor(self._clock),
+                     skew=p.skew, revoked=revoked.__contains__, holder=holder, request=request)
+        return {}
+
+    def verify_notice(self, p: _Notice) -> dict[str, Any]:
+        _verify_notice(from_hex(p.notice, "notice"), p.anchors)
+        return {}
+
+    def invocation_verifier(self, p: _Verifier) -> dict[str, Any]:
+        checker: SessionInvocations | DetachedInvocations
+        if p.mode == "session":
+            if p.peer is None or p.channel_binding is None:
+                raise InvalidArgument("a session verifier needs peer and channel_binding")
+            checker = SessionInvocations(
+                p.anchors, peer=PeerKey.from_agent_id(p.peer), clock=self._now,
+                channel_binding=from_hex(p.channel_binding, "channel_binding"), skew=p.skew)
+        else:
+            if p.verifier is None:
+                raise InvalidArgument("a detached verifier needs verifier")
+            checker = DetachedInvocations(p.anchors, verifier=p.verifier, clock=self._now,
+                                          window=p.window, skew=p.skew)
+        return {"handle": self._add("v", checker)}
+
+    def check_invocation(self, p: _Invocation) -> dict[str, Any]:
+        checker = self._get(p.handle, SessionInvocations | DetachedInvocations,
+                            "invocation verifier")
+        checker.check(from_hex(p.invocation, "invocation"))
+        return {}
+
+    def envelope_opener(self, p: _Opener) -> dict[str, Any]:
+        me = self._identity(p.recipient)
+        pending = PendingRequests()
+        for entry in p.pending:
+            pending.expect(from_hex(entry.nonce, "nonce"), entry.recipient,
+                           expires=entry.expires)
+        trusted = None if p.trust is None else frozenset(p.trust)
+        opener = _EnvelopeOpener(me, pending, trusted, p.window, p.skew)
+        for seen in p.seen:
+            opener.store.check_and_insert(from_hex(seen.key, "key"), seen.expires)
+        return {"handle": self._add("e", opener)}
+
+    def open_envelope(self, p: _Envelope) -> dict[str, Any]:
+        opener: _EnvelopeOpener = self._get(p.handle, _EnvelopeOpener, "envelope opener")
+        trusted = opener.trusted
+        trust = None if trusted is None else (lambda peer: peer.agent_id in trusted)
+        opened = open_envelope(from_hex(p.envelope, "envelope"), opener.me, opener.store,
+                               clock=self._now, window=opener.window, skew=opener.skew,
+                               trust=trust, pending=opener.pending)
+        return {"sender": opened.sender.agent_id, "payload": opened.payload.hex(),
+                "nonce": opened.nonce.hex(), "time": opened.time,
+                "reply_to": opened.reply_to.hex(), "sealed": opened.sealed}
+
+    def drop(self, p: _Handle) -> dict[str, Any]:
+        if self._objects.pop(p.handle, None) is None:
+            raise InvalidArgument(f"no object with handle {p.handle[:40]!r}")
+        return {}
+
+    def reset(self, p: _Empty) -> dict[str, Any]:
+        self._objects.clear()
+        self._identities.clear()
+        self._clock = 0
+        return {}
+
+    def shutdown(self, p: _Empty) -> dict[str, Any]:
+        self._done = True
+        return {}
+
+
+class _EnvelopeOpener:
+    """One recipient opening envelopes: its identity, replay store and awaited replies."""
+
+    __slots__ = ("me", "pending", "skew", "store", "trusted", "window")
+
+    def __init__(self, me: Identity, pending: PendingRequests, trusted: frozenset[str] | None,
+                 window: int, skew: int) -> None:
+        self.me, self.pending, self.trusted = me, pending, trusted
+        self.window, self.skew = window, skew
+        self.store = MemoryReplayStore()
+
+    def __repr__(self) -> str:
+        return f"EnvelopeOpener(recipient={self.me.agent_id!r})"
+
+
+_OPS: dict[str, tuple[type[_P], Callable[[Driver, Any], dict[str, Any]]]] = {
+    "hello": (_Hello, Driver.hello),
+    "create_identity": (_Seed, Driver.create_identity),
+    "set_clock": (_Clock, Driver.set_clock),
+    "handshake": (_Handshake, Driver.handshake),
+    "start": (_Handle, Driver.start),
+    "receive": (_Message, Driver.receive),
+    "check_timeout": (_Handle, Driver.check_timeout),
+    "seal": (_Payload, Driver.seal),
+    "rekey": (_Handle, Driver.rekey),
+    "close": (_Handle, Driver.close),
+    "open": (_Message, Driver.open),
+    "export": (_Export, Driver.export),
+    "channel_binding": (_Handle, Driver.channel_binding),
+    "verify_chain": (_Chain, Driver.verify_chain),
+    "verify_notice": (_Notice, Driver.verify_notice),
+    "invocation_verifier": (_Verifier, Driver.invocation_verifier),
+    "check_invocation": (_Invocation, Driver.check_invocation),
+    "envelope_opener": (_Opener, Driver.envelope_opener),
+    "open_envelope": (_Envelope, Driver.open_envelope),
+    "drop": (_Handle, Driver.drop),
+    "reset": (_Empty, Driver.reset),
+    "shutdown": (_Empty, Driver.shutdown),
+}
+
+#: The operations this driver implements.
+OPERATIONS = frozenset(_OPS)
+
+
+def main() -> int:
+    """Serve the driver interface on standard input and output."""
+    Driver().serve(sys.stdin.buffer, sys.stdout.buffer)
+    return 0

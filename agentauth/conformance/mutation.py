@@ -1,0 +1,131 @@
+"""Random mutation rounds: genuine messages changed at random, from a recorded seed.
+
+Round ``r`` targets ``TARGETS[r % 7]``; like every check, it draws everything else (the
+keys of its handshake, the mutation) from a generator seeded with the run's seed and its
+own id, so one failing round comes out the same however it is rerun. Whatever a mutation
+does, the bytes differ from the genuine message, and the rules say what must follow: a
+changed HS2, HS3, session message, capability chain or envelope is refused with a code of
+a remote error; a changed HS1 is refused, or answered with an HS2 the honest peer cannot
+accept (the transcript covers HS1's exact bytes); after a refused session message the
+genuine one still opens, and so does a genuine envelope after a changed one.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable
+
+from ..errors import AgentAuthError
+from .harness import REMOTE_CODES, Check, Context, Fail, get_hex
+from .live import Live
+from .oneshot import Chain, make_mailbox
+from .process import Refused
+
+__all__ = ["TARGETS", "mutate", "mutation_checks"]
+
+TARGETS = ("hs1", "hs2", "hs3", "ordered", "unordered", "chain", "envelope")
+_SECTION = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7", "ordered": "5.5", "unordered": "5.6",
+            "chain": "10.6", "envelope": "12.2"}
+
+
+def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """A changed copy of ``data`` and what was done to it."""
+    for _ in range(16):
+        kind = rng.choice(("flip", "byte", "truncate", "extend", "insert", "delete",
+                           "duplicate") if data else ("extend", "insert"))
+        at = rng.randrange(len(data)) if data else 0
+        if kind == "flip":
+            bit = rng.randrange(8)
+            out = data[:at] + bytes([data[at] ^ 1 << bit]) + data[at + 1:]
+            what = f"flip bit {bit} of byte {at}"
+        elif kind == "byte":
+            value = rng.randrange(256)
+            out = data[:at] + bytes([value]) + data[at + 1:]
+            what = f"byte {at} set to {value}"
+        elif kind == "truncate":
+            out, what = data[:at], f"cut to {at} bytes"
+        elif kind == "extend":
+            extra = rng.randbytes(rng.randrange(1, 9))
+            out, what = data + extra, f"{len(extra)} bytes appended"
+        elif kind == "insert":
+            out, what = data[:at] + rng.randbytes(1) + data[at:], f"a byte inserted at {at}"
+        elif kind == "delete":
+            out, what = data[:at] + data[at + 1:], f"byte {at} deleted"
+        else:
+            size = rng.randrange(1, 17)
+            out = data[:at] + data[at:at + size] + data[at:]
+            what = f"{size} bytes at {at} repeated"
+        if out != data:
+            return out, what
+    return data + b"\x00", "a zero byte appended"
+
+
+def _refused_remotely(call: Callable[[], object], what: str) -> None:
+    try:
+        call()
+    except Refused as exc:
+        if exc.code not in REMOTE_CODES:
+            raise Fail(f"{what}: refused with {exc.code}, a local error, for bytes from the "
+                       f"network") from None
+        return
+    raise Fail(f"{what}: accepted")
+
+
+def _round(index: int, ctx: Context) -> None:
+    _run(TARGETS[index % len(TARGETS)], ctx.rng, ctx)
+
+
+def _run(target: str, rng: random.Random, ctx: Context) -> None:
+    if target == "chain":
+        chain = Chain(ctx)
+        changed, what = mutate(chain.data, rng)
+        _refused_remotely(lambda: chain.verify(ctx, changed), f"chain, {what}")
+        return
+    if target == "envelope":
+        box, data = make_mailbox(ctx)
+        changed, what = mutate(data, rng)
+        _refused_remotely(lambda: box.open(changed), f"envelope, {what}")
+        box.open(data)  # nothing was remembered for the refused one
+        return
+    ordered = target != "unordered"
+    live = Live(ctx, "initiator" if target == "hs2" else "responder", ordered=ordered,
+                peer_ordered=ordered)
+    live.first()
+    if target == "hs1":
+        changed, what = mutate(live.hs1, rng)
+        try:
+            live.receive(changed)
+        except Refused as exc:
+            if exc.code not in REMOTE_CODES:
+                raise Fail(f"HS1, {what}: refused with {exc.code}, a local error") from None
+            return
+        try:
+            live.peer.receive_message(get_hex(live.result, "reply"))
+        except AgentAuthError:
+            return
+        raise Fail(f"HS1, {what}: the handshake went on as if HS1 had not been changed")
+    live.second()
+    if target == "hs2":
+        changed, what = mutate(live.hs2, rng)
+        _refused_remotely(lambda: live.receive(changed), f"HS2, {what}")
+        return
+    live.third()
+    if target == "hs3":
+        changed, what = mutate(live.hs3, rng)
+        _refused_remotely(lambda: live.receive(changed), f"HS3, {what}")
+        return
+    ours = live.complete()
+    payload = rng.randbytes(rng.randrange(0, 64))
+    message = ours.seal(payload)
+    changed, what = mutate(message, rng)
+    _refused_remotely(lambda: live.open(changed), f"session message, {what}")
+    if live.open(message) != payload:
+        raise Fail(f"session message, {what}: the genuine message did not open afterwards")
+
+
+def mutation_checks(seed: int, rounds: int) -> list[Check]:
+    """``rounds`` mutation rounds from ``seed``."""
+    return [Check(f"protocol.md §{_SECTION[TARGETS[i % len(TARGETS)]]}",
+                  f"mutation / {TARGETS[i % len(TARGETS)]} / seed {seed} round {i}",
+                  functools.partial(_round, i)) for i in range(rounds)]

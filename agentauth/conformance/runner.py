@@ -1,0 +1,181 @@
+"""The conformance runner: ``agentauth conformance run --driver "COMMAND"``.
+
+It drives an implementation through its driver (``spec/conformance.md``) and runs, in
+order: the interface checks, every vector of ``spec/vectors/``, live scenarios in which
+the runner plays the other peer and an active attacker, random mutation rounds from a
+recorded seed, and, given a second driver, the interoperability pairs. It prints a summary
+(PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits 1 on any
+FAIL, or on any SKIP unless skips are allowed; 2 for a usage error; 3 if the vector files
+cannot be read or a report cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import AgentAuthError, InvalidArgument
+from . import interop, mutation, scenarios
+from .harness import Check, Context, Fail
+from .process import DriverBroken, Refused, Unimplemented
+from .report import Outcome, Report, Status
+from .vector_checks import load_vectors, vector_checks
+
+__all__ = ["add_arguments", "all_checks", "main", "run", "run_checks"]
+
+DEFAULT_MUTATIONS = 120
+
+
+def all_checks(vectors: Path | None, *, seed: int, mutations: int,
+               peer: bool) -> list[Check]:
+    """Every check of one run, in order."""
+    checks = scenarios.interface_checks()
+    checks += vector_checks(load_vectors(vectors))
+    checks += scenarios.live_checks()
+    checks += mutation.mutation_checks(seed, mutations)
+    if peer:
+        checks += interop.interop_checks()
+    return checks
+
+
+def _outcome(check: Check, ctx: Context) -> Outcome:
+    started = time.perf_counter()
+    status: Status = "PASS"
+    message = ""
+    try:
+        check.run(ctx)
+    except Fail as exc:
+        status, message = "FAIL", str(exc)
+    except Unimplemented as exc:
+        status, message = "SKIP", f"unimplemented: {exc}"
+    except Refused as exc:
+        status, message = "FAIL", f"unexpected refusal: {exc}"
+    except DriverBroken as exc:
+        status, message = "FAIL", f"driver broke the interface: {exc}"
+        ctx.restart()
+    except AgentAuthError as exc:  # the runner's own engines refused what the driver sent
+        status, message = "FAIL", f"the reference peer refused the driver's message: {exc}"
+    except Exception as exc:  # never stop the run: say what happened, and carry on
+        status, message = "FAIL", f"runner fault: {type(exc).__name__}: {exc}"[:500]
+        ctx.restart()
+    seconds = time.perf_counter() - started
+    return Outcome(_printable(check.id), _printable(check.section), status, _printable(message),
+                   seconds)
+
+
+def _printable(text: str) -> str:
+    # A driver's words reach the terminal: control characters (escape sequences) are shown
+    # escaped, never obeyed.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def run_checks(checks: Sequence[Check], ctx: Context, report: Report,
+               disabled: Sequence[str] = ()) -> None:
+    """Run ``checks`` in order, recording each outcome in ``report``; checks whose id
+    matches a pattern of ``disabled`` (``fnmatch``) are skipped without running."""
+    for check in checks:
+        pattern = next((p for p in disabled if fnmatch.fnmatchcase(check.id, p)), None)
+        if pattern is not None:
+            report.add(Outcome(_printable(check.id), _printable(check.section), "SKIP",
+                               _printable(f"disabled by --disable {pattern!r}")))
+            continue
+        ctx.begin(check)
+        report.add(_outcome(check, ctx))
+        ctx.reset()
+        if not report.implementation and ctx.hello():
+            report.implementation = str(ctx.hello().get("implementation", ""))[:80]
+
+
+def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = None,
+        seed: int | None = None, mutations: int = DEFAULT_MUTATIONS,
+        timeout: float = 10.0, disabled: Sequence[str] = ()) -> Report:
+    """Run the whole suite against ``driver`` (and ``peer_driver``, for interop)."""
+    seed = secrets.randbelow(2**32) if seed is None else seed
+    report = Report(driver=driver, seed=seed, mutations=mutations, peer_driver=peer_driver)
+    commands = [driver] if peer_driver is None else [driver, peer_driver]
+    ctx = Context(commands, seed=seed, timeout=timeout)
+    started = time.perf_counter()
+    try:
+        run_checks(all_checks(vectors, seed=seed, mutations=mutations,
+                              peer=peer_driver is not None), ctx, report, disabled)
+    finally:
+        ctx.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``conformance run``."""
+    parser.add_argument("--driver", metavar="COMMAND",
+                        help="the command that starts the driver under test (required)")
+    parser.add_argument("--peer-driver", metavar="COMMAND",
+                        help="a second driver to pair with the first, both ways")
+    parser.add_argument("--allow-skip", action="store_true",
+                        help="exit 0 even if checks were skipped (unimplemented)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report")
+    parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
+    parser.add_argument("--seed", type=int, help="the seed of every check's keys and "
+                                                 "mutations (default: random, printed)")
+    parser.add_argument("--mutations", type=int, default=DEFAULT_MUTATIONS, metavar="N",
+                        help=f"random mutation rounds (default {DEFAULT_MUTATIONS})")
+    parser.add_argument("--vectors", type=Path, metavar="DIR",
+                        help="the vector files to replay (default: this version's)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for each reply (default 10)")
+    parser.add_argument("--disable", action="append", default=[], metavar="GLOB",
+                        help="skip the checks whose id matches (repeatable)")
+    parser.add_argument("--list", action="store_true",
+                        help="print the id of every check, run nothing")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run as the parsed options say; print the summary; return the exit code."""
+    if args.mutations < 0 or args.timeout <= 0 or (args.seed is not None and args.seed < 0):
+        print("error: --mutations, --seed and --timeout must not be negative",
+              file=sys.stderr)
+        return 2
+    if args.list:
+        try:
+            checks = all_checks(args.vectors, seed=args.seed or 0, mutations=args.mutations,
+                                peer=args.peer_driver is not None)
+        except InvalidArgument as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 3
+        sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
+        return 0
+    if not args.driver:
+        print("error: --driver COMMAND is required", file=sys.stderr)
+        return 2
+    try:
+        report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
+                     seed=args.seed, mutations=args.mutations, timeout=args.timeout,
+                     disabled=args.disable)
+    except InvalidArgument as exc:  # the vector files could not be read
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
+    sys.stdout.write(report.summary())
+    try:
+        if args.json is not None:
+            args.json.write_text(report.to_json(), encoding="utf-8")
+        if args.junit is not None:
+            args.junit.write_text(report.to_junit(), encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
+        return 3
+    return report.exit_code(allow_skip=args.allow_skip)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m agentauth.conformance.runner``: the same as ``conformance run``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Checks that replay every vector of ``spec/vectors/`` through a driver.
+
+Positive vectors must give exact bytes, negative vectors the exact error code at the exact
+step (``spec/protocol.md`` section 6). Each check's section is the rule the vector tests:
+the message it breaks (4.3, 4.5, 4.7), or the rule its code names (4.9 downgrade, 4.11
+time, 4.13 order, 5.5 to 5.7 sessions, 10.6 to 10.8 capabilities, 12.2 envelopes).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgument
+from . import vectors as _vectors
+from .harness import Check, Context, Fail, expect_refusal, get_hex, get_str, refusal
+from .process import DriverProcess, Refused
+
+__all__ = ["handshake_section", "load_vectors", "vector_checks"]
+
+_P = "protocol.md §"
+_CODE_SECTIONS = {"handshake_timeout": "4.11", "clock_skew": "4.11", "downgrade": "4.9",
+                  "out_of_order": "4.13", "oversize": "3.3", "non_canonical": "3.2",
+                  "unknown_field": "3.3"}
+_MESSAGE_SECTIONS = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7"}
+
+
+def load_vectors(directory: Path | None) -> dict[str, Any]:
+    """The vector files' content: read from ``directory``, or made by the code if None."""
+    if directory is None:
+        return _vectors.generate()
+    try:
+        return {name: json.loads((directory / name).read_text(encoding="utf-8"))
+                for name in _vectors.FILES}
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"cannot read the vectors in {directory}: "
+                              f"{type(exc).__name__}") from None
+
+
+def handshake_section(vid: str, code: str) -> str:
+    """The section a negative handshake vector checks."""
+    message = vid.split("-", maxsplit=1)[0]
+    return _P + _CODE_SECTIONS.get(code, _MESSAGE_SECTIONS.get(message, "4.13"))
+
+
+def _session_section(vector: dict[str, Any]) -> str:
+    code = vector["error"]
+    if code == "session_closed":
+        return _P + "5.7"
+    if code in ("replayed", "stale", "out_of_order"):
+        return _P + ("5.5" if vector["ordered"] else "5.6")
+    return _P + "5.5"
+
+
+def _engine(d: DriverProcess, role: str, inputs: dict[str, Any], **override: Any) -> str:
+    agent = get_str(d.call("create_identity", seed=inputs["identity_seed"]), "agent_id")
+    params = {"role": role, "identity": agent, "trust": inputs["trust"],
+              "expect": inputs.get("expect"), "max_skew": inputs.get("max_skew", 120.0),
+              "timeout": inputs.get("timeout", 30.0),
+              "extensions": inputs.get("extensions", {}),
+              "ordered": inputs.get("ordered", True), "random": inputs["ephemeral_secret"]}
+    params.update(override)
+    return get_str(d.call("handshake", **params), "handle")
+
+
+def _same(what: str, got: bytes, want: str) -> None:
+    if got.hex() != want:
+        raise Fail(f"{what}: got {got.hex()[:48]}..., expected {want[:48]}...")
+
+
+def _negative_handshake(vector: dict[str, Any], ctx: Context) -> None:
+    d = ctx.driver()
+    handle = _engine(d, vector["role"], vector["inputs"])
+    last = len(vector["steps"]) - 1
+    for index, step in enumerate(vector["steps"]):
+        d.call("set_clock", now=step["at"])
+        what = f"step {index} ({'start' if step['start'] else 'receive'})"
+        if step["start"]:
+            def call(h: str = handle) -> object:
+                return d.call("start", handle=h)
+        else:
+            call = functools.partial(d.call, "receive", handle=handle, message=step["receive"])
+        if index < last:
+            code = refusal(call)
+            if code is not None:
+                raise Fail(f"{what}: refused with {code}, expected no error before step {last}")
+        else:
+            expect_refusal(vector["error"], call, what)
+    # Sticky failure (4.13): the engine refuses whatever comes next.
+    again = vector["steps"][-1]["receive"] or "00" * 32
+    expect_refusal(None, functools.partial(d.call, "receive", handle=handle, message=again),
+                   "after the failure")
+    d.call("drop", handle=handle)
+
+
+def _positive_side(vector: dict[str, Any], side: str, ctx: Context) -> None:
+    d = ctx.driver()
+    inputs, expected = vector["inputs"], vector["expected"]
+    clock = inputs["clock"]
+    handle = _engine(d, side, inputs[side])
+    if side == "initiator":
+        d.call("set_clock", now=clock[0])
+        _same("HS1", get_hex(d.call("start", handle=handle), "message"), expected["hs1"])
+        d.call("set_clock", now=clock[2])
+        result = d.call("receive", handle=handle, message=expected["hs2"])
+        _same("HS3", get_hex(result, "reply"), expected["hs3"])
+        peer = expected["responder_id"]
+    else:
+        d.call("set_clock", now=clock[1])
+        result = d.call("receive", handle=handle, message=expected["hs1"])
+        _same("HS2", get_hex(result, "reply"), expected["hs2"])
+        d.call("set_clock", now=clock[3])
+        result = d.call("receive", handle=handle, message=expected["hs3"])
+        if result.get("reply") is not None:
+            raise Fail("the responder replied to HS3")
+        peer = expected["initiator_id"]
+    if result.get("state") != "done" or result.get("peer") != peer:
+        raise Fail(f"after the handshake: state {str(result.get('state'))[:20]!r}, peer "
+                   f"{str(result.get('peer'))[:60]!r}; expected done and {peer}")
+    _same("channel binding", get_hex(result, "channel_binding"), expected["channel_binding"])
+    exported = d.call("export", handle=handle, label=b"example".hex(), context="", length=32)
+    _same("export('example')", get_hex(exported, "value"), expected["export_example_32"])
+    for index, step in enumerate(expected["session"]):
+        what = f"session step {index} ({step['from']} {step['kind']})"
+        if step["from"] == side:
+            if step["kind"] == "data":
+                sent = d.call("seal", handle=handle, payload=step["payload"])
+            else:
+                sent = d.call(step["kind"], handle=handle)
+            _same(what, get_hex(sent, "message"), step["message"])
+        else:
+            opened = d.call("open", handle=handle, message=step["message"])
+            want = step["payload"] if step["kind"] == "data" else None
+            if opened.get("payload") != want:
+                raise Fail(f"{what}: opened to {str(opened.get('payload'))[:40]!r}, expected "
+                           f"{want!r}")
+    d.call("drop", handle=handle)
+
+
+def _negative_session(vector: dict[str, Any], positive: dict[str, Any], ctx: Context) -> None:
+    d = ctx.driver()
+    inputs, expected = positive["inputs"], positive["expected"]
+    receiver = vector["receiver"]
+    handle = _engine(d, receiver, inputs[receiver], ordered=vector["ordered"])
+    clock = inputs["clock"]
+    if receiver == "responder":
+        d.call("set_clock", now=clock[1])
+        d.call("receive", handle=handle, message=expected["hs1"])
+        d.call("set_clock", now=clock[3])
+        d.call("receive", handle=handle, message=expected["hs3"])
+    else:
+        d.call("set_clock", now=clock[0])
+        d.call("start", handle=handle)
+        d.call("set_clock", now=clock[2])
+        d.call("receive", handle=handle, message=expected["hs2"])
+    last = len(vector["steps"]) - 1
+    for index, message in enumerate(vector["steps"]):
+        call = functools.partial(d.call, "open", handle=handle, message=message)
+        if index < last:
+            code = refusal(call)
+            if code is not None:
+                raise Fail(f"message {index}: refused with {code}, expected no error before "
+                           f"message {last}")
+        else:
+            expect_refusal(vector["error"], call, f"message {index}")
+    d.call("drop", handle=handle)
+
+
+def _code_of(call: Any) -> str:
+    try:
+        call()
+    except Refused as exc:
+        return exc.code
+    return "ok"
+
+
+def _capability(vector: dict[str, Any], ctx: Context) -> None:
+    d = ctx.driver()
+    anchors = vector["anchors"]
+    if vector["kind"] == "notice":
+        got: str | list[str] = _code_of(functools.partial(
+            d.call, "verify_notice", notice=vector["notice"], anchors=anchors))
+    elif vector["kind"] == "invocation":
+        d.call("set_clock", now=vector["now"])
+        if vector["mode"] == "session":
+            params = {"peer": vector["peer"], "channel_binding": vector["channel_binding"]}
+        else:
+            params = {"verifier": vector["verifier"], "window": vector["window"]}
+        handle = get_str(d.call("invocation_verifier", mode=vector["mode"], anchors=anchors,
+                                skew=vector["skew"], **params), "handle")
+        got = [_code_of(functools.partial(d.call, "check_invocation", handle=handle,
+                                          invocation=x)) for x in vector["invocations"]]
+        d.call("drop", handle=handle)
+    else:
+        d.call("set_clock", now=vector["now"])
+        request = vector["request"]
+        got = _code_of(functools.partial(
+            d.call, "verify_chain", chain=vector["chain"], anchors=anchors, skew=vector["skew"],
+            revoked=vector["revoked"], holder=vector["holder"],
+            request=None if request is None else
+            {"resource": request[0], "action": request[1], "args": request[2]}))
+    if got != vector["expected"]:
+        raise Fail(f"got {got}, expected {vector['expected']}")
+
+
+def _envelope(vector: dict[str, Any], ctx: Context) -> None:
+    d = ctx.driver()
+    me = get_str(d.call("create_identity", seed=vector["me_seed"]), "agent_id")
+    d.call("set_clock", now=vector["now"])
+    handle = get_str(d.call("envelope_opener", recipient=me, trust=vector["trusted"],
+                            pending=vector["pending"], window=vector["window"],
+                            skew=vector["skew"]), "handle")
+    codes, payloads = [], []
+    for data in vector["envelopes"]:
+        try:
+            opened = d.call("open_envelope", handle=handle, envelope=data)
+        except Refused as exc:
+            codes.append(exc.code)
+            payloads.append("")
+        else:
+            codes.append("ok")
+            payloads.append(get_hex(opened, "payload").hex())
+    d.call("drop", handle=handle)
+    if codes != vector["expected"]:
+        raise Fail(f"got {codes}, expected {vector['expected']}")
+    if "payloads" in vector and payloads != vector["payloads"]:
+        raise Fail("the opened payloads differ from the vector's")
+
+
+def vector_checks(files: dict[str, Any]) -> list[Check]:
+    """One check per vector (two per positive vector: one per side)."""
+    checks = []
+    positive = {v["id"]: v for v in files["handshake-positive.json"]["vectors"]}
+    for vector in positive.values():
+        for side in ("initiator", "responder"):
+            checks.append(Check(_P + "6.3", f"handshake-positive / {vector['id']} / {side}",
+                                functools.partial(_positive_side, vector, side)))
+    for vector in files["handshake-negative.json"]["vectors"]:
+        checks.append(Check(handshake_section(vector["id"], vector["error"]),
+                            f"handshake-negative / {vector['id']}",
+                            functools.partial(_negative_handshake, vector)))
+    for vector in files["session-negative.json"]["vectors"]:
+        checks.append(Check(_session_section(vector), f"session-negative / {vector['id']}",
+                            functools.partial(_negative_session, vector,
+                                              positive[vector["handshake"]])))
+    sections = {"chain": "10.6", "invocation": "10.7", "notice": "10.8"}
+    for vector in files["capability.json"]["vectors"]:
+        checks.append(Check(_P + sections[vector["kind"]], f"capability / {vector['id']}",
+                            functools.partial(_capability, vector)))
+    for vector in files["envelope.json"]["vectors"]:
+        checks.append(Check(_P + "12.2", f"envelope / {vector['id']}",
+                            functools.partial(_envelope, vector)))
+    return checks

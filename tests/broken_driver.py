@@ -1,0 +1,99 @@
+"""A conformance driver that is wrong in one way: it wraps the real driver and changes what
+goes through it. The runner must notice each fault and name the spec section it breaks.
+
+Usage: ``python broken_driver.py MODE [ONCE]``. With a path ``ONCE``, the fault happens in
+one process only: the first to find no file there creates it (the runner starts a driver
+afresh after one that broke the interface). MODE is one of:
+
+- ``corrupt-field``: one bit of the first HS1 the driver writes is flipped;
+- ``accept-downgrade``: an HS2 refused as ``downgrade`` is reported accepted;
+- ``wrong-code``: every ``decrypt_failed`` is reported as ``bad_signature``;
+- ``skip-notice``: ``verify_notice`` answers ``unimplemented``;
+- ``garbage``: the reply to the 40th request is not JSON;
+- ``crash-export``: the process exits when asked to ``export``;
+- ``stall-binding``: ``channel_binding`` requests are never answered;
+- ``corrupt-seal``: the last bit of every sealed message is flipped;
+- ``accept-all``: every error is reported as an empty result;
+- ``mistyped-field``: every ``channel_binding`` in a result is a number;
+- ``chaos``: one reply in 60, chosen by a seeded generator, has one byte replaced by
+  printable ASCII (often still JSON, with a wrong value).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from typing import Any
+
+
+def main() -> int:
+    mode = sys.argv[1]
+    if len(sys.argv) > 2:
+        try:
+            open(sys.argv[2], "x").close()
+        except FileExistsError:
+            mode = "honest"
+    real = subprocess.Popen([sys.executable, "-m", "agentauth", "conformance", "driver"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert real.stdin is not None and real.stdout is not None
+    out = sys.stdout.buffer
+    count = 0
+    corrupted = False
+    rng = random.Random(7)
+    for line in sys.stdin.buffer:
+        count += 1
+        try:
+            request: Any = json.loads(line)
+        except ValueError:
+            request = None
+        op = request.get("op") if isinstance(request, dict) else None
+        if mode == "skip-notice" and op == "verify_notice":
+            out.write(json.dumps({"id": request["id"], "unimplemented": "no"}).encode() + b"\n")
+            out.flush()
+            continue
+        if mode == "crash-export" and op == "export":
+            return 3
+        real.stdin.write(line)
+        real.stdin.flush()
+        raw = real.stdout.readline()
+        if mode == "stall-binding" and op == "channel_binding":
+            continue
+        if mode == "garbage" and count == 40:
+            out.write(b"this is not a reply\n")
+            out.flush()
+            continue
+        if mode == "chaos" and rng.randrange(60) == 0:
+            at = rng.randrange(len(raw) - 1)
+            out.write(raw[:at] + bytes([rng.randrange(32, 127)]) + raw[at + 1:])
+            out.flush()
+            continue
+        reply = json.loads(raw)
+        result, error = reply.get("result"), reply.get("error")
+        if mode == "corrupt-field" and op == "start" and not corrupted:
+            message = result["message"]
+            result["message"] = f"{int(message[0], 16) ^ 1:x}" + message[1:]
+            corrupted = True
+        elif mode == "accept-downgrade" and error and error["code"] == "downgrade":
+            reply = {"id": reply["id"], "result": {"reply": "00" * 100, "state": "done"}}
+        elif mode == "corrupt-seal" and op == "seal" and result:
+            message = result["message"]
+            result["message"] = message[:-1] + f"{int(message[-1], 16) ^ 1:x}"
+        elif mode == "accept-all" and error:
+            reply = {"id": reply["id"], "result": {}}
+        elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
+            error["code"] = "bad_signature"
+        elif mode == "mistyped-field" and result and "channel_binding" in result:
+            result["channel_binding"] = 42
+        out.write(json.dumps(reply).encode() + b"\n")
+        out.flush()
+        if op == "shutdown":
+            break
+    real.stdin.close()
+    real.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
