@@ -182,7 +182,7 @@ class Signer:
         if web:
             extra.append((SIGNATURE_AGENT, ser_member(LABEL, self._signature_agent)))
         for name in PROTOCOL_HEADERS:
-            if name in (CAPABILITY_HEADER, SIGNATURE_AGENT):
+            if name == SIGNATURE_AGENT or (name == CAPABILITY_HEADER and invocation):
                 continue
             if message.field(name) is not None:
                 components.append((name, {}))
