@@ -1,0 +1,134 @@
+"""The ASGI middleware called directly (no server), on both anyio backends: options, other
+scope types, and stores that fail or live on disk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import ALICE, BOB
+
+from agentauth import MemoryReplayStore, SQLiteReplayStore, StoreError
+from agentauth.http import AgentAuth, AgentAuthMiddleware, Verifier, status_of
+
+pytestmark = pytest.mark.anyio
+Event = MutableMapping[str, Any]
+
+
+async def ok_app(scope: Event, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": scope.get("user", "anon").__class__
+                .__name__.encode()})
+
+
+class FailingStore:
+    def check_and_insert(self, key: bytes, expires: float) -> bool:
+        raise StoreError("the store is down", code="store_unavailable")
+
+    def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
+        raise StoreError("the store is down", code="store_unavailable")
+
+
+def scope_of(request: httpx.Request, kind: str = "http") -> Event:
+    return {"type": kind, "method": request.method, "scheme": "http",
+            "path": request.url.path, "raw_path": request.url.raw_path.split(b"?")[0],
+            "query_string": request.url.query, "headers": list(request.headers.raw)}
+
+
+async def call(app: AgentAuthMiddleware, request: httpx.Request, kind: str = "http"
+               ) -> list[Event]:
+    sent: list[Event] = []
+    body = [{"type": "http.request", "body": request.content, "more_body": False}]
+
+    async def receive() -> Event:
+        return body.pop(0) if body else {"type": "http.disconnect"}
+
+    async def send(event: Event) -> None:
+        sent.append(event)
+
+    await app(scope_of(request, kind), receive, send)
+    return sent
+
+
+def signed(path: str = "/x", who: Any = BOB) -> httpx.Request:
+    request = httpx.Request("GET", "http://testserver" + path)
+    AgentAuth(who).sign(request)
+    return request
+
+
+def middleware(**options: Any) -> AgentAuthMiddleware:
+    settings: dict[str, Any] = {"identity": ALICE, "verifier": Verifier([BOB]),
+                                "replay": MemoryReplayStore()}
+    settings.update(options)
+    return AgentAuthMiddleware(ok_app, **settings)
+
+
+def error_of(sent: list[Event]) -> tuple[int, str]:
+    return sent[0]["status"], json.loads(sent[1]["body"])["error"]
+
+
+async def test_a_signed_request_reaches_the_app_and_the_answer_is_signed() -> None:
+    sent = await call(middleware(), signed())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"AgentUser"
+    names = {k for k, _ in sent[0]["headers"]}
+    assert {b"signature", b"signature-input", b"content-digest"} <= names
+
+
+async def test_a_capability_can_be_required() -> None:
+    assert error_of(await call(middleware(require_capability=True, anchors={}),
+                               signed())) == (403, "not_authorized")
+
+
+async def test_a_capability_without_anchors_is_refused() -> None:
+    request = httpx.Request("GET", "http://testserver/x",
+                            headers={"agentauth-capability": ":AAAA:"})
+    AgentAuth(BOB).sign(request)
+    assert error_of(await call(middleware(), request)) == (403, "untrusted_root")
+
+
+async def test_a_store_that_cannot_answer_fails_closed() -> None:
+    assert error_of(await call(middleware(replay=FailingStore()), signed())) == (
+        503, "store_unavailable")
+
+
+async def test_an_sqlite_store_runs_in_a_thread_and_remembers(tmp_path: Path) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    request = signed()
+    try:
+        assert (await call(middleware(replay=store), request))[0]["status"] == 200
+        again = await call(middleware(replay=store), request)  # a restarted server
+        assert error_of(again) == (401, "replayed")
+    finally:
+        store.close()
+
+
+async def test_public_paths_skip_authentication() -> None:
+    sent = await call(middleware(public=["/health"]),
+                      httpx.Request("GET", "http://testserver/health"))
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"str"
+
+
+async def test_websockets_are_closed() -> None:
+    sent = await call(middleware(), signed(), kind="websocket")
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+async def test_a_bad_content_length_is_refused_before_reading() -> None:
+    request = signed()
+    request.headers["content-length"] = "12x"
+    assert error_of(await call(middleware(), request)) == (413, "oversize")
+
+
+async def test_the_directory_can_be_turned_off() -> None:
+    request = httpx.Request("GET", "http://testserver/.well-known/"
+                            "http-message-signatures-directory")
+    assert error_of(await call(middleware(directory=False), request)) == (401, "unsigned")
+
+
+def test_statuses() -> None:
+    assert status_of(StoreError("x", code="store_full")) == 503
