@@ -115,7 +115,8 @@ class AgentAuthMiddleware:
     ``resource_of`` maps method and path to the capability request needed.
     ``directory`` serves this server's key directory, unauthenticated, at
     ``/.well-known/http-message-signatures-directory``; ``public`` paths skip
-    authentication (and are not signed).
+    authentication (and are not signed). ``sign_responses=False`` authenticates clients
+    only (their requests are still checked; the answers are not signed).
     """
 
     def __init__(self, app: ASGIApp, *, identity: Identity, verifier: Verifier,
@@ -125,7 +126,7 @@ class AgentAuthMiddleware:
                  resource_of: ResourceOf = default_resource,
                  revoked: Callable[[bytes], bool] | None = None,
                  max_body: int = MAX_BODY, directory: bool = True,
-                 public: Iterable[str] = (),
+                 public: Iterable[str] = (), sign_responses: bool = True,
                  clock: Callable[[], float] = time.time,
                  random: Callable[[int], bytes] = os.urandom) -> None:
         self.app = app
@@ -141,6 +142,7 @@ class AgentAuthMiddleware:
         self._max_body = max_body
         self._directory = directory_document([identity]) if directory else None
         self._public = frozenset(public)
+        self._sign_responses = sign_responses
         self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,7 +172,8 @@ class AgentAuthMiddleware:
         inner["user"] = AgentUser(verified.peer.agent_id, verified.peer)
         inner["auth"] = info
         await self.app(inner, _replay_body(body, receive),
-                       self._signing_send(send, message, verified))
+                       self._signing_send(send, message, verified)
+                       if self._sign_responses else send)
 
     def _authorize(self, message: HTTPMessage, verified: VerifiedRequest) -> AgentAuthInfo:
         found = None

@@ -8,6 +8,7 @@ agentauth error (never an ``http-sf`` one).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -65,6 +66,13 @@ class HTTPMessage:
     query: str = ""
     status: int | None = None
     request: HTTPMessage | None = field(default=None, repr=False)
+    _index: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[str]] = {}
+        for key, value in self.fields:
+            index.setdefault(key, []).append(value.strip(" \t"))
+        object.__setattr__(self, "_index", {k: ", ".join(v) for k, v in index.items()})
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str | bytes, str | bytes]],
@@ -75,8 +83,7 @@ class HTTPMessage:
 
     def field(self, name: str) -> str | None:
         """The combined value of every line of field ``name`` (RFC 9421 2.1), or None."""
-        values = [value.strip(" \t") for key, value in self.fields if key == name]
-        return ", ".join(values) if values else None
+        return self._index.get(name)
 
     def with_fields(self, extra: Iterable[tuple[str, str]]) -> HTTPMessage:
         """A copy with more field lines appended."""
@@ -97,9 +104,16 @@ def _malformed(message: str) -> DecodeError:
 
 
 def parse_dictionary(value: str, what: str) -> dict[str, Any]:
-    """Parse a structured-field Dictionary; duplicate keys and oversize values refused."""
+    """Parse a structured-field Dictionary; duplicate keys and oversize values refused.
+    (The last few results are remembered: a request's Signature field is read again to
+    sign its response. Callers never change what they get.)"""
     if type(value) is not str:
         raise InvalidArgument("a field value is a str")
+    return _parse_dictionary(value, what)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_dictionary(value: str, what: str) -> dict[str, Any]:
     if len(value) > MAX_FIELD:
         raise DecodeError(f"the {what} field is longer than {MAX_FIELD} bytes",
                           code="oversize")
@@ -141,16 +155,30 @@ def ser_member(label: str, value: Any, params: Mapping[str, Any] | None = None) 
     return http_sf.ser({label: (value, dict(params or {}))})
 
 
+@functools.lru_cache(maxsize=512)
+def _component_id(name: str, params: tuple[tuple[str, Any], ...]) -> str:
+    return http_sf.ser((name, dict(params)))
+
+
 def component_id(component: Component) -> str:
-    """The serialised component identifier, e.g. ``"@method"`` or ``"signature";req``."""
-    return http_sf.ser((component[0], component[1]))
+    """The serialised component identifier, e.g. ``"@method"`` or ``"signature";req``.
+    (Memoised: a handful of identifiers recur in every message.)"""
+    name, params = component
+    key = tuple(params.items())
+    try:
+        return _component_id(name, key)
+    except TypeError:  # an unhashable parameter value: serialise without the memo
+        return http_sf.ser((name, dict(params)))
 
 
 def signature_params(components: Iterable[Component], params: Mapping[str, Any]) -> str:
     """The ``@signature-params`` value: the inner list of components and its parameters,
-    in the order given (the order is signed)."""
-    inner: Any = ([(name, dict(p)) for name, p in components], dict(params))
-    return http_sf.ser([inner])
+    in the order given (the order is signed). Serialised as ``http-sf`` serialises an
+    inner list: each item's serialisation, space-separated in parentheses, then the
+    parameters (serialised by ``http-sf`` after an empty inner list)."""
+    empty: Any = ([], dict(params))
+    tail = http_sf.ser([empty])[2:]
+    return "(" + " ".join(component_id(c) for c in components) + ")" + tail
 
 
 # ------------------------------------------------------------------ component values

@@ -160,8 +160,8 @@ class Signer:
         params_value = signature_params(components, params)
         base = signature_base(message.with_fields(extra), components, params_value)
         signature = self._identity.sign(base)
-        inner = [(name, dict(p)) for name, p in components]
-        headers = (*extra, ("signature-input", ser_member(LABEL, inner, params)),
+        # A one-member dictionary serialises as key=member: the member is params_value.
+        headers = (*extra, ("signature-input", f"{LABEL}={params_value}"),
                    ("signature", ser_member(LABEL, signature)))
         return SignedHeaders(tuple(headers), params["nonce"], params_value, signature)
 
