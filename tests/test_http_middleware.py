@@ -4,15 +4,21 @@ scope types, and stores that fail or live on disk."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from support import ALICE, BOB
 
 from agentauth import MemoryReplayStore, SQLiteReplayStore, StoreError
+from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import AgentAuth, AgentAuthMiddleware, Verifier, status_of
 
 pytestmark = pytest.mark.anyio
@@ -132,3 +138,26 @@ async def test_the_directory_can_be_turned_off() -> None:
 
 def test_statuses() -> None:
     assert status_of(StoreError("x", code="store_full")) == 503
+
+
+async def test_the_readme_http_example_runs_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text(encoding="utf-8").split("### HTTP: signed requests", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    now = int(time.time())
+    chain = encode_chain([delegate(ALICE, BOB, [Grant("reports/**", {"get"})],
+                                   not_before=now - 60, expires=now + 600)])
+    inner = Starlette(routes=[Route("/reports/{name}", whoami)])
+    namespace: dict[str, Any] = {"alice": ALICE, "bob": BOB, "chain": chain, "app": inner,
+                                 "httpx": httpx}
+    exec(compile(code, "README.md", "exec"), namespace)
+    transport = httpx.ASGITransport(app=namespace["app"])
+    async with namespace["client"], httpx.AsyncClient(
+            transport=transport, base_url="http://testserver",
+            auth=namespace["client"].auth) as client:
+        answer = await client.get("/reports/q3")  # signed, checked, capability used
+    assert answer.json() == {"agent": BOB.agent_id, "scopes": ["get:reports/**"]}
+
+
+async def whoami(request: StarletteRequest) -> JSONResponse:
+    return JSONResponse({"agent": request.user.agent_id, "scopes": list(request.auth.scopes)})
