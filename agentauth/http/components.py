@@ -176,9 +176,23 @@ def signature_params(components: Iterable[Component], params: Mapping[str, Any])
     in the order given (the order is signed). Serialised as ``http-sf`` serialises an
     inner list: each item's serialisation, space-separated in parentheses, then the
     parameters (serialised by ``http-sf`` after an empty inner list)."""
-    empty: Any = ([], dict(params))
-    tail = http_sf.ser([empty])[2:]
+    parts = []
+    for name, value in params.items():
+        try:
+            parts.append(_param(name, type(value).__name__, value))
+        except TypeError:  # an unhashable value: serialise without the memo
+            parts.append(_param.__wrapped__(name, type(value).__name__, value))
+    tail = "".join(parts)
     return "(" + " ".join(component_id(c) for c in components) + ")" + tail
+
+
+@functools.lru_cache(maxsize=1024)
+def _param(name: str, kind: str, value: Any) -> str:
+    # ";name=value" as http-sf writes one parameter (parameters serialise one after
+    # another); memoised, since keyid, alg and tag recur in every signature. The type is
+    # part of the key: True and 1 are equal in Python, not in a structured field.
+    empty: Any = ([], {name: value})
+    return http_sf.ser([empty])[2:]
 
 
 # ------------------------------------------------------------------ component values
