@@ -161,3 +161,28 @@ async def test_the_readme_http_example_runs_as_written() -> None:
 
 async def whoami(request: StarletteRequest) -> JSONResponse:
     return JSONResponse({"agent": request.user.agent_id, "scopes": list(request.auth.scopes)})
+
+
+async def bogus_digest_app(scope: Event, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-digest", b"sha-256=:AAAA:")]})
+    await send({"type": "http.response.body", "body": b"payload"})
+
+
+async def test_signer_headers_replace_lines_of_the_same_names() -> None:
+    # A request that already carries a (wrong) Content-Digest, to an app that writes one.
+    request = httpx.Request("POST", "http://testserver/x", content=b"body",
+                            headers={"content-digest": "sha-256=:AAAA:"})
+    auth = AgentAuth(BOB, server=ALICE.agent_id)
+    nonce = auth.sign(request)
+    assert request.headers.get_list("content-digest") == [
+        "sha-256=:Iw2DWNyOiJC0xY3utikS7i8gNXrpKlzIYbmOaP4xrLU=:"]
+    app = AgentAuthMiddleware(bogus_digest_app, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=MemoryReplayStore())
+    sent = await call(app, request)
+    assert sent[0]["status"] == 200
+    digests = [v for k, v in sent[0]["headers"] if k == b"content-digest"]
+    assert len(digests) == 1 and digests[0] != b"sha-256=:AAAA:"
+    response = httpx.Response(200, headers=sent[0]["headers"], content=sent[1]["body"],
+                              request=request)
+    auth.check(request, response, nonce)  # raises if the answer does not verify

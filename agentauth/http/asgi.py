@@ -236,7 +236,9 @@ class AgentAuthMiddleware:
                                                 request=request)
             added = self._signer.sign_response(response, verified.nonce,
                                                None if streamed else body)
-            headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in added.headers]
+            ours = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in added.headers]
+            names = {k for k, _ in ours}  # they replace the app's lines of those names
+            headers = [(k, v) for k, v in headers if k.lower() not in names] + ours
             await send({**start, "headers": headers})
             start = None
             await send(event)

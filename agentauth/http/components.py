@@ -85,11 +85,15 @@ class HTTPMessage:
         """The combined value of every line of field ``name`` (RFC 9421 2.1), or None."""
         return self._index.get(name)
 
-    def with_fields(self, extra: Iterable[tuple[str, str]]) -> HTTPMessage:
-        """A copy with more field lines appended."""
-        return HTTPMessage(self.fields + tuple((k.lower(), v) for k, v in extra),
-                           self.method, self.scheme, self.authority, self.path,
-                           self.query, self.status, self.request)
+    def with_fields(self, extra: Iterable[tuple[str, str]], *, replace: bool = False
+                    ) -> HTTPMessage:
+        """A copy with more field lines appended; with ``replace``, they take the place
+        of every line of the same names (as a signer sets its own headers)."""
+        added = tuple((k.lower(), v) for k, v in extra)
+        names = {k for k, _ in added} if replace else set()
+        kept = tuple((k, v) for k, v in self.fields if k not in names)
+        return HTTPMessage(kept + added, self.method, self.scheme, self.authority,
+                           self.path, self.query, self.status, self.request)
 
 
 def _text(value: str | bytes) -> str:

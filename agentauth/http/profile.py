@@ -158,7 +158,9 @@ class Signer:
     def _finish(self, message: HTTPMessage, components: list[Component],
                 params: dict[str, Any], extra: list[tuple[str, str]]) -> SignedHeaders:
         params_value = signature_params(components, params)
-        base = signature_base(message.with_fields(extra), components, params_value)
+        # The headers this signer writes replace any of the same names already there.
+        base = signature_base(message.with_fields(extra, replace=True), components,
+                              params_value)
         signature = self._identity.sign(base)
         # A one-member dictionary serialises as key=member: the member is params_value.
         headers = (*extra, ("signature-input", f"{LABEL}={params_value}"),
