@@ -7,8 +7,12 @@ Inputs are random strings and valid signed requests and responses whose fields a
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
+import anyio
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +22,7 @@ from agentauth import ERROR_CODES, AgentAuthError, MemoryReplayStore
 from agentauth.capability import Grant, Request, delegate, encode_chain
 from agentauth.http import (
     AgentAuth,
+    AgentAuthMiddleware,
     HTTPMessage,
     Signer,
     Verifier,
@@ -25,6 +30,7 @@ from agentauth.http import (
     check_content_digest,
     check_response,
     request_message,
+    status_of,
 )
 from agentauth.http.components import parse_bytes, parse_dictionary
 
@@ -131,3 +137,46 @@ def test_the_unmutated_request_and_response_verify() -> None:
     response = HTTPMessage(RESPONSE_HEADERS, status=200, request=message)
     assert check_response(response, b"ok", request_nonce=NONCE, server=ALICE.agent_id
                           ).agent_id == ALICE.agent_id
+
+
+async def _through(app: AgentAuthMiddleware, headers: list[tuple[bytes, bytes]],
+                   body: bytes) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    events = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> MutableMapping[str, Any]:
+        return events.pop() if events else {"type": "http.disconnect"}
+
+    async def send(event: MutableMapping[str, Any]) -> None:
+        sent.append(dict(event))
+
+    scope = {"type": "http", "method": "POST", "scheme": "http", "path": "/reports/q3",
+             "raw_path": b"/reports/q3", "query_string": b"x=1", "headers": headers}
+    await app(scope, receive, send)
+    return sent
+
+
+async def _ok(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@FUZZ
+@given(st.data())
+def test_the_middleware_answers_every_mutated_request(data: st.DataObject) -> None:
+    headers = [(k.encode(), v.encode()) for k, v in request_message(REQUEST).fields]
+    index = data.draw(st.integers(0, len(headers) - 1))
+    name, value = headers[index]
+    headers[index] = (name, data.draw(st.sampled_from([
+        value[:data.draw(st.integers(0, len(value)))], data.draw(st.binary(max_size=80)),
+        value + data.draw(st.binary(max_size=8))])))
+    app = AgentAuthMiddleware(_ok, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=MemoryReplayStore(), anchors={ALICE.agent_id: "**"},
+                              resource_of=resource_of, max_body=64)
+    sent = anyio.run(_through, app, headers, data.draw(st.sampled_from([b"{}", b"{ }"])))
+    status = sent[0]["status"]
+    assert status in {200, 400, 401, 403, 413, 503}
+    if status != 200:
+        code = json.loads(sent[1]["body"])["error"]
+        assert code in ERROR_CODES and status == status_of(
+            ERROR_CODES[code][0]("x", code=code))

@@ -134,10 +134,13 @@ async def test_a_delegated_capability_is_checked_and_exposed(alice_url: str) -> 
 async def test_a_streamed_response_is_signed_without_a_digest(alice_url: str) -> None:
     strict = AgentAuth(BOB, server=ALICE.agent_id)
     lenient = AgentAuth(BOB, server=ALICE.agent_id, allow_streamed=True)
-    async with httpx.AsyncClient(base_url=alice_url, auth=lenient) as client:
-        response = await client.get("/stream")
-    assert response.text == "one two three"
+    async with (httpx.AsyncClient(base_url=alice_url, auth=lenient) as client,
+                client.stream("GET", "/stream") as response):
+        assert not response.is_stream_consumed  # checked before its content is read
+        parts = [part async for part in response.aiter_bytes()]
+    assert b"".join(parts) == b"one two three"
     assert "content-digest" not in response.headers["signature-input"]
+    assert '"signature";req;key="agentauth"' in response.headers["signature-input"]
     async with httpx.AsyncClient(base_url=alice_url, auth=strict) as client:
         with pytest.raises(AuthenticationError) as info:
             await client.get("/stream")

@@ -43,8 +43,10 @@ class AgentAuth(httpx.Auth):
     (status 400 and above, unsigned, with an ``Agentauth-Error`` header) are returned as
     they are, since it could not bind them to a request it refused; every other response
     must verify, or the call raises the agentauth error that says why.
-    ``allow_streamed`` accepts a signed response whose body has no ``Content-Digest``
-    (a streamed response, spec 13.7): its status, headers and binding are still checked.
+    ``allow_streamed`` is for streamed answers (server-sent events, spec 13.7): the
+    answer's content is not read before it is returned (``client.stream`` streams), and
+    only its status, fields and binding to the request are checked, not its content; the
+    caller may check the digest itself with :func:`check_content_digest` once read.
     """
 
     requires_request_body = True
@@ -63,6 +65,8 @@ class AgentAuth(httpx.Auth):
         self._chain = chain
         self._resource_of = resource_of
         self._allow_streamed = allow_streamed
+        if allow_streamed:
+            self.requires_response_body = False
         self._skew = skew
         self._clock = clock
 
@@ -93,9 +97,7 @@ class AgentAuth(httpx.Auth):
         if not signed and response.status_code >= 400 and message.field(
                 "agentauth-error") is not None:
             return
-        body: bytes | None = response.content
-        if self._allow_streamed and message.field("content-digest") is None:
-            body = None
+        body = None if self._allow_streamed else response.content
         check_response(message, body, request_nonce=nonce, server=self._server,
                        skew=self._skew, now=self._clock())
 

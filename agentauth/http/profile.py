@@ -425,7 +425,9 @@ def check_response(response: HTTPMessage, body: bytes | None, *, request_nonce: 
                    server: str | PeerKey | Identity, skew: int = DEFAULT_SKEW,
                    now: float | None = None) -> PeerKey:
     """Check that ``response`` answers the request it names (``response.request``, with
-    its signature) and was signed by ``server``; return the server's key.
+    its signature) and was signed by ``server``; return the server's key. ``body`` is the
+    content as received; ``None`` when it is a stream not read yet, whose digest is then
+    not checked.
 
     Refusals: ``unsigned``, ``unexpected_reply`` (the response repeats another
     request's nonce), ``unexpected_peer`` (another key signed it), ``bad_signature``
@@ -456,7 +458,8 @@ def check_response(response: HTTPMessage, body: bytes | None, *, request_nonce: 
     if expires < moment - skew:
         raise AuthenticationError("the response signature has expired",
                                   code="signature_expired")
-    _digest(response, sig, body)
+    if body is not None:  # None: the content is a stream, not read (spec 13.7)
+        _digest(response, sig, body)
     return expected
 
 
