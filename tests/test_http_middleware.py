@@ -186,3 +186,18 @@ async def test_signer_headers_replace_lines_of_the_same_names() -> None:
     response = httpx.Response(200, headers=sent[0]["headers"], content=sent[1]["body"],
                               request=request)
     auth.check(request, response, nonce)  # raises if the answer does not verify
+
+
+async def test_web_bot_auth_requests_in_interop_mode() -> None:
+    request = httpx.Request("GET", "http://testserver/x")
+    AgentAuth(BOB, signature_agent="https://bob.example").sign(request)
+    assert 'tag="web-bot-auth"' in request.headers["signature-input"]
+    assert '"signature-agent";key="agentauth"' in request.headers["signature-input"]
+    strict = middleware()
+    assert error_of(await call(strict, request)) == (401, "unsigned")
+    interop = middleware(verifier=Verifier([BOB], web_bot_auth=True))
+    assert (await call(interop, request))[0]["status"] == 200
+    replaced = httpx.Request("GET", "http://testserver/x", headers=dict(request.headers))
+    replaced.headers["signature-agent"] = 'agentauth="https://mallory.example"'
+    assert error_of(await call(middleware(verifier=Verifier([BOB], web_bot_auth=True)),
+                               replaced)) == (401, "bad_signature")
