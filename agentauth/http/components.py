@@ -9,7 +9,7 @@ agentauth error (never an ``http-sf`` one).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -175,7 +175,8 @@ def component_id(component: Component) -> str:
         return http_sf.ser((name, dict(params)))
 
 
-def signature_params(components: Iterable[Component], params: Mapping[str, Any]) -> str:
+def signature_params(components: Iterable[Component], params: Mapping[str, Any], *,
+                     ids: Iterable[str] | None = None) -> str:
     """The ``@signature-params`` value: the inner list of components and its parameters,
     in the order given (the order is signed). Serialised as ``http-sf`` serialises an
     inner list: each item's serialisation, space-separated in parentheses, then the
@@ -187,7 +188,8 @@ def signature_params(components: Iterable[Component], params: Mapping[str, Any])
         except TypeError:  # an unhashable value: serialise without the memo
             parts.append(_param.__wrapped__(name, type(value).__name__, value))
     tail = "".join(parts)
-    return "(" + " ".join(component_id(c) for c in components) + ")" + tail
+    names = ids if ids is not None else (component_id(c) for c in components)
+    return "(" + " ".join(names) + ")" + tail
 
 
 @functools.lru_cache(maxsize=1024)
@@ -251,14 +253,15 @@ def _value(message: HTTPMessage, component: Component) -> str:
     return value
 
 
-def signature_base(message: HTTPMessage, components: Iterable[Component],
-                   params_value: str) -> bytes:
+def signature_base(message: HTTPMessage, components: Sequence[Component],
+                   params_value: str, *, ids: Sequence[str] | None = None) -> bytes:
     """The signature base (RFC 9421 2.5) of ``message``: one line per covered component,
-    then ``@signature-params``; UTF-8, lines joined by LF, no final LF."""
+    then ``@signature-params``; UTF-8, lines joined by LF, no final LF. ``ids`` are the
+    components' identifiers, if already serialised."""
     lines = []
     seen = set()
-    for component in components:
-        ident = component_id(component)
+    for index, component in enumerate(components):
+        ident = ids[index] if ids is not None else component_id(component)
         if ident in seen:
             raise _malformed(f"component {ident} is covered twice")
         seen.add(ident)

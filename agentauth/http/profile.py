@@ -221,9 +221,21 @@ class Signer:
 @dataclass(frozen=True, slots=True)
 class _Signature:
     components: list[Component]
+    ids: tuple[str, ...]
     params: dict[str, Any]
     params_value: str
     signature: bytes
+
+
+def _ids(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(component_id((name, {})) for name in names)
+
+
+_REQUEST_IDS: Final = _ids(REQUEST_COMPONENTS)
+_AUTHORITY_IDS: Final = _ids(["@authority"])
+_PROTOCOL_IDS: Final = dict(zip(PROTOCOL_HEADERS, _ids(PROTOCOL_HEADERS), strict=True))
+_RESPONSE_IDS: Final = (*_ids(["@status"]), *(component_id(c) for c in _RESPONSE_REQ),
+                        component_id(("signature", {"req": True, "key": LABEL})))
 
 
 def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
@@ -271,16 +283,16 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
         raise DecodeError("signature parameters are out of shape", code="malformed")
     if params["alg"] != "ed25519":
         raise DecodeError("alg is not ed25519", code="unknown_field")
-    return _Signature(components, dict(params), signature_params(components, params),
-                      signature[0])
+    ids = tuple(component_id(c) for c in components)
+    return _Signature(components, ids, dict(params),
+                      signature_params(components, params, ids=ids), signature[0])
 
 
-def _require(sig: _Signature, required: Iterable[Component]) -> None:
-    covered = {component_id(c) for c in sig.components}
-    for component in required:
-        if component_id(component) not in covered:
-            raise AuthenticationError(f"the signature does not cover "
-                                      f"{component_id(component)}",
+def _require(sig: _Signature, required: Iterable[str]) -> None:
+    covered = set(sig.ids)
+    for ident in required:
+        if ident not in covered:
+            raise AuthenticationError(f"the signature does not cover {ident}",
                                       code="uncovered_component")
 
 
@@ -387,17 +399,15 @@ class Verifier:
         tags = (TAG, WEB_BOT_AUTH_TAG) if self._web else (TAG,)
         sig = _find(message, tags)
         tag = sig.params["tag"]
-        required: list[Component] = (
-            [(name, {}) for name in REQUEST_COMPONENTS] if tag == TAG
-            else [("@authority", {})])
-        required += [(name, {}) for name in PROTOCOL_HEADERS
+        required = list(_REQUEST_IDS if tag == TAG else _AUTHORITY_IDS)
+        required += [ident for name, ident in _PROTOCOL_IDS.items()
                      if message.field(name) is not None and name != SIGNATURE_AGENT]
         if message.field(SIGNATURE_AGENT) is not None and not any(
                 name == SIGNATURE_AGENT for name, _ in sig.components):
-            required.append((SIGNATURE_AGENT, {}))
+            required.append(_PROTOCOL_IDS[SIGNATURE_AGENT])
         _require(sig, required)
         peer = self.resolve(sig.params["keyid"])
-        base = signature_base(message, sig.components, sig.params_value)
+        base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
         now = self._clock()
         _times(sig.params, now, self._window, self._skew)
@@ -406,7 +416,7 @@ class Verifier:
         return VerifiedRequest(
             peer, sig.params["keyid"], sig.params["nonce"], tag, sig.params["created"],
             sig.params["expires"], sig.params_value, sig.signature,
-            tuple(component_id(c) for c in sig.components),
+            sig.ids,
             _REPLAY_PREFIX + peer.public_bytes + sig.params["nonce"].encode("ascii"),
             float(last))
 
@@ -439,14 +449,12 @@ def check_response(response: HTTPMessage, body: bytes | None, *, request_nonce: 
     if not crypto.equal(sig.params["nonce"].encode("ascii"), request_nonce.encode("ascii")):
         raise AuthenticationError("the response answers another request",
                                   code="unexpected_reply")
-    required: list[Component] = [("@status", {}), *_RESPONSE_REQ,
-                                 ("signature", {"req": True, "key": LABEL})]
-    _require(sig, required)
+    _require(sig, _RESPONSE_IDS)
     keyid = sig.params["keyid"]
     if keyid not in (expected.agent_id, expected.jwk_thumbprint()):
         raise AuthenticationError("the response is signed by another server",
                                   code="unexpected_peer")
-    base = signature_base(response, sig.components, sig.params_value)
+    base = signature_base(response, sig.components, sig.params_value, ids=sig.ids)
     expected.verify(base, sig.signature)
     moment = time.time() if now is None else now
     created, expires = sig.params["created"], sig.params["expires"]
