@@ -119,6 +119,10 @@ class AgentAuthMiddleware:
     only (their requests are still checked; the answers are not signed).
     """
 
+    __slots__ = ("_anchors", "_clock", "_directory", "_identity", "_max_body", "_public",
+                 "_require", "_resource_of", "_revoked", "_sign_responses", "_signer",
+                 "_store", "_verifier", "app")
+
     def __init__(self, app: ASGIApp, *, identity: Identity, verifier: Verifier,
                  replay: ReplayStore | AsyncReplayStore,
                  anchors: Mapping[Any, str] | None = None,
