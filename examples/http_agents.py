@@ -1,7 +1,8 @@
 """Two agents over real HTTP: Alice serves reports (Starlette under uvicorn, behind the
 agentauth middleware); Bob calls her with httpx, every request signed and every answer
 checked to come from Alice and to answer that very request. Alice delegated Bob a
-capability to read ``reports/**``; the middleware checks it on each request.
+capability to read ``reports/**`` and to call her MCP-style endpoint; the middleware
+checks it on each request, and the MCP protocol headers are covered by the signature.
 
     python examples/http_agents.py
 
@@ -28,6 +29,14 @@ from agentauth.http import AgentAuth, AgentAuthMiddleware, Verifier
 alice, bob = Identity.generate(), Identity.generate()
 
 
+async def mcp(request: Request) -> JSONResponse:
+    # An MCP-style JSON-RPC endpoint (streamable HTTP): its protocol headers are signed.
+    call = await request.json()
+    covered = [c for c in request.auth.covered if c.startswith('"mcp-')]
+    return JSONResponse({"jsonrpc": "2.0", "id": call["id"],
+                         "result": {"tool": call["params"]["name"], "signed": covered}})
+
+
 async def report(request: Request) -> JSONResponse:
     # The middleware let this through: the caller is authenticated, its capability checked.
     name = request.path_params["name"]
@@ -36,7 +45,8 @@ async def report(request: Request) -> JSONResponse:
 
 
 server_app = AgentAuthMiddleware(
-    Starlette(routes=[Route("/reports/{name}", report, methods=["GET", "DELETE"])]),
+    Starlette(routes=[Route("/reports/{name}", report, methods=["GET", "DELETE"]),
+                      Route("/mcp", mcp, methods=["POST"])]),
     identity=alice,                        # signs every answer
     verifier=Verifier(trust=lambda peer: True),  # any agent, if its capability holds
     replay=MemoryReplayStore(),            # each signed request is accepted once
@@ -59,7 +69,8 @@ def serve() -> tuple[uvicorn.Server, threading.Thread, str]:
 def main() -> int:
     server, thread, url = serve()
     now = int(time.time())
-    chain = encode_chain([delegate(alice, bob, [Grant("reports/**", {"get"})],
+    chain = encode_chain([delegate(alice, bob, [Grant("reports/**", {"get"}),
+                                                Grant("mcp", {"post"})],
                                    not_before=now, expires=now + 3600)])
     auth = AgentAuth(bob, server=alice.agent_id, chain=chain)
     try:
@@ -67,6 +78,11 @@ def main() -> int:
             answer = client.get("/reports/q3")
             print(f"GET /reports/q3 -> {answer.status_code} {answer.json()} "
                   f"(signed by alice, answering this request)")
+            tool = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                             "params": {"name": "summarise"}},
+                               headers={"mcp-protocol-version": "2025-06-18",
+                                        "mcp-method": "tools/call"})
+            print(f"POST /mcp tools/call -> {tool.status_code} {tool.json()['result']}")
             refused = client.delete("/reports/q3")
             print(f"DELETE /reports/q3 -> {refused.status_code} "
                   f"{refused.headers['agentauth-error']}: the capability allows get only")

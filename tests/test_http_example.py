@@ -17,8 +17,11 @@ def test_http_agents_example() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("GET /reports/q3 -> 200 {'report': 'q3'")
-    assert "'allowed_by': ['get:reports/**']" in lines[0]
-    assert lines[1] == ("DELETE /reports/q3 -> 403 not_authorized: the capability allows "
+    assert lines[0].endswith("'allowed_by': ['get:reports/**', 'post:mcp']} (signed by "
+                             "alice, answering this request)")
+    assert lines[1] == ("POST /mcp tools/call -> 200 {'tool': 'summarise', 'signed': "
+                        "['\"mcp-protocol-version\"', '\"mcp-method\"']}")
+    assert lines[2] == ("DELETE /reports/q3 -> 403 not_authorized: the capability allows "
                         "get only")
-    assert lines[2] == "the same signed request twice -> 200, then 401 replayed"
-    assert lines[3] == "expecting another server's key -> refused [unexpected_peer]"
+    assert lines[3] == "the same signed request twice -> 200, then 401 replayed"
+    assert lines[4] == "expecting another server's key -> refused [unexpected_peer]"

@@ -82,12 +82,14 @@ class AgentAuthInfo:
     """What authenticated the request, as ``scope["auth"]``: the signature's ``keyid``,
     ``tag`` and ``nonce``, and, when a capability was used, the ``request`` it allowed,
     the chain's ``links`` and the leaf's ``grants``. ``scopes`` lists ``action:resource``
-    for each grant (the shape of Starlette's ``AuthCredentials``)."""
+    for each grant (the shape of Starlette's ``AuthCredentials``). ``covered`` names the
+    components the signature covers (e.g. ``'"mcp-protocol-version"'``)."""
 
     agent_id: str
     keyid: str
     tag: str
     nonce: str
+    covered: tuple[str, ...] = ()
     request: Request | None = None
     links: tuple[Link, ...] = ()
     grants: tuple[Grant, ...] = ()
@@ -193,12 +195,12 @@ class AgentAuthMiddleware:
                 raise CapabilityDenied("this request needs a capability",
                                        code="not_authorized")
             return AgentAuthInfo(verified.peer.agent_id, verified.keyid, verified.tag,
-                                 verified.nonce)
+                                 verified.nonce, verified.covered)
         request, links = found
         grants = links[-1].grants
         scopes = tuple(f"{action}:{g.resource}" for g in grants for action in sorted(g.actions))
         return AgentAuthInfo(verified.peer.agent_id, verified.keyid, verified.tag,
-                             verified.nonce, request, links, grants, scopes)
+                             verified.nonce, verified.covered, request, links, grants, scopes)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:
