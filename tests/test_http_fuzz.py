@@ -180,3 +180,51 @@ def test_the_middleware_answers_every_mutated_request(data: st.DataObject) -> No
         code = json.loads(sent[1]["body"])["error"]
         assert code in ERROR_CODES and status == status_of(
             ERROR_CODES[code][0]("x", code=code))
+
+
+TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._~", min_size=1, max_size=12)
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+       segments=st.lists(TOKEN, max_size=4), query=st.lists(st.tuples(TOKEN, TOKEN),
+                                                            max_size=3),
+       body=st.binary(max_size=64),
+       extra=st.dictionaries(st.sampled_from(["content-type", "mcp-protocol-version",
+                                              "a2a-version", "x-other"]), TOKEN),
+       keyid=st.sampled_from(["did", "thumbprint"]))
+def test_any_signed_request_verifies_and_any_edit_fails(
+        method: str, segments: list[str], query: list[tuple[str, str]], body: bytes,
+        extra: dict[str, str], keyid: str) -> None:
+    path = "/" + "/".join(segments)
+    qs = "&".join(f"{k}={v}" for k, v in query)
+    message = HTTPMessage.from_headers([("host", "h.test:8443"), *extra.items()],
+                                       method=method, authority="h.test:8443", path=path,
+                                       query=qs)
+    signed = message.with_fields(Signer(CAROL, keyid=keyid).sign_request(message, body)
+                                 .headers)
+    verifier = Verifier([BOB, CAROL])
+    assert verifier.check_request(signed, body).peer.public_bytes == CAROL.public_bytes
+    edits = [
+        HTTPMessage(signed.fields, method="OPTIONS", authority=signed.authority,
+                    path=path, query=qs),
+        HTTPMessage(signed.fields, method=method, authority=signed.authority,
+                    path=path + "x", query=qs),
+        HTTPMessage(signed.fields, method=method, authority=signed.authority,
+                    path=path, query=qs + "&z=1"),
+        HTTPMessage(signed.fields, method=method, authority="other.test",
+                    path=path, query=qs),
+    ]
+    for edited in edits:
+        try:
+            verifier.check_request(edited, body)
+        except AgentAuthError as exc:
+            assert exc.code == "bad_signature"
+        else:
+            raise AssertionError("an edited request verified")
+    try:
+        verifier.check_request(signed, body + b"!")
+    except AgentAuthError as exc:
+        assert exc.code == "digest_mismatch"
+    else:
+        raise AssertionError("an edited body verified")
