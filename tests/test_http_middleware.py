@@ -3,14 +3,17 @@ scope types, and stores that fail or live on disk."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import http_message_signatures as hms
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse
@@ -201,3 +204,21 @@ async def test_web_bot_auth_requests_in_interop_mode() -> None:
     replaced.headers["signature-agent"] = 'agentauth="https://mallory.example"'
     assert error_of(await call(middleware(verifier=Verifier([BOB], web_bot_auth=True)),
                                replaced)) == (401, "bad_signature")
+
+
+async def test_an_answer_to_a_request_signed_under_another_label() -> None:
+    # Another implementation's label (here http-message-signatures' default, "pyhms"):
+    # the answer covers the request signature under that label.
+    request = httpx.Request("GET", "http://testserver/x")
+    keys = hms.MappingKeyResolver(public_keys={}, private_keys={
+        BOB.agent_id: Ed25519PrivateKey.from_private_bytes(BOB.export_seed())})
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    hms.HTTPMessageSigner(signature_algorithm=hms.algorithms.ED25519, key_resolver=keys).sign(
+        request, key_id=BOB.agent_id, created=now, expires=now + datetime.timedelta(
+            seconds=60), nonce="n" * 22, tag="agentauth",
+        covered_component_ids=("@method", "@authority", "@path", "@query"))
+    assert request.headers["signature"].startswith("pyhms=")
+    sent = await call(middleware(), request)
+    assert sent[0]["status"] == 200
+    inputs = dict(sent[0]["headers"])[b"signature-input"]
+    assert b'"signature";req;key="pyhms"' in inputs

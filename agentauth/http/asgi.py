@@ -241,7 +241,8 @@ class AgentAuthMiddleware:
             response = HTTPMessage.from_headers(headers, status=start["status"],
                                                 request=request)
             added = self._signer.sign_response(response, verified.nonce,
-                                               None if streamed else body)
+                                               None if streamed else body,
+                                               request_label=verified.label)
             ours = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in added.headers]
             names = {k for k, _ in ours}  # they replace the app's lines of those names
             headers = [(k, v) for k, v in headers if k.lower() not in names] + ours

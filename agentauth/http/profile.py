@@ -199,15 +199,16 @@ class Signer:
         return self._finish(message, components, params, extra)
 
     def sign_response(self, response: HTTPMessage, request_nonce: str,
-                      body: bytes | None = None) -> SignedHeaders:
-        """Sign a response to ``response.request`` (verified, carrying its signature):
-        covers ``@status``, the request's method and target, its signature, and the
-        content digest; its ``nonce`` repeats the request's."""
+                      body: bytes | None = None, *, request_label: str = LABEL
+                      ) -> SignedHeaders:
+        """Sign a response to ``response.request`` (verified, carrying its signature
+        under ``request_label``): covers ``@status``, the request's method and target,
+        its signature, and the content digest; its ``nonce`` repeats the request's."""
         if response.status is None or response.request is None:
             raise InvalidArgument("a response has a status and the request it answers")
         extra: list[tuple[str, str]] = []
         components: list[Component] = [("@status", {}), *_RESPONSE_REQ,
-                                       ("signature", {"req": True, "key": LABEL})]
+                                       ("signature", {"req": True, "key": request_label})]
         if body:
             extra.append(("content-digest", content_digest(body, self._digests)))
             components.append(("content-digest", {}))
@@ -220,6 +221,7 @@ class Signer:
 
 @dataclass(frozen=True, slots=True)
 class _Signature:
+    label: str
     components: list[Component]
     ids: tuple[str, ...]
     params: dict[str, Any]
@@ -284,7 +286,7 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
     if params["alg"] != "ed25519":
         raise DecodeError("alg is not ed25519", code="unknown_field")
     ids = tuple(component_id(c) for c in components)
-    return _Signature(components, ids, dict(params),
+    return _Signature(label, components, ids, dict(params),
                       signature_params(components, params, ids=ids), signature[0])
 
 
@@ -330,6 +332,7 @@ class VerifiedRequest:
     keyid: str
     nonce: str
     tag: str
+    label: str
     created: int
     expires: int
     params_value: str
@@ -414,7 +417,8 @@ class Verifier:
         _digest(message, sig, body)
         last = min(sig.params["created"] + self._window, sig.params["expires"]) + self._skew
         return VerifiedRequest(
-            peer, sig.params["keyid"], sig.params["nonce"], tag, sig.params["created"],
+            peer, sig.params["keyid"], sig.params["nonce"], tag, sig.label,
+            sig.params["created"],
             sig.params["expires"], sig.params_value, sig.signature,
             sig.ids,
             _REPLAY_PREFIX + peer.public_bytes + sig.params["nonce"].encode("ascii"),
