@@ -22,6 +22,7 @@ from typing import Any, Final
 import http_sf
 
 from .. import crypto
+from ..envelope import DEFAULT_SKEW, DEFAULT_WINDOW  # the clock rules of spec 12.2
 from ..errors import (
     AuthenticationError,
     DecodeError,
@@ -74,8 +75,6 @@ REQUEST_COMPONENTS: Final = ("@method", "@authority", "@path", "@query")
 PROTOCOL_HEADERS: Final = ("content-type", "mcp-protocol-version", "mcp-method", "mcp-name",
                            "mcp-session-id", "a2a-version", "a2a-extensions",
                            CAPABILITY_HEADER, SIGNATURE_AGENT)
-DEFAULT_WINDOW: Final = 300  # how old `created` may be, in seconds
-DEFAULT_SKEW: Final = 60     # clock difference tolerated, in seconds
 DEFAULT_LIFETIME: Final = 60  # expires - created of the signatures agentauth makes
 MAX_LIFETIME: Final = 3600   # the longest expires - created a verifier accepts
 NONCE_LEN: Final = 16
