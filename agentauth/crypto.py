@@ -55,6 +55,7 @@ __all__ = [
     "sealed_box",
     "sealed_box_open",
     "sha256",
+    "sha512",
     "x25519",
     "x25519_public",
 ]
@@ -212,6 +213,11 @@ def blake2b_256(data: bytes) -> bytes:
 def sha256(data: bytes) -> bytes:
     """SHA-256 of ``data`` (for formats other systems define: JWK thumbprints, HTTP digests)."""
     return hashlib.sha256(data).digest()
+
+
+def sha512(data: bytes) -> bytes:
+    """SHA-512 of ``data`` (RFC 9530 ``Content-Digest`` members name it)."""
+    return hashlib.sha512(data).digest()
 
 
 def keyed_hasher(key: bytes, length: int) -> Callable[[bytes], bytes]:

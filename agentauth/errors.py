@@ -183,7 +183,7 @@ class CapabilityDenied(RemoteError):
         "revoked",
         "widened_resource", "widened_action", "widened_constraint", "widened_time",
         "not_yet_valid", "expired", "holder_mismatch", "not_authorized", "wrong_session",
-        "stale_invocation", "unauthorized_revoker", "wrong_verifier",
+        "stale_invocation", "unauthorized_revoker", "wrong_verifier", "wrong_request",
     })
 
 
@@ -202,6 +202,10 @@ class AuthenticationError(RemoteError):
             "clock_skew",
             "wrong_recipient",
             "unexpected_reply",
+            "unsigned",
+            "signature_expired",
+            "digest_mismatch",
+            "uncovered_component",
         }
     )
 
@@ -280,6 +284,13 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "unauthorized_revoker": (CapabilityDenied, "a revocation notice's signer has no say over "
                                                "its target"),
     "wrong_verifier": (CapabilityDenied, "a detached invocation names another verifier"),
+    "wrong_request": (CapabilityDenied, "an HTTP invocation is bound to another request"),
+    "unsigned": (AuthenticationError, "an HTTP message carries no signature of the profile"),
+    "signature_expired": (AuthenticationError, "an HTTP signature's expiry has passed"),
+    "digest_mismatch": (AuthenticationError, "HTTP content does not match its signed "
+                                             "digest, or has none"),
+    "uncovered_component": (AuthenticationError, "an HTTP signature leaves a required "
+                                                 "component uncovered"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
     "store_full": (StoreError, "a replay store is full of live entries and refuses more"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import envelopes, handshake, load, replay, tokens
+from benchmarks import envelopes, handshake, http, load, replay, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,3 +71,17 @@ def test_envelopes_quick_run_reports_its_target(tmp_path: Path) -> None:
     assert [t["name"] for t in report["targets"]] == [
         "open signed / (ed25519 verify + store check)"]
     assert all(v > 0 for v in report["median_seconds"].values())
+
+
+def test_http_quick_run_measures_every_mode(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Four uvicorn server processes on loopback; this process is the load client.
+    out = tmp_path / "http.json"
+    assert http.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["requests_per_s"]) == set(http.MODES)
+    assert all(value > 0 for value in report["requests_per_s"].values())
+    assert {t["name"] for t in report["targets"]} >= {
+        "request signing + verification / JWT check"}
+    assert report["client"]["sign_s"] > 0 and report["client"]["check_s"] > 0
+    assert "bearer JWT (EdDSA) check" in capsys.readouterr().out

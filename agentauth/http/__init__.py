@@ -1,0 +1,54 @@
+"""HTTP binding (spec 13): agents sign and check HTTP requests and responses under a
+profile of RFC 9421, with an ``httpx.Auth`` for clients and an ASGI middleware for
+servers, capability chains on requests, and Web Bot Auth interop (a key directory and
+``Signature-Agent``).
+
+Needs the ``http`` extra (``http-sf`` and ``httpx``). The engines (:class:`Signer`,
+:class:`Verifier`, :func:`check_response`) are sans-I/O and can serve any framework.
+"""
+
+from .asgi import AgentAuthInfo, AgentAuthMiddleware, AgentUser, status_of
+from .capability import check_capability, default_resource, invocation_for
+from .client import AgentAuth, request_message
+from .components import HTTPMessage, check_content_digest, content_digest, signature_base
+from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
+from .profile import (
+    CAPABILITY_HEADER,
+    PROTOCOL_HEADERS,
+    SignedHeaders,
+    Signer,
+    VerifiedRequest,
+    Verifier,
+    accept_signature,
+    check_response,
+    invocation_binding,
+)
+
+__all__ = [
+    "CAPABILITY_HEADER",
+    "DIRECTORY_MEDIA_TYPE",
+    "DIRECTORY_PATH",
+    "PROTOCOL_HEADERS",
+    "AgentAuth",
+    "AgentAuthInfo",
+    "AgentAuthMiddleware",
+    "AgentUser",
+    "HTTPMessage",
+    "SignedHeaders",
+    "Signer",
+    "VerifiedRequest",
+    "Verifier",
+    "accept_signature",
+    "check_capability",
+    "check_content_digest",
+    "check_response",
+    "content_digest",
+    "default_resource",
+    "directory_document",
+    "invocation_binding",
+    "invocation_for",
+    "request_message",
+    "sign_directory",
+    "signature_base",
+    "status_of",
+]

@@ -1,0 +1,109 @@
+"""An ``httpx.Auth`` that signs each request under the profile (spec 13) and checks that
+each response answers it, signed by the server the client expects.
+
+Works with ``httpx.Client`` and ``httpx.AsyncClient`` (asyncio and trio alike): signing
+and checking are sans-I/O. The request body is read to digest it, and the response body
+to check its digest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator
+
+import httpx
+
+from ..capability.grants import Request
+from ..identity import Identity, PeerKey
+from .capability import ResourceOf, default_resource, invocation_for
+from .components import HTTPMessage
+from .profile import DEFAULT_LIFETIME, DEFAULT_SKEW, Signer, check_response
+
+__all__ = ["AgentAuth", "request_message"]
+
+
+def request_message(request: httpx.Request) -> HTTPMessage:
+    """The :class:`HTTPMessage` view of an httpx request (as sent, header lines in order)."""
+    url = request.url
+    return HTTPMessage.from_headers(
+        request.headers.raw, method=request.method, scheme=url.scheme,
+        authority=request.headers.get("host", url.netloc.decode("ascii")),
+        path=url.raw_path.split(b"?", 1)[0].decode("ascii") or "/",
+        query=url.query.decode("ascii"))
+
+
+class AgentAuth(httpx.Auth):
+    """Sign every request as ``identity``; check every response came from ``server``.
+
+    ``server`` (an agent id or :class:`PeerKey`) is the key the answering server must
+    sign with; ``None`` skips response checks (for servers that do not sign). ``chain``
+    (a capability chain issued to ``identity``) is carried on every request, invoked for
+    ``resource_of(method, path)``. Error answers the server's middleware makes itself
+    (status 400 and above, unsigned, with an ``Agentauth-Error`` header) are returned as
+    they are, since it could not bind them to a request it refused; every other response
+    must verify, or the call raises the agentauth error that says why.
+    ``allow_streamed`` is for streamed answers (server-sent events, spec 13.7): the
+    answer's content is not read before it is returned (``client.stream`` streams), and
+    only its status, fields and binding to the request are checked, not its content; the
+    caller may check the digest itself with :func:`check_content_digest` once read.
+    """
+
+    requires_request_body = True
+    requires_response_body = True
+
+    def __init__(self, identity: Identity, *, server: str | PeerKey | None = None,
+                 chain: bytes | None = None, resource_of: ResourceOf = default_resource,
+                 keyid: str = "did", lifetime: int = DEFAULT_LIFETIME,
+                 signature_agent: str | None = None, allow_streamed: bool = False,
+                 skew: int = DEFAULT_SKEW, clock: Callable[[], float] = time.time,
+                 random: Callable[[int], bytes] = os.urandom) -> None:
+        self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
+                              signature_agent=signature_agent, clock=clock, random=random)
+        self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
+                        else server)
+        self._chain = chain
+        self._resource_of = resource_of
+        self._allow_streamed = allow_streamed
+        if allow_streamed:
+            self.requires_response_body = False
+        self._skew = skew
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"AgentAuth(keyid={self._signer.keyid!r})"
+
+    def sign(self, request: httpx.Request) -> str:
+        """Sign ``request`` in place; return its nonce."""
+        message = request_message(request)
+        body = request.content
+        invocation = None
+        if self._chain is not None:
+            wanted: Request = self._resource_of(message.method, message.path)
+            invocation = invocation_for(self._chain, wanted)
+        signed = self._signer.sign_request(message, body, invocation=invocation)
+        for name, value in signed.headers:
+            request.headers[name] = value
+        return signed.nonce
+
+    def check(self, request: httpx.Request, response: httpx.Response, nonce: str) -> None:
+        """Check that ``response`` answers ``request`` (signed with ``nonce``)."""
+        if self._server is None:
+            return
+        fields = response.headers.raw
+        message = HTTPMessage.from_headers(fields, status=response.status_code,
+                                           request=request_message(request))
+        signed = message.field("signature") is not None
+        if not signed and response.status_code >= 400 and message.field(
+                "agentauth-error") is not None:
+            return
+        body = None if self._allow_streamed else response.content
+        check_response(message, body, request_nonce=nonce, server=self._server,
+                       skew=self._skew, now=self._clock())
+
+    def auth_flow(self, request: httpx.Request
+                  ) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's hook: sign, send, check the answer."""
+        nonce = self.sign(request)
+        response = yield request
+        self.check(request, response, nonce)

@@ -1,0 +1,311 @@
+"""RFC 9421 building blocks, sans-I/O: a message view, component values, the signature base,
+structured fields (through ``http-sf``) and RFC 9530 ``Content-Digest``.
+
+Nothing here knows the agentauth profile (spec 13); :mod:`.profile` applies its rules on
+top. Every function that reads bytes from outside checks sizes first and raises a typed
+agentauth error (never an ``http-sf`` one).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import http_sf
+
+from .. import crypto
+from ..errors import AuthenticationError, DecodeError, InvalidArgument
+
+__all__ = [
+    "DIGESTS",
+    "MAX_FIELD",
+    "Component",
+    "HTTPMessage",
+    "check_content_digest",
+    "component_id",
+    "content_digest",
+    "parse_bytes",
+    "parse_dictionary",
+    "ser_member",
+    "signature_base",
+    "signature_params",
+]
+
+#: The longest value of a structured field agentauth parses (Signature, Signature-Input,
+#: Content-Digest, Signature-Agent, the capability header), checked before parsing.
+MAX_FIELD: Final = 16384
+MAX_MEMBERS: Final = 8
+MAX_COMPONENTS: Final = 24
+#: RFC 9530 algorithms agentauth computes and checks; other members are ignored.
+DIGESTS: Final = {"sha-256": crypto.sha256, "sha-512": crypto.sha512}
+_COMPONENT_PARAMS: Final = frozenset({"req", "key"})
+_DERIVED: Final = frozenset({"@method", "@target-uri", "@authority", "@scheme",
+                             "@request-target", "@path", "@query", "@status"})
+
+#: A covered component: its name and its parameters (``req``: True, ``key``: a member).
+Component = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPMessage:
+    """An HTTP request or response as a signature sees it.
+
+    ``fields`` holds the header field lines in order, names in lower case. A request has a
+    ``method`` and its target (``scheme``, ``authority``, ``path``, ``query`` without the
+    ``?``); a response has a ``status`` and, for ``;req`` components, the ``request`` it
+    answers.
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    method: str = ""
+    scheme: str = "https"
+    authority: str = ""
+    path: str = "/"
+    query: str = ""
+    status: int | None = None
+    request: HTTPMessage | None = field(default=None, repr=False)
+    _index: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[str]] = {}
+        for key, value in self.fields:
+            index.setdefault(key, []).append(value.strip(" \t"))
+        object.__setattr__(self, "_index", {k: ", ".join(v) for k, v in index.items()})
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str | bytes, str | bytes]],
+                     **target: Any) -> HTTPMessage:
+        """Build a message from header pairs (``str`` or Latin-1 ``bytes``)."""
+        lines = tuple((_text(k).lower(), _text(v)) for k, v in headers)
+        return cls(fields=lines, **target)
+
+    def field(self, name: str) -> str | None:
+        """The combined value of every line of field ``name`` (RFC 9421 2.1), or None."""
+        return self._index.get(name)
+
+    def with_fields(self, extra: Iterable[tuple[str, str]], *, replace: bool = False
+                    ) -> HTTPMessage:
+        """A copy with more field lines appended; with ``replace``, they take the place
+        of every line of the same names (as a signer sets its own headers)."""
+        added = tuple((k.lower(), v) for k, v in extra)
+        names = {k for k, _ in added} if replace else set()
+        kept = tuple((k, v) for k, v in self.fields if k not in names)
+        return HTTPMessage(kept + added, self.method, self.scheme, self.authority,
+                           self.path, self.query, self.status, self.request)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _malformed(message: str) -> DecodeError:
+    return DecodeError(message, code="malformed")
+
+
+# ------------------------------------------------------------------ structured fields
+
+
+def parse_dictionary(value: str, what: str) -> dict[str, Any]:
+    """Parse a structured-field Dictionary; duplicate keys and oversize values refused.
+    (The last few results are remembered: a request's Signature field is read again to
+    sign its response. Callers never change what they get.)"""
+    if type(value) is not str:
+        raise InvalidArgument("a field value is a str")
+    return _parse_dictionary(value, what)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_dictionary(value: str, what: str) -> dict[str, Any]:
+    if len(value) > MAX_FIELD:
+        raise DecodeError(f"the {what} field is longer than {MAX_FIELD} bytes",
+                          code="oversize")
+
+    def duplicate(key: str, context: str) -> None:
+        raise _malformed(f"the {what} field repeats the key {key!r}")
+
+    try:
+        parsed = http_sf.parse(value.encode("latin-1"), tltype="dictionary",
+                               on_duplicate_key=duplicate)
+    except DecodeError:
+        raise
+    except (http_sf.StructuredFieldError, ValueError, UnicodeError) as exc:
+        raise _malformed(f"the {what} field is not a structured-field dictionary"
+                         ) from exc
+    if not isinstance(parsed, dict) or len(parsed) > MAX_MEMBERS:
+        raise _malformed(f"the {what} field has more than {MAX_MEMBERS} members")
+    return parsed
+
+
+def parse_bytes(value: str, what: str) -> bytes:
+    """Parse a field that is one structured-field Byte Sequence with no parameters."""
+    if type(value) is not str:
+        raise InvalidArgument("a field value is a str")
+    if len(value) > MAX_FIELD:
+        raise DecodeError(f"the {what} field is longer than {MAX_FIELD} bytes",
+                          code="oversize")
+    try:
+        parsed = http_sf.parse(value.encode("latin-1"), tltype="item")
+    except (http_sf.StructuredFieldError, ValueError, UnicodeError) as exc:
+        raise _malformed(f"the {what} field is not a structured-field item") from exc
+    if not isinstance(parsed, tuple) or type(parsed[0]) is not bytes or parsed[1]:
+        raise _malformed(f"the {what} field is one byte sequence")
+    return parsed[0]
+
+
+def ser_member(label: str, value: Any, params: Mapping[str, Any] | None = None) -> str:
+    """Serialise a one-member Dictionary: ``label=value;params``."""
+    return http_sf.ser({label: (value, dict(params or {}))})
+
+
+@functools.lru_cache(maxsize=512)
+def _component_id(name: str, params: tuple[tuple[str, Any], ...]) -> str:
+    return http_sf.ser((name, dict(params)))
+
+
+def component_id(component: Component) -> str:
+    """The serialised component identifier, e.g. ``"@method"`` or ``"signature";req``.
+    (Memoised: a handful of identifiers recur in every message.)"""
+    name, params = component
+    key = tuple(params.items())
+    try:
+        return _component_id(name, key)
+    except TypeError:  # an unhashable parameter value: serialise without the memo
+        return http_sf.ser((name, dict(params)))
+
+
+def signature_params(components: Iterable[Component], params: Mapping[str, Any], *,
+                     ids: Iterable[str] | None = None) -> str:
+    """The ``@signature-params`` value: the inner list of components and its parameters,
+    in the order given (the order is signed). Serialised as ``http-sf`` serialises an
+    inner list: each item's serialisation, space-separated in parentheses, then the
+    parameters (serialised by ``http-sf`` after an empty inner list)."""
+    parts = []
+    for name, value in params.items():
+        try:
+            parts.append(_param(name, type(value).__name__, value))
+        except TypeError:  # an unhashable value: serialise without the memo
+            parts.append(_param.__wrapped__(name, type(value).__name__, value))
+    tail = "".join(parts)
+    names = ids if ids is not None else (component_id(c) for c in components)
+    return "(" + " ".join(names) + ")" + tail
+
+
+@functools.lru_cache(maxsize=1024)
+def _param(name: str, kind: str, value: Any) -> str:
+    # ";name=value" as http-sf writes one parameter (parameters serialise one after
+    # another); memoised, since keyid, alg and tag recur in every signature. The type is
+    # part of the key: True and 1 are equal in Python, not in a structured field.
+    empty: Any = ([], {name: value})
+    return http_sf.ser([empty])[2:]
+
+
+# ------------------------------------------------------------------ component values
+
+
+def _derived(message: HTTPMessage, name: str) -> str:
+    if name == "@status":
+        if message.status is None:
+            raise _malformed("@status is a response component")
+        return f"{message.status:03d}"
+    if message.status is not None:
+        raise _malformed(f"{name} of a response needs ;req")
+    query = f"?{message.query}" if message.query else ""
+    values = {
+        "@method": message.method,
+        "@target-uri": f"{message.scheme}://{message.authority}{message.path}{query}",
+        "@authority": message.authority.lower(),
+        "@scheme": message.scheme.lower(),
+        "@request-target": f"{message.path}{query}",
+        "@path": message.path or "/",
+        "@query": f"?{message.query}",
+    }
+    return values[name]
+
+
+def _value(message: HTTPMessage, component: Component) -> str:
+    name, params = component
+    if type(name) is not str or not isinstance(params, dict):
+        raise _malformed("a covered component is a string with parameters")
+    if set(params) - _COMPONENT_PARAMS:
+        raise DecodeError(f"component parameters {sorted(set(params) - _COMPONENT_PARAMS)} "
+                          f"are not supported", code="unknown_field")
+    if "req" in params:
+        if params["req"] is not True or message.request is None:
+            raise _malformed(f"{name};req needs the request of a response")
+        message = message.request
+    if name in _DERIVED:
+        if "key" in params:
+            raise _malformed(f"{name} takes no key parameter")
+        return _derived(message, name)
+    if name.startswith("@") or name != name.lower() or not name:
+        raise DecodeError(f"component {name!r} is not defined", code="unknown_field")
+    value = message.field(name)
+    if value is None:
+        raise _malformed(f"covered field {name!r} is absent")
+    if "key" in params:
+        key = params["key"]
+        members = parse_dictionary(value, name)
+        if type(key) is not str or key not in members:
+            raise _malformed(f"covered field {name!r} has no member {key!r}")
+        return http_sf.ser([members[key]])
+    return value
+
+
+def signature_base(message: HTTPMessage, components: Sequence[Component],
+                   params_value: str, *, ids: Sequence[str] | None = None) -> bytes:
+    """The signature base (RFC 9421 2.5) of ``message``: one line per covered component,
+    then ``@signature-params``; UTF-8, lines joined by LF, no final LF. ``ids`` are the
+    components' identifiers, if already serialised."""
+    lines = []
+    seen = set()
+    for index, component in enumerate(components):
+        ident = ids[index] if ids is not None else component_id(component)
+        if ident in seen:
+            raise _malformed(f"component {ident} is covered twice")
+        seen.add(ident)
+        value = _value(message, component)
+        if "\n" in value or "\r" in value:
+            raise _malformed(f"component {ident} holds a line break")
+        lines.append(f"{ident}: {value}")
+    if len(seen) > MAX_COMPONENTS:
+        raise _malformed(f"a signature covers at most {MAX_COMPONENTS} components")
+    lines.append(f'"@signature-params": {params_value}')
+    return "\n".join(lines).encode("utf-8")
+
+
+# ------------------------------------------------------------------ content digest
+
+
+def content_digest(body: bytes, algorithms: Iterable[str] = ("sha-256",)) -> str:
+    """The ``Content-Digest`` field value of ``body`` (RFC 9530)."""
+    members: dict[str, Any] = {}
+    for name in algorithms:
+        if name not in DIGESTS:
+            raise InvalidArgument(f"digest algorithms are {sorted(DIGESTS)}")
+        members[name] = (DIGESTS[name](body), {})
+    if not members:
+        raise InvalidArgument("name at least one digest algorithm")
+    return http_sf.ser(members)
+
+
+def check_content_digest(value: str, body: bytes) -> None:
+    """Check every member of a ``Content-Digest`` value that agentauth knows against
+    ``body``; at least one must be present. Unknown algorithms are ignored (RFC 9530)."""
+    members = parse_dictionary(value, "Content-Digest")
+    known = 0
+    for name, item in members.items():
+        if name not in DIGESTS:
+            continue
+        digest = item[0] if isinstance(item, tuple) else None
+        if type(digest) is not bytes:
+            raise _malformed("a Content-Digest member is a byte sequence")
+        known += 1
+        if not crypto.equal(digest, DIGESTS[name](body)):
+            raise AuthenticationError(f"the content does not match its {name} digest",
+                                      code="digest_mismatch")
+    if not known:
+        raise AuthenticationError(f"Content-Digest has none of {sorted(DIGESTS)}",
+                                  code="digest_mismatch")
+

@@ -1,0 +1,482 @@
+"""The agentauth profile of RFC 9421 (spec 13), sans-I/O: sign and check requests and the
+responses that answer them. No clock, random source or store of its own: all are passed in.
+
+* :class:`Signer` signs requests (``tag="agentauth"``, or ``"web-bot-auth"`` in interop
+  mode) and responses (``tag="agentauth-response"``) with an agent's identity.
+* :class:`Verifier` checks a request: form, coverage, key, signature, clock, digest. It
+  returns a :class:`VerifiedRequest` whose ``replay_key`` the caller puts through a replay
+  store last, after every other check (spec 11, rule 2).
+* :func:`check_response` checks that a response answers *this* request, from the server
+  key the client expected.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import http_sf
+
+from .. import crypto
+from ..envelope import DEFAULT_SKEW, DEFAULT_WINDOW  # the clock rules of spec 12.2
+from ..errors import (
+    AuthenticationError,
+    DecodeError,
+    InvalidAgentId,
+    InvalidArgument,
+    ReplayDetected,
+)
+from ..identity import Identity, PeerKey
+from .components import (
+    Component,
+    HTTPMessage,
+    check_content_digest,
+    component_id,
+    content_digest,
+    parse_dictionary,
+    ser_member,
+    signature_base,
+    signature_params,
+)
+
+__all__ = [
+    "CAPABILITY_HEADER",
+    "DEFAULT_LIFETIME",
+    "DEFAULT_SKEW",
+    "DEFAULT_WINDOW",
+    "LABEL",
+    "PROTOCOL_HEADERS",
+    "REQUEST_COMPONENTS",
+    "RESPONSE_TAG",
+    "TAG",
+    "WEB_BOT_AUTH_TAG",
+    "SignedHeaders",
+    "Signer",
+    "VerifiedRequest",
+    "Verifier",
+    "accept_signature",
+    "check_response",
+    "invocation_binding",
+]
+
+LABEL: Final = "agentauth"
+TAG: Final = "agentauth"
+RESPONSE_TAG: Final = "agentauth-response"
+WEB_BOT_AUTH_TAG: Final = "web-bot-auth"
+CAPABILITY_HEADER: Final = "agentauth-capability"
+SIGNATURE_AGENT: Final = "signature-agent"
+#: Covered in every agentauth request signature.
+REQUEST_COMPONENTS: Final = ("@method", "@authority", "@path", "@query")
+#: Covered whenever present in the message (spec 13.2).
+PROTOCOL_HEADERS: Final = ("content-type", "mcp-protocol-version", "mcp-method", "mcp-name",
+                           "mcp-session-id", "a2a-version", "a2a-extensions",
+                           CAPABILITY_HEADER, SIGNATURE_AGENT)
+DEFAULT_LIFETIME: Final = 60  # expires - created of the signatures agentauth makes
+MAX_LIFETIME: Final = 3600   # the longest expires - created a verifier accepts
+NONCE_LEN: Final = 16
+_PARAMS: Final = ("created", "expires", "nonce", "keyid", "alg", "tag")
+_MAX_NONCE: Final = 128
+_MAX_KEYID: Final = 128
+_BINDING_CONTEXT: Final = b"agentauth v1 http invocation\x00"
+_REPLAY_PREFIX: Final = b"http:"
+_RESPONSE_REQ: Final = tuple((name, {"req": True}) for name in REQUEST_COMPONENTS)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def invocation_binding(params_value: str) -> bytes:
+    """The 64-byte value a capability invocation on a request binds: a hash of the
+    request signature's ``@signature-params`` (its components, created, expires, nonce and
+    key). Known before signing, unique to one signature (spec 13.6)."""
+    return crypto.blake2b(_BINDING_CONTEXT + params_value.encode("ascii"))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    """What signing adds to a message: header lines, and the signature's parameters."""
+
+    headers: tuple[tuple[str, str], ...]
+    nonce: str
+    params_value: str
+    signature: bytes
+
+    def __repr__(self) -> str:
+        return f"SignedHeaders(nonce={self.nonce!r}, headers={len(self.headers)})"
+
+
+class Signer:
+    """Signs requests and responses for one agent.
+
+    ``keyid`` is ``"did"`` (the agent id) or ``"thumbprint"`` (its RFC 7638 JWK
+    thumbprint, as Web Bot Auth names keys). ``signature_agent``, a URL, turns on Web
+    Bot Auth interop: requests carry ``Signature-Agent`` and ``tag="web-bot-auth"``.
+    """
+
+    __slots__ = ("_clock", "_digests", "_identity", "_keyid", "_lifetime", "_random",
+                 "_signature_agent")
+
+    def __init__(self, identity: Identity, *, keyid: str = "did",
+                 lifetime: int = DEFAULT_LIFETIME, signature_agent: str | None = None,
+                 digests: Iterable[str] = ("sha-256",),
+                 clock: Callable[[], float] = time.time,
+                 random: Callable[[int], bytes] = os.urandom) -> None:
+        if not isinstance(identity, Identity) or keyid not in ("did", "thumbprint"):
+            raise InvalidArgument("identity is an Identity, keyid 'did' or 'thumbprint'")
+        if type(lifetime) is not int or not 1 <= lifetime <= MAX_LIFETIME:
+            raise InvalidArgument(f"lifetime is 1 to {MAX_LIFETIME} seconds")
+        if signature_agent is not None and (type(signature_agent) is not str
+                                            or not signature_agent.startswith("https://")):
+            raise InvalidArgument("signature_agent is an https URL")
+        self._identity = identity
+        peer = PeerKey(identity.public_bytes)
+        web = signature_agent is not None
+        self._keyid = peer.jwk_thumbprint() if keyid == "thumbprint" or web else peer.agent_id
+        self._lifetime = lifetime
+        self._signature_agent = signature_agent
+        self._digests = tuple(digests)
+        content_digest(b"", self._digests)  # refuses unknown algorithms now
+        self._clock = clock
+        self._random = random
+
+    @property
+    def keyid(self) -> str:
+        """The ``keyid`` this signer writes."""
+        return self._keyid
+
+    def _params(self, tag: str, nonce: str) -> dict[str, Any]:
+        created = int(self._clock())
+        return {"created": created, "expires": created + self._lifetime, "nonce": nonce,
+                "keyid": self._keyid, "alg": "ed25519", "tag": tag}
+
+    def _finish(self, message: HTTPMessage, components: list[Component],
+                params: dict[str, Any], extra: list[tuple[str, str]]) -> SignedHeaders:
+        params_value = signature_params(components, params)
+        # The headers this signer writes replace any of the same names already there.
+        base = signature_base(message.with_fields(extra, replace=True), components,
+                              params_value)
+        signature = self._identity.sign(base)
+        # A one-member dictionary serialises as key=member: the member is params_value.
+        headers = (*extra, ("signature-input", f"{LABEL}={params_value}"),
+                   ("signature", ser_member(LABEL, signature)))
+        return SignedHeaders(tuple(headers), params["nonce"], params_value, signature)
+
+    def sign_request(self, message: HTTPMessage, body: bytes | None = None, *,
+                     invocation: Callable[[bytes], bytes] | None = None) -> SignedHeaders:
+        """Sign a request. ``body`` (if not empty) gets a ``Content-Digest``.
+        ``invocation``, given the binding of :func:`invocation_binding`, returns a
+        capability invocation to carry (and cover) in the capability header."""
+        nonce = self._random(NONCE_LEN)
+        if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
+            raise InvalidArgument(f"random({NONCE_LEN}) must return {NONCE_LEN} bytes")
+        web = self._signature_agent is not None
+        params = self._params(WEB_BOT_AUTH_TAG if web else TAG, _b64(nonce))
+        extra: list[tuple[str, str]] = []
+        components: list[Component] = [(name, {}) for name in REQUEST_COMPONENTS]
+        if body:
+            extra.append(("content-digest", content_digest(body, self._digests)))
+        if web:
+            extra.append((SIGNATURE_AGENT, ser_member(LABEL, self._signature_agent)))
+        for name in PROTOCOL_HEADERS:
+            if name == SIGNATURE_AGENT or (name == CAPABILITY_HEADER and invocation):
+                continue
+            if message.field(name) is not None:
+                components.append((name, {}))
+        if body:
+            components.append(("content-digest", {}))
+        if web:
+            components.append((SIGNATURE_AGENT, {"key": LABEL}))
+        if invocation is not None:
+            components.append((CAPABILITY_HEADER, {}))
+            binding = invocation_binding(signature_params(components, params))
+            extra.append((CAPABILITY_HEADER, http_sf.ser((invocation(binding), {}))))
+        return self._finish(message, components, params, extra)
+
+    def sign_response(self, response: HTTPMessage, request_nonce: str,
+                      body: bytes | None = None, *, request_label: str = LABEL
+                      ) -> SignedHeaders:
+        """Sign a response to ``response.request`` (verified, carrying its signature
+        under ``request_label``): covers ``@status``, the request's method and target,
+        its signature, and the content digest; its ``nonce`` repeats the request's."""
+        if response.status is None or response.request is None:
+            raise InvalidArgument("a response has a status and the request it answers")
+        extra: list[tuple[str, str]] = []
+        components: list[Component] = [("@status", {}), *_RESPONSE_REQ,
+                                       ("signature", {"req": True, "key": request_label})]
+        if body:
+            extra.append(("content-digest", content_digest(body, self._digests)))
+            components.append(("content-digest", {}))
+        params = self._params(RESPONSE_TAG, request_nonce)
+        return self._finish(response, components, params, extra)
+
+
+# ------------------------------------------------------------------ verification
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    label: str
+    components: list[Component]
+    ids: tuple[str, ...]
+    params: dict[str, Any]
+    params_value: str
+    signature: bytes
+
+
+def _ids(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(component_id((name, {})) for name in names)
+
+
+_REQUEST_IDS: Final = _ids(REQUEST_COMPONENTS)
+_AUTHORITY_IDS: Final = _ids(["@authority"])
+_PROTOCOL_IDS: Final = dict(zip(PROTOCOL_HEADERS, _ids(PROTOCOL_HEADERS), strict=True))
+_RESPONSE_IDS: Final = (*_ids(["@status"]), *(component_id(c) for c in _RESPONSE_REQ),
+                        component_id(("signature", {"req": True, "key": LABEL})))
+
+
+def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
+    inputs_value = message.field("signature-input")
+    signatures_value = message.field("signature")
+    if inputs_value is None and signatures_value is None:
+        raise AuthenticationError("the message is not signed", code="unsigned")
+    if inputs_value is None or signatures_value is None:
+        raise DecodeError("Signature and Signature-Input come together", code="malformed")
+    inputs = parse_dictionary(inputs_value, "Signature-Input")
+    signatures = parse_dictionary(signatures_value, "Signature")
+    wanted = set(tags)
+    found = [label for label, member in inputs.items()
+             if isinstance(member, tuple) and isinstance(member[1], dict)
+             and member[1].get("tag") in wanted]
+    if not found:
+        raise AuthenticationError(f"no signature tagged {sorted(wanted)}", code="unsigned")
+    if len(found) > 1:
+        raise DecodeError("more than one signature of the profile", code="malformed")
+    label = found[0]
+    items, params = inputs[label]
+    signature = signatures.get(label)
+    if (not isinstance(items, list) or not isinstance(signature, tuple)
+            or type(signature[0]) is not bytes or signature[1]):
+        raise DecodeError("a signature is an inner list and a byte sequence",
+                          code="malformed")
+    if len(signature[0]) != crypto.SIGNATURE_LEN:
+        raise DecodeError("an Ed25519 signature is 64 bytes", code="malformed")
+    components: list[Component] = []
+    for item in items:
+        if not isinstance(item, tuple) or type(item[0]) is not str:
+            raise DecodeError("a covered component is a string", code="malformed")
+        components.append((item[0], item[1]))
+    unknown = set(params) - set(_PARAMS)
+    if unknown:
+        raise DecodeError(f"signature parameters {sorted(unknown)} are not in the profile",
+                          code="unknown_field")
+    missing = [name for name in _PARAMS if name not in params]
+    if missing:
+        raise DecodeError(f"the signature lacks {missing}", code="malformed")
+    if (type(params["created"]) is not int or type(params["expires"]) is not int
+            or type(params["nonce"]) is not str or type(params["keyid"]) is not str
+            or not 16 <= len(params["nonce"]) <= _MAX_NONCE
+            or not 0 < len(params["keyid"]) <= _MAX_KEYID):
+        raise DecodeError("signature parameters are out of shape", code="malformed")
+    if params["alg"] != "ed25519":
+        raise DecodeError("alg is not ed25519", code="unknown_field")
+    ids = tuple(component_id(c) for c in components)
+    return _Signature(label, components, ids, dict(params),
+                      signature_params(components, params, ids=ids), signature[0])
+
+
+def _require(sig: _Signature, required: Iterable[str]) -> None:
+    covered = set(sig.ids)
+    for ident in required:
+        if ident not in covered:
+            raise AuthenticationError(f"the signature does not cover {ident}",
+                                      code="uncovered_component")
+
+
+def _times(params: Mapping[str, Any], now: float, window: int, skew: int) -> None:
+    created, expires = params["created"], params["expires"]
+    if not created < expires <= created + MAX_LIFETIME:
+        raise DecodeError(f"expires is after created, by at most {MAX_LIFETIME} s",
+                          code="malformed")
+    if created > now + skew:
+        raise AuthenticationError("the signature is dated in the future beyond the skew",
+                                  code="clock_skew")
+    if created < now - window - skew:
+        raise ReplayDetected("the signature is older than the acceptance window",
+                             code="stale")
+    if expires < now - skew:
+        raise AuthenticationError("the signature has expired", code="signature_expired")
+
+
+def _digest(message: HTTPMessage, sig: _Signature, body: bytes | None) -> None:
+    covered = any(name == "content-digest" and not p for name, p in sig.components)
+    value = message.field("content-digest")
+    if covered and value is not None:
+        check_content_digest(value, body or b"")
+    elif body:
+        raise AuthenticationError("the body has no signed Content-Digest",
+                                  code="digest_mismatch")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRequest:
+    """A request whose signature verified: who signed it, and what the replay store must
+    remember (``replay_key`` until ``replay_expires``)."""
+
+    peer: PeerKey
+    keyid: str
+    nonce: str
+    tag: str
+    label: str
+    created: int
+    expires: int
+    params_value: str
+    signature: bytes
+    covered: tuple[str, ...]
+    replay_key: bytes
+    replay_expires: float
+
+    def __repr__(self) -> str:
+        return f"VerifiedRequest(peer={self.peer.agent_id!r}, tag={self.tag!r})"
+
+
+class Verifier:
+    """Checks requests signed under the profile.
+
+    ``keys`` are the agents this verifier knows (agent ids, :class:`PeerKey` or
+    :class:`Identity`): found by ``keyid`` as a did:key or a JWK thumbprint. ``trust``
+    decides about a did:key not in ``keys`` (e.g. any holder of a valid capability:
+    ``lambda peer: True``). At least one of the two is required: a verifier that
+    accepts no one is a mistake, and one that accepts anyone must say so.
+    ``web_bot_auth`` also accepts ``tag="web-bot-auth"`` signatures, which need to cover
+    only ``@authority`` (and ``Signature-Agent`` when present).
+    """
+
+    __slots__ = ("_by_keyid", "_clock", "_skew", "_trust", "_web", "_window")
+
+    def __init__(self, keys: Iterable[str | PeerKey | Identity] = (), *,
+                 trust: Callable[[PeerKey], bool] | None = None,
+                 window: int = DEFAULT_WINDOW, skew: int = DEFAULT_SKEW,
+                 web_bot_auth: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._by_keyid: dict[str, PeerKey] = {}
+        for key in keys:
+            peer = _peer(key)
+            self._by_keyid[peer.agent_id] = peer
+            self._by_keyid[peer.jwk_thumbprint()] = peer
+        if not self._by_keyid and trust is None:
+            raise InvalidArgument("give the keys to accept, or a trust policy")
+        for name, value in (("window", window), ("skew", skew)):
+            if type(value) is not int or not 0 <= value <= 86_400:
+                raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+        self._trust = trust
+        self._window = window
+        self._skew = skew
+        self._web = web_bot_auth
+        self._clock = clock
+
+    def resolve(self, keyid: str) -> PeerKey:
+        """The key ``keyid`` names, if this verifier accepts it; else ``untrusted_peer``."""
+        peer = self._by_keyid.get(keyid)
+        if peer is not None:
+            return peer
+        if keyid.startswith("did:key:") and self._trust is not None:
+            try:
+                peer = PeerKey.from_agent_id(keyid)
+            except InvalidAgentId as exc:
+                raise DecodeError("keyid is not a valid did:key", code="malformed") from exc
+            if self._trust(peer):
+                return peer
+        raise AuthenticationError("the signing key is not one this server accepts",
+                                  code="untrusted_peer")
+
+    def check_request(self, message: HTTPMessage, body: bytes | None = None
+                      ) -> VerifiedRequest:
+        """Every check of spec 13.4 but the replay store, in order; raise the first rule
+        broken."""
+        tags = (TAG, WEB_BOT_AUTH_TAG) if self._web else (TAG,)
+        sig = _find(message, tags)
+        tag = sig.params["tag"]
+        required = list(_REQUEST_IDS if tag == TAG else _AUTHORITY_IDS)
+        required += [ident for name, ident in _PROTOCOL_IDS.items()
+                     if message.field(name) is not None and name != SIGNATURE_AGENT]
+        if message.field(SIGNATURE_AGENT) is not None and not any(
+                name == SIGNATURE_AGENT for name, _ in sig.components):
+            required.append(_PROTOCOL_IDS[SIGNATURE_AGENT])
+        _require(sig, required)
+        peer = self.resolve(sig.params["keyid"])
+        base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
+        peer.verify(base, sig.signature)
+        now = self._clock()
+        _times(sig.params, now, self._window, self._skew)
+        _digest(message, sig, body)
+        last = min(sig.params["created"] + self._window, sig.params["expires"]) + self._skew
+        return VerifiedRequest(
+            peer, sig.params["keyid"], sig.params["nonce"], tag, sig.label,
+            sig.params["created"],
+            sig.params["expires"], sig.params_value, sig.signature,
+            sig.ids,
+            _REPLAY_PREFIX + peer.public_bytes + sig.params["nonce"].encode("ascii"),
+            float(last))
+
+
+def _peer(key: str | PeerKey | Identity) -> PeerKey:
+    if isinstance(key, PeerKey):
+        return key
+    if isinstance(key, Identity):
+        return PeerKey(key.public_bytes)
+    if isinstance(key, str):
+        return PeerKey.from_agent_id(key)
+    raise InvalidArgument("a key is an agent id, a PeerKey or an Identity")
+
+
+def check_response(response: HTTPMessage, body: bytes | None, *, request_nonce: str,
+                   server: str | PeerKey | Identity, skew: int = DEFAULT_SKEW,
+                   now: float | None = None) -> PeerKey:
+    """Check that ``response`` answers the request it names (``response.request``, with
+    its signature) and was signed by ``server``; return the server's key. ``body`` is the
+    content as received; ``None`` when it is a stream not read yet, whose digest is then
+    not checked.
+
+    Refusals: ``unsigned``, ``unexpected_reply`` (the response repeats another
+    request's nonce), ``unexpected_peer`` (another key signed it), ``bad_signature``
+    (it covers another request), ``uncovered_component``, ``clock_skew``,
+    ``signature_expired``, ``digest_mismatch``.
+    """
+    expected = _peer(server)
+    sig = _find(response, (RESPONSE_TAG,))
+    if not crypto.equal(sig.params["nonce"].encode("ascii"), request_nonce.encode("ascii")):
+        raise AuthenticationError("the response answers another request",
+                                  code="unexpected_reply")
+    _require(sig, _RESPONSE_IDS)
+    keyid = sig.params["keyid"]
+    if keyid not in (expected.agent_id, expected.jwk_thumbprint()):
+        raise AuthenticationError("the response is signed by another server",
+                                  code="unexpected_peer")
+    base = signature_base(response, sig.components, sig.params_value, ids=sig.ids)
+    expected.verify(base, sig.signature)
+    moment = time.time() if now is None else now
+    created, expires = sig.params["created"], sig.params["expires"]
+    if not created < expires <= created + MAX_LIFETIME:
+        raise DecodeError("expires is after created", code="malformed")
+    if created > moment + skew:
+        raise AuthenticationError("the response is dated in the future beyond the skew",
+                                  code="clock_skew")
+    if expires < moment - skew:
+        raise AuthenticationError("the response signature has expired",
+                                  code="signature_expired")
+    if body is not None:  # None: the content is a stream, not read (spec 13.7)
+        _digest(response, sig, body)
+    return expected
+
+
+def accept_signature() -> str:
+    """The ``Accept-Signature`` field a 401 answer carries (RFC 9421 5.1): what a request
+    signature of the profile must cover and which parameters it takes."""
+    components: list[Component] = [(name, {}) for name in (*REQUEST_COMPONENTS,
+                                                           "content-digest")]
+    return f"{LABEL}={signature_params(components, {'alg': 'ed25519', 'tag': TAG})}"
