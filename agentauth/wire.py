@@ -67,6 +67,7 @@ def _checked_array(items: list[Any]) -> list[Any]:
 
 
 _FIELD_KEYS = [list(range(n)) for n in range(16)]
+_INT_KEYS = [[int] * n for n in range(16)]  # True == 1 and 1.0 == 1: types are compared too
 
 
 def _explain_keys(keys: list[Any], fields: int, what: str) -> None:
@@ -143,7 +144,7 @@ def decode_flat_map(data: bytes, fields: int, limit: int, what: str) -> list[Any
     except Exception:  # every fault is named by the strict decoder
         return decode_map(data, fields, limit, what)
     if (type(obj) is not dict or data[0] != 0x80 + fields
-            or list(obj) != _FIELD_KEYS[fields] or any(type(k) is not int for k in obj)):
+            or list(obj) != _FIELD_KEYS[fields] or list(map(type, obj)) != _INT_KEYS[fields]):
         return decode_map(data, fields, limit, what)
     try:
         again = _packb(obj)
