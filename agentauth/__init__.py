@@ -50,6 +50,7 @@ from .handshake import (
 from .identity import Identity, PeerKey, format_agent_id, parse_agent_id
 from .session import REPLAY_WINDOW, Session
 from .stores import MemoryReplayStore, RedisReplayStore, ReplayStore, SQLiteReplayStore
+from .trust import TrustStore
 
 __version__ = "0.1.0"
 
@@ -95,6 +96,7 @@ __all__ = [
     "SessionExpired",
     "StoreError",
     "TransportError",
+    "TrustStore",
     "TrustStoreError",
     "__version__",
     "accept_any_peer",

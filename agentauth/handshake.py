@@ -31,7 +31,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
-from . import crypto, wire
+from . import audit, crypto, wire
 from .errors import (
     AgentAuthError,
     AuthenticationError,
@@ -401,6 +401,8 @@ class _Engine(crypto.KeyHolder):
         # the failed step's frames (and the transcript they reference) alive.
         if isinstance(exc, AgentAuthError):
             self._error = (type(exc), exc.code, exc.message)
+            if audit.enabled("handshake_refused"):
+                audit.emit("handshake_refused", role=self.role.value, code=exc.code)
         else:
             self._error = (InvalidState, "invalid_state",
                            f"the step was interrupted by {type(exc).__name__}")
@@ -484,6 +486,9 @@ class _Engine(crypto.KeyHolder):
         session = Session(send, recv, exporter, binding, ordered=self._ordered,
                           max_message=self._policy.max_message)
         self.result = HandshakeResult(peer, version, binding, extensions, session)
+        if audit.enabled("handshake_accepted"):
+            audit.emit("handshake_accepted", role=self.role.value, peer=peer.agent_id,
+                       version=version)
         self._e_secret = b""
         ss.erase()
         self._symmetric = _SPENT

@@ -25,7 +25,7 @@ EXPECTED_EXPORTS = {
     "SQLiteReplayStore", "Envelope", "PendingRequests", "check_envelope", "open_envelope",
     "seal", "connect", "create_listener", "serve",
     "CapabilityDenied",
-    "KeyFileError", "TrustStoreError", "AuditLogError",
+    "KeyFileError", "TrustStoreError", "AuditLogError", "TrustStore",
 }
 
 # Layer of each module: a module may import only from its own layer or lower ones.
