@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import handshake, load, replay, tokens
+from benchmarks import handshake, keys, load, replay, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,3 +55,15 @@ def test_replay_quick_run_reports_the_memory_targets(tmp_path: Path,
             "redis new, pipelined by 100"} == set(report["median_seconds"])
     assert len(report["targets"]) == 3
     assert "bytes per entry" in capsys.readouterr().out
+
+
+def test_keys_quick_run_reports_every_preset(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "keys.json"
+    assert keys.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"unlock interactive", "unlock moderate", "unlock sensitive",
+            "handshake, 1 pinned", "handshake, 1,000 pinned"} <= set(report["median_seconds"])
+    assert all(v > 0 for v in report["median_seconds"].values())
+    assert [t["name"] for t in report["targets"]] == ["handshake, 1,000 pinned / 1 pinned"]
+    assert "opslimit" in capsys.readouterr().out
