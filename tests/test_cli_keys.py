@@ -252,3 +252,51 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
                  ("export", "x", "--format", "pem")):
         done = agentauth(tmp_path, *args)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def _on_a_terminal(cwd: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run agentauth with a pseudo-terminal as its controlling terminal; answer each
+    passphrase prompt in turn. Returns the exit status and everything it wrote."""
+    import pty  # noqa: PLC0415  (POSIX only)
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the terminal is its controlling terminal
+        try:
+            os.chdir(cwd)
+            os.execve(sys.executable, [sys.executable, "-m", "agentauth", *args], ENV)
+        finally:
+            os._exit(127)  # never back into the test runner
+    seen = b""
+    pending = list(answers)
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            # getpass turns echo off (flushing input) before it writes its prompt: answer
+            # each prompt once it is shown, never ahead of it.
+            if pending and seen.endswith(b": "):
+                os.write(master, pending.pop(0).encode() + b"\n")
+    finally:
+        os.close(master)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_the_passphrase_prompt(tmp_path: Path) -> None:
+    status, out = _on_a_terminal(tmp_path, ["keygen", "t.key", "--preset", "interactive"],
+                                 [PASSPHRASE, PASSPHRASE])
+    assert status == 0, out
+    assert "passphrase again:" in out and PASSPHRASE not in out  # not echoed
+    agent_id = out.strip().splitlines()[-1].strip()
+    assert agent_id.startswith("did:key:z6Mk")
+    assert ok(tmp_path, "id", "t.key", *PASS).strip() == agent_id
+    status, out = _on_a_terminal(tmp_path, ["id", "t.key"], [PASSPHRASE])
+    assert status == 0 and out.strip().splitlines()[-1].strip() == agent_id, out
+    status, out = _on_a_terminal(tmp_path, ["keygen", "u.key"], [PASSPHRASE, "other"])
+    assert status == 2 and "the passphrases differ" in out
+    assert not (tmp_path / "u.key").exists()

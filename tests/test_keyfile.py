@@ -19,11 +19,13 @@ PASS = "correct horse battery staple"
 
 
 def fast_file(identity: Identity, passphrase: bytes = PASS.encode(), *, version: int = 1,
-              opslimit: int = 1, memlimit: int = 8192) -> bytes:
+              opslimit: int = 1, memlimit: int = 8192, recorded_memlimit: int | None = None
+              ) -> bytes:
     """A key file built from the spec's description, with the cheapest Argon2id limits a
     loader accepts: an independent check of the format, fast enough to mutate each byte."""
     salt, nonce = bytes(range(16)), bytes(range(24))
-    fields = ["agentauth-key", version, opslimit, memlimit, salt, nonce,
+    recorded = memlimit if recorded_memlimit is None else recorded_memlimit
+    fields = ["agentauth-key", version, opslimit, recorded, salt, nonce,
               identity.public_bytes]
     header = wire.encode_value([*fields, bytes(48)])[:-50]
     key = crypto.argon2id(passphrase, salt, opslimit, memlimit)
@@ -133,7 +135,7 @@ def test_each_region_tampered_is_refused_with_its_code(tmp_path: Path, identity:
 
 def test_header_limits_cannot_be_raised_or_lowered_unseen(tmp_path: Path,
                                                         identity: Identity) -> None:
-    too_costly = fast_file(identity, memlimit=2**31)
+    too_costly = fast_file(identity, recorded_memlimit=2**31)
     load_fails(write(tmp_path / "big.key", too_costly), "key_file_corrupt")
     # A consistent file with other limits opens, but the same box under new limits does not.
     cheap = fast_file(identity, opslimit=2)
