@@ -126,7 +126,10 @@ def verify_audit_log(path: str | os.PathLike[str], *, head: str | None = None
     expected_seq, prev = 1, GENESIS
     number = 0
     with open(path, "rb") as file:
-        for number, raw in enumerate(file, 1):
+        for number, raw in enumerate(iter(lambda: file.readline(_MAX_RECORD + 1), b""), 1):
+            if len(raw) > _MAX_RECORD:
+                raise AuditLogError(f"record {number} is longer than {_MAX_RECORD} bytes",
+                                    code="audit_log_broken")
             if not raw.endswith(b"\n"):
                 raise AuditLogError(f"record {number} is cut short (no end of line)",
                                     code="audit_log_broken")

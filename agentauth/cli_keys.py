@@ -156,10 +156,11 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     old = load_identity(args, args.key)
     new = load_identity(args, args.new)
     statement = rotate(old, new, now=int(time.time()), next_key=args.next)
-    path = Path(args.out)
-    if path.exists():
-        raise InvalidArgument(f"{args.out!r} exists already")
-    path.write_bytes(statement)
+    try:
+        with open(args.out, "xb") as out:  # never over another file
+            out.write(statement)
+    except FileExistsError:
+        raise InvalidArgument(f"{args.out!r} exists already") from None
     rotation = parse_rotation(statement)
     emit(args, {"out": args.out, "old": old.agent_id, "new": new.agent_id,
                 "next": None if rotation.next is None else rotation.next.hex()},

@@ -160,7 +160,9 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
     """The bytes of a key file, read only: refused if it is not a regular file, is larger
     than any key file, or may be read by its group or others (``key_file_permissions``)."""
     name = os.fspath(path)
-    descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    # O_NONBLOCK: opening a FIFO put in the key file's place must not hang the reader.
+    descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):

@@ -249,8 +249,13 @@ class TrustStore:
         """Read and check a trust store file; refused if its group or others may write it
         (``trust_store_permissions``), since whoever writes it decides whom we trust."""
         name = os.fspath(path)
-        with open(name, "rb") as file:
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+                             | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang us
+        with os.fdopen(descriptor, "rb") as file:
             info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise TrustStoreError(f"{name!r} is not a regular file",
+                                      code="trust_store_invalid")
             if os.name == "posix" and info.st_mode & 0o022:
                 raise TrustStoreError(f"trust store {name!r} is writable by group or others "
                                       f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod "
@@ -377,8 +382,13 @@ class TrustStore:
         """Write the store to ``path`` atomically (a new file, then a rename)."""
         name = os.fspath(path)
         temporary = f"{name}.{os.getpid()}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:  # keep the file's mode, less any group or other write bit (the loader's rule)
+            mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
+        except FileNotFoundError:
+            mode = 0o644
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            os.fchmod(descriptor, mode)  # whatever the umask
             with os.fdopen(descriptor, "w", encoding="utf-8") as file:
                 file.write(self.dumps())
                 file.flush()
