@@ -65,8 +65,14 @@ def emit(event: str, **fields: str | int | None) -> None:
         return
     data: dict[str, str | int] = {"event": event}
     data.update((k, v) for k, v in fields.items() if v is not None)
-    text = " ".join(f"{k}={v}" for k, v in data.items() if k != "event")
+    text = " ".join(f"{k}={_printable(v)}" for k, v in data.items() if k != "event")
     _logger.log(level, "%s %s", event, text, extra={"audit": data})
+
+
+def _printable(value: str | int) -> str:
+    """A value for the one-line message: control characters escaped (no forged lines)."""
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def enabled(event: str) -> bool:

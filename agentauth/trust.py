@@ -191,6 +191,9 @@ def _check_consistent(entries: Iterable[TrustEntry]) -> None:
     for entry in entries:
         index = counts.get(entry.kind, 0)
         counts[entry.kind] = index + 1
+        if entry.kind not in _FIELDS or not _NAME.fullmatch(entry.name):
+            raise TrustStoreError(f"entry {entry.name!r} of kind {entry.kind!r} is not one a "
+                                  f"store can hold", code="trust_store_invalid")
 
         def fail(message: str, kind: str = entry.kind, i: int = index) -> None:
             error = TrustStoreError(message, code="trust_store_invalid")

@@ -277,3 +277,10 @@ def test_random_files_are_a_typed_error(tmp_path_factory: pytest.TempPathFactory
     path.write_bytes(data)
     with contextlib.suppress(AuditLogError):
         verify_audit_log(path)
+
+
+def test_messages_cannot_forge_log_lines(collect: Collect) -> None:
+    emit("token_refused", code="not_authorized", resource="a\nhandshake_accepted peer=x")
+    (record,) = collect.records
+    assert "\n" not in record.getMessage() and "\\n" in record.getMessage()
+    assert record.audit["resource"] == "a\nhandshake_accepted peer=x"  # type: ignore[attr-defined]

@@ -167,3 +167,12 @@ def test_the_store_is_the_handshake_policy_and_the_anchors() -> None:
     with pytest.raises(Exception) as info:
         verify_chain([outside], store.anchors, now=now)
     assert getattr(info.value, "code", None) == "root_scope"
+
+
+def test_entries_made_in_code_are_checked_too() -> None:
+    from agentauth.trust import TrustEntry  # noqa: PLC0415
+
+    with pytest.raises(TrustStoreError):
+        TrustStore([TrustEntry("peer", "bad name", ALICE.peer)])
+    with pytest.raises(TrustStoreError):
+        TrustStore([TrustEntry("friend", "alice", ALICE.peer)])
