@@ -154,7 +154,12 @@ def cmd_trust_rotate(args: argparse.Namespace) -> int:
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     old = load_identity(args, args.key)
-    new = load_identity(args, args.new)
+    if args.new_passphrase_env is None and args.new_passphrase_fd is None:
+        new = load_identity(args, args.new)  # the same passphrase unlocks both
+    else:
+        new = load_identity(argparse.Namespace(
+            passphrase_env=args.new_passphrase_env, passphrase_fd=args.new_passphrase_fd,
+            unencrypted=args.unencrypted), args.new)
     statement = rotate(old, new, now=int(time.time()), next_key=args.next)
     try:
         with open(args.out, "xb") as out:  # never over another file
@@ -253,6 +258,10 @@ def add_commands(commands: Any) -> None:
                    help="commit to the key the new one will rotate to (pre-rotation)")
     p.add_argument("--out", required=True, help="the statement file to write")
     add_passphrase_options(p)
+    p.add_argument("--new-passphrase-env", metavar="NAME",
+                   help="the new key file's passphrase, if not the old one's, from NAME")
+    p.add_argument("--new-passphrase-fd", metavar="FD", type=int,
+                   help="the new key file's passphrase, if not the old one's, from FD")
     p.set_defaults(run=cmd_rotate)
 
     audit = commands.add_parser("audit", help="check an audit log",

@@ -196,6 +196,23 @@ def test_rotation_on_the_command_line(tmp_path: Path) -> None:
           "--out", "r2.bin", *PASS)
 
 
+def test_rotation_between_keys_under_different_passphrases(tmp_path: Path) -> None:
+    old = keygen(tmp_path, "old.key")
+    env = {**ENV, "NEW_PASS": "another one"}
+    done = subprocess.run([sys.executable, "-m", "agentauth", "keygen", "new.key", "--preset",
+                           "interactive", "--passphrase-env", "NEW_PASS"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    new = done.stdout.strip()
+    args = ["rotate", "--key", "old.key", "--new", "new.key", "--out", "r.bin", *PASS]
+    same = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert same.returncode == 3 and "[wrong_passphrase]" in same.stderr
+    made = subprocess.run([sys.executable, "-m", "agentauth", *args, "--new-passphrase-env",
+                           "NEW_PASS", "--json"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert (json.loads(made.stdout)["old"], json.loads(made.stdout)["new"]) == (old, new)
+
+
 def write_audit_log(path: Path, count: int) -> None:
     script = ("import logging, sys\n"
               "from agentauth.audit import AuditFileHandler, emit\n"
