@@ -34,6 +34,8 @@ __all__ = ["add_commands"]
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    if os.path.lexists(args.path):  # before asking for a passphrase (save checks again)
+        raise InvalidArgument(f"key file {args.path!r} exists already")
     passphrase = new_passphrase(args)
     identity = Identity.generate()
     if passphrase is None:
