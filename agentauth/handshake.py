@@ -273,6 +273,7 @@ class _Engine(crypto.KeyHolder):
         "_identity",
         "_lock",
         "_ordered",
+        "_peer_seen",
         "_policy",
         "_random",
         "_started",
@@ -402,7 +403,9 @@ class _Engine(crypto.KeyHolder):
         if isinstance(exc, AgentAuthError):
             self._error = (type(exc), exc.code, exc.message)
             if audit.enabled("handshake_refused"):
-                audit.emit("handshake_refused", role=self.role.value, code=exc.code)
+                seen: PeerKey | None = getattr(self, "_peer_seen", None)
+                audit.emit("handshake_refused", role=self.role.value, code=exc.code,
+                           peer=None if seen is None else seen.agent_id)
         else:
             self._error = (InvalidState, "invalid_state",
                            f"the step was interrupted by {type(exc).__name__}")
@@ -460,6 +463,7 @@ class _Engine(crypto.KeyHolder):
             raise AuthenticationError("peer presented our own identity", code="reflection")
         peer = PeerKey(identity)
         peer.verify(context + transcript + body, signature)
+        self._peer_seen = peer  # authenticated: an audit event may name it if refused
         if self._expect is not None and peer != self._expect:
             raise AuthenticationError(
                 f"peer is {peer.agent_id}, expected {self._expect.agent_id}",

@@ -111,7 +111,7 @@ def test_every_decision_is_an_event(collect: Collect) -> None:
     assert names.count("handshake_accepted") == 3  # two sides, then the initiator alone
     refused = [e for e in events if e["event"] == "handshake_refused"]
     assert refused == [{"event": "handshake_refused", "role": "responder",
-                        "code": "untrusted_peer"}]
+                        "code": "untrusted_peer", "peer": MALLORY.agent_id}]
     accepted = [e for e in events if e["event"] == "handshake_accepted"
                 and e["role"] == "responder"]
     assert accepted[0]["peer"] == ALICE.agent_id
