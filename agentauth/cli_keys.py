@@ -25,7 +25,7 @@ from .errors import InvalidArgument
 from .identity import Identity, PeerKey
 from .keyfile import DEFAULT_PRESET, PRESETS
 from .rotation import parse_rotation, rotate
-from .trust import TrustEntry, TrustStore
+from .trust import TrustEntry, TrustStore, editing
 
 __all__ = ["add_commands"]
 
@@ -105,12 +105,14 @@ def _entry_json(entry: TrustEntry) -> dict[str, Any]:
 
 
 def cmd_trust_add(args: argparse.Namespace) -> int:
-    store = _load_store(args.store, create=True)
-    if args.anchor is not None:
-        store = store.add_anchor(args.name, args.agent_id, args.anchor, next_key=args.next)
-    else:
-        store = store.add_peer(args.name, args.agent_id, next_key=args.next)
-    store.save(args.store)
+    with editing(args.store):
+        store = _load_store(args.store, create=True)
+        if args.anchor is not None:
+            store = store.add_anchor(args.name, args.agent_id, args.anchor,
+                                     next_key=args.next)
+        else:
+            store = store.add_peer(args.name, args.agent_id, next_key=args.next)
+        store.save(args.store)
     entry = store.get(args.name)
     assert entry is not None
     emit(args, _entry_json(entry),
@@ -131,18 +133,20 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_remove(args: argparse.Namespace) -> int:
-    store = _load_store(args.store)
-    entry = store.get(args.name)
-    store.remove(args.name).save(args.store)
+    with editing(args.store):
+        store = _load_store(args.store)
+        entry = store.get(args.name)
+        store.remove(args.name).save(args.store)
     assert entry is not None
     emit(args, _entry_json(entry), f"{args.store}: removed {entry.kind} {entry.name}")
     return 0
 
 
 def cmd_trust_rotate(args: argparse.Namespace) -> int:
-    store = _load_store(args.store)
-    moved, rotation = store.accept_rotation(Path(args.statement).read_bytes())
-    moved.save(args.store)
+    statement = Path(args.statement).read_bytes()
+    with editing(args.store):
+        moved, rotation = _load_store(args.store).accept_rotation(statement)
+        moved.save(args.store)
     names = [e.name for e in moved.entries if e.key == rotation.new]
     emit(args, {"old": rotation.old.agent_id, "new": rotation.new.agent_id,
                 "entries": names, "next": None if rotation.next is None else

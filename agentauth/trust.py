@@ -24,12 +24,13 @@ statement moves an entry from its old key to the new one, once (:meth:`accept_ro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -45,7 +46,12 @@ from .handshake import HandshakePolicy
 from .identity import PeerKey
 from .rotation import Rotation, next_key_commitment, parse_rotation
 
-__all__ = ["MAX_TRUST_STORE", "TrustEntry", "TrustStore"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not on Windows: one editor at a time there)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["MAX_TRUST_STORE", "TrustEntry", "TrustStore", "editing"]
 
 MAX_TRUST_STORE: Final = 16 * 1024 * 1024
 STORE_VERSION: Final = 1
@@ -405,6 +411,21 @@ class TrustStore:
     def __repr__(self) -> str:
         return (f"TrustStore({len(self._peer_ids)} peer(s), {len(self._anchors)} "
                 f"anchor(s))")
+
+
+@contextlib.contextmanager
+def editing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the exclusive lock of the trust store at ``path`` (on ``path + ".lock"``) for
+    one load, change and save, so that two editors cannot lose each other's change: a lost
+    rotation would bring a retired key back."""
+    descriptor = os.open(os.fspath(path) + ".lock", os.O_RDWR | os.O_CREAT
+                         | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _commitment(next_key: str | None) -> bytes | None:

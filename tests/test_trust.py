@@ -176,3 +176,25 @@ def test_entries_made_in_code_are_checked_too() -> None:
         TrustStore([TrustEntry("peer", "bad name", ALICE.peer)])
     with pytest.raises(TrustStoreError):
         TrustStore([TrustEntry("friend", "alice", ALICE.peer)])
+
+
+def test_concurrent_editors_lose_nothing(tmp_path: Path) -> None:
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    path = tmp_path / "trust.toml"
+    TrustStore().save(path)
+    script = ("import sys\n"
+              "from agentauth import Identity, TrustStore\n"
+              "from agentauth.trust import editing\n"
+              "for i in range(40):\n"
+              "    with editing(sys.argv[1]):\n"
+              "        store = TrustStore.load(sys.argv[1])\n"
+              "        store.add_peer(f'{sys.argv[2]}-{i}', Identity.generate().agent_id"
+              ").save(sys.argv[1])\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    editors = [subprocess.Popen([sys.executable, "-c", script, str(path), name], env=env)
+               for name in ("a", "b")]
+    assert [e.wait(timeout=120) for e in editors] == [0, 0]
+    assert len(TrustStore.load(path).peer_ids) == 80
