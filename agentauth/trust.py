@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import stat
+import time
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -51,7 +53,7 @@ try:
 except ImportError:  # pragma: no cover  (not on Windows: one editor at a time there)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MAX_TRUST_STORE", "TrustEntry", "TrustStore", "editing"]
+__all__ = ["MAX_TRUST_STORE", "LiveTrust", "TrustEntry", "TrustStore", "editing"]
 
 MAX_TRUST_STORE: Final = 16 * 1024 * 1024
 STORE_VERSION: Final = 1
@@ -411,6 +413,76 @@ class TrustStore:
     def __repr__(self) -> str:
         return (f"TrustStore({len(self._peer_ids)} peer(s), {len(self._anchors)} "
                 f"anchor(s))")
+
+
+class LiveTrust:
+    """A trust policy that follows a trust store file while an agent runs, so that a
+    ``trust rotate`` or ``trust add`` takes effect without a restart:
+    ``HandshakePolicy(trust=LiveTrust("trust.toml"))``.
+
+    At most once per ``interval`` seconds it looks at the file (inode, time, size) and
+    reloads it if it changed. A file that no longer loads fails closed: nobody is trusted
+    until it loads again, and the error goes to the ``agentauth.trust`` logger. The first
+    load happens here and raises as :meth:`TrustStore.load` does.
+    """
+
+    __slots__ = ("_checked", "_clock", "_interval", "_path", "_stamp", "_store")
+
+    def __init__(self, path: str | os.PathLike[str], *, interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
+                0 <= interval < float("inf")):
+            raise InvalidArgument("interval is a finite number of seconds, at least 0")
+        self._path = os.fspath(path)
+        self._interval = float(interval)
+        self._clock = clock
+        self._stamp = self._look()
+        self._store: TrustStore | None = TrustStore.load(self._path)
+        self._checked = clock()
+
+    def _look(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self._path)
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
+    def _refresh(self) -> TrustStore | None:
+        now = self._clock()
+        if now - self._checked < self._interval:
+            return self._store
+        self._checked = now
+        stamp = self._look()
+        if stamp is not None and stamp == self._stamp:
+            return self._store
+        self._stamp = stamp
+        try:
+            self._store = TrustStore.load(self._path)
+        except (AgentAuthError, OSError) as exc:
+            self._store = None  # fail closed until the file loads again
+            logging.getLogger("agentauth.trust").error(
+                "trust store %s no longer loads, nobody is trusted: %s", self._path, exc)
+        return self._store
+
+    @property
+    def store(self) -> TrustStore | None:
+        """The store now in force (None while the file does not load)."""
+        return self._refresh()
+
+    @property
+    def anchors(self) -> Mapping[str, str]:
+        """The anchors now in force, for ``verify_chain`` (none while the file does not
+        load)."""
+        store = self._refresh()
+        return {} if store is None else store.anchors
+
+    def __call__(self, peer: PeerKey) -> bool:
+        """Whether ``peer`` is a pinned peer of the store now in force."""
+        store = self._refresh()
+        return store is not None and store.trusts(peer)
+
+    def __repr__(self) -> str:
+        return f"LiveTrust({self._path!r})"
 
 
 @contextlib.contextmanager

@@ -198,3 +198,38 @@ def test_concurrent_editors_lose_nothing(tmp_path: Path) -> None:
                for name in ("a", "b")]
     assert [e.wait(timeout=120) for e in editors] == [0, 0]
     assert len(TrustStore.load(path).peer_ids) == 80
+
+
+def test_live_trust_follows_the_file(tmp_path: Path,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    from agentauth.rotation import rotate  # noqa: PLC0415
+    from agentauth.trust import LiveTrust  # noqa: PLC0415
+
+    path = tmp_path / "trust.toml"
+    TrustStore().add_peer("alice", ALICE.agent_id).add_anchor("corp", ROOT.agent_id,
+                                                              "reports/**").save(path)
+    clock = [0.0]
+    live = LiveTrust(path, interval=10, clock=lambda: clock[0])
+    policy = HandshakePolicy(trust=live)
+    assert handshake(ALICE, BOB, policy) == ALICE.agent_id
+    assert dict(live.anchors) == {ROOT.agent_id: "reports/**"}
+    store, _ = TrustStore.load(path).accept_rotation(rotate(ALICE, MALLORY, now=1))
+    store.save(path)  # alice moved to a new key: the running policy follows
+    assert handshake(MALLORY, BOB, policy) == "untrusted_peer"  # not looked at yet
+    clock[0] = 10.0
+    assert handshake(MALLORY, BOB, policy) == MALLORY.agent_id
+    assert handshake(ALICE, BOB, policy) == "untrusted_peer"  # the retired key
+    path.write_text("version = 1\n[[peer]\n")  # a broken edit: fail closed, and say so
+    clock[0] = 20.0
+    with caplog.at_level("ERROR", logger="agentauth.trust"):
+        assert handshake(MALLORY, BOB, policy) == "untrusted_peer"
+    assert "nobody is trusted" in caplog.text and live.store is None
+    assert dict(live.anchors) == {}
+    store.save(path)
+    clock[0] = 30.0
+    assert live(MALLORY.peer) and live.store is not None
+    path.unlink()
+    clock[0] = 40.0
+    assert not live(MALLORY.peer)
+    with pytest.raises(FileNotFoundError):
+        LiveTrust(path)
