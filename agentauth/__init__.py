@@ -18,6 +18,7 @@ from .envelope import Envelope, PendingRequests, check_envelope, open_envelope, 
 from .errors import (
     ERROR_CODES,
     AgentAuthError,
+    AuditLogError,
     AuthenticationError,
     CapabilityDenied,
     CounterExhausted,
@@ -27,6 +28,7 @@ from .errors import (
     InvalidArgument,
     InvalidKey,
     InvalidState,
+    KeyFileError,
     LocalError,
     ProtocolViolation,
     RemoteError,
@@ -34,6 +36,7 @@ from .errors import (
     SessionExpired,
     StoreError,
     TransportError,
+    TrustStoreError,
 )
 from .handshake import (
     HandshakePolicy,
@@ -47,6 +50,7 @@ from .handshake import (
 from .identity import Identity, PeerKey, format_agent_id, parse_agent_id
 from .session import REPLAY_WINDOW, Session
 from .stores import MemoryReplayStore, RedisReplayStore, ReplayStore, SQLiteReplayStore
+from .trust import TrustStore
 
 __version__ = "0.1.0"
 
@@ -59,6 +63,7 @@ __all__ = [
     "AgentAuthMessageStream",
     "AgentAuthStream",
     "AsyncReplayStore",
+    "AuditLogError",
     "AuthenticationError",
     "CapabilityDenied",
     "CounterExhausted",
@@ -74,6 +79,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidKey",
     "InvalidState",
+    "KeyFileError",
     "LocalError",
     "MemoryReplayStore",
     "PeerKey",
@@ -90,6 +96,8 @@ __all__ = [
     "SessionExpired",
     "StoreError",
     "TransportError",
+    "TrustStore",
+    "TrustStoreError",
     "__version__",
     "accept_any_peer",
     "async_replay_store",

@@ -1,9 +1,9 @@
-"""The key and capability commands of ``agentauth``: keygen, id, delegate, inspect, verify,
-revoke.
+"""The capability commands of ``agentauth``: delegate, inspect, verify, revoke.
 
-Exit codes (also in the README): 0 success; 1 the chain, request or notice was refused
-(the error code is printed); 2 a usage error (bad arguments, agent ids or grants); 3 an input
-file is missing, unreadable or not what it should be.
+Exit codes (also in the README, shared by every command: :mod:`agentauth.cli_common`): 0
+success; 1 the chain, request or notice was refused (the error code is printed); 2 a usage
+error (bad arguments, agent ids or grants); 3 an input file is missing, unreadable or not what
+it should be.
 
 Grants on the command line: ``RESOURCE=ACTION[,ACTION...]`` followed by constraints
 ``;NAME=eq:V``, ``;NAME=in:V|V``, ``;NAME=range:LO..HI``, ``;NAME=prefix:P``. A value that
@@ -33,21 +33,20 @@ from .capability import (
     verify_chain,
 )
 from .capability.chain import Link
-from .errors import (
-    AgentAuthError,
-    DecodeError,
-    InvalidAgentId,
-    InvalidArgument,
-    InvalidKey,
-    RemoteError,
+from .cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    add_json,
+    add_passphrase_options,
+    emit,
+    load_identity,
+    run_command,
 )
-from .identity import Identity, PeerKey, format_agent_id
+from .errors import InvalidArgument
+from .identity import PeerKey, format_agent_id
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "add_commands", "run"]
-
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-EXIT_BAD_INPUT = 3
 
 
 def _value(text: str) -> int | str:
@@ -122,20 +121,8 @@ def _read(path: str) -> bytes:
 # ------------------------------------------------------------------ commands
 
 
-def cmd_keygen(args: argparse.Namespace) -> int:
-    identity = Identity.generate()
-    identity.save(args.path)
-    print(identity.agent_id)
-    return 0
-
-
-def cmd_id(args: argparse.Namespace) -> int:
-    print(Identity.load(args.path).agent_id)
-    return 0
-
-
 def cmd_delegate(args: argparse.Namespace) -> int:
-    issuer = Identity.load(args.key)
+    issuer = load_identity(args, args.key)
     parents = decode_chain(_read(args.parent)) if args.parent else ()
     now = int(time.time())
     not_before, expires = now, now + args.ttl
@@ -146,7 +133,9 @@ def cmd_delegate(args: argparse.Namespace) -> int:
                     not_before=not_before, expires=expires, budget=args.budget,
                     parent=parents[-1] if parents else None)
     Path(args.out).write_bytes(encode_chain([*parents, link]))
-    print(f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}")
+    emit(args, {"out": args.out, "links": len(parents) + 1, "holder": args.to,
+                "link": _link_json(link)},
+         f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}")
     return 0
 
 
@@ -188,12 +177,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     now = int(time.time()) if args.now is None else args.now
     links = verify_chain(_read(args.chain), anchors, now=now, holder=holder, request=request,
                          revoked=store.is_revoked if store else None)
-    print(f"ok: {len(links)} link(s), holder {format_agent_id(links[-1].audience)}")
+    emit(args, {"ok": True, "links": len(links),
+                "holder": format_agent_id(links[-1].audience)},
+         f"ok: {len(links)} link(s), holder {format_agent_id(links[-1].audience)}")
     return 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    revoker = Identity.load(args.key)
+    revoker = load_identity(args, args.key)
     links = decode_chain(_read(args.chain))
     if not 0 <= args.link < len(links):
         raise InvalidArgument(f"the chain has links 0..{len(links) - 1}")
@@ -203,20 +194,25 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     store.close()
     if args.out:
         Path(args.out).write_bytes(notice)
-    print(f"link {args.link} ({links[args.link].id.hex()[:16]}) revoked"
-          + ("" if added else " (already)"))
+    emit(args, {"link": args.link, "id": links[args.link].id.hex(), "added": added,
+                "out": args.out},
+         f"link {args.link} ({links[args.link].id.hex()[:16]}) revoked"
+         + ("" if added else " (already)"))
     return 0
 
 
+def _parser(commands: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}")
+    add_json(parser)
+    return parser
+
+
 def add_commands(commands: Any) -> None:
-    """Register the key and capability subcommands on an argparse subparsers object."""
-    p = commands.add_parser("keygen", help="make a key file and print its agent id")
-    p.add_argument("path")
-    p.set_defaults(run=cmd_keygen)
-    p = commands.add_parser("id", help="print the agent id of a key file")
-    p.add_argument("path")
-    p.set_defaults(run=cmd_id)
-    p = commands.add_parser("delegate", help="delegate a capability to an agent")
+    """Register the capability subcommands on an argparse subparsers object."""
+    p = _parser(commands, "delegate", "delegate a capability to an agent",
+                "agentauth delegate --key root.key --to did:key:z6Mk... --grant "
+                "'fs/reports/**=read' --out alice.chain --passphrase-env PASS")
     p.add_argument("--key", required=True, help="the issuer's key file")
     p.add_argument("--to", required=True, metavar="AGENT_ID", help="the holder")
     p.add_argument("--grant", action="append", required=True,
@@ -226,12 +222,15 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--budget", type=int, default=0, help="delegations allowed below")
     p.add_argument("--parent", help="the chain file this delegation extends")
     p.add_argument("--out", required=True, help="where to write the new chain")
+    add_passphrase_options(p)
     p.set_defaults(run=cmd_delegate)
-    p = commands.add_parser("inspect", help="show a chain as a tree (or --json)")
+    p = _parser(commands, "inspect", "show a chain as a tree (or --json)",
+                "agentauth inspect alice.chain --json")
     p.add_argument("chain")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_inspect)
-    p = commands.add_parser("verify", help="verify a chain and optionally a request")
+    p = _parser(commands, "verify", "verify a chain and optionally a request",
+                "agentauth verify alice.chain --anchor did:key:z6Mk...root "
+                "--request 'fs/reports/q3:read' --holder did:key:z6Mk...alice")
     p.add_argument("chain")
     p.add_argument("--anchor", action="append", required=True,
                    help="AGENT_ID[=NAMESPACE] of a trusted root (repeat for several)")
@@ -241,32 +240,19 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--revoked", help="a revocation store (SQLite file)")
     p.add_argument("--now", type=int, help="the time to verify at (Unix seconds)")
     p.set_defaults(run=cmd_verify)
-    p = commands.add_parser("revoke", help="revoke a link of a chain you issued or hold")
+    p = _parser(commands, "revoke", "revoke a link of a chain you issued or hold",
+                "agentauth revoke --key root.key --chain alice.chain --link 0 "
+                "--store revoked.db --passphrase-env PASS")
     p.add_argument("--key", required=True)
     p.add_argument("--chain", required=True)
     p.add_argument("--link", type=int, required=True, help="index of the link, root = 0")
     p.add_argument("--store", required=True, help="the revocation store (SQLite file)")
     p.add_argument("--out", help="also write the notice to this file")
+    add_passphrase_options(p)
     p.set_defaults(run=cmd_revoke)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a subcommand; map errors to the documented exit codes."""
-    try:
-        code: int = args.run(args)
-        return code
-    except (InvalidArgument, InvalidAgentId) as exc:
-        print(f"usage: {exc}")
-        return EXIT_USAGE
-    except (DecodeError, InvalidKey) as exc:
-        print(f"bad input: {exc}")
-        return EXIT_BAD_INPUT
-    except RemoteError as exc:
-        print(f"refused: {exc}")
-        return EXIT_REFUSED
-    except AgentAuthError as exc:
-        print(f"error: {exc}")
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        print(f"bad input: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}")
-        return EXIT_BAD_INPUT
+    code: int = run_command(args, args.run)
+    return code

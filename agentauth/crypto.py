@@ -6,6 +6,8 @@
   rules and the Wycheproof vectors pin them.
 * ChaCha20-Poly1305 (IETF, 96-bit nonce) comes from the ``cryptography`` package: it is
   the same AEAD as libsodium's, about four times faster per call from Python.
+* Argon2id (``crypto_pwhash``) and XChaCha20-Poly1305 come from libsodium: they derive a
+  key from a passphrase and seal key files (:mod:`agentauth.keyfile`).
 * BLAKE2b and HMAC-BLAKE2b come from the standard library's ``hashlib``/``hmac``, a tenth
   of the per-call cost of the PyNaCl binding for the short inputs a handshake hashes.
 
@@ -32,15 +34,19 @@ from .errors import AuthenticationError, InvalidKey
 __all__ = [
     "AEAD_KEY_LEN",
     "AEAD_TAG_LEN",
+    "ARGON2ID_PRESETS",
     "DH_LEN",
     "HASH_LEN",
     "MAX_NONCE",
+    "PWHASH_SALT_LEN",
     "SEALED_OVERHEAD",
     "SIGNATURE_LEN",
+    "XAEAD_NONCE_LEN",
     "Blake2b",
     "ChaCha20Poly1305",
     "InvalidTag",
     "KeyHolder",
+    "argon2id",
     "blake2b",
     "blake2b_256",
     "blake2b_keyed",
@@ -58,6 +64,8 @@ __all__ = [
     "sha512",
     "x25519",
     "x25519_public",
+    "xaead_open",
+    "xaead_seal",
 ]
 
 DH_LEN = 32
@@ -250,6 +258,60 @@ def hkdf(chaining_key: bytes, ikm: bytes, outputs: int) -> tuple[bytes, ...]:
     if outputs == 2:
         return out1, out2
     return out1, out2, _hmac_digest(temp, out2 + b"\x03", _blake2b)
+
+
+# ------------------------------------------- Argon2id, XChaCha20-Poly1305
+
+PWHASH_SALT_LEN = _sodium.crypto_pwhash_SALTBYTES
+XAEAD_NONCE_LEN = 24
+#: libsodium's Argon2id presets, as (opslimit, memlimit in bytes).
+ARGON2ID_PRESETS: dict[str, tuple[int, int]] = {
+    "interactive": (_sodium.crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
+                    _sodium.crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE),
+    "moderate": (_sodium.crypto_pwhash_argon2id_OPSLIMIT_MODERATE,
+                 _sodium.crypto_pwhash_argon2id_MEMLIMIT_MODERATE),
+    "sensitive": (_sodium.crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE,
+                  _sodium.crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE),
+}
+
+
+def argon2id(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    """A 32-byte key from ``passphrase`` by Argon2id v1.3 (libsodium's ``crypto_pwhash``).
+
+    The caller bounds ``opslimit`` and ``memlimit``: they decide the time and memory spent.
+    """
+    if (type(passphrase) is not bytes or type(salt) is not bytes
+            or len(salt) != PWHASH_SALT_LEN):
+        raise InvalidKey(f"Argon2id takes a passphrase and a {PWHASH_SALT_LEN}-byte salt")
+    try:
+        key: bytes = _sodium.crypto_pwhash_alg(32, passphrase, salt, opslimit, memlimit,
+                                               _sodium.crypto_pwhash_ALG_ARGON2ID13)
+    except (_nacl_exc.CryptoError, _nacl_exc.ValueError, _nacl_exc.TypeError,
+            MemoryError):
+        raise InvalidKey("Argon2id refused these parameters") from None
+    return key
+
+
+def xaead_seal(key: bytes, nonce: bytes, message: bytes, associated: bytes) -> bytes:
+    """XChaCha20-Poly1305 (IETF) encryption of ``message``, authenticating ``associated``."""
+    if len(key) != AEAD_KEY_LEN or len(nonce) != XAEAD_NONCE_LEN:
+        raise InvalidKey("XChaCha20-Poly1305 takes a 32-byte key and a 24-byte nonce")
+    sealed: bytes = _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        message, associated, nonce, key)
+    return sealed
+
+
+def xaead_open(key: bytes, nonce: bytes, sealed: bytes, associated: bytes) -> bytes:
+    """Open :func:`xaead_seal`'s output (``decrypt_failed`` if anything was altered)."""
+    if len(key) != AEAD_KEY_LEN or len(nonce) != XAEAD_NONCE_LEN:
+        raise InvalidKey("XChaCha20-Poly1305 takes a 32-byte key and a 24-byte nonce")
+    try:
+        message: bytes = _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            sealed, associated, nonce, key)
+    except (_nacl_exc.CryptoError, _nacl_exc.ValueError, _nacl_exc.TypeError):
+        raise AuthenticationError("the sealed data did not authenticate",
+                                  code="decrypt_failed") from None
+    return message
 
 
 # --------------------------------------------------- ChaCha20-Poly1305

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from . import crypto, wire
+from . import audit, crypto, wire
 from .errors import (
     AuthenticationError,
     DecodeError,
@@ -301,6 +301,8 @@ def open_envelope(
         raise
     if not new:
         release_reply(envelope, pending, claimed)
+        audit.emit("replay_refused", kind="envelope", code="replayed",
+                   sender=envelope.sender.agent_id)
         raise ReplayDetected("this envelope was already received", code="replayed")
     return envelope
 

@@ -14,7 +14,12 @@ class), never on the message text.
     │   ├── InvalidAgentId          agent_id_prefix, agent_id_encoding,
     │   │                           agent_id_multicodec, agent_id_length
     │   ├── InvalidState            invalid_state
-    │   └── CounterExhausted        counter_exhausted
+    │   ├── CounterExhausted        counter_exhausted
+    │   ├── KeyFileError            key_file_permissions, key_file_version,
+    │   │                           key_file_corrupt, wrong_passphrase,
+    │   │                           key_file_unencrypted
+    │   ├── TrustStoreError         trust_store_invalid, trust_store_permissions
+    │   └── AuditLogError           audit_log_broken
     ├── RemoteError                 the peer (or the network) misbehaved
     │   ├── DecodeError             oversize, malformed, non_canonical,
     │   │                           unknown_field
@@ -32,7 +37,7 @@ class), never on the message text.
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew, wrong_recipient,
-    │                               unexpected_reply
+    │                               unexpected_reply, key_rotated, rotation_mismatch
     ├── SessionExpired              idle_timeout, lifetime_exceeded
     │                               a limit the session's owner set was reached
     └── StoreError                  store_full, store_unavailable
@@ -51,6 +56,7 @@ from typing import ClassVar
 __all__ = [
     "ERROR_CODES",
     "AgentAuthError",
+    "AuditLogError",
     "AuthenticationError",
     "CapabilityDenied",
     "CounterExhausted",
@@ -60,6 +66,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidKey",
     "InvalidState",
+    "KeyFileError",
     "LocalError",
     "ProtocolViolation",
     "RemoteError",
@@ -67,6 +74,7 @@ __all__ = [
     "SessionExpired",
     "StoreError",
     "TransportError",
+    "TrustStoreError",
 ]
 
 
@@ -138,6 +146,30 @@ class CounterExhausted(LocalError):
     default_code = "counter_exhausted"
 
 
+class KeyFileError(LocalError):
+    """A key file that cannot be unlocked: readable by others, of an unknown version,
+    damaged, under another passphrase, or unencrypted where that was not asked for.
+    A failed load never changes the file."""
+
+    codes = frozenset({"key_file_permissions", "key_file_version", "key_file_corrupt",
+                       "wrong_passphrase", "key_file_unencrypted"})
+
+
+class TrustStoreError(LocalError):
+    """A trust store file that is not valid TOML, breaks its schema (the message names the
+    line or field), or can be written by others."""
+
+    codes = frozenset({"trust_store_invalid", "trust_store_permissions"})
+
+
+class AuditLogError(LocalError):
+    """A tamper-evident audit log whose chain of hashes breaks: the message names the first
+    record at fault."""
+
+    codes = frozenset({"audit_log_broken"})
+    default_code = "audit_log_broken"
+
+
 class RemoteError(AgentAuthError):
     """Bytes from the peer (or the network between us) broke a rule."""
 
@@ -206,6 +238,8 @@ class AuthenticationError(RemoteError):
             "signature_expired",
             "digest_mismatch",
             "uncovered_component",
+            "key_rotated",
+            "rotation_mismatch",
         }
     )
 
@@ -240,6 +274,19 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "agent_id_length": (InvalidAgentId, "agent id key is not 32 bytes"),
     "invalid_state": (InvalidState, "the call is not allowed in the current state"),
     "counter_exhausted": (CounterExhausted, "the session's sending counter is used up"),
+    "key_file_permissions": (KeyFileError, "a key file is readable by group or others"),
+    "key_file_version": (KeyFileError, "a key file of a version this release does not read"),
+    "key_file_corrupt": (KeyFileError, "a key file is truncated or not of the key file form"),
+    "wrong_passphrase": (KeyFileError, "the key file does not open with this passphrase "
+                                       "(or was altered)"),
+    "key_file_unencrypted": (KeyFileError, "a key file is unencrypted and that was not "
+                                           "allowed"),
+    "trust_store_invalid": (TrustStoreError, "a trust store is not valid TOML or breaks its "
+                                             "schema"),
+    "trust_store_permissions": (TrustStoreError, "a trust store is writable by group or "
+                                                 "others"),
+    "audit_log_broken": (AuditLogError, "an audit log record was edited, dropped or "
+                                        "reordered"),
     "oversize": (DecodeError, "message longer than the limit, checked before parsing"),
     "malformed": (DecodeError, "message is not of the required structure or types"),
     "non_canonical": (DecodeError, "message decodes but is not in the one canonical form"),
@@ -260,6 +307,9 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
     "wrong_recipient": (AuthenticationError, "the envelope is addressed to another agent"),
     "unexpected_reply": (AuthenticationError, "a reply to no request we sent to its sender"),
+    "key_rotated": (AuthenticationError, "a rotation signed by a key already rotated away"),
+    "rotation_mismatch": (AuthenticationError, "the new key is not the one committed to "
+                                               "before"),
     "unexpected_eof": (TransportError, "the transport ended before the protocol did"),
     "connection_lost": (TransportError, "the transport failed under the channel"),
     "chain_too_long": (CapabilityDenied, "a capability chain has more links than allowed"),
@@ -303,7 +353,8 @@ def _check_registry() -> None:
         assert code in cls.codes, code
     every = set().union(
         *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
-                            CounterExhausted, DecodeError, ProtocolViolation,
+                            CounterExhausted, KeyFileError, TrustStoreError,
+                            AuditLogError, DecodeError, ProtocolViolation,
                             HandshakeTimeout, ReplayDetected, AuthenticationError,
                             TransportError, SessionExpired, CapabilityDenied, StoreError))
     )

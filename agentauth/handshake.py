@@ -31,7 +31,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
-from . import crypto, wire
+from . import audit, crypto, wire
 from .errors import (
     AgentAuthError,
     AuthenticationError,
@@ -273,6 +273,7 @@ class _Engine(crypto.KeyHolder):
         "_identity",
         "_lock",
         "_ordered",
+        "_peer_seen",
         "_policy",
         "_random",
         "_started",
@@ -401,6 +402,10 @@ class _Engine(crypto.KeyHolder):
         # the failed step's frames (and the transcript they reference) alive.
         if isinstance(exc, AgentAuthError):
             self._error = (type(exc), exc.code, exc.message)
+            if audit.enabled("handshake_refused"):
+                seen: PeerKey | None = getattr(self, "_peer_seen", None)
+                audit.emit("handshake_refused", role=self.role.value, code=exc.code,
+                           peer=None if seen is None else seen.agent_id)
         else:
             self._error = (InvalidState, "invalid_state",
                            f"the step was interrupted by {type(exc).__name__}")
@@ -458,6 +463,7 @@ class _Engine(crypto.KeyHolder):
             raise AuthenticationError("peer presented our own identity", code="reflection")
         peer = PeerKey(identity)
         peer.verify(context + transcript + body, signature)
+        self._peer_seen = peer  # authenticated: an audit event may name it if refused
         if self._expect is not None and peer != self._expect:
             raise AuthenticationError(
                 f"peer is {peer.agent_id}, expected {self._expect.agent_id}",
@@ -484,6 +490,9 @@ class _Engine(crypto.KeyHolder):
         session = Session(send, recv, exporter, binding, ordered=self._ordered,
                           max_message=self._policy.max_message)
         self.result = HandshakeResult(peer, version, binding, extensions, session)
+        if audit.enabled("handshake_accepted"):
+            audit.emit("handshake_accepted", role=self.role.value, peer=peer.agent_id,
+                       version=version)
         self._e_secret = b""
         ss.erase()
         self._symmetric = _SPENT

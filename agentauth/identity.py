@@ -12,8 +12,14 @@ import json
 import os
 from collections.abc import Callable
 
-from . import crypto
-from .errors import AuthenticationError, InvalidAgentId, InvalidArgument, InvalidKey
+from . import crypto, keyfile
+from .errors import (
+    AuthenticationError,
+    InvalidAgentId,
+    InvalidArgument,
+    InvalidKey,
+    KeyFileError,
+)
 
 __all__ = ["Identity", "PeerKey", "format_agent_id", "parse_agent_id"]
 
@@ -202,27 +208,48 @@ class Identity:
         """The 32-byte secret seed. Store it only encrypted."""
         return self._seed
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a new key file: the seed in hex on one line, readable by its owner only.
+    def save(self, path: str | os.PathLike[str], passphrase: str | bytes | None = None, *,
+             preset: str = keyfile.DEFAULT_PRESET, unencrypted: bool = False) -> None:
+        """Write a new key file, readable by its owner only (spec section 14.1).
 
+        The seed is encrypted under ``passphrase`` (Argon2id with the named ``preset``:
+        ``interactive``, ``moderate`` or ``sensitive``, then XChaCha20-Poly1305). Only with
+        ``unencrypted=True`` and no passphrase is it written in the clear, in hex.
         Refuses to overwrite an existing file (``invalid_argument``).
         """
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise InvalidArgument(f"key file {os.fspath(path)!r} exists already") from None
-        with os.fdopen(descriptor, "w") as out:
-            out.write(self._seed.hex() + "\n")
+        if unencrypted:
+            if passphrase is not None:
+                raise InvalidArgument("a key file is either encrypted or unencrypted=True")
+            data = keyfile.plain_form(self._seed)
+        elif passphrase is None:
+            raise InvalidArgument("a key file needs a passphrase (or, knowingly, "
+                                  "unencrypted=True)")
+        else:
+            data = keyfile.seal_seed(self._seed, self.public_bytes, passphrase, preset)
+        keyfile.write_key_file(path, data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Identity:
-        """Read a key file written by :meth:`save` (``invalid_key`` if it is not one)."""
-        with open(path, encoding="ascii", errors="replace") as file:
-            text = file.read(200).strip()
-        try:
-            seed = bytes.fromhex(text)
-        except ValueError:
-            raise InvalidKey("a key file holds a 32-byte seed in hex") from None
+    def load(cls, path: str | os.PathLike[str], passphrase: str | bytes | None = None, *,
+             unencrypted: bool = False) -> Identity:
+        """Read a key file written by :meth:`save`; the file is only ever read.
+
+        An encrypted file needs its ``passphrase``; an unencrypted one is read only with
+        ``unencrypted=True`` (``key_file_unencrypted`` otherwise). A file its group or
+        others may read is refused (``key_file_permissions``); a wrong passphrase or an
+        altered file is ``wrong_passphrase``, a truncated or foreign one
+        ``key_file_corrupt``, an unknown version ``key_file_version``.
+        """
+        data = keyfile.read_key_file(path)
+        if not keyfile.is_encrypted(data):
+            if not unencrypted:
+                raise KeyFileError(f"key file {os.fspath(path)!r} is not encrypted; load it "
+                                   f"with unencrypted=True, or save it again with a "
+                                   f"passphrase", code="key_file_unencrypted")
+            return cls.from_seed(keyfile.open_plain(data))
+        if passphrase is None:
+            raise InvalidArgument(f"key file {os.fspath(path)!r} is encrypted: give its "
+                                  f"passphrase")
+        seed, _ = keyfile.open_seed(data, passphrase)
         return cls.from_seed(seed)
 
     def __eq__(self, other: object) -> bool:

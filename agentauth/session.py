@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import NoReturn
 
-from . import crypto
+from . import audit, crypto
 from .errors import (
     AuthenticationError,
     CounterExhausted,
@@ -352,13 +352,18 @@ class Session(crypto.KeyHolder):
         window = self._window
         if window is None:
             if n < self._recv_n:
+                audit.emit("replay_refused", kind="session", code="replayed", counter=n)
                 raise ReplayDetected(f"counter {n} was already accepted or skipped",
                                      code="replayed")
             if n != self._recv_n:
                 raise ProtocolViolation(f"expected counter {self._recv_n}, got {n}",
                                         code="out_of_order")
         else:
-            window.check(n, self._recv_n)
+            try:
+                window.check(n, self._recv_n)
+            except ReplayDetected as exc:  # (free when nothing is raised)
+                audit.emit("replay_refused", kind="session", code=exc.code, counter=n)
+                raise
         epoch = n >> EPOCH_BITS
         if epoch == self._recv_epoch:
             cipher = self._current_recv_cipher()

@@ -95,7 +95,7 @@ def biscuit_work(delegations: int) -> tuple[Work, int]:
     # biscuit stops a Datalog run after 1 ms by default, which a loaded machine can reach
     # at + 8 (AuthorizationError); the limit is raised so that a run is never cut short.
     # Setting it costs nothing measurable.
-    limits = AuthorizerBuilder("").limits()
+    limits = AuthorizerBuilder("").limits()  # type: ignore[attr-defined]  # not in its stubs
     limits.max_time = datetime.timedelta(seconds=1)
 
     def verify() -> object:
@@ -103,7 +103,7 @@ def biscuit_work(delegations: int) -> tuple[Work, int]:
         builder = AuthorizerBuilder(
             f'resource("{RESOURCE}"); operation("read"); '
             'allow if right($r, "read"), resource($r);')
-        builder.set_limits(limits)
+        builder.set_limits(limits)  # type: ignore[attr-defined]
         return builder.build(parsed).authorize()
 
     return verify, len(data)

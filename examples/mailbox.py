@@ -43,7 +43,7 @@ def keys(box: Path) -> None:
     (box / "replies").mkdir()
     for name in ("alice", "bob"):
         identity = Identity.generate()
-        identity.save(box / f"{name}.key")
+        identity.save(box / f"{name}.key", unencrypted=True)  # demo keys, in the clear
         (box / f"{name}.id").write_text(identity.agent_id + "\n")
         print(f"{name}: {identity.agent_id}")
 
@@ -58,7 +58,7 @@ def _pending(box: Path) -> PendingRequests:
 
 
 def send(box: Path, question: str) -> None:
-    alice = Identity.load(box / "alice.key")
+    alice = Identity.load(box / "alice.key", unencrypted=True)
     bob = (box / "bob.id").read_text().strip()
     pending = _pending(box)
     envelope = pending.request(alice, bob, question.encode(), timeout=WAIT, encrypt=True)
@@ -75,7 +75,7 @@ def _save(box: Path, pending: PendingRequests) -> None:
 
 
 def answer(box: Path, redis_url: str | None, name: str) -> None:
-    bob = Identity.load(box / "bob.key")
+    bob = Identity.load(box / "bob.key", unencrypted=True)
     alice = (box / "alice.id").read_text().strip()
     store: ReplayStore = (RedisReplayStore(redis_url) if redis_url
                           else SQLiteReplayStore(box / "bob-replay.db"))
@@ -93,7 +93,7 @@ def answer(box: Path, redis_url: str | None, name: str) -> None:
 
 
 def collect(box: Path) -> None:
-    alice = Identity.load(box / "alice.key")
+    alice = Identity.load(box / "alice.key", unencrypted=True)
     pending = _pending(box)
     store = SQLiteReplayStore(box / "alice-replay.db")
     for path in sorted((box / "replies").glob("*.env")):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import envelopes, handshake, http, load, replay, tokens
+from benchmarks import envelopes, handshake, http, keys, load, replay, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,3 +85,17 @@ def test_http_quick_run_measures_every_mode(tmp_path: Path,
         "request signing + verification / JWT check"}
     assert report["client"]["sign_s"] > 0 and report["client"]["check_s"] > 0
     assert "bearer JWT (EdDSA) check" in capsys.readouterr().out
+
+
+def test_keys_quick_run_reports_every_preset(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "keys.json"
+    assert keys.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"unlock interactive", "unlock moderate", "handshake, 1 pinned",
+            "handshake, 1,000 pinned", "handshake, audited to a file"} <= set(
+        report["median_seconds"])
+    assert set(report["presets"]) == {"interactive", "moderate", "sensitive"}
+    assert all(v > 0 for v in report["median_seconds"].values())
+    assert [t["name"] for t in report["targets"]] == ["handshake, 1,000 pinned / 1 pinned"]
+    assert "opslimit" in capsys.readouterr().out

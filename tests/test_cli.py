@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "TEST_PASSPHRASE": "correct horse"}
+KEY_COMMANDS = {"keygen", "id", "delegate", "revoke"}
 
 
 def agentauth(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=60, check=False)
+    extra = ["--passphrase-env", "TEST_PASSPHRASE"] if args[0] in KEY_COMMANDS else []
+    if args[0] == "keygen":
+        extra += ["--preset", "interactive"]
+    return subprocess.run([sys.executable, "-m", "agentauth", *args, *extra], cwd=cwd,
+                          env=ENV, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:
@@ -37,7 +41,7 @@ def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     widen = agentauth(tmp_path, "delegate", "--key", "alice.key", "--to", ids["bob"],
                       "--grant", "fs/**=read", "--parent", "alice.chain", "--out", "x.chain")
-    assert widen.returncode == 2 and "widened_resource" in widen.stdout
+    assert widen.returncode == 2 and "widened_resource" in widen.stderr
 
     tree = agentauth(tmp_path, "inspect", "bob.chain").stdout
     assert "fs/reports/q3/*: read" in tree and "size in 0..100" in tree
@@ -54,18 +58,18 @@ def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:
                          "not_authorized"),
                         (["--holder", ids["mallory"]], "holder_mismatch")):
         refused = agentauth(tmp_path, *base, *extra)
-        assert refused.returncode == 1 and f"[{code}]" in refused.stdout, refused.stdout
+        assert refused.returncode == 1 and f"[{code}]" in refused.stderr, refused.stderr
     stranger = agentauth(tmp_path, "verify", "bob.chain", "--anchor", ids["mallory"])
-    assert stranger.returncode == 1 and "[untrusted_root]" in stranger.stdout
+    assert stranger.returncode == 1 and "[untrusted_root]" in stranger.stderr
 
     revoked = agentauth(tmp_path, "revoke", "--key", "root.key", "--chain", "bob.chain",
                         "--link", "1", "--store", "revoked.db")
     assert revoked.returncode == 0, revoked.stdout
     after = agentauth(tmp_path, *base, "--revoked", "revoked.db")
-    assert after.returncode == 1 and "[revoked]" in after.stdout
+    assert after.returncode == 1 and "[revoked]" in after.stderr
     usurper = agentauth(tmp_path, "revoke", "--key", "mallory.key", "--chain", "bob.chain",
                         "--link", "0", "--store", "revoked.db")
-    assert usurper.returncode == 1 and "[unauthorized_revoker]" in usurper.stdout
+    assert usurper.returncode == 1 and "[unauthorized_revoker]" in usurper.stderr
 
     (tmp_path / "junk.chain").write_bytes(b"\x81\x00")
     assert agentauth(tmp_path, "inspect", "junk.chain").returncode == 3

@@ -37,6 +37,12 @@ from agentauth.http.components import parse_bytes, parse_dictionary
 FUZZ = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 NOW = int(time.time())
+
+
+def CLOCK() -> float:  # a constant clock: the messages made at import never expire
+    return NOW
+
+
 CHAIN = encode_chain([delegate(ALICE, BOB, [Grant("reports/**", {"get"})],
                                not_before=NOW - 60, expires=NOW + 3600)])
 FIELDS = ("signature-input", "signature", "content-digest", "agentauth-capability",
@@ -50,13 +56,13 @@ def resource_of(method: str, path: str) -> Request:
 def _signed() -> tuple[httpx.Request, str]:
     request = httpx.Request("POST", "http://127.0.0.1:9/reports/q3?x=1", content=b"{}",
                             headers={"content-type": "application/json"})
-    nonce = AgentAuth(BOB, chain=CHAIN, resource_of=resource_of).sign(request)
+    nonce = AgentAuth(BOB, chain=CHAIN, resource_of=resource_of, clock=CLOCK).sign(request)
     return request, nonce
 
 
 REQUEST, NONCE = _signed()
 VALUES = [value for name, value in REQUEST.headers.items() if name in FIELDS]
-RESPONSE_HEADERS = Signer(ALICE).sign_response(
+RESPONSE_HEADERS = Signer(ALICE, clock=CLOCK).sign_response(
     HTTPMessage(fields=(), status=200, request=request_message(REQUEST)), NONCE,
     b"ok").headers
 
@@ -103,7 +109,7 @@ def test_mutated_requests(data: st.DataObject) -> None:
         fields.append((data.draw(st.sampled_from(FIELDS)), data.draw(st.sampled_from(VALUES))))
     message = HTTPMessage(tuple(fields), method="POST", scheme="http",
                           authority="127.0.0.1:9", path="/reports/q3", query="x=1")
-    verifier = Verifier([BOB, CAROL], web_bot_auth=data.draw(st.booleans()))
+    verifier = Verifier([BOB, CAROL], web_bot_auth=data.draw(st.booleans()), clock=CLOCK)
     try:
         verified = verifier.check_request(message, data.draw(st.sampled_from([b"{}", b""])))
         found = check_capability(message, verified, {ALICE.agent_id: "**"}, resource_of=resource_of)
@@ -124,19 +130,19 @@ def test_mutated_responses(data: st.DataObject) -> None:
                            request=request_message(REQUEST))
     try:
         check_response(response, data.draw(st.sampled_from([b"ok", b"", b"no"])),
-                       request_nonce=NONCE, server=ALICE.agent_id)
+                       request_nonce=NONCE, server=ALICE.agent_id, now=NOW)
     except AgentAuthError as exc:
         registered(exc)
 
 
 def test_the_unmutated_request_and_response_verify() -> None:
     message = request_message(REQUEST)
-    verified = Verifier([BOB]).check_request(message, b"{}")
+    verified = Verifier([BOB], clock=CLOCK).check_request(message, b"{}")
     found = check_capability(message, verified, {ALICE.agent_id: "**"}, resource_of=resource_of)
     assert found is not None and found[0].action == "get"
     response = HTTPMessage(RESPONSE_HEADERS, status=200, request=message)
-    assert check_response(response, b"ok", request_nonce=NONCE, server=ALICE.agent_id
-                          ).agent_id == ALICE.agent_id
+    assert check_response(response, b"ok", request_nonce=NONCE, server=ALICE.agent_id,
+                          now=NOW).agent_id == ALICE.agent_id
 
 
 async def _through(app: AgentAuthMiddleware, headers: list[tuple[bytes, bytes]],
@@ -170,7 +176,7 @@ def test_the_middleware_answers_every_mutated_request(data: st.DataObject) -> No
     headers[index] = (name, data.draw(st.sampled_from([
         value[:data.draw(st.integers(0, len(value)))], data.draw(st.binary(max_size=80)),
         value + data.draw(st.binary(max_size=8))])))
-    app = AgentAuthMiddleware(_ok, identity=ALICE, verifier=Verifier([BOB]),
+    app = AgentAuthMiddleware(_ok, identity=ALICE, verifier=Verifier([BOB], clock=CLOCK),
                               replay=MemoryReplayStore(), anchors={ALICE.agent_id: "**"},
                               resource_of=resource_of, max_body=64)
     sent = anyio.run(_through, app, headers, data.draw(st.sampled_from([b"{}", b"{ }"])))

@@ -25,7 +25,7 @@ the pinned files, and a flag not in a table fails the test.
 * ChaCha20-Poly1305 (``chacha20_poly1305_test.json``): with a 12-byte nonce, ``valid`` cases
   encrypt to ``ct || tag`` and decrypt to ``msg``; ``invalid`` ones (modified tags) raise
   ``InvalidTag``. Every other nonce size is refused with ``ValueError`` by both directions.
-  ``xchacha20_poly1305_test.json`` is not used: agentauth has no XChaCha20-Poly1305.
+  ``xchacha20_poly1305_test.json`` is replayed by ``test_xchacha_vectors.py`` (key files).
 * Noise (``cacophony-25519-chachapoly-blake2b.json``): every vector is replayed with a small
   HandshakeState interpreter (Noise rev 34, sections 5.3, 7 and 9) over
   ``agentauth.noise.SymmetricState``: each handshake and transport ciphertext must match
@@ -53,7 +53,7 @@ ED25519_FILE = "wycheproof/ed25519_test.json"
 X25519_FILE = "wycheproof/x25519_test.json"
 CHACHA_FILE = "wycheproof/chacha20_poly1305_test.json"
 NOISE_FILE = "noise/cacophony-25519-chachapoly-blake2b.json"
-# wycheproof/xchacha20_poly1305_test.json is also shipped but not used: no XChaCha here.
+# wycheproof/xchacha20_poly1305_test.json: see test_xchacha_vectors.py (key files).
 ALL_FILES = (ED25519_FILE, X25519_FILE, CHACHA_FILE, NOISE_FILE)
 
 Case = dict[str, Any]

@@ -32,7 +32,7 @@ def test_handshake_then_session() -> None:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "AGENTAUTH_PASSPHRASE": "echo example"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +49,7 @@ def test_in_memory_examples_run(script: str) -> None:
 
 def test_echo_server_and_client_in_two_processes(tmp_path: Path) -> None:
     client = Identity.generate()
-    (tmp_path / "client.key").write_text(client.export_seed().hex() + "\n")
+    client.save(tmp_path / "client.key", "echo example", preset="interactive")
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "echo_server.py"), "--key",
          str(tmp_path / "server.key"), "--port", "0", "--trust", client.agent_id],

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio import TypedAttributeSet, typed_attribute
 
+from .. import audit
 from ..errors import HandshakeTimeout, InvalidArgument, SessionExpired, TransportError
 from ..handshake import HandshakePolicy, HandshakeResult, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
@@ -110,6 +111,7 @@ async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[
             return await run()
     except TimeoutError:
         await anyio.aclose_forcefully(transport)
+        audit.emit("handshake_refused", code="handshake_timeout")
         raise HandshakeTimeout(f"the handshake did not finish within "
                                f"{limits.handshake_timeout} s") from None
     except BaseException:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import anyio.to_thread
 
+from .. import audit
 from ..envelope import (
     DEFAULT_SKEW,
     DEFAULT_WINDOW,
@@ -96,5 +97,7 @@ async def open_envelope(
         raise
     if not new:
         release_reply(envelope, pending, claimed)
+        audit.emit("replay_refused", kind="envelope", code="replayed",
+                   sender=envelope.sender.agent_id)
         raise ReplayDetected("this envelope was already received", code="replayed")
     return envelope

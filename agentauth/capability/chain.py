@@ -22,9 +22,15 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
-from .. import crypto, wire
-from ..errors import AuthenticationError, CapabilityDenied, DecodeError, InvalidArgument
-from ..identity import Identity, PeerKey, parse_agent_id
+from .. import audit, crypto, wire
+from ..errors import (
+    AuthenticationError,
+    CapabilityDenied,
+    DecodeError,
+    InvalidArgument,
+    RemoteError,
+)
+from ..identity import Identity, PeerKey, format_agent_id, parse_agent_id
 from .grants import (
     Grant,
     Request,
@@ -389,6 +395,35 @@ def verify_chain(
     revoked. ``holder`` is the authenticated peer presenting the chain: the leaf's
     audience must be that key.
     """
+    try:
+        links = _verify_chain(chain, anchors, now=now, skew=skew, revoked=revoked,
+                              holder=holder, request=request)
+    except RemoteError as exc:
+        if audit.enabled("token_refused"):
+            audit.emit("token_refused", code=exc.code,
+                       holder=None if holder is None else holder.agent_id,
+                       resource=None if request is None else request.resource)
+        raise
+    if audit.enabled("token_verified"):
+        audit.emit("token_verified", root=format_agent_id(links[0].issuer),
+                   holder=format_agent_id(links[-1].audience), links=len(links),
+                   leaf=links[-1].id.hex(),
+                   resource=None if request is None else request.resource,
+                   action=None if request is None else request.action)
+    return links
+
+
+def _verify_chain(
+    chain: bytes | Iterable[Link],
+    anchors: Mapping[Any, str],
+    *,
+    now: int,
+    skew: int = DEFAULT_SKEW,
+    revoked: Callable[[bytes], bool] | None = None,
+    holder: PeerKey | None = None,
+    request: Request | None = None,
+) -> tuple[Link, ...]:
+    # The checks of verify_chain, in the order of spec 10.6.
     if type(now) is not int or not 0 <= now <= MAX_TIME:
         raise InvalidArgument("now is a non-negative integer number of seconds")
     if type(skew) is not int or not 0 <= skew <= MAX_SKEW:

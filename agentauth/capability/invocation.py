@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .. import crypto, wire
+from .. import audit, crypto, wire
 from ..errors import (
     AuthenticationError,
     CapabilityDenied,
@@ -148,6 +148,8 @@ class SessionInvocations:
             raise CapabilityDenied("the invocation names another session",
                                    code="wrong_session")
         if jti in self._seen:
+            audit.emit("replay_refused", kind="invocation", code="replayed",
+                       holder=self._peer.agent_id)
             raise ReplayDetected("this invocation was already used in this session",
                                  code="replayed")
         links = verify_chain(chain, self._anchors, now=int(self._clock()), skew=self._skew,
@@ -209,6 +211,8 @@ class DetachedInvocations:
         holder = PeerKey(links[-1].audience)
         key = holder.public_bytes + jti  # one holder cannot use up another's ids
         if key in self._seen:
+            audit.emit("replay_refused", kind="invocation", code="replayed",
+                       holder=holder.agent_id)
             raise ReplayDetected("this invocation was already used", code="replayed")
         if not crypto.ed25519_verify(holder.public_bytes, INVOKE_CONTEXT + payload,
                                      signature):
@@ -218,6 +222,8 @@ class DetachedInvocations:
             # The window is checked against the clock in whole seconds, so an invocation
             # stays acceptable until just before issued + limit + 1.
             if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1):
+                audit.emit("replay_refused", kind="invocation", code="replayed",
+                           holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")
             return request, links, holder
         if len(self._seen) >= self._capacity:  # our own limit, not the sender's fault

@@ -24,14 +24,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from .. import crypto, wire
+from .. import audit, crypto, wire
 from ..errors import (
     AuthenticationError,
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
 )
-from ..identity import Identity
+from ..identity import Identity, format_agent_id
 from ..stores import RedisTable
 from .chain import (
     MAX_CHAIN_BYTES,
@@ -152,6 +152,12 @@ def digest(ids: list[bytes]) -> bytes:
     return crypto.blake2b_256(len(ids).to_bytes(4, "big") + b"".join(sorted(ids)))
 
 
+def _stored(notice: Notice, store: str) -> None:
+    if audit.enabled("revocation_stored"):
+        audit.emit("revocation_stored", link=notice.target.hex(),
+                   revoker=format_agent_id(notice.revoker), store=store)
+
+
 class MemoryRevocationStore:
     """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
     rooted at one of ``anchors`` only."""
@@ -166,6 +172,7 @@ class MemoryRevocationStore:
         if checked.target in self._notices:
             return False
         self._notices[checked.target] = (checked.expires, checked.data)
+        _stored(checked, "memory")
         return True
 
     def is_revoked(self, link_id: bytes) -> bool:
@@ -208,7 +215,10 @@ class SQLiteRevocationStore:
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO revoked (id, expires, notice) VALUES (?, ?, ?)",
             (checked.target, checked.expires, checked.data))
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        _stored(checked, "sqlite")
+        return True
 
     def is_revoked(self, link_id: bytes) -> bool:
         """Whether the link with this id is revoked."""
@@ -260,7 +270,10 @@ class RedisRevocationStore:
         until = checked.expires + MAX_SKEW
         if until <= self._clock():
             return False
-        return self._table.put(checked.target, checked.data, until)
+        added = self._table.put(checked.target, checked.data, until)
+        if added:
+            _stored(checked, "redis")
+        return added
 
     def is_revoked(self, link_id: bytes) -> bool:
         """Whether the link with this id is revoked."""

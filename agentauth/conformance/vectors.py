@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _capability, _envelope, _negative, _positive
+from . import _capability, _envelope, _keys, _negative, _positive
 from .model import (
     HandshakeVector,
     Inputs,
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
-         "capability.json", "envelope.json")
+         "capability.json", "envelope.json", "keys.json")
 
 
 def generate() -> dict[str, Any]:
@@ -50,6 +50,7 @@ def generate() -> dict[str, Any]:
         "session-negative.json": _negative.build_session(positive),
         "capability.json": _capability.build(),
         "envelope.json": _envelope.build(),
+        "keys.json": _keys.build(),
     }
 
 

@@ -1,0 +1,288 @@
+"""The key lifecycle commands of ``agentauth``: keygen, id, export, trust, rotate, audit.
+
+Each command prints a short text result, or with ``--json`` one JSON object; errors are one
+line on stderr, with the exit codes of :mod:`agentauth.cli_common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .audit import verify_audit_log
+from .cli_common import (
+    add_json,
+    add_passphrase_options,
+    emit,
+    load_identity,
+    new_passphrase,
+)
+from .errors import InvalidArgument
+from .identity import Identity, PeerKey
+from .keyfile import DEFAULT_PRESET, PRESETS
+from .rotation import parse_rotation, rotate
+from .trust import TrustEntry, TrustStore, editing
+
+__all__ = ["add_commands"]
+
+
+# ------------------------------------------------------------------- keys
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    if os.path.lexists(args.path):  # before asking for a passphrase (save checks again)
+        raise InvalidArgument(f"key file {args.path!r} exists already")
+    passphrase = new_passphrase(args)
+    identity = Identity.generate()
+    if passphrase is None:
+        identity.save(args.path, unencrypted=True)
+    else:
+        identity.save(args.path, passphrase, preset=args.preset)
+    emit(args, {"agent_id": identity.agent_id, "path": args.path,
+                "encrypted": passphrase is not None,
+                "preset": args.preset if passphrase is not None else None},
+         identity.agent_id)
+    return 0
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    identity = load_identity(args, args.path)
+    emit(args, {"agent_id": identity.agent_id}, identity.agent_id)
+    return 0
+
+
+EXPORT_FORMATS = ("did-key", "multibase", "jwk", "thumbprint")
+
+
+def _public_key(args: argparse.Namespace, source: str) -> PeerKey:
+    """An agent id as given, or the public half of a key file."""
+    if source.startswith("did:"):
+        return PeerKey.from_agent_id(source)
+    return load_identity(args, source).peer
+
+
+def export_forms(key: PeerKey) -> dict[str, Any]:
+    """A public key in the forms other systems read."""
+    return {"did-key": key.agent_id, "multibase": key.multibase, "jwk": key.jwk(),
+            "thumbprint": key.jwk_thumbprint()}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    forms = export_forms(_public_key(args, args.source))
+    if args.format:
+        value = forms[args.format]
+        text = value if isinstance(value, str) else _compact(value)
+        emit(args, {args.format: value}, text)
+    else:
+        emit(args, forms, "\n".join(
+            f"{name:<11}{value if isinstance(value, str) else _compact(value)}"
+            for name, value in forms.items()))
+    return 0
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ trust
+
+
+def _load_store(path: str, *, create: bool = False) -> TrustStore:
+    if create and not os.path.exists(path):
+        return TrustStore()
+    return TrustStore.load(path)
+
+
+def _entry_json(entry: TrustEntry) -> dict[str, Any]:
+    return {"kind": entry.kind, "name": entry.name, "id": entry.agent_id,
+            "namespace": entry.namespace,
+            "next": None if entry.next is None else entry.next.hex(),
+            "retired": [k.agent_id for k in entry.retired]}
+
+
+def cmd_trust_add(args: argparse.Namespace) -> int:
+    with editing(args.store):
+        store = _load_store(args.store, create=True)
+        if args.anchor is not None:
+            store = store.add_anchor(args.name, args.agent_id, args.anchor,
+                                     next_key=args.next)
+        else:
+            store = store.add_peer(args.name, args.agent_id, next_key=args.next)
+        store.save(args.store)
+    entry = store.get(args.name)
+    assert entry is not None
+    emit(args, _entry_json(entry),
+         f"{args.store}: {entry.kind} {entry.name} {entry.agent_id}"
+         + (f" for {entry.namespace}" if entry.namespace else ""))
+    return 0
+
+
+def cmd_trust_list(args: argparse.Namespace) -> int:
+    store = _load_store(args.store)
+    rows = [_entry_json(e) for e in store.entries]
+    text = "\n".join(f"{e.kind:<7}{e.name:<20}{e.agent_id}"
+                     + (f"  {e.namespace}" if e.namespace else "")
+                     + (f"  ({len(e.retired)} key(s) retired)" if e.retired else "")
+                     for e in store.entries) or "(empty)"
+    emit(args, rows, text)
+    return 0
+
+
+def cmd_trust_remove(args: argparse.Namespace) -> int:
+    with editing(args.store):
+        store = _load_store(args.store)
+        entry = store.get(args.name)
+        store.remove(args.name).save(args.store)
+    assert entry is not None
+    emit(args, _entry_json(entry), f"{args.store}: removed {entry.kind} {entry.name}")
+    return 0
+
+
+def cmd_trust_rotate(args: argparse.Namespace) -> int:
+    statement = Path(args.statement).read_bytes()
+    with editing(args.store):
+        moved, rotation = _load_store(args.store).accept_rotation(statement)
+        moved.save(args.store)
+    names = [e.name for e in moved.entries if e.key == rotation.new]
+    emit(args, {"old": rotation.old.agent_id, "new": rotation.new.agent_id,
+                "entries": names, "next": None if rotation.next is None else
+                rotation.next.hex()},
+         f"{args.store}: {', '.join(names)} now {rotation.new.agent_id}")
+    return 0
+
+
+# ----------------------------------------------------------------- rotate
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    old = load_identity(args, args.key)
+    if args.new_passphrase_env is None and args.new_passphrase_fd is None:
+        new = load_identity(args, args.new)  # the same passphrase unlocks both
+    else:
+        new = load_identity(argparse.Namespace(
+            passphrase_env=args.new_passphrase_env, passphrase_fd=args.new_passphrase_fd,
+            unencrypted=args.unencrypted), args.new)
+    statement = rotate(old, new, now=int(time.time()), next_key=args.next)
+    try:
+        with open(args.out, "xb") as out:  # never over another file
+            out.write(statement)
+    except FileExistsError:
+        raise InvalidArgument(f"{args.out!r} exists already") from None
+    rotation = parse_rotation(statement)
+    emit(args, {"out": args.out, "old": old.agent_id, "new": new.agent_id,
+                "next": None if rotation.next is None else rotation.next.hex()},
+         f"{args.out}: {old.agent_id} -> {new.agent_id}"
+         + (" (next key committed)" if rotation.next else ""))
+    return 0
+
+
+# ------------------------------------------------------------------ audit
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    summary = verify_audit_log(args.log, head=args.head)
+    emit(args, {"ok": True, "records": summary.records, "head": summary.head},
+         f"ok: {summary.records} record(s), head {summary.head}")
+    return 0
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def _parser(commands: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}")
+    add_json(parser)
+    return parser
+
+
+def add_commands(commands: Any) -> None:
+    """Register the key lifecycle subcommands on an argparse subparsers object."""
+    p = _parser(commands, "keygen", "make a new key file and print its agent id",
+                "agentauth keygen alice.key --passphrase-env PASS   "
+                "(the variable PASS holds the passphrase)")
+    p.add_argument("path", help="the key file to create (never overwritten)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help=f"Argon2id cost (default {DEFAULT_PRESET})")
+    add_passphrase_options(p, creating=True)
+    p.set_defaults(run=cmd_keygen)
+
+    p = _parser(commands, "id", "print the agent id of a key file",
+                "agentauth id alice.key --passphrase-fd 3 3<passphrase.txt")
+    p.add_argument("path", help="the key file")
+    add_passphrase_options(p)
+    p.set_defaults(run=cmd_id)
+
+    p = _parser(commands, "export", "print a public key as did:key, multibase, JWK and "
+                                    "its RFC 7638 thumbprint",
+                "agentauth export did:key:z6Mk... --format jwk")
+    p.add_argument("source", help="a key file, or an agent id (did:key:...)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, help="only this form")
+    add_passphrase_options(p)
+    p.set_defaults(run=cmd_export)
+
+    trust = commands.add_parser("trust", help="edit or show a trust store (pinned peers, "
+                                              "trust anchors)",
+                                description="edit or show a trust store",
+                                epilog="example:\n  agentauth trust list --store trust.toml")
+    actions = trust.add_subparsers(dest="action", required=True)
+    p = _parser(actions, "add", "pin a peer, or with --anchor add a trust anchor",
+                "agentauth trust add bob did:key:z6Mk... --store trust.toml")
+    p.add_argument("name", help="a name for the entry (letters, digits, '.', '_', '-')")
+    p.add_argument("agent_id", metavar="AGENT_ID")
+    p.add_argument("--anchor", metavar="NAMESPACE",
+                   help="a trust anchor that may delegate NAMESPACE (e.g. 'reports/**')")
+    p.add_argument("--next", metavar="AGENT_ID",
+                   help="the key it committed to rotate to next")
+    _store_option(p)
+    p.set_defaults(run=cmd_trust_add)
+    p = _parser(actions, "list", "show every entry", "agentauth trust list --json")
+    _store_option(p)
+    p.set_defaults(run=cmd_trust_list)
+    p = _parser(actions, "remove", "remove an entry by name",
+                "agentauth trust remove bob --store trust.toml")
+    p.add_argument("name")
+    _store_option(p)
+    p.set_defaults(run=cmd_trust_remove)
+    p = _parser(actions, "rotate", "accept a rotation statement: the entries that pinned "
+                                   "the old key pin the new one",
+                "agentauth trust rotate bob-rotation.bin --store trust.toml")
+    p.add_argument("statement", help="the rotation statement file")
+    _store_option(p)
+    p.set_defaults(run=cmd_trust_rotate)
+
+    p = _parser(commands, "rotate", "write a rotation statement from an old key to a new one",
+                "agentauth rotate --key old.key --new new.key --next did:key:z6Mk... "
+                "--out rotation.bin --passphrase-env PASS")
+    p.add_argument("--key", required=True, help="the key file of the key being retired")
+    p.add_argument("--new", required=True, help="the key file of its successor")
+    p.add_argument("--next", metavar="AGENT_ID",
+                   help="commit to the key the new one will rotate to (pre-rotation)")
+    p.add_argument("--out", required=True, help="the statement file to write")
+    add_passphrase_options(p)
+    p.add_argument("--new-passphrase-env", metavar="NAME",
+                   help="the new key file's passphrase, if not the old one's, from NAME")
+    p.add_argument("--new-passphrase-fd", metavar="FD", type=int,
+                   help="the new key file's passphrase, if not the old one's, from FD")
+    p.set_defaults(run=cmd_rotate)
+
+    audit = commands.add_parser("audit", help="check an audit log",
+                                description="check an audit log",
+                                epilog="example:\n  agentauth audit verify audit.log")
+    actions = audit.add_subparsers(dest="action", required=True)
+    p = _parser(actions, "verify", "check every record of a hash-chained audit log; name "
+                                   "the first one edited, dropped or reordered",
+                "agentauth audit verify audit.log --head 3f1c...")
+    p.add_argument("log")
+    p.add_argument("--head", help="the hash the last record must have (catches records "
+                                  "dropped from the end)")
+    p.set_defaults(run=cmd_audit_verify)
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default="trust.toml",
+                        help="the trust store file (default trust.toml)")

@@ -1,0 +1,504 @@
+"""Trust stores (spec section 14.3): pinned peers and trust anchors in a TOML file.
+
+::
+
+    version = 1
+
+    [[peer]]                          # an agent this one accepts in a handshake
+    name = "bob"
+    id = "did:key:z6Mk..."
+    next = "9f86..."                  # optional: commitment to bob's next key (14.4)
+    retired = ["did:key:z6Mk..."]     # keys bob rotated away: refused from now on
+
+    [[anchor]]                        # a root whose capability chains this agent accepts
+    name = "corp"
+    id = "did:key:z6Mk..."
+    namespace = "reports/**"          # the resources it may delegate
+
+Loading checks everything (TOML syntax, the version, every key and value, unique names,
+each key pinned at most once per kind, no retired key in use) and names the line and field
+at fault. :attr:`TrustStore.peer_ids` (or :meth:`TrustStore.handshake_policy`) is what the
+handshake takes, :attr:`TrustStore.anchors` what ``verify_chain`` takes. A rotation
+statement moves an entry from its old key to the new one, once (:meth:`accept_rotation`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import stat
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from . import audit
+from .capability.grants import parse_resource
+from .errors import (
+    AgentAuthError,
+    AuthenticationError,
+    InvalidArgument,
+    TrustStoreError,
+)
+from .handshake import HandshakePolicy
+from .identity import PeerKey
+from .rotation import Rotation, next_key_commitment, parse_rotation
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not on Windows: one editor at a time there)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["MAX_TRUST_STORE", "LiveTrust", "TrustEntry", "TrustStore", "editing"]
+
+MAX_TRUST_STORE: Final = 16 * 1024 * 1024
+STORE_VERSION: Final = 1
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX32 = re.compile(r"[0-9a-f]{64}")
+_FIELDS = {"peer": {"name", "id", "next", "retired"},
+           "anchor": {"name", "id", "namespace", "next", "retired"}}
+_REQUIRED = {"peer": ("name", "id"), "anchor": ("name", "id", "namespace")}
+_HEADER = ("# agentauth trust store (spec 14.3): pinned peers and trust anchors.\n"
+           "# Edit by hand or with `agentauth trust`; every load checks it all.\n")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustEntry:
+    """One pinned peer (``kind`` "peer") or trust anchor (``kind`` "anchor")."""
+
+    kind: str
+    name: str
+    key: PeerKey
+    namespace: str | None = None
+    next: bytes | None = None
+    retired: tuple[PeerKey, ...] = ()
+
+    @property
+    def agent_id(self) -> str:
+        """The entry's current key as an agent id."""
+        return self.key.agent_id
+
+
+def _locate(text: str) -> dict[tuple[str, int, str], int]:
+    """The line of each ``[[kind]]`` header (field "") and of each key in it (top-level
+    keys under kind "", index -1)."""
+    lines: dict[tuple[str, int, str], int] = {}
+    counts: dict[str, int] = {}
+    kind, index = "", -1
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\[\s*([A-Za-z0-9_-]+)\s*\]\]\s*(#.*)?", line)
+        if header:
+            kind = header.group(1)
+            index = counts.get(kind, 0)
+            counts[kind] = index + 1
+            lines.setdefault((kind, index, ""), number)
+            continue
+        if line.startswith("["):
+            kind, index = line, -1
+            continue
+        key = re.match(r"([A-Za-z0-9_-]+)\s*=", line)
+        if key:
+            lines.setdefault((kind, index, key.group(1)), number)
+    return lines
+
+
+class _Checker:
+    """Turns the parsed TOML into entries; every error names its line and field."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = _locate(text)
+        self.source = source
+
+    def fail(self, message: str, kind: str = "", index: int = -1, field: str = "") -> None:
+        line = self.lines.get((kind, index, field)) or self.lines.get((kind, index, ""))
+        where = f"{kind}[{index}]" + (f".{field}" if field else "") if kind else field
+        at = f" line {line}:" if line else ""
+        raise TrustStoreError(f"{self.source}:{at} {where}: {message}",
+                              code="trust_store_invalid")
+
+    def key(self, value: object, kind: str, index: int, field: str) -> PeerKey:
+        if type(value) is not str:
+            self.fail("an agent id is a string 'did:key:z...'", kind, index, field)
+        try:
+            return PeerKey.from_agent_id(str(value))
+        except AgentAuthError as exc:
+            self.fail(exc.message, kind, index, field)
+            raise  # unreachable: fail raises
+
+    def entry(self, kind: str, index: int, table: object) -> TrustEntry:
+        if type(table) is not dict:
+            self.fail("must be a table", kind, index)
+        assert isinstance(table, dict)
+        for field in table:
+            if field not in _FIELDS[kind]:
+                self.fail(f"unknown field (allowed: {', '.join(sorted(_FIELDS[kind]))})",
+                          kind, index, field)
+        for field in _REQUIRED[kind]:
+            if field not in table:
+                self.fail(f"the field {field!r} is missing", kind, index)
+        name = table["name"]
+        if type(name) is not str or not _NAME.fullmatch(name):
+            self.fail("a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                      "letter or digit", kind, index, "name")
+        key = self.key(table["id"], kind, index, "id")
+        namespace = None
+        if kind == "anchor":
+            namespace = table["namespace"]
+            try:
+                parse_resource(namespace)
+            except AgentAuthError as exc:
+                self.fail(f"not a resource pattern: {exc.message}", kind, index, "namespace")
+        commitment = None
+        if "next" in table:
+            value = table["next"]
+            if type(value) is not str or not _HEX32.fullmatch(value):
+                self.fail("a next-key commitment is 64 lower-case hex digits", kind, index,
+                          "next")
+            commitment = bytes.fromhex(str(value))
+        retired = table.get("retired", [])
+        if type(retired) is not list:
+            self.fail("retired is a list of agent ids", kind, index, "retired")
+        old = tuple(self.key(v, kind, index, "retired") for v in retired)
+        return TrustEntry(kind, str(name), key, namespace, commitment, old)
+
+    def store(self, document: dict[str, Any]) -> list[TrustEntry]:
+        for field in document:
+            if field not in ("version", "peer", "anchor"):
+                self.fail("unknown field (allowed: version, peer, anchor)", field=field)
+        if "version" not in document:
+            self.fail("the field 'version' is missing (version = 1)", field="version")
+        version = document["version"]
+        if type(version) is not int or version != STORE_VERSION:
+            self.fail(f"version {version!r} is not one this release reads "
+                      f"({STORE_VERSION})", field="version")
+        entries = []
+        for kind in ("peer", "anchor"):
+            tables = document.get(kind, [])
+            if type(tables) is not list:
+                self.fail(f"write each {kind} as a [[{kind}]] table", field=kind)
+            entries += [self.entry(kind, i, t) for i, t in enumerate(tables)]
+        try:
+            _check_consistent(entries)
+        except TrustStoreError as exc:
+            kind, index = exc.args[1:3] if len(exc.args) >= 3 else ("", -1)
+            self.fail(exc.message, kind, index)
+        return entries
+
+
+def _check_consistent(entries: Iterable[TrustEntry]) -> None:
+    """Names unique, each key pinned once per kind, no retired key pinned again."""
+    names: set[str] = set()
+    current: dict[tuple[str, PeerKey], str] = {}
+    retired: dict[PeerKey, str] = {}
+    counts: dict[str, int] = {}
+    for entry in entries:
+        index = counts.get(entry.kind, 0)
+        counts[entry.kind] = index + 1
+        if entry.kind not in _FIELDS or not _NAME.fullmatch(entry.name):
+            raise TrustStoreError(f"entry {entry.name!r} of kind {entry.kind!r} is not one a "
+                                  f"store can hold", code="trust_store_invalid")
+
+        def fail(message: str, kind: str = entry.kind, i: int = index) -> None:
+            error = TrustStoreError(message, code="trust_store_invalid")
+            error.args = (str(error), kind, i)
+            raise error
+
+        if entry.name in names:
+            fail(f"the name {entry.name!r} is used twice")
+        names.add(entry.name)
+        if (entry.kind, entry.key) in current:
+            fail(f"{entry.agent_id} is already the {entry.kind} "
+                 f"{current[entry.kind, entry.key]!r}")
+        current[entry.kind, entry.key] = entry.name
+        for old in entry.retired:
+            retired.setdefault(old, entry.name)
+    for (_, key), name in current.items():
+        if key in retired:
+            raise TrustStoreError(f"{key.agent_id} of {name!r} was rotated away by "
+                                  f"{retired[key]!r}", code="trust_store_invalid")
+
+
+def _string(value: str) -> str:
+    return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's, ASCII only
+
+
+class TrustStore:
+    """Pinned peers and trust anchors, loaded from and saved to a TOML file."""
+
+    __slots__ = ("_anchors", "_entries", "_peer_ids")
+
+    def __init__(self, entries: Iterable[TrustEntry] = ()) -> None:
+        entries = list(entries)
+        _check_consistent(entries)
+        self._entries: tuple[TrustEntry, ...] = tuple(entries)
+        self._peer_ids = frozenset(e.agent_id for e in entries if e.kind == "peer")
+        self._anchors = {e.agent_id: e.namespace or "**" for e in entries
+                         if e.kind == "anchor"}
+
+    # ---------------------------------------------------------------- reading
+
+    @classmethod
+    def parse(cls, text: str, source: str = "trust store") -> TrustStore:
+        """A trust store from its TOML text; ``source`` names it in error messages."""
+        if len(text) > MAX_TRUST_STORE:
+            raise TrustStoreError(f"{source}: larger than {MAX_TRUST_STORE} bytes",
+                                  code="trust_store_invalid")
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise TrustStoreError(f"{source}: not valid TOML: {exc}",
+                                  code="trust_store_invalid") from None
+        return cls(_Checker(text, source).store(document))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrustStore:
+        """Read and check a trust store file; refused if its group or others may write it
+        (``trust_store_permissions``), since whoever writes it decides whom we trust."""
+        name = os.fspath(path)
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+                             | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang us
+        with os.fdopen(descriptor, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise TrustStoreError(f"{name!r} is not a regular file",
+                                      code="trust_store_invalid")
+            if os.name == "posix" and info.st_mode & 0o022:
+                raise TrustStoreError(f"trust store {name!r} is writable by group or others "
+                                      f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod "
+                                      f"go-w it", code="trust_store_permissions")
+            data = file.read(MAX_TRUST_STORE + 1)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TrustStoreError(f"{name}: not UTF-8 (byte {exc.start})",
+                                  code="trust_store_invalid") from None
+        return cls.parse(text, name)
+
+    @property
+    def entries(self) -> tuple[TrustEntry, ...]:
+        """Every entry, peers then anchors, in file order."""
+        return self._entries
+
+    @property
+    def peer_ids(self) -> frozenset[str]:
+        """The agent ids of the pinned peers: what ``HandshakePolicy(trust=...)`` takes."""
+        return self._peer_ids
+
+    @property
+    def anchors(self) -> Mapping[str, str]:
+        """Each trust anchor's agent id and namespace: what ``verify_chain`` takes."""
+        return dict(self._anchors)
+
+    def get(self, name: str) -> TrustEntry | None:
+        """The entry called ``name``, if any."""
+        return next((e for e in self._entries if e.name == name), None)
+
+    def trusts(self, peer: PeerKey) -> bool:
+        """Whether ``peer`` is a pinned peer."""
+        return peer.agent_id in self._peer_ids
+
+    def handshake_policy(self, **options: Any) -> HandshakePolicy:
+        """A :class:`HandshakePolicy` that accepts exactly the pinned peers."""
+        return HandshakePolicy(trust=self._peer_ids, **options)
+
+    # --------------------------------------------------------------- changing
+
+    def add_peer(self, name: str, agent_id: str, *, next_key: str | None = None
+                 ) -> TrustStore:
+        """A copy with a pinned peer added (``next_key``: the agent id it committed to)."""
+        return self._add(TrustEntry("peer", name, PeerKey.from_agent_id(agent_id),
+                                    next=_commitment(next_key)))
+
+    def add_anchor(self, name: str, agent_id: str, namespace: str = "**", *,
+                   next_key: str | None = None) -> TrustStore:
+        """A copy with a trust anchor for ``namespace`` added."""
+        parse_resource(namespace)
+        return self._add(TrustEntry("anchor", name, PeerKey.from_agent_id(agent_id),
+                                    namespace, _commitment(next_key)))
+
+    def _add(self, entry: TrustEntry) -> TrustStore:
+        if not _NAME.fullmatch(entry.name):
+            raise InvalidArgument("a name is 1 to 64 letters, digits, '.', '_' or '-'")
+        try:
+            return TrustStore([*self._entries, entry])
+        except TrustStoreError as exc:
+            raise InvalidArgument(exc.message) from None
+
+    def remove(self, name: str) -> TrustStore:
+        """A copy without the entry called ``name`` (``invalid_argument`` if none)."""
+        if self.get(name) is None:
+            raise InvalidArgument(f"the trust store has no entry {name!r}")
+        return TrustStore(e for e in self._entries if e.name != name)
+
+    def accept_rotation(self, statement: bytes | Rotation) -> tuple[TrustStore, Rotation]:
+        """Verify a rotation statement and return a copy where every entry that pinned
+        the old key pins the new one (the old key retired), with the statement.
+
+        Refused: a statement signed by a key already rotated away (``key_rotated``, so a
+        statement is accepted once); a new key that does not match the commitment made
+        before (``rotation_mismatch``); an old key we never pinned (``untrusted_peer``).
+        """
+        rotation = statement if isinstance(statement, Rotation) else parse_rotation(statement)
+        for entry in self._entries:
+            if rotation.old in entry.retired:
+                raise AuthenticationError(f"{rotation.old.agent_id} was already rotated away "
+                                          f"by {entry.name!r}", code="key_rotated")
+            if rotation.new in entry.retired:
+                raise AuthenticationError(f"{rotation.new.agent_id} is a key {entry.name!r} "
+                                          f"rotated away", code="key_rotated")
+        matches = [e for e in self._entries if e.key == rotation.old]
+        if not matches:
+            raise AuthenticationError(f"no entry pins {rotation.old.agent_id}",
+                                      code="untrusted_peer")
+        taken = [e.name for e in self._entries if e.key == rotation.new]
+        if taken:
+            raise AuthenticationError(f"the new key is already pinned as {taken[0]!r}",
+                                      code="rotation_mismatch")
+        commitment = next_key_commitment(rotation.new)
+        for entry in matches:
+            if entry.next is not None and entry.next != commitment:
+                raise AuthenticationError(f"{entry.name!r} committed to another next key "
+                                          f"than {rotation.new.agent_id}",
+                                          code="rotation_mismatch")
+        moved = {e.name: replace(e, key=rotation.new, next=rotation.next,
+                                 retired=(*e.retired, rotation.old)) for e in matches}
+        for name in moved:
+            audit.emit("rotation_accepted", name=name, old=rotation.old.agent_id,
+                       new=rotation.new.agent_id)
+        return TrustStore(moved.get(e.name, e) for e in self._entries), rotation
+
+    # ---------------------------------------------------------------- writing
+
+    def dumps(self) -> str:
+        """The TOML text of this store (comments in a hand-edited file are not kept)."""
+        out = [_HEADER, f"version = {STORE_VERSION}\n"]
+        for entry in self._entries:
+            out.append(f"\n[[{entry.kind}]]\nname = {_string(entry.name)}\n"
+                       f"id = {_string(entry.agent_id)}\n")
+            if entry.namespace is not None:
+                out.append(f"namespace = {_string(entry.namespace)}\n")
+            if entry.next is not None:
+                out.append(f"next = {_string(entry.next.hex())}\n")
+            if entry.retired:
+                keys = ", ".join(_string(k.agent_id) for k in entry.retired)
+                out.append(f"retired = [{keys}]\n")
+        return "".join(out)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the store to ``path`` atomically (a new file, then a rename)."""
+        name = os.fspath(path)
+        temporary = f"{name}.{os.getpid()}.tmp"
+        try:  # keep the file's mode, less any group or other write bit (the loader's rule)
+            mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
+        except FileNotFoundError:
+            mode = 0o644
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(descriptor, mode)  # whatever the umask
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(self.dumps())
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, name)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    def __repr__(self) -> str:
+        return (f"TrustStore({len(self._peer_ids)} peer(s), {len(self._anchors)} "
+                f"anchor(s))")
+
+
+class LiveTrust:
+    """A trust policy that follows a trust store file while an agent runs, so that a
+    ``trust rotate`` or ``trust add`` takes effect without a restart:
+    ``HandshakePolicy(trust=LiveTrust("trust.toml"))``.
+
+    At most once per ``interval`` seconds it looks at the file (inode, time, size) and
+    reloads it if it changed. A file that no longer loads fails closed: nobody is trusted
+    until it loads again, and the error goes to the ``agentauth.trust`` logger. The first
+    load happens here and raises as :meth:`TrustStore.load` does.
+    """
+
+    __slots__ = ("_checked", "_clock", "_interval", "_path", "_stamp", "_store")
+
+    def __init__(self, path: str | os.PathLike[str], *, interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
+                0 <= interval < float("inf")):
+            raise InvalidArgument("interval is a finite number of seconds, at least 0")
+        self._path = os.fspath(path)
+        self._interval = float(interval)
+        self._clock = clock
+        self._stamp = self._look()
+        self._store: TrustStore | None = TrustStore.load(self._path)
+        self._checked = clock()
+
+    def _look(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self._path)
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
+    def _refresh(self) -> TrustStore | None:
+        now = self._clock()
+        if now - self._checked < self._interval:
+            return self._store
+        self._checked = now
+        stamp = self._look()
+        if stamp is not None and stamp == self._stamp:
+            return self._store
+        self._stamp = stamp
+        try:
+            self._store = TrustStore.load(self._path)
+        except (AgentAuthError, OSError) as exc:
+            self._store = None  # fail closed until the file loads again
+            logging.getLogger("agentauth.trust").error(
+                "trust store %s no longer loads, nobody is trusted: %s", self._path, exc)
+        return self._store
+
+    @property
+    def store(self) -> TrustStore | None:
+        """The store now in force (None while the file does not load)."""
+        return self._refresh()
+
+    @property
+    def anchors(self) -> Mapping[str, str]:
+        """The anchors now in force, for ``verify_chain`` (none while the file does not
+        load)."""
+        store = self._refresh()
+        return {} if store is None else store.anchors
+
+    def __call__(self, peer: PeerKey) -> bool:
+        """Whether ``peer`` is a pinned peer of the store now in force."""
+        store = self._refresh()
+        return store is not None and store.trusts(peer)
+
+    def __repr__(self) -> str:
+        return f"LiveTrust({self._path!r})"
+
+
+@contextlib.contextmanager
+def editing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the exclusive lock of the trust store at ``path`` (on ``path + ".lock"``) for
+    one load, change and save, so that two editors cannot lose each other's change: a lost
+    rotation would bring a retired key back."""
+    descriptor = os.open(os.fspath(path) + ".lock", os.O_RDWR | os.O_CREAT
+                         | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _commitment(next_key: str | None) -> bytes | None:
+    return None if next_key is None else next_key_commitment(next_key)
