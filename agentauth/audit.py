@@ -56,6 +56,9 @@ _SUFFIX_LEN = len(',"hash":"') + 64 + len('"}')
 _MAX_RECORD = 64 * 1024
 _logger = logging.getLogger(AUDIT_LOGGER)
 _enabled = _logger.isEnabledFor
+# A library's events reach the handlers its application configures, and nowhere else: with
+# none configured, Python's last-resort handler would print every refusal to stderr.
+logging.getLogger("agentauth").addHandler(logging.NullHandler())
 
 
 def emit(event: str, **fields: str | int | None) -> None:
