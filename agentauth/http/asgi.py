@@ -51,6 +51,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY: Final = 1 << 20
+#: ASGI extensions whose responses carry no ``http.response.body``: hidden from the app
+#: when responses are signed.
+_UNSIGNABLE: Final = frozenset({"http.response.pathsend", "http.response.zerocopy"})
 _log = logging.getLogger("agentauth.http")
 
 
@@ -175,6 +178,11 @@ class AgentAuthMiddleware:
             await _refuse(send, error)
             return
         inner = dict(scope)
+        if self._sign_responses and isinstance(scope.get("extensions"), Mapping):
+            # A body sent from a file (pathsend, zerocopy) would bypass the signing send:
+            # hide those extensions, and the app sends its body as body messages.
+            inner["extensions"] = {k: v for k, v in scope["extensions"].items()
+                                   if k not in _UNSIGNABLE}
         inner["user"] = AgentUser(verified.peer.agent_id, verified.peer)
         inner["auth"] = info
         await self.app(inner, _replay_body(body, receive),

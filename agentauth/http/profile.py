@@ -354,14 +354,21 @@ class Verifier:
     accepts no one is a mistake, and one that accepts anyone must say so.
     ``web_bot_auth`` also accepts ``tag="web-bot-auth"`` signatures, which need to cover
     only ``@authority`` (and ``Signature-Agent`` when present).
+    ``authorities`` names this server's own hosts, as ``Host`` carries them (e.g.
+    ``"api.example"`` or ``"127.0.0.1:8000"``): a request signed for any other is
+    ``wrong_recipient``, so that a server that received a signed request cannot relay it
+    to another server that trusts the same signer. Without it the host is not checked
+    (behind a proxy that rewrites ``Host``, say); give it whenever the hosts are known.
     """
 
-    __slots__ = ("_by_keyid", "_clock", "_skew", "_trust", "_web", "_window")
+    __slots__ = ("_authorities", "_by_keyid", "_clock", "_skew", "_trust", "_web",
+                 "_window")
 
     def __init__(self, keys: Iterable[str | PeerKey | Identity] = (), *,
                  trust: Callable[[PeerKey], bool] | None = None,
                  window: int = DEFAULT_WINDOW, skew: int = DEFAULT_SKEW,
                  web_bot_auth: bool = False,
+                 authorities: Iterable[str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._by_keyid: dict[str, PeerKey] = {}
         for key in keys:
@@ -373,6 +380,13 @@ class Verifier:
         for name, value in (("window", window), ("skew", skew)):
             if type(value) is not int or not 0 <= value <= 86_400:
                 raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+        if authorities is not None:
+            hosts = [authorities] if isinstance(authorities, str) else list(authorities)
+            if not hosts or any(type(h) is not str or not h for h in hosts):
+                raise InvalidArgument("authorities are host names, at least one")
+            self._authorities: frozenset[str] | None = frozenset(h.lower() for h in hosts)
+        else:
+            self._authorities = None
         self._trust = trust
         self._window = window
         self._skew = skew
@@ -411,6 +425,10 @@ class Verifier:
         peer = self.resolve(sig.params["keyid"])
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
+        if (self._authorities is not None
+                and message.authority.lower() not in self._authorities):
+            raise AuthenticationError("the request is signed for another host",
+                                      code="wrong_recipient")
         now = self._clock()
         _times(sig.params, now, self._window, self._skew)
         _digest(message, sig, body)

@@ -1,0 +1,280 @@
+"""Attacks on the HTTP binding found in review, each refused (spec 13): a request relayed by
+its first server to another, a signed request re-sent by httpx's redirect handling, an
+app's file body bypassing the signing send, a capability on a request whose target is not
+signed, and spellings of a path that pass for a granted resource."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import http_sf
+import httpx
+import pytest
+from http_support import serving
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse
+from starlette.routing import Route
+from support import ALICE, BOB, CAROL, T0, Clock
+
+from agentauth import (
+    AgentAuthError,
+    AuthenticationError,
+    CapabilityDenied,
+    InvalidArgument,
+    MemoryReplayStore,
+)
+from agentauth.capability import Grant, Request, delegate, encode_chain
+from agentauth.http import (
+    AgentAuth,
+    AgentAuthMiddleware,
+    HTTPMessage,
+    Signer,
+    Verifier,
+    check_capability,
+    check_response,
+    default_resource,
+    invocation_binding,
+    invocation_for,
+)
+from agentauth.http.components import ser_member, signature_base, signature_params
+
+pytestmark = pytest.mark.anyio
+Event = MutableMapping[str, Any]
+
+
+def code_of(work: Any) -> str:
+    with pytest.raises(AgentAuthError) as info:
+        work()
+    return str(info.value.code)
+
+
+def chain_for(holder: Any, resource: str = "reports/**") -> bytes:
+    moment = int(time.time())
+    return encode_chain([delegate(ALICE, holder, [Grant(resource, {"get"})],
+                                  not_before=moment - 60, expires=moment + 600)])
+
+
+# ------------------------------------------------------------------ relay to another host
+
+
+def message_for(host: str, path: str = "/reports/q3") -> HTTPMessage:
+    return HTTPMessage.from_headers([("host", host)], method="GET", authority=host,
+                                    path=path)
+
+
+def signed_for(host: str) -> HTTPMessage:
+    message = message_for(host)
+    return message.with_fields(Signer(BOB, clock=Clock(T0)).sign_request(message).headers,
+                               replace=True)
+
+
+def test_a_verifier_that_names_its_hosts_refuses_a_request_signed_for_another() -> None:
+    for_a = signed_for("a.example")
+    b = Verifier([BOB], authorities=["b.example", "127.0.0.1:8000"], clock=Clock(T0))
+    assert code_of(lambda: b.check_request(for_a)) == "wrong_recipient"
+    a = Verifier([BOB], authorities=["A.Example"], clock=Clock(T0))
+    assert a.check_request(for_a).peer.agent_id == BOB.agent_id
+    assert Verifier([BOB], authorities="a.example", clock=Clock(T0)).check_request(for_a)
+    bad: Any
+    for bad in ([], [""], [7]):
+        with pytest.raises(InvalidArgument):
+            Verifier([BOB], authorities=bad)
+
+
+def host_app(identity: Any, authorities: list[str]) -> AgentAuthMiddleware:
+    async def hello(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse(request.user.agent_id)
+    return AgentAuthMiddleware(Starlette(routes=[Route("/hello", hello)]),
+                               identity=identity, replay=MemoryReplayStore(),
+                               verifier=Verifier([BOB], authorities=authorities))
+
+
+async def test_a_server_relaying_a_signed_request_to_another_is_refused() -> None:
+    # B trusts Bob too. A request Bob signed for A, relayed by A to B with A's Host
+    # (unchanged, so the signature holds), is refused by B; B's own requests pass.
+    with serving(host_app(CAROL, ["b.example"])) as b_url:
+        request = httpx.Request("GET", b_url + "/hello", headers={"host": "a.example"})
+        AgentAuth(BOB).sign(request)
+        async with httpx.AsyncClient() as client:
+            relayed = await client.send(request)
+            mine = httpx.Request("GET", b_url + "/hello", headers={"host": "b.example"})
+            AgentAuth(BOB).sign(mine)
+            direct = await client.send(mine)
+    assert relayed.status_code == 401
+    assert relayed.headers["agentauth-error"] == "wrong_recipient"
+    assert direct.status_code == 200 and direct.text == BOB.agent_id
+
+
+# ------------------------------------------------------------------ redirects
+
+
+def recorder(seen: list[dict[str, str]]) -> Any:
+    async def app(scope: Event, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"elsewhere"})
+    return app
+
+
+def redirector(target: str) -> Any:
+    async def app(scope: Event, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 307,
+                    "headers": [(b"location", target.encode())]})
+        await send({"type": "http.response.body", "body": b""})
+    return app
+
+
+@pytest.fixture
+def redirect_urls() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    with serving(recorder(seen)) as other:
+        # "localhost" is another authority than "127.0.0.1": another host to httpx.
+        elsewhere = other.replace("127.0.0.1", "localhost") + "/landing"
+        with serving(redirector(elsewhere)) as front:
+            yield front, seen
+
+
+@pytest.mark.parametrize("server", [None, ALICE.agent_id])
+async def test_an_answer_through_a_followed_redirect_is_refused(
+        redirect_urls: tuple[str, list[dict[str, str]]], server: str | None) -> None:
+    front, seen = redirect_urls
+    auth = AgentAuth(BOB, server=server, chain=chain_for(BOB))
+    async with httpx.AsyncClient(auth=auth, follow_redirects=True) as client:
+        with pytest.raises(AuthenticationError) as info:
+            await client.get(front + "/reports/q3")
+    assert info.value.code == "unexpected_reply"
+    assert "signature" in seen[-1]  # httpx re-sent the headers: what the refusal is for
+
+
+def test_the_sync_client_refuses_a_followed_redirect_too(
+        redirect_urls: tuple[str, list[dict[str, str]]]) -> None:
+    front, _ = redirect_urls
+    with (httpx.Client(auth=AgentAuth(BOB), follow_redirects=True) as client,
+          pytest.raises(AuthenticationError) as info):
+        client.get(front + "/x")
+    assert info.value.code == "unexpected_reply"
+
+
+async def test_a_signed_redirect_not_followed_is_checked_and_returned() -> None:
+    async def moved(request: StarletteRequest) -> RedirectResponse:
+        return RedirectResponse("/elsewhere", status_code=307)
+    app = AgentAuthMiddleware(Starlette(routes=[Route("/old", moved)]), identity=ALICE,
+                              verifier=Verifier([BOB]), replay=MemoryReplayStore())
+    with serving(app) as url:
+        async with httpx.AsyncClient(auth=AgentAuth(BOB, server=ALICE.agent_id)) as client:
+            response = await client.get(url + "/old")
+    assert response.status_code == 307 and response.headers["location"] == "/elsewhere"
+    assert 'tag="agentauth-response"' in response.headers["signature-input"]
+
+
+# ------------------------------------------------------------------ file bodies
+
+
+async def test_a_file_response_is_signed_even_where_the_server_offers_pathsend(
+        tmp_path: Path) -> None:
+    report = tmp_path / "q3.txt"
+    report.write_bytes(b"the third quarter")
+
+    async def download(request: StarletteRequest) -> FileResponse:
+        return FileResponse(report)
+    app = AgentAuthMiddleware(Starlette(routes=[Route("/q3", download)]), identity=ALICE,
+                              verifier=Verifier([BOB]), replay=MemoryReplayStore())
+    request = httpx.Request("GET", "http://testserver/q3")
+    AgentAuth(BOB).sign(request)
+    scope = {"type": "http", "method": "GET", "scheme": "http", "path": "/q3",
+             "raw_path": b"/q3", "query_string": b"", "headers": list(request.headers.raw),
+             "extensions": {"http.response.pathsend": {}}}
+    sent: list[Event] = []
+    inbox = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Event:
+        if inbox:
+            return inbox.pop(0)
+        await anyio.sleep_forever()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(event: Event) -> None:
+        sent.append(event)
+
+    await app(scope, receive, send)
+    assert [e["type"] for e in sent] == ["http.response.start", "http.response.body"]
+    body = sent[1]["body"]
+    assert body == b"the third quarter"
+    response = HTTPMessage.from_headers(sent[0]["headers"], status=sent[0]["status"],
+                                        request=HTTPMessage.from_headers(
+                                            request.headers.raw, method="GET",
+                                            authority="testserver", path="/q3"))
+    nonce = request.headers["signature-input"].split('nonce="', 1)[1].split('"', 1)[0]
+    assert check_response(response, body, request_nonce=nonce,
+                          server=ALICE.agent_id).agent_id == ALICE.agent_id
+
+
+# ------------------------------------------------------------------ capability target
+
+
+def web_bot_auth_request(path: str, chain: bytes) -> HTTPMessage:
+    """A Web Bot Auth signature covering only @authority and the capability (13.8 lets
+    it), carrying an invocation for GET /reports/q3."""
+    message = HTTPMessage.from_headers([("host", "a.example")], method="GET",
+                                       authority="a.example", path=path)
+    components: list[Any] = [("@authority", {}), ("agentauth-capability", {})]
+    now = int(time.time())
+    params = {"created": now, "expires": now + 60, "nonce": "n" * 22,
+              "keyid": CAROL.agent_id, "alg": "ed25519", "tag": "web-bot-auth"}
+    value = signature_params(components, params)
+    invocation = invocation_for(chain, Request("reports/q3", "get"))(
+        invocation_binding(value))
+    message = message.with_fields([("agentauth-capability",
+                                    http_sf.ser((invocation, {})))])
+    signature = CAROL.sign(signature_base(message, components, value))
+    return message.with_fields([("signature-input", f"wba={value}"),
+                                ("signature", ser_member("wba", signature))])
+
+
+def test_a_capability_on_a_request_whose_target_is_not_signed_is_refused() -> None:
+    verifier = Verifier([CAROL], web_bot_auth=True)
+    chain = chain_for(CAROL, "reports/**")
+    # Signed for /reports/q3, sent to /reports/q4: the signature still holds, since it
+    # does not cover the path; the capability must not then apply to the new path.
+    moved = web_bot_auth_request("/reports/q4", chain)
+    verified = verifier.check_request(moved)
+    anchors = {ALICE.agent_id: "**"}
+    with pytest.raises(AuthenticationError) as info:
+        check_capability(moved, verified, anchors)
+    assert info.value.code == "uncovered_component"
+    same = web_bot_auth_request("/reports/q3", chain)
+    assert code_of(lambda: check_capability(same, verifier.check_request(same), anchors)
+                   ) == "uncovered_component"
+
+
+# ------------------------------------------------------------------ path spellings
+
+
+@pytest.mark.parametrize("path", ["/reports/q3/", "//reports/q3", "/reports//q3", "/",
+                                  "reports/q3", "/reports/%2E%2E/admin", "/reports%2Fq3",
+                                  "/reports/../admin", "/reports/./q3"])
+def test_no_other_spelling_of_a_path_maps_to_a_resource(path: str) -> None:
+    with pytest.raises(CapabilityDenied) as info:
+        default_resource("GET", path)
+    assert info.value.code == "not_authorized"
+
+
+def test_the_default_mapping_of_a_plain_path() -> None:
+    assert default_resource("GET", "/reports/q3") == Request("reports/q3", "get")
+    assert default_resource("DELETE", "/a") == Request("a", "delete")
+
+
+def test_a_client_refuses_to_sign_a_capability_for_a_path_that_names_none() -> None:
+    request = httpx.Request("GET", "http://a.example/reports/q3/")
+    with pytest.raises(CapabilityDenied):
+        AgentAuth(BOB, chain=chain_for(BOB)).sign(request)
+    assert "signature" not in request.headers
