@@ -278,3 +278,55 @@ def test_a_client_refuses_to_sign_a_capability_for_a_path_that_names_none() -> N
     with pytest.raises(CapabilityDenied):
         AgentAuth(BOB, chain=chain_for(BOB)).sign(request)
     assert "signature" not in request.headers
+
+
+# ------------------------------------------------------------------ the middleware, direct
+
+
+async def call(app: AgentAuthMiddleware, request: httpx.Request) -> list[Event]:
+    scope = {"type": "http", "method": request.method, "scheme": "http",
+             "path": request.url.path, "raw_path": request.url.raw_path.split(b"?")[0],
+             "query_string": request.url.query, "headers": list(request.headers.raw)}
+    sent: list[Event] = []
+    inbox = [{"type": "http.request", "body": request.content, "more_body": False}]
+
+    async def receive() -> Event:
+        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
+
+    async def send(event: Event) -> None:
+        sent.append(event)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def plain(scope: Event, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def guarded(**verifier: Any) -> AgentAuthMiddleware:
+    return AgentAuthMiddleware(plain, identity=ALICE, replay=MemoryReplayStore(),
+                               verifier=Verifier([BOB], **verifier))
+
+
+async def test_a_content_length_of_thousands_of_digits_is_oversize_not_a_crash() -> None:
+    request = httpx.Request("GET", "http://testserver/x")
+    AgentAuth(BOB).sign(request)
+    request.headers["content-length"] = "9" * 5000  # int() refuses more than 4300 digits
+    sent = await call(guarded(), request)
+    assert sent[0]["status"] == 413
+    assert dict(sent[0]["headers"])[b"agentauth-error"] == b"oversize"
+
+
+async def test_the_key_directory_is_signed_only_for_the_servers_own_hosts() -> None:
+    # Its signatures bind Alice's key to the Host asked for: signed for any Host, anyone
+    # could fetch a directory "proving" Alice's key is theirs and serve it as their own.
+    path = "/.well-known/http-message-signatures-directory"
+    foreign = await call(guarded(authorities=["a.example"]),
+                         httpx.Request("GET", "http://evil.example" + path))
+    assert foreign[0]["status"] == 401
+    assert dict(foreign[0]["headers"])[b"agentauth-error"] == b"wrong_recipient"
+    own = await call(guarded(authorities=["a.example"]),
+                     httpx.Request("GET", "http://a.example" + path))
+    assert own[0]["status"] == 200 and b"keys" in own[1]["body"]

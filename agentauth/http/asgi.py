@@ -164,6 +164,11 @@ class AgentAuthMiddleware:
             return
         message = _message(scope)
         if scope["path"] == DIRECTORY_PATH and self._directory is not None:
+            try:  # its signatures bind the keys to the Host asked for: only ours
+                self._verifier.check_authority(message.authority)
+            except AgentAuthError as error:
+                await _refuse(send, error)
+                return
             await self._serve_directory(message, send)
             return
         try:
@@ -213,7 +218,7 @@ class AgentAuthMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:
             if name.lower() == b"content-length" and (
-                    not value.isdigit() or int(value) > self._max_body):
+                    not value.isdigit() or len(value) > 18 or int(value) > self._max_body):
                 raise DecodeError(f"the body is over {self._max_body} bytes",
                                   code="oversize")
         chunks, size = [], 0

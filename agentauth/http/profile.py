@@ -408,6 +408,13 @@ class Verifier:
         raise AuthenticationError("the signing key is not one this server accepts",
                                   code="untrusted_peer")
 
+    def check_authority(self, authority: str) -> None:
+        """Refuse ``authority`` (a ``Host`` value) if this verifier names its hosts and it
+        is none of them (``wrong_recipient``)."""
+        if self._authorities is not None and authority.lower() not in self._authorities:
+            raise AuthenticationError("the request is for another host",
+                                      code="wrong_recipient")
+
     def check_request(self, message: HTTPMessage, body: bytes | None = None
                       ) -> VerifiedRequest:
         """Every check of spec 13.4 but the replay store, in order; raise the first rule
@@ -425,10 +432,7 @@ class Verifier:
         peer = self.resolve(sig.params["keyid"])
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
-        if (self._authorities is not None
-                and message.authority.lower() not in self._authorities):
-            raise AuthenticationError("the request is signed for another host",
-                                      code="wrong_recipient")
+        self.check_authority(message.authority)
         now = self._clock()
         _times(sig.params, now, self._window, self._skew)
         _digest(message, sig, body)
