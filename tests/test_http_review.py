@@ -41,7 +41,12 @@ from agentauth.http import (
     invocation_binding,
     invocation_for,
 )
-from agentauth.http.components import ser_member, signature_base, signature_params
+from agentauth.http.components import (
+    authority_value,
+    ser_member,
+    signature_base,
+    signature_params,
+)
 
 pytestmark = pytest.mark.anyio
 Event = MutableMapping[str, Any]
@@ -330,3 +335,58 @@ async def test_the_key_directory_is_signed_only_for_the_servers_own_hosts() -> N
     own = await call(guarded(authorities=["a.example"]),
                      httpx.Request("GET", "http://a.example" + path))
     assert own[0]["status"] == 200 and b"keys" in own[1]["body"]
+
+
+# ------------------------------------------------------------------ parameter types
+
+
+def signed_with(**replaced: Any) -> HTTPMessage:
+    """A request signed over parameters of other structured-field types than the
+    profile's strings (e.g. ``tag=agentauth``, a token)."""
+    message = message_for("a.example")
+    components: list[Any] = [(name, {}) for name in ("@method", "@authority", "@path",
+                                                     "@query")]
+    now = int(time.time())
+    params = {"created": now, "expires": now + 60, "nonce": "n" * 22,
+              "keyid": BOB.agent_id, "alg": "ed25519", "tag": "agentauth", **replaced}
+    value = signature_params(components, params)
+    signature = BOB.sign(signature_base(message, components, value))
+    return message.with_fields([("signature-input", f"agentauth={value}"),
+                                ("signature", ser_member("agentauth", signature))])
+
+
+def test_tag_and_alg_are_strings_not_tokens_or_display_strings() -> None:
+    verifier = Verifier([BOB])
+    assert verifier.check_request(signed_with()).tag == "agentauth"
+    as_token = signed_with(tag=http_sf.types.Token("agentauth"))
+    assert 'tag=agentauth' in (as_token.field("signature-input") or "")
+    assert code_of(lambda: verifier.check_request(as_token)) == "unsigned"
+    for alg in (http_sf.types.Token("ed25519"), http_sf.types.DisplayString("ed25519")):
+        message = signed_with(alg=alg)
+        with pytest.raises(AgentAuthError) as info:
+            verifier.check_request(message)
+        assert info.value.code == "malformed"
+
+
+# ------------------------------------------------------------------ @authority
+
+
+def test_authority_is_normalised_as_rfc_9421_says() -> None:
+    assert authority_value("Example.COM:443", "https") == "example.com"
+    assert authority_value("example.com:80", "http") == "example.com"
+    assert authority_value("example.com:443", "http") == "example.com:443"
+    assert authority_value("example.com:8443", "https") == "example.com:8443"
+    assert authority_value(":443", "https") == ":443"
+
+
+@pytest.mark.parametrize(("host", "scheme"), [("a.example:443", "https"),
+                                              ("A.Example:80", "http")])
+def test_a_default_port_in_host_does_not_change_the_authority(host: str, scheme: str
+                                                              ) -> None:
+    # Signed for "a.example" (as RFC 9421 normalises it); the Host line arrives with the
+    # scheme's default port, as some clients and proxies write it.
+    signed = signed_for("a.example")
+    arrived = HTTPMessage(tuple((k, host if k == "host" else v) for k, v in signed.fields),
+                          method="GET", scheme=scheme, authority=host, path="/reports/q3")
+    verifier = Verifier([BOB], authorities=["a.example"], clock=Clock(T0))
+    assert verifier.check_request(arrived).peer.agent_id == BOB.agent_id

@@ -165,7 +165,7 @@ class AgentAuthMiddleware:
         message = _message(scope)
         if scope["path"] == DIRECTORY_PATH and self._directory is not None:
             try:  # its signatures bind the keys to the Host asked for: only ours
-                self._verifier.check_authority(message.authority)
+                self._verifier.check_authority(message.authority, message.scheme)
             except AgentAuthError as error:
                 await _refuse(send, error)
                 return

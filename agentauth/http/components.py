@@ -23,6 +23,7 @@ __all__ = [
     "MAX_FIELD",
     "Component",
     "HTTPMessage",
+    "authority_value",
     "check_content_digest",
     "component_id",
     "content_digest",
@@ -215,13 +216,26 @@ def _derived(message: HTTPMessage, name: str) -> str:
     values = {
         "@method": message.method,
         "@target-uri": f"{message.scheme}://{message.authority}{message.path}{query}",
-        "@authority": message.authority.lower(),
+        "@authority": authority_value(message.authority, message.scheme),
         "@scheme": message.scheme.lower(),
         "@request-target": f"{message.path}{query}",
         "@path": message.path or "/",
         "@query": f"?{message.query}",
     }
     return values[name]
+
+
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+
+
+def authority_value(authority: str, scheme: str = "https") -> str:
+    """``@authority`` as RFC 9421 2.2.3 normalises it (RFC 9110 4.2.3): the host in lower
+    case, the scheme's default port left out (``Example.com:443`` is ``example.com``)."""
+    value = authority.lower()
+    port = _DEFAULT_PORTS.get(scheme.lower())
+    if port is not None and value.endswith(port) and len(value) > len(port):
+        value = value[:-len(port)]
+    return value
 
 
 def _value(message: HTTPMessage, component: Component) -> str:

@@ -34,6 +34,7 @@ from ..identity import Identity, PeerKey
 from .components import (
     Component,
     HTTPMessage,
+    authority_value,
     check_content_digest,
     component_id,
     content_digest,
@@ -251,7 +252,7 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
     wanted = set(tags)
     found = [label for label, member in inputs.items()
              if isinstance(member, tuple) and isinstance(member[1], dict)
-             and member[1].get("tag") in wanted]
+             and type(member[1].get("tag")) is str and member[1]["tag"] in wanted]
     if not found:
         raise AuthenticationError(f"no signature tagged {sorted(wanted)}", code="unsigned")
     if len(found) > 1:
@@ -282,6 +283,8 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
             or not 16 <= len(params["nonce"]) <= _MAX_NONCE
             or not 0 < len(params["keyid"]) <= _MAX_KEYID):
         raise DecodeError("signature parameters are out of shape", code="malformed")
+    if type(params["alg"]) is not str or type(params["tag"]) is not str:
+        raise DecodeError("alg and tag are strings", code="malformed")
     if params["alg"] != "ed25519":
         raise DecodeError("alg is not ed25519", code="unknown_field")
     ids = tuple(component_id(c) for c in components)
@@ -408,10 +411,13 @@ class Verifier:
         raise AuthenticationError("the signing key is not one this server accepts",
                                   code="untrusted_peer")
 
-    def check_authority(self, authority: str) -> None:
+    def check_authority(self, authority: str, scheme: str = "https") -> None:
         """Refuse ``authority`` (a ``Host`` value) if this verifier names its hosts and it
-        is none of them (``wrong_recipient``)."""
-        if self._authorities is not None and authority.lower() not in self._authorities:
+        is none of them (``wrong_recipient``); compared as ``@authority`` is (lower case,
+        the scheme's default port left out)."""
+        if (self._authorities is not None
+                and authority_value(authority, scheme) not in self._authorities
+                and authority.lower() not in self._authorities):
             raise AuthenticationError("the request is for another host",
                                       code="wrong_recipient")
 
@@ -432,7 +438,7 @@ class Verifier:
         peer = self.resolve(sig.params["keyid"])
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
-        self.check_authority(message.authority)
+        self.check_authority(message.authority, message.scheme)
         now = self._clock()
         _times(sig.params, now, self._window, self._skew)
         _digest(message, sig, body)
