@@ -5,6 +5,7 @@ signed, and spellings of a path that pass for a granted resource."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -390,3 +391,21 @@ def test_a_default_port_in_host_does_not_change_the_authority(host: str, scheme:
                           method="GET", scheme=scheme, authority=host, path="/reports/q3")
     verifier = Verifier([BOB], authorities=["a.example"], clock=Clock(T0))
     assert verifier.check_request(arrived).peer.agent_id == BOB.agent_id
+
+
+# ------------------------------------------------------------------ reasons
+
+
+@pytest.mark.parametrize("component", ['"{}"', '"content-type";{}=1', '"{}";req'])
+async def test_a_refusal_does_not_repeat_a_long_name_from_the_message(component: str
+                                                                      ) -> None:
+    request = httpx.Request("GET", "http://testserver/x",
+                            headers={"content-type": "text/plain"})
+    AgentAuth(BOB).sign(request)
+    name = "z" * 12_000
+    request.headers["signature-input"] = request.headers["signature-input"].replace(
+        '"@query"', '"@query" ' + component.format(name))
+    sent = await call(guarded(), request)
+    assert sent[0]["status"] == 400, sent[1]["body"]
+    reason = json.loads(sent[1]["body"])["message"]
+    assert "zzz" in reason and len(reason) < 200

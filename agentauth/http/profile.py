@@ -40,6 +40,7 @@ from .components import (
     content_digest,
     parse_dictionary,
     ser_member,
+    shown,
     signature_base,
     signature_params,
 )
@@ -273,7 +274,7 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
         components.append((item[0], item[1]))
     unknown = set(params) - set(_PARAMS)
     if unknown:
-        raise DecodeError(f"signature parameters {sorted(unknown)} are not in the profile",
+        raise DecodeError(f"signature parameters {shown(sorted(unknown))} are not in the profile",
                           code="unknown_field")
     missing = [name for name in _PARAMS if name not in params]
     if missing:
