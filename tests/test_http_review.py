@@ -409,3 +409,30 @@ async def test_a_refusal_does_not_repeat_a_long_name_from_the_message(component:
     assert sent[0]["status"] == 400, sent[1]["body"]
     reason = json.loads(sent[1]["body"])["message"]
     assert "zzz" in reason and len(reason) < 200
+
+
+# ------------------------------------------------------------------ the signer
+
+
+def test_a_signature_agent_the_caller_set_is_covered_outside_interop_mode() -> None:
+    # The verifier requires it covered when present; the signer left it out, so every
+    # such request was signed only to be refused.
+    message = message_for("a.example").with_fields(
+        [("signature-agent", 'other="https://agents.example"')])
+    signed = message.with_fields(Signer(BOB).sign_request(message).headers, replace=True)
+    verified = Verifier([BOB]).check_request(signed)
+    assert '"signature-agent"' in verified.covered
+
+
+def test_the_same_signature_under_another_label_is_the_same_nonce() -> None:
+    store = MemoryReplayStore()
+    first = signed_for("a.example")
+    relabelled = HTTPMessage(tuple(
+        (k, v.replace("agentauth=", "other=", 1) if k in ("signature", "signature-input")
+         else v) for k, v in first.fields), method="GET", authority="a.example",
+        path="/reports/q3")
+    verifier = Verifier([BOB], clock=Clock(T0))
+    one, two = verifier.check_request(first), verifier.check_request(relabelled)
+    assert two.label == "other" and one.replay_key == two.replay_key
+    assert store.check_and_insert(one.replay_key, time.time() + 120)
+    assert not store.check_and_insert(two.replay_key, time.time() + 120)

@@ -185,7 +185,8 @@ class Signer:
         if web:
             extra.append((SIGNATURE_AGENT, ser_member(LABEL, self._signature_agent)))
         for name in PROTOCOL_HEADERS:
-            if name == SIGNATURE_AGENT or (name == CAPABILITY_HEADER and invocation):
+            if (name == SIGNATURE_AGENT and web) or (name == CAPABILITY_HEADER
+                                                      and invocation):
                 continue
             if message.field(name) is not None:
                 components.append((name, {}))
