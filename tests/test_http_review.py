@@ -436,3 +436,14 @@ def test_the_same_signature_under_another_label_is_the_same_nonce() -> None:
     assert two.label == "other" and one.replay_key == two.replay_key
     assert store.check_and_insert(one.replay_key, time.time() + 120)
     assert not store.check_and_insert(two.replay_key, time.time() + 120)
+
+
+async def test_a_request_with_two_host_lines_is_refused() -> None:
+    request = httpx.Request("GET", "http://testserver/x")
+    AgentAuth(BOB).sign(request)  # signed for testserver, the first Host line
+    scope_headers = [*request.headers.raw, (b"host", b"elsewhere.example")]
+    forged = httpx.Request("GET", "http://testserver/x", headers=scope_headers)
+    sent = await call(guarded(), forged)
+    assert sent[0]["status"] == 400
+    assert dict(sent[0]["headers"])[b"agentauth-error"] == b"malformed"
+    assert (await call(guarded(), request))[0]["status"] == 200

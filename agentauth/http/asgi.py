@@ -173,6 +173,11 @@ class AgentAuthMiddleware:
             return
         try:
             body = await self._read_body(scope, receive)
+            if sum(1 for k, _ in message.fields if k == "host") > 1:
+                # RFC 9112 3.2: one Host. @authority takes the first; a proxy in front
+                # may have routed on another.
+                raise DecodeError("the request has more than one Host line",
+                                  code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
             if not await self._store.check_and_insert(verified.replay_key,
