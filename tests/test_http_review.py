@@ -447,3 +447,19 @@ async def test_a_request_with_two_host_lines_is_refused() -> None:
     assert sent[0]["status"] == 400
     assert dict(sent[0]["headers"])[b"agentauth-error"] == b"malformed"
     assert (await call(guarded(), request))[0]["status"] == 200
+
+
+def test_the_component_count_is_checked_before_any_component_is_looked_at() -> None:
+    # Thousands of components fit in 16 KB; the limit of 24 held only after every one
+    # was serialised and computed (an unknown one after the 24th was reported instead).
+    signed = signed_for("a.example")
+    many = " ".join(f'"x-{i}"' for i in range(30))
+    value = (signed.field("signature-input") or "").replace(
+        '"@query"', f'"@query" {many} "@query-param";name="a"')
+    message = signed.with_fields([("signature-input", value)], replace=True)
+    with pytest.raises(AgentAuthError) as info:
+        Verifier([BOB], clock=Clock(T0)).check_request(message)
+    assert info.value.code == "malformed" and "at most 24" in info.value.message
+    with pytest.raises(AgentAuthError) as info:
+        signature_base(message, [("@query-param", {"name": "a"})] * 25, "()")
+    assert info.value.code == "malformed"

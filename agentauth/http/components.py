@@ -285,6 +285,8 @@ def signature_base(message: HTTPMessage, components: Sequence[Component],
     """The signature base (RFC 9421 2.5) of ``message``: one line per covered component,
     then ``@signature-params``; UTF-8, lines joined by LF, no final LF. ``ids`` are the
     components' identifiers, if already serialised."""
+    if len(components) > MAX_COMPONENTS:  # before any value is computed
+        raise _malformed(f"a signature covers at most {MAX_COMPONENTS} components")
     lines = []
     seen = set()
     for index, component in enumerate(components):
@@ -296,8 +298,6 @@ def signature_base(message: HTTPMessage, components: Sequence[Component],
         if "\n" in value or "\r" in value:
             raise _malformed(f"component {shown(ident)} holds a line break")
         lines.append(f"{ident}: {value}")
-    if len(seen) > MAX_COMPONENTS:
-        raise _malformed(f"a signature covers at most {MAX_COMPONENTS} components")
     lines.append(f'"@signature-params": {params_value}')
     return "\n".join(lines).encode("utf-8")
 

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from .components import (
+    MAX_COMPONENTS,
     Component,
     HTTPMessage,
     authority_value,
@@ -268,6 +269,9 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
                           code="malformed")
     if len(signature[0]) != crypto.SIGNATURE_LEN:
         raise DecodeError("an Ed25519 signature is 64 bytes", code="malformed")
+    if len(items) > MAX_COMPONENTS:  # before each is looked at
+        raise DecodeError(f"a signature covers at most {MAX_COMPONENTS} components",
+                          code="malformed")
     components: list[Component] = []
     for item in items:
         if not isinstance(item, tuple) or type(item[0]) is not str:
