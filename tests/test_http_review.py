@@ -463,3 +463,21 @@ def test_the_component_count_is_checked_before_any_component_is_looked_at() -> N
     with pytest.raises(AgentAuthError) as info:
         signature_base(message, [("@query-param", {"name": "a"})] * 25, "()")
     assert info.value.code == "malformed"
+
+
+def test_the_sans_io_verifier_does_not_pass_content_it_was_not_given() -> None:
+    # A caller that forgets the body: a request with content and no Content-Digest
+    # passed, since None read as "no content".
+    message = message_for("a.example").with_fields([("content-length", "5")])
+    signed = message.with_fields(Signer(BOB).sign_request(message).headers, replace=True)
+    verifier = Verifier([BOB])
+    with pytest.raises(InvalidArgument):
+        verifier.check_request(signed)
+    assert code_of(lambda: verifier.check_request(signed, b"hello")) == "digest_mismatch"
+    empty = message_for("a.example").with_fields([("content-length", "0")])
+    assert verifier.check_request(empty.with_fields(Signer(BOB).sign_request(empty).headers,
+                                                    replace=True)).tag == "agentauth"
+    chunked = message_for("a.example").with_fields([("transfer-encoding", "chunked")])
+    with pytest.raises(InvalidArgument):
+        verifier.check_request(chunked.with_fields(
+            Signer(BOB).sign_request(chunked).headers, replace=True))

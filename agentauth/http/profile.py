@@ -430,7 +430,10 @@ class Verifier:
     def check_request(self, message: HTTPMessage, body: bytes | None = None
                       ) -> VerifiedRequest:
         """Every check of spec 13.4 but the replay store, in order; raise the first rule
-        broken."""
+        broken. ``body`` is the content as received (``None``: there is none); a message
+        whose fields announce content (a non-zero ``Content-Length``, or
+        ``Transfer-Encoding``) with ``body`` left ``None`` is refused at the digest step
+        (``invalid_argument``) rather than checked without its content."""
         tags = (TAG, WEB_BOT_AUTH_TAG) if self._web else (TAG,)
         sig = _find(message, tags)
         tag = sig.params["tag"]
@@ -447,6 +450,8 @@ class Verifier:
         self.check_authority(message.authority, message.scheme)
         now = self._clock()
         _times(sig.params, now, self._window, self._skew)
+        if body is None and _announces_content(message):
+            raise InvalidArgument("the request has content: pass its body to check it")
         _digest(message, sig, body)
         last = min(sig.params["created"] + self._window, sig.params["expires"]) + self._skew
         return VerifiedRequest(
@@ -456,6 +461,12 @@ class Verifier:
             sig.ids,
             _REPLAY_PREFIX + peer.public_bytes + sig.params["nonce"].encode("ascii"),
             float(last))
+
+
+def _announces_content(message: HTTPMessage) -> bool:
+    length = message.field("content-length")
+    return (message.field("transfer-encoding") is not None
+            or (length is not None and length.strip("0, \t") != ""))
 
 
 def _peer(key: str | PeerKey | Identity) -> PeerKey:
