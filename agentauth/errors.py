@@ -305,7 +305,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "unexpected_peer": (AuthenticationError, "peer is not the agent the caller pinned"),
     "untrusted_peer": (AuthenticationError, "trust policy refused the peer"),
     "clock_skew": (AuthenticationError, "peer timestamp outside the allowed skew"),
-    "wrong_recipient": (AuthenticationError, "the envelope is addressed to another agent"),
+    "wrong_recipient": (AuthenticationError,
+                        "the envelope or HTTP request is addressed to another agent or host"),
     "unexpected_reply": (AuthenticationError, "a reply to no request we sent to its sender"),
     "key_rotated": (AuthenticationError, "a rotation signed by a key already rotated away"),
     "rotation_mismatch": (AuthenticationError, "the new key is not the one committed to "

@@ -51,6 +51,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY: Final = 1 << 20
+#: ASGI extensions whose responses carry no ``http.response.body``: hidden from the app
+#: when responses are signed.
+_UNSIGNABLE: Final = frozenset({"http.response.pathsend", "http.response.zerocopy"})
 _log = logging.getLogger("agentauth.http")
 
 
@@ -161,10 +164,20 @@ class AgentAuthMiddleware:
             return
         message = _message(scope)
         if scope["path"] == DIRECTORY_PATH and self._directory is not None:
+            try:  # its signatures bind the keys to the Host asked for: only ours
+                self._verifier.check_authority(message.authority, message.scheme)
+            except AgentAuthError as error:
+                await _refuse(send, error)
+                return
             await self._serve_directory(message, send)
             return
         try:
             body = await self._read_body(scope, receive)
+            if sum(1 for k, _ in message.fields if k == "host") > 1:
+                # RFC 9112 3.2: one Host. @authority takes the first; a proxy in front
+                # may have routed on another.
+                raise DecodeError("the request has more than one Host line",
+                                  code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
             if not await self._store.check_and_insert(verified.replay_key,
@@ -175,6 +188,11 @@ class AgentAuthMiddleware:
             await _refuse(send, error)
             return
         inner = dict(scope)
+        if self._sign_responses and isinstance(scope.get("extensions"), Mapping):
+            # A body sent from a file (pathsend, zerocopy) would bypass the signing send:
+            # hide those extensions, and the app sends its body as body messages.
+            inner["extensions"] = {k: v for k, v in scope["extensions"].items()
+                                   if k not in _UNSIGNABLE}
         inner["user"] = AgentUser(verified.peer.agent_id, verified.peer)
         inner["auth"] = info
         await self.app(inner, _replay_body(body, receive),
@@ -205,7 +223,7 @@ class AgentAuthMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:
             if name.lower() == b"content-length" and (
-                    not value.isdigit() or int(value) > self._max_body):
+                    not value.isdigit() or len(value) > 18 or int(value) > self._max_body):
                 raise DecodeError(f"the body is over {self._max_body} bytes",
                                   code="oversize")
         chunks, size = [], 0

@@ -18,21 +18,29 @@ from typing import Any
 from ..capability.chain import Link
 from ..capability.grants import Request
 from ..capability.invocation import SessionInvocations, invoke
-from ..errors import CapabilityDenied, InvalidArgument
-from .components import HTTPMessage, parse_bytes
-from .profile import CAPABILITY_HEADER, VerifiedRequest, invocation_binding
+from ..errors import AuthenticationError, CapabilityDenied, InvalidArgument
+from .components import HTTPMessage, component_id, parse_bytes
+from .profile import CAPABILITY_HEADER, REQUEST_COMPONENTS, VerifiedRequest, invocation_binding
 
 __all__ = ["ResourceOf", "check_capability", "default_resource", "invocation_for"]
+
+_TARGET_IDS = tuple(component_id((name, {})) for name in REQUEST_COMPONENTS)
 
 #: Maps a request's method and path to the capability request it needs.
 ResourceOf = Callable[[str, str], Request]
 
 
 def default_resource(method: str, path: str) -> Request:
-    """The path without its slashes is the resource, the method in lower case the action:
-    ``GET /reports/q3`` needs ``Request("reports/q3", "get")``."""
+    """The path without its leading slash is the resource, the method in lower case the
+    action: ``GET /reports/q3`` needs ``Request("reports/q3", "get")``. A path with an
+    empty segment (``/``, a trailing slash, ``//``) or an escape (``%2F``, ``%2E``) names
+    no resource: ``not_authorized``, so that no spelling of a path the app may route
+    elsewhere passes for a granted one."""
+    if not path.startswith("/") or path.endswith("/") or "//" in path:
+        raise CapabilityDenied("the path is not a capability resource: it has an empty "
+                               "segment", code="not_authorized")
     try:
-        return Request(path.strip("/"), method.lower())
+        return Request(path[1:], method.lower())
     except InvalidArgument as exc:
         raise CapabilityDenied(f"the path is not a capability resource: {exc.message}",
                                code="not_authorized") from None
@@ -64,6 +72,10 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
     if f'"{CAPABILITY_HEADER}"' not in verified.covered:
         raise CapabilityDenied("the capability header is not covered by the signature",
                                code="wrong_request")
+    for ident in _TARGET_IDS:  # what the invocation is checked against must be signed
+        if ident not in verified.covered:
+            raise AuthenticationError(f"a request with a capability covers {ident}",
+                                      code="uncovered_component")
     invocation = parse_bytes(value, "capability")
     checker = SessionInvocations(anchors, peer=verified.peer,
                                  channel_binding=invocation_binding(verified.params_value),

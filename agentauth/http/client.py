@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator
 import httpx
 
 from ..capability.grants import Request
+from ..errors import AuthenticationError
 from ..identity import Identity, PeerKey
 from .capability import ResourceOf, default_resource, invocation_for
 from .components import HTTPMessage
@@ -87,7 +88,17 @@ class AgentAuth(httpx.Auth):
         return signed.nonce
 
     def check(self, request: httpx.Request, response: httpx.Response, nonce: str) -> None:
-        """Check that ``response`` answers ``request`` (signed with ``nonce``)."""
+        """Check that ``response`` answers ``request`` (signed with ``nonce``).
+
+        An answer reached through redirects that httpx followed (``follow_redirects``)
+        is refused (``unexpected_reply``), whether or not ``server`` is given: httpx
+        re-sends the signed headers (and any capability) to the new URL unsigned anew,
+        so the answer is not to the request that was signed. Leave redirects off (httpx's
+        default) and follow a signed 3xx answer with a new request, signed for its URL.
+        """
+        if response.history or response.request.url != request.url:
+            raise AuthenticationError("the answer comes from a redirect the request was "
+                                      "not signed for", code="unexpected_reply")
         if self._server is None:
             return
         fields = response.headers.raw

@@ -23,12 +23,14 @@ __all__ = [
     "MAX_FIELD",
     "Component",
     "HTTPMessage",
+    "authority_value",
     "check_content_digest",
     "component_id",
     "content_digest",
     "parse_bytes",
     "parse_dictionary",
     "ser_member",
+    "shown",
     "signature_base",
     "signature_params",
 ]
@@ -96,6 +98,18 @@ class HTTPMessage:
                            self.path, self.query, self.status, self.request)
 
 
+#: The most of a name from a message that an error message repeats.
+SHOWN: Final = 40
+
+
+def shown(value: object) -> str:
+    """``value`` (a name or names a message chose) as an error message may show it: its
+    repr, cut to :data:`SHOWN` characters, since a reason never repeats a field's content
+    at length (spec 13.9)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
+
+
 def _text(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
@@ -123,7 +137,7 @@ def _parse_dictionary(value: str, what: str) -> dict[str, Any]:
                           code="oversize")
 
     def duplicate(key: str, context: str) -> None:
-        raise _malformed(f"the {what} field repeats the key {key!r}")
+        raise _malformed(f"the {what} field repeats the key {shown(key)}")
 
     try:
         parsed = http_sf.parse(value.encode("latin-1"), tltype="dictionary",
@@ -215,7 +229,7 @@ def _derived(message: HTTPMessage, name: str) -> str:
     values = {
         "@method": message.method,
         "@target-uri": f"{message.scheme}://{message.authority}{message.path}{query}",
-        "@authority": message.authority.lower(),
+        "@authority": authority_value(message.authority, message.scheme),
         "@scheme": message.scheme.lower(),
         "@request-target": f"{message.path}{query}",
         "@path": message.path or "/",
@@ -224,31 +238,44 @@ def _derived(message: HTTPMessage, name: str) -> str:
     return values[name]
 
 
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+
+
+def authority_value(authority: str, scheme: str = "https") -> str:
+    """``@authority`` as RFC 9421 2.2.3 normalises it (RFC 9110 4.2.3): the host in lower
+    case, the scheme's default port left out (``Example.com:443`` is ``example.com``)."""
+    value = authority.lower()
+    port = _DEFAULT_PORTS.get(scheme.lower())
+    if port is not None and value.endswith(port) and len(value) > len(port):
+        value = value[:-len(port)]
+    return value
+
+
 def _value(message: HTTPMessage, component: Component) -> str:
     name, params = component
     if type(name) is not str or not isinstance(params, dict):
         raise _malformed("a covered component is a string with parameters")
     if set(params) - _COMPONENT_PARAMS:
-        raise DecodeError(f"component parameters {sorted(set(params) - _COMPONENT_PARAMS)} "
-                          f"are not supported", code="unknown_field")
+        raise DecodeError(f"component parameters {shown(sorted(set(params) - _COMPONENT_PARAMS))}"
+                          f" are not supported", code="unknown_field")
     if "req" in params:
         if params["req"] is not True or message.request is None:
-            raise _malformed(f"{name};req needs the request of a response")
+            raise _malformed(f"{shown(name)};req needs the request of a response")
         message = message.request
     if name in _DERIVED:
         if "key" in params:
             raise _malformed(f"{name} takes no key parameter")
         return _derived(message, name)
     if name.startswith("@") or name != name.lower() or not name:
-        raise DecodeError(f"component {name!r} is not defined", code="unknown_field")
+        raise DecodeError(f"component {shown(name)} is not defined", code="unknown_field")
     value = message.field(name)
     if value is None:
-        raise _malformed(f"covered field {name!r} is absent")
+        raise _malformed(f"covered field {shown(name)} is absent")
     if "key" in params:
         key = params["key"]
         members = parse_dictionary(value, name)
         if type(key) is not str or key not in members:
-            raise _malformed(f"covered field {name!r} has no member {key!r}")
+            raise _malformed(f"covered field {shown(name)} has no member {shown(key)}")
         return http_sf.ser([members[key]])
     return value
 
@@ -258,19 +285,19 @@ def signature_base(message: HTTPMessage, components: Sequence[Component],
     """The signature base (RFC 9421 2.5) of ``message``: one line per covered component,
     then ``@signature-params``; UTF-8, lines joined by LF, no final LF. ``ids`` are the
     components' identifiers, if already serialised."""
+    if len(components) > MAX_COMPONENTS:  # before any value is computed
+        raise _malformed(f"a signature covers at most {MAX_COMPONENTS} components")
     lines = []
     seen = set()
     for index, component in enumerate(components):
         ident = ids[index] if ids is not None else component_id(component)
         if ident in seen:
-            raise _malformed(f"component {ident} is covered twice")
+            raise _malformed(f"component {shown(ident)} is covered twice")
         seen.add(ident)
         value = _value(message, component)
         if "\n" in value or "\r" in value:
-            raise _malformed(f"component {ident} holds a line break")
+            raise _malformed(f"component {shown(ident)} holds a line break")
         lines.append(f"{ident}: {value}")
-    if len(seen) > MAX_COMPONENTS:
-        raise _malformed(f"a signature covers at most {MAX_COMPONENTS} components")
     lines.append(f'"@signature-params": {params_value}')
     return "\n".join(lines).encode("utf-8")
 

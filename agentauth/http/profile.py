@@ -32,13 +32,16 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from .components import (
+    MAX_COMPONENTS,
     Component,
     HTTPMessage,
+    authority_value,
     check_content_digest,
     component_id,
     content_digest,
     parse_dictionary,
     ser_member,
+    shown,
     signature_base,
     signature_params,
 )
@@ -183,7 +186,8 @@ class Signer:
         if web:
             extra.append((SIGNATURE_AGENT, ser_member(LABEL, self._signature_agent)))
         for name in PROTOCOL_HEADERS:
-            if name == SIGNATURE_AGENT or (name == CAPABILITY_HEADER and invocation):
+            if (name == SIGNATURE_AGENT and web) or (name == CAPABILITY_HEADER
+                                                      and invocation):
                 continue
             if message.field(name) is not None:
                 components.append((name, {}))
@@ -251,7 +255,7 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
     wanted = set(tags)
     found = [label for label, member in inputs.items()
              if isinstance(member, tuple) and isinstance(member[1], dict)
-             and member[1].get("tag") in wanted]
+             and type(member[1].get("tag")) is str and member[1]["tag"] in wanted]
     if not found:
         raise AuthenticationError(f"no signature tagged {sorted(wanted)}", code="unsigned")
     if len(found) > 1:
@@ -265,6 +269,9 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
                           code="malformed")
     if len(signature[0]) != crypto.SIGNATURE_LEN:
         raise DecodeError("an Ed25519 signature is 64 bytes", code="malformed")
+    if len(items) > MAX_COMPONENTS:  # before each is looked at
+        raise DecodeError(f"a signature covers at most {MAX_COMPONENTS} components",
+                          code="malformed")
     components: list[Component] = []
     for item in items:
         if not isinstance(item, tuple) or type(item[0]) is not str:
@@ -272,7 +279,7 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
         components.append((item[0], item[1]))
     unknown = set(params) - set(_PARAMS)
     if unknown:
-        raise DecodeError(f"signature parameters {sorted(unknown)} are not in the profile",
+        raise DecodeError(f"signature parameters {shown(sorted(unknown))} are not in the profile",
                           code="unknown_field")
     missing = [name for name in _PARAMS if name not in params]
     if missing:
@@ -282,6 +289,8 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
             or not 16 <= len(params["nonce"]) <= _MAX_NONCE
             or not 0 < len(params["keyid"]) <= _MAX_KEYID):
         raise DecodeError("signature parameters are out of shape", code="malformed")
+    if type(params["alg"]) is not str or type(params["tag"]) is not str:
+        raise DecodeError("alg and tag are strings", code="malformed")
     if params["alg"] != "ed25519":
         raise DecodeError("alg is not ed25519", code="unknown_field")
     ids = tuple(component_id(c) for c in components)
@@ -354,14 +363,21 @@ class Verifier:
     accepts no one is a mistake, and one that accepts anyone must say so.
     ``web_bot_auth`` also accepts ``tag="web-bot-auth"`` signatures, which need to cover
     only ``@authority`` (and ``Signature-Agent`` when present).
+    ``authorities`` names this server's own hosts, as ``Host`` carries them (e.g.
+    ``"api.example"`` or ``"127.0.0.1:8000"``): a request signed for any other is
+    ``wrong_recipient``, so that a server that received a signed request cannot relay it
+    to another server that trusts the same signer. Without it the host is not checked
+    (behind a proxy that rewrites ``Host``, say); give it whenever the hosts are known.
     """
 
-    __slots__ = ("_by_keyid", "_clock", "_skew", "_trust", "_web", "_window")
+    __slots__ = ("_authorities", "_by_keyid", "_clock", "_skew", "_trust", "_web",
+                 "_window")
 
     def __init__(self, keys: Iterable[str | PeerKey | Identity] = (), *,
                  trust: Callable[[PeerKey], bool] | None = None,
                  window: int = DEFAULT_WINDOW, skew: int = DEFAULT_SKEW,
                  web_bot_auth: bool = False,
+                 authorities: Iterable[str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._by_keyid: dict[str, PeerKey] = {}
         for key in keys:
@@ -373,6 +389,13 @@ class Verifier:
         for name, value in (("window", window), ("skew", skew)):
             if type(value) is not int or not 0 <= value <= 86_400:
                 raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+        if authorities is not None:
+            hosts = [authorities] if isinstance(authorities, str) else list(authorities)
+            if not hosts or any(type(h) is not str or not h for h in hosts):
+                raise InvalidArgument("authorities are host names, at least one")
+            self._authorities: frozenset[str] | None = frozenset(h.lower() for h in hosts)
+        else:
+            self._authorities = None
         self._trust = trust
         self._window = window
         self._skew = skew
@@ -394,10 +417,23 @@ class Verifier:
         raise AuthenticationError("the signing key is not one this server accepts",
                                   code="untrusted_peer")
 
+    def check_authority(self, authority: str, scheme: str = "https") -> None:
+        """Refuse ``authority`` (a ``Host`` value) if this verifier names its hosts and it
+        is none of them (``wrong_recipient``); compared as ``@authority`` is (lower case,
+        the scheme's default port left out)."""
+        if (self._authorities is not None
+                and authority_value(authority, scheme) not in self._authorities
+                and authority.lower() not in self._authorities):
+            raise AuthenticationError("the request is for another host",
+                                      code="wrong_recipient")
+
     def check_request(self, message: HTTPMessage, body: bytes | None = None
                       ) -> VerifiedRequest:
         """Every check of spec 13.4 but the replay store, in order; raise the first rule
-        broken."""
+        broken. ``body`` is the content as received (``None``: there is none); a message
+        whose fields announce content (a non-zero ``Content-Length``, or
+        ``Transfer-Encoding``) with ``body`` left ``None`` is refused at the digest step
+        (``invalid_argument``) rather than checked without its content."""
         tags = (TAG, WEB_BOT_AUTH_TAG) if self._web else (TAG,)
         sig = _find(message, tags)
         tag = sig.params["tag"]
@@ -411,8 +447,11 @@ class Verifier:
         peer = self.resolve(sig.params["keyid"])
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
+        self.check_authority(message.authority, message.scheme)
         now = self._clock()
         _times(sig.params, now, self._window, self._skew)
+        if body is None and _announces_content(message):
+            raise InvalidArgument("the request has content: pass its body to check it")
         _digest(message, sig, body)
         last = min(sig.params["created"] + self._window, sig.params["expires"]) + self._skew
         return VerifiedRequest(
@@ -422,6 +461,12 @@ class Verifier:
             sig.ids,
             _REPLAY_PREFIX + peer.public_bytes + sig.params["nonce"].encode("ascii"),
             float(last))
+
+
+def _announces_content(message: HTTPMessage) -> bool:
+    length = message.field("content-length")
+    return (message.field("transfer-encoding") is not None
+            or (length is not None and length.strip("0, \t") != ""))
 
 
 def _peer(key: str | PeerKey | Identity) -> PeerKey:
