@@ -317,17 +317,24 @@ def _parse(data: bytes, parent_id: bytes, issuer: bytes, subject: bytes) -> Link
 
 def _widening(child: Grant, parents: tuple[Grant, ...]) -> str | None:
     """None if ``child`` is within some parent grant, else the code for the first
-    dimension that fails against the closest one (resource, then action, then args)."""
+    dimension that fails against the closest one (resource, then action, then args).
+
+    A pattern or action set that is the parent's very object (the parse memos hand out one
+    object per value) is within it without a walk: each is within itself."""
     best = "widened_resource"
+    segments, actions, mine = child.segments, child.actions, child.constraints
     for parent in parents:
-        if not pattern_within(child.segments, parent.segments):
+        if segments is not parent.segments and not pattern_within(segments,
+                                                                  parent.segments):
             continue
-        if not actions_within(child.actions, parent.actions):
+        if actions is not parent.actions and not actions_within(actions, parent.actions):
             best = "widened_action"
             continue
-        if all(name in child.constraints
-               and constraint_within(child.constraints[name], bound)
-               for name, bound in parent.constraints.items()):
+        for name, bound in parent.constraints.items():
+            constraint = mine.get(name)
+            if constraint is None or not constraint_within(constraint, bound):
+                break
+        else:
             return None
         if best == "widened_resource":
             best = "widened_constraint"

@@ -231,6 +231,8 @@ def _check_constraint(constraint: object, remote: bool) -> Constraint:
 
 def constraint_within(child: Constraint, parent: Constraint) -> bool:
     """Whether every argument value ``child`` allows is allowed by ``parent``."""
+    if type(parent) is Range and type(child) is Range:  # the common narrowing, first
+        return parent.lo <= child.lo and child.hi <= parent.hi
     if isinstance(parent, Eq):
         return isinstance(child, Eq) and parent.allows(child.value)
     if isinstance(child, Eq):
