@@ -247,15 +247,9 @@ def clear_caches() -> None:
     clear_memos()
 
 
-def _grants(raw: bytes, value: object) -> tuple[Grant, ...]:
-    """The grants decoded as ``value`` from the exact bytes ``raw``."""
-    grants = _grants_seen.get(raw)
-    if grants is None:
-        if type(value) is not list or not 0 < len(value) <= MAX_GRANTS:
-            raise DecodeError(f"a link carries 1 to {MAX_GRANTS} grants", code="malformed")
-        grants = tuple(Grant.from_wire(g) for g in value)
-        _remember(_grants_seen, raw, grants)
-    return grants
+_grant_from_wire = Grant.from_wire
+_new_link = tuple.__new__
+_blake2b = crypto.Blake2b
 
 
 def _int_len(value: int) -> int:
@@ -306,10 +300,19 @@ def _parse(data: bytes, parent_id: bytes, issuer: bytes, subject: bytes) -> Link
                           f"budget an integer from 0 to {MAX_BUDGET}", code="malformed")
     # The grants' exact bytes: the payload was just found canonical, so they sit between
     # the keys (34 bytes each, after the 1-byte array header) and the four last fields.
-    end = size - _SIG - (_int_len(nbf) + _int_len(exp) + _int_len(budget) + NONCE_LEN + 2)
-    return Link(payload, data[-_SIG:], issuer, audience, subject, parent_id,
-                _grants(payload[start:end], grants), nbf, exp, budget, nonce,
-                crypto.blake2b_256(LINK_ID_CONTEXT + (parent_id or NO_PARENT) + payload))
+    end = size - (_SIG + NONCE_LEN + 2 + (1 if nbf < 0x80 else _int_len(nbf))
+                  + (1 if exp < 0x80 else _int_len(exp)) + 1)  # a budget is at most 16
+    raw = payload[start:end]
+    parsed = _grants_seen.get(raw)
+    if parsed is None:
+        if type(grants) is not list or not 0 < len(grants) <= MAX_GRANTS:
+            raise DecodeError(f"a link carries 1 to {MAX_GRANTS} grants", code="malformed")
+        parsed = tuple([_grant_from_wire(g) for g in grants])
+        _remember(_grants_seen, raw, parsed)
+    return _new_link(Link, (payload, data[-_SIG:], issuer, audience, subject, parent_id,
+                            parsed, nbf, exp, budget, nonce,
+                            _blake2b(LINK_ID_CONTEXT + (parent_id or NO_PARENT) + payload,
+                                     digest_size=32).digest()))
 
 
 # ------------------------------------------------------------------ verification
