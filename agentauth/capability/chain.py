@@ -202,12 +202,25 @@ def parse_links(items: list[Any]) -> tuple[Link, ...]:
     for item in items:
         if type(item) is not bytes:
             raise DecodeError("a link is a byte string", code="malformed")
-    for item in items:
-        parent_id = parent.id if parent is not None else b""
+    batch: tuple[list[bytes], list[list[Any]]] | None = None
+    first = -1  # the index of the first link not seen before
+    for k, item in enumerate(items):
+        if parent is None:
+            parent_id = issuer = subject = b""
+        else:
+            parent_id, issuer, subject = parent.id, parent.audience, parent.subject
         link = _links_seen.get((item, parent_id))
         if link is None:
-            link = (_parse(item, b"", b"", b"") if parent is None else
-                    _parse(item, parent_id, parent.audience, parent.subject))
+            if first < 0:
+                # All the links not seen yet are decoded in one pass when they are all
+                # well formed; otherwise each is decoded in its place, naming the fault.
+                first = k
+                batch = wire.decode_arrays(items[k:], _SIG, MAX_LINK_BYTES)
+            if batch is None:
+                link = _parse(item, parent_id, issuer, subject)
+            else:
+                link = _build(item, batch[0][k - first], batch[1][k - first], parent_id,
+                              issuer, subject)
             _remember(_links_seen, (item, parent_id), link)
         links.append(link)
         parent = link
@@ -272,7 +285,14 @@ def _parse(data: bytes, parent_id: bytes, issuer: bytes, subject: bytes) -> Link
     if size <= _SIG:
         raise DecodeError("a link is its payload and a 64-byte signature", code="malformed")
     payload = data[:-_SIG]
-    fields = wire.decode_array(payload, MAX_LINK_BYTES, "link")
+    return _build(data, payload, wire.decode_array(payload, MAX_LINK_BYTES, "link"),
+                  parent_id, issuer, subject)
+
+
+def _build(data: bytes, payload: bytes, fields: list[Any], parent_id: bytes, issuer: bytes,
+           subject: bytes) -> Link:
+    """A link from its payload, decoded as ``fields`` (canonical): the schema's checks."""
+    size = len(data)
     count = len(fields)
     if count == _ROOT_FIELDS:
         if parent_id:
