@@ -107,6 +107,8 @@ def _well_formed(links: Iterable[object]) -> bool:
 
 
 def _key(value: str | PeerKey | Identity) -> bytes:
+    if type(value) is str:
+        return parse_agent_id(value)
     if isinstance(value, Identity):
         return value.public_bytes
     if isinstance(value, PeerKey):
@@ -209,7 +211,8 @@ def parse_links(items: list[Any]) -> tuple[Link, ...]:
             parent_id = issuer = subject = b""
         else:
             parent_id, issuer, subject = parent.id, parent.audience, parent.subject
-        link = _links_seen.get((item, parent_id))
+        key = (item, parent_id)
+        link = _links_seen.get(key)
         if link is None:
             if first < 0:
                 # All the links not seen yet are decoded in one pass when they are all
@@ -221,7 +224,9 @@ def parse_links(items: list[Any]) -> tuple[Link, ...]:
             else:
                 link = _build(item, batch[0][k - first], batch[1][k - first], parent_id,
                               issuer, subject)
-            _remember(_links_seen, (item, parent_id), link)
+            if len(_links_seen) >= _CACHE_SIZE:
+                _links_seen.clear()
+            _links_seen[key] = link
         links.append(link)
         parent = link
     return tuple(links)
@@ -241,12 +246,6 @@ _grants_seen: dict[bytes, tuple[Grant, ...]] = {}
 _verified: set[tuple[bytes, bytes, bytes, bytes]] = set()
 
 
-def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memo) >= _CACHE_SIZE:
-        memo.clear()
-    memo[key] = value
-
-
 @functools.lru_cache(maxsize=256)
 def _namespace(space: str) -> tuple[str, ...]:
     return parse_resource(space)
@@ -260,6 +259,7 @@ def clear_caches() -> None:
     clear_memos()
 
 
+_EVERYTHING: Final = ("**",)
 _grant_from_wire = Grant.from_wire
 _new_link = tuple.__new__
 _blake2b = crypto.Blake2b
@@ -294,7 +294,10 @@ def _build(data: bytes, payload: bytes, fields: list[Any], parent_id: bytes, iss
     """A link from its payload, decoded as ``fields`` (canonical): the schema's checks."""
     size = len(data)
     count = len(fields)
-    if count == _ROOT_FIELDS:
+    if count == _LINK_FIELDS and parent_id:  # the common case, first
+        audience, grants, nbf, exp, budget, nonce = fields
+        start = 35
+    elif count == _ROOT_FIELDS:
         if parent_id:
             raise CapabilityDenied("a root link appears inside a chain", code="root_invalid")
         issuer, audience, grants, nbf, exp, budget, nonce = fields
@@ -320,15 +323,19 @@ def _build(data: bytes, payload: bytes, fields: list[Any], parent_id: bytes, iss
                           f"budget an integer from 0 to {MAX_BUDGET}", code="malformed")
     # The grants' exact bytes: the payload was just found canonical, so they sit between
     # the keys (34 bytes each, after the 1-byte array header) and the four last fields.
-    end = size - (_SIG + NONCE_LEN + 2 + (1 if nbf < 0x80 else _int_len(nbf))
-                  + (1 if exp < 0x80 else _int_len(exp)) + 1)  # a budget is at most 16
+    # (Unix times take 5 bytes until 2106; a budget, at most 16, takes 1.)
+    end = size - (_SIG + NONCE_LEN + 3 + (5 if 0xFFFF < nbf <= 0xFFFFFFFF else _int_len(nbf))
+                  + (5 if 0xFFFF < exp <= 0xFFFFFFFF else _int_len(exp)))
     raw = payload[start:end]
     parsed = _grants_seen.get(raw)
     if parsed is None:
         if type(grants) is not list or not 0 < len(grants) <= MAX_GRANTS:
             raise DecodeError(f"a link carries 1 to {MAX_GRANTS} grants", code="malformed")
-        parsed = tuple([_grant_from_wire(g) for g in grants])
-        _remember(_grants_seen, raw, parsed)
+        parsed = ((_grant_from_wire(grants[0]),) if len(grants) == 1 else
+                  tuple([_grant_from_wire(g) for g in grants]))
+        if len(_grants_seen) >= _CACHE_SIZE:
+            _grants_seen.clear()
+        _grants_seen[raw] = parsed
     return _new_link(Link, (payload, data[-_SIG:], issuer, audience, subject, parent_id,
                             parsed, nbf, exp, budget, nonce,
                             _blake2b(LINK_ID_CONTEXT + (parent_id or NO_PARENT) + payload,
@@ -437,12 +444,13 @@ def verify_chain(
         raise CapabilityDenied(f"a chain has 1 to {MAX_LINKS} links", code="chain_too_long")
     # 1. The root and its anchor.
     root = links[0]
-    check_root(root)
+    if root.parent:
+        raise CapabilityDenied("the first link is not a root", code="root_invalid")
     namespace = roots.get(root.issuer)
     if namespace is None:
         raise CapabilityDenied("the root issuer is not a trust anchor",
                                code="untrusted_root")
-    for grant in root.grants:
+    for grant in () if namespace == _EVERYTHING else root.grants:  # "**" holds them all
         if not pattern_within(grant.segments, namespace):
             raise CapabilityDenied(f"root grant on {grant.resource!r} is outside the "
                                    f"anchor's namespace", code="root_scope")
