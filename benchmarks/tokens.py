@@ -187,9 +187,9 @@ def report(medians: dict[str, float], sizes: dict[str, int]) -> tuple[str, list[
         targets += [
             {"name": f"cold / biscuit, +{d}", "ratio": cold / biscuit, "bound": 1.0},
             {"name": f"warm / biscuit, +{d}", "ratio": warm / biscuit, "bound": 1.0},
-            {"name": f"cold / Ed25519 floor, +{d}", "ratio": cold / floor, "bound": 1.2},
+            {"name": f"cold / Ed25519 floor, +{d}", "ratio": cold / floor, "bound": 1.15},
             {"name": f"cold narrowing / floor, +{d}", "ratio": narrowing / floor,
-             "bound": 1.2},
+             "bound": 1.15},
             {"name": f"size / biscuit, +{d}", "ratio": sizes[f"agentauth +{d}"]
              / sizes[f"biscuit +{d}"], "bound": 1.0},
         ]
