@@ -113,6 +113,8 @@ def _well_formed(links: Iterable[object]) -> bool:
 
 
 def _key(value: str | PeerKey | Identity) -> bytes:
+    if type(value) is str:
+        return parse_agent_id(value)
     if isinstance(value, Identity):
         return value.public_bytes
     if isinstance(value, PeerKey):
@@ -208,13 +210,29 @@ def parse_links(items: list[Any]) -> tuple[Link, ...]:
     for item in items:
         if type(item) is not bytes:
             raise DecodeError("a link is a byte string", code="malformed")
-    for item in items:
-        parent_id = parent.id if parent is not None else b""
-        link = _links_seen.get((item, parent_id))
+    batch: tuple[list[bytes], list[list[Any]]] | None = None
+    first = -1  # the index of the first link not seen before
+    for k, item in enumerate(items):
+        if parent is None:
+            parent_id = issuer = subject = b""
+        else:
+            parent_id, issuer, subject = parent.id, parent.audience, parent.subject
+        key = (item, parent_id)
+        link = _links_seen.get(key)
         if link is None:
-            link = (_parse(item, b"", b"", b"") if parent is None else
-                    _parse(item, parent_id, parent.audience, parent.subject))
-            _remember(_links_seen, (item, parent_id), link)
+            if first < 0:
+                # All the links not seen yet are decoded in one pass when they are all
+                # well formed; otherwise each is decoded in its place, naming the fault.
+                first = k
+                batch = wire.decode_arrays(items[k:], _SIG, MAX_LINK_BYTES)
+            if batch is None:
+                link = _parse(item, parent_id, issuer, subject)
+            else:
+                link = _build(item, batch[0][k - first], batch[1][k - first], parent_id,
+                              issuer, subject)
+            if len(_links_seen) >= _CACHE_SIZE:
+                _links_seen.clear()
+            _links_seen[key] = link
         links.append(link)
         parent = link
     return tuple(links)
@@ -234,12 +252,6 @@ _grants_seen: dict[bytes, tuple[Grant, ...]] = {}
 _verified: set[tuple[bytes, bytes, bytes, bytes]] = set()
 
 
-def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memo) >= _CACHE_SIZE:
-        memo.clear()
-    memo[key] = value
-
-
 @functools.lru_cache(maxsize=256)
 def _namespace(space: str) -> tuple[str, ...]:
     return parse_resource(space)
@@ -253,15 +265,10 @@ def clear_caches() -> None:
     clear_memos()
 
 
-def _grants(raw: bytes, value: object) -> tuple[Grant, ...]:
-    """The grants decoded as ``value`` from the exact bytes ``raw``."""
-    grants = _grants_seen.get(raw)
-    if grants is None:
-        if type(value) is not list or not 0 < len(value) <= MAX_GRANTS:
-            raise DecodeError(f"a link carries 1 to {MAX_GRANTS} grants", code="malformed")
-        grants = tuple(Grant.from_wire(g) for g in value)
-        _remember(_grants_seen, raw, grants)
-    return grants
+_EVERYTHING: Final = ("**",)
+_grant_from_wire = Grant.from_wire
+_new_link = tuple.__new__
+_blake2b = crypto.Blake2b
 
 
 def _int_len(value: int) -> int:
@@ -284,9 +291,19 @@ def _parse(data: bytes, parent_id: bytes, issuer: bytes, subject: bytes) -> Link
     if size <= _SIG:
         raise DecodeError("a link is its payload and a 64-byte signature", code="malformed")
     payload = data[:-_SIG]
-    fields = wire.decode_array(payload, MAX_LINK_BYTES, "link")
+    return _build(data, payload, wire.decode_array(payload, MAX_LINK_BYTES, "link"),
+                  parent_id, issuer, subject)
+
+
+def _build(data: bytes, payload: bytes, fields: list[Any], parent_id: bytes, issuer: bytes,
+           subject: bytes) -> Link:
+    """A link from its payload, decoded as ``fields`` (canonical): the schema's checks."""
+    size = len(data)
     count = len(fields)
-    if count == _ROOT_FIELDS:
+    if count == _LINK_FIELDS and parent_id:  # the common case, first
+        audience, grants, nbf, exp, budget, nonce = fields
+        start = 35
+    elif count == _ROOT_FIELDS:
         if parent_id:
             raise CapabilityDenied("a root link appears inside a chain", code="root_invalid")
         issuer, audience, grants, nbf, exp, budget, nonce = fields
@@ -312,10 +329,23 @@ def _parse(data: bytes, parent_id: bytes, issuer: bytes, subject: bytes) -> Link
                           f"budget an integer from 0 to {MAX_BUDGET}", code="malformed")
     # The grants' exact bytes: the payload was just found canonical, so they sit between
     # the keys (34 bytes each, after the 1-byte array header) and the four last fields.
-    end = size - _SIG - (_int_len(nbf) + _int_len(exp) + _int_len(budget) + NONCE_LEN + 2)
-    return Link(payload, data[-_SIG:], issuer, audience, subject, parent_id,
-                _grants(payload[start:end], grants), nbf, exp, budget, nonce,
-                crypto.blake2b_256(LINK_ID_CONTEXT + (parent_id or NO_PARENT) + payload))
+    # (Unix times take 5 bytes until 2106; a budget, at most 16, takes 1.)
+    end = size - (_SIG + NONCE_LEN + 3 + (5 if 0xFFFF < nbf <= 0xFFFFFFFF else _int_len(nbf))
+                  + (5 if 0xFFFF < exp <= 0xFFFFFFFF else _int_len(exp)))
+    raw = payload[start:end]
+    parsed = _grants_seen.get(raw)
+    if parsed is None:
+        if type(grants) is not list or not 0 < len(grants) <= MAX_GRANTS:
+            raise DecodeError(f"a link carries 1 to {MAX_GRANTS} grants", code="malformed")
+        parsed = ((_grant_from_wire(grants[0]),) if len(grants) == 1 else
+                  tuple([_grant_from_wire(g) for g in grants]))
+        if len(_grants_seen) >= _CACHE_SIZE:
+            _grants_seen.clear()
+        _grants_seen[raw] = parsed
+    return _new_link(Link, (payload, data[-_SIG:], issuer, audience, subject, parent_id,
+                            parsed, nbf, exp, budget, nonce,
+                            _blake2b(LINK_ID_CONTEXT + (parent_id or NO_PARENT) + payload,
+                                     digest_size=32).digest()))
 
 
 # ------------------------------------------------------------------ verification
@@ -323,17 +353,24 @@ def _parse(data: bytes, parent_id: bytes, issuer: bytes, subject: bytes) -> Link
 
 def _widening(child: Grant, parents: tuple[Grant, ...]) -> str | None:
     """None if ``child`` is within some parent grant, else the code for the first
-    dimension that fails against the closest one (resource, then action, then args)."""
+    dimension that fails against the closest one (resource, then action, then args).
+
+    A pattern or action set that is the parent's very object (the parse memos hand out one
+    object per value) is within it without a walk: each is within itself."""
     best = "widened_resource"
+    segments, actions, mine = child.segments, child.actions, child.constraints
     for parent in parents:
-        if not pattern_within(child.segments, parent.segments):
+        if segments is not parent.segments and not pattern_within(segments,
+                                                                  parent.segments):
             continue
-        if not actions_within(child.actions, parent.actions):
+        if actions is not parent.actions and not actions_within(actions, parent.actions):
             best = "widened_action"
             continue
-        if all(name in child.constraints
-               and constraint_within(child.constraints[name], bound)
-               for name, bound in parent.constraints.items()):
+        for name, bound in parent.constraints.items():
+            constraint = mine.get(name)
+            if constraint is None or not constraint_within(constraint, bound):
+                break
+        else:
             return None
         if best == "widened_resource":
             best = "widened_constraint"
@@ -442,12 +479,13 @@ def _verify_chain(
         raise CapabilityDenied(f"a chain has 1 to {MAX_LINKS} links", code="chain_too_long")
     # 1. The root and its anchor.
     root = links[0]
-    check_root(root)
+    if root.parent:
+        raise CapabilityDenied("the first link is not a root", code="root_invalid")
     namespace = roots.get(root.issuer)
     if namespace is None:
         raise CapabilityDenied("the root issuer is not a trust anchor",
                                code="untrusted_root")
-    for grant in root.grants:
+    for grant in () if namespace == _EVERYTHING else root.grants:  # "**" holds them all
         if not pattern_within(grant.segments, namespace):
             raise CapabilityDenied(f"root grant on {grant.resource!r} is outside the "
                                    f"anchor's namespace", code="root_scope")

@@ -231,6 +231,8 @@ def _check_constraint(constraint: object, remote: bool) -> Constraint:
 
 def constraint_within(child: Constraint, parent: Constraint) -> bool:
     """Whether every argument value ``child`` allows is allowed by ``parent``."""
+    if type(parent) is Range and type(child) is Range:  # the common narrowing, first
+        return parent.lo <= child.lo and child.hi <= parent.hi
     if isinstance(parent, Eq):
         return isinstance(child, Eq) and parent.allows(child.value)
     if isinstance(child, Eq):
@@ -359,21 +361,31 @@ class Grant:
         if checked is None:
             checked = _actions_from_wire(actions)
             _remember(_actions_seen, key, checked)
-        if len(constraints) > MAX_CONSTRAINTS:
-            raise DecodeError(f"at most {MAX_CONSTRAINTS} constraints", code="malformed")
-        for name in constraints:
-            if type(name) is not str or not _ARG_NAME.fullmatch(name):
-                raise DecodeError("argument names are [a-z0-9_]{1,32}", code="malformed")
-        if len(constraints) > 1 and list(constraints) != sorted(constraints):
-            raise DecodeError("constraint names are not sorted", code="non_canonical")
-        grant = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(grant, "resource", resource)
-        setattr_(grant, "actions", checked)
-        setattr_(grant, "constraints", MappingProxyType(
-            {name: _constraint_from_wire(c) for name, c in constraints.items()}))
-        setattr_(grant, "segments", segments)
+        table = {}
+        if constraints:
+            if len(constraints) > MAX_CONSTRAINTS:
+                raise DecodeError(f"at most {MAX_CONSTRAINTS} constraints", code="malformed")
+            for name in constraints:
+                if type(name) is not str or not _ARG_NAME.fullmatch(name):
+                    raise DecodeError("argument names are [a-z0-9_]{1,32}",
+                                      code="malformed")
+            if len(constraints) > 1 and list(constraints) != sorted(constraints):
+                raise DecodeError("constraint names are not sorted", code="non_canonical")
+            for name, constraint in constraints.items():
+                table[name] = _constraint_from_wire(constraint)
+        grant = _new(cls)
+        _set_resource(grant, resource)
+        _set_actions(grant, checked)
+        _set_constraints(grant, MappingProxyType(table))
+        _set_segments(grant, segments)
         return grant
+
+
+# Building checked grants and constraints on the wire path: each slot set directly.
+_new = object.__new__
+_set_resource, _set_actions, _set_constraints, _set_segments = (
+    Grant.__dict__[name].__set__ for name in ("resource", "actions", "constraints", "segments"))
+_set_lo, _set_hi = Range.__dict__["lo"].__set__, Range.__dict__["hi"].__set__
 
 
 _MEMO_SIZE = 4096
@@ -428,7 +440,16 @@ def _constraint_from_wire(value: object) -> Constraint:
     """A constraint from its wire form, checked completely."""
     if type(value) is not list or not value or type(value[0]) is not int:
         raise DecodeError("a constraint is [kind, ...]", code="malformed")
-    kind, rest = value[0], value[1:]
+    kind = value[0]
+    if kind == _RANGE and len(value) == 3:  # the common case, first
+        _, lo, hi = value
+        if type(lo) is not int or type(hi) is not int or not MIN_INT <= lo <= hi <= MAX_INT:
+            raise DecodeError("a range is two 64-bit integers, lo <= hi", code="malformed")
+        bounds = _new(Range)
+        _set_lo(bounds, lo)
+        _set_hi(bounds, hi)
+        return bounds
+    rest = value[1:]
     if kind == _EQ and len(rest) == 1:
         return Eq(_value(rest[0], True))
     if kind == _ONE_OF and len(rest) == 1 and type(rest[0]) is list:
