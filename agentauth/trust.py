@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from . import audit
+from . import audit, crypto
 from .capability.grants import parse_resource
 from .errors import (
     AgentAuthError,
@@ -245,7 +245,8 @@ class TrustStore:
     @classmethod
     def parse(cls, text: str, source: str = "trust store") -> TrustStore:
         """A trust store from its TOML text; ``source`` names it in error messages."""
-        if len(text) > MAX_TRUST_STORE:
+        if len(text) > MAX_TRUST_STORE or len(text.encode("utf-8", "surrogatepass")
+                                              ) > MAX_TRUST_STORE:
             raise TrustStoreError(f"{source}: larger than {MAX_TRUST_STORE} bytes",
                                   code="trust_store_invalid")
         try:
@@ -272,6 +273,9 @@ class TrustStore:
                                       f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod "
                                       f"go-w it", code="trust_store_permissions")
             data = file.read(MAX_TRUST_STORE + 1)
+        if len(data) > MAX_TRUST_STORE:  # before decoding: a cut-off prefix must not load
+            raise TrustStoreError(f"{name}: larger than {MAX_TRUST_STORE} bytes",
+                                  code="trust_store_invalid")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -342,8 +346,11 @@ class TrustStore:
         Refused: a statement signed by a key already rotated away (``key_rotated``, so a
         statement is accepted once); a new key that does not match the commitment made
         before (``rotation_mismatch``); an old key we never pinned (``untrusted_peer``).
+        A :class:`Rotation` given instead of bytes is verified again from its ``data``.
         """
-        rotation = statement if isinstance(statement, Rotation) else parse_rotation(statement)
+        # A Rotation is verified again from its bytes: anyone can build one by hand.
+        rotation = parse_rotation(statement.data if isinstance(statement, Rotation)
+                                  else statement)
         for entry in self._entries:
             if rotation.old in entry.retired:
                 raise AuthenticationError(f"{rotation.old.agent_id} was already rotated away "
@@ -361,7 +368,7 @@ class TrustStore:
                                       code="rotation_mismatch")
         commitment = next_key_commitment(rotation.new)
         for entry in matches:
-            if entry.next is not None and entry.next != commitment:
+            if entry.next is not None and not crypto.equal(entry.next, commitment):
                 raise AuthenticationError(f"{entry.name!r} committed to another next key "
                                           f"than {rotation.new.agent_id}",
                                           code="rotation_mismatch")
@@ -440,12 +447,15 @@ class LiveTrust:
         self._store: TrustStore | None = TrustStore.load(self._path)
         self._checked = clock()
 
-    def _look(self) -> tuple[int, int, int] | None:
+    def _look(self) -> tuple[int, ...] | None:
         try:
             info = os.stat(self._path)
         except OSError:
             return None
-        return info.st_ino, info.st_mtime_ns, info.st_size
+        # The change time and mode too: a chmod that lets others write the file changes
+        # neither its content time nor its size, and must take effect (fail closed).
+        return (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size,
+                info.st_mode)
 
     def _refresh(self) -> TrustStore | None:
         now = self._clock()
