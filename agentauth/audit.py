@@ -107,7 +107,7 @@ def _parse(line: bytes, number: int) -> tuple[int, str, str]:
     try:
         record = json.loads(body + b"}")
         text = written.decode("ascii")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting: never written
         raise AuditLogError(f"record {number} is not valid JSON",
                             code="audit_log_broken") from None
     if (type(record) is not dict or type(record.get("seq")) is not int

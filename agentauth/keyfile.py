@@ -59,7 +59,13 @@ def passphrase_bytes(passphrase: str | bytes) -> bytes:
     """The bytes a passphrase stands for: a string in Unicode NFC, then UTF-8, so the same
     passphrase typed on two systems unlocks the same file. It may not be empty."""
     if isinstance(passphrase, str):
-        data = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+        try:
+            data = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: what undecodable bytes from the
+            # environment or a file name turn into; no other system would type the same
+            raise InvalidArgument("a passphrase must be valid Unicode text (it holds a "
+                                  "lone surrogate, as bytes that are not UTF-8 become)"
+                                  ) from None
     elif type(passphrase) is bytes:
         data = passphrase
     else:

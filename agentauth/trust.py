@@ -208,6 +208,7 @@ def _check_consistent(entries: Iterable[TrustEntry]) -> None:
             error.args = (str(error), kind, i)
             raise error
 
+        _check_entry(entry, fail)
         if entry.name in names:
             fail(f"the name {entry.name!r} is used twice")
         names.add(entry.name)
@@ -221,6 +222,23 @@ def _check_consistent(entries: Iterable[TrustEntry]) -> None:
         if key in retired:
             raise TrustStoreError(f"{key.agent_id} of {name!r} was rotated away by "
                                   f"{retired[key]!r}", code="trust_store_invalid")
+
+
+def _check_entry(entry: TrustEntry, fail: Callable[[str], None]) -> None:
+    """What the file's rules say of one entry, for entries made in code too: an anchor has
+    a namespace (none would grant it everything), a peer none, a commitment 32 bytes."""
+    if not isinstance(entry.key, PeerKey) or not all(isinstance(k, PeerKey)
+                                                     for k in entry.retired):
+        fail(f"entry {entry.name!r}: keys are PeerKeys")
+    if entry.kind == "peer" and entry.namespace is not None:
+        fail(f"peer {entry.name!r}: only an anchor has a namespace")
+    if entry.kind == "anchor":
+        try:
+            parse_resource("" if entry.namespace is None else entry.namespace)
+        except AgentAuthError as exc:
+            fail(f"anchor {entry.name!r}: not a namespace: {exc.message}")
+    if entry.next is not None and (type(entry.next) is not bytes or len(entry.next) != 32):
+        fail(f"entry {entry.name!r}: a next-key commitment is 32 bytes")
 
 
 def _string(value: str) -> str:
@@ -237,7 +255,7 @@ class TrustStore:
         _check_consistent(entries)
         self._entries: tuple[TrustEntry, ...] = tuple(entries)
         self._peer_ids = frozenset(e.agent_id for e in entries if e.kind == "peer")
-        self._anchors = {e.agent_id: e.namespace or "**" for e in entries
+        self._anchors = {e.agent_id: str(e.namespace) for e in entries
                          if e.kind == "anchor"}
 
     # ---------------------------------------------------------------- reading
@@ -253,6 +271,9 @@ class TrustStore:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise TrustStoreError(f"{source}: not valid TOML: {exc}",
+                                  code="trust_store_invalid") from None
+        except RecursionError:  # tomllib recurses into nested arrays and inline tables
+            raise TrustStoreError(f"{source}: not a trust store: values nested too deeply",
                                   code="trust_store_invalid") from None
         return cls(_Checker(text, source).store(document))
 
@@ -399,7 +420,7 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to ``path`` atomically (a new file, then a rename)."""
         name = os.fspath(path)
-        temporary = f"{name}.{os.getpid()}.tmp"
+        temporary = f"{name}.{os.urandom(8).hex()}.tmp"  # not guessable, so not squatted
         try:  # keep the file's mode, less any group or other write bit (the loader's rule)
             mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
         except FileNotFoundError:
@@ -468,7 +489,7 @@ class LiveTrust:
         self._stamp = stamp
         try:
             self._store = TrustStore.load(self._path)
-        except (AgentAuthError, OSError) as exc:
+        except Exception as exc:  # whatever the failure, trust nobody
             self._store = None  # fail closed until the file loads again
             logging.getLogger("agentauth.trust").error(
                 "trust store %s no longer loads, nobody is trusted: %s", self._path, exc)

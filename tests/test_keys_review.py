@@ -1,8 +1,10 @@
 """Findings of a review of the key lifecycle (spec section 14), each pinned by a test that
 failed before its fix: a key file writer that dies part way, a hand-built Rotation, a trust
 store cut off at its size limit, a chmod that LiveTrust did not see, the commitment compared
-in constant time, a statement read from a FIFO, a passphrase cut short, and audit fields
-posing as others."""
+in constant time, a statement read from a FIFO, a passphrase cut short, audit fields
+posing as others, a passphrase that is not Unicode text, a store save blocked by a
+planted temporary file, deeply nested audit records and stores that crashed their parsers,
+and anchors made in code with no namespace."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agentauth import AgentAuthError, Identity, TrustStore, TrustStoreError, audit, crypto
 from agentauth.rotation import Rotation, next_key_commitment, rotate
@@ -213,3 +217,130 @@ def test_an_audit_value_cannot_pose_as_another_field(resource: str,
         assert f"resource={resource}" in message  # readable as before when nothing needs it
     else:
         assert json.dumps(resource) in message
+
+
+# -------------------------------------------------------------- passphrases
+
+
+def test_a_passphrase_that_is_not_unicode_text_is_a_typed_error(tmp_path: Path) -> None:
+    from agentauth import InvalidArgument  # noqa: PLC0415
+    from agentauth.keyfile import passphrase_bytes  # noqa: PLC0415
+
+    with pytest.raises(InvalidArgument) as info:
+        passphrase_bytes("pass\udcffword")
+    assert info.value.code == "invalid_argument" and "\udcff" not in info.value.message
+    with pytest.raises(InvalidArgument):
+        ALICE.save(tmp_path / "a.key", "\udcff")  # refused before any file is made
+    assert list(tmp_path.iterdir()) == []
+
+
+@given(st.text(st.characters(categories=["Cs", "Lu", "Ll", "Mn", "Nd", "Zs", "Cc"])))
+def test_any_text_is_a_passphrase_or_a_typed_error(text: str) -> None:
+    from agentauth import InvalidArgument  # noqa: PLC0415
+    from agentauth.keyfile import passphrase_bytes  # noqa: PLC0415
+
+    try:
+        data = passphrase_bytes(text)
+    except InvalidArgument:
+        return
+    assert data and data.decode("utf-8")
+
+
+def test_an_environment_passphrase_that_is_not_utf8_is_one_line_of_usage(tmp_path: Path
+                                                                          ) -> None:
+    env = {os.fsencode(k): os.fsencode(v) for k, v in ENV.items()}
+    env[b"BAD_PASS"] = b"caf\xe9 au lait"  # Latin-1, as an old shell profile might hold
+    done = subprocess.run([sys.executable, "-m", "agentauth", "keygen", "a.key", "--preset",
+                           "interactive", "--passphrase-env", "BAD_PASS"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "lone surrogate" in done.stderr
+    assert "au lait" not in done.stderr and not (tmp_path / "a.key").exists()
+
+
+# ------------------------------------------------------------ trust saves
+
+
+def test_a_store_save_is_not_blocked_by_a_planted_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "trust.toml"
+    TrustStore().save(path)
+    planted = Path(f"{path}.{os.getpid()}.tmp")  # the name a save used to take
+    planted.write_text("not mine")
+    TrustStore().add_peer("alice", ALICE.agent_id).save(path)
+    assert TrustStore.load(path).trusts(ALICE.peer)
+    assert planted.read_text() == "not mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["trust.toml", planted.name])
+
+
+# ------------------------------------------------------------- audit logs
+
+
+def _deeply_nested_record() -> bytes:
+    body = (b'{"seq":1,"prev":"' + b"0" * 64 + b'","event":"x","a":' + b"[" * 30000
+            + b"]" * 30000)
+    digest = crypto.sha256(body).hex().encode()
+    return body + b',"hash":"' + digest + b'"}\n'
+
+
+def test_a_deeply_nested_record_is_a_broken_log_not_a_crash(tmp_path: Path) -> None:
+    from agentauth import AuditLogError  # noqa: PLC0415
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(_deeply_nested_record())
+    with pytest.raises(AuditLogError) as info:
+        audit.verify_audit_log(log)
+    assert info.value.code == "audit_log_broken" and "record 1 " in info.value.message
+    with pytest.raises(AuditLogError):  # nor is such a log extended
+        audit.AuditFileHandler(log)
+    done = agentauth(tmp_path, "audit", "verify", "audit.log")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "audit_log_broken" in done.stderr
+
+
+# ------------------------------------------------------- nested trust stores
+
+_NESTED = ["version = 1\nx = " + "[" * 2000 + "]" * 2000,
+           "version = 1\n[[peer]]\nname = {a = " * 1 + "{a = " * 2000 + "}" * 2001]
+
+
+@pytest.mark.parametrize("source", _NESTED, ids=["arrays", "inline-tables"])
+def test_a_deeply_nested_store_is_invalid_not_a_crash(source: str, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture
+                                                      ) -> None:
+    with pytest.raises(TrustStoreError) as info:
+        TrustStore.parse(source, "trust.toml")
+    assert info.value.code == "trust_store_invalid" and "nested" in info.value.message
+    path = tmp_path / "trust.toml"
+    TrustStore().add_peer("alice", ALICE.agent_id).save(path)
+    clock = [0.0]
+    live = LiveTrust(path, interval=1, clock=lambda: clock[0])
+    assert live(ALICE.peer)
+    path.write_text(source)  # a broken edit under a running agent: it trusts nobody
+    clock[0] = 5.0
+    with caplog.at_level("ERROR", logger="agentauth.trust"):
+        assert not live(ALICE.peer)
+    assert "nobody is trusted" in caplog.text
+    done = agentauth(tmp_path, "trust", "list", "--store", "trust.toml")
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert "trust_store_invalid" in done.stderr
+
+
+# ------------------------------------------------------- entries made in code
+
+
+def test_an_anchor_made_in_code_without_a_namespace_is_refused(tmp_path: Path) -> None:
+    """It used to stand for "**", every resource, in memory, and then saved a file that
+    no longer loaded (the file form requires the namespace)."""
+    from agentauth.trust import TrustEntry  # noqa: PLC0415
+
+    for entry in (TrustEntry("anchor", "corp", CAROL.peer),
+                  TrustEntry("peer", "bob", BOB.peer, namespace="reports/**"),
+                  TrustEntry("peer", "bob", BOB.peer, next=b"short")):
+        with pytest.raises(TrustStoreError) as info:
+            TrustStore([entry])
+        assert info.value.code == "trust_store_invalid"
+    store = TrustStore([TrustEntry("anchor", "corp", CAROL.peer, "reports/**")])
+    assert dict(store.anchors) == {CAROL.agent_id: "reports/**"}
+    store.save(tmp_path / "trust.toml")
+    assert dict(TrustStore.load(tmp_path / "trust.toml").anchors) == dict(store.anchors)
