@@ -73,9 +73,13 @@ def emit(event: str, **fields: str | int | None) -> None:
 
 
 def _printable(value: str | int) -> str:
-    """A value for the one-line message: control characters escaped (no forged lines)."""
+    """A value for the one-line message: as it is if it is printable and holds no space,
+    ``=``, quote or backslash, else a JSON string (control characters escaped), so that a
+    peer's value (a resource name) can neither start a line nor pose as another field."""
     text = str(value)
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    if text.isprintable() and not any(c in text for c in ' ="\\'):
+        return text
+    return json.dumps(text)
 
 
 def enabled(event: str) -> bool:
@@ -103,7 +107,7 @@ def _parse(line: bytes, number: int) -> tuple[int, str, str]:
     try:
         record = json.loads(body + b"}")
         text = written.decode("ascii")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting: never written
         raise AuditLogError(f"record {number} is not valid JSON",
                             code="audit_log_broken") from None
     if (type(record) is not dict or type(record.get("seq")) is not int

@@ -97,7 +97,11 @@ def _read_fd(fd: int) -> str:
         total += len(chunk)
         if b"\n" in chunk:
             break
-    data = b"".join(chunks).split(b"\n", 1)[0].removesuffix(b"\r")
+    data = b"".join(chunks).split(b"\n", 1)[0]
+    if len(data) > _MAX_PASSPHRASE:  # refused, not cut short: a cut one would not be typed
+        raise InvalidArgument(f"the passphrase from descriptor {fd} is longer than "
+                              f"{_MAX_PASSPHRASE} bytes")
+    data = data.removesuffix(b"\r")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

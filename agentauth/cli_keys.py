@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import time
-from pathlib import Path
 from typing import Any
 
 from .audit import verify_audit_log
@@ -21,10 +21,10 @@ from .cli_common import (
     load_identity,
     new_passphrase,
 )
-from .errors import InvalidArgument
+from .errors import DecodeError, InvalidArgument
 from .identity import Identity, PeerKey
 from .keyfile import DEFAULT_PRESET, PRESETS
-from .rotation import parse_rotation, rotate
+from .rotation import MAX_ROTATION, parse_rotation, rotate
 from .trust import TrustEntry, TrustStore, editing
 
 __all__ = ["add_commands"]
@@ -142,8 +142,25 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_statement(path: str) -> bytes:
+    """A rotation statement file's bytes, no more than a statement can hold: a FIFO or a
+    device (``/dev/zero``) named as the statement must neither hang nor exhaust memory."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise DecodeError(f"{path!r} is not a regular file", code="malformed")
+        data = os.read(descriptor, MAX_ROTATION + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_ROTATION:
+        raise DecodeError(f"{path!r} is larger than a rotation statement ({MAX_ROTATION} "
+                          f"bytes)", code="oversize")
+    return data
+
+
 def cmd_trust_rotate(args: argparse.Namespace) -> int:
-    statement = Path(args.statement).read_bytes()
+    statement = _read_statement(args.statement)
     with editing(args.store):
         moved, rotation = _load_store(args.store).accept_rotation(statement)
         moved.save(args.store)

@@ -17,6 +17,8 @@ loading refuses a file that its group or others may read, and never writes to it
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 import unicodedata
@@ -57,7 +59,13 @@ def passphrase_bytes(passphrase: str | bytes) -> bytes:
     """The bytes a passphrase stands for: a string in Unicode NFC, then UTF-8, so the same
     passphrase typed on two systems unlocks the same file. It may not be empty."""
     if isinstance(passphrase, str):
-        data = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+        try:
+            data = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: what undecodable bytes from the
+            # environment or a file name turn into; no other system would type the same
+            raise InvalidArgument("a passphrase must be valid Unicode text (it holds a "
+                                  "lone surrogate, as bytes that are not UTF-8 become)"
+                                  ) from None
     elif type(passphrase) is bytes:
         data = passphrase
     else:
@@ -181,8 +189,38 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
 
 def write_key_file(path: str | os.PathLike[str], data: bytes) -> None:
     """Create a key file holding ``data``, owner-only; never overwrite (``invalid_argument``).
-    A write that fails part way removes the partial file."""
+
+    The bytes go to a new temporary file beside it, are flushed to disk, and only then
+    linked under the key file's name (a hard link, which like ``O_EXCL`` never replaces
+    an existing name): a writer that dies part way leaves the name free, never a partial
+    key file. Where the file system cannot link, the file is created in place with
+    ``O_EXCL`` and removed again if the write fails."""
     name = os.fspath(path)
+    if os.path.lexists(name):
+        raise InvalidArgument(f"key file {name!r} exists already")
+    folder, base = os.path.split(name)
+    temporary = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
+    _write_new(temporary, data)
+    try:
+        try:
+            os.link(temporary, name, follow_symlinks=False)
+        except FileExistsError:
+            raise InvalidArgument(f"key file {name!r} exists already") from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+            _write_new(name, data)  # a file system without hard links
+    finally:
+        os.unlink(temporary)
+    _sync_folder(folder)
+
+
+_NO_LINK = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS",
+                                                 "EMLINK") if hasattr(errno, n))
+
+
+def _write_new(name: str, data: bytes) -> None:
+    """Create ``name`` (0600, ``O_EXCL``) holding ``data``, on disk; removed on failure."""
     try:
         descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                              | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -198,3 +236,15 @@ def write_key_file(path: str | os.PathLike[str], data: bytes) -> None:
         os.unlink(name)
         raise
     os.close(descriptor)
+
+
+def _sync_folder(folder: str) -> None:
+    """Flush a directory's entries to disk, where the system allows it (POSIX)."""
+    if os.name != "posix":  # pragma: no cover
+        return
+    with contextlib.suppress(OSError):  # the key file is in place whatever this says
+        descriptor = os.open(folder or ".", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

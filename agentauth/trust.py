@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from . import audit
+from . import audit, crypto
 from .capability.grants import parse_resource
 from .errors import (
     AgentAuthError,
@@ -208,6 +208,7 @@ def _check_consistent(entries: Iterable[TrustEntry]) -> None:
             error.args = (str(error), kind, i)
             raise error
 
+        _check_entry(entry, fail)
         if entry.name in names:
             fail(f"the name {entry.name!r} is used twice")
         names.add(entry.name)
@@ -221,6 +222,23 @@ def _check_consistent(entries: Iterable[TrustEntry]) -> None:
         if key in retired:
             raise TrustStoreError(f"{key.agent_id} of {name!r} was rotated away by "
                                   f"{retired[key]!r}", code="trust_store_invalid")
+
+
+def _check_entry(entry: TrustEntry, fail: Callable[[str], None]) -> None:
+    """What the file's rules say of one entry, for entries made in code too: an anchor has
+    a namespace (none would grant it everything), a peer none, a commitment 32 bytes."""
+    if not isinstance(entry.key, PeerKey) or not all(isinstance(k, PeerKey)
+                                                     for k in entry.retired):
+        fail(f"entry {entry.name!r}: keys are PeerKeys")
+    if entry.kind == "peer" and entry.namespace is not None:
+        fail(f"peer {entry.name!r}: only an anchor has a namespace")
+    if entry.kind == "anchor":
+        try:
+            parse_resource("" if entry.namespace is None else entry.namespace)
+        except AgentAuthError as exc:
+            fail(f"anchor {entry.name!r}: not a namespace: {exc.message}")
+    if entry.next is not None and (type(entry.next) is not bytes or len(entry.next) != 32):
+        fail(f"entry {entry.name!r}: a next-key commitment is 32 bytes")
 
 
 def _string(value: str) -> str:
@@ -237,7 +255,7 @@ class TrustStore:
         _check_consistent(entries)
         self._entries: tuple[TrustEntry, ...] = tuple(entries)
         self._peer_ids = frozenset(e.agent_id for e in entries if e.kind == "peer")
-        self._anchors = {e.agent_id: e.namespace or "**" for e in entries
+        self._anchors = {e.agent_id: str(e.namespace) for e in entries
                          if e.kind == "anchor"}
 
     # ---------------------------------------------------------------- reading
@@ -245,13 +263,17 @@ class TrustStore:
     @classmethod
     def parse(cls, text: str, source: str = "trust store") -> TrustStore:
         """A trust store from its TOML text; ``source`` names it in error messages."""
-        if len(text) > MAX_TRUST_STORE:
+        if len(text) > MAX_TRUST_STORE or len(text.encode("utf-8", "surrogatepass")
+                                              ) > MAX_TRUST_STORE:
             raise TrustStoreError(f"{source}: larger than {MAX_TRUST_STORE} bytes",
                                   code="trust_store_invalid")
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise TrustStoreError(f"{source}: not valid TOML: {exc}",
+                                  code="trust_store_invalid") from None
+        except RecursionError:  # tomllib recurses into nested arrays and inline tables
+            raise TrustStoreError(f"{source}: not a trust store: values nested too deeply",
                                   code="trust_store_invalid") from None
         return cls(_Checker(text, source).store(document))
 
@@ -272,6 +294,9 @@ class TrustStore:
                                       f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod "
                                       f"go-w it", code="trust_store_permissions")
             data = file.read(MAX_TRUST_STORE + 1)
+        if len(data) > MAX_TRUST_STORE:  # before decoding: a cut-off prefix must not load
+            raise TrustStoreError(f"{name}: larger than {MAX_TRUST_STORE} bytes",
+                                  code="trust_store_invalid")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -342,8 +367,11 @@ class TrustStore:
         Refused: a statement signed by a key already rotated away (``key_rotated``, so a
         statement is accepted once); a new key that does not match the commitment made
         before (``rotation_mismatch``); an old key we never pinned (``untrusted_peer``).
+        A :class:`Rotation` given instead of bytes is verified again from its ``data``.
         """
-        rotation = statement if isinstance(statement, Rotation) else parse_rotation(statement)
+        # A Rotation is verified again from its bytes: anyone can build one by hand.
+        rotation = parse_rotation(statement.data if isinstance(statement, Rotation)
+                                  else statement)
         for entry in self._entries:
             if rotation.old in entry.retired:
                 raise AuthenticationError(f"{rotation.old.agent_id} was already rotated away "
@@ -361,7 +389,7 @@ class TrustStore:
                                       code="rotation_mismatch")
         commitment = next_key_commitment(rotation.new)
         for entry in matches:
-            if entry.next is not None and entry.next != commitment:
+            if entry.next is not None and not crypto.equal(entry.next, commitment):
                 raise AuthenticationError(f"{entry.name!r} committed to another next key "
                                           f"than {rotation.new.agent_id}",
                                           code="rotation_mismatch")
@@ -392,7 +420,7 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to ``path`` atomically (a new file, then a rename)."""
         name = os.fspath(path)
-        temporary = f"{name}.{os.getpid()}.tmp"
+        temporary = f"{name}.{os.urandom(8).hex()}.tmp"  # not guessable, so not squatted
         try:  # keep the file's mode, less any group or other write bit (the loader's rule)
             mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
         except FileNotFoundError:
@@ -440,12 +468,15 @@ class LiveTrust:
         self._store: TrustStore | None = TrustStore.load(self._path)
         self._checked = clock()
 
-    def _look(self) -> tuple[int, int, int] | None:
+    def _look(self) -> tuple[int, ...] | None:
         try:
             info = os.stat(self._path)
         except OSError:
             return None
-        return info.st_ino, info.st_mtime_ns, info.st_size
+        # The change time and mode too: a chmod that lets others write the file changes
+        # neither its content time nor its size, and must take effect (fail closed).
+        return (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size,
+                info.st_mode)
 
     def _refresh(self) -> TrustStore | None:
         now = self._clock()
@@ -458,7 +489,7 @@ class LiveTrust:
         self._stamp = stamp
         try:
             self._store = TrustStore.load(self._path)
-        except (AgentAuthError, OSError) as exc:
+        except Exception as exc:  # whatever the failure, trust nobody
             self._store = None  # fail closed until the file loads again
             logging.getLogger("agentauth.trust").error(
                 "trust store %s no longer loads, nobody is trusted: %s", self._path, exc)
