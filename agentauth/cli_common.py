@@ -108,10 +108,22 @@ def _read_fd(fd: int) -> str:
         raise InvalidArgument("the passphrase is not UTF-8") from None
 
 
+class _Hidden:
+    """A passphrase kept for the rest of one command, out of the Namespace's repr."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<passphrase>"
+
+
 def _passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
-    cached: str | None = getattr(args, "_passphrase", None)
+    cached: _Hidden | None = getattr(args, "_passphrase", None)
     if cached is not None:
-        return cached
+        return cached.value
     if args.passphrase_env is not None and args.passphrase_fd is not None:
         raise InvalidArgument("give the passphrase by --passphrase-env or --passphrase-fd, "
                               "not both")
@@ -130,7 +142,7 @@ def _passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
         raise InvalidArgument("no passphrase: use --passphrase-env NAME or --passphrase-fd "
                               "FD, or run in a terminal")
     keyfile.passphrase_bytes(value)  # refuses an empty one
-    args._passphrase = value
+    args._passphrase = _Hidden(value)
     return value
 
 

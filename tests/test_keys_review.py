@@ -8,6 +8,7 @@ and anchors made in code with no namespace."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -20,7 +21,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentauth import AgentAuthError, Identity, TrustStore, TrustStoreError, audit, crypto
+from agentauth import (
+    AgentAuthError,
+    Identity,
+    TrustStore,
+    TrustStoreError,
+    audit,
+    cli_common,
+    crypto,
+)
 from agentauth.rotation import Rotation, next_key_commitment, rotate
 from agentauth.trust import MAX_TRUST_STORE, LiveTrust
 
@@ -344,3 +353,13 @@ def test_an_anchor_made_in_code_without_a_namespace_is_refused(tmp_path: Path) -
     assert dict(store.anchors) == {CAROL.agent_id: "reports/**"}
     store.save(tmp_path / "trust.toml")
     assert dict(TrustStore.load(tmp_path / "trust.toml").anchors) == dict(store.anchors)
+
+
+def test_the_cached_passphrase_stays_out_of_the_arguments_repr(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AA_TEST_SECRET", "correct horse battery staple")
+    args = argparse.Namespace(passphrase_env="AA_TEST_SECRET", passphrase_fd=None,
+                              unencrypted=False)
+    assert cli_common.new_passphrase(args) == "correct horse battery staple"
+    assert cli_common.new_passphrase(args) == "correct horse battery staple"  # cached
+    assert "correct horse" not in repr(args) and "<passphrase>" in repr(args)
