@@ -219,23 +219,27 @@ def _param(name: str, kind: str, value: Any) -> str:
 
 
 def _derived(message: HTTPMessage, name: str) -> str:
+    # Only the value asked for is computed: a request's signature covers four of these.
     if name == "@status":
         if message.status is None:
             raise _malformed("@status is a response component")
         return f"{message.status:03d}"
     if message.status is not None:
         raise _malformed(f"{name} of a response needs ;req")
+    if name == "@method":
+        return message.method
+    if name == "@authority":
+        return authority_value(message.authority, message.scheme)
+    if name == "@path":
+        return message.path or "/"
+    if name == "@query":
+        return f"?{message.query}"
     query = f"?{message.query}" if message.query else ""
-    values = {
-        "@method": message.method,
-        "@target-uri": f"{message.scheme}://{message.authority}{message.path}{query}",
-        "@authority": authority_value(message.authority, message.scheme),
-        "@scheme": message.scheme.lower(),
-        "@request-target": f"{message.path}{query}",
-        "@path": message.path or "/",
-        "@query": f"?{message.query}",
-    }
-    return values[name]
+    if name == "@target-uri":
+        return f"{message.scheme}://{message.authority}{message.path}{query}"
+    if name == "@scheme":
+        return message.scheme.lower()
+    return f"{message.path}{query}"  # @request-target, the last of _DERIVED
 
 
 _DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
@@ -255,7 +259,7 @@ def _value(message: HTTPMessage, component: Component) -> str:
     name, params = component
     if type(name) is not str or not isinstance(params, dict):
         raise _malformed("a covered component is a string with parameters")
-    if set(params) - _COMPONENT_PARAMS:
+    if params and not params.keys() <= _COMPONENT_PARAMS:
         raise DecodeError(f"component parameters {shown(sorted(set(params) - _COMPONENT_PARAMS))}"
                           f" are not supported", code="unknown_field")
     if "req" in params:
