@@ -29,6 +29,7 @@ __all__ = [
     "content_digest",
     "parse_bytes",
     "parse_dictionary",
+    "parse_signature_input",
     "ser_member",
     "shown",
     "signature_base",
@@ -150,6 +151,49 @@ def _parse_dictionary(value: str, what: str) -> dict[str, Any]:
     if not isinstance(parsed, dict) or len(parsed) > MAX_MEMBERS:
         raise _malformed(f"the {what} field has more than {MAX_MEMBERS} members")
     return parsed
+
+
+def parse_signature_input(value: str) -> dict[str, Any]:
+    """:func:`parse_dictionary` of a ``Signature-Input`` value: the same result and the
+    same refusals, cheaper when the value starts with one member that is an inner list.
+
+    Its components (up to the first ``)``) are the same in every signature of a signer,
+    while its parameters (created, expires, nonce) are new each time. So the value is
+    parsed, by ``http-sf`` still, in two pieces: ``label=(components)``, remembered by its
+    exact text, and ``label=()`` followed by the rest of the value as received. Parsing is
+    left to right, so the second piece's parser reaches the rest in the state the whole
+    value's parser would; when the first piece is not one such member (or fails), the
+    whole value is parsed instead, and gives the error it gives."""
+    if type(value) is not str:
+        raise InvalidArgument("a field value is a str")
+    close = value.find(")")
+    if close < 0 or len(value) > MAX_FIELD:
+        return _parse_dictionary(value, "Signature-Input")
+    first = _one_inner_list(value[:close + 1])
+    if first is None:
+        return _parse_dictionary(value, "Signature-Input")
+    opening, items = first
+    rest = _parse_dictionary(value[:opening + 1] + value[close:], "Signature-Input")
+    parsed = dict(rest)
+    label, member = next(iter(rest.items()))
+    parsed[label] = (items, member[1])
+    return parsed
+
+
+@functools.lru_cache(maxsize=64)
+def _one_inner_list(head: str) -> tuple[int, list[Any]] | None:
+    # head ends at the value's first ")": if it parses as exactly one member whose value
+    # is an inner list, that list closed at head's last character, with no parameters.
+    try:
+        parsed = _parse_dictionary.__wrapped__(head, "Signature-Input")  # not kept twice
+    except DecodeError:
+        return None
+    if len(parsed) != 1:
+        return None
+    member = next(iter(parsed.values()))
+    if not isinstance(member, tuple) or not isinstance(member[0], list):
+        return None
+    return head.index("("), member[0]
 
 
 def parse_bytes(value: str, what: str) -> bytes:

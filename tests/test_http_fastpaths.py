@@ -1,0 +1,77 @@
+"""The cheaper paths of the HTTP binding give exactly what the plain ones give.
+
+``parse_signature_input`` parses a value in two pieces (its first member's components,
+remembered, and the rest): on every input, valid, mutated or random, its result or its
+refusal (type, code, message) must be the one ``http-sf`` gives parsing the whole value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import ALICE
+
+from agentauth import AgentAuthError
+from agentauth.http import HTTPMessage, Signer
+from agentauth.http.components import _parse_dictionary, parse_signature_input
+
+FUZZ = settings(max_examples=400, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
+MESSAGE = HTTPMessage.from_headers([("host", "h:1"), ("content-type", "application/json")],
+                                   method="POST", authority="h:1", path="/echo")
+SIGNED = Signer(ALICE).sign_request(MESSAGE, b"{}")
+VALID = dict(SIGNED.headers)["signature-input"]
+SAMPLES = (VALID, 'a=("x" "y";req;key="k");created=1, b=("z");p=2',
+           'agentauth=("@status" "@method";req "signature";req;key="agentauth");x=1',
+           'a=(), b=()', 'a=:AAAA:, b=("x")', 'a="x)y", b=("q")', ' a=("x" ) ;k=1 ')
+PIECES = st.sampled_from(['"', "(", ")", ";", "=", ",", " ", ":", "a", "1", "?1", "*",
+                          '\\"', "\t", "agentauth", "key", "req", "\x7f", "é"])
+
+
+def outcome(parse: Any, value: str) -> tuple[Any, ...]:
+    try:
+        return ("ok", parse(value))
+    except AgentAuthError as error:
+        return ("refused", type(error), error.code, error.message)
+
+
+def whole(value: str) -> dict[str, Any]:
+    return _parse_dictionary.__wrapped__(value, "Signature-Input")
+
+
+def same(value: str) -> None:
+    fast, plain = outcome(parse_signature_input, value), outcome(whole, value)
+    assert fast == plain, value
+    assert outcome(parse_signature_input, value) == plain  # the remembered piece too
+
+
+@given(st.data())
+@FUZZ
+def test_mutated_values_parse_as_the_whole_value_does(data: st.DataObject) -> None:
+    value = data.draw(st.sampled_from(SAMPLES))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(value)))
+        cut = data.draw(st.integers(0, 3))
+        value = value[:at] + data.draw(PIECES) + value[at + cut:]
+    same(value)
+
+
+@given(st.text(alphabet=st.sampled_from('a=(")x; ,:1?k*\\'), max_size=40))
+@FUZZ
+def test_random_values_parse_as_the_whole_value_does(value: str) -> None:
+    same(value)
+
+
+def test_a_signature_input_parses_to_its_members() -> None:
+    parsed = parse_signature_input(VALID)
+    assert parsed == whole(VALID)
+    items, params = parsed["agentauth"]
+    assert [name for name, _ in items] == ["@method", "@authority", "@path", "@query",
+                                           "content-type", "content-digest"]
+    assert params["nonce"] == SIGNED.nonce
+    assert parse_signature_input(VALID + ", other=()") == whole(VALID + ", other=()")
+    for value in (VALID + ", agentauth=()", VALID[:-3], "x" * 16385 + "=()"):
+        assert outcome(parse_signature_input, value)[0] == "refused"
+        same(value)
