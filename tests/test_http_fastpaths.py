@@ -3,19 +3,22 @@
 ``parse_signature_input`` parses a value in two pieces (its first member's components,
 remembered, and the rest): on every input, valid, mutated or random, its result or its
 refusal (type, code, message) must be the one ``http-sf`` gives parsing the whole value.
+``signature_params`` serialises some parameters together and remembers others: its text
+must be the one ``http-sf`` writes for the whole inner list.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import http_sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import ALICE
 
 from agentauth import AgentAuthError
 from agentauth.http import HTTPMessage, Signer
-from agentauth.http.components import _parse_dictionary, parse_signature_input
+from agentauth.http.components import _parse_dictionary, parse_signature_input, signature_params
 
 FUZZ = settings(max_examples=400, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -75,3 +78,21 @@ def test_a_signature_input_parses_to_its_members() -> None:
     for value in (VALID + ", agentauth=()", VALID[:-3], "x" * 16385 + "=()"):
         assert outcome(parse_signature_input, value)[0] == "refused"
         same(value)
+
+
+NAMES = st.sampled_from(["created", "expires", "nonce", "keyid", "alg", "tag", "x", "req"])
+VALUES = st.one_of(st.integers(-(10**15 - 1), 10**15 - 1), st.booleans(), st.binary(max_size=8),
+                   st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+                           max_size=12))
+
+
+@given(st.dictionaries(NAMES, VALUES, max_size=8),
+       st.lists(st.sampled_from(["@method", "@path", "content-type", "signature"]),
+                max_size=4))
+@FUZZ
+def test_signature_params_are_what_http_sf_writes(params: dict[str, Any],
+                                                  names: list[str]) -> None:
+    components: list[Any] = [(name, {}) for name in names]
+    whole_list: Any = [(components, params)]
+    assert signature_params(components, params) == http_sf.ser(whole_list)
+    assert signature_params(components, params) == http_sf.ser(whole_list)  # remembered

@@ -240,14 +240,34 @@ def signature_params(components: Iterable[Component], params: Mapping[str, Any],
     inner list: each item's serialisation, space-separated in parentheses, then the
     parameters (serialised by ``http-sf`` after an empty inner list)."""
     parts = []
+    fresh: dict[str, Any] = {}  # consecutive parameters new in every signature
     for name, value in params.items():
+        if name in _FRESH:
+            fresh[name] = value
+            continue
+        if fresh:
+            parts.append(_params(fresh))
+            fresh = {}
         try:
             parts.append(_param(name, type(value).__name__, value))
         except TypeError:  # an unhashable value: serialise without the memo
             parts.append(_param.__wrapped__(name, type(value).__name__, value))
+    if fresh:
+        parts.append(_params(fresh))
     tail = "".join(parts)
     names = ids if ids is not None else (component_id(c) for c in components)
     return "(" + " ".join(names) + ")" + tail
+
+
+#: Parameters whose values differ in every signature: serialised together, unmemoised.
+_FRESH: Final = frozenset({"created", "expires", "nonce"})
+
+
+def _params(params: dict[str, Any]) -> str:
+    # ";a=1;b=2" as http-sf writes the parameters of an item (the same as of an inner
+    # list: one after another), in one call.
+    item: Any = (0, params)
+    return http_sf.ser(item)[1:]
 
 
 @functools.lru_cache(maxsize=1024)
