@@ -28,9 +28,13 @@ SIGNED = Signer(ALICE).sign_request(MESSAGE, b"{}")
 VALID = dict(SIGNED.headers)["signature-input"]
 SAMPLES = (VALID, 'a=("x" "y";req;key="k");created=1, b=("z");p=2',
            'agentauth=("@status" "@method";req "signature";req;key="agentauth");x=1',
-           'a=(), b=()', 'a=:AAAA:, b=("x")', 'a="x)y", b=("q")', ' a=("x" ) ;k=1 ')
+           'a=(), b=()', 'a=:AAAA:, b=("x")', 'a="x)y", b=("q")', ' a=("x" ) ;k=1 ',
+           'a=("x");nonce="q;keyid=1";keyid="k"', 'a=("x");created=1;keyid="k";created=2',
+           'a=("x");n=tok;keyid=2, b=("y");keyid=3', 'a=();keyid=1', 'a=("x");keyid',
+           'a=("x");p=%"d;keyid=";keyid=1', 'a=("x");keyid=1;keyid=2', 'a=("x");keyid=")"')
 PIECES = st.sampled_from(['"', "(", ")", ";", "=", ",", " ", ":", "a", "1", "?1", "*",
-                          '\\"', "\t", "agentauth", "key", "req", "\x7f", "é"])
+                          '\\"', "\t", "agentauth", "key", "req", "\x7f", "é", ";keyid=",
+                          "%"])
 
 
 def outcome(parse: Any, value: str) -> tuple[Any, ...]:

@@ -173,10 +173,46 @@ def parse_signature_input(value: str) -> dict[str, Any]:
     if first is None:
         return _parse_dictionary(value, "Signature-Input")
     opening, items = first
-    rest = _parse_dictionary(value[:opening + 1] + value[close:], "Signature-Input")
-    parsed = dict(rest)
-    label, member = next(iter(rest.items()))
+    rest = value[:opening + 1] + value[close:]  # label=() and the rest as received
+    parsed = _split_params(rest)
+    if parsed is None:
+        parsed = dict(_parse_dictionary(rest, "Signature-Input"))
+    label, member = next(iter(parsed.items()))
     parsed[label] = (items, member[1])
+    return parsed
+
+
+#: Where the parameters a signer writes the same every time begin: agentauth's signers
+#: write keyid, alg and tag after created, expires and nonce.
+_CONSTANT_FROM: Final = ";keyid="
+
+
+def _split_params(rest: str) -> dict[str, Any] | None:
+    # rest is "label=()" and the parameters (and any members) as received. Cut it before
+    # the keyid parameter: "label=();created=..;expires=..;nonce=.." (new each time) and
+    # "label=()" with the rest from ";keyid=" on (remembered). If the first piece parses
+    # as one member, its last parameter ended at the cut (no item that parses to the end
+    # of the piece goes on past a ";" in the whole value: only a string can hold one, and
+    # a string cut short does not parse), so the whole value's parser reaches the cut in
+    # the state the second piece's parser does after "()". None: parse rest whole (a
+    # piece fails, or the pieces repeat a parameter, which the whole parse refuses).
+    cut = rest.find(_CONSTANT_FROM)
+    if cut < 0:
+        return None
+    try:
+        fresh = _parse_dictionary.__wrapped__(rest[:cut], "Signature-Input")
+        same = _parse_dictionary(rest[:rest.index("(") + 1] + ")" + rest[cut:],
+                                 "Signature-Input")
+    except DecodeError:
+        return None
+    if len(fresh) != 1:
+        return None
+    label, member = next(iter(fresh.items()))
+    first = same[label]  # the same label leads both pieces
+    if not isinstance(member, tuple) or member[0] != [] or member[1].keys() & first[1].keys():
+        return None
+    parsed = dict(same)
+    parsed[label] = ([], {**member[1], **first[1]})
     return parsed
 
 
