@@ -18,7 +18,14 @@ from support import ALICE
 
 from agentauth import AgentAuthError
 from agentauth.http import HTTPMessage, Signer
-from agentauth.http.components import _parse_dictionary, parse_signature_input, signature_params
+from agentauth.http.components import (
+    DIGESTS,
+    _parse_dictionary,
+    content_digest,
+    parse_signature_input,
+    ser_member,
+    signature_params,
+)
 
 FUZZ = settings(max_examples=400, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -100,3 +107,26 @@ def test_signature_params_are_what_http_sf_writes(params: dict[str, Any],
     whole_list: Any = [(components, params)]
     assert signature_params(components, params) == http_sf.ser(whole_list)
     assert signature_params(components, params) == http_sf.ser(whole_list)  # remembered
+
+
+MEMBER_VALUES: st.SearchStrategy[Any] = st.one_of(
+    st.booleans(), st.binary(max_size=70), st.integers(0, 10**6),
+    st.text(alphabet="abc/:.", max_size=12),
+    st.lists(st.tuples(st.sampled_from(["@path", "x"]), st.just({})), max_size=3))
+
+
+@given(st.sampled_from(["agentauth", "sig1", "a*b", "sha-256"]), MEMBER_VALUES,
+       st.dictionaries(NAMES, VALUES, max_size=3))
+@FUZZ
+def test_one_member_is_what_http_sf_writes(label: str, value: Any,
+                                           params: dict[str, Any]) -> None:
+    member: Any = {label: (value, params)}
+    assert ser_member(label, value, params) == http_sf.ser(member)
+
+
+@given(st.binary(max_size=100), st.lists(st.sampled_from(sorted(DIGESTS)), min_size=1,
+                                         max_size=2, unique=True))
+@FUZZ
+def test_content_digest_is_what_http_sf_writes(body: bytes, names: list[str]) -> None:
+    members: Any = {name: (DIGESTS[name](body), {}) for name in names}
+    assert content_digest(body, names) == http_sf.ser(members)

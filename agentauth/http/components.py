@@ -250,7 +250,17 @@ def parse_bytes(value: str, what: str) -> bytes:
 
 def ser_member(label: str, value: Any, params: Mapping[str, Any] | None = None) -> str:
     """Serialise a one-member Dictionary: ``label=value;params``."""
-    return http_sf.ser({label: (value, dict(params or {}))})
+    item: Any = (value, dict(params or {}))
+    if value is True or isinstance(value, list):  # a key alone; an inner list
+        return http_sf.ser({label: item})
+    return _member_key(label) + http_sf.ser(item)
+
+
+@functools.lru_cache(maxsize=64)
+def _member_key(label: str) -> str:
+    # "label=" as http-sf writes a member's key (checked as a key), memoised: a signer
+    # writes the same label every time; the member's item is serialised after it.
+    return http_sf.ser({label: (0, {})})[:-1]
 
 
 @functools.lru_cache(maxsize=512)
@@ -418,7 +428,7 @@ def content_digest(body: bytes, algorithms: Iterable[str] = ("sha-256",)) -> str
         members[name] = (DIGESTS[name](body), {})
     if not members:
         raise InvalidArgument("name at least one digest algorithm")
-    return http_sf.ser(members)
+    return ", ".join(ser_member(name, *member) for name, member in members.items())
 
 
 def check_content_digest(value: str, body: bytes) -> None:
