@@ -29,6 +29,7 @@ __all__ = [
     "content_digest",
     "parse_bytes",
     "parse_dictionary",
+    "parse_signature_input",
     "ser_member",
     "shown",
     "signature_base",
@@ -152,6 +153,85 @@ def _parse_dictionary(value: str, what: str) -> dict[str, Any]:
     return parsed
 
 
+def parse_signature_input(value: str) -> dict[str, Any]:
+    """:func:`parse_dictionary` of a ``Signature-Input`` value: the same result and the
+    same refusals, cheaper when the value starts with one member that is an inner list.
+
+    Its components (up to the first ``)``) are the same in every signature of a signer,
+    while its parameters (created, expires, nonce) are new each time. So the value is
+    parsed, by ``http-sf`` still, in two pieces: ``label=(components)``, remembered by its
+    exact text, and ``label=()`` followed by the rest of the value as received. Parsing is
+    left to right, so the second piece's parser reaches the rest in the state the whole
+    value's parser would; when the first piece is not one such member (or fails), the
+    whole value is parsed instead, and gives the error it gives."""
+    if type(value) is not str:
+        raise InvalidArgument("a field value is a str")
+    close = value.find(")")
+    if close < 0 or len(value) > MAX_FIELD:
+        return _parse_dictionary(value, "Signature-Input")
+    first = _one_inner_list(value[:close + 1])
+    if first is None:
+        return _parse_dictionary(value, "Signature-Input")
+    opening, items = first
+    rest = value[:opening + 1] + value[close:]  # label=() and the rest as received
+    parsed = _split_params(rest)
+    if parsed is None:
+        parsed = dict(_parse_dictionary(rest, "Signature-Input"))
+    label, member = next(iter(parsed.items()))
+    parsed[label] = (items, member[1])
+    return parsed
+
+
+#: Where the parameters a signer writes the same every time begin: agentauth's signers
+#: write keyid, alg and tag after created, expires and nonce.
+_CONSTANT_FROM: Final = ";keyid="
+
+
+def _split_params(rest: str) -> dict[str, Any] | None:
+    # rest is "label=()" and the parameters (and any members) as received. Cut it before
+    # the keyid parameter: "label=();created=..;expires=..;nonce=.." (new each time) and
+    # "label=()" with the rest from ";keyid=" on (remembered). If the first piece parses
+    # as one member, its last parameter ended at the cut (no item that parses to the end
+    # of the piece goes on past a ";" in the whole value: only a string can hold one, and
+    # a string cut short does not parse), so the whole value's parser reaches the cut in
+    # the state the second piece's parser does after "()". None: parse rest whole (a
+    # piece fails, or the pieces repeat a parameter, which the whole parse refuses).
+    cut = rest.find(_CONSTANT_FROM)
+    if cut < 0:
+        return None
+    try:
+        fresh = _parse_dictionary.__wrapped__(rest[:cut], "Signature-Input")
+        same = _parse_dictionary(rest[:rest.index("(") + 1] + ")" + rest[cut:],
+                                 "Signature-Input")
+    except DecodeError:
+        return None
+    if len(fresh) != 1:
+        return None
+    label, member = next(iter(fresh.items()))
+    first = same[label]  # the same label leads both pieces
+    if not isinstance(member, tuple) or member[0] != [] or member[1].keys() & first[1].keys():
+        return None
+    parsed = dict(same)
+    parsed[label] = ([], {**member[1], **first[1]})
+    return parsed
+
+
+@functools.lru_cache(maxsize=64)
+def _one_inner_list(head: str) -> tuple[int, list[Any]] | None:
+    # head ends at the value's first ")": if it parses as exactly one member whose value
+    # is an inner list, that list closed at head's last character, with no parameters.
+    try:
+        parsed = _parse_dictionary.__wrapped__(head, "Signature-Input")  # not kept twice
+    except DecodeError:
+        return None
+    if len(parsed) != 1:
+        return None
+    member = next(iter(parsed.values()))
+    if not isinstance(member, tuple) or not isinstance(member[0], list):
+        return None
+    return head.index("("), member[0]
+
+
 def parse_bytes(value: str, what: str) -> bytes:
     """Parse a field that is one structured-field Byte Sequence with no parameters."""
     if type(value) is not str:
@@ -170,7 +250,17 @@ def parse_bytes(value: str, what: str) -> bytes:
 
 def ser_member(label: str, value: Any, params: Mapping[str, Any] | None = None) -> str:
     """Serialise a one-member Dictionary: ``label=value;params``."""
-    return http_sf.ser({label: (value, dict(params or {}))})
+    item: Any = (value, dict(params or {}))
+    if value is True or isinstance(value, list):  # a key alone; an inner list
+        return http_sf.ser({label: item})
+    return _member_key(label) + http_sf.ser(item)
+
+
+@functools.lru_cache(maxsize=64)
+def _member_key(label: str) -> str:
+    # "label=" as http-sf writes a member's key (checked as a key), memoised: a signer
+    # writes the same label every time; the member's item is serialised after it.
+    return http_sf.ser({label: (0, {})})[:-1]
 
 
 @functools.lru_cache(maxsize=512)
@@ -196,14 +286,34 @@ def signature_params(components: Iterable[Component], params: Mapping[str, Any],
     inner list: each item's serialisation, space-separated in parentheses, then the
     parameters (serialised by ``http-sf`` after an empty inner list)."""
     parts = []
+    fresh: dict[str, Any] = {}  # consecutive parameters new in every signature
     for name, value in params.items():
+        if name in _FRESH:
+            fresh[name] = value
+            continue
+        if fresh:
+            parts.append(_params(fresh))
+            fresh = {}
         try:
             parts.append(_param(name, type(value).__name__, value))
         except TypeError:  # an unhashable value: serialise without the memo
             parts.append(_param.__wrapped__(name, type(value).__name__, value))
+    if fresh:
+        parts.append(_params(fresh))
     tail = "".join(parts)
     names = ids if ids is not None else (component_id(c) for c in components)
     return "(" + " ".join(names) + ")" + tail
+
+
+#: Parameters whose values differ in every signature: serialised together, unmemoised.
+_FRESH: Final = frozenset({"created", "expires", "nonce"})
+
+
+def _params(params: dict[str, Any]) -> str:
+    # ";a=1;b=2" as http-sf writes the parameters of an item (the same as of an inner
+    # list: one after another), in one call.
+    item: Any = (0, params)
+    return http_sf.ser(item)[1:]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -219,23 +329,27 @@ def _param(name: str, kind: str, value: Any) -> str:
 
 
 def _derived(message: HTTPMessage, name: str) -> str:
+    # Only the value asked for is computed: a request's signature covers four of these.
     if name == "@status":
         if message.status is None:
             raise _malformed("@status is a response component")
         return f"{message.status:03d}"
     if message.status is not None:
         raise _malformed(f"{name} of a response needs ;req")
+    if name == "@method":
+        return message.method
+    if name == "@authority":
+        return authority_value(message.authority, message.scheme)
+    if name == "@path":
+        return message.path or "/"
+    if name == "@query":
+        return f"?{message.query}"
     query = f"?{message.query}" if message.query else ""
-    values = {
-        "@method": message.method,
-        "@target-uri": f"{message.scheme}://{message.authority}{message.path}{query}",
-        "@authority": authority_value(message.authority, message.scheme),
-        "@scheme": message.scheme.lower(),
-        "@request-target": f"{message.path}{query}",
-        "@path": message.path or "/",
-        "@query": f"?{message.query}",
-    }
-    return values[name]
+    if name == "@target-uri":
+        return f"{message.scheme}://{message.authority}{message.path}{query}"
+    if name == "@scheme":
+        return message.scheme.lower()
+    return f"{message.path}{query}"  # @request-target, the last of _DERIVED
 
 
 _DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
@@ -255,7 +369,7 @@ def _value(message: HTTPMessage, component: Component) -> str:
     name, params = component
     if type(name) is not str or not isinstance(params, dict):
         raise _malformed("a covered component is a string with parameters")
-    if set(params) - _COMPONENT_PARAMS:
+    if params and not params.keys() <= _COMPONENT_PARAMS:
         raise DecodeError(f"component parameters {shown(sorted(set(params) - _COMPONENT_PARAMS))}"
                           f" are not supported", code="unknown_field")
     if "req" in params:
@@ -314,7 +428,7 @@ def content_digest(body: bytes, algorithms: Iterable[str] = ("sha-256",)) -> str
         members[name] = (DIGESTS[name](body), {})
     if not members:
         raise InvalidArgument("name at least one digest algorithm")
-    return http_sf.ser(members)
+    return ", ".join(ser_member(name, *member) for name, member in members.items())
 
 
 def check_content_digest(value: str, body: bytes) -> None:

@@ -40,6 +40,7 @@ from .components import (
     component_id,
     content_digest,
     parse_dictionary,
+    parse_signature_input,
     ser_member,
     shown,
     signature_base,
@@ -250,7 +251,7 @@ def _find(message: HTTPMessage, tags: Iterable[str]) -> _Signature:
         raise AuthenticationError("the message is not signed", code="unsigned")
     if inputs_value is None or signatures_value is None:
         raise DecodeError("Signature and Signature-Input come together", code="malformed")
-    inputs = parse_dictionary(inputs_value, "Signature-Input")
+    inputs = parse_signature_input(inputs_value)
     signatures = parse_dictionary(signatures_value, "Signature")
     wanted = set(tags)
     found = [label for label, member in inputs.items()
