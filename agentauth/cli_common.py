@@ -42,6 +42,7 @@ __all__ = [
     "load_identity",
     "new_passphrase",
     "run_command",
+    "subcommand",
 ]
 
 EXIT_OK = 0
@@ -61,6 +62,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: usage: {message} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
+
+
+def subcommand(commands: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` with its help, an example in ``--help``, and ``--json``."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}")
+    add_json(parser)
+    return parser
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 from .audit import verify_audit_log
 from .cli_common import (
-    add_json,
     add_passphrase_options,
     emit,
     load_identity,
     new_passphrase,
+    subcommand,
 )
 from .errors import DecodeError, InvalidArgument
 from .identity import Identity, PeerKey
@@ -210,16 +210,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parsers
 
 
-def _parser(commands: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help, description=help, epilog=f"example:\n  {example}")
-    add_json(parser)
-    return parser
-
 
 def add_commands(commands: Any) -> None:
     """Register the key lifecycle subcommands on an argparse subparsers object."""
-    p = _parser(commands, "keygen", "make a new key file and print its agent id",
+    p = subcommand(commands, "keygen", "make a new key file and print its agent id",
                 "agentauth keygen alice.key --passphrase-env PASS   "
                 "(the variable PASS holds the passphrase)")
     p.add_argument("path", help="the key file to create (never overwritten)")
@@ -228,13 +222,13 @@ def add_commands(commands: Any) -> None:
     add_passphrase_options(p, creating=True)
     p.set_defaults(run=cmd_keygen)
 
-    p = _parser(commands, "id", "print the agent id of a key file",
+    p = subcommand(commands, "id", "print the agent id of a key file",
                 "agentauth id alice.key --passphrase-fd 3 3<passphrase.txt")
     p.add_argument("path", help="the key file")
     add_passphrase_options(p)
     p.set_defaults(run=cmd_id)
 
-    p = _parser(commands, "export", "print a public key as did:key, multibase, JWK and "
+    p = subcommand(commands, "export", "print a public key as did:key, multibase, JWK and "
                                     "its RFC 7638 thumbprint",
                 "agentauth export did:key:z6Mk... --format jwk")
     p.add_argument("source", help="a key file, or an agent id (did:key:...)")
@@ -247,7 +241,7 @@ def add_commands(commands: Any) -> None:
                                 description="edit or show a trust store",
                                 epilog="example:\n  agentauth trust list --store trust.toml")
     actions = trust.add_subparsers(dest="action", required=True)
-    p = _parser(actions, "add", "pin a peer, or with --anchor add a trust anchor",
+    p = subcommand(actions, "add", "pin a peer, or with --anchor add a trust anchor",
                 "agentauth trust add bob did:key:z6Mk... --store trust.toml")
     p.add_argument("name", help="a name for the entry (letters, digits, '.', '_', '-')")
     p.add_argument("agent_id", metavar="AGENT_ID")
@@ -257,22 +251,22 @@ def add_commands(commands: Any) -> None:
                    help="the key it committed to rotate to next")
     _store_option(p)
     p.set_defaults(run=cmd_trust_add)
-    p = _parser(actions, "list", "show every entry", "agentauth trust list --json")
+    p = subcommand(actions, "list", "show every entry", "agentauth trust list --json")
     _store_option(p)
     p.set_defaults(run=cmd_trust_list)
-    p = _parser(actions, "remove", "remove an entry by name",
+    p = subcommand(actions, "remove", "remove an entry by name",
                 "agentauth trust remove bob --store trust.toml")
     p.add_argument("name")
     _store_option(p)
     p.set_defaults(run=cmd_trust_remove)
-    p = _parser(actions, "rotate", "accept a rotation statement: the entries that pinned "
+    p = subcommand(actions, "rotate", "accept a rotation statement: the entries that pinned "
                                    "the old key pin the new one",
                 "agentauth trust rotate bob-rotation.bin --store trust.toml")
     p.add_argument("statement", help="the rotation statement file")
     _store_option(p)
     p.set_defaults(run=cmd_trust_rotate)
 
-    p = _parser(commands, "rotate", "write a rotation statement from an old key to a new one",
+    p = subcommand(commands, "rotate", "write a rotation statement from an old key to a new one",
                 "agentauth rotate --key old.key --new new.key --next did:key:z6Mk... "
                 "--out rotation.bin --passphrase-env PASS")
     p.add_argument("--key", required=True, help="the key file of the key being retired")
@@ -291,7 +285,7 @@ def add_commands(commands: Any) -> None:
                                 description="check an audit log",
                                 epilog="example:\n  agentauth audit verify audit.log")
     actions = audit.add_subparsers(dest="action", required=True)
-    p = _parser(actions, "verify", "check every record of a hash-chained audit log; name "
+    p = subcommand(actions, "verify", "check every record of a hash-chained audit log; name "
                                    "the first one edited, dropped or reordered",
                 "agentauth audit verify audit.log --head 3f1c...")
     p.add_argument("log")

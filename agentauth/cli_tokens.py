@@ -37,11 +37,11 @@ from .cli_common import (
     EXIT_BAD_INPUT,
     EXIT_REFUSED,
     EXIT_USAGE,
-    add_json,
     add_passphrase_options,
     emit,
     load_identity,
     run_command,
+    subcommand,
 )
 from .errors import InvalidArgument
 from .identity import PeerKey, format_agent_id
@@ -201,16 +201,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser(commands: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help, description=help, epilog=f"example:\n  {example}")
-    add_json(parser)
-    return parser
-
 
 def add_commands(commands: Any) -> None:
     """Register the capability subcommands on an argparse subparsers object."""
-    p = _parser(commands, "delegate", "delegate a capability to an agent",
+    p = subcommand(commands, "delegate", "delegate a capability to an agent",
                 "agentauth delegate --key root.key --to did:key:z6Mk... --grant "
                 "'fs/reports/**=read' --out alice.chain --passphrase-env PASS")
     p.add_argument("--key", required=True, help="the issuer's key file")
@@ -224,11 +218,11 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--out", required=True, help="where to write the new chain")
     add_passphrase_options(p)
     p.set_defaults(run=cmd_delegate)
-    p = _parser(commands, "inspect", "show a chain as a tree (or --json)",
+    p = subcommand(commands, "inspect", "show a chain as a tree (or --json)",
                 "agentauth inspect alice.chain --json")
     p.add_argument("chain")
     p.set_defaults(run=cmd_inspect)
-    p = _parser(commands, "verify", "verify a chain and optionally a request",
+    p = subcommand(commands, "verify", "verify a chain and optionally a request",
                 "agentauth verify alice.chain --anchor did:key:z6Mk...root "
                 "--request 'fs/reports/q3:read' --holder did:key:z6Mk...alice")
     p.add_argument("chain")
@@ -240,7 +234,7 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--revoked", help="a revocation store (SQLite file)")
     p.add_argument("--now", type=int, help="the time to verify at (Unix seconds)")
     p.set_defaults(run=cmd_verify)
-    p = _parser(commands, "revoke", "revoke a link of a chain you issued or hold",
+    p = subcommand(commands, "revoke", "revoke a link of a chain you issued or hold",
                 "agentauth revoke --key root.key --chain alice.chain --link 0 "
                 "--store revoked.db --passphrase-env PASS")
     p.add_argument("--key", required=True)

@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agentauth import Identity, MemoryReplayStore, open_envelope, seal
 from agentauth.envelope import ENVELOPE_CONTEXT
 
+from .tokens import time_slice
+
 __all__ = ["main", "measure"]
 
 Work = Callable[[], object]
@@ -108,16 +110,6 @@ def cases(payload_size: int) -> dict[str, Work]:
     return work
 
 
-def _time(call: Work, seconds: float) -> float:
-    loops, start = 0, time.perf_counter()
-    while True:
-        call()
-        loops += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return elapsed / loops
-
-
 def measure(rounds: int, payload_size: int, slice_seconds: float) -> dict[str, float]:
     """Median seconds per call of every case."""
     work = cases(payload_size)
@@ -126,7 +118,7 @@ def measure(rounds: int, payload_size: int, slice_seconds: float) -> dict[str, f
         call()  # warm up
     for _ in range(rounds):
         for name, call in work.items():
-            samples[name].append(_time(call, slice_seconds))
+            samples[name].append(time_slice(call, slice_seconds))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

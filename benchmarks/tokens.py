@@ -37,7 +37,7 @@ from agentauth import Identity, PeerKey
 from agentauth.capability import Grant, Range, Request, delegate, encode_chain, verify_chain
 from agentauth.capability.chain import LINK_CONTEXT, NO_PARENT, clear_caches
 
-__all__ = ["DEPTHS", "main"]
+__all__ = ["DEPTHS", "main", "time_slice"]
 
 DEPTHS = (1, 3, 8)
 RESOURCE = "fs/reports/q3/summary"
@@ -139,7 +139,8 @@ def jwt_work() -> tuple[Work, int]:
     return verify, len(token)
 
 
-def _time(call: Work, seconds: float) -> float:
+def time_slice(call: Work, seconds: float) -> float:
+    """Seconds per call of ``call``, called over and over for ``seconds``."""
     loops, start = 0, time.perf_counter()
     while True:
         call()
@@ -166,7 +167,7 @@ def measure(rounds: int, seconds: float) -> tuple[dict[str, float], dict[str, in
     for _ in range(rounds):
         random.shuffle(order)
         for name in order:
-            samples[name].append(_time(work[name], seconds))
+            samples[name].append(time_slice(work[name], seconds))
     return {name: statistics.median(v) for name, v in samples.items()}, sizes
 
 
