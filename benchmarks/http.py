@@ -23,7 +23,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agentauth import Identity, MemoryReplayStore
 from agentauth.http import AgentAuthMiddleware, HTTPMessage, Signer, Verifier, check_response
+
+from .peers import ServerProcess
 
 __all__ = ["main"]
 
@@ -119,27 +120,6 @@ def serve(mode: str) -> None:
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     server.run(sockets=[sock])
 
-
-class Server:
-    def __init__(self, mode: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.http", "--serve", mode],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"the {mode} server did not start")
-        self.port = int(line.split()[1])
-
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 # ------------------------------------------------------------------ the client
@@ -253,7 +233,7 @@ def measure(rounds: int, seconds: float, connections: int
     """Per mode: requests per second and server CPU µs per request, one value a round."""
     results: dict[str, dict[str, list[float]]] = {
         mode: {"requests_per_s": [], "cpu_us": []} for mode in MODES}
-    servers = {mode: Server(mode) for mode in MODES}
+    servers = {mode: ServerProcess("benchmarks.http", mode) for mode in MODES}
     try:
         for round_ in range(rounds):
             order = MODES[round_ % len(MODES):] + MODES[:round_ % len(MODES)]

@@ -25,13 +25,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from agentauth import HandshakePolicy, Identity, Initiator, Responder, TrustStore
+from agentauth import Identity, TrustStore
 from agentauth.audit import AUDIT_LOGGER, AuditFileHandler
 from agentauth.keyfile import PRESETS
 from benchmarks.handshake import _batch, _calibrate
+from benchmarks.peers import agentauth_handshake
 
 __all__ = ["main"]
 
@@ -70,21 +71,6 @@ def _store_file(folder: Path, peers: int, client: Identity) -> Path:
     return path
 
 
-def _handshake(client: Identity, server: Identity, policy: HandshakePolicy
-               ) -> Callable[[], object]:
-    client_policy = HandshakePolicy(trust=[server.agent_id])
-
-    def run() -> object:
-        initiator = Initiator(client, client_policy)
-        responder = Responder(server, policy)
-        hs3 = initiator.receive_message(responder.receive_message(initiator.start()) or b"")
-        responder.receive_message(hs3 or b"")
-        assert responder.result is not None
-        return responder.result
-
-    return run
-
-
 def measure(folder: Path, rounds: int, batch_seconds: float, unlock_rounds: dict[str, int]
             ) -> dict[str, float]:
     """Median seconds for every row."""
@@ -95,7 +81,7 @@ def measure(folder: Path, rounds: int, batch_seconds: float, unlock_rounds: dict
         start = time.perf_counter()
         TrustStore.load(path)
         medians[f"load trust store of {n:,}"] = time.perf_counter() - start
-    work = {f"handshake, {n:,} pinned": _handshake(
+    work = {f"handshake, {n:,} pinned": agentauth_handshake(
         client, server, TrustStore.load(path).handshake_policy()) for n, path in paths.items()}
     work[AUDITED] = work["handshake, 1 pinned"]
     logger = logging.getLogger(AUDIT_LOGGER)

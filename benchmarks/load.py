@@ -21,7 +21,6 @@ import json
 import os
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agentauth import AgentAuthStream, HandshakePolicy, Identity, connect, create_listener
 
-from .peers import certificate, pem
+from .peers import ServerProcess, certificate, pem
 
 __all__ = ["main"]
 
@@ -208,7 +207,7 @@ def rss(pid: int) -> int:
 
 async def memory(protocol: str, directory: Path, count: int) -> float:
     """KiB per idle established session in a fresh server process."""
-    server = Server(protocol, directory)
+    server = ServerProcess("benchmarks.load", protocol, "--dir", str(directory))
     try:
         client = Client(protocol, directory, server.port)
         first = await client.open()  # the server's first-connection costs, outside the count
@@ -233,27 +232,6 @@ async def memory(protocol: str, directory: Path, count: int) -> float:
 # ------------------------------------------------------------------ the run
 
 
-class Server:
-    def __init__(self, protocol: str, directory: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.load", "--serve", protocol, "--dir",
-             str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"the {protocol} server did not start")
-        self.port = int(line.split()[1])
-
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 async def measure(directory: Path, rounds: int, quick: bool,
                   sizes: Sequence[int]) -> dict[str, dict[str, list[float]]]:
@@ -262,7 +240,8 @@ async def measure(directory: Path, rounds: int, quick: bool,
     for round_ in range(rounds):
         order = PROTOCOLS if round_ % 2 == 0 else PROTOCOLS[::-1]
         for protocol in order:
-            server = Server(protocol, directory)  # a fresh process: memory starts equal
+            # A fresh process: memory starts equal.
+            server = ServerProcess("benchmarks.load", protocol, "--dir", str(directory))
             try:
                 client = Client(protocol, directory, server.port)
                 figures: dict[str, float] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import os
 import ssl
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,7 @@ from agentauth import HandshakePolicy, Identity, Initiator, Responder
 
 __all__ = [
     "SIGNED_MESSAGE_LEN",
+    "ServerProcess",
     "agentauth_handshake",
     "agentauth_session",
     "certificate",
@@ -74,11 +77,14 @@ def floor_operations() -> dict[str, tuple[Work, int]]:
 # -------------------------------------------------------------- handshakes
 
 
-def agentauth_handshake() -> Work:
-    """Both engines of one agentauth handshake, from construction to both results."""
-    alice, bob = Identity.generate(), Identity.generate()
+def agentauth_handshake(alice: Identity | None = None, bob: Identity | None = None,
+                        bob_policy: HandshakePolicy | None = None) -> Work:
+    """Both engines of one agentauth handshake, from construction to both results: Alice
+    initiates, Bob responds under ``bob_policy`` (by default: trust Alice)."""
+    alice = alice or Identity.generate()
+    bob = bob or Identity.generate()
     alice_policy = HandshakePolicy(trust=[bob.agent_id])
-    bob_policy = HandshakePolicy(trust=[alice.agent_id])
+    bob_policy = bob_policy or HandshakePolicy(trust=[alice.agent_id])
 
     def run() -> object:
         initiator = Initiator(alice, alice_policy)
@@ -229,3 +235,29 @@ def raw_aead(size: int) -> Work:
         return decrypt(nonce, encrypt(nonce, payload, None), None)
 
     return run
+
+
+class ServerProcess:
+    """A benchmark server in a process of its own: ``python -m MODULE --serve ARGS...``,
+    which prints ``PORT n`` once it listens and stops when its standard input closes."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", module, "--serve", *args],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"the {' '.join(args)} server did not start")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        """Close its standard input and wait for it (kill it after 30 s)."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
