@@ -228,9 +228,9 @@ def test_a_source_is_an_ipv4_address_or_an_ipv6_64() -> None:
 async def test_per_source_cap_default_and_validation() -> None:
     tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     async with tcp:
-        options: dict[str, Any]
-        for options, per_source in (({}, 16), ({"max_half_open": 8}, 1),
-                                    ({"max_half_open_per_source": 3}, 3)):
+        cases: list[tuple[dict[str, Any], int]] = [
+            ({}, 16), ({"max_half_open": 8}, 1), ({"max_half_open_per_source": 3}, 3)]
+        for options, per_source in cases:
             listener = AgentAuthListener(tcp, BOB, trusting(ALICE), **options)
             assert listener._half_open.per_source == per_source
         bad: Any
