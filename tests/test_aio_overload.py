@@ -5,6 +5,7 @@ and on trio."""
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import sys
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from agentauth import (
     connect,
     create_listener,
 )
-from agentauth.aio._serving import source_of
+from agentauth.aio._serving import UNKNOWN_SOURCE, source_of
 
 pytestmark = pytest.mark.anyio
 
@@ -223,6 +224,31 @@ def test_a_source_is_an_ipv4_address_or_an_ipv6_64() -> None:
     assert source_of(Peer("/run/agent.sock")) is None  # a Unix socket: exempt
     assert source_of(Peer("")) is None
     assert source_of(TypedAttributeProvider()) is None  # no address at all
+
+
+async def test_sources_of_real_connections(tmp_path: Path) -> None:
+    with anyio.fail_after(DEADLINE):
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.extra(SocketAttribute.local_port)
+        async with tcp:
+            accept = tcp.listeners[0].accept  # type: ignore[attr-defined]
+            client = await anyio.connect_tcp("127.0.0.1", port, local_host="127.0.0.2")
+            async with client, await accept() as server:
+                assert source_of(server) == "127.0.0.2"
+            # A peer that reset the connection before it was read: no address, yet IP,
+            # so it counts against a shared source instead of escaping the cap.
+            client = await anyio.connect_tcp("127.0.0.1", port)
+            client.extra(SocketAttribute.raw_socket).setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await client.aclose()
+            async with await accept() as server:
+                with pytest.raises(anyio.BrokenResourceError):
+                    await server.receive()  # the reset has arrived
+                assert source_of(server) == UNKNOWN_SOURCE
+        unix = await anyio.create_unix_listener(tmp_path / "agentauth.sock")
+        async with (unix, await anyio.connect_unix(tmp_path / "agentauth.sock"),
+                    await unix.accept() as server):
+            assert source_of(server) is None
 
 
 async def test_per_source_cap_default_and_validation() -> None:

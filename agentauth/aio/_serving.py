@@ -17,8 +17,8 @@ from anyio.abc import SocketAttribute
 
 from ..errors import TransportError
 
-__all__ = ["ACCEPT_CAPACITY_ERRNOS", "ACCEPT_RETRY_ERRNOS", "Accepting", "HalfOpen",
-           "Throttle", "accept_forever", "source_of"]
+__all__ = ["ACCEPT_CAPACITY_ERRNOS", "ACCEPT_RETRY_ERRNOS", "UNKNOWN_SOURCE", "Accepting",
+           "HalfOpen", "Throttle", "accept_forever", "source_of"]
 
 logger = logging.getLogger("agentauth.aio")
 
@@ -123,23 +123,32 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
         start(stream)
 
 
+#: The source of an IP connection whose peer address cannot be read (the peer is gone).
+UNKNOWN_SOURCE: Final = "unknown"
+
+
 def source_of(transport: Any) -> str | None:
     """The source a connection's handshake counts against: the peer's IPv4 address, the
     /64 prefix of its IPv6 address (one host or site usually holds a whole /64; an
-    IPv4-mapped address counts as the IPv4 one), or None for a transport that is not IP
+    IPv4-mapped address counts as the IPv4 one), :data:`UNKNOWN_SOURCE` for an IP
+    connection whose peer address cannot be read, or None for a transport that is not IP
     (a Unix socket: its peers are local and already bounded by file permissions)."""
-    address = transport.extra(SocketAttribute.remote_address, None)
-    if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
-        return None
     try:
-        ip = ipaddress.ip_address(address[0])
+        address = transport.extra(SocketAttribute.remote_address, None)
+        ip = transport.extra(SocketAttribute.local_port, None) is not None
+    except OSError:
+        return UNKNOWN_SOURCE
+    if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
+        return UNKNOWN_SOURCE if ip else None
+    try:
+        peer = ipaddress.ip_address(address[0])
     except ValueError:
         return address[0]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"
-    return str(ip)
+    if isinstance(peer, ipaddress.IPv6Address):
+        if peer.ipv4_mapped is not None:
+            return str(peer.ipv4_mapped)
+        return f"{ipaddress.IPv6Address(int(peer) >> 64 << 64)}/64"
+    return str(peer)
 
 
 class HalfOpen:
