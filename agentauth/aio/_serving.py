@@ -9,16 +9,17 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
-from anyio.abc import SocketAttribute
+from anyio.abc import Listener, SocketAttribute, TaskGroup
+from anyio.streams.stapled import MultiListener
 
 from ..errors import TransportError
 
 __all__ = ["ACCEPT_CAPACITY_ERRNOS", "ACCEPT_RETRY_ERRNOS", "UNKNOWN_SOURCE", "Accepting",
-           "HalfOpen", "Throttle", "accept_forever", "source_of"]
+           "HalfOpen", "Throttle", "accept_forever", "serve_parts", "source_of"]
 
 logger = logging.getLogger("agentauth.aio")
 
@@ -125,6 +126,51 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
 
 #: The source of an IP connection whose peer address cannot be read (the peer is gone).
 UNKNOWN_SOURCE: Final = "unknown"
+
+
+async def serve_parts(listener: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
+                      handlers: TaskGroup, count_error: Callable[[], object]
+                      ) -> TransportError | None:
+    """Run ``one`` in ``handlers`` for every connection of every part of ``listener`` (the
+    listeners of a ``MultiListener``, or itself) until all have closed or failed.
+
+    Parts with ``accept()`` go through :func:`accept_forever`; others (anyio's
+    ``TLSListener``) through their own ``serve``, whose errors end that part only. The
+    first failure is returned, not raised: it must not cancel ``handlers``.
+    """
+    failures: list[TransportError] = []
+
+    async def serve_part(part: Listener[Any]) -> None:
+        if isinstance(part, Accepting):
+            failure = await accept_forever(
+                part, lambda stream: handlers.start_soon(one, stream), count_error)
+        else:
+            failure = await _serve_own_loop(part, one, handlers)
+        if failure is not None:
+            failures.append(failure)
+
+    parts = listener.listeners if isinstance(listener, MultiListener) else [listener]
+    async with anyio.create_task_group() as accepting:
+        for part in parts:
+            accepting.start_soon(serve_part, part)
+    return failures[0] if failures else None
+
+
+async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
+                          handlers: TaskGroup) -> TransportError | None:
+    try:
+        await part.serve(one, handlers)
+    except Exception as exc:
+        closed = (isinstance(exc, anyio.ClosedResourceError)
+                  or (isinstance(exc, ExceptionGroup)
+                      and exc.split(anyio.ClosedResourceError)[1] is None))
+        if closed:
+            return None
+        logger.error("%s failed with %s: no longer accepting on it; established channels "
+                     "run on", type(part).__name__, type(exc).__name__)
+        return TransportError(f"the listener failed ({type(exc).__name__}) and stopped "
+                              f"accepting", code="connection_lost")
+    return None
 
 
 def source_of(transport: Any) -> str | None:

@@ -20,13 +20,12 @@ from typing import Any
 
 import anyio
 from anyio.abc import AnyByteStream, Listener, TaskGroup
-from anyio.streams.stapled import MultiListener
 
 from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, TransportError
 from ..handshake import HandshakePolicy
 from ..identity import Identity, PeerKey
 from ._common import check_limits
-from ._serving import Accepting, HalfOpen, Throttle, accept_forever, source_of
+from ._serving import HalfOpen, Throttle, serve_parts, source_of
 from .stream import AgentAuthStream
 
 __all__ = ["AgentAuthListener", "connect", "create_listener", "serve"]
@@ -190,27 +189,12 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         def count_error() -> None:
             self.accept_errors += 1
 
-        failures: list[Exception] = []
-
-        async def accept(part: Accepting, handlers: TaskGroup) -> None:
-            failure = await accept_forever(
-                part, lambda stream: handlers.start_soon(one, stream), count_error)
-            if failure is not None:
-                failures.append(failure)
-
-        parts = (self.listener.listeners if isinstance(self.listener, MultiListener)
-                 else [self.listener])
         async with AsyncExitStack() as stack:
             if task_group is None:
                 task_group = await stack.enter_async_context(anyio.create_task_group())
-            async with anyio.create_task_group() as accepting:  # ends before the handlers
-                for part in parts:
-                    if isinstance(part, Accepting):
-                        accepting.start_soon(accept, part, task_group)
-                    else:
-                        accepting.start_soon(part.serve, one, task_group)
-        if failures:
-            raise failures[0]
+            failure = await serve_parts(self.listener, one, task_group, count_error)
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
         """Stop listening (established channels are closed by their handlers' tasks)."""
