@@ -124,10 +124,6 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
         start(stream)
 
 
-#: The source of an IP connection whose peer address cannot be read (the peer is gone).
-UNKNOWN_SOURCE: Final = "unknown"
-
-
 async def serve_parts(listener: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
                       handlers: TaskGroup, count_error: Callable[[], object]
                       ) -> TransportError | None:
@@ -171,6 +167,10 @@ async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Coroutine[An
         return TransportError(f"the listener failed ({type(exc).__name__}) and stopped "
                               f"accepting", code="connection_lost")
     return None
+
+
+#: The source of an IP connection whose peer address cannot be read (the peer is gone).
+UNKNOWN_SOURCE: Final = "unknown"
 
 
 def source_of(transport: Any) -> str | None:

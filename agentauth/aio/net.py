@@ -144,8 +144,8 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         is logged, not propagated, so one connection cannot stop the server. Handlers run in
         ``task_group`` (default: one of serve's own). An accept that fails for want of a
         resource is retried after a back-off; when the listener is closed, serve returns
-        once the handlers have; when it fails otherwise, it stops accepting and raises
-        ``TransportError`` (``connection_lost``) once the handlers have returned.
+        once the handlers in its own task group have; when it fails otherwise, it stops
+        accepting and, at that same point, raises ``TransportError`` (``connection_lost``).
         Listeners without ``accept()`` (anyio's ``TLSListener``) serve through their own
         loop.
         """
@@ -197,7 +197,8 @@ class AgentAuthListener(Listener[AgentAuthStream]):
             raise failure
 
     async def aclose(self) -> None:
-        """Stop listening (established channels are closed by their handlers' tasks)."""
+        """Stop listening. Established channels run on until their handlers return; then
+        :meth:`serve` returns (cancelling it is what closes them at once)."""
         await self.listener.aclose()
 
 
