@@ -306,3 +306,31 @@ async def test_closing_the_listener_stops_accepting_and_spares_the_channels(kind
             assert not ended.is_set()
             await channel.aclose()
             await ended.wait()
+
+
+async def test_a_failed_listener_stops_accepting_and_spares_the_channels(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        listener = await create_listener("127.0.0.1", 0, BOB, trusting(ALICE))
+        port = listener.extra(SocketAttribute.local_port)
+        outcome: list[str] = []
+
+        async def serve() -> None:
+            try:
+                await listener.serve(echo)
+            except AgentAuthError as exc:  # raised once the channel has ended
+                outcome.append(exc.code)
+
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            channel = await connect("127.0.0.1", port, ALICE, expect=BOB.agent_id)
+            await round_trip(channel, b"open")
+            # A listening socket shut down under the listener: accept() fails with EINVAL,
+            # an error no retry can mend.
+            listener.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
+            while not any("EINVAL" in record.getMessage() for record in caplog.records):
+                await anyio.wait_all_tasks_blocked()
+            await round_trip(channel, b"listener failed, channel alive")
+            assert outcome == []
+            await channel.aclose()
+        assert outcome == ["connection_lost"]
