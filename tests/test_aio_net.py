@@ -100,7 +100,7 @@ async def test_slow_handshakes_time_out_and_half_open_ones_are_capped() -> None:
                            max_half_open=1) as (port, listener):
             stalled = await anyio.connect_tcp("127.0.0.1", port)  # sends nothing
             # Wait until the server took the stalled one in: then the cap is full.
-            while listener._half_open.borrowed_tokens < 1:
+            while listener._half_open.total < 1:
                 await anyio.wait_all_tasks_blocked()
             refused = await anyio.connect_tcp("127.0.0.1", port)
             with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):

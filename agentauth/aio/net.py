@@ -1,10 +1,13 @@
 """TCP clients and servers: :func:`connect`, :func:`create_listener` and :func:`serve`.
 
 A listener (modelled on anyio's ``TLSListener``) wraps every accepted connection: it runs
-the handshake under a time limit, caps how many handshakes may be in progress at once
-(connections over the cap are closed at once), logs each failure with its code and drops
-the connection without disturbing the others, and runs the handler of every established
-channel in a task group. Cancelling :meth:`AgentAuthListener.serve` shuts everything down.
+the handshake under a time limit, caps how many handshakes may be in progress at once, in
+all and from any one source (connections over a cap are closed at once), logs each failure
+with its code and drops the connection without disturbing the others, and runs the handler
+of every established channel in a task group. Its accept loop outlives resource errors
+(``EMFILE`` and the like: backed off and retried), and a listener that fails or closes
+never takes established channels down with it. Cancelling :meth:`AgentAuthListener.serve`
+shuts everything down.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -21,6 +25,7 @@ from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, Transpor
 from ..handshake import HandshakePolicy
 from ..identity import Identity, PeerKey
 from ._common import check_limits
+from ._serving import HalfOpen, Throttle, serve_parts, source_of
 from .stream import AgentAuthStream
 
 __all__ = ["AgentAuthListener", "connect", "create_listener", "serve"]
@@ -89,7 +94,10 @@ class AgentAuthListener(Listener[AgentAuthStream]):
     """Wraps each connection of a byte-stream listener in an agentauth channel.
 
     ``policy`` decides whom to accept (an allow-list or a callback); ``max_half_open``
-    caps the handshakes in progress; ``handshake_timeout`` bounds each.
+    caps the handshakes in progress, and ``max_half_open_per_source`` those from any one
+    source (an IPv4 address or an IPv6 /64; default ``max(1, max_half_open // 16)``;
+    connections that are not IP count only against the global cap);
+    ``handshake_timeout`` bounds each.
     """
 
     def __init__(
@@ -101,11 +109,16 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         extensions: Mapping[str, bytes] | None = None,
         handshake_timeout: float | None = None,
         max_half_open: int = 256,
+        max_half_open_per_source: int | None = None,
         idle_timeout: float | None = None,
         max_lifetime: float | None = None,
     ) -> None:
         if type(max_half_open) is not int or max_half_open < 1:
             raise InvalidArgument("max_half_open must be a positive integer")
+        if max_half_open_per_source is None:
+            max_half_open_per_source = max(1, max_half_open // 16)
+        if type(max_half_open_per_source) is not int or max_half_open_per_source < 1:
+            raise InvalidArgument("max_half_open_per_source must be a positive integer")
         if not isinstance(identity, Identity):
             raise InvalidArgument("identity must be an Identity")
         self.listener = listener
@@ -113,9 +126,11 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         self.policy = policy
         self._extensions = extensions
         self._limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
-        self._half_open = anyio.CapacityLimiter(max_half_open)
-        #: Counters, for monitoring: handshakes completed, failed, and refused at the cap.
-        self.accepted = self.failed = self.refused = 0
+        self._half_open = HalfOpen(max_half_open, max_half_open_per_source)
+        self._refusals = Throttle()
+        #: Counters, for monitoring: handshakes completed, failed, refused at a cap, and
+        #: accepts that failed and were retried.
+        self.accepted = self.failed = self.refused = self.accept_errors = 0
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -126,15 +141,20 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         """Accept connections forever, running ``handler`` for each established channel.
 
         The channel is closed when the handler returns or raises; a handler's exception
-        is logged, not propagated, so one connection cannot stop the server.
+        is logged, not propagated, so one connection cannot stop the server. Handlers run in
+        ``task_group`` (default: one of serve's own). An accept that fails for want of a
+        resource is retried after a back-off; when the listener is closed, serve returns
+        once the handlers in its own task group have; when it fails otherwise, it stops
+        accepting and, at that same point, raises ``TransportError`` (``connection_lost``).
+        Listeners without ``accept()`` (anyio's ``TLSListener``) serve through their own
+        loop.
         """
         async def one(transport: AnyByteStream) -> None:
-            try:
-                self._half_open.acquire_nowait()
-            except anyio.WouldBlock:
+            source = source_of(transport)
+            refusal = self._half_open.admit(source)
+            if refusal is not None:
                 self.refused += 1
-                logger.warning("refused a connection: %d handshakes already in progress",
-                               self._half_open.total_tokens)
+                self._refusals.log(logging.WARNING, "refused a connection: %s", refusal)
                 await anyio.aclose_forcefully(transport)
                 return
             try:
@@ -154,7 +174,7 @@ class AgentAuthListener(Listener[AgentAuthStream]):
                                type(exc).__name__)
                 return
             finally:
-                self._half_open.release()
+                self._half_open.release(source)
             self.accepted += 1
             async with channel:
                 try:
@@ -166,10 +186,19 @@ class AgentAuthListener(Listener[AgentAuthStream]):
                 except Exception:
                     logger.exception("handler for %s raised", channel.peer_id)
 
-        await self.listener.serve(one, task_group)
+        def count_error() -> None:
+            self.accept_errors += 1
+
+        async with AsyncExitStack() as stack:
+            if task_group is None:
+                task_group = await stack.enter_async_context(anyio.create_task_group())
+            failure = await serve_parts(self.listener, one, task_group, count_error)
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
-        """Stop listening (established channels are closed by their handlers' tasks)."""
+        """Stop listening. Established channels run on until their handlers return; then
+        :meth:`serve` returns (cancelling it is what closes them at once)."""
         await self.listener.aclose()
 
 
