@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .. import audit, crypto, wire
 from ..errors import (
@@ -30,6 +30,7 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    StoreError,
 )
 from ..identity import Identity, format_agent_id
 from ..stores import RedisTable
@@ -37,21 +38,24 @@ from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
     Link,
-    _key,
     _well_formed,
     check_root,
     parse_links,
     signature_ok,
+    trust_roots,
 )
 
 __all__ = [
+    "PER_REVOKER",
     "REVOKE_CONTEXT",
     "MemoryRevocationStore",
     "Notice",
+    "ReadNotice",
     "RedisRevocationStore",
     "RevocationStore",
     "SQLiteRevocationStore",
     "digest",
+    "read_notice",
     "revoke",
     "verify_notice",
 ]
@@ -59,6 +63,8 @@ __all__ = [
 VERSION: Final = 1
 REVOKE_CONTEXT: Final = b"agentauth v1 capability revocation\x00"
 MAX_NOTICE: Final = MAX_CHAIN_BYTES + 512
+#: How many notices a store keeps from one revoker key by default (spec 10.8).
+PER_REVOKER: Final = 4096
 
 
 class Notice:
@@ -91,7 +97,29 @@ def revoke(revoker: Identity, path: Iterable[Link], *,
 def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
     """Check a notice completely against our trust ``anchors``; return it
     (``unauthorized_revoker`` if the signer has no say over the target)."""
-    roots = {_key(key) if not isinstance(key, bytes) else key for key in anchors}
+    roots = trust_roots(anchors)
+    return _check_notice(read_notice(data), roots)
+
+
+class ReadNotice(NamedTuple):
+    """A notice read for its form only, nothing verified yet: what a store decides from
+    before it spends a signature check (spec 10.8, storage per revoker)."""
+
+    data: bytes
+    payload: bytes
+    signature: bytes
+    revoker: bytes
+    links: tuple[Link, ...]
+
+    @property
+    def target(self) -> bytes:
+        """The id of the link the notice would revoke."""
+        return self.links[-1].id
+
+
+def read_notice(data: bytes) -> ReadNotice:
+    """Read a notice's form (sizes, fields, the path as a chain is read, its root a root);
+    no anchor, authority or signature is checked: see :func:`verify_notice`."""
     if type(data) is not bytes:
         raise InvalidArgument("a notice is bytes")
     payload, signature = wire.decode_map(data, 2, MAX_NOTICE, "notice")
@@ -107,9 +135,14 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
             or type(issued) is not int):
         raise DecodeError("notice fields are out of shape", code="malformed")
     links = parse_links(items)
-    root = links[0]
-    check_root(root)
-    if root.issuer not in roots:
+    check_root(links[0])
+    return ReadNotice(data, payload, signature, revoker, links)
+
+
+def _check_notice(notice: ReadNotice, roots: Mapping[bytes, Any]) -> Notice:
+    # The rest of spec 10.8, in its order: the anchor, the signer's say, the signatures.
+    links, revoker = notice.links, notice.revoker
+    if links[0].issuer not in roots:
         raise CapabilityDenied("the notice is about a chain none of our anchors started",
                                code="untrusted_root")
     last = links[-1]
@@ -122,10 +155,31 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
         if not signature_ok(link):
             raise AuthenticationError("a path link's signature does not verify",
                                       code="bad_signature")
-    if not crypto.ed25519_verify(revoker, REVOKE_CONTEXT + payload, signature):
+    if not crypto.ed25519_verify(revoker, REVOKE_CONTEXT + notice.payload, notice.signature):
         raise AuthenticationError("the notice's signature does not verify",
                                   code="bad_signature")
-    return Notice(data, last.id, last.expires, revoker)
+    return Notice(notice.data, last.id, last.expires, revoker)
+
+
+def _admit(notice: ReadNotice, held: bool, count: int, limit: int,
+           roots: Mapping[bytes, Any]) -> Notice | None:
+    """The storage rules of spec 10.8, the one place every store applies them: None for a
+    target the store already holds, ``store_full`` for a revoker at its quota (both before
+    any signature is checked), else the verified notice, to be stored."""
+    if held:
+        return None
+    if count >= limit:
+        raise StoreError(f"the store holds its quota of {limit} notices from revoker "
+                         f"{format_agent_id(notice.revoker)}; it forgets them as their "
+                         f"links expire (an issuer further up can revoke the subtree)",
+                         code="store_full")
+    return _check_notice(notice, roots)
+
+
+def _per_revoker(value: int) -> int:
+    if type(value) is not int or value < 1:
+        raise InvalidArgument("per_revoker is a positive integer")
+    return value
 
 
 class RevocationStore(Protocol):
@@ -160,18 +214,25 @@ def _stored(notice: Notice, store: str) -> None:
 
 class MemoryRevocationStore:
     """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
-    rooted at one of ``anchors`` only."""
+    rooted at one of ``anchors`` only, and at most ``per_revoker`` from each revoker key
+    (spec 10.8: beyond it ``store_full``; a stored notice is never dropped to make room)."""
 
-    def __init__(self, anchors: Mapping[Any, str]) -> None:
-        self._anchors = dict(anchors)
-        self._notices: dict[bytes, tuple[int, bytes]] = {}
+    def __init__(self, anchors: Mapping[Any, str], *,
+                 per_revoker: int = PER_REVOKER) -> None:
+        self._roots = trust_roots(anchors)
+        self._limit = _per_revoker(per_revoker)
+        self._notices: dict[bytes, tuple[int, bytes, bytes]] = {}  # expires, notice, revoker
+        self._counts: dict[bytes, int] = {}
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
-        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
-        if checked.target in self._notices:
+        read = read_notice(notice)
+        checked = _admit(read, read.target in self._notices,
+                         self._counts.get(read.revoker, 0), self._limit, self._roots)
+        if checked is None:
             return False
-        self._notices[checked.target] = (checked.expires, checked.data)
+        self._notices[checked.target] = (checked.expires, checked.data, checked.revoker)
+        self._counts[checked.revoker] = self._counts.get(checked.revoker, 0) + 1
         _stored(checked, "memory")
         return True
 
@@ -181,9 +242,13 @@ class MemoryRevocationStore:
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
-        gone = [k for k, (expires, _) in self._notices.items() if expires + MAX_SKEW <= now]
+        gone = [k for k, (expires, _, _) in self._notices.items()
+                if expires + MAX_SKEW <= now]
         for key in gone:
-            del self._notices[key]
+            revoker = self._notices.pop(key)[2]
+            self._counts[revoker] -= 1
+            if not self._counts[revoker]:
+                del self._counts[revoker]
         return len(gone)
 
     def ids(self) -> list[bytes]:
@@ -200,21 +265,29 @@ class MemoryRevocationStore:
 
 
 class SQLiteRevocationStore:
-    """Notices in a SQLite file: they survive restarts. One connection per store."""
+    """Notices in a SQLite file: they survive restarts. One connection per store. At most
+    ``per_revoker`` notices from each revoker key (spec 10.8), as for the memory store."""
 
-    def __init__(self, path: str | Path, anchors: Mapping[Any, str]) -> None:
-        self._anchors = dict(anchors)
+    def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
+                 per_revoker: int = PER_REVOKER) -> None:
+        self._anchors = trust_roots(anchors)
+        self._limit = _per_revoker(per_revoker)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
-                         "expires INTEGER NOT NULL, notice BLOB NOT NULL) WITHOUT ROWID")
+        _schema(self._db)
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
-        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
+        read = read_notice(notice)
+        (count,) = self._db.execute("SELECT count(*) FROM revoked WHERE revoker = ?",
+                                    (read.revoker,)).fetchone()
+        checked = _admit(read, self.is_revoked(read.target), count, self._limit,
+                         self._anchors)
+        if checked is None:
+            return False
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO revoked (id, expires, notice) VALUES (?, ?, ?)",
-            (checked.target, checked.expires, checked.data))
+            "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) VALUES (?, ?, ?, ?)",
+            (checked.target, checked.expires, checked.data, checked.revoker))
         if cursor.rowcount != 1:
             return False
         _stored(checked, "sqlite")
@@ -247,6 +320,20 @@ class SQLiteRevocationStore:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _schema(db: sqlite3.Connection) -> None:
+    """Create the table, or give one of an earlier release its ``revoker`` column (read
+    back from each stored notice, verified when it was stored)."""
+    db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
+               "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
+    columns = [row[1] for row in db.execute("PRAGMA table_info(revoked)")]
+    if "revoker" not in columns:
+        db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
+        for target, data in list(db.execute("SELECT id, notice FROM revoked")):
+            db.execute("UPDATE revoked SET revoker = ? WHERE id = ?",
+                       (read_notice(bytes(data)).revoker, target))
+    db.execute("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
 
 
 class RedisRevocationStore:
