@@ -7,7 +7,9 @@ what is stored. Real channels over memory streams, on asyncio and trio."""
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.stapled import StapledObjectStream
+from redis_support import redis_server
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT
 
@@ -26,6 +29,7 @@ from agentauth.capability import (
     DetachedInvocations,
     Link,
     MemoryRevocationStore,
+    RedisRevocationStore,
     Request,
     SessionInvocations,
     SQLiteRevocationStore,
@@ -259,6 +263,31 @@ def test_the_quota_refuses_new_notices_and_never_drops_stored_ones(
     assert store.add(notices[50])
     if isinstance(store, SQLiteRevocationStore):
         store.close()
+
+
+def test_replicas_share_one_quota_in_redis() -> None:
+    notices = flood_of(7)
+    with redis_server() as url:
+        prefix = os.urandom(6).hex().encode()
+        replica_a = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5)
+        replica_b = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5)
+        for notice in notices[:3]:
+            assert replica_a.add(notice)
+        for notice in notices[3:5]:
+            assert replica_b.add(notice)
+        for replica in (replica_a, replica_b):
+            with raises("store_full"):
+                replica.add(notices[5])
+            assert not replica.add(notices[0])  # held: not new
+        assert replica_b.add(REVOKES_FLOODER)  # another revoker, another quota
+        assert len(replica_a.ids()) == 6 and all(map(replica_b.is_revoked, replica_a.ids()))
+        # A replica whose clock is past every entry's life counts none of them live: the
+        # notice is not refused for the quota, only found to be about an expired link.
+        late = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
+                                    clock=lambda: time.time() + 10 * 365 * 86400)
+        assert late.add(notices[6]) is False
+        for store in (replica_a, replica_b, late):
+            store.close()
 
 
 def test_a_sqlite_store_of_an_earlier_release_gets_its_revoker_column(

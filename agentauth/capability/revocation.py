@@ -14,6 +14,11 @@ skew a verifier may allow). :class:`MemoryRevocationStore` and
 and :class:`RedisRevocationStore` (shared by replicas on several machines) share one
 small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 :func:`~agentauth.capability.verify_chain` takes as ``revoked``.
+
+Every store keeps at most ``per_revoker`` notices from one revoker key (spec 10.8): a
+revoker at its quota is refused (``store_full``) before any signature is checked, and a
+stored notice is never dropped to make room, so a quota never turns "revoked" into "not
+revoked". The rules are applied in one place, ``_admit``.
 """
 
 from __future__ import annotations
@@ -169,11 +174,14 @@ def _admit(notice: ReadNotice, held: bool, count: int, limit: int,
     if held:
         return None
     if count >= limit:
-        raise StoreError(f"the store holds its quota of {limit} notices from revoker "
-                         f"{format_agent_id(notice.revoker)}; it forgets them as their "
-                         f"links expire (an issuer further up can revoke the subtree)",
-                         code="store_full")
+        raise _over_quota(notice.revoker, limit)
     return _check_notice(notice, roots)
+
+
+def _over_quota(revoker: bytes, limit: int) -> StoreError:
+    return StoreError(f"the store holds its quota of {limit} notices from revoker "
+                      f"{format_agent_id(revoker)}; it forgets them as their links expire "
+                      f"(an issuer further up can revoke the subtree)", code="store_full")
 
 
 def _per_revoker(value: int) -> int:
@@ -339,13 +347,17 @@ def _schema(db: sqlite3.Connection) -> None:
 class RedisRevocationStore:
     """Notices in a Redis server, shared by every replica of an agent. Each notice is kept
     under its target's id until the target could no longer verify (Redis expires it then,
-    so :meth:`prune` has nothing to do). ``client`` is a ``redis.Redis`` or a URL; the
-    server must not evict keys (checked, as for :class:`agentauth.RedisReplayStore`)."""
+    so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones from each
+    revoker key, counted and stored in one atomic step (spec 10.8). ``client`` is a
+    ``redis.Redis`` or a URL; the server must not evict keys (checked, as for
+    :class:`agentauth.RedisReplayStore`)."""
 
     def __init__(self, client: Any, anchors: Mapping[Any, str], *,
                  prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._anchors = dict(anchors)
+                 clock: Callable[[], float] = time.time,
+                 per_revoker: int = PER_REVOKER) -> None:
+        self._roots = trust_roots(anchors)
+        self._limit = _per_revoker(per_revoker)
         self._clock = clock
         self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
                                  clock=clock)
@@ -353,11 +365,19 @@ class RedisRevocationStore:
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new (False too for a notice whose
         target can no longer verify: there is nothing left to refuse)."""
-        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
+        read = read_notice(notice)
+        checked = _admit(read, self.is_revoked(read.target),
+                         self._table.count(read.revoker), self._limit, self._roots)
+        if checked is None:
+            return False
         until = checked.expires + MAX_SKEW
         if until <= self._clock():
             return False
-        added = self._table.put(checked.target, checked.data, until)
+        # Counted again in the same step as the write: replicas share the quota.
+        added = self._table.put_counted(checked.target, checked.data, until,
+                                        checked.revoker, self._limit)
+        if added is None:
+            raise _over_quota(checked.revoker, self._limit)
         if added:
             _stored(checked, "redis")
         return added
