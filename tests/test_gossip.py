@@ -22,7 +22,7 @@ from redis_support import redis_server
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT
 
-from agentauth import AgentAuthError, Identity, PeerKey, wire
+from agentauth import AgentAuthError, Identity, MemoryReplayStore, PeerKey, wire
 from agentauth.aio import exchange_revocations
 from agentauth.aio.gossip import PAGE_BYTES, PAGE_IDS, offer_order
 from agentauth.capability import (
@@ -41,6 +41,7 @@ from agentauth.capability import (
     verify_notice,
 )
 from agentauth.capability.revocation import REVOKE_CONTEXT, digest, read_notice
+from agentauth.http import AgentAuthMiddleware, Verifier
 
 FLOOD = 10_000
 EXPIRES = NOW + 3600
@@ -307,6 +308,10 @@ def test_a_sqlite_store_of_an_earlier_release_gets_its_revoker_column(
     store.close()
 
 
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("never called")
+
+
 @pytest.mark.parametrize("anchors", [[ROOT.agent_id], ROOT.agent_id, None, 5,
                                      {ROOT.agent_id: 5}, {ROOT.agent_id: None}])
 def test_anchors_of_the_wrong_shape_are_refused_typed(anchors: Any, tmp_path: Path) -> None:
@@ -321,6 +326,9 @@ def test_anchors_of_the_wrong_shape_are_refused_typed(anchors: Any, tmp_path: Pa
         lambda: DetachedInvocations(anchors, verifier=BOB),
         lambda: SessionInvocations(anchors, peer=peer, channel_binding=bytes(64)),
     ]
+    if anchors is not None:  # the middleware's None means no capabilities
+        calls.append(lambda: AgentAuthMiddleware(app, identity=ALICE, verifier=Verifier([BOB]),
+                                                 replay=MemoryReplayStore(), anchors=anchors))
     for call in calls:
         with raises("invalid_argument"):
             call()
