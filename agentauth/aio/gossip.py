@@ -19,7 +19,8 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from .. import wire
-from ..capability.revocation import RevocationStore, digest, read_notice
+from ..capability.chain import parse_links
+from ..capability.revocation import RevocationStore, digest, notice_path
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
 
 __all__ = ["DEFAULT_PAGES", "exchange_revocations", "offer_order"]
@@ -147,11 +148,15 @@ def offer_order(notices: Iterable[bytes]) -> Iterator[bytes]:
     link's parent, and nothing more, from every notice elsewhere in the tree.
     """
     top = _Node()
+    anchors: dict[bytes, bytes] = {}  # a root link's bytes -> its issuer
     for data in notices:
-        read = read_notice(data)
-        node = top.child(read.links[0].issuer)
-        for link in read.links:
-            node = node.child(link.id)
+        path = notice_path(data)  # a link's bytes name it as well as its id: not parsed
+        anchor = anchors.get(path[0])
+        if anchor is None:
+            anchor = anchors[path[0]] = parse_links(path[:1])[0].issuer
+        node = top.child(anchor)
+        for link in path:
+            node = node.child(link)
         node.own = data
     return top.emit()
 

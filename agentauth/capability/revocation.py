@@ -60,6 +60,7 @@ __all__ = [
     "RevocationStore",
     "SQLiteRevocationStore",
     "digest",
+    "notice_path",
     "read_notice",
     "revoke",
     "verify_notice",
@@ -125,6 +126,19 @@ class ReadNotice(NamedTuple):
 def read_notice(data: bytes) -> ReadNotice:
     """Read a notice's form (sizes, fields, the path as a chain is read, its root a root);
     no anchor, authority or signature is checked: see :func:`verify_notice`."""
+    payload, signature, revoker, items = _fields(data)
+    links = parse_links(items)
+    check_root(links[0])
+    return ReadNotice(data, payload, signature, revoker, links)
+
+
+def notice_path(data: bytes) -> list[bytes]:
+    """The path of a notice, its links' bytes from the root down to the target, read
+    without parsing the links (for a notice already verified, as every stored one is)."""
+    return _fields(data)[3]
+
+
+def _fields(data: bytes) -> tuple[bytes, bytes, bytes, list[Any]]:
     if type(data) is not bytes:
         raise InvalidArgument("a notice is bytes")
     payload, signature = wire.decode_map(data, 2, MAX_NOTICE, "notice")
@@ -139,9 +153,7 @@ def read_notice(data: bytes) -> ReadNotice:
     if (type(revoker) is not bytes or len(revoker) != 32 or type(items) is not list
             or type(issued) is not int):
         raise DecodeError("notice fields are out of shape", code="malformed")
-    links = parse_links(items)
-    check_root(links[0])
-    return ReadNotice(data, payload, signature, revoker, links)
+    return payload, signature, revoker, items
 
 
 def _check_notice(notice: ReadNotice, roots: Mapping[bytes, Any]) -> Notice:
