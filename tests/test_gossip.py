@@ -7,6 +7,7 @@ what is stored. Real channels over memory streams, on asyncio and trio."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sqlite3
 import time
@@ -221,7 +222,8 @@ async def test_thousands_of_honest_notices_go_through_in_bounded_pages() -> None
 
 @pytest.mark.anyio
 async def test_a_receiver_at_quota_refuses_the_flood_and_keeps_the_rest(
-        flood: list[bytes]) -> None:
+        flood: list[bytes], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="agentauth.aio")
     sender = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
     for notice in [*flood[:500], *HONEST]:
         sender.add(notice)
@@ -232,6 +234,8 @@ async def test_a_receiver_at_quota_refuses_the_flood_and_keeps_the_rest(
     # The next exchange offers the refused ones again, and the quota holds.
     _, (kept, refused) = await exchange(sender, receiver)
     assert (kept, refused) == (0, 400) and len(receiver) == 102
+    assert [r.getMessage() for r in caplog.records] == [
+        "revocation exchange: refused 400 notice(s) from the peer (store_full 400)"] * 2
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])

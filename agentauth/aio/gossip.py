@@ -11,6 +11,7 @@ is kept; a refused one is dropped and counted, and never passed on.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
@@ -36,6 +37,7 @@ _LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
 _PAGE_LIMIT: Final = 2 * PAGE_BYTES  # the notices with their headers, generously
 
 _rotation = random.SystemRandom()
+logger = logging.getLogger("agentauth.aio")
 
 
 async def exchange_revocations(channel: Any, store: RevocationStore, *,
@@ -101,6 +103,7 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
                  pages: int) -> tuple[int, int]:
     """Swap pages of notices, ours in ``offer``'s order, until neither side has more."""
     kept = refused = 0
+    codes: dict[str, int] = {}
     pending = next(offer, None)
     for turn in range(NOTICE_ROUNDS):
         page: list[bytes] = []
@@ -121,11 +124,15 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
         for notice in received:
             try:
                 kept += store.add(notice)
-            except AgentAuthError:
+            except AgentAuthError as exc:
                 refused += 1
+                codes[exc.code] = codes.get(exc.code, 0) + 1
         await checkpoint()  # a page of checks is long: let others run
         if not (more or their_more):
             break
+    if codes:
+        logger.warning("revocation exchange: refused %d notice(s) from the peer (%s)", refused,
+                       ", ".join(f"{code} {count}" for code, count in sorted(codes.items())))
     return kept, refused
 
 

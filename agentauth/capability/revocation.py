@@ -305,11 +305,17 @@ class SQLiteRevocationStore:
                          self._anchors)
         if checked is None:
             return False
+        # Counted again in the statement that writes: processes sharing the file share the
+        # quota.
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) VALUES (?, ?, ?, ?)",
-            (checked.target, checked.expires, checked.data, checked.revoker))
+            "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) SELECT ?, ?, ?, ? "
+            "WHERE (SELECT count(*) FROM revoked WHERE revoker = ?) < ?",
+            (checked.target, checked.expires, checked.data, checked.revoker,
+             checked.revoker, self._limit))
         if cursor.rowcount != 1:
-            return False
+            if self.is_revoked(checked.target):
+                return False
+            raise _over_quota(checked.revoker, self._limit)
         _stored(checked, "sqlite")
         return True
 
