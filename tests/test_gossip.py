@@ -173,6 +173,21 @@ def test_a_flood_takes_one_turn_and_moves_no_other_notice(flood: list[bytes]) ->
         assert order.index(REVOKES_FLOODER) < min(order.index(n) for n in flood[:50])
 
 
+def test_a_flood_signed_by_fresh_keys_is_held_to_the_same_turn() -> None:
+    # Each flood notice is signed by a key of its own (the holder of a fresh link giving it
+    # up, or a fresh delegate revoking below it), so no per-signer count would see a flood;
+    # the order is by the tree, and the flood is still below the flooder's link.
+    flood = []
+    for _ in range(300):
+        fresh = Identity.generate()
+        mine = link(MALLORY, fresh, LF, 1)
+        flood.append(minted(fresh, [R, LF, mine]))  # surrender
+        flood.append(minted(fresh, [R, LF, mine, link(fresh, CAROL, mine, 0)]))
+    order = list(offer_order([*flood, *HONEST]))
+    assert order.index(REVOKES_FLOODER) < position_bound([1, 1, 2])
+    assert order.index(REVOKES_CAROL) < position_bound([1, 1, 2, 1])
+
+
 @pytest.fixture(scope="module")
 def relay(flood: list[bytes]) -> Held:
     return Held([*flood, *HONEST])
