@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.stapled import StapledObjectStream
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis_support import redis_server
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT
@@ -186,6 +188,43 @@ def test_a_flood_signed_by_fresh_keys_is_held_to_the_same_turn() -> None:
     order = list(offer_order([*flood, *HONEST]))
     assert order.index(REVOKES_FLOODER) < position_bound([1, 1, 2])
     assert order.index(REVOKES_CAROL) < position_bound([1, 1, 2, 1])
+
+
+HOLDERS = {x.public_bytes: x for x in (ROOT, ALICE, BOB, CAROL, MALLORY)}
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(shape=st.lists(st.tuples(st.integers(0, 99), st.sampled_from([BOB, CAROL, MALLORY]),
+                                st.booleans()), min_size=1, max_size=20),
+       root_revoked=st.booleans())
+def test_every_notice_is_within_the_stated_position_bound(
+        shape: list[tuple[int, Identity, bool]], root_revoked: bool) -> None:
+    # A random delegation tree below R, random links of it revoked (each by its issuer):
+    # every notice's position is within spec 10.9's bound, whichever child goes first.
+    paths: dict[bytes, list[Link]] = {R.id: [R]}
+    revoked = {R.id} if root_revoked else set()
+    for pick, holder, is_revoked in shape:
+        parent = list(paths.values())[pick % len(paths)][-1]
+        if parent.budget == 0:
+            continue
+        child = link(HOLDERS[parent.audience], holder, parent, parent.budget - 1)
+        paths[child.id] = [*paths[parent.id], child]
+        if is_revoked:
+            revoked.add(child.id)
+    if not revoked:
+        return
+    notices = {i: minted(HOLDERS[paths[i][-1].issuer], paths[i]) for i in revoked}
+
+    def busy_children(path: list[Link]) -> int:  # children of path[-1] with a notice below
+        depth = len(path)
+        return len({paths[i][depth].id for i in revoked
+                    if len(paths[i]) > depth and paths[i][depth - 1].id == path[-1].id})
+
+    order = list(offer_order(notices.values()))
+    for target, notice in notices.items():
+        path = paths[target]
+        above = [1, 1] + [busy_children(path[:k]) for k in range(1, len(path))]
+        assert order.index(notice) < position_bound(above)
 
 
 @pytest.fixture(scope="module")
