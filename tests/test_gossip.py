@@ -457,3 +457,6 @@ async def test_a_peer_that_never_stops_listing_is_cut_off() -> None:
     endless = [hello()] + [wire.encode_map([], True)] * 256
     with raises("malformed"):
         await peer_says(endless, store)
+    endless = [hello(), wire.encode_map([], False)] + [wire.encode_map([], True)] * 64
+    with raises("malformed"):  # nor sending notice pages
+        await peer_says(endless, store)
