@@ -11,7 +11,8 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,16 @@ class Held:
         return self.by_id.get(link_id)
 
 
-def pair() -> tuple[StapledObjectStream[bytes], StapledObjectStream[bytes]]:
-    """Two ends of a message channel in memory."""
+@asynccontextmanager
+async def pair() -> AsyncIterator[tuple[StapledObjectStream[bytes],
+                                        StapledObjectStream[bytes]]]:
+    """Two ends of a message channel in memory, closed when the block ends."""
     to_right, from_left = anyio.create_memory_object_stream[bytes](4)
     to_left, from_right = anyio.create_memory_object_stream[bytes](4)
-    return StapledObjectStream(to_right, from_right), StapledObjectStream(to_left, from_left)
+    left = StapledObjectStream(to_right, from_right)
+    right = StapledObjectStream(to_left, from_left)
+    async with left, right:
+        yield left, right
 
 
 class Recording:
@@ -138,14 +144,13 @@ class Recording:
 
 async def exchange(left: Any, right: Any) -> tuple[tuple[int, int], tuple[int, int]]:
     """One exchange between two stores; what each side received (kept, refused)."""
-    a, b = pair()
     results: dict[str, tuple[int, int]] = {}
 
     async def run(name: str, channel: Any, store: Any) -> None:
         results[name] = await exchange_revocations(channel, store)
 
     with anyio.fail_after(60):
-        async with anyio.create_task_group() as tasks:
+        async with pair() as (a, b), anyio.create_task_group() as tasks:
             tasks.start_soon(run, "left", a, left)
             tasks.start_soon(run, "right", b, right)
     return results["left"], results["right"]
@@ -243,8 +248,7 @@ async def test_a_flood_from_one_revoker_does_not_delay_honest_revocations(
     line: list[Any] = [relay] + [MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
                                  for _ in range(3)]
     for left, right in itertools.pairwise(line):
-        a, b = pair()
-        async with anyio.create_task_group() as tasks:
+        async with pair() as (a, b), anyio.create_task_group() as tasks:
             tasks.start_soon(partial(exchange_revocations, a, left, pages=1))
             kept, refused = await exchange_revocations(b, right, pages=1)
         assert kept >= 2 and refused == 0
@@ -264,9 +268,8 @@ async def test_thousands_of_honest_notices_go_through_in_bounded_pages() -> None
     assert sum(map(len, notices)) > 1 << 20
     left = Held(notices)
     right = MemoryRevocationStore(ANCHORS)
-    a, b = pair()
-    sent = Recording(a)
-    async with anyio.create_task_group() as tasks:
+    async with pair() as (a, b), anyio.create_task_group() as tasks:
+        sent = Recording(a)
         tasks.start_soon(exchange_revocations, sent, left)
         assert await exchange_revocations(b, right) == (2500, 0)
     assert left.ids() == right.ids()
@@ -403,17 +406,16 @@ def test_the_quota_is_a_positive_integer(tmp_path: Path) -> None:
 
 async def peer_says(messages: list[bytes], store: MemoryRevocationStore) -> None:
     """Run an exchange against a peer that sends ``messages`` whatever it receives."""
-    ours, theirs = pair()
     error: Exception | None = None
 
-    async def peer() -> None:
+    async def peer(theirs: StapledObjectStream[bytes]) -> None:
         for message in messages:
             await theirs.send(message)
             await theirs.receive()
 
     with anyio.fail_after(10):
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(peer)
+        async with pair() as (ours, theirs), anyio.create_task_group() as tasks:
+            tasks.start_soon(peer, theirs)
             try:
                 await exchange_revocations(ours, store)
             except AgentAuthError as exc:
@@ -447,7 +449,8 @@ async def test_a_peer_that_breaks_the_exchange_gets_a_typed_refusal() -> None:
         await peer_says([hello(), wire.encode_map([], False), wire.encode_map(big, False)],
                         store)
     with raises("invalid_argument"):
-        await exchange_revocations(pair()[0], store, pages=0)
+        async with pair() as (ours, _):
+            await exchange_revocations(ours, store, pages=0)
 
 
 @pytest.mark.anyio
