@@ -370,11 +370,49 @@ class RedisTable(_Redis):
         return bool(self._call(lambda: self._client.exists(self._prefix + key)))
 
     def keys(self) -> list[bytes]:
-        """Every key of the namespace (a SCAN: not atomic with concurrent writes)."""
+        """Every key of the namespace (a SCAN: not atomic with concurrent writes), the
+        groups' counts of :meth:`put_counted` excepted."""
         size = len(self._prefix)
         found = self._call(lambda: list(self._client.scan_iter(match=self._prefix + b"*",
                                                                count=1000)))
-        return sorted(bytes(k)[size:] for k in found)
+        return sorted(key for key in (bytes(k)[size:] for k in found)
+                      if not key.startswith(_GROUPS))
+
+    def put_counted(self, key: bytes, value: bytes, expires: float, group: bytes,
+                    limit: int) -> bool | None:
+        """:meth:`put`, counting the key in ``group`` until it expires, in one atomic step
+        (a script): None, and nothing written, if ``group`` already counts ``limit`` live
+        keys."""
+        ttl = self._ttl(expires)
+        if not ttl:
+            return False
+        now = _ms(self._clock())
+        result = self._call(lambda: self._client.eval(
+            _PUT_COUNTED, 2, self._prefix + key, self._prefix + _GROUPS + group, value, ttl,
+            now, now + ttl, limit))
+        return None if result == -1 else bool(result)
+
+    def count(self, group: bytes) -> int:
+        """How many live keys ``group`` counts (see :meth:`put_counted`)."""
+        now = _ms(self._clock())
+        return int(self._call(lambda: self._client.zcount(self._prefix + _GROUPS + group,
+                                                          now, "+inf")))
+
+
+_GROUPS: Final = b"\x00agentauth groups\x00"  # where RedisTable keeps its groups' counts
+# KEYS: the key, its group's sorted set (members scored by their expiry, in ms); ARGV: the
+# value, its ttl, now and the expiry in ms, the group's limit.
+_PUT_COUNTED: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+"""
 
 
 class RedisReplayStore(_Redis):

@@ -1,55 +1,201 @@
-"""Revocation notices travel between peers over their channels: digest first, then what is
-missing, in both directions at once (spec 10.9).
+"""Revocation notices travel between peers over their channels (spec 10.9): a hello with a
+digest, then the ids each side holds, then the notices the other lacks, each step in bounded
+pages sent by both sides at once, the notices in an order that is fair to every part of the
+delegation tree.
 
-Both sides call :func:`exchange_revocations` on a fresh channel. Each sends a digest of its
-store; if the digests differ, each sends its list of revoked ids, then the notices the
-other lacks. Every notice received is verified by the store before it is kept; a refused
-one is dropped and counted, and never passed on.
+Both sides call :func:`exchange_revocations` on a fresh channel. No message is larger than
+a fixed bound whatever the stores hold, and every page carries what there is to carry, so
+no store size stops the exchange. Every notice received is verified by the store before it
+is kept; a refused one is dropped and counted, and never passed on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from .. import wire
-from ..capability.revocation import RevocationStore, digest
-from ..errors import AgentAuthError, DecodeError
+from ..capability.chain import parse_links
+from ..capability.revocation import RevocationStore, digest, notice_path
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
 
-__all__ = ["exchange_revocations"]
+__all__ = ["DEFAULT_PAGES", "exchange_revocations", "offer_order"]
 
-_LIMIT = 1 << 20
-_MAX_IDS = 20_000
+VERSION: Final = 2
+PAGE_IDS: Final = 4096  # ids in one listing page
+LIST_ROUNDS: Final = 256  # listing pages at most: 1,048,576 ids
+PAGE_BYTES: Final = 262_144  # the notices of one page, their lengths added up
+NOTICE_ROUNDS: Final = 64  # notice pages at most, and the largest budget
+DEFAULT_PAGES: Final = 8  # notice pages a side sends in one exchange, by default
+_HELLO_LIMIT: Final = 64
+_LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
+_PAGE_LIMIT: Final = 2 * PAGE_BYTES  # the notices with their headers, generously
+
+_rotation = random.SystemRandom()
+logger = logging.getLogger("agentauth.aio")
 
 
-async def exchange_revocations(channel: Any, store: RevocationStore) -> tuple[int, int]:
+async def exchange_revocations(channel: Any, store: RevocationStore, *,
+                               pages: int = DEFAULT_PAGES) -> tuple[int, int]:
     """Synchronise ``store`` with the peer's over ``channel`` (an established agentauth
-    channel); return (notices received and kept, notices refused)."""
+    channel); return (notices received and kept, notices refused).
+
+    ``pages`` (1 to 64) is how many pages of notices this side sends in this exchange, each
+    up to 256 KiB; what does not fit goes in the next exchange, in the fair order of
+    :func:`offer_order`.
+    """
+    if type(pages) is not int or not 1 <= pages <= NOTICE_ROUNDS:
+        raise InvalidArgument(f"pages is an integer from 1 to {NOTICE_ROUNDS}")
     ours = store.ids()
     mine = digest(ours)
-    theirs = await _swap(channel, wire.encode_map(mine))
-    (their_digest,) = wire.decode_map(theirs, 1, _LIMIT, "revocation digest")
-    if their_digest == mine:
+    if _read_hello(await _swap(channel, wire.encode_map(VERSION, mine))) == mine:
         return 0, 0
-    listing = await _swap(channel, wire.encode_map(ours))
-    (their_ids,) = wire.decode_map(listing, 1, _LIMIT, "revocation ids")
-    if (type(their_ids) is not list or len(their_ids) > _MAX_IDS
-            or any(type(i) is not bytes or len(i) != 32 for i in their_ids)):
-        raise DecodeError("a revocation listing is a list of 32-byte ids", code="malformed")
-    missing = set(ours) - set(their_ids)
-    notices = [n for n in (store.notice(i) for i in sorted(missing)) if n is not None]
-    incoming = await _swap(channel, wire.encode_map(notices))
-    (received,) = wire.decode_map(incoming, 1, _LIMIT, "revocation notices")
-    if type(received) is not list or any(type(n) is not bytes for n in received):
-        raise DecodeError("revocation notices are a list of byte strings", code="malformed")
-    kept = refused = 0
-    for notice in received:
+    theirs = await _list(channel, ours)
+    lacking = (store.notice(i) for i in ours if i not in theirs)
+    offer = offer_order(n for n in lacking if n is not None)
+    return await _trade(channel, store, offer, pages)
+
+
+def _read_hello(message: bytes) -> bytes:
+    try:
+        version, their_digest = wire.decode_map(message, 2, _HELLO_LIMIT, "exchange hello")
+    except DecodeError:
         try:
-            kept += store.add(notice)
-        except AgentAuthError:
-            refused += 1
+            wire.decode_map(message, 1, _HELLO_LIMIT, "exchange hello")
+        except DecodeError:
+            raise
+        raise ProtocolViolation("the peer speaks revocation exchange version 1, not 2",
+                                code="no_common_version") from None
+    if type(version) is not int or type(their_digest) is not bytes or len(their_digest) != 32:
+        raise DecodeError("an exchange hello is {0: version, 1: 32-byte digest}",
+                          code="malformed")
+    if version != VERSION:
+        raise ProtocolViolation(f"the peer speaks revocation exchange version {version}, "
+                                f"not {VERSION}", code="no_common_version")
+    return their_digest
+
+
+async def _list(channel: Any, ours: list[bytes]) -> set[bytes]:
+    """Swap the ids each side holds, page by page; return the peer's."""
+    shown = ours[:PAGE_IDS * LIST_ROUNDS]
+    theirs: set[bytes] = set()
+    for turn in range(LIST_ROUNDS):
+        page = shown[turn * PAGE_IDS:(turn + 1) * PAGE_IDS]
+        more = (turn + 1) * PAGE_IDS < len(shown)
+        ids, their_more = _read_page(
+            await _swap(channel, wire.encode_map(page, more)), _LIST_LIMIT, "listing",
+            turn == LIST_ROUNDS - 1)
+        if len(ids) > PAGE_IDS or any(type(i) is not bytes or len(i) != 32 for i in ids):
+            raise DecodeError(f"a listing page holds up to {PAGE_IDS} ids of 32 bytes",
+                              code="malformed")
+        theirs.update(ids)
+        if not (more or their_more):
+            break
+    return theirs
+
+
+async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
+                 pages: int) -> tuple[int, int]:
+    """Swap pages of notices, ours in ``offer``'s order, until neither side has more."""
+    kept = refused = 0
+    codes: dict[str, int] = {}
+    pending = next(offer, None)
+    for turn in range(NOTICE_ROUNDS):
+        page: list[bytes] = []
+        size = 0
+        while turn < pages and pending is not None and size + len(pending) <= PAGE_BYTES:
+            page.append(pending)
+            size += len(pending)
+            pending = next(offer, None)
+        more = pending is not None and turn + 1 < pages
+        received, their_more = _read_page(
+            await _swap(channel, wire.encode_map(page, more)), _PAGE_LIMIT, "notice page",
+            turn == NOTICE_ROUNDS - 1)
+        if any(type(n) is not bytes for n in received):
+            raise DecodeError("a notice page holds byte strings", code="malformed")
+        if sum(len(n) for n in received) > PAGE_BYTES:
+            raise DecodeError(f"a notice page holds over {PAGE_BYTES} bytes of notices",
+                              code="oversize")
+        for notice in received:
+            try:
+                kept += store.add(notice)
+            except AgentAuthError as exc:
+                refused += 1
+                codes[exc.code] = codes.get(exc.code, 0) + 1
+        await checkpoint()  # a page of checks is long: let others run
+        if not (more or their_more):
+            break
+    if codes:
+        logger.warning("revocation exchange: refused %d notice(s) from the peer (%s)", refused,
+                       ", ".join(f"{code} {count}" for code, count in sorted(codes.items())))
     return kept, refused
+
+
+def _read_page(message: bytes, limit: int, what: str, last: bool) -> tuple[list[Any], bool]:
+    items, more = wire.decode_map(message, 2, limit, f"revocation {what}")
+    if type(items) is not list or type(more) is not bool:
+        raise DecodeError(f"a revocation {what} is {{0: list, 1: more}}", code="malformed")
+    if more and last:
+        raise DecodeError(f"the peer's revocation {what} goes on past its last round",
+                          code="malformed")
+    return items, more
+
+
+def offer_order(notices: Iterable[bytes]) -> Iterator[bytes]:
+    """``notices`` (stored, so well formed) in the fair order of spec 10.9: a tree by their
+    paths (anchor, root link, each next link), each subtree sent as its node's own notice
+    first, then one notice of each child subtree in turn, starting at a random child.
+
+    A flood of notices about links below one link thus takes one child's turn at that
+    link's parent, and nothing more, from every notice elsewhere in the tree.
+    """
+    top = _Node()
+    anchors: dict[bytes, bytes] = {}  # a root link's bytes -> its issuer
+    for data in notices:
+        path = notice_path(data)  # a link's bytes name it as well as its id: not parsed
+        anchor = anchors.get(path[0])
+        if anchor is None:
+            anchor = anchors[path[0]] = parse_links(path[:1])[0].issuer
+        node = top.child(anchor)
+        for link in path:
+            node = node.child(link)
+        node.own = data
+    return top.emit()
+
+
+class _Node:
+    __slots__ = ("children", "own")
+
+    def __init__(self) -> None:
+        self.own: bytes | None = None
+        self.children: dict[bytes, _Node] = {}
+
+    def child(self, key: bytes) -> _Node:
+        node = self.children.get(key)
+        if node is None:
+            node = self.children[key] = _Node()
+        return node
+
+    def emit(self) -> Iterator[bytes]:
+        if self.own is not None:
+            yield self.own
+        turns = [self.children[key].emit() for key in sorted(self.children)]
+        if turns:
+            start = _rotation.randrange(len(turns))
+            turns = turns[start:] + turns[:start]
+        while turns:
+            still = []
+            for turn in turns:
+                item = next(turn, None)
+                if item is not None:
+                    yield item
+                    still.append(turn)
+            turns = still
 
 
 async def _swap(channel: Any, message: bytes) -> bytes:

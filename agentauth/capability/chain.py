@@ -56,6 +56,7 @@ __all__ = [
     "encode_chain",
     "parse_links",
     "signature_ok",
+    "trust_roots",
     "verify_chain",
 ]
 
@@ -255,6 +256,22 @@ _verified: set[tuple[bytes, bytes, bytes, bytes]] = set()
 @functools.lru_cache(maxsize=256)
 def _namespace(space: str) -> tuple[str, ...]:
     return parse_resource(space)
+
+
+def trust_roots(anchors: Mapping[Any, str]) -> dict[bytes, tuple[str, ...]]:
+    """Read ``anchors``, a mapping of each trusted root key (an agent id, a
+    :class:`PeerKey`, an :class:`Identity` or 32 raw bytes) to the resource namespace it may
+    grant; a value of any other shape is refused with a typed error (``invalid_argument``).
+    Every API that takes anchors reads them here."""
+    if not isinstance(anchors, Mapping):
+        raise InvalidArgument(f"anchors map each trusted root key to a namespace, not a "
+                              f"{type(anchors).__name__}")
+    roots: dict[bytes, tuple[str, ...]] = {}
+    for key, space in anchors.items():
+        if type(space) is not str:
+            raise InvalidArgument("an anchor's namespace is a string, such as 'fs/**'")
+        roots[key if type(key) is bytes and len(key) == 32 else _key(key)] = _namespace(space)
+    return roots
 
 
 def clear_caches() -> None:
@@ -465,7 +482,7 @@ def _verify_chain(
         raise InvalidArgument("now is a non-negative integer number of seconds")
     if type(skew) is not int or not 0 <= skew <= MAX_SKEW:
         raise InvalidArgument(f"skew is an integer from 0 to {MAX_SKEW}")
-    roots = {_key(key): _namespace(space) for key, space in anchors.items()}
+    roots = trust_roots(anchors)
     if type(chain) is bytes:
         links = decode_chain(chain)
     elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and _well_formed(

@@ -14,6 +14,11 @@ skew a verifier may allow). :class:`MemoryRevocationStore` and
 and :class:`RedisRevocationStore` (shared by replicas on several machines) share one
 small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 :func:`~agentauth.capability.verify_chain` takes as ``revoked``.
+
+Every store keeps at most ``per_revoker`` notices from one revoker key (spec 10.8): a
+revoker at its quota is refused (``store_full``) before any signature is checked, and a
+stored notice is never dropped to make room, so a quota never turns "revoked" into "not
+revoked". The rules are applied in one place, ``_admit``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .. import audit, crypto, wire
 from ..errors import (
@@ -30,6 +35,7 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    StoreError,
 )
 from ..identity import Identity, format_agent_id
 from ..stores import RedisTable
@@ -37,21 +43,25 @@ from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
     Link,
-    _key,
     _well_formed,
     check_root,
     parse_links,
     signature_ok,
+    trust_roots,
 )
 
 __all__ = [
+    "PER_REVOKER",
     "REVOKE_CONTEXT",
     "MemoryRevocationStore",
     "Notice",
+    "ReadNotice",
     "RedisRevocationStore",
     "RevocationStore",
     "SQLiteRevocationStore",
     "digest",
+    "notice_path",
+    "read_notice",
     "revoke",
     "verify_notice",
 ]
@@ -59,6 +69,8 @@ __all__ = [
 VERSION: Final = 1
 REVOKE_CONTEXT: Final = b"agentauth v1 capability revocation\x00"
 MAX_NOTICE: Final = MAX_CHAIN_BYTES + 512
+#: How many notices a store keeps from one revoker key by default (spec 10.8).
+PER_REVOKER: Final = 4096
 
 
 class Notice:
@@ -91,7 +103,42 @@ def revoke(revoker: Identity, path: Iterable[Link], *,
 def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
     """Check a notice completely against our trust ``anchors``; return it
     (``unauthorized_revoker`` if the signer has no say over the target)."""
-    roots = {_key(key) if not isinstance(key, bytes) else key for key in anchors}
+    roots = trust_roots(anchors)
+    return _check_notice(read_notice(data), roots)
+
+
+class ReadNotice(NamedTuple):
+    """A notice read for its form only, nothing verified yet: what a store decides from
+    before it spends a signature check (spec 10.8, storage per revoker)."""
+
+    data: bytes
+    payload: bytes
+    signature: bytes
+    revoker: bytes
+    links: tuple[Link, ...]
+
+    @property
+    def target(self) -> bytes:
+        """The id of the link the notice would revoke."""
+        return self.links[-1].id
+
+
+def read_notice(data: bytes) -> ReadNotice:
+    """Read a notice's form (sizes, fields, the path as a chain is read, its root a root);
+    no anchor, authority or signature is checked: see :func:`verify_notice`."""
+    payload, signature, revoker, items = _fields(data)
+    links = parse_links(items)
+    check_root(links[0])
+    return ReadNotice(data, payload, signature, revoker, links)
+
+
+def notice_path(data: bytes) -> list[bytes]:
+    """The path of a notice, its links' bytes from the root down to the target, read
+    without parsing the links (for a notice already verified, as every stored one is)."""
+    return _fields(data)[3]
+
+
+def _fields(data: bytes) -> tuple[bytes, bytes, bytes, list[Any]]:
     if type(data) is not bytes:
         raise InvalidArgument("a notice is bytes")
     payload, signature = wire.decode_map(data, 2, MAX_NOTICE, "notice")
@@ -106,10 +153,13 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
     if (type(revoker) is not bytes or len(revoker) != 32 or type(items) is not list
             or type(issued) is not int):
         raise DecodeError("notice fields are out of shape", code="malformed")
-    links = parse_links(items)
-    root = links[0]
-    check_root(root)
-    if root.issuer not in roots:
+    return payload, signature, revoker, items
+
+
+def _check_notice(notice: ReadNotice, roots: Mapping[bytes, Any]) -> Notice:
+    # The rest of spec 10.8, in its order: the anchor, the signer's say, the signatures.
+    links, revoker = notice.links, notice.revoker
+    if links[0].issuer not in roots:
         raise CapabilityDenied("the notice is about a chain none of our anchors started",
                                code="untrusted_root")
     last = links[-1]
@@ -122,10 +172,34 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
         if not signature_ok(link):
             raise AuthenticationError("a path link's signature does not verify",
                                       code="bad_signature")
-    if not crypto.ed25519_verify(revoker, REVOKE_CONTEXT + payload, signature):
+    if not crypto.ed25519_verify(revoker, REVOKE_CONTEXT + notice.payload, notice.signature):
         raise AuthenticationError("the notice's signature does not verify",
                                   code="bad_signature")
-    return Notice(data, last.id, last.expires, revoker)
+    return Notice(notice.data, last.id, last.expires, revoker)
+
+
+def _admit(notice: ReadNotice, held: bool, count: int, limit: int,
+           roots: Mapping[bytes, Any]) -> Notice | None:
+    """The storage rules of spec 10.8, the one place every store applies them: None for a
+    target the store already holds, ``store_full`` for a revoker at its quota (both before
+    any signature is checked), else the verified notice, to be stored."""
+    if held:
+        return None
+    if count >= limit:
+        raise _over_quota(notice.revoker, limit)
+    return _check_notice(notice, roots)
+
+
+def _over_quota(revoker: bytes, limit: int) -> StoreError:
+    return StoreError(f"the store holds its quota of {limit} notices from revoker "
+                      f"{format_agent_id(revoker)}; it forgets them as their links expire "
+                      f"(an issuer further up can revoke the subtree)", code="store_full")
+
+
+def _per_revoker(value: int) -> int:
+    if type(value) is not int or value < 1:
+        raise InvalidArgument("per_revoker is a positive integer")
+    return value
 
 
 class RevocationStore(Protocol):
@@ -160,18 +234,25 @@ def _stored(notice: Notice, store: str) -> None:
 
 class MemoryRevocationStore:
     """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
-    rooted at one of ``anchors`` only."""
+    rooted at one of ``anchors`` only, and at most ``per_revoker`` from each revoker key
+    (spec 10.8: beyond it ``store_full``; a stored notice is never dropped to make room)."""
 
-    def __init__(self, anchors: Mapping[Any, str]) -> None:
-        self._anchors = dict(anchors)
-        self._notices: dict[bytes, tuple[int, bytes]] = {}
+    def __init__(self, anchors: Mapping[Any, str], *,
+                 per_revoker: int = PER_REVOKER) -> None:
+        self._roots = trust_roots(anchors)
+        self._limit = _per_revoker(per_revoker)
+        self._notices: dict[bytes, tuple[int, bytes, bytes]] = {}  # expires, notice, revoker
+        self._counts: dict[bytes, int] = {}
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
-        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
-        if checked.target in self._notices:
+        read = read_notice(notice)
+        checked = _admit(read, read.target in self._notices,
+                         self._counts.get(read.revoker, 0), self._limit, self._roots)
+        if checked is None:
             return False
-        self._notices[checked.target] = (checked.expires, checked.data)
+        self._notices[checked.target] = (checked.expires, checked.data, checked.revoker)
+        self._counts[checked.revoker] = self._counts.get(checked.revoker, 0) + 1
         _stored(checked, "memory")
         return True
 
@@ -181,9 +262,13 @@ class MemoryRevocationStore:
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
-        gone = [k for k, (expires, _) in self._notices.items() if expires + MAX_SKEW <= now]
+        gone = [k for k, (expires, _, _) in self._notices.items()
+                if expires + MAX_SKEW <= now]
         for key in gone:
-            del self._notices[key]
+            revoker = self._notices.pop(key)[2]
+            self._counts[revoker] -= 1
+            if not self._counts[revoker]:
+                del self._counts[revoker]
         return len(gone)
 
     def ids(self) -> list[bytes]:
@@ -200,23 +285,37 @@ class MemoryRevocationStore:
 
 
 class SQLiteRevocationStore:
-    """Notices in a SQLite file: they survive restarts. One connection per store."""
+    """Notices in a SQLite file: they survive restarts. One connection per store. At most
+    ``per_revoker`` notices from each revoker key (spec 10.8), as for the memory store."""
 
-    def __init__(self, path: str | Path, anchors: Mapping[Any, str]) -> None:
-        self._anchors = dict(anchors)
+    def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
+                 per_revoker: int = PER_REVOKER) -> None:
+        self._anchors = trust_roots(anchors)
+        self._limit = _per_revoker(per_revoker)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
-                         "expires INTEGER NOT NULL, notice BLOB NOT NULL) WITHOUT ROWID")
+        _schema(self._db)
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
-        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO revoked (id, expires, notice) VALUES (?, ?, ?)",
-            (checked.target, checked.expires, checked.data))
-        if cursor.rowcount != 1:
+        read = read_notice(notice)
+        (count,) = self._db.execute("SELECT count(*) FROM revoked WHERE revoker = ?",
+                                    (read.revoker,)).fetchone()
+        checked = _admit(read, self.is_revoked(read.target), count, self._limit,
+                         self._anchors)
+        if checked is None:
             return False
+        # Counted again in the statement that writes: processes sharing the file share the
+        # quota.
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) SELECT ?, ?, ?, ? "
+            "WHERE (SELECT count(*) FROM revoked WHERE revoker = ?) < ?",
+            (checked.target, checked.expires, checked.data, checked.revoker,
+             checked.revoker, self._limit))
+        if cursor.rowcount != 1:
+            if self.is_revoked(checked.target):
+                return False
+            raise _over_quota(checked.revoker, self._limit)
         _stored(checked, "sqlite")
         return True
 
@@ -249,16 +348,34 @@ class SQLiteRevocationStore:
         self._db.close()
 
 
+def _schema(db: sqlite3.Connection) -> None:
+    """Create the table, or give one of an earlier release its ``revoker`` column (read
+    back from each stored notice, verified when it was stored)."""
+    db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
+               "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
+    columns = [row[1] for row in db.execute("PRAGMA table_info(revoked)")]
+    if "revoker" not in columns:
+        db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
+        for target, data in list(db.execute("SELECT id, notice FROM revoked")):
+            db.execute("UPDATE revoked SET revoker = ? WHERE id = ?",
+                       (read_notice(bytes(data)).revoker, target))
+    db.execute("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
+
+
 class RedisRevocationStore:
     """Notices in a Redis server, shared by every replica of an agent. Each notice is kept
     under its target's id until the target could no longer verify (Redis expires it then,
-    so :meth:`prune` has nothing to do). ``client`` is a ``redis.Redis`` or a URL; the
-    server must not evict keys (checked, as for :class:`agentauth.RedisReplayStore`)."""
+    so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones from each
+    revoker key, counted and stored in one atomic step (spec 10.8). ``client`` is a
+    ``redis.Redis`` or a URL; the server must not evict keys (checked, as for
+    :class:`agentauth.RedisReplayStore`)."""
 
     def __init__(self, client: Any, anchors: Mapping[Any, str], *,
                  prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._anchors = dict(anchors)
+                 clock: Callable[[], float] = time.time,
+                 per_revoker: int = PER_REVOKER) -> None:
+        self._roots = trust_roots(anchors)
+        self._limit = _per_revoker(per_revoker)
         self._clock = clock
         self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
                                  clock=clock)
@@ -266,11 +383,19 @@ class RedisRevocationStore:
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new (False too for a notice whose
         target can no longer verify: there is nothing left to refuse)."""
-        checked = verify_notice(notice, self._anchors)  # verify before anything is stored
+        read = read_notice(notice)
+        checked = _admit(read, self.is_revoked(read.target),
+                         self._table.count(read.revoker), self._limit, self._roots)
+        if checked is None:
+            return False
         until = checked.expires + MAX_SKEW
         if until <= self._clock():
             return False
-        added = self._table.put(checked.target, checked.data, until)
+        # Counted again in the same step as the write: replicas share the quota.
+        added = self._table.put_counted(checked.target, checked.data, until,
+                                        checked.revoker, self._limit)
+        if added is None:
+            raise _over_quota(checked.revoker, self._limit)
         if added:
             _stored(checked, "redis")
         return added

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..aio import AsyncReplayStore, async_replay_store
-from ..capability.chain import Link
+from ..capability.chain import Link, trust_roots
 from ..capability.grants import Grant, Request
 from ..errors import (
     AgentAuthError,
@@ -144,6 +144,8 @@ class AgentAuthMiddleware:
         self._verifier = verifier
         self._store: AsyncReplayStore = (async_replay_store(replay)
                                          if isinstance(replay, ReplayStore) else replay)
+        if anchors is not None:
+            trust_roots(anchors)  # a bad shape is refused now, not at the first request
         self._anchors = dict(anchors) if anchors is not None else None
         self._require = require_capability
         self._resource_of = resource_of
