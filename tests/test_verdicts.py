@@ -1,0 +1,349 @@
+"""Callback verdicts (spec 7.1): every callback that decides anything, given every kind
+of answer. Only the exact admitting boolean lets the request through; its opposite is the
+site's own refusal; anything else, an ``async def`` on a synchronous path, or an
+exception is ``invalid_argument``; an asynchronous path awaits an ``async def`` and
+judges what it returned. No coroutine is left to warn that it was never awaited."""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from support import ALICE, BOB, MALLORY, T0, Clock, make_pair
+from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
+
+from agentauth import (
+    AgentAuthError,
+    HandshakePolicy,
+    MemoryReplayStore,
+    accept_any_peer,
+    check_envelope,
+    open_envelope,
+    seal,
+)
+from agentauth import aio as agentauth_aio
+from agentauth.capability import (
+    CREDENTIAL_EXTENSION,
+    DetachedInvocations,
+    Grant,
+    Request,
+    SessionInvocations,
+    admission,
+    delegate,
+    encode_chain,
+    invoke,
+    verify_chain,
+)
+from agentauth.http import AgentAuth, AgentAuthMiddleware, HTTPMessage, Verifier
+from agentauth.http.capability import check_capability
+
+Callback = Callable[..., Any]
+Event = MutableMapping[str, Any]
+REQUEST = Request("fs/reports/q3/summary", "read", {"size": 50})
+BINDING = bytes(range(64))
+HTTP_GRANT = Grant("reports/**", {"get"})
+
+
+class Boom(Exception):
+    """An application's own failure inside a callback."""
+
+
+class NumpyLikeBool:
+    """A truthy object that is not a bool, as ``numpy.bool_(True)`` is."""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return other is True or isinstance(other, NumpyLikeBool)
+
+    __hash__ = object.__hash__
+
+
+def returning(value: object) -> Callback:
+    return lambda *args: value
+
+
+async def async_true(*args: object) -> bool:
+    return True
+
+
+async def async_false(*args: object) -> bool:
+    return False
+
+
+def raising(*args: object) -> bool:
+    raise Boom("secret detail 0xdeadbeef")  # the text must not reach the error
+
+
+ANSWERS: dict[str, Callback] = {
+    "True": returning(True), "False": returning(False), "None": returning(None),
+    "0": returning(0), "1": returning(1), "yes": returning("yes"), "empty": returning(""),
+    "object": returning(object()), "numpy-like": returning(NumpyLikeBool()),
+    "async-True": async_true, "async-False": async_false, "raising": raising,
+}
+
+
+def expected(answer: str, site: Site) -> str:
+    """"admitted", the site's refusal code, or "invalid_argument"."""
+    value = {"True": True, "False": False}.get(answer)
+    if site.awaits:
+        value = {"async-True": True, "async-False": False}.get(answer, value)
+    if value is None:
+        return "invalid_argument"
+    return "admitted" if value is site.admit else site.refusal
+
+
+# ------------------------------------------------------------------ the sites
+
+
+def alice_chain(grant: Grant = PARENT_GRANT, now: int = NOW) -> bytes:
+    return encode_chain([delegate(ROOT, ALICE, [grant], not_before=now - 100,
+                                  expires=now + 3600)])
+
+
+def handshake_trust_initiator(cb: Callback) -> None:
+    make_pair(HandshakePolicy(trust=cb), HandshakePolicy(trust=accept_any_peer)).run()
+
+
+def handshake_trust_responder(cb: Callback) -> None:
+    make_pair(HandshakePolicy(trust=accept_any_peer), HandshakePolicy(trust=cb)).run()
+
+
+def handshake_credentials(cb: Callback) -> None:
+    make_pair(r_policy=HandshakePolicy(trust=accept_any_peer, credentials=cb)).run()
+
+
+def handshake_admission_revoked(cb: Callback) -> None:
+    check = admission(ANCHORS, REQUEST, revoked=cb, clock=lambda: NOW)
+    make_pair(r_policy=HandshakePolicy(trust=accept_any_peer, credentials=check),
+              i_kwargs={"extensions": {CREDENTIAL_EXTENSION: alice_chain()}}).run()
+
+
+def envelope() -> bytes:
+    return seal(ALICE, BOB, b"hello", clock=Clock(T0))
+
+
+def check_envelope_trust(cb: Callback) -> None:
+    check_envelope(envelope(), BOB, now=T0, trust=cb)
+
+
+def open_envelope_trust(cb: Callback) -> None:
+    open_envelope(envelope(), BOB, MemoryReplayStore(), clock=Clock(T0), trust=cb)
+
+
+def verify_chain_revoked(cb: Callback) -> None:
+    verify_chain(encode_chain(chain_of(3)), ANCHORS, now=NOW, revoked=cb)
+
+
+def session_invocations_revoked(cb: Callback) -> None:
+    checker = SessionInvocations(ANCHORS, peer=ALICE.peer, channel_binding=BINDING,
+                                 revoked=cb, clock=lambda: NOW)
+    checker.check(invoke(alice_chain(), REQUEST, channel_binding=BINDING,
+                         clock=lambda: NOW))
+
+
+def detached_invocations_revoked(cb: Callback) -> None:
+    checker = DetachedInvocations(ANCHORS, verifier=BOB.agent_id, revoked=cb,
+                                  clock=lambda: NOW)
+    checker.check(invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=lambda: NOW))
+
+
+def http_request(who: Any = MALLORY, chain: bytes | None = None) -> httpx.Request:
+    request = httpx.Request("GET", "http://testserver/reports/q3")
+    AgentAuth(who, chain=chain).sign(request)
+    return request
+
+
+def message_of(request: httpx.Request) -> HTTPMessage:
+    return HTTPMessage.from_headers(request.headers.raw, method=request.method,
+                                    authority=request.url.netloc.decode(),
+                                    path=request.url.path)
+
+
+def verifier_trust(cb: Callback) -> None:
+    Verifier(trust=cb).check_request(message_of(http_request()))
+
+
+def check_capability_revoked(cb: Callback) -> None:
+    request = http_request(ALICE, alice_chain(HTTP_GRANT, int(time.time())))
+    message = message_of(request)
+    verified = Verifier([ALICE]).check_request(message)
+    check_capability(message, verified, ANCHORS, revoked=cb)
+
+
+async def aio_open_envelope_trust(cb: Callback) -> None:
+    store = agentauth_aio.async_replay_store(MemoryReplayStore())
+    await agentauth_aio.open_envelope(envelope(), BOB, store, clock=Clock(T0), trust=cb)
+
+
+async def asgi(options: dict[str, Any], request: httpx.Request) -> None:
+    """Send ``request`` through the middleware built with ``options``; raise the
+    refusal it answered with."""
+    sent: list[Event] = []
+    body = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Event:
+        return body.pop(0) if body else {"type": "http.disconnect"}
+
+    async def send(event: Event) -> None:
+        sent.append(event)
+
+    async def app(scope: Event, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"in"})
+
+    scope = {"type": "http", "method": request.method, "scheme": "http",
+             "path": request.url.path, "raw_path": request.url.raw_path,
+             "query_string": b"", "headers": list(request.headers.raw)}
+    middleware = AgentAuthMiddleware(app, identity=BOB, replay=MemoryReplayStore(),
+                                     **options)
+    await middleware(scope, receive, send)
+    if sent[0]["status"] != 200:
+        raise Refused(json.loads(sent[1]["body"])["error"])
+
+
+class Refused(Exception):
+    """The middleware's refusal, read back from its answer: only the code is known."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+async def asgi_verifier_trust(cb: Callback) -> None:
+    await asgi({"verifier": Verifier(trust=cb)}, http_request())
+
+
+async def asgi_revoked(cb: Callback) -> None:
+    chain = alice_chain(HTTP_GRANT, int(time.time()))
+    await asgi({"verifier": Verifier([ALICE]), "anchors": ANCHORS, "revoked": cb},
+               http_request(ALICE, chain))
+
+
+async def aio_connect_trust(cb: Callback) -> None:
+    listener = await agentauth_aio.create_listener(
+        "127.0.0.1", 0, BOB, HandshakePolicy(trust=accept_any_peer))
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def handler(channel: Any) -> None:
+        await channel.receive()
+
+    refused: AgentAuthError | None = None
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handler)
+        try:
+            with anyio.fail_after(10):
+                channel = await agentauth_aio.connect(
+                    "127.0.0.1", port, ALICE, expect=BOB.agent_id,
+                    policy=HandshakePolicy(trust=cb))
+                await channel.aclose()
+        except AgentAuthError as exc:  # raised here, not as a task group's group
+            refused = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if refused is not None:
+        raise refused
+
+
+@dataclass(frozen=True)
+class Site:
+    """One callback the library accepts, and how a request reaches it."""
+
+    name: str
+    role: str  # how the error names it
+    admit: bool  # the answer that lets the request through
+    refusal: str  # the site's code for the opposite answer
+    run: Callable[[Callback], object]  # sync: returns; async: returns an awaitable
+    awaits: bool = False  # an async path that awaits an async def callback
+
+
+#: Every callback that decides anything, in one table.
+SITES = [
+    Site("HandshakePolicy.trust (initiator)", "trust", True, "untrusted_peer",
+         handshake_trust_initiator),
+    Site("HandshakePolicy.trust (responder)", "trust", True, "untrusted_peer",
+         handshake_trust_responder),
+    Site("HandshakePolicy.credentials", "credentials", True, "untrusted_peer",
+         handshake_credentials),
+    Site("admission(revoked=) in the handshake", "revoked", False, "revoked",
+         handshake_admission_revoked),
+    Site("check_envelope(trust=)", "trust", True, "untrusted_peer", check_envelope_trust),
+    Site("open_envelope(trust=)", "trust", True, "untrusted_peer", open_envelope_trust),
+    Site("verify_chain(revoked=)", "revoked", False, "revoked", verify_chain_revoked),
+    Site("SessionInvocations(revoked=)", "revoked", False, "revoked",
+         session_invocations_revoked),
+    Site("DetachedInvocations(revoked=)", "revoked", False, "revoked",
+         detached_invocations_revoked),
+    Site("http Verifier(trust=)", "trust", True, "untrusted_peer", verifier_trust),
+    Site("http check_capability(revoked=)", "revoked", False, "revoked",
+         check_capability_revoked),
+    Site("aio open_envelope(trust=)", "trust", True, "untrusted_peer",
+         aio_open_envelope_trust, awaits=True),
+    Site("ASGI middleware, Verifier(trust=)", "trust", True, "untrusted_peer",
+         asgi_verifier_trust),
+    Site("ASGI middleware (revoked=)", "revoked", False, "revoked", asgi_revoked),
+    Site("aio connect, HandshakePolicy.trust", "trust", True, "untrusted_peer",
+         aio_connect_trust),
+]
+ASYNC = {aio_open_envelope_trust, asgi_verifier_trust, asgi_revoked, aio_connect_trust}
+SYNC_SITES = [s for s in SITES if s.run not in ASYNC]
+ASYNC_SITES = [s for s in SITES if s.run in ASYNC]
+
+
+@contextmanager
+def no_unawaited_coroutine() -> Iterator[None]:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        yield
+        gc.collect()  # a coroutine left unawaited warns when it is collected
+    leaks = [w for w in seen if "never awaited" in str(w.message)]
+    assert not leaks, leaks
+
+
+def judge(site: Site, answer: str, error: AgentAuthError | Refused | None) -> None:
+    got = "admitted" if error is None else error.code
+    assert got == expected(answer, site), (site.name, answer, error)
+    if got == "invalid_argument" and isinstance(error, AgentAuthError):
+        assert f"the {site.role} callback" in error.message
+        assert "0xdeadbeef" not in error.message
+        if answer == "raising":
+            assert isinstance(error.__cause__, Boom) and "Boom" in error.message
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+@pytest.mark.parametrize("site", SYNC_SITES, ids=lambda s: s.name)
+def test_a_synchronous_site_admits_only_the_exact_boolean(site: Site, answer: str) -> None:
+    error: AgentAuthError | None = None
+    with no_unawaited_coroutine():
+        try:
+            site.run(ANSWERS[answer])
+        except AgentAuthError as exc:
+            error = exc
+    judge(site, answer, error)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", ANSWERS)
+@pytest.mark.parametrize("site", ASYNC_SITES, ids=lambda s: s.name)
+async def test_an_asynchronous_site_admits_only_the_exact_boolean(site: Site,
+                                                                   answer: str) -> None:
+    error: AgentAuthError | Refused | None = None
+    with no_unawaited_coroutine():
+        try:
+            result = site.run(ANSWERS[answer])
+            assert isinstance(result, Awaitable)
+            await result
+        except (AgentAuthError, Refused) as exc:
+            error = exc
+    judge(site, answer, error)
