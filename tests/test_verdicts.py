@@ -7,6 +7,7 @@ judges what it returned. No coroutine is left to warn that it was never awaited.
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import time
 import warnings
@@ -18,11 +19,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from support import ALICE, BOB, MALLORY, T0, Clock, make_pair
+from support import ALICE, BOB, MALLORY, T0, Clock, make_pair, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
 from agentauth import (
     AgentAuthError,
+    CapabilityDenied,
     HandshakePolicy,
     MemoryReplayStore,
     accept_any_peer,
@@ -45,6 +47,7 @@ from agentauth.capability import (
 )
 from agentauth.http import AgentAuth, AgentAuthMiddleware, HTTPMessage, Verifier
 from agentauth.http.capability import check_capability
+from agentauth.verdict import ask, ask_async, verdict
 
 Callback = Callable[..., Any]
 Event = MutableMapping[str, Any]
@@ -347,3 +350,76 @@ async def test_an_asynchronous_site_admits_only_the_exact_boolean(site: Site,
         except (AgentAuthError, Refused) as exc:
             error = exc
     judge(site, answer, error)
+
+
+# ------------------------------------------------------------------ the rule itself
+
+
+def test_an_agentauth_error_from_a_callback_comes_through_unchanged() -> None:
+    denied = CapabilityDenied("no chain", code="not_authorized")
+
+    def refuse(*args: object) -> bool:
+        raise denied
+
+    with pytest.raises(CapabilityDenied) as info:
+        ask("credentials", True, refuse, ALICE.peer)
+    assert info.value is denied
+
+
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit, GeneratorExit])
+def test_a_base_exception_from_a_callback_is_not_translated(
+        kind: type[BaseException]) -> None:
+    def stop(*args: object) -> bool:
+        raise kind
+
+    with pytest.raises(kind):
+        ask("trust", True, stop, ALICE.peer)
+
+
+@pytest.mark.anyio
+async def test_cancellation_inside_an_async_callback_passes_through() -> None:
+    started = anyio.Event()
+
+    async def slow(*args: object) -> bool:
+        started.set()
+        await anyio.sleep_forever()
+        return True
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            async def run() -> None:
+                await ask_async("trust", True, slow, ALICE.peer)
+
+            tg.start_soon(run)
+            await started.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
+
+
+def test_a_sync_path_refuses_any_awaitable_and_closes_a_coroutine() -> None:
+    class Pending:
+        def __await__(self) -> Iterator[None]:
+            yield None
+
+    with raises("invalid_argument"):
+        verdict(Pending(), True, "trust")
+    coroutine = async_true()
+    with raises("invalid_argument") as info:
+        verdict(coroutine, True, "trust")
+    assert "awaitable (coroutine)" in info.value.message
+    assert inspect.getcoroutinestate(coroutine) == "CORO_CLOSED"  # it can no longer warn
+
+
+@pytest.mark.anyio
+async def test_an_async_path_judges_the_awaited_value() -> None:
+    awaited: list[bool] = []
+
+    async def trust(*args: object) -> object:
+        awaited.append(True)
+        return 1  # truthy, not True
+
+    with raises("invalid_argument"):
+        await ask_async("trust", True, trust, ALICE.peer)
+    assert awaited == [True]
+    assert await ask_async("revoked", False, async_false, b"id") is True
+    assert await ask_async("revoked", False, returning(True), b"id") is False
