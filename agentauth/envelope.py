@@ -36,7 +36,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, parse_agent_id
 from .stores import ReplayStore
-from .verdict import ask
+from .verdict import ask, verdict
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -179,7 +179,7 @@ def check_envelope(
     object) or an exception is ``invalid_argument``. The async
     :func:`agentauth.aio.open_envelope` awaits an ``async def`` trust callable."""
     envelope = check_unjudged(data, me, now=now, window=window, skew=skew)
-    if trust is not None and not ask("trust", True, trust, envelope.sender):
+    if trust is not None and not ask("trust callback", True, trust, envelope.sender):
         raise untrusted()
     return envelope
 
@@ -314,7 +314,9 @@ def open_envelope(
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
     claimed = claim_reply(envelope, pending, now)
     try:
-        new = store.check_and_insert(envelope.replay_key, envelope.time + window + skew)
+        new = verdict(store.check_and_insert(envelope.replay_key,
+                                             envelope.time + window + skew),
+                      True, "replay store")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

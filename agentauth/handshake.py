@@ -189,7 +189,7 @@ class HandshakePolicy:
         """
         if self.credentials is None:
             return True
-        return ask("credentials", True, self.credentials, peer, extensions)
+        return ask("credentials callback", True, self.credentials, peer, extensions)
 
     def trusts(self, peer: PeerKey) -> bool:
         """Whether the trust policy accepts ``peer``.
@@ -202,7 +202,7 @@ class HandshakePolicy:
         if self._allowed is not None:
             return peer.public_bytes in self._allowed
         assert callable(self.trust)
-        return ask("trust", True, self.trust, peer)
+        return ask("trust callback", True, self.trust, peer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,9 @@ type (not its text, which could hold anything), with the original as its cause.
 :func:`ask_async` awaits what an ``async def`` callback returns and judges the awaited
 value; on a synchronous path an awaitable is refused, and a coroutine is closed so that
 it is never left to warn that it was not awaited.
+
+A replay store's answer to ``check_and_insert`` decides too ("new", so accept): the
+callers judge it with :func:`verdict` (exactly ``True`` is new, ``False`` ``replayed``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ __all__ = ["ask", "ask_async", "verdict"]
 def verdict(answer: object, admit: bool, what: str) -> bool:
     """Judge a callback's ``answer``: True if it is exactly ``admit`` (let through),
     False if it is exactly ``not admit`` (refused; the caller raises its own code).
-    Anything else raises ``invalid_argument`` naming ``what`` and the answer's type."""
+    Anything else raises ``invalid_argument`` naming ``what`` (``"trust callback"``,
+    ``"replay store"``) and the answer's type."""
     if answer is admit:  # the fast path: one identity check
         return True
     if answer is (not admit):
@@ -42,11 +46,10 @@ def verdict(answer: object, admit: bool, what: str) -> bool:
     if inspect.isawaitable(answer):
         if isinstance(answer, Coroutine):
             answer.close()  # never awaited: say so in the error, not in a warning
-        raise InvalidArgument(f"the {what} callback returned an awaitable "
+        raise InvalidArgument(f"the {what} returned an awaitable "
                               f"({type(answer).__name__}) where a bool was needed: this "
                               f"path does not await, give a plain function")
-    raise InvalidArgument(f"the {what} callback returned {type(answer).__name__}, "
-                          f"not a bool")
+    raise InvalidArgument(f"the {what} returned {type(answer).__name__}, not a bool")
 
 
 def ask(what: str, admit: bool, callback: Callable[..., Any], *args: Any) -> bool:
@@ -77,4 +80,4 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
 
 
 def _raised(what: str, exc: Exception) -> InvalidArgument:
-    return InvalidArgument(f"the {what} callback raised {type(exc).__name__}")
+    return InvalidArgument(f"the {what} raised {type(exc).__name__}")

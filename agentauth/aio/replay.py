@@ -27,7 +27,7 @@ from ..envelope import (
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
 from ..stores import MemoryReplayStore, ReplayStore
-from ..verdict import ask_async
+from ..verdict import ask_async, verdict
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
@@ -60,7 +60,12 @@ class _Threaded:
         self._store = store
 
     async def check_and_insert(self, key: bytes, expires: float) -> bool:
-        return await anyio.to_thread.run_sync(self._store.check_and_insert, key, expires)
+        return await anyio.to_thread.run_sync(self._judged, key, expires)
+
+    def _judged(self, key: bytes, expires: float) -> bool:
+        # Judged in the worker thread: an awaitable answer is refused (and closed) there,
+        # rather than handed back to an event loop that refuses it with a bare TypeError.
+        return verdict(self._store.check_and_insert(key, expires), True, "replay store")
 
     async def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]
                                     ) -> list[bool]:
@@ -93,12 +98,13 @@ async def open_envelope(
     judged (spec 7.1: exactly ``True`` accepts the sender)."""
     now = clock()
     envelope = check_unjudged(data, me, now=now, window=window, skew=skew)
-    if trust is not None and not await ask_async("trust", True, trust, envelope.sender):
+    if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
         raise untrusted()
     claimed = claim_reply(envelope, pending, now)
     try:
-        new = await store.check_and_insert(envelope.replay_key,
-                                           envelope.time + window + skew)
+        new = verdict(await store.check_and_insert(envelope.replay_key,
+                                                   envelope.time + window + skew),
+                      True, "replay store")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

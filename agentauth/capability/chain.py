@@ -498,7 +498,7 @@ def _verify_chain(
     # 3. Revocation.
     if revoked is not None:  # exactly False passes (spec 7.1); None, 0 or "" do not
         for link in links:
-            if not ask("revoked", False, revoked, link.id):
+            if not ask("revoked callback", False, revoked, link.id):
                 raise CapabilityDenied("a link of the chain was revoked", code="revoked")
     # 4. Time, on every link.
     for link in links:

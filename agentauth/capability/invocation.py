@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
+from ..verdict import verdict
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, verify_chain
 from .grants import Request
 
@@ -221,7 +222,8 @@ class DetachedInvocations:
         if self._store is not None:
             # The window is checked against the clock in whole seconds, so an invocation
             # stays acceptable until just before issued + limit + 1.
-            if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1):
+            new = self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1)
+            if not verdict(new, True, "replay store"):
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")

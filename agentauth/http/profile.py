@@ -416,7 +416,7 @@ class Verifier:
                 peer = PeerKey.from_agent_id(keyid)
             except InvalidAgentId as exc:
                 raise DecodeError("keyid is not a valid did:key", code="malformed") from exc
-            if ask("trust", True, self._trust, peer):  # exactly True (spec 7.1)
+            if ask("trust callback", True, self._trust, peer):  # exactly True (spec 7.1)
                 return peer
         raise AuthenticationError("the signing key is not one this server accepts",
                                   code="untrusted_peer")
