@@ -61,6 +61,8 @@ def ask(what: str, admit: bool, callback: Callable[..., Any], *args: Any) -> boo
         raise
     except Exception as exc:
         raise _raised(what, exc) from exc
+    if answer is admit:  # verdict's own first test, here to save a call (about 60 ns)
+        return True
     return verdict(answer, admit, what)
 
 

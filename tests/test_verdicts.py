@@ -478,3 +478,35 @@ async def test_an_async_path_judges_the_awaited_value() -> None:
     assert awaited == [True]
     assert await ask_async("revoked", False, async_false, b"id") is True
     assert await ask_async("revoked", False, returning(True), b"id") is False
+
+
+@pytest.mark.anyio
+async def test_a_raising_trust_callback_on_a_listener_fails_that_handshake_only(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def trust(peer: Any) -> bool:
+        if peer == ALICE.peer:
+            return True
+        raise Boom("secret detail 0xdeadbeef")
+
+    listener = await agentauth_aio.create_listener("127.0.0.1", 0, BOB,
+                                                   HandshakePolicy(trust=trust))
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def echo(channel: Any) -> None:
+        await channel.send(await channel.receive())
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, echo)
+        with anyio.fail_after(10):
+            with pytest.raises(AgentAuthError):  # the listener dropped the stranger
+                stranger = await agentauth_aio.connect("127.0.0.1", port, MALLORY,
+                                                       expect=BOB.agent_id)
+                await stranger.receive()
+            async with await agentauth_aio.connect("127.0.0.1", port, ALICE,
+                                                   expect=BOB.agent_id) as channel:
+                await channel.send(b"still serving")
+                assert await channel.receive() == b"still serving"
+        tg.cancel_scope.cancel()
+    assert listener.failed == 1 and listener.accepted == 1
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "invalid_argument" in logged and "0xdeadbeef" not in logged
