@@ -178,7 +178,7 @@ def check_envelope(
     is ``untrusted_peer``, anything else (an ``async def``'s coroutine, None, a truthy
     object) or an exception is ``invalid_argument``. The async
     :func:`agentauth.aio.open_envelope` awaits an ``async def`` trust callable."""
-    envelope = check_unjudged(data, me, now=now, window=window, skew=skew)
+    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
     if trust is not None and not ask("trust callback", True, trust, envelope.sender):
         raise untrusted()
     return envelope
@@ -189,7 +189,7 @@ def untrusted() -> AuthenticationError:
     return AuthenticationError("the sender is not trusted", code="untrusted_peer")
 
 
-def check_unjudged(data: bytes, me: Identity, *, now: float, window: int,
+def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
                    skew: int) -> Envelope:
     """:func:`check_envelope` up to, not including, the trust callable, which the caller
     asks next (synchronously or not)."""

@@ -19,7 +19,7 @@ from ..envelope import (
     DEFAULT_WINDOW,
     Envelope,
     PendingRequests,
-    check_unjudged,
+    check_before_trust,
     claim_reply,
     release_reply,
     untrusted,
@@ -97,7 +97,7 @@ async def open_envelope(
     ``trust`` may be an ``async def``: its coroutine is awaited and the awaited value
     judged (spec 7.1: exactly ``True`` accepts the sender)."""
     now = clock()
-    envelope = check_unjudged(data, me, now=now, window=window, skew=skew)
+    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
     if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
         raise untrusted()
     claimed = claim_reply(envelope, pending, now)
