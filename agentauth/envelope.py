@@ -190,7 +190,7 @@ def untrusted() -> AuthenticationError:
 
 
 def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
-                   skew: int) -> Envelope:
+                       skew: int) -> Envelope:
     """:func:`check_envelope` up to, not including, the trust callable, which the caller
     asks next (synchronously or not)."""
     if type(data) is not bytes or not isinstance(me, Identity):
