@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import AgentAuthError, InvalidArgument
 
-__all__ = ["ask", "ask_async", "verdict"]
+__all__ = ["ask", "ask_async", "check_callback", "verdict"]
 
 
 def verdict(answer: object, admit: bool, what: str) -> bool:
@@ -60,7 +60,7 @@ def ask(what: str, admit: bool, callback: Callable[..., Any], *args: Any) -> boo
     except AgentAuthError:
         raise
     except Exception as exc:
-        raise _raised(what, exc) from exc
+        raise _raised(what, callback, exc) from exc
     if answer is admit:  # verdict's own first test, here to save a call (about 60 ns)
         return True
     return verdict(answer, admit, what)
@@ -77,9 +77,19 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
     except AgentAuthError:
         raise
     except Exception as exc:
-        raise _raised(what, exc) from exc
+        raise _raised(what, callback, exc) from exc
     return verdict(answer, admit, what)
 
 
-def _raised(what: str, exc: Exception) -> InvalidArgument:
+def check_callback(callback: object, what: str) -> None:
+    """Refuse, when it is given, a ``callback`` that cannot be called (a set of revoked
+    ids, a store instead of its method), so that the mistake shows at set-up."""
+    if callback is not None and not callable(callback):
+        raise InvalidArgument(f"the {what} is a callable or None, not "
+                              f"{type(callback).__name__}")
+
+
+def _raised(what: str, callback: object, exc: Exception) -> InvalidArgument:
+    if not callable(callback):
+        return InvalidArgument(f"the {what} is not callable: {type(callback).__name__}")
     return InvalidArgument(f"the {what} raised {type(exc).__name__}")

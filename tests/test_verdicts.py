@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support import ALICE, BOB, MALLORY, T0, Clock, make_pair, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
@@ -510,3 +512,51 @@ async def test_a_raising_trust_callback_on_a_listener_fails_that_handshake_only(
     assert listener.failed == 1 and listener.accepted == 1
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "invalid_argument" in logged and "0xdeadbeef" not in logged
+
+
+@given(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                 st.text(max_size=4), st.binary(max_size=4), st.lists(st.booleans()),
+                 st.builds(NumpyLikeBool), st.builds(object)),
+       st.booleans())
+def test_verdict_admits_exactly_the_admitting_boolean(answer: object, admit: bool) -> None:
+    if type(answer) is bool:
+        assert verdict(answer, admit, "trust callback") is (answer is admit)
+    else:
+        with raises("invalid_argument") as info:
+            verdict(answer, admit, "trust callback")
+        assert type(answer).__name__ in info.value.message
+
+
+NOT_CALLABLE = [frozenset({b"\x00" * 32}), MemoryReplayStore(), True]
+
+
+@pytest.mark.parametrize("value", NOT_CALLABLE, ids=lambda v: type(v).__name__)
+def test_a_callback_that_cannot_be_called_is_refused_at_set_up(value: object) -> None:
+    bad: Any = value
+
+    async def app(scope: Event, receive: Any, send: Any) -> None:
+        pass
+
+    builds: list[Callable[[], object]] = [
+        lambda: Verifier(trust=bad),
+        lambda: admission(ANCHORS, REQUEST, revoked=bad),
+        lambda: SessionInvocations(ANCHORS, peer=ALICE.peer, channel_binding=BINDING,
+                                   revoked=bad),
+        lambda: DetachedInvocations(ANCHORS, verifier=BOB.agent_id, revoked=bad),
+        lambda: AgentAuthMiddleware(app, identity=BOB, verifier=Verifier([ALICE]),
+                                    replay=MemoryReplayStore(), revoked=bad)]
+    for build in builds:
+        with raises("invalid_argument") as info:
+            build()
+        assert "callable" in info.value.message
+
+
+@pytest.mark.parametrize("value", NOT_CALLABLE, ids=lambda v: type(v).__name__)
+def test_a_callback_that_cannot_be_called_is_refused_when_asked(value: object) -> None:
+    bad: Any = value
+    calls: list[Callable[[], object]] = [lambda: verify_chain_revoked(bad),
+                                         lambda: check_envelope_trust(bad)]
+    for call in calls:
+        with raises("invalid_argument") as info:
+            call()
+        assert "not callable" in info.value.message

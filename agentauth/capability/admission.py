@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from ..errors import CapabilityDenied, InvalidArgument
 from ..identity import PeerKey
+from ..verdict import check_callback
 from .chain import DEFAULT_SKEW, verify_chain
 from .grants import Request
 
@@ -40,6 +41,7 @@ def admission(
     """
     if not isinstance(request, Request):
         raise InvalidArgument("request is a Request")
+    check_callback(revoked, "revoked callback")
     trusted = dict(anchors)
 
     def check(peer: PeerKey, extensions: Mapping[str, bytes]) -> bool:

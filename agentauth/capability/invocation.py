@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
-from ..verdict import verdict
+from ..verdict import check_callback, verdict
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, verify_chain
 from .grants import Request
 
@@ -133,6 +133,7 @@ class SessionInvocations:
                 or len(channel_binding) != BINDING_LEN):
             raise InvalidArgument(f"peer is a PeerKey and channel_binding the session's "
                                   f"{BINDING_LEN} bytes")
+        check_callback(revoked, "revoked callback")
         self._anchors = dict(anchors)
         self._peer = peer
         self._binding = channel_binding
@@ -181,6 +182,7 @@ class DetachedInvocations:
             raise InvalidArgument("capacity and window are positive integers")
         if store is not None and not isinstance(store, ReplayStore):
             raise InvalidArgument("store is a replay store")
+        check_callback(revoked, "revoked callback")
         self._store = store
         self._anchors = dict(anchors)
         self._skew = skew

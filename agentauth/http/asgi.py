@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
-from ..verdict import verdict
+from ..verdict import check_callback, verdict
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
@@ -148,6 +148,7 @@ class AgentAuthMiddleware:
         self._anchors = dict(anchors) if anchors is not None else None
         self._require = require_capability
         self._resource_of = resource_of
+        check_callback(revoked, "revoked callback")
         self._revoked = revoked
         self._max_body = max_body
         self._directory = directory_document([identity]) if directory else None

@@ -31,7 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from ..verdict import ask
+from ..verdict import ask, check_callback
 from .components import (
     MAX_COMPONENTS,
     Component,
@@ -390,6 +390,7 @@ class Verifier:
             self._by_keyid[peer.jwk_thumbprint()] = peer
         if not self._by_keyid and trust is None:
             raise InvalidArgument("give the keys to accept, or a trust policy")
+        check_callback(trust, "trust callback")
         for name, value in (("window", window), ("skew", skew)):
             if type(value) is not int or not 0 <= value <= 86_400:
                 raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
