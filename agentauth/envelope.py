@@ -36,6 +36,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, parse_agent_id
 from .stores import ReplayStore
+from .verdict import ask, verdict
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -171,7 +172,27 @@ def check_envelope(
     trust: Callable[[PeerKey], bool] | None = None,
 ) -> Envelope:
     """Every check but replay and reply binding: form, recipient, decryption, signature,
-    clock window, trust. :func:`open_envelope` adds those two."""
+    clock window, trust. :func:`open_envelope` adds those two.
+
+    ``trust`` is judged as spec 7.1 says: exactly ``True`` accepts the sender, ``False``
+    is ``untrusted_peer``, anything else (an ``async def``'s coroutine, None, a truthy
+    object) or an exception is ``invalid_argument``. The async
+    :func:`agentauth.aio.open_envelope` awaits an ``async def`` trust callable."""
+    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
+    if trust is not None and not ask("trust callback", True, trust, envelope.sender):
+        raise untrusted()
+    return envelope
+
+
+def untrusted() -> AuthenticationError:
+    """The refusal of a sender that the trust callable did not accept."""
+    return AuthenticationError("the sender is not trusted", code="untrusted_peer")
+
+
+def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
+                       skew: int) -> Envelope:
+    """:func:`check_envelope` up to, not including, the trust callable, which the caller
+    asks next (synchronously or not)."""
     if type(data) is not bytes or not isinstance(me, Identity):
         raise InvalidArgument("data is bytes and me an Identity")
     if type(now) not in (int, float) or not 0 <= now <= MAX_TIME:  # NaN fails this too
@@ -199,8 +220,6 @@ def check_envelope(
     if envelope.time > now + skew:
         raise AuthenticationError("the envelope is dated in the future beyond the skew",
                                   code="clock_skew")
-    if trust is not None and not trust(envelope.sender):
-        raise AuthenticationError("the sender is not trusted", code="untrusted_peer")
     return envelope
 
 
@@ -295,7 +314,9 @@ def open_envelope(
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
     claimed = claim_reply(envelope, pending, now)
     try:
-        new = store.check_and_insert(envelope.replay_key, envelope.time + window + skew)
+        new = verdict(store.check_and_insert(envelope.replay_key,
+                                             envelope.time + window + skew),
+                      True, "replay store")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -46,6 +46,7 @@ from .identity import Identity, PeerKey, parse_agent_id
 from .noise import SymmetricState
 from .session import DEFAULT_MAX_MESSAGE, Session
 from .session import OVERHEAD as SESSION_OVERHEAD
+from .verdict import ask
 
 __all__ = [
     "INITIATOR_CONTEXT",
@@ -180,34 +181,28 @@ class HandshakePolicy:
         object.__setattr__(self, "_offer", wire.encode_map(list(versions)))
 
     def admits(self, peer: PeerKey, extensions: Mapping[str, bytes]) -> bool:
-        """Whether the credentials check (if any) admits ``peer`` with ``extensions``."""
+        """Whether the credentials check (if any) admits ``peer`` with ``extensions``.
+
+        The check's answer is judged by :func:`agentauth.verdict.verdict` (spec 7.1):
+        exactly ``True`` admits, ``False`` refuses, anything else raises
+        ``invalid_argument``; an ``AgentAuthError`` it raises comes through as it is.
+        """
         if self.credentials is None:
             return True
-        verdict = self.credentials(peer, extensions)
-        if type(verdict) is not bool:
-            if isinstance(verdict, Coroutine):
-                verdict.close()
-            raise InvalidArgument(f"the credentials callable returned "
-                                  f"{type(verdict).__name__}, not a bool")
-        return verdict
+        return ask("credentials callback", True, self.credentials, peer, extensions)
 
     def trusts(self, peer: PeerKey) -> bool:
         """Whether the trust policy accepts ``peer``.
 
-        A trust callable must return exactly ``True`` or ``False``: anything else (a
-        coroutine from an ``async def``, None, a truthy object) raises ``invalid_argument``
-        rather than being read as a verdict.
+        A trust callable must return exactly ``True`` or ``False`` (spec 7.1): anything
+        else (a coroutine from an ``async def``, None, a truthy object) raises
+        ``invalid_argument`` rather than being read as a verdict, and so does any
+        exception it raises that is not an ``AgentAuthError``.
         """
         if self._allowed is not None:
             return peer.public_bytes in self._allowed
         assert callable(self.trust)
-        verdict = self.trust(peer)
-        if type(verdict) is not bool:
-            if isinstance(verdict, Coroutine):
-                verdict.close()  # never awaited: say so in the error, not in a warning
-            raise InvalidArgument(f"the trust callable returned {type(verdict).__name__}, "
-                                  f"not a bool")
-        return verdict
+        return ask("trust callback", True, self.trust, peer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,11 +113,12 @@ def test_exception_in_trust_callback_fails_the_engine(side: str) -> None:
     policy = HandshakePolicy(trust=_boom)
     pair = make_pair(policy, ANY) if side == "initiator" else make_pair(ANY, policy)
     step = _complete_until_trust(pair, side)
-    with pytest.raises(Boom):
-        step()  # the caller's own exception comes through unchanged
+    with raises("invalid_argument") as first:
+        step()  # typed (spec 7.1), naming the callback and the exception's type
+    assert isinstance(first.value.__cause__, Boom) and "trust" in first.value.message
     engine = pair.initiator if side == "initiator" else pair.responder
     assert state(engine) is HandshakeState.FAILED and engine.result is None
-    with raises("invalid_state") as info:
+    with raises("invalid_argument") as info:
         step()
     assert "Boom" in info.value.message
 

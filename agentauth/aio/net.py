@@ -168,10 +168,11 @@ class AgentAuthListener(Listener[AgentAuthStream]):
                 self.failed += 1
                 logger.info("handshake failed: %s", exc)
                 return
-            except Exception as exc:  # from the trust callable: this connection only
+            except Exception as exc:  # a fault outside the protocol: this connection only
+                # (a raising trust or credentials callback is already a typed error,
+                # invalid_argument, by agentauth.verdict: the branch above logs it)
                 self.failed += 1
-                logger.warning("handshake aborted: the trust policy raised %s",
-                               type(exc).__name__)
+                logger.warning("handshake aborted by %s", type(exc).__name__)
                 return
             finally:
                 self._half_open.release(source)

@@ -8,7 +8,7 @@ Redis) runs in a worker thread, so the event loop never waits on a disk or a net
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import anyio.to_thread
@@ -19,13 +19,15 @@ from ..envelope import (
     DEFAULT_WINDOW,
     Envelope,
     PendingRequests,
-    check_envelope,
+    check_before_trust,
     claim_reply,
     release_reply,
+    untrusted,
 )
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
 from ..stores import MemoryReplayStore, ReplayStore
+from ..verdict import ask_async, verdict
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
@@ -58,7 +60,12 @@ class _Threaded:
         self._store = store
 
     async def check_and_insert(self, key: bytes, expires: float) -> bool:
-        return await anyio.to_thread.run_sync(self._store.check_and_insert, key, expires)
+        return await anyio.to_thread.run_sync(self._judged, key, expires)
+
+    def _judged(self, key: bytes, expires: float) -> bool:
+        # Judged in the worker thread: an awaitable answer is refused (and closed) there,
+        # rather than handed back to an event loop that refuses it with a bare TypeError.
+        return verdict(self._store.check_and_insert(key, expires), True, "replay store")
 
     async def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]
                                     ) -> list[bool]:
@@ -81,17 +88,23 @@ async def open_envelope(
     clock: Callable[[], float] = time.time,
     window: int = DEFAULT_WINDOW,
     skew: int = DEFAULT_SKEW,
-    trust: Callable[[PeerKey], bool] | None = None,
+    trust: Callable[[PeerKey], bool | Awaitable[bool]] | None = None,
     pending: PendingRequests | None = None,
 ) -> Envelope:
     """:func:`agentauth.open_envelope` with an async replay store: every check, in the
-    same order; the nonce is remembered last, once everything else has passed."""
+    same order; the nonce is remembered last, once everything else has passed.
+
+    ``trust`` may be an ``async def``: its coroutine is awaited and the awaited value
+    judged (spec 7.1: exactly ``True`` accepts the sender)."""
     now = clock()
-    envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
+    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
+    if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
+        raise untrusted()
     claimed = claim_reply(envelope, pending, now)
     try:
-        new = await store.check_and_insert(envelope.replay_key,
-                                           envelope.time + window + skew)
+        new = verdict(await store.check_and_insert(envelope.replay_key,
+                                                   envelope.time + window + skew),
+                      True, "replay store")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

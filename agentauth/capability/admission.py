@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from ..errors import CapabilityDenied, InvalidArgument
 from ..identity import PeerKey
+from ..verdict import check_callback
 from .chain import DEFAULT_SKEW, trust_roots, verify_chain
 from .grants import Request
 
@@ -41,6 +42,7 @@ def admission(
     if not isinstance(request, Request):
         raise InvalidArgument("request is a Request")
     trust_roots(anchors)  # a bad shape is refused now, not at the first handshake
+    check_callback(revoked, "revoked callback")
     trusted = dict(anchors)
 
     def check(peer: PeerKey, extensions: Mapping[str, bytes]) -> bool:

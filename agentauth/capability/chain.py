@@ -31,6 +31,7 @@ from ..errors import (
     RemoteError,
 )
 from ..identity import Identity, PeerKey, format_agent_id, parse_agent_id
+from ..verdict import ask
 from .grants import (
     Grant,
     Request,
@@ -446,8 +447,9 @@ def verify_chain(
     ``anchors`` maps each trusted root key (agent id or :class:`PeerKey`) to the resource
     namespace it may grant (``"**"``: everything). ``now`` is the verifier's clock in
     seconds, ``skew`` the tolerance (0 to 300). ``revoked`` says whether a link id is
-    revoked. ``holder`` is the authenticated peer presenting the chain: the leaf's
-    audience must be that key.
+    revoked: a link passes only on exactly ``False`` (spec 7.1); ``True`` is ``revoked``,
+    any other answer or an exception ``invalid_argument``. ``holder`` is the authenticated
+    peer presenting the chain: the leaf's audience must be that key.
     """
     try:
         links = _verify_chain(chain, anchors, now=now, skew=skew, revoked=revoked,
@@ -511,9 +513,9 @@ def _verify_chain(
     for parent, link in itertools.pairwise(links):
         _check_hop(parent, link)
     # 3. Revocation.
-    if revoked is not None:
+    if revoked is not None:  # exactly False passes (spec 7.1); None, 0 or "" do not
         for link in links:
-            if revoked(link.id):
+            if not ask("revoked callback", False, revoked, link.id):
                 raise CapabilityDenied("a link of the chain was revoked", code="revoked")
     # 4. Time, on every link.
     for link in links:

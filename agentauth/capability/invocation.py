@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
+from ..verdict import check_callback, verdict
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, trust_roots, verify_chain
 from .grants import Request
 
@@ -133,6 +134,7 @@ class SessionInvocations:
             raise InvalidArgument(f"peer is a PeerKey and channel_binding the session's "
                                   f"{BINDING_LEN} bytes")
         trust_roots(anchors)  # a bad shape is refused now, not at first use
+        check_callback(revoked, "revoked callback")
         self._anchors = dict(anchors)
         self._peer = peer
         self._binding = channel_binding
@@ -181,6 +183,7 @@ class DetachedInvocations:
             raise InvalidArgument("capacity and window are positive integers")
         if store is not None and not isinstance(store, ReplayStore):
             raise InvalidArgument("store is a replay store")
+        check_callback(revoked, "revoked callback")
         self._store = store
         trust_roots(anchors)  # a bad shape is refused now, not at first use
         self._anchors = dict(anchors)
@@ -223,7 +226,8 @@ class DetachedInvocations:
         if self._store is not None:
             # The window is checked against the clock in whole seconds, so an invocation
             # stays acceptable until just before issued + limit + 1.
-            if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1):
+            new = self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1)
+            if not verdict(new, True, "replay store"):
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")

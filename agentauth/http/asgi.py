@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
+from ..verdict import check_callback, verdict
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
@@ -149,6 +150,7 @@ class AgentAuthMiddleware:
         self._anchors = dict(anchors) if anchors is not None else None
         self._require = require_capability
         self._resource_of = resource_of
+        check_callback(revoked, "revoked callback")
         self._revoked = revoked
         self._max_body = max_body
         self._directory = directory_document([identity]) if directory else None
@@ -182,8 +184,9 @@ class AgentAuthMiddleware:
                                   code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
-            if not await self._store.check_and_insert(verified.replay_key,
-                                                      verified.replay_expires):
+            new = await self._store.check_and_insert(verified.replay_key,
+                                                     verified.replay_expires)
+            if not verdict(new, True, "replay store"):  # exactly True is new (spec 7.1)
                 raise ReplayDetected("this request was already received", code="replayed")
         except AgentAuthError as error:
             _log.info("refused %s request: %s", scope["method"], error.code)

@@ -31,6 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
+from ..verdict import ask, check_callback
 from .components import (
     MAX_COMPONENTS,
     Component,
@@ -360,8 +361,10 @@ class Verifier:
     ``keys`` are the agents this verifier knows (agent ids, :class:`PeerKey` or
     :class:`Identity`): found by ``keyid`` as a did:key or a JWK thumbprint. ``trust``
     decides about a did:key not in ``keys`` (e.g. any holder of a valid capability:
-    ``lambda peer: True``). At least one of the two is required: a verifier that
-    accepts no one is a mistake, and one that accepts anyone must say so.
+    ``lambda peer: True``); it must answer exactly ``True`` or ``False`` (spec 7.1), and
+    an ``async def`` is refused (``invalid_argument``). At least one of the two is
+    required: a verifier that accepts no one is a mistake, and one that accepts anyone
+    must say so.
     ``web_bot_auth`` also accepts ``tag="web-bot-auth"`` signatures, which need to cover
     only ``@authority`` (and ``Signature-Agent`` when present).
     ``authorities`` names this server's own hosts, as ``Host`` carries them (e.g.
@@ -387,6 +390,7 @@ class Verifier:
             self._by_keyid[peer.jwk_thumbprint()] = peer
         if not self._by_keyid and trust is None:
             raise InvalidArgument("give the keys to accept, or a trust policy")
+        check_callback(trust, "trust callback")
         for name, value in (("window", window), ("skew", skew)):
             if type(value) is not int or not 0 <= value <= 86_400:
                 raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
@@ -413,7 +417,7 @@ class Verifier:
                 peer = PeerKey.from_agent_id(keyid)
             except InvalidAgentId as exc:
                 raise DecodeError("keyid is not a valid did:key", code="malformed") from exc
-            if self._trust(peer):
+            if ask("trust callback", True, self._trust, peer):  # exactly True (spec 7.1)
                 return peer
         raise AuthenticationError("the signing key is not one this server accepts",
                                   code="untrusted_peer")

@@ -1,0 +1,95 @@
+"""Callback verdicts: the one place where an application's answer becomes a decision
+(spec section 7.1).
+
+The library asks the application to decide in several places: whom to trust, whom to
+admit by credentials, whether a link is revoked. Every such answer goes through
+:func:`verdict`, so that one rule holds everywhere: only the exact boolean that lets the
+request through does so (``True``, or ``False`` for a ``revoked`` check), its exact
+opposite is a clean refusal that the caller reports with its own code, and anything else
+is an error (``invalid_argument``) that names the callback and the type it returned: no
+value is read by its truthiness (a coroutine, ``None``, ``0``, ``"yes"``, an object).
+
+:func:`ask` calls a callback on a synchronous path and :func:`ask_async` on an
+asynchronous one. Both let an :class:`~agentauth.errors.AgentAuthError` from the callback
+through unchanged (a credentials check raises ``CapabilityDenied`` on purpose), and
+``BaseException`` that is not an ``Exception`` (cancellation, ``KeyboardInterrupt``);
+any other exception becomes ``invalid_argument`` naming the callback and the exception's
+type (not its text, which could hold anything), with the original as its cause.
+:func:`ask_async` awaits what an ``async def`` callback returns and judges the awaited
+value; on a synchronous path an awaitable is refused, and a coroutine is closed so that
+it is never left to warn that it was not awaited.
+
+A replay store's answer to ``check_and_insert`` decides too ("new", so accept): the
+callers judge it with :func:`verdict` (exactly ``True`` is new, ``False`` ``replayed``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .errors import AgentAuthError, InvalidArgument
+
+__all__ = ["ask", "ask_async", "check_callback", "verdict"]
+
+
+def verdict(answer: object, admit: bool, what: str) -> bool:
+    """Judge a callback's ``answer``: True if it is exactly ``admit`` (let through),
+    False if it is exactly ``not admit`` (refused; the caller raises its own code).
+    Anything else raises ``invalid_argument`` naming ``what`` (``"trust callback"``,
+    ``"replay store"``) and the answer's type."""
+    if answer is admit:  # the fast path: one identity check
+        return True
+    if answer is (not admit):
+        return False
+    if inspect.isawaitable(answer):
+        if isinstance(answer, Coroutine):
+            answer.close()  # never awaited: say so in the error, not in a warning
+        raise InvalidArgument(f"the {what} returned an awaitable "
+                              f"({type(answer).__name__}) where a bool was needed: this "
+                              f"path does not await, give a plain function")
+    raise InvalidArgument(f"the {what} returned {type(answer).__name__}, not a bool")
+
+
+def ask(what: str, admit: bool, callback: Callable[..., Any], *args: Any) -> bool:
+    """Call ``callback(*args)`` on a synchronous path and judge its answer with
+    :func:`verdict`; an exception it raises is translated as the module says."""
+    try:
+        answer = callback(*args)
+    except AgentAuthError:
+        raise
+    except Exception as exc:
+        raise _raised(what, callback, exc) from exc
+    if answer is admit:  # verdict's own first test, here to save a call (about 60 ns)
+        return True
+    return verdict(answer, admit, what)
+
+
+async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
+                    *args: Any) -> bool:
+    """:func:`ask` on an asynchronous path: an ``async def`` callback (or any callback
+    that returns an awaitable) is awaited, and the awaited value is judged."""
+    try:
+        answer = callback(*args)
+        if inspect.isawaitable(answer):
+            answer = await answer
+    except AgentAuthError:
+        raise
+    except Exception as exc:
+        raise _raised(what, callback, exc) from exc
+    return verdict(answer, admit, what)
+
+
+def check_callback(callback: object, what: str) -> None:
+    """Refuse, when it is given, a ``callback`` that cannot be called (a set of revoked
+    ids, a store instead of its method), so that the mistake shows at set-up."""
+    if callback is not None and not callable(callback):
+        raise InvalidArgument(f"the {what} is a callable or None, not "
+                              f"{type(callback).__name__}")
+
+
+def _raised(what: str, callback: object, exc: Exception) -> InvalidArgument:
+    if not callable(callback):
+        return InvalidArgument(f"the {what} is not callable: {type(callback).__name__}")
+    return InvalidArgument(f"the {what} raised {type(exc).__name__}")
