@@ -431,6 +431,8 @@ class Verifier:
         """Refuse ``authority`` (a ``Host`` value) if this verifier names its hosts and it
         is none of them (``wrong_recipient``); compared as ``@authority`` is (lower case,
         the scheme's default port left out)."""
+        if type(authority) is not str or type(scheme) is not str:
+            raise InvalidArgument("authority and scheme are strings")
         if (self._authorities is not None
                 and authority_value(authority, scheme) not in self._authorities
                 and authority.lower() not in self._authorities):
@@ -523,9 +525,12 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
     ``allow_streamed`` lets content without a ``Content-Digest`` through when the
     response is a stream (:func:`is_stream`); only then is its content not protected."""
     _check_types(response, None)
+    if type(request_nonce) is not str:
+        raise InvalidArgument("request_nonce is the nonce the request was signed with")
     expected = _peer(server)
     sig = _find(response, (RESPONSE_TAG,))
-    if not crypto.equal(sig.params["nonce"].encode("ascii"), request_nonce.encode("ascii")):
+    if not crypto.equal(sig.params["nonce"].encode("ascii"),  # a string item: ASCII
+                        request_nonce.encode("utf-8", "surrogatepass")):
         raise AuthenticationError("the response answers another request",
                                   code="unexpected_reply")
     _require(sig, _RESPONSE_IDS)
