@@ -26,6 +26,7 @@ from agentauth.http import (
     Signer,
     Verifier,
     check_response,
+    content_digest,
     is_stream,
 )
 
@@ -56,6 +57,19 @@ async def sized_stream(request: StarletteRequest) -> StreamingResponse:
                              headers={"content-length": "16"})
 
 
+FILE = b"%PDF-1.7 quarterly report" * 100
+
+
+async def sized_file(request: StarletteRequest) -> StreamingResponse:
+    # A file sent in parts, with its length and its own digest: the middleware cannot
+    # digest it before the headers leave, so it covers the app's Content-Digest.
+    async def chunks() -> AsyncIterator[bytes]:
+        for at in range(0, len(FILE), 1000):
+            yield FILE[at:at + 1000]
+    return StreamingResponse(chunks(), media_type="application/pdf", headers={
+        "content-length": str(len(FILE)), "content-digest": content_digest(FILE)})
+
+
 async def nothing(request: StarletteRequest) -> Response:
     return Response(status_code=204)
 
@@ -63,7 +77,8 @@ async def nothing(request: StarletteRequest) -> Response:
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     inner = Starlette(routes=[Route("/report", report), Route("/events", events),
-                              Route("/sized", sized_stream), Route("/nothing", nothing)])
+                              Route("/sized", sized_stream), Route("/nothing", nothing),
+                              Route("/file", sized_file)])
     app = AgentAuthMiddleware(inner, identity=ALICE, verifier=Verifier([BOB]),
                               replay=MemoryReplayStore())
     with serving(app) as base:
@@ -220,6 +235,23 @@ async def test_an_empty_answer_is_signed_with_a_digest_so_no_content_can_be_adde
     async with client(url, into_event_stream, allow_streamed=True) as http:
         with pytest.raises(AuthenticationError) as info:
             await http.get("/nothing")
+    assert info.value.code == "digest_mismatch"
+
+
+def swap_a_byte(fields: Fields, body: bytes) -> tuple[Fields, bytes]:
+    return fields, body[:-1] + b"!"
+
+
+@pytest.mark.parametrize("allow_streamed", [False, True])
+async def test_a_file_streamed_with_its_own_digest_is_covered_and_checked(
+        url: str, allow_streamed: bool) -> None:
+    async with client(url, allow_streamed=allow_streamed) as http:
+        answer = await http.get("/file")
+    assert answer.content == FILE
+    assert '"content-digest"' in answer.headers["signature-input"]
+    async with client(url, swap_a_byte, allow_streamed=allow_streamed) as http:
+        with pytest.raises(AuthenticationError) as info:
+            await http.get("/file")
     assert info.value.code == "digest_mismatch"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from support import ALICE, BOB, T0
 
 from agentauth import ERROR_CODES, AgentAuthError, DecodeError, InvalidArgument, MemoryReplayStore
+from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import (
     AgentAuth,
     AgentAuthMiddleware,
@@ -84,7 +86,7 @@ async def run(app: AgentAuthMiddleware, the_scope: Any,
     return sent
 
 
-def answer(sent: list[Event]) -> tuple[int, str | None]:
+def answer_of(sent: list[Event]) -> tuple[int, str | None]:
     """The status and the Agentauth-Error code of what the middleware sent."""
     start = sent[0]
     assert start["type"] == "http.response.start"
@@ -101,7 +103,7 @@ def answer(sent: list[Event]) -> tuple[int, str | None]:
 
 def test_a_path_with_a_lone_surrogate_and_no_raw_path_is_a_400() -> None:
     sent = anyio.run(run, middleware(), scope(path="/x\udc80", raw_path=...))
-    assert answer(sent) == (400, "malformed")
+    assert answer_of(sent) == (400, "malformed")
 
 
 MALFORMED = {
@@ -140,11 +142,11 @@ MALFORMED = {
 
 @pytest.mark.parametrize("changes", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_scope_is_a_400(changes: dict[str, Any]) -> None:
-    assert answer(anyio.run(run, middleware(), scope(**changes))) == (400, "malformed")
+    assert answer_of(anyio.run(run, middleware(), scope(**changes))) == (400, "malformed")
 
 
 def test_a_scope_that_is_not_a_mapping_is_a_400() -> None:
-    assert answer(anyio.run(run, middleware(), ["type", "http"])) == (400, "malformed")
+    assert answer_of(anyio.run(run, middleware(), ["type", "http"])) == (400, "malformed")
 
 
 @pytest.mark.parametrize("events", [
@@ -153,17 +155,17 @@ def test_a_scope_that_is_not_a_mapping_is_a_400() -> None:
     [{"type": "http.request", "body": [1]}],
 ], ids=["none", "no type", "body str", "more_body str", "body list"])
 def test_odd_body_messages_are_a_400(events: list[Any]) -> None:
-    assert answer(anyio.run(run, middleware(), scope(), events)) == (400, "malformed")
+    assert answer_of(anyio.run(run, middleware(), scope(), events)) == (400, "malformed")
 
 
 def test_server_and_client_are_not_read_so_odd_ones_change_nothing() -> None:
     sent = anyio.run(run, middleware(), scope(server=object(), client="?"))
-    assert answer(sent) == (200, None)
+    assert answer_of(sent) == (200, None)
 
 
 def test_a_well_formed_scope_still_passes_and_other_types_as_before() -> None:
-    assert answer(anyio.run(run, middleware(), scope())) == (200, None)
-    assert answer(anyio.run(run, middleware(), {"type": "lifespan"})) == (200, None)
+    assert answer_of(anyio.run(run, middleware(), scope())) == (200, None)
+    assert answer_of(anyio.run(run, middleware(), {"type": "lifespan"})) == (200, None)
     closed = anyio.run(run, middleware(), {"type": "websocket"})
     assert closed == [{"type": "websocket.close", "code": 1008}]
 
@@ -251,7 +253,7 @@ def test_any_scope_gets_a_typed_answer_never_an_exception(the_scope: dict[str, A
     if the_scope.get("type") == "websocket":
         assert sent == [{"type": "websocket.close", "code": 1008}]
         return
-    status, code = answer(sent)
+    status, code = answer_of(sent)
     if code is None:
         assert status == 200  # the app's own answer (lifespan, or a request that passed)
         return
@@ -296,3 +298,40 @@ def test_bad_targets_over_a_real_socket_get_a_status_never_an_app_exception(
     assert not [r for r in caplog.records if "Exception in ASGI application"
                 in r.getMessage()]
     assert b" 401 " in raw_request(address, b"GET /x HTTP/1.1")[:20]  # still serving
+
+
+# ------------------------------------------------------------------ answers of the app's parts
+
+
+class OddStore:
+    """A replay store whose answer is not a bool."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def check_and_insert(self, key: bytes, expires: float) -> Any:
+        return self.answer
+
+    def check_and_insert_many(self, items: Any) -> list[Any]:
+        return [self.answer for _ in items]
+
+
+@pytest.mark.parametrize("answer", [1, "yes", object(), None, 0, ""],
+                         ids=["1", "yes", "object", "None", "0", "empty"])
+def test_a_replay_store_answer_that_is_not_a_bool_refuses(answer: object) -> None:
+    app = AgentAuthMiddleware(ok_app, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=OddStore(answer))
+    assert answer_of(anyio.run(run, app, scope())) == (503, "store_unavailable")
+
+
+def test_a_resource_mapping_that_returns_no_request_refuses() -> None:
+    now = int(time.time())
+    chain = encode_chain([delegate(ALICE, BOB, [Grant("x", {"get"})], not_before=now - 60,
+                                   expires=now + 600)])
+    request = httpx.Request("GET", "http://testserver/x")
+    AgentAuth(BOB, chain=chain).sign(request)
+    app = AgentAuthMiddleware(ok_app, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=MemoryReplayStore(), anchors={ALICE.agent_id: "**"},
+                              resource_of=lambda method, path: None)  # type: ignore
+    sent = anyio.run(run, app, scope(headers=list(request.headers.raw)))
+    assert answer_of(sent) == (403, "not_authorized")

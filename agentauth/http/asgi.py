@@ -195,9 +195,13 @@ class AgentAuthMiddleware:
                                   code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
-            if not await self._store.check_and_insert(verified.replay_key,
-                                                      verified.replay_expires):
+            fresh = await self._store.check_and_insert(verified.replay_key,
+                                                       verified.replay_expires)
+            if fresh is False:
                 raise ReplayDetected("this request was already received", code="replayed")
+            if fresh is not True:  # only a yes lets a request through
+                raise StoreError("the replay store gave no yes-or-no answer",
+                                 code="store_unavailable")
         except AgentAuthError as error:
             _log.info("refused %s request: %s", scope["method"], error.code)
             await _refuse(send, error)

@@ -211,7 +211,9 @@ class Signer:
         """Sign a response to ``response.request`` (verified, carrying its signature
         under ``request_label``): covers ``@status``, the request's method and target,
         its signature, and the digest of ``body`` (even empty); its ``nonce`` repeats the
-        request's. ``body`` is ``None`` only for a stream, whose content is not signed."""
+        request's. ``body`` is ``None`` only for a stream: its content is then covered
+        only if ``response`` carries its own ``Content-Digest`` (which the signature then
+        covers as it is), and not signed otherwise."""
         if response.status is None or response.request is None:
             raise InvalidArgument("a response has a status and the request it answers")
         extra: list[tuple[str, str]] = []
@@ -219,6 +221,8 @@ class Signer:
                                        ("signature", {"req": True, "key": request_label})]
         if body is not None:  # even empty: no one can then add content (spec 13.5)
             extra.append(("content-digest", content_digest(body, self._digests)))
+            components.append(("content-digest", {}))
+        elif response.field("content-digest") is not None:  # a stream's, its sender's
             components.append(("content-digest", {}))
         params = self._params(RESPONSE_TAG, request_nonce)
         return self._finish(response, components, params, extra)
