@@ -13,6 +13,7 @@ import httpx
 import pytest
 from http_support import serving
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -74,12 +75,14 @@ async def nothing(request: StarletteRequest) -> Response:
     return Response(status_code=204)
 
 
+def routes() -> list[Route]:
+    return [Route("/report", report), Route("/events", events), Route("/sized", sized_stream),
+            Route("/nothing", nothing), Route("/file", sized_file)]
+
+
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    inner = Starlette(routes=[Route("/report", report), Route("/events", events),
-                              Route("/sized", sized_stream), Route("/nothing", nothing),
-                              Route("/file", sized_file)])
-    app = AgentAuthMiddleware(inner, identity=ALICE, verifier=Verifier([BOB]),
+    app = AgentAuthMiddleware(Starlette(routes=routes()), identity=ALICE, verifier=Verifier([BOB]),
                               replay=MemoryReplayStore())
     with serving(app) as base:
         yield base
@@ -253,6 +256,24 @@ async def test_a_file_streamed_with_its_own_digest_is_covered_and_checked(
         with pytest.raises(AuthenticationError) as info:
             await http.get("/file")
     assert info.value.code == "digest_mismatch"
+
+
+async def test_content_is_checked_as_it_came_off_the_wire_before_decoding() -> None:
+    # The app's answer is compressed inside the middleware, which digests what is sent
+    # (RFC 9530); the client checks those bytes, then httpx decodes them.
+    inner = GZipMiddleware(Starlette(routes=routes()), minimum_size=10)
+    app = AgentAuthMiddleware(inner, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=MemoryReplayStore())
+    with serving(app) as base:
+        async with client(base) as http:
+            answer = await http.get("/report", headers={"accept-encoding": "gzip"})
+    assert answer.headers["content-encoding"] == "gzip"
+    assert answer.json() == {"balance": 100, "to": "alice"}
+
+
+def test_allow_streamed_is_a_bool() -> None:
+    with pytest.raises(InvalidArgument):
+        AgentAuth(BOB, server=ALICE.agent_id, allow_streamed="no")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ sans-I/O

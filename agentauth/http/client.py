@@ -73,13 +73,15 @@ class AgentAuth(httpx.Auth):
                  signature_agent: str | None = None, allow_streamed: bool = False,
                  skew: int = DEFAULT_SKEW, clock: Callable[[], float] = time.time,
                  random: Callable[[int], bytes] = os.urandom) -> None:
+        if type(allow_streamed) is not bool:
+            raise InvalidArgument("allow_streamed is True or False")
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
         self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
                         else server)
         self._chain = chain
         self._resource_of = resource_of
-        self._allow_streamed = allow_streamed is True
+        self._allow_streamed = allow_streamed
         self._skew = skew
         self._clock = clock
 
