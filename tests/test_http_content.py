@@ -271,6 +271,16 @@ async def test_content_is_checked_as_it_came_off_the_wire_before_decoding() -> N
     assert answer.json() == {"balance": 100, "to": "alice"}
 
 
+@pytest.mark.parametrize("allow_streamed", [False, True])
+@pytest.mark.parametrize("path", ["/report", "/file", "/events", "/nothing"])
+async def test_an_answer_to_head_has_the_digest_of_no_content(
+        url: str, path: str, allow_streamed: bool) -> None:
+    async with client(url, allow_streamed=allow_streamed) as http:
+        answer = await http.head(path)
+    assert answer.status_code in (200, 204) and answer.content == b""
+    assert answer.headers["content-digest"] == content_digest(b"")
+
+
 def test_allow_streamed_is_a_bool() -> None:
     with pytest.raises(InvalidArgument):
         AgentAuth(BOB, server=ALICE.agent_id, allow_streamed="no")  # type: ignore[arg-type]

@@ -280,8 +280,10 @@ class AgentAuthMiddleware:
             headers = list(start.get("headers", []))
             response = HTTPMessage.from_headers(headers, status=start["status"],
                                                 request=request)
-            added = self._signer.sign_response(response, verified.nonce,
-                                               None if streamed else body,
+            # An answer to HEAD has no content on the wire, whatever the app sends (the
+            # server drops it): its digest is the empty content's.
+            content = (b"" if request.method == "HEAD" else None if streamed else body)
+            added = self._signer.sign_response(response, verified.nonce, content,
                                                request_label=verified.label)
             ours = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in added.headers]
             names = {k for k, _ in ours}  # they replace the app's lines of those names
