@@ -335,3 +335,14 @@ def test_a_resource_mapping_that_returns_no_request_refuses() -> None:
                               resource_of=lambda method, path: None)  # type: ignore
     sent = anyio.run(run, app, scope(headers=list(request.headers.raw)))
     assert answer_of(sent) == (403, "not_authorized")
+
+
+@pytest.mark.parametrize("options", [{"max_body": "1024"}, {"max_body": -1},
+                                     {"verifier": object()}, {"public": [b"/health"]}],
+                         ids=["max_body str", "max_body negative", "verifier", "public"])
+def test_settings_the_middleware_cannot_use_are_refused_when_it_is_made(
+        options: dict[str, Any]) -> None:
+    settings: dict[str, Any] = {"identity": ALICE, "verifier": Verifier([BOB]),
+                                "replay": MemoryReplayStore(), **options}
+    with pytest.raises(InvalidArgument):
+        AgentAuthMiddleware(ok_app, **settings)

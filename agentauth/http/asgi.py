@@ -35,6 +35,7 @@ from ..errors import (
     AgentAuthError,
     CapabilityDenied,
     DecodeError,
+    InvalidArgument,
     ReplayDetected,
     StoreError,
 )
@@ -140,6 +141,14 @@ class AgentAuthMiddleware:
                  public: Iterable[str] = (), sign_responses: bool = True,
                  clock: Callable[[], float] = time.time,
                  random: Callable[[int], bytes] = os.urandom) -> None:
+        # Checked here, not found wrong on the first request.
+        if not isinstance(verifier, Verifier):
+            raise InvalidArgument("verifier is a Verifier")
+        if type(max_body) is not int or max_body < 0:
+            raise InvalidArgument("max_body is a number of bytes")
+        public = frozenset(public)
+        if any(type(path) is not str for path in public):
+            raise InvalidArgument("public paths are strings")
         self.app = app
         self._identity = identity
         self._signer = Signer(identity, clock=clock, random=random)
@@ -152,7 +161,7 @@ class AgentAuthMiddleware:
         self._revoked = revoked
         self._max_body = max_body
         self._directory = directory_document([identity]) if directory else None
-        self._public = frozenset(public)
+        self._public = public
         self._sign_responses = sign_responses
         self._clock = clock
 
