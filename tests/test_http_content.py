@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from http_support import serving
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request as StarletteRequest
@@ -19,11 +21,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from support import ALICE, BOB, T0
 
-from agentauth import AuthenticationError, InvalidArgument, MemoryReplayStore
+from agentauth import AuthenticationError, InvalidArgument, MemoryReplayStore, PeerKey
 from agentauth.http import (
     AgentAuth,
     AgentAuthMiddleware,
     HTTPMessage,
+    ResponseContent,
     Signer,
     Verifier,
     check_response,
@@ -338,3 +341,35 @@ def test_a_request_with_an_unsigned_digest_that_does_not_match_is_refused() -> N
 ])
 def test_what_counts_as_a_stream(fields: list[tuple[str, str]], expected: bool) -> None:
     assert is_stream(HTTPMessage.from_headers(fields, status=200)) is expected
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(parts=st.lists(st.binary(max_size=20), max_size=8), tamper=st.booleans(),
+       digest=st.booleans())
+def test_the_content_rule_hands_on_all_content_and_the_last_part_only_once_checked(
+        parts: list[bytes], tamper: bool, digest: bool) -> None:
+    body = b"".join(parts)
+    value = content_digest(body + b"!" if tamper else body) if digest else None
+    content = ResponseContent(PeerKey(ALICE.public_bytes), value, needs_digest=False)
+    handed = b"".join(content.update(part) for part in parts)
+    if value is not None and body:
+        assert len(handed) < len(body)  # something is held until the check
+    if digest and tamper:
+        with pytest.raises(AuthenticationError):
+            content.finish()
+        return
+    assert handed + content.finish() == body
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(parts=st.lists(st.binary(max_size=20), max_size=8))
+def test_content_that_needs_a_digest_is_refused_at_its_first_byte(
+        parts: list[bytes]) -> None:
+    content = ResponseContent(PeerKey(ALICE.public_bytes), None, needs_digest=True)
+    try:
+        for part in parts:
+            assert content.update(part) == b""
+    except AuthenticationError as error:
+        assert error.code == "digest_mismatch" and any(parts)
+    else:
+        assert not any(parts) and content.finish() == b""
