@@ -4,7 +4,9 @@ servers, capability chains on requests, and Web Bot Auth interop (a key director
 ``Signature-Agent``).
 
 Needs the ``http`` extra (``http-sf`` and ``httpx``). The engines (:class:`Signer`,
-:class:`Verifier`, :func:`check_response`) are sans-I/O and can serve any framework.
+:class:`Verifier`, :func:`check_response`, and :func:`check_response_head` with the
+:class:`ResponseContent` that checks streamed content) are sans-I/O and can serve any
+framework.
 """
 
 from .asgi import AgentAuthInfo, AgentAuthMiddleware, AgentUser, status_of
