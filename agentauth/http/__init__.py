@@ -4,7 +4,9 @@ servers, capability chains on requests, and Web Bot Auth interop (a key director
 ``Signature-Agent``).
 
 Needs the ``http`` extra (``http-sf`` and ``httpx``). The engines (:class:`Signer`,
-:class:`Verifier`, :func:`check_response`) are sans-I/O and can serve any framework.
+:class:`Verifier`, :func:`check_response`, and :func:`check_response_head` with the
+:class:`ResponseContent` that checks streamed content) are sans-I/O and can serve any
+framework.
 """
 
 from .asgi import AgentAuthInfo, AgentAuthMiddleware, AgentUser, status_of
@@ -15,13 +17,16 @@ from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document,
 from .profile import (
     CAPABILITY_HEADER,
     PROTOCOL_HEADERS,
+    ResponseContent,
     SignedHeaders,
     Signer,
     VerifiedRequest,
     Verifier,
     accept_signature,
     check_response,
+    check_response_head,
     invocation_binding,
+    is_stream,
 )
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "AgentAuthMiddleware",
     "AgentUser",
     "HTTPMessage",
+    "ResponseContent",
     "SignedHeaders",
     "Signer",
     "VerifiedRequest",
@@ -42,11 +48,13 @@ __all__ = [
     "check_capability",
     "check_content_digest",
     "check_response",
+    "check_response_head",
     "content_digest",
     "default_resource",
     "directory_document",
     "invocation_binding",
     "invocation_for",
+    "is_stream",
     "request_message",
     "sign_directory",
     "signature_base",

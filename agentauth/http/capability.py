@@ -88,6 +88,9 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
                                    code="wrong_request") from None
         raise
     wanted = resource_of(message.method, message.path)
+    if not isinstance(wanted, Request):
+        raise CapabilityDenied("resource_of maps this request to no capability request",
+                               code="not_authorized")
     if request.resource != wanted.resource or request.action != wanted.action:
         raise CapabilityDenied(f"the invocation is for {request.action} on "
                                f"{request.resource!r}, not this request",

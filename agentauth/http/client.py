@@ -2,24 +2,31 @@
 each response answers it, signed by the server the client expects.
 
 Works with ``httpx.Client`` and ``httpx.AsyncClient`` (asyncio and trio alike): signing
-and checking are sans-I/O. The request body is read to digest it, and the response body
-to check its digest.
+and checking are sans-I/O. The request body is read to digest it; the response's content
+is checked as it is read, as it came off the wire (before any content coding is undone,
+as RFC 9530 digests it), through a wrapper around the response's stream.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 
 import httpx
 
 from ..capability.grants import Request
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, InvalidArgument
 from ..identity import Identity, PeerKey
 from .capability import ResourceOf, default_resource, invocation_for
 from .components import HTTPMessage
-from .profile import DEFAULT_LIFETIME, DEFAULT_SKEW, Signer, check_response
+from .profile import (
+    DEFAULT_LIFETIME,
+    DEFAULT_SKEW,
+    ResponseContent,
+    Signer,
+    check_response_head,
+)
 
 __all__ = ["AgentAuth", "request_message"]
 
@@ -44,14 +51,21 @@ class AgentAuth(httpx.Auth):
     (status 400 and above, unsigned, with an ``Agentauth-Error`` header) are returned as
     they are, since it could not bind them to a request it refused; every other response
     must verify, or the call raises the agentauth error that says why.
-    ``allow_streamed`` is for streamed answers (server-sent events, spec 13.7): the
-    answer's content is not read before it is returned (``client.stream`` streams), and
-    only its status, fields and binding to the request are checked, not its content; the
-    caller may check the digest itself with :func:`check_content_digest` once read.
+
+    The content is checked in every mode: a ``Content-Digest`` that is present is
+    checked against it, and content without a signed one is refused
+    (``digest_mismatch``), except that ``allow_streamed`` lets through the content of an
+    answer that is a stream (:func:`is_stream`: no ``Content-Length``, and
+    ``text/event-stream`` or chunked; spec 13.7), whose status, fields and binding to the
+    request are then all that is checked. Without ``allow_streamed`` the content is read
+    whole and checked before the response is returned; with it, the response is returned
+    before its content is read (``client.stream`` streams), and a digest is checked when
+    the content ends: the last part is handed over only after it matched, and a mismatch
+    raises ``digest_mismatch`` from the read instead.
     """
 
     requires_request_body = True
-    requires_response_body = True
+    requires_response_body = False  # read here, through the checking stream
 
     def __init__(self, identity: Identity, *, server: str | PeerKey | None = None,
                  chain: bytes | None = None, resource_of: ResourceOf = default_resource,
@@ -59,6 +73,8 @@ class AgentAuth(httpx.Auth):
                  signature_agent: str | None = None, allow_streamed: bool = False,
                  skew: int = DEFAULT_SKEW, clock: Callable[[], float] = time.time,
                  random: Callable[[int], bytes] = os.urandom) -> None:
+        if type(allow_streamed) is not bool:
+            raise InvalidArgument("allow_streamed is True or False")
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
         self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
@@ -66,8 +82,6 @@ class AgentAuth(httpx.Auth):
         self._chain = chain
         self._resource_of = resource_of
         self._allow_streamed = allow_streamed
-        if allow_streamed:
-            self.requires_response_body = False
         self._skew = skew
         self._clock = clock
 
@@ -88,7 +102,9 @@ class AgentAuth(httpx.Auth):
         return signed.nonce
 
     def check(self, request: httpx.Request, response: httpx.Response, nonce: str) -> None:
-        """Check that ``response`` answers ``request`` (signed with ``nonce``).
+        """Check that ``response`` answers ``request`` (signed with ``nonce``), and set
+        its content to be checked as it is read (content httpx already holds, as a mock
+        transport's, is checked here, whole).
 
         An answer reached through redirects that httpx followed (``follow_redirects``)
         is refused (``unexpected_reply``), whether or not ``server`` is given: httpx
@@ -108,13 +124,73 @@ class AgentAuth(httpx.Auth):
         if not signed and response.status_code >= 400 and message.field(
                 "agentauth-error") is not None:
             return
-        body = None if self._allow_streamed else response.content
-        check_response(message, body, request_nonce=nonce, server=self._server,
-                       skew=self._skew, now=self._clock())
+        content = check_response_head(message, request_nonce=nonce, server=self._server,
+                                      skew=self._skew, now=self._clock(),
+                                      allow_streamed=self._allow_streamed)
+        if response.is_stream_consumed:
+            content.update(response.content)
+            content.finish()
+        elif isinstance(response.stream, httpx.AsyncByteStream):
+            response.stream = _AsyncChecked(response.stream, content)
+        elif isinstance(response.stream, httpx.SyncByteStream):
+            response.stream = _SyncChecked(response.stream, content)
+        else:  # no stream httpx knows: nothing would check the content
+            raise InvalidArgument("the response's stream is neither sync nor async")
 
-    def auth_flow(self, request: httpx.Request
-                  ) -> Generator[httpx.Request, httpx.Response, None]:
-        """httpx's hook: sign, send, check the answer."""
+    def sync_auth_flow(self, request: httpx.Request
+                       ) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's hook for ``httpx.Client``: sign, send, check the answer."""
+        request.read()
         nonce = self.sign(request)
         response = yield request
         self.check(request, response, nonce)
+        if not self._allow_streamed:
+            response.read()
+
+    async def async_auth_flow(self, request: httpx.Request
+                              ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """httpx's hook for ``httpx.AsyncClient``: sign, send, check the answer."""
+        await request.aread()
+        nonce = self.sign(request)
+        response = yield request
+        self.check(request, response, nonce)
+        if not self._allow_streamed:
+            await response.aread()
+
+
+class _SyncChecked(httpx.SyncByteStream):
+    # The response's stream, each part through its ResponseContent.
+    def __init__(self, stream: httpx.SyncByteStream, content: ResponseContent) -> None:
+        self._stream = stream
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self._stream:
+            ready = self._content.update(part)
+            if ready:
+                yield ready
+        last = self._content.finish()
+        if last:
+            yield last
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncChecked(httpx.AsyncByteStream):
+    # The async twin of _SyncChecked: the rule itself is ResponseContent's.
+    def __init__(self, stream: httpx.AsyncByteStream, content: ResponseContent) -> None:
+        self._stream = stream
+        self._content = content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._stream:
+            ready = self._content.update(part)
+            if ready:
+                yield ready
+        last = self._content.finish()
+        if last:
+            yield last
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()

@@ -72,8 +72,23 @@ class HTTPMessage:
     _index: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Types checked here, once, so that no later step meets a value it cannot read.
+        if (type(self.method) is not str or type(self.scheme) is not str
+                or type(self.authority) is not str or type(self.path) is not str
+                or type(self.query) is not str):
+            raise InvalidArgument("a message's method and target are strings")
+        if self.status is not None and (type(self.status) is not int
+                                        or not 100 <= self.status <= 999):
+            raise InvalidArgument("a status is an integer of three digits")
+        if self.request is not None and not isinstance(self.request, HTTPMessage):
+            raise InvalidArgument("a response's request is an HTTPMessage")
         index: dict[str, list[str]] = {}
-        for key, value in self.fields:
+        for line in self.fields:
+            if type(line) is not tuple or len(line) != 2:
+                raise InvalidArgument("a field line is a name and a value")
+            key, value = line
+            if type(key) is not str or type(value) is not str:
+                raise InvalidArgument("field names and values are str, or Latin-1 bytes")
             index.setdefault(key, []).append(value.strip(" \t"))
         object.__setattr__(self, "_index", {k: ", ".join(v) for k, v in index.items()})
 
@@ -81,7 +96,10 @@ class HTTPMessage:
     def from_headers(cls, headers: Iterable[tuple[str | bytes, str | bytes]],
                      **target: Any) -> HTTPMessage:
         """Build a message from header pairs (``str`` or Latin-1 ``bytes``)."""
-        lines = tuple((_text(k).lower(), _text(v)) for k, v in headers)
+        try:
+            lines = tuple((_text(k).lower(), _text(v)) for k, v in headers)
+        except (TypeError, ValueError, AttributeError):
+            raise InvalidArgument("headers are pairs of str or bytes") from None
         return cls(fields=lines, **target)
 
     def field(self, name: str) -> str | None:
@@ -413,7 +431,10 @@ def signature_base(message: HTTPMessage, components: Sequence[Component],
             raise _malformed(f"component {shown(ident)} holds a line break")
         lines.append(f"{ident}: {value}")
     lines.append(f'"@signature-params": {params_value}')
-    return "\n".join(lines).encode("utf-8")
+    try:
+        return "\n".join(lines).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a value given as str
+        raise _malformed("a covered component is not valid Unicode") from None
 
 
 # ------------------------------------------------------------------ content digest

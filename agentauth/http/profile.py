@@ -59,13 +59,16 @@ __all__ = [
     "RESPONSE_TAG",
     "TAG",
     "WEB_BOT_AUTH_TAG",
+    "ResponseContent",
     "SignedHeaders",
     "Signer",
     "VerifiedRequest",
     "Verifier",
     "accept_signature",
     "check_response",
+    "check_response_head",
     "invocation_binding",
+    "is_stream",
 ]
 
 LABEL: Final = "agentauth"
@@ -208,14 +211,19 @@ class Signer:
                       ) -> SignedHeaders:
         """Sign a response to ``response.request`` (verified, carrying its signature
         under ``request_label``): covers ``@status``, the request's method and target,
-        its signature, and the content digest; its ``nonce`` repeats the request's."""
+        its signature, and the digest of ``body`` (even empty); its ``nonce`` repeats the
+        request's. ``body`` is ``None`` only for a stream: its content is then covered
+        only if ``response`` carries its own ``Content-Digest`` (which the signature then
+        covers as it is), and not signed otherwise."""
         if response.status is None or response.request is None:
             raise InvalidArgument("a response has a status and the request it answers")
         extra: list[tuple[str, str]] = []
         components: list[Component] = [("@status", {}), *_RESPONSE_REQ,
                                        ("signature", {"req": True, "key": request_label})]
-        if body:
+        if body is not None:  # even empty: no one can then add content (spec 13.5)
             extra.append(("content-digest", content_digest(body, self._digests)))
+            components.append(("content-digest", {}))
+        elif response.field("content-digest") is not None:  # a stream's, its sender's
             components.append(("content-digest", {}))
         params = self._params(RESPONSE_TAG, request_nonce)
         return self._finish(response, components, params, extra)
@@ -323,14 +331,19 @@ def _times(params: Mapping[str, Any], now: float, window: int, skew: int) -> Non
         raise AuthenticationError("the signature has expired", code="signature_expired")
 
 
-def _digest(message: HTTPMessage, sig: _Signature, body: bytes | None) -> None:
-    covered = any(name == "content-digest" and not p for name, p in sig.components)
-    value = message.field("content-digest")
-    if covered and value is not None:
-        check_content_digest(value, body or b"")
-    elif body:
+def _digest_covered(sig: _Signature) -> bool:
+    return any(name == "content-digest" and not p for name, p in sig.components)
+
+
+def _digest(message: HTTPMessage, sig: _Signature, body: bytes) -> None:
+    # Spec 13.3: content needs a covered Content-Digest, and a Content-Digest that is
+    # present is checked against the content, covered or not.
+    if body and not _digest_covered(sig):
         raise AuthenticationError("the body has no signed Content-Digest",
                                   code="digest_mismatch")
+    value = message.field("content-digest")
+    if value is not None:
+        check_content_digest(value, body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +439,8 @@ class Verifier:
         """Refuse ``authority`` (a ``Host`` value) if this verifier names its hosts and it
         is none of them (``wrong_recipient``); compared as ``@authority`` is (lower case,
         the scheme's default port left out)."""
+        if type(authority) is not str or type(scheme) is not str:
+            raise InvalidArgument("authority and scheme are strings")
         if (self._authorities is not None
                 and authority_value(authority, scheme) not in self._authorities
                 and authority.lower() not in self._authorities):
@@ -439,6 +454,7 @@ class Verifier:
         whose fields announce content (a non-zero ``Content-Length``, or
         ``Transfer-Encoding``) with ``body`` left ``None`` is refused at the digest step
         (``invalid_argument``) rather than checked without its content."""
+        _check_types(message, body)
         tags = (TAG, WEB_BOT_AUTH_TAG) if self._web else (TAG,)
         sig = _find(message, tags)
         tag = sig.params["tag"]
@@ -457,7 +473,7 @@ class Verifier:
         _times(sig.params, now, self._window, self._skew)
         if body is None and _announces_content(message):
             raise InvalidArgument("the request has content: pass its body to check it")
-        _digest(message, sig, body)
+        _digest(message, sig, b"" if body is None else body)
         last = min(sig.params["created"] + self._window, sig.params["expires"]) + self._skew
         return VerifiedRequest(
             peer, sig.params["keyid"], sig.params["nonce"], tag, sig.label,
@@ -484,22 +500,45 @@ def _peer(key: str | PeerKey | Identity) -> PeerKey:
     raise InvalidArgument("a key is an agent id, a PeerKey or an Identity")
 
 
-def check_response(response: HTTPMessage, body: bytes | None, *, request_nonce: str,
+def check_response(response: HTTPMessage, body: bytes, *, request_nonce: str,
                    server: str | PeerKey | Identity, skew: int = DEFAULT_SKEW,
                    now: float | None = None) -> PeerKey:
     """Check that ``response`` answers the request it names (``response.request``, with
-    its signature) and was signed by ``server``; return the server's key. ``body`` is the
-    content as received; ``None`` when it is a stream not read yet, whose digest is then
-    not checked.
+    its signature) and was signed by ``server``, and that ``body``, its whole content as
+    received, is intact; return the server's key. For content that arrives as a stream,
+    use :func:`check_response_head` and feed the :class:`ResponseContent` it returns.
 
     Refusals: ``unsigned``, ``unexpected_reply`` (the response repeats another
     request's nonce), ``unexpected_peer`` (another key signed it), ``bad_signature``
     (it covers another request), ``uncovered_component``, ``clock_skew``,
-    ``signature_expired``, ``digest_mismatch``.
+    ``signature_expired``, ``digest_mismatch`` (content with no signed
+    ``Content-Digest``, or not matching one); ``invalid_argument`` when ``body`` is not
+    bytes (there is no "not read yet" here: spec 13.7).
     """
+    if type(body) is not bytes:
+        raise InvalidArgument("body is the response's content, as bytes")
+    content = check_response_head(response, request_nonce=request_nonce, server=server,
+                                  skew=skew, now=now)
+    content.update(body)
+    content.finish()
+    return content.server
+
+
+def check_response_head(response: HTTPMessage, *, request_nonce: str,
+                        server: str | PeerKey | Identity, skew: int = DEFAULT_SKEW,
+                        now: float | None = None, allow_streamed: bool = False
+                        ) -> ResponseContent:
+    """Every check of :func:`check_response` that needs no content, in the same order;
+    return the :class:`ResponseContent` that checks the content as it arrives.
+    ``allow_streamed`` lets content without a ``Content-Digest`` through when the
+    response is a stream (:func:`is_stream`); only then is its content not protected."""
+    _check_types(response, None)
+    if type(request_nonce) is not str:
+        raise InvalidArgument("request_nonce is the nonce the request was signed with")
     expected = _peer(server)
     sig = _find(response, (RESPONSE_TAG,))
-    if not crypto.equal(sig.params["nonce"].encode("ascii"), request_nonce.encode("ascii")):
+    if not crypto.equal(sig.params["nonce"].encode("ascii"),  # a string item: ASCII
+                        request_nonce.encode("utf-8", "surrogatepass")):
         raise AuthenticationError("the response answers another request",
                                   code="unexpected_reply")
     _require(sig, _RESPONSE_IDS)
@@ -519,9 +558,70 @@ def check_response(response: HTTPMessage, body: bytes | None, *, request_nonce: 
     if expires < moment - skew:
         raise AuthenticationError("the response signature has expired",
                                   code="signature_expired")
-    if body is not None:  # None: the content is a stream, not read (spec 13.7)
-        _digest(response, sig, body)
-    return expected
+    covered = _digest_covered(sig)
+    unprotected = not covered and allow_streamed and is_stream(response)
+    return ResponseContent(expected, response.field("content-digest"),
+                           needs_digest=not covered and not unprotected)
+
+
+def is_stream(response: HTTPMessage) -> bool:
+    """Whether ``response`` is a stream in the sense of spec 13.7: it has no
+    ``Content-Length``, and its media type is ``text/event-stream`` or its last transfer
+    coding is ``chunked``."""
+    if response.field("content-length") is not None:
+        return False
+    media = (response.field("content-type") or "").split(";", 1)[0].strip(" \t").lower()
+    codings = (response.field("transfer-encoding") or "").lower().split(",")
+    return media == "text/event-stream" or codings[-1].strip(" \t") == "chunked"
+
+
+class ResponseContent:
+    """The content rule of a response whose fields :func:`check_response_head` checked
+    (spec 13.3, 13.7), fed as the content arrives: :meth:`update` with each part, then
+    :meth:`finish` at its end; each returns the content that may be handed on now.
+
+    Content where a signed digest is required and absent is refused at its first byte.
+    A ``Content-Digest`` that is present is checked at the end, over everything received
+    (kept until then); meanwhile the latest part is held back, so that a reader gets the
+    last of the content only once it matched."""
+
+    __slots__ = ("_digest", "_needs_digest", "_parts", "server")
+
+    def __init__(self, server: PeerKey, digest: str | None, *, needs_digest: bool) -> None:
+        self.server = server
+        self._digest = digest
+        self._needs_digest = needs_digest
+        self._parts: list[bytes] = []
+
+    def __repr__(self) -> str:
+        return f"ResponseContent(server={self.server.agent_id!r})"
+
+    def update(self, part: bytes) -> bytes:
+        """Take the next part of the content; return what may be handed on."""
+        if not part:
+            return b""
+        if self._needs_digest:
+            raise AuthenticationError("the answer has content but no signed Content-Digest",
+                                      code="digest_mismatch")
+        if self._digest is None:
+            return part
+        self._parts.append(part)
+        return self._parts[-2] if len(self._parts) > 1 else b""
+
+    def finish(self) -> bytes:
+        """The content ended: check it against its ``Content-Digest``, if present;
+        return the part held back."""
+        if self._digest is None:
+            return b""
+        check_content_digest(self._digest, b"".join(self._parts))
+        return self._parts[-1] if self._parts else b""
+
+
+def _check_types(message: HTTPMessage, body: object) -> None:
+    if not isinstance(message, HTTPMessage):
+        raise InvalidArgument("message is an HTTPMessage")
+    if body is not None and type(body) is not bytes:
+        raise InvalidArgument("body is bytes, or None for none")
 
 
 def accept_signature() -> str:
