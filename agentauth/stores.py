@@ -31,6 +31,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
@@ -352,6 +353,10 @@ def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
     from redis.retry import Retry  # noqa: PLC0415
 
     try:
+        parts = urllib.parse.urlsplit(client)
+        if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and not (
+                parts.path[1:].isdigit() and parts.path[1:].isascii()):
+            raise ValueError("the database is a number")  # redis-py would take 0
         return redis_module.Redis.from_url(
             client, socket_timeout=timeout, socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0))
@@ -366,7 +371,8 @@ class _Redis:
 
     def __init__(self, client: redis.Redis | str, prefix: bytes, check_policy: bool,
                  clock: Callable[[], float], margin: float = 0.0, *,
-                 timeout: float = DEFAULT_TIMEOUT, allow_volatile: bool = False) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 allow_volatile: bool = False) -> None:
         import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
 
         if type(prefix) is not bytes or not 0 < len(prefix) <= 64 or any(
@@ -374,9 +380,12 @@ class _Redis:
             raise InvalidArgument("prefix is 1 to 64 bytes, with no glob characters")
         if type(margin) not in (int, float) or not 0 <= margin <= 3600:
             raise InvalidArgument("margin is 0 to 3600 seconds")
+        if type(retries) is not int or not 0 <= retries <= 10:
+            raise InvalidArgument("retries is an integer from 0 to 10")
         if type(allow_volatile) is not bool or type(check_policy) is not bool:
             raise InvalidArgument("allow_volatile and check_policy are booleans")
         self._errors = redis_module.exceptions
+        self._retries = retries
         self._client = _connect(client, timeout)
         self._prefix = prefix
         self._clock = clock
@@ -410,26 +419,34 @@ class _Redis:
                 "it may have forgotten after a restart)")
 
     def _call(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` (idempotent: a write carries its caller's token), again after a
+        lost reply up to ``retries`` times; map failures to typed errors."""
         errors = self._errors
-        try:
-            return work()
-        except errors.OutOfMemoryError:
-            raise StoreError("the Redis server is out of memory", code="store_full"
-                             ) from None
-        except errors.NoScriptError:
-            raise
-        except errors.ResponseError as exc:
-            if "unknown command" in str(exc).lower():
-                raise InvalidState("the Redis server refuses a command it needs") from None
-            raise StoreError(f"the Redis server failed ({type(exc).__name__})",
-                             code="store_unavailable") from None
-        except (errors.TimeoutError, errors.ConnectionError) as exc:
-            raise StoreError(f"the Redis server did not answer in time or could not be "
-                             f"reached ({type(exc).__name__})", code="store_unavailable"
-                             ) from exc
-        except errors.RedisError as exc:
-            raise StoreError(f"the Redis server failed ({type(exc).__name__})",
-                             code="store_unavailable") from None
+        lost = 0
+        while True:
+            try:
+                return work()
+            except (errors.TimeoutError, errors.ConnectionError) as exc:
+                lost += 1
+                if lost <= self._retries:
+                    continue
+                raise StoreError(f"the Redis server did not answer in time or could not "
+                                 f"be reached ({type(exc).__name__}, {lost} attempts)",
+                                 code="store_unavailable") from None
+            except errors.OutOfMemoryError:
+                raise StoreError("the Redis server is out of memory", code="store_full"
+                                 ) from None
+            except errors.NoScriptError:
+                raise
+            except errors.ResponseError as exc:
+                if "unknown command" in str(exc).lower():
+                    raise InvalidState("the Redis server refuses a command it needs"
+                                       ) from None
+                raise StoreError(f"the Redis server failed ({type(exc).__name__})",
+                                 code="store_unavailable") from None
+            except errors.RedisError as exc:
+                raise StoreError(f"the Redis server failed ({type(exc).__name__})",
+                                 code="store_unavailable") from None
 
     def _ttl(self, expires: float) -> int:
         """Milliseconds from now until ``expires`` plus the margin; 0 if already past."""
@@ -523,13 +540,10 @@ class RedisReplayStore(_Redis):
                  clock: Callable[[], float] = time.time, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, horizon: float = DEFAULT_HORIZON,
                  allow_volatile: bool = False) -> None:
-        if type(retries) is not int or not 0 <= retries <= 10:
-            raise InvalidArgument("retries is an integer from 0 to 10")
         if type(horizon) not in (int, float) or not 1 <= horizon <= 30 * 86400:
             raise InvalidArgument("horizon is 1 s to 30 days")
         super().__init__(client, prefix, check_policy, clock, margin, timeout=timeout,
-                         allow_volatile=allow_volatile)
-        self._retries = retries
+                         retries=retries, allow_volatile=allow_volatile)
         self._horizon = float(horizon)
         self._lock = threading.Lock()
         self._orphans: dict[tuple[bytes, bytes], float] = {}  # (key, token): expires
@@ -599,34 +613,25 @@ class RedisReplayStore(_Redis):
         return [bool(next(answers)) if ttl else False for ttl in ttls]
 
     def _run(self, live: list[tuple[bytes, int, float]], token: bytes) -> list[int]:
-        """Claim ``live`` with ``token``: retried after a lost reply, resynced after a
-        restart; a call that ends without an answer leaves its claims to be released."""
-        released = self._take_orphans()
+        """Claim ``live`` with ``token`` (a lost reply is retried with it), learning the
+        server's epoch first if it changed; a call that ends without an answer leaves its
+        claims to be released."""
+        released = self._orphans_for(live)
         sent = False
         try:
-            attempts, syncs = self._retries + 1, 3
-            failure: StoreError | None = None
-            while attempts > 0 and syncs > 0:
-                try:
-                    if not self._sha:  # first use, or a restart noticed by an earlier call
-                        syncs -= 1
-                        self._sync()
-                    self._refuse_forgotten(live)
-                    sent = True
-                    answer = self._send(live, token, released)
-                except StoreError as exc:
-                    if exc.__cause__ is None:  # not a lost reply: no use retrying
-                        raise
-                    failure, attempts = exc, attempts - 1
-                    continue
-                if answer[0] == -1:  # our epoch is stale: learn the new one
-                    self._sha = ""
-                    continue
-                return answer
-            raise StoreError(str(failure) if failure else "the Redis store's epoch keeps "
-                             "changing", code="store_unavailable") from None
+            for _ in range(3):
+                if not self._sha:  # first use, or a restart noticed by an earlier call
+                    self._sync()
+                self._refuse_forgotten(live)
+                sent = True
+                answer = self._send(live, token, released)
+                if answer[0] != -1:
+                    self._released(released)
+                    return answer
+                self._sha = ""  # our epoch is stale: learn the new one
+            raise StoreError("the Redis store's epoch keeps changing (restarts or flushes)",
+                             code="store_unavailable")
         except BaseException:
-            self._keep_orphans(released)
             if sent:
                 self._keep_orphans([((key, token), expires) for key, _, expires in live])
             raise
@@ -648,21 +653,32 @@ class RedisReplayStore(_Redis):
         return [int(a) for a in answer]
 
     def _refuse_forgotten(self, live: list[tuple[bytes, int, float]]) -> None:
-        if self._restarted and any(expires < self._restarted + self._horizon + self._margin
+        if self._restarted and any(expires <= self._restarted + self._horizon + self._margin
                                    for _, _, expires in live):
             raise StoreError(
                 "the Redis server restarted or was flushed, and may have forgotten keys of "
                 "messages stamped before then; such messages are refused until they expire",
                 code="store_unavailable")
 
-    def _take_orphans(self) -> list[tuple[tuple[bytes, bytes], float]]:
+    def _orphans_for(self, live: list[tuple[bytes, int, float]]
+                     ) -> list[tuple[tuple[bytes, bytes], float]]:
+        """Claims of calls that gave up, to release: those on this call's keys first (a
+        redelivery), then the oldest. They are forgotten only once a release has run."""
         with self._lock:
-            taken = []
-            for claim in list(self._orphans)[:_RELEASE_STEP]:
-                expires = self._orphans.pop(claim)
-                if self._ttl(expires):
-                    taken.append((claim, expires))
-            return taken
+            if not self._orphans:
+                return []
+            for claim, expires in list(self._orphans.items()):
+                if not self._ttl(expires):
+                    del self._orphans[claim]  # expired: nothing to release
+            keys = {key for key, _, _ in live}
+            ours = [item for item in self._orphans.items() if item[0][0] in keys]
+            rest = [item for item in self._orphans.items() if item[0][0] not in keys]
+            return (ours + rest)[:max(_RELEASE_STEP, len(ours))]
+
+    def _released(self, claims: list[tuple[tuple[bytes, bytes], float]]) -> None:
+        with self._lock:
+            for claim, _ in claims:
+                self._orphans.pop(claim, None)
 
     def _keep_orphans(self, claims: Iterable[tuple[tuple[bytes, bytes], float]]) -> None:
         with self._lock:

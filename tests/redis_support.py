@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 
@@ -26,7 +26,8 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process at a time on a fixed port (so it can be restarted)."""
 
-    def __init__(self, folder: str, *, volatile: bool = False) -> None:
+    def __init__(self, folder: str, *, volatile: bool = False, extra: Sequence[str] = ()
+                 ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (Debian: apt-get install "
@@ -35,7 +36,8 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._command = [binary, "--port", str(self.port), "--bind", "127.0.0.1",
                          "--dir", folder, "--save", "", "--maxmemory-policy", "noeviction",
-                         "--appendonly", "no" if volatile else "yes", "--loglevel", "notice"]
+                         "--appendonly", "no" if volatile else "yes", "--loglevel", "notice",
+                         *extra]
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -69,10 +71,11 @@ class RedisServer:
 
 
 @contextmanager
-def redis_process(*, volatile: bool = False) -> Iterator[RedisServer]:
-    """Run redis-server until the block ends."""
+def redis_process(*, volatile: bool = False, extra: Sequence[str] = ()
+                  ) -> Iterator[RedisServer]:
+    """Run redis-server (``extra``: more options) until the block ends."""
     with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(folder, volatile=volatile)
+        server = RedisServer(folder, volatile=volatile, extra=extra)
         server.start()
         try:
             yield server
@@ -95,7 +98,7 @@ class FaultProxy:
 
     def __init__(self, port: int, *, late: float, delay: float, seed: int = 1) -> None:
         self._target = port
-        self._late, self._delay = late, delay
+        self.late, self._delay = late, delay  # late may be changed at any time
         self._random = random.Random(seed)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -125,7 +128,7 @@ class FaultProxy:
         try:
             while data := source.recv(65536):
                 with self._lock:
-                    late = hold and self._random.random() < self._late
+                    late = hold and self._random.random() < self.late
                 if late and self._closed.wait(self._delay):
                     return
                 sink.sendall(data)
@@ -138,9 +141,13 @@ class FaultProxy:
 
     def close(self) -> None:
         self._closed.set()
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept
         self._listener.close()
         with self._lock:
             for end in self._sockets:
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
                 end.close()
         for thread in self._threads:
             thread.join(timeout=5)
