@@ -304,7 +304,7 @@ def test_an_expiry_beyond_the_horizon_is_refused(server: RedisServer) -> None:
     for bad in ({"horizon": 0}, {"retries": -1}, {"timeout": 0}, {"timeout": float("nan")},
                 {"allow_volatile": 1}):
         with raises("invalid_argument"):
-            RedisReplayStore(server.url, **bad)  # type: ignore[arg-type]
+            RedisReplayStore(server.url, **bad)
     store.close()
 
 
