@@ -15,8 +15,9 @@ the check fails closed.
   reclaimed a few entries per call (no pause); about 100 bytes per entry.
 * :class:`SQLiteReplayStore`: a file; refuses replays across restarts and crashes, and
   several processes on one machine may share it.
-* :class:`RedisReplayStore`: a Redis server shared by replicas on several machines
-  (``SET key 1 NX PX ttl``; pipelined for several keys).
+* :class:`RedisReplayStore`: a Redis server shared by replicas on several machines (one
+  Lua script per call or batch; bounded waits; exactly once under lost replies; refuses
+  what a restarted or flushed server may have forgotten).
 
 Stores are synchronous and quick; :func:`agentauth.aio.async_replay_store` gives the async
 interface, running the ones that do I/O in a worker thread.
