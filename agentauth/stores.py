@@ -339,6 +339,13 @@ end
 return out
 """
 
+# The epoch key, replaced only if it still holds what was read ("" if it was missing).
+_SWAP = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
 
 def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
     """``client``, or a client for a URL with our timeouts and no retries of its own."""
@@ -347,6 +354,11 @@ def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
     if type(timeout) not in (int, float) or not 0 < timeout <= 600:  # NaN too
         raise InvalidArgument("timeout is a positive number of seconds, at most 600")
     if isinstance(client, redis_module.Redis):
+        settings = client.connection_pool.connection_kwargs
+        if "socket_timeout" in settings and settings["socket_timeout"] is None:
+            raise InvalidArgument("the redis client waits forever for a reply (no "
+                                  "socket_timeout): a stalled server would block every "
+                                  "check; give it a socket_timeout")
         return client
     if not isinstance(client, str):
         raise InvalidArgument("client is a redis.Redis or a Redis URL")
@@ -547,6 +559,7 @@ class RedisReplayStore(_Redis):
                          retries=retries, allow_volatile=allow_volatile)
         self._horizon = float(horizon)
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._orphans: dict[tuple[bytes, bytes], float] = {}  # (key, token): expires
         self._sha = ""
         self._epoch: bytes | None = None  # the epoch key's value this store knows
@@ -564,7 +577,21 @@ class RedisReplayStore(_Redis):
         return run_id, self._clock() - uptime  # the latest it can have been
 
     def _sync(self) -> None:
-        """Learn the server's epoch, noting a restart or a flush since we last knew it."""
+        """Learn the server's epoch, noting a restart or a flush since we last knew it
+        (one thread at a time; a thread that finds it done by another returns)."""
+        with self._sync_lock:
+            if self._sha:
+                return
+            for _ in range(5):
+                if self._learn():
+                    self._sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
+                    return
+            raise StoreError("the Redis store's epoch keeps changing (restarts or flushes)",
+                             code="store_unavailable")
+
+    def _learn(self) -> bool:
+        """Read the epoch key; adopt it, or write our finding over what we read (False if
+        someone changed it meanwhile: read again)."""
         client, key = self._client, self._prefix
         run_id, started = self._server()
         held = self._call(lambda: client.get(key))
@@ -579,12 +606,13 @@ class RedisReplayStore(_Redis):
             else:
                 restarted = self._clock()  # flushed while it ran
             value = run_id.encode() + b" %d" % math.ceil(restarted * 1000)
-            self._call(lambda: client.set(key, value))
+            if not self._call(lambda: client.eval(_SWAP, 1, key, held or b"", value)):
+                return False
             held = value
         self._restarted = max(self._restarted, restarted)
         self._run_id = run_id
         self._epoch = bytes(held)
-        self._sha = str(self._call(lambda: client.script_load(_SCRIPT)))
+        return True
 
     # -- claims
 
