@@ -541,7 +541,9 @@ class RedisReplayStore(_Redis):
     ``margin`` are refused (``store_unavailable``): they belong to messages stamped before
     the restart, which it may have forgotten. So that this rule holds, an expiry more than
     ``horizon`` seconds ahead is refused (``invalid_argument``): set ``horizon`` to at
-    least the callers' acceptance window plus twice their skew (default 420 s: 300 + 2 * 60).
+    least the furthest ahead a caller's expiry can be (default 420 s: an envelope's or an
+    HTTP request's 300 s window plus twice the 60 s skew; a detached invocation's is twice
+    its window plus twice its skew plus 1 s).
 
     ``margin`` (seconds) lengthens every entry: set it to at least the largest clock
     difference between the machines that share the store. A full server (``OOM``) gives
@@ -631,7 +633,7 @@ class RedisReplayStore(_Redis):
         if any(expires > now + self._horizon for _, expires in items):
             raise InvalidArgument(f"an expiry is more than the store's horizon "
                                   f"({self._horizon:g} s) ahead; give the store a horizon "
-                                  "of at least the acceptance window plus twice the skew")
+                                  "of at least the furthest ahead its callers' expiries can be")
         ttls = [self._ttl(expires) for _, expires in items]
         live = [(key, ttl, expires)
                 for (key, expires), ttl in zip(items, ttls, strict=True) if ttl]
