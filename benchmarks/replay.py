@@ -103,9 +103,10 @@ def disk_per_entry(folder: Path, entries: int) -> dict[str, float]:
     return {"sqlite": ours / entries, "sqlite bare": theirs / entries}
 
 
-# Entries live an hour here, beyond the default horizon; the server the benchmark starts
-# keeps nothing on disk, as bare Redis is usually measured.
-_REDIS_OPTIONS: dict[str, Any] = {"horizon": 7200, "allow_volatile": True}
+# Entries live an hour here, beyond the default horizon. The server the benchmark starts
+# keeps nothing on disk, as bare Redis is usually measured, and is flushed between
+# measurements: its configuration is ours, not checked.
+_REDIS_OPTIONS: dict[str, Any] = {"horizon": 7200, "check_policy": False}
 
 
 def redis_per_entry(url: str, entries: int) -> dict[str, float]:
