@@ -597,6 +597,8 @@ class RedisReplayStore(_Redis):
         client, key = self._client, self._prefix
         run_id, started = self._server()
         held = self._call(lambda: client.get(key))
+        if isinstance(held, str):  # a client made with decode_responses=True
+            held = held.encode()
         theirs = bytes(held).split(b" ") if held is not None else []
         if len(theirs) == 2 and theirs[0] == run_id.encode() and theirs[1].isdigit():
             restarted = int(theirs[1]) / 1000  # another store already noted this one

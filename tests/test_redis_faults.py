@@ -368,3 +368,11 @@ def test_threads_racing_one_key_get_exactly_one_new(server: RedisServer) -> None
         worker.join()
     assert answers.count(True) == 200 and len(answers) == 800
     store.close()
+
+
+def test_a_client_that_decodes_replies_works_too(server: RedisServer) -> None:
+    client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=1)
+    store = RedisReplayStore(client, prefix=prefix())
+    assert store.check_and_insert(b"k", time.time() + 60) is True
+    assert store.check_and_insert_many([(b"k", time.time() + 60)]) == [False]
+    store.close()
