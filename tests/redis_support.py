@@ -103,7 +103,7 @@ class FaultProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._sockets: list[socket.socket] = []
+        self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
@@ -113,11 +113,13 @@ class FaultProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self._target))
             except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self._target))
+                if self._closed.is_set():
+                    return
+                continue  # the server is down: the client sees its connection closed
             with self._lock:
-                self._sockets += [client, server]
+                self._sockets |= {client, server}
             for source, sink, hold in ((client, server, False), (server, client, True)):
                 thread = threading.Thread(target=self._pump, args=(source, sink, hold),
                                           daemon=True)
@@ -137,7 +139,11 @@ class FaultProxy:
         finally:
             for end in (source, sink):
                 with suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
+                    end.shutdown(socket.SHUT_RDWR)  # the other pump's recv ends too
+            with self._lock:  # each socket is the source of one pump: closed once
+                self._sockets.discard(source)
+                self._threads = [t for t in self._threads if t.is_alive()]
+            source.close()
 
     def close(self) -> None:
         self._closed.set()
@@ -148,7 +154,7 @@ class FaultProxy:
             for end in self._sockets:
                 with suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
-                end.close()
-        for thread in self._threads:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout=5)
 
