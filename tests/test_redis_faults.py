@@ -159,6 +159,20 @@ def test_a_stalled_server_gives_a_typed_error_within_the_timeout(
     assert stalled_call(server) < 5  # two attempts of 0.2 s; generous bound
 
 
+def test_a_stalled_server_behind_the_revocation_store(server: RedisServer) -> None:
+    store = RedisRevocationStore(server.url, {}, prefix=prefix(), timeout=0.2)
+    assert store.is_revoked(b"x" * 32) is False
+    server.pause()
+    started = time.monotonic()
+    try:
+        with raises("store_unavailable"):
+            store.is_revoked(b"x" * 32)  # never "not revoked" for want of an answer
+        assert time.monotonic() - started < 5
+    finally:
+        server.resume()
+        store.close()
+
+
 @pytest.mark.anyio
 async def test_a_stalled_server_through_the_async_adapter(server: RedisServer) -> None:
     store = RedisReplayStore(server.url, prefix=prefix(), timeout=0.2, retries=1)
