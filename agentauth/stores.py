@@ -537,13 +537,15 @@ class RedisReplayStore(_Redis):
     ``allow_volatile``, must keep its data on disk (``appendonly yes`` or a ``save``
     schedule): both are read with CONFIG GET unless ``check_policy=False``. Every restart,
     and a flush of the namespace, is detected (the server's ``run_id``, and an epoch key
-    the stores keep); after one at time R, keys expiring before R + ``horizon`` +
-    ``margin`` are refused (``store_unavailable``): they belong to messages stamped before
-    the restart, which it may have forgotten. So that this rule holds, an expiry more than
-    ``horizon`` seconds ahead is refused (``invalid_argument``): set ``horizon`` to at
-    least the furthest ahead a caller's expiry can be (default 420 s: an envelope's or an
-    HTTP request's 300 s window plus twice the 60 s skew; a detached invocation's is twice
-    its window plus twice its skew plus 1 s).
+    the stores keep); after one at time R, keys expiring up to R + ``horizon`` +
+    ``margin`` are refused (``store_unavailable``): they may belong to messages accepted
+    before the restart, which it may have forgotten. A namespace seen for the first time
+    is trusted on a server that keeps its data; on one that does not, R is its start.
+    So that this rule holds, an expiry more than ``horizon`` seconds ahead is refused
+    (``invalid_argument``): set ``horizon`` to at least the furthest ahead a caller's
+    expiry can be (default 420 s: an envelope's or an HTTP request's 300 s window plus
+    twice the 60 s skew; a detached invocation's is twice its window plus twice its skew
+    plus 1 s).
 
     ``margin`` (seconds) lengthens every entry: set it to at least the largest clock
     difference between the machines that share the store. A full server (``OOM``) gives
@@ -571,12 +573,13 @@ class RedisReplayStore(_Redis):
     # -- the server's epoch
 
     def _server(self) -> tuple[str, float]:
-        """The server's run_id and its start time by our clock (rounded down)."""
+        """The server's run_id and its start time by our clock (the latest it can have
+        been: uptime is counted in whole seconds)."""
         info = self._call(lambda: self._client.info("server"))
         run_id, uptime = info.get("run_id"), info.get("uptime_in_seconds")
         if not isinstance(run_id, str) or type(uptime) is not int:
             raise InvalidState("the Redis server's INFO has no run_id or uptime")
-        return run_id, self._clock() - uptime  # the latest it can have been
+        return run_id, self._clock() - uptime
 
     def _sync(self) -> None:
         """Learn the server's epoch, noting a restart or a flush since we last knew it
