@@ -15,8 +15,9 @@ the check fails closed.
   reclaimed a few entries per call (no pause); about 100 bytes per entry.
 * :class:`SQLiteReplayStore`: a file; refuses replays across restarts and crashes, and
   several processes on one machine may share it.
-* :class:`RedisReplayStore`: a Redis server shared by replicas on several machines
-  (``SET key 1 NX PX ttl``; pipelined for several keys).
+* :class:`RedisReplayStore`: a Redis server shared by replicas on several machines (one
+  Lua script per call or batch; bounded waits; exactly once under lost replies; refuses
+  what a restarted or flushed server may have forgotten).
 
 Stores are synchronous and quick; :func:`agentauth.aio.async_replay_store` gives the async
 interface, running the ones that do I/O in a worker thread.
@@ -31,6 +32,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
@@ -295,43 +297,169 @@ def _ms(seconds: float, up: bool = False) -> int:
 
 # ------------------------------------------------------------------ Redis
 
+DEFAULT_TIMEOUT: Final = 1.0  # seconds: connecting, and waiting for each reply
+DEFAULT_RETRIES: Final = 2  # attempts after the first, each with the call's own token
+# The longest an entry may be asked to live: the default envelope and HTTP window (300 s)
+# plus twice the default skew (60 s), the furthest ahead a caller's expiry can then be.
+DEFAULT_HORIZON: Final = 420.0
+_ORPHANS = 10_000  # claims of calls that gave up, kept to be released
+_RELEASE_STEP = 64  # released per call
+
+# One round trip for any number of keys, atomically. KEYS[1] is the namespace's epoch key
+# (the prefix itself: no caller's key is empty); ARGV[1] the epoch this client knows, ARGV[2]
+# the call's token, ARGV[3] the number n of keys to claim. KEYS[2..n+1] are claimed with
+# ARGV[3+i] milliseconds to live; the rest are released, each with its token and ttl.
+# A value is a claimant's token; "~" + token marks a claim released by a call that gave up,
+# which a late copy of that call must not take again but anyone else may.
+_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+local token, n = ARGV[2], tonumber(ARGV[3])
+local tomb = '~' .. token
+for j = n + 2, #KEYS do
+  local dead = ARGV[3 + n + 2 * (j - n - 1) - 1]
+  local held = redis.call('GET', KEYS[j])
+  if held == dead then redis.call('SET', KEYS[j], '~' .. dead, 'KEEPTTL')
+  elseif not held then
+    redis.call('SET', KEYS[j], '~' .. dead, 'PX', ARGV[3 + n + 2 * (j - n - 1)])
+  end
+end
+local out, mine = {}, {}
+for i = 2, n + 1 do
+  local key = KEYS[i]
+  local held = redis.call('GET', key)
+  local free = (not held) or (string.sub(held, 1, 1) == '~' and held ~= tomb)
+  if free then redis.call('SET', key, token, 'PX', ARGV[2 + i]) end
+  if (free or held == token) and not mine[key] then
+    mine[key] = true
+    out[i - 1] = 1
+  else
+    out[i - 1] = 0
+  end
+end
+return out
+"""
+
+# The epoch key, replaced only if it still holds what was read ("" if it was missing).
+_SWAP = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
+    """``client``, or a client for a URL with our timeouts and no retries of its own."""
+    import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
+
+    if type(timeout) not in (int, float) or not 0 < timeout <= 600:  # NaN too
+        raise InvalidArgument("timeout is a positive number of seconds, at most 600")
+    if isinstance(client, redis_module.Redis):
+        settings = client.connection_pool.connection_kwargs
+        if "socket_timeout" in settings and settings["socket_timeout"] is None:
+            raise InvalidArgument("the redis client waits forever for a reply (no "
+                                  "socket_timeout): a stalled server would block every "
+                                  "check; give it a socket_timeout")
+        return client
+    if not isinstance(client, str):
+        raise InvalidArgument("client is a redis.Redis or a Redis URL")
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+    from redis.retry import Retry  # noqa: PLC0415
+
+    try:
+        parts = urllib.parse.urlsplit(client)
+        if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and not (
+                parts.path[1:].isdigit() and parts.path[1:].isascii()):
+            raise ValueError("the database is a number")  # redis-py would take 0
+        return redis_module.Redis.from_url(
+            client, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0))
+    except (ValueError, TypeError, redis_module.RedisError):
+        # The URL is not echoed: it may hold a password.
+        raise InvalidArgument("the Redis URL is malformed (redis://[user:password@]host"
+                              "[:port][/db], rediss://... or unix://path)") from None
+
 
 class _Redis:
     """A Redis client, its key prefix, and how its failures map to StoreError."""
 
     def __init__(self, client: redis.Redis | str, prefix: bytes, check_policy: bool,
-                 clock: Callable[[], float], margin: float = 0.0) -> None:
+                 clock: Callable[[], float], margin: float = 0.0, *,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 allow_volatile: bool = False) -> None:
         import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
 
         if type(prefix) is not bytes or not 0 < len(prefix) <= 64 or any(
                 c in prefix for c in b"*?[]\\"):
             raise InvalidArgument("prefix is 1 to 64 bytes, with no glob characters")
-        self._errors = redis_module.exceptions
-        self._client: redis.Redis = (redis_module.Redis.from_url(client)
-                                     if isinstance(client, str) else client)
-        self._prefix = prefix
-        self._clock = clock
         if type(margin) not in (int, float) or not 0 <= margin <= 3600:
             raise InvalidArgument("margin is 0 to 3600 seconds")
+        if type(retries) is not int or not 0 <= retries <= 10:
+            raise InvalidArgument("retries is an integer from 0 to 10")
+        if type(allow_volatile) is not bool or type(check_policy) is not bool:
+            raise InvalidArgument("allow_volatile and check_policy are booleans")
+        self._errors = redis_module.exceptions
+        self._retries = retries
+        self._client = _connect(client, timeout)
+        self._prefix = prefix
+        self._clock = clock
         self._margin = margin
+        self._volatile = False  # the server keeps nothing on disk (known when checked)
         if check_policy:
-            policy = self._call(lambda: self._client.config_get("maxmemory-policy"))
-            value = policy.get("maxmemory-policy") or policy.get(b"maxmemory-policy")
-            if value not in ("noeviction", b"noeviction"):
-                raise InvalidState(f"the Redis server evicts keys (maxmemory-policy "
-                                   f"{value!r}); a store that must not forget needs "
-                                   "noeviction")
+            self._check_server(allow_volatile)
+
+    def _config(self, name: str) -> str:
+        try:
+            found = self._call(lambda: self._client.config_get(name))
+        except InvalidState:
+            raise InvalidState(
+                "the Redis server refuses CONFIG GET (renamed or disabled?), so its eviction "
+                "policy and persistence cannot be checked; check them yourself (noeviction, "
+                "appendonly or save) and pass check_policy=False") from None
+        value = found.get(name, found.get(name.encode()))
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def _check_server(self, allow_volatile: bool) -> None:
+        policy = self._config("maxmemory-policy")
+        if policy != "noeviction":
+            raise InvalidState(f"the Redis server evicts keys (maxmemory-policy {policy!r}); "
+                               "a store that must not forget needs noeviction")
+        self._volatile = self._config("appendonly") != "yes" and not self._config("save")
+        if self._volatile and not allow_volatile:
+            raise InvalidState(
+                "the Redis server keeps nothing on disk (appendonly no, save ''): a "
+                "restart would forget every entry; turn on persistence, or pass "
+                "allow_volatile=True to accept that (the replay store then refuses what "
+                "it may have forgotten after a restart)")
 
     def _call(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` (idempotent: a write carries its caller's token), again after a
+        lost reply up to ``retries`` times; map failures to typed errors."""
         errors = self._errors
-        try:
-            return work()
-        except errors.OutOfMemoryError:
-            raise StoreError("the Redis server is out of memory", code="store_full"
-                             ) from None
-        except errors.RedisError as exc:
-            raise StoreError(f"the Redis server failed ({type(exc).__name__})",
-                             code="store_unavailable") from None
+        lost = 0
+        while True:
+            try:
+                return work()
+            except (errors.TimeoutError, errors.ConnectionError) as exc:
+                lost += 1
+                if lost <= self._retries:
+                    continue
+                raise StoreError(f"the Redis server did not answer in time or could not "
+                                 f"be reached ({type(exc).__name__}, {lost} attempts)",
+                                 code="store_unavailable") from None
+            except errors.OutOfMemoryError:
+                raise StoreError("the Redis server is out of memory", code="store_full"
+                                 ) from None
+            except errors.NoScriptError:
+                raise
+            except errors.ResponseError as exc:
+                if "unknown command" in str(exc).lower():
+                    raise InvalidState("the Redis server refuses a command it needs"
+                                       ) from None
+                raise StoreError(f"the Redis server failed ({type(exc).__name__})",
+                                 code="store_unavailable") from None
+            except errors.RedisError as exc:
+                raise StoreError(f"the Redis server failed ({type(exc).__name__})",
+                                 code="store_unavailable") from None
 
     def _ttl(self, expires: float) -> int:
         """Milliseconds from now until ``expires`` plus the margin; 0 if already past."""
@@ -345,11 +473,14 @@ class _Redis:
 
 class RedisTable(_Redis):
     """Byte values under byte keys with expiries, in one Redis namespace (``prefix``): what
-    the Redis revocation store keeps its notices in."""
+    the Redis revocation store keeps its notices in. The server is checked as for
+    :class:`RedisReplayStore` (no eviction; persistence unless ``allow_volatile``)."""
 
     def __init__(self, client: redis.Redis | str, *, prefix: bytes,
-                 check_policy: bool = True, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(client, prefix, check_policy, clock)
+                 check_policy: bool = True, clock: Callable[[], float] = time.time,
+                 timeout: float = DEFAULT_TIMEOUT, allow_volatile: bool = False) -> None:
+        super().__init__(client, prefix, check_policy, clock, timeout=timeout,
+                         allow_volatile=allow_volatile)
 
     def put(self, key: bytes, value: bytes, expires: float) -> bool:
         """Keep ``value`` under ``key`` until ``expires``; False if the key was there (or
@@ -415,48 +546,217 @@ return 1
 """
 
 
+def _token() -> bytes:
+    """A claimant's token: 8 random bytes, never starting with the released mark."""
+    while True:
+        token = os.urandom(8)
+        if token[0] != 0x7E:  # "~"
+            return token
+
+
 class RedisReplayStore(_Redis):
     """Keys in a Redis server, shared by every process and machine that uses it.
 
-    Each key is ``SET prefix+key 1 NX PX ttl``, one round trip, or one MULTI/EXEC
-    transaction for several keys (all or nothing). ``margin`` (seconds) lengthens every
-    entry: set it to at least the largest clock difference between the machines that share
-    the store, since each computes its keys' lifetimes from its own clock. ``client`` is a
-    ``redis.Redis`` (from the ``redis`` package), or a URL.
-    The server must never evict keys under memory pressure: unless told not to check, the
-    store reads ``maxmemory-policy`` and refuses a server where it is not ``noeviction``.
-    A full server (``OOM``) gives ``store_full``; an unreachable one ``store_unavailable``.
+    Each call is one round trip, a Lua script run atomically by the server for one key or
+    a batch (all or nothing). ``client`` is a ``redis.Redis`` (its own timeouts and retries
+    then apply) or a URL, for which the store makes a client that waits at most ``timeout``
+    seconds to connect and for each reply.
+
+    **Exactly once under timeouts.** Each call draws a random token and stores it as the
+    key's value. A call whose reply is lost (timeout, dropped connection) is retried up to
+    ``retries`` times with the same token: a retry that finds its own token knows its
+    earlier attempt claimed the key and answers *new*; any other token is another
+    delivery, answered *seen*. A call that gives up raises ``store_unavailable`` (the
+    message is refused, not processed) and its possible claim is released on the store's
+    next round trip, so the sender's redelivery is accepted once instead of being refused
+    as a replay.
+
+    **The server.** It must never evict keys (``maxmemory-policy noeviction``) and, unless
+    ``allow_volatile``, must keep its data on disk (``appendonly yes`` or a ``save``
+    schedule): both are read with CONFIG GET unless ``check_policy=False``. Every restart,
+    and a flush of the namespace, is detected (the server's ``run_id``, and an epoch key
+    the stores keep); after one at time R, keys expiring up to R + ``horizon`` +
+    ``margin`` are refused (``store_unavailable``): they may belong to messages accepted
+    before the restart, which it may have forgotten. A namespace seen for the first time
+    is trusted on a server that keeps its data; on one that does not, R is its start.
+    So that this rule holds, an expiry more than ``horizon`` seconds ahead is refused
+    (``invalid_argument``): set ``horizon`` to at least the furthest ahead a caller's
+    expiry can be (default 420 s: an envelope's or an HTTP request's 300 s window plus
+    twice the 60 s skew; a detached invocation's is twice its window plus twice its skew
+    plus 1 s).
+
+    ``margin`` (seconds) lengthens every entry: set it to at least the largest clock
+    difference between the machines that share the store. A full server (``OOM``) gives
+    ``store_full``; an unreachable or stalled one ``store_unavailable``.
     """
 
     def __init__(self, client: redis.Redis | str, *, prefix: bytes = b"agentauth:replay:",
                  margin: float = 1.0, check_policy: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(client, prefix, check_policy, clock, margin)
+                 clock: Callable[[], float] = time.time, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = DEFAULT_RETRIES, horizon: float = DEFAULT_HORIZON,
+                 allow_volatile: bool = False) -> None:
+        if type(horizon) not in (int, float) or not 1 <= horizon <= 30 * 86400:
+            raise InvalidArgument("horizon is 1 s to 30 days")
+        super().__init__(client, prefix, check_policy, clock, margin, timeout=timeout,
+                         retries=retries, allow_volatile=allow_volatile)
+        self._horizon = float(horizon)
+        self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._orphans: dict[tuple[bytes, bytes], float] = {}  # (key, token): expires
+        self._sha = ""
+        self._epoch: bytes | None = None  # the epoch key's value this store knows
+        self._run_id = ""
+        self._restarted = 0.0  # the last restart seen (server start, by our clock)
+
+    # -- the server's epoch
+
+    def _server(self) -> tuple[str, float]:
+        """The server's run_id and its start time by our clock (the latest it can have
+        been: uptime is counted in whole seconds)."""
+        info = self._call(lambda: self._client.info("server"))
+        run_id, uptime = info.get("run_id"), info.get("uptime_in_seconds")
+        if not isinstance(run_id, str) or type(uptime) is not int:
+            raise InvalidState("the Redis server's INFO has no run_id or uptime")
+        return run_id, self._clock() - uptime
+
+    def _sync(self) -> None:
+        """Learn the server's epoch, noting a restart or a flush since we last knew it
+        (one thread at a time; a thread that finds it done by another returns)."""
+        with self._sync_lock:
+            if self._sha:
+                return
+            for _ in range(5):
+                if self._learn():
+                    self._sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
+                    return
+            raise StoreError("the Redis store's epoch keeps changing (restarts or flushes)",
+                             code="store_unavailable")
+
+    def _learn(self) -> bool:
+        """Read the epoch key; adopt it, or write our finding over what we read (False if
+        someone changed it meanwhile: read again)."""
+        client, key = self._client, self._prefix
+        run_id, started = self._server()
+        held = self._call(lambda: client.get(key))
+        if isinstance(held, str):  # a client made with decode_responses=True
+            held = held.encode()
+        theirs = bytes(held).split(b" ") if held is not None else []
+        if len(theirs) == 2 and theirs[0] == run_id.encode() and theirs[1].isdigit():
+            restarted = int(theirs[1]) / 1000  # another store already noted this one
+        else:
+            if held is None and self._epoch is None and not self._volatile:
+                restarted = 0.0  # a namespace used for the first time
+            elif held is not None or run_id != self._run_id:
+                restarted = started  # the server restarted (lost what it had not saved)
+            else:
+                restarted = self._clock()  # flushed while it ran
+            value = run_id.encode() + b" %d" % math.ceil(restarted * 1000)
+            if not self._call(lambda: client.eval(_SWAP, 1, key, held or b"", value)):
+                return False
+            held = value
+        self._restarted = max(self._restarted, restarted)
+        self._run_id = run_id
+        self._epoch = bytes(held)
+        return True
+
+    # -- claims
 
     def check_and_insert(self, key: bytes, expires: float) -> bool:
         """See :class:`ReplayStore`."""
-        _check_key(key, expires)
-        ttl = self._ttl(expires)
-        if not ttl:
-            return False  # no longer acceptable
-        return bool(self._call(lambda: self._client.set(self._prefix + key, b"1", nx=True,
-                                                        px=ttl)))
+        return self._claim([(key, expires)])[0]
 
     def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
-        """See :class:`ReplayStore`: one round trip, a MULTI/EXEC transaction, so that a
-        batch the server refuses (out of memory) changes nothing."""
+        """See :class:`ReplayStore`: one round trip for the batch, all or nothing."""
+        return self._claim(items)
+
+    def _claim(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
         for key, expires in items:
             _check_key(key, expires)
+        now = self._clock()
+        if any(expires > now + self._horizon for _, expires in items):
+            raise InvalidArgument(f"an expiry is more than the store's horizon "
+                                  f"({self._horizon:g} s) ahead; give the store a horizon "
+                                  "of at least the furthest ahead its callers' expiries can be")
         ttls = [self._ttl(expires) for _, expires in items]
-        live = [(key, ttl) for (key, _), ttl in zip(items, ttls, strict=True) if ttl]
+        live = [(key, ttl, expires)
+                for (key, expires), ttl in zip(items, ttls, strict=True) if ttl]
         if not live:
             return [False] * len(items)
+        token = _token()
+        answers = iter(self._run(live, token))
+        return [bool(next(answers)) if ttl else False for ttl in ttls]
 
-        def run() -> list[Any]:
-            pipe = self._client.pipeline(transaction=True)
-            for key, ttl in live:
-                pipe.set(self._prefix + key, b"1", nx=True, px=ttl)
-            return pipe.execute(raise_on_error=True)
+    def _run(self, live: list[tuple[bytes, int, float]], token: bytes) -> list[int]:
+        """Claim ``live`` with ``token`` (a lost reply is retried with it), learning the
+        server's epoch first if it changed; a call that ends without an answer leaves its
+        claims to be released."""
+        released = self._orphans_for(live)
+        sent = False
+        try:
+            for _ in range(3):
+                if not self._sha:  # first use, or a restart noticed by an earlier call
+                    self._sync()
+                self._refuse_forgotten(live)
+                sent = True
+                answer = self._send(live, token, released)
+                if answer[0] != -1:
+                    self._released(released)
+                    return answer
+                self._sha = ""  # our epoch is stale: learn the new one
+            raise StoreError("the Redis store's epoch keeps changing (restarts or flushes)",
+                             code="store_unavailable")
+        except BaseException:
+            if sent:
+                self._keep_orphans([((key, token), expires) for key, _, expires in live])
+            raise
 
-        results = iter(self._call(run))
-        return [bool(next(results)) if ttl else False for ttl in ttls]
+    def _send(self, live: list[tuple[bytes, int, float]], token: bytes,
+              released: list[tuple[tuple[bytes, bytes], float]]) -> list[int]:
+        prefix = self._prefix
+        keys = [prefix] + [prefix + key for key, _, _ in live]
+        args: list[bytes | int] = [self._epoch or b"", token, len(live)]
+        args += [ttl for _, ttl, _ in live]
+        for (key, dead), expires in released:
+            keys.append(prefix + key)
+            args += [dead, self._ttl(expires) or 1]
+        try:
+            answer = self._call(lambda: self._client.evalsha(self._sha, len(keys), *keys,
+                                                             *args))
+        except self._errors.NoScriptError:
+            return [-1]  # the script cache is empty: restarted, or flushed
+        return [int(a) for a in answer]
+
+    def _refuse_forgotten(self, live: list[tuple[bytes, int, float]]) -> None:
+        if self._restarted and any(expires <= self._restarted + self._horizon + self._margin
+                                   for _, _, expires in live):
+            raise StoreError(
+                "the Redis server restarted or was flushed, and may have forgotten keys of "
+                "messages stamped before then; such messages are refused until they expire",
+                code="store_unavailable")
+
+    def _orphans_for(self, live: list[tuple[bytes, int, float]]
+                     ) -> list[tuple[tuple[bytes, bytes], float]]:
+        """Claims of calls that gave up, to release: those on this call's keys first (a
+        redelivery), then the oldest. They are forgotten only once a release has run."""
+        with self._lock:
+            if not self._orphans:
+                return []
+            for claim, expires in list(self._orphans.items()):
+                if not self._ttl(expires):
+                    del self._orphans[claim]  # expired: nothing to release
+            keys = {key for key, _, _ in live}
+            ours = [item for item in self._orphans.items() if item[0][0] in keys]
+            rest = [item for item in self._orphans.items() if item[0][0] not in keys]
+            return (ours + rest)[:max(_RELEASE_STEP, len(ours))]
+
+    def _released(self, claims: list[tuple[tuple[bytes, bytes], float]]) -> None:
+        with self._lock:
+            for claim, _ in claims:
+                self._orphans.pop(claim, None)
+
+    def _keep_orphans(self, claims: Iterable[tuple[tuple[bytes, bytes], float]]) -> None:
+        with self._lock:
+            for claim, expires in claims:
+                self._orphans[claim] = expires
+            while len(self._orphans) > _ORPHANS:  # the oldest: its sender may retry late
+                del self._orphans[next(iter(self._orphans))]

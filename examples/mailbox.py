@@ -36,6 +36,7 @@ from agentauth import (
 )
 
 WAIT = 24 * 3600  # how long a request waits for its answer, and may take to arrive
+SKEW = 60  # the clock skew open_envelope allows by default
 
 
 def keys(box: Path) -> None:
@@ -77,7 +78,9 @@ def _save(box: Path, pending: PendingRequests) -> None:
 def answer(box: Path, redis_url: str | None, name: str) -> None:
     bob = Identity.load(box / "bob.key", unencrypted=True)
     alice = (box / "alice.id").read_text().strip()
-    store: ReplayStore = (RedisReplayStore(redis_url) if redis_url
+    # A Redis store is told how far ahead an entry may expire: after a restart it refuses
+    # what it may have forgotten, the messages stamped up to then.
+    store: ReplayStore = (RedisReplayStore(redis_url, horizon=WAIT + 2 * SKEW) if redis_url
                           else SQLiteReplayStore(box / "bob-replay.db"))
     for path in sorted((box / "inbox").glob("*.env")):
         try:

@@ -38,7 +38,7 @@ from ..errors import (
     StoreError,
 )
 from ..identity import Identity, format_agent_id
-from ..stores import RedisTable
+from ..stores import DEFAULT_TIMEOUT, RedisTable
 from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
@@ -367,18 +367,22 @@ class RedisRevocationStore:
     under its target's id until the target could no longer verify (Redis expires it then,
     so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones from each
     revoker key, counted and stored in one atomic step (spec 10.8). ``client`` is a
-    ``redis.Redis`` or a URL; the server must not evict keys (checked, as for
+    ``redis.Redis`` or a URL (a client that waits at most ``timeout`` seconds for each
+    reply). The server must not evict keys and, unless ``allow_volatile``, must keep its
+    data on disk: a restart that forgot a notice would let its revoked link through (both
+    checked, as for
     :class:`agentauth.RedisReplayStore`)."""
 
     def __init__(self, client: Any, anchors: Mapping[Any, str], *,
                  prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
                  clock: Callable[[], float] = time.time,
-                 per_revoker: int = PER_REVOKER) -> None:
+                 per_revoker: int = PER_REVOKER, timeout: float = DEFAULT_TIMEOUT,
+                 allow_volatile: bool = False) -> None:
         self._roots = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
         self._clock = clock
         self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
-                                 clock=clock)
+                                 clock=clock, timeout=timeout, allow_volatile=allow_volatile)
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new (False too for a notice whose

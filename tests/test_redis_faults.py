@@ -1,0 +1,392 @@
+"""The Redis replay store under faults, on a real redis-server (issue 14, items 8 to 10):
+replies delayed past the client's timeout (each delivery is still accepted exactly once,
+none lost), a stalled server (a typed error within the timeout, never a hang), a server
+that keeps nothing on disk (refused unless allowed; after a restart or a flush, nothing it
+may have forgotten is accepted), CONFIG disabled, and malformed URLs."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio
+import pytest
+import redis
+from redis_support import FaultProxy, RedisServer, free_port, redis_process
+from support import raises
+
+from agentauth import AgentAuthError, RedisReplayStore, StoreError, async_replay_store
+from agentauth.capability.revocation import RedisRevocationStore
+
+FAST = {"timeout": 0.05, "retries": 2, "margin": 0.0}  # 50 ms replies, three attempts
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with redis_process() as running:
+        yield running
+
+
+def prefix() -> bytes:
+    return os.urandom(6).hex().encode() + b":"
+
+
+def deliver(store: RedisReplayStore, key: bytes, expires: float) -> bool:
+    """What a sender and a receiver do together: deliver until the receiver answers (a
+    store error refuses the message, and the sender delivers it again)."""
+    for _ in range(100):
+        try:
+            return store.check_and_insert(key, expires)
+        except StoreError as exc:
+            assert exc.code == "store_unavailable"
+    raise AssertionError("a delivery never got an answer")
+
+
+def deliver_many(store: RedisReplayStore, batch: list[tuple[bytes, float]]) -> list[bool]:
+    """:func:`deliver` for a batch."""
+    for _ in range(100):
+        try:
+            return store.check_and_insert_many(batch)
+        except StoreError as exc:
+            assert exc.code == "store_unavailable"
+    raise AssertionError("a batch never got an answer")
+
+
+def test_deliveries_through_late_replies_are_each_accepted_exactly_once(
+        server: RedisServer) -> None:
+    # 10,000 messages, each delivered until answered, one at a time from 16 threads, then
+    # all of them again in batches of 100 (duplicates); one reply in 20 is held past the
+    # client's 50 ms timeout, although the server did the work. Every message must be
+    # accepted once: never refused as its own replay (lost), never twice.
+    proxy = FaultProxy(server.port, late=0.05, delay=0.2)
+    store = RedisReplayStore(proxy.url, prefix=prefix(), **FAST)  # type: ignore[arg-type]
+    expires = time.time() + 60
+    keys = [b"msg-%d" % i for i in range(10_000)]
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            first = list(pool.map(lambda key: deliver(store, key, expires), keys))
+        again = [new for i in range(0, len(keys), 100)
+                 for new in deliver_many(store, [(key, expires) for key in keys[i:i + 100]])]
+    finally:
+        store.close()
+        proxy.close()
+    assert first.count(True) == len(keys)  # none lost
+    assert again.count(True) == 0  # none twice
+    assert time.monotonic() - started < 60  # generous: about 5 s on a quiet machine
+
+
+def test_batches_through_late_replies_are_each_accepted_exactly_once(
+        server: RedisServer) -> None:
+    proxy = FaultProxy(server.port, late=0.2, delay=0.2, seed=2)
+    store = RedisReplayStore(proxy.url, prefix=prefix(), **FAST)  # type: ignore[arg-type]
+    expires = time.time() + 60
+    accepted: Counter[bytes] = Counter()
+    try:
+        for start in range(0, 2000, 100):
+            batch = [(b"b-%d" % i, expires) for i in range(start, start + 100)]
+            for _ in range(2):  # delivered twice (and three twice within the batch)
+                answers = deliver_many(store, batch + batch[:3])
+                accepted.update(key for (key, _), new in zip(batch + batch[:3], answers,
+                                                             strict=True) if new)
+    finally:
+        store.close()
+        proxy.close()
+    assert len(accepted) == 2000 and set(accepted.values()) == {1}
+
+
+def test_a_call_that_gives_up_is_released_for_the_redelivery(server: RedisServer) -> None:
+    # Every reply is late: the call gives up (the message is refused), but the server
+    # wrote the claim. The redelivery must be accepted once, not refused as a replay.
+    proxy = FaultProxy(server.port, late=0.0, delay=0.2)
+    store = RedisReplayStore(proxy.url, prefix=prefix(), **FAST)  # type: ignore[arg-type]
+    expires = time.time() + 60
+    assert store.check_and_insert(b"other", expires)
+    proxy.late = 1.0
+    with raises("store_unavailable"):
+        store.check_and_insert(b"k", expires)
+    proxy.late = 0.0  # replies come back
+    other = RedisReplayStore(server.url, prefix=store._prefix, margin=0.0)
+    assert other.check_and_insert(b"k", expires) is False  # claimed, not yet released
+    try:
+        assert store.check_and_insert(b"k", expires) is True  # the redelivery
+        assert store.check_and_insert(b"k", expires) is False
+        assert other.check_and_insert(b"k", expires) is False
+    finally:
+        store.close()
+        other.close()
+        proxy.close()
+
+
+def test_a_late_copy_of_a_released_call_takes_nothing(server: RedisServer) -> None:
+    # Release first, then the claim of the call that gave up arrives: it must not win.
+    client = redis.Redis.from_url(server.url)
+    store = RedisReplayStore(server.url, prefix=prefix(), margin=0.0)
+    expires = time.time() + 60
+    assert store.check_and_insert(b"warm", expires)
+    dead = b"deadbeef"
+    store._keep_orphans([((b"k", dead), expires)])
+    assert store.check_and_insert(b"x", expires)  # releases (k, dead): a mark only
+    assert client.get(store._prefix + b"k") == b"~" + dead
+    late = store._send([(b"k", 60_000, expires)], dead, [])  # the late copy
+    assert late == [0]
+    assert store.check_and_insert(b"k", expires) is True  # a real redelivery is taken
+    client.close()
+    store.close()
+
+
+def stalled_call(server: RedisServer) -> float:
+    store = RedisReplayStore(server.url, prefix=prefix(), timeout=0.2, retries=1)
+    assert store.check_and_insert(b"before", time.time() + 60)
+    server.pause()
+    started = time.monotonic()
+    try:
+        with raises("store_unavailable"):
+            store.check_and_insert(b"k", time.time() + 60)
+        return time.monotonic() - started
+    finally:
+        server.resume()
+        store.close()
+
+
+def test_a_stalled_server_gives_a_typed_error_within_the_timeout(
+        server: RedisServer) -> None:
+    assert stalled_call(server) < 5  # two attempts of 0.2 s; generous bound
+
+
+def test_a_stalled_server_behind_the_revocation_store(server: RedisServer) -> None:
+    store = RedisRevocationStore(server.url, {}, prefix=prefix(), timeout=0.2)
+    assert store.is_revoked(b"x" * 32) is False
+    server.pause()
+    started = time.monotonic()
+    try:
+        with raises("store_unavailable"):
+            store.is_revoked(b"x" * 32)  # never "not revoked" for want of an answer
+        assert time.monotonic() - started < 5
+    finally:
+        server.resume()
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_a_stalled_server_through_the_async_adapter(server: RedisServer) -> None:
+    store = RedisReplayStore(server.url, prefix=prefix(), timeout=0.2, retries=1)
+    adapter = async_replay_store(store)
+    assert await adapter.check_and_insert(b"before", time.time() + 60)
+    server.pause()
+    try:
+        with anyio.fail_after(5), raises("store_unavailable"):
+            await adapter.check_and_insert(b"k", time.time() + 60)
+        with anyio.fail_after(5), raises("store_unavailable"):
+            await adapter.check_and_insert_many([(b"k2", time.time() + 60)])
+    finally:
+        server.resume()
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_async_deliveries_through_late_replies_are_each_accepted_once(
+        server: RedisServer) -> None:
+    proxy = FaultProxy(server.port, late=0.05, delay=0.2, seed=3)
+    store = RedisReplayStore(proxy.url, prefix=prefix(), **FAST)  # type: ignore[arg-type]
+    adapter = async_replay_store(store)
+    expires = time.time() + 60
+    accepted: Counter[bytes] = Counter()
+
+    async def sender(first: int) -> None:
+        for i in range(first, 1000, 8):
+            for _ in range(2):  # delivered, then once more
+                while True:
+                    try:
+                        if await adapter.check_and_insert(b"a-%d" % i, expires):
+                            accepted[b"a-%d" % i] += 1
+                        break
+                    except StoreError:
+                        continue
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for first in range(8):
+                tasks.start_soon(sender, first)
+    finally:
+        store.close()
+        proxy.close()
+    assert len(accepted) == 1000 and set(accepted.values()) == {1}
+
+
+def test_a_volatile_server_is_refused_unless_allowed() -> None:
+    with redis_process(volatile=True) as server:
+        with raises("invalid_state") as caught:
+            RedisReplayStore(server.url)
+        assert "allow_volatile" in str(caught.value)
+        with raises("invalid_state"):
+            RedisRevocationStore(server.url, {})
+        RedisRevocationStore(server.url, {}, allow_volatile=True).close()
+        RedisReplayStore(server.url, allow_volatile=True).close()
+
+
+class Clock:
+    """A clock the test moves by hand (the stores read it; Redis keeps its own)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("volatile", [True, False])
+def test_a_restarted_server_accepts_no_replay(volatile: bool) -> None:
+    # Messages stamped before a restart are refused afterwards, by a store that saw the
+    # restart and by one made after it; later ones are accepted. A server that keeps its
+    # data (appendonly) may still lose the last second of writes: the same rule holds.
+    horizon, clock = 30.0, Clock()
+    options: dict[str, Any] = {"prefix": b"r:", "margin": 0.0, "horizon": horizon,
+                               "allow_volatile": volatile, "clock": clock}
+    with redis_process(volatile=volatile) as server:
+        store = RedisReplayStore(server.url, **options)
+        if volatile:
+            with raises("store_unavailable"):  # stamped before the server started
+                store.check_and_insert(b"early", clock.now + horizon)
+        else:  # a namespace seen for the first time on a server that keeps its data
+            assert store.check_and_insert(b"early", clock.now + horizon)
+        clock.now += 2  # past the server's start (known to the second)
+        old = clock.now + horizon  # a message stamped now, at the longest window
+        assert store.check_and_insert(b"old", old) is True
+        clock.now += 1
+        server.stop(kill=True)
+        server.start()  # the same port, nothing kept
+        admin = redis.Redis.from_url(server.url)
+        assert (admin.get(b"r:old") is None) is volatile  # forgotten, or kept
+        admin.close()
+        with raises("store_unavailable") as caught:
+            store.check_and_insert(b"old", old)  # its replay
+        assert "restarted" in str(caught.value)
+        later = RedisReplayStore(server.url, **options)
+        with raises("store_unavailable"):
+            later.check_and_insert(b"old", old)
+        with raises("store_unavailable"):
+            later.check_and_insert_many([(b"new", clock.now + horizon), (b"old", old)])
+        clock.now += 2
+        fresh = clock.now + horizon  # stamped after the restart
+        assert store.check_and_insert(b"fresh", fresh) is True
+        assert later.check_and_insert(b"fresh", fresh) is False
+        store.close()
+        later.close()
+
+
+def test_a_flush_is_seen_as_forgetting(server: RedisServer) -> None:
+    store = RedisReplayStore(server.url, prefix=prefix(), margin=0.0, horizon=30)
+    old = time.time() + 30
+    assert store.check_and_insert(b"old", old)
+    admin = redis.Redis.from_url(server.url)
+    admin.flushall()
+    admin.script_flush()
+    with raises("store_unavailable"):
+        store.check_and_insert(b"old", old)
+    admin.close()
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
+    clock = Clock()
+    with redis_process(volatile=True) as server:
+        store = RedisReplayStore(server.url, prefix=b"r:", margin=0.0, horizon=30,
+                                 allow_volatile=True, clock=clock)
+        adapter = async_replay_store(store)
+        with raises("store_unavailable"):
+            await adapter.check_and_insert(b"early", clock.now + 30)
+        clock.now += 2
+        old = clock.now + 30
+        assert await adapter.check_and_insert(b"old", old)
+        clock.now += 1
+        server.stop(kill=True)
+        server.start()
+        with raises("store_unavailable"):
+            await adapter.check_and_insert(b"old", old)
+        with raises("store_unavailable"):
+            await adapter.check_and_insert_many([(b"old", old)])
+        store.close()
+
+
+def test_an_expiry_beyond_the_horizon_is_refused(server: RedisServer) -> None:
+    store = RedisReplayStore(server.url, prefix=prefix(), horizon=60)
+    with raises("invalid_argument"):
+        store.check_and_insert(b"k", time.time() + 120)
+    assert store.check_and_insert(b"k", time.time() + 59)
+    for bad in ({"horizon": 0}, {"retries": -1}, {"timeout": 0}, {"timeout": float("nan")},
+                {"allow_volatile": 1}):
+        with raises("invalid_argument"):
+            RedisReplayStore(server.url, **bad)
+    store.close()
+
+
+def test_config_disabled_fails_closed_with_a_clear_message() -> None:
+    with redis_process(extra=["--rename-command", "CONFIG", ""]) as server:
+        with raises("invalid_state") as caught:
+            RedisReplayStore(server.url)
+        assert "check_policy=False" in str(caught.value)
+        store = RedisReplayStore(server.url, check_policy=False)
+        assert store.check_and_insert(b"k", time.time() + 60)
+        store.close()
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:6379/0", "redis://127.0.0.1:notaport/0", "redis://:pw@[::1/0",
+    "", "127.0.0.1:6379", "redis://127.0.0.1:6379/notadb"])
+def test_malformed_urls_are_invalid_arguments(url: str) -> None:
+    with raises("invalid_argument") as caught:
+        RedisReplayStore(url, check_policy=False)
+    assert "pw" not in str(caught.value)
+    with raises("invalid_argument"):
+        RedisRevocationStore(url, {}, check_policy=False)
+
+
+def test_an_unreachable_server_is_a_typed_refusal_quickly() -> None:
+    store = RedisReplayStore(f"redis://127.0.0.1:{free_port()}/0", check_policy=False,
+                             timeout=0.2)
+    started = time.monotonic()
+    with raises("store_unavailable"):
+        store.check_and_insert(b"k", time.time() + 60)
+    assert time.monotonic() - started < 5
+    with pytest.raises(AgentAuthError):
+        RedisReplayStore(object())  # type: ignore[arg-type]
+    forever = redis.Redis(port=free_port(), socket_timeout=None)
+    with raises("invalid_argument"):
+        RedisReplayStore(forever, check_policy=False)
+    forever.close()
+
+
+def test_threads_racing_one_key_get_exactly_one_new(server: RedisServer) -> None:
+    store = RedisReplayStore(server.url, prefix=prefix())
+    expires = time.time() + 60
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def claim() -> None:
+        for i in range(200):
+            new = store.check_and_insert(b"race-%d" % i, expires)
+            with lock:
+                answers.append(new)
+
+    workers = [threading.Thread(target=claim) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert answers.count(True) == 200 and len(answers) == 800
+    store.close()
+
+
+def test_a_client_that_decodes_replies_works_too(server: RedisServer) -> None:
+    client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=1)
+    store = RedisReplayStore(client, prefix=prefix())
+    assert store.check_and_insert(b"k", time.time() + 60) is True
+    assert store.check_and_insert_many([(b"k", time.time() + 60)]) == [False]
+    store.close()
