@@ -334,3 +334,87 @@ async def test_a_failed_listener_stops_accepting_and_spares_the_channels(
             assert outcome == []
             await channel.aclose()
         assert outcome == ["connection_lost"]
+
+
+# ------------------------------------------------------------------ faults of a custom listener
+
+
+class Opaque(anyio.abc.ByteStream):
+    """A connection whose peer address getter raises something that is not an OSError."""
+
+    def __init__(self, inner: anyio.abc.ByteStream) -> None:
+        self.inner = inner
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await self.inner.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        await self.inner.send(item)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> dict[Any, Any]:
+        def fail() -> Any:
+            raise RuntimeError("no address today")
+        return {SocketAttribute.remote_address: fail, SocketAttribute.local_port: fail}
+
+
+class Faulty(anyio.abc.Listener[Any]):
+    """A listener over a real TCP one whose connections are :class:`Opaque` and whose
+    ``accept()`` raises ``RuntimeError`` once ``broken`` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.broken = False
+
+    async def accept(self) -> Opaque:
+        stream = await self.inner.accept()
+        if self.broken:
+            await stream.aclose()
+            raise RuntimeError("the accept machinery broke")
+        return Opaque(stream)
+
+    async def serve(self, handler: Any, task_group: Any = None) -> None:
+        raise AssertionError("served through accept()")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_an_address_getter_that_raises_anything_counts_as_unknown() -> None:
+    assert source_of(Opaque(None)) == UNKNOWN_SOURCE  # type: ignore[arg-type]
+
+
+async def test_a_custom_listener_that_fails_oddly_spares_the_channels() -> None:
+    with anyio.fail_after(DEADLINE):
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.extra(SocketAttribute.local_port)
+        faulty = Faulty(tcp.listeners[0])
+        listener = AgentAuthListener(faulty, BOB, trusting(ALICE))
+        outcome: list[str] = []
+
+        async def serve() -> None:
+            try:
+                await listener.serve(echo)
+            except AgentAuthError as exc:
+                outcome.append(exc.code)
+
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            # Its address cannot be read: it counts against the unknown source.
+            channel = await connect("127.0.0.1", port, ALICE, expect=BOB.agent_id)
+            await round_trip(channel, b"opaque peer")
+            assert listener._half_open.sources == {}
+            faulty.broken = True  # accept() now raises: the listener stops, not the channel
+            with pytest.raises((AgentAuthError, OSError)):
+                async with await connect("127.0.0.1", port, ALICE, expect=BOB.agent_id):
+                    pass
+            await round_trip(channel, b"listener broken, channel alive")
+            assert outcome == []
+            await channel.aclose()
+        assert outcome == ["connection_lost"]

@@ -91,8 +91,8 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
 
     An error in :data:`ACCEPT_RETRY_ERRNOS` is counted, logged (throttled) and retried
     after a back-off of 10 ms doubling to 1 s, reset by the next success. A closed
-    listener ends the loop (``None``); any other error ends it too, and is returned (not
-    raised, so that it cannot cancel the tasks of established channels).
+    listener ends the loop (``None``); any other exception ends it too, and is returned
+    (not raised, so that it cannot cancel the tasks of established channels).
     """
     errors, recoveries = Throttle(), Throttle()
     delay, failures = FIRST_BACKOFF, 0
@@ -101,7 +101,7 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
             stream = await listener.accept()
         except anyio.ClosedResourceError:
             return None
-        except (OSError, anyio.BrokenResourceError) as exc:
+        except Exception as exc:  # whatever it is, the channels run on
             code = accept_errno(exc)
             if code is None or code not in ACCEPT_RETRY_ERRNOS:
                 what = type(exc).__name__ if code is None else errno.errorcode.get(code, code)
@@ -177,12 +177,13 @@ def source_of(transport: Any) -> str | None:
     """The source a connection's handshake counts against: the peer's IPv4 address, the
     /64 prefix of its IPv6 address (one host or site usually holds a whole /64; an
     IPv4-mapped address counts as the IPv4 one), :data:`UNKNOWN_SOURCE` for an IP
-    connection whose peer address cannot be read, or None for a transport that is not IP
+    connection whose peer address cannot be read and for one whose address getters raise
+    (whatever they raise), or None for a transport that is not IP
     (a Unix socket: its peers are local and already bounded by file permissions)."""
     try:
         address = transport.extra(SocketAttribute.remote_address, None)
         ip = transport.extra(SocketAttribute.local_port, None) is not None
-    except OSError:
+    except Exception:  # a getter that fails never fails the listener
         return UNKNOWN_SOURCE
     if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
         return UNKNOWN_SOURCE if ip else None
