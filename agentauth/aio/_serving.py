@@ -9,17 +9,19 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import Listener, SocketAttribute, TaskGroup
 from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSListener, TLSStream
 
-from ..errors import TransportError
+from ..errors import HandshakeTimeout, TransportError
 
 __all__ = ["ACCEPT_CAPACITY_ERRNOS", "ACCEPT_RETRY_ERRNOS", "UNKNOWN_SOURCE", "Accepting",
-           "HalfOpen", "Throttle", "accept_forever", "serve_parts", "source_of"]
+           "HalfOpen", "Secure", "Throttle", "accept_forever", "plain", "serve_parts",
+           "source_of"]
 
 logger = logging.getLogger("agentauth.aio")
 
@@ -124,35 +126,81 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
         start(stream)
 
 
-async def serve_parts(listener: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
-                      handlers: TaskGroup, count_error: Callable[[], object]
-                      ) -> TransportError | None:
-    """Run ``one`` in ``handlers`` for every connection of every part of ``listener`` (the
-    listeners of a ``MultiListener``, or itself) until all have closed or failed.
+#: What turns an accepted connection into the byte stream the handshake runs over (a TLS
+#: handshake, or nothing); it raises an ``AgentAuthError`` and closes the connection when
+#: it fails.
+Secure = Callable[[Any], Awaitable[Any]]
+#: What serves one accepted connection: the connection and how to secure it.
+One = Callable[[Any, Secure], Coroutine[Any, Any, None]]
 
-    Parts with ``accept()`` go through :func:`accept_forever`; others (anyio's
-    ``TLSListener``) through their own ``serve``, whose errors end that part only. The
-    first failure is returned, not raised: it must not cancel ``handlers``.
+
+async def plain(stream: Any) -> Any:
+    """A connection that needs no securing."""
+    return stream
+
+
+def _tls(listener: TLSListener, inner: Secure) -> Secure:
+    """``inner``, then the TLS handshake ``listener`` would run, under its time limit."""
+    async def secure(stream: Any) -> Any:
+        stream = await inner(stream)
+        try:
+            with anyio.fail_after(listener.handshake_timeout):
+                return await TLSStream.wrap(stream, ssl_context=listener.ssl_context,
+                                            standard_compatible=listener.standard_compatible)
+        except BaseException as exc:
+            await anyio.aclose_forcefully(stream)
+            if isinstance(exc, TimeoutError):
+                raise HandshakeTimeout("the TLS handshake did not complete in time") from exc
+            if isinstance(exc, Exception):
+                raise TransportError(f"the TLS handshake failed ({type(exc).__name__})",
+                                     code="connection_lost") from exc
+            raise
+    return secure
+
+
+def _parts(listener: Listener[Any], secure: Secure) -> list[tuple[Listener[Any], Secure]]:
+    """The listeners to serve for ``listener``, each with how to secure its connections.
+
+    A ``MultiListener`` is served part by part; an anyio ``TLSListener`` (whose own loop
+    would run its TLS handshakes outside the half-open caps and end on the first
+    ``EMFILE``) is served through the listener it wraps, its TLS handshake done as part of
+    each connection's admitted handshake.
+    """
+    if isinstance(listener, MultiListener):
+        return [part for inner in listener.listeners for part in _parts(inner, secure)]
+    if isinstance(listener, TLSListener) and type(listener).serve is TLSListener.serve:
+        return _parts(listener.listener, _tls(listener, secure))
+    return [(listener, secure)]
+
+
+async def serve_parts(listener: Listener[Any], one: One, handlers: TaskGroup,
+                      count_error: Callable[[], object]) -> TransportError | None:
+    """Run ``one`` in ``handlers`` for every connection of every part of ``listener`` (see
+    :func:`_parts`) until all have closed or failed.
+
+    Parts with ``accept()`` go through :func:`accept_forever`; others through their own
+    ``serve``, whose errors end that part only. The first failure is returned, not raised:
+    it must not cancel ``handlers``.
     """
     failures: list[TransportError] = []
 
-    async def serve_part(part: Listener[Any]) -> None:
+    async def serve_part(part: Listener[Any], secure: Secure) -> None:
         if isinstance(part, Accepting):
             failure = await accept_forever(
-                part, lambda stream: handlers.start_soon(one, stream), count_error)
+                part, lambda stream: handlers.start_soon(one, stream, secure), count_error)
         else:
-            failure = await _serve_own_loop(part, one, handlers)
+            failure = await _serve_own_loop(part, lambda stream: one(stream, secure),
+                                            handlers)
         if failure is not None:
             failures.append(failure)
 
-    parts = listener.listeners if isinstance(listener, MultiListener) else [listener]
     async with anyio.create_task_group() as accepting:
-        for part in parts:
-            accepting.start_soon(serve_part, part)
+        for part, secure in _parts(listener, plain):
+            accepting.start_soon(serve_part, part, secure)
     return failures[0] if failures else None
 
 
-async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
+async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Awaitable[None]],
                           handlers: TaskGroup) -> TransportError | None:
     try:
         await part.serve(one, handlers)

@@ -25,7 +25,7 @@ from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, Transpor
 from ..handshake import HandshakePolicy
 from ..identity import Identity, PeerKey
 from ._common import check_limits
-from ._serving import HalfOpen, Throttle, serve_parts, source_of
+from ._serving import HalfOpen, Secure, Throttle, serve_parts, source_of
 from .stream import AgentAuthStream
 
 __all__ = ["AgentAuthListener", "connect", "create_listener", "serve"]
@@ -149,7 +149,7 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         Listeners without ``accept()`` (anyio's ``TLSListener``) serve through their own
         loop.
         """
-        async def one(transport: AnyByteStream) -> None:
+        async def one(transport: AnyByteStream, secure: Secure) -> None:
             source = source_of(transport)
             refusal = self._half_open.admit(source)
             if refusal is not None:
@@ -159,7 +159,7 @@ class AgentAuthListener(Listener[AgentAuthStream]):
                 return
             try:
                 channel = await AgentAuthStream.wrap(
-                    transport, self.identity, self.policy, initiator=False,
+                    await secure(transport), self.identity, self.policy, initiator=False,
                     extensions=self._extensions,
                     handshake_timeout=self._limits.handshake_timeout,
                     idle_timeout=self._limits.idle_timeout,
