@@ -4,6 +4,7 @@ and on trio."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import socket
@@ -386,15 +387,22 @@ class Opaque(anyio.abc.ByteStream):
 
 
 class Faulty(anyio.abc.Listener[Any]):
-    """A listener over a real TCP one whose connections are :class:`Opaque` and whose
-    ``accept()`` raises ``RuntimeError`` once ``broken`` is set."""
+    """A listener over a real TCP one whose connections are :class:`Opaque`, whose
+    ``accept()`` fails with ``ECONNABORTED`` for the next ``aborts`` connections (as a
+    BSD kernel's does for a connection reset in the queue), and raises ``RuntimeError``
+    once ``broken`` is set."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.broken = False
+        self.aborts = 0
 
     async def accept(self) -> Opaque:
         stream = await self.inner.accept()
+        if self.aborts:
+            self.aborts -= 1
+            await stream.aclose()
+            raise OSError(errno.ECONNABORTED, os.strerror(errno.ECONNABORTED))
         if self.broken:
             await stream.aclose()
             raise RuntimeError("the accept machinery broke")
@@ -466,4 +474,24 @@ async def test_a_tls_listener_counts_its_tls_handshakes_against_both_caps() -> N
             while listener._half_open.total:
                 await anyio.wait_all_tasks_blocked()
             assert listener._half_open.sources == {}
+            tg.cancel_scope.cancel()
+
+
+async def test_connections_aborted_before_accept_do_not_slow_the_accept_loop() -> None:
+    aborted = 12  # backed off like EMFILE, these would hold the next accept for 6 s
+    with anyio.fail_after(DEADLINE):
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.extra(SocketAttribute.local_port)
+        faulty = Faulty(tcp.listeners[0])
+        faulty.aborts = aborted
+        listener = AgentAuthListener(faulty, BOB, trusting(ALICE))
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, echo)
+            for _ in range(aborted):
+                await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+            with anyio.fail_after(2):
+                async with await connect("127.0.0.1", port, ALICE,
+                                         expect=BOB.agent_id) as channel:
+                    await round_trip(channel, b"not held back")
+            assert faulty.aborts == 0 and listener.accept_errors == aborted
             tg.cancel_scope.cancel()

@@ -91,12 +91,15 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
                          count_error: Callable[[], object]) -> TransportError | None:
     """Accept connections from ``listener`` and ``start`` a task for each, until it closes.
 
-    An error in :data:`ACCEPT_RETRY_ERRNOS` is counted, logged (throttled) and retried
-    after a back-off of 10 ms doubling to 1 s, reset by the next success. A closed
+    An error in :data:`ACCEPT_RETRY_ERRNOS` is counted, logged (throttled) and retried:
+    a resource error (:data:`ACCEPT_CAPACITY_ERRNOS`) after a back-off of 10 ms doubling
+    to 1 s, reset by the next success; an error of one pending connection at once, since
+    it says nothing about the next one (a back-off would let a peer who aborts its own
+    connections hold everyone else's accept back). A closed
     listener ends the loop (``None``); any other exception ends it too, and is returned
     (not raised, so that it cannot cancel the tasks of established channels).
     """
-    errors, recoveries = Throttle(), Throttle()
+    errors, recoveries, aborted = Throttle(), Throttle(), Throttle()
     delay, failures = FIRST_BACKOFF, 0
     while True:
         try:
@@ -113,6 +116,11 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
                                       code="connection_lost")
             name = errno.errorcode.get(code, str(code))
             count_error()
+            if code not in ACCEPT_CAPACITY_ERRNOS:
+                aborted.log(logging.WARNING, "a connection failed before it was accepted "
+                            "(%s); accepting the next", name)
+                await anyio.lowlevel.checkpoint()  # never a busy loop, whatever accept does
+                continue
             failures += 1
             errors.log(logging.ERROR, "accept failed with %s (%s); retrying in %.2f s",
                        name, os.strerror(code), delay)
