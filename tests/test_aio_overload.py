@@ -4,8 +4,10 @@ and on trio."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import logging
 import os
 import socket
 import ssl
@@ -495,3 +497,23 @@ async def test_connections_aborted_before_accept_do_not_slow_the_accept_loop() -
                     await round_trip(channel, b"not held back")
             assert faulty.aborts == 0 and listener.accept_errors == aborted
             tg.cancel_scope.cancel()
+
+
+async def test_a_flood_of_failed_handshakes_is_not_a_flood_of_log_lines(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="agentauth.aio")
+    with anyio.fail_after(DEADLINE):
+        listener = await create_listener("127.0.0.1", 0, BOB, trusting(ALICE))
+        port = listener.extra(SocketAttribute.local_port)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, echo)
+            for _ in range(20):  # MALLORY is not trusted: BOB refuses each at HS3
+                with contextlib.suppress(AgentAuthError):
+                    await (await connect("127.0.0.1", port, MALLORY,
+                                         expect=BOB.agent_id)).aclose()
+            while listener.failed < 20:
+                await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+    lines = [r for r in caplog.records
+             if r.name == "agentauth.aio" and "handshake failed" in r.getMessage()]
+    assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]

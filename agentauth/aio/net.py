@@ -127,7 +127,10 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         self._extensions = extensions
         self._limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
         self._half_open = HalfOpen(max_half_open, max_half_open_per_source)
-        self._refusals = Throttle()
+        # Log lines a flood could repeat: each kind written at most once per 10 s (the
+        # audit log, if configured, still records every refused handshake).
+        self._refusals, self._aborts = Throttle(), Throttle()
+        self._failures: dict[str, Throttle] = {}  # by error code: a finite registry
         #: Counters, for monitoring: handshakes completed, failed, refused at a cap, and
         #: accepts that failed and were retried.
         self.accepted = self.failed = self.refused = self.accept_errors = 0
@@ -166,12 +169,13 @@ class AgentAuthListener(Listener[AgentAuthStream]):
                     max_lifetime=self._limits.max_lifetime)
             except AgentAuthError as exc:
                 self.failed += 1
-                logger.info("handshake failed: %s", exc)
+                self._failures.setdefault(exc.code, Throttle()).log(
+                    logging.INFO, "handshake failed: %s", exc)
                 return
             except Exception as exc:  # from the trust callable: this connection only
                 self.failed += 1
-                logger.warning("handshake aborted: the trust policy raised %s",
-                               type(exc).__name__)
+                self._aborts.log(logging.WARNING, "handshake aborted: the trust policy "
+                                 "raised %s", type(exc).__name__)
                 return
             finally:
                 self._half_open.release(source)
