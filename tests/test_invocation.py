@@ -123,9 +123,57 @@ def test_one_holder_cannot_use_up_another_holders_ids() -> None:
     checker.check(alice)  # Alice's id is hers: still accepted
 
 
+def mallory_chain() -> bytes:
+    return encode_chain([delegate(ROOT, MALLORY, [PARENT_GRANT], not_before=NOW - 100,
+                                  expires=NOW + 3600)])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_one_holder_cannot_fill_the_replay_cache_for_the_others(tmp_path: Path,
+                                                                shared: bool) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db") if shared else None
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW, capacity=64,
+                                  per_holder=4, store=store)
+    flood = mallory_chain()
+    refused = 0
+    for _ in range(64):  # as many fresh ids as the whole cache holds
+        try:
+            checker.check(invoke(flood, REQUEST, holder=MALLORY, verifier=BOB.agent_id,
+                                 clock=lambda: NOW))
+        except AgentAuthError as exc:
+            assert exc.code == "invalid_state" and MALLORY.agent_id in str(exc)
+            refused += 1
+    assert refused == 60  # Mallory had her share, 4
+    for _ in range(4):  # Alice still has all of hers
+        checker.check(invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                             clock=lambda: NOW))
+    if store is not None:
+        assert len(store) == 8  # nothing refused was remembered
+        store.close()
+
+
+def test_a_holders_share_frees_up_as_its_ids_expire() -> None:
+    moment = [NOW]
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], per_holder=1)
+    chain = alice_chain()
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=at(NOW)))
+    with raises("invalid_state"):
+        checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                             clock=at(NOW)))
+    moment[0] = NOW + 181  # the first id's window has passed: it is forgotten
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=at(NOW + 181)))
+    for bad in (0, -1, 1.5, True, "4"):
+        with raises("invalid_argument"):
+            DetachedInvocations(ANCHORS, verifier=BOB, per_holder=bad)  # type: ignore[arg-type]
+    assert DetachedInvocations(ANCHORS, verifier=BOB)._per_holder == 100_000 // 16
+    assert DetachedInvocations(ANCHORS, verifier=BOB, capacity=8)._per_holder == 1
+
+
 def test_expired_ids_are_forgotten_in_deadline_order() -> None:
     moment = [NOW]
-    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], capacity=2)
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], capacity=2,
+                                  per_holder=2)
     chain = alice_chain()
     checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
                          clock=at(NOW + 170)))  # dated in the future: kept longer
