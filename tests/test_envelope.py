@@ -154,6 +154,31 @@ def test_a_reply_must_answer_a_request_we_sent_to_its_sender() -> None:
                       MemoryReplayStore(), clock=at(NOW + 11), pending=late)
 
 
+def test_a_recipient_that_never_replies_cannot_take_every_place() -> None:
+    moment = [NOW]
+    pending = PendingRequests(capacity=64, per_recipient=4, clock=lambda: moment[0])
+    refused = 0
+    for _ in range(64):  # Mallory never answers; the caller keeps asking
+        try:
+            pending.request(ALICE, MALLORY, b"?", timeout=10)
+        except AgentAuthError as exc:
+            assert exc.code == "invalid_state" and MALLORY.agent_id in str(exc)
+            refused += 1
+    assert refused == 60 and len(pending) == 4
+    with raises("invalid_state"):  # the same share, however the request is registered
+        pending.expect(b"n" * 16, MALLORY, expires=NOW + 10)
+    asked = open_envelope(pending.request(ALICE, BOB, b"?"), BOB, MemoryReplayStore(),
+                          clock=at(NOW))  # Bob's requests still have their places
+    reply = seal(BOB, ALICE, b"!", reply_to=asked.nonce, clock=at(NOW))
+    open_envelope(reply, ALICE, MemoryReplayStore(), clock=at(NOW), pending=pending)
+    moment[0] = NOW + 11  # Mallory's requests stop waiting: her share is free again
+    pending.request(ALICE, MALLORY, b"?")
+    assert PendingRequests()._per_recipient == 100_000 // 16
+    for bad in (0, -1, 1.5, True, "4"):
+        with raises("invalid_argument"):
+            PendingRequests(per_recipient=bad)  # type: ignore[arg-type]
+
+
 def test_a_failed_store_leaves_the_request_waiting() -> None:
     pending = PendingRequests(clock=at(NOW))
     asked = open_envelope(pending.request(ALICE, BOB, b"?"), BOB, MemoryReplayStore(),
