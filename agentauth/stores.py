@@ -81,7 +81,9 @@ class MemoryReplayStore:
     can aim for a collision), in a set, and in time buckets of ``bucket`` seconds by expiry.
     Every call reclaims up to a few entries of buckets that have wholly expired; an entry is
     never reclaimed before its expiry and at most one bucket after it. A full store first
-    reclaims what has expired, then refuses (``store_full``).
+    reclaims what has expired, then refuses (``store_full``). The bound is in all, not per
+    sender (spec 11, rule 8): keys are opaque, and only senders that passed every other
+    check insert any, each entry for its message's window.
     """
 
     def __init__(self, capacity: int = 1_000_000, *, bucket: float = 1.0,
