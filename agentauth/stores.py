@@ -48,6 +48,7 @@ __all__ = [
     "RedisTable",
     "ReplayStore",
     "SQLiteReplayStore",
+    "Shares",
 ]
 
 MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
@@ -168,6 +169,74 @@ class MemoryReplayStore:
             for _ in range(take):
                 seen.discard(draining.pop())
             budget -= take
+
+
+class Shares:
+    """Live entries counted per source until they expire: at most ``capacity`` in all and
+    ``per_source`` from any one source (spec 11, rule 8).
+
+    A verifier that knows who sent each key keeps one beside its replay cache or store, so
+    that one source cannot fill it for the others: :meth:`reserve` a place before the
+    store is asked, then :meth:`commit` it with the entry's expiry if the key was new, or
+    :meth:`cancel` it if not (a replay, a store error). Reserved places count, so the
+    bounds hold however many checks are in flight. Not thread-safe: one owner's lock (or
+    event loop) serialises the calls.
+    """
+
+    __slots__ = ("_deadlines", "_held", "_total", "capacity", "per_source")
+
+    def __init__(self, capacity: int, per_source: int) -> None:
+        for name, value in (("capacity", capacity), ("per_source", per_source)):
+            if type(value) is not int or value < 1:
+                raise InvalidArgument(f"{name} is a positive integer")
+        self.capacity = capacity
+        self.per_source = per_source
+        self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)
+        self._held: dict[bytes, int] = {}  # only sources with a live or reserved place
+        self._total = 0
+
+    def reserve(self, source: bytes) -> str | None:
+        """Take a place for ``source``: None, or why there is none. (Call :meth:`expire`
+        first, so that what has expired frees its place.)"""
+        held = self._held.get(source, 0)
+        if held >= self.per_source:
+            return f"its share, {held} live entries, is taken"
+        if self._total >= self.capacity:
+            return f"all {self.capacity} places are taken"
+        self._held[source] = held + 1
+        self._total += 1
+        return None
+
+    def commit(self, source: bytes, expires: float, item: bytes = b"") -> None:
+        """Keep the place :meth:`reserve` took until ``expires``; ``item`` comes back from
+        :meth:`expire` then."""
+        heapq.heappush(self._deadlines, (expires, source, item))
+
+    def cancel(self, source: bytes) -> None:
+        """Give back the place :meth:`reserve` took."""
+        self._release(source)
+
+    def expire(self, now: float) -> list[bytes]:
+        """Forget the entries whose expiry is before ``now``; return their items."""
+        deadlines, items = self._deadlines, []
+        while deadlines and deadlines[0][0] < now:
+            _, source, item = heapq.heappop(deadlines)
+            self._release(source)
+            items.append(item)
+        return items
+
+    def held(self, source: bytes) -> int:
+        """The places ``source`` holds."""
+        return self._held.get(source, 0)
+
+    def __len__(self) -> int:
+        return self._total
+
+    def _release(self, source: bytes) -> None:
+        self._total -= 1
+        held = self._held.pop(source) - 1
+        if held:
+            self._held[source] = held
 
 
 # ------------------------------------------------------------------ SQLite

@@ -152,6 +152,23 @@ def test_one_holder_cannot_fill_the_replay_cache_for_the_others(tmp_path: Path,
         store.close()
 
 
+def test_a_refused_or_failed_check_gives_its_place_back(tmp_path: Path) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW, per_holder=1,
+                                  store=store)
+    invocation = invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                        clock=lambda: NOW)
+    store.check_and_insert(b"invocation:" + ALICE.public_bytes + b"\0" * 16, NOW + 10)
+    replayed = invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                      clock=lambda: NOW, random=lambda n: b"\0" * n)
+    with raises("replayed"):  # the store had it: the place is given back
+        checker.check(replayed)
+    store.close()
+    with pytest.raises(AgentAuthError):  # the store fails: so is the place
+        checker.check(invocation)
+    assert len(checker._shares) == 0 and checker._shares.held(ALICE.public_bytes) == 0
+
+
 def test_a_holders_share_frees_up_as_its_ids_expire() -> None:
     moment = [NOW]
     checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], per_holder=1)
@@ -166,8 +183,8 @@ def test_a_holders_share_frees_up_as_its_ids_expire() -> None:
     for bad in (0, -1, 1.5, True, "4"):
         with raises("invalid_argument"):
             DetachedInvocations(ANCHORS, verifier=BOB, per_holder=bad)  # type: ignore[arg-type]
-    assert DetachedInvocations(ANCHORS, verifier=BOB)._per_holder == 100_000 // 16
-    assert DetachedInvocations(ANCHORS, verifier=BOB, capacity=8)._per_holder == 1
+    assert DetachedInvocations(ANCHORS, verifier=BOB)._shares.per_source == 100_000 // 16
+    assert DetachedInvocations(ANCHORS, verifier=BOB, capacity=8)._shares.per_source == 1
 
 
 def test_expired_ids_are_forgotten_in_deadline_order() -> None:

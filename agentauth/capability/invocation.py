@@ -16,7 +16,6 @@ Time and revocation are checked on every use; nothing is cached across uses.
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -32,7 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from ..stores import ReplayStore
+from ..stores import ReplayStore, Shares
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, verify_chain
 from .grants import Request
 
@@ -195,12 +194,9 @@ class DetachedInvocations:
         self._window = window
         self._revoked = revoked
         self._clock = clock
-        self._capacity = capacity
-        self._per_holder = per_holder
         self._verifier = _key(verifier)
         self._seen: set[bytes] = set()  # holder key || id (without a store)
-        self._deadlines: list[tuple[int, bytes]] = []  # (forget after, holder key || id)
-        self._held: dict[bytes, int] = {}  # holder key -> its ids in _deadlines
+        self._shares = Shares(capacity, per_holder)  # per holder key, items holder || id
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...], PeerKey]:
         """Verify one invocation; return the request, the chain and the holder."""
@@ -229,33 +225,30 @@ class DetachedInvocations:
                                      signature):
             raise AuthenticationError("the invocation is not signed by the chain's holder",
                                       code="bad_signature")
-        held = self._held.get(holder.public_bytes, 0)
-        if held >= self._per_holder:  # this holder's share: the others keep theirs
-            raise InvalidState(f"{holder.agent_id} already has {held} invocations in the "
-                               f"window, its share of the replay cache: try again later")
-        if len(self._deadlines) >= self._capacity:  # our own limit, not the sender's fault
-            raise InvalidState("the replay cache is full: try again later")
+        # Our own limits, in all and per holder (so the others keep their share).
+        refusal = self._shares.reserve(holder.public_bytes)  # after _expire(now)
+        if refusal is not None:
+            raise InvalidState(f"the replay cache refuses {holder.agent_id}: {refusal}; "
+                               f"try again later")
         if self._store is not None:
-            # The window is checked against the clock in whole seconds, so an invocation
-            # stays acceptable until just before issued + limit + 1.
-            if not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1):
+            try:
+                # The window is checked against the clock in whole seconds, so an
+                # invocation stays acceptable until just before issued + limit + 1.
+                new = self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1)
+            except BaseException:
+                self._shares.cancel(holder.public_bytes)
+                raise
+            if not new:
+                self._shares.cancel(holder.public_bytes)
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")
         else:
             self._seen.add(key)
-        heapq.heappush(self._deadlines, (issued + limit, key))
-        self._held[holder.public_bytes] = held + 1
+        self._shares.commit(holder.public_bytes, issued + limit, key)
         return request, links, holder
 
     def _expire(self, now: int) -> None:
         # An id can be accepted until issued + window + skew: forget it after that.
-        deadlines, seen, held = self._deadlines, self._seen, self._held
-        while deadlines and deadlines[0][0] < now:
-            key = heapq.heappop(deadlines)[1]
-            seen.discard(key)
-            holder = key[:-_ID_LEN]
-            if held[holder] == 1:
-                del held[holder]
-            else:
-                held[holder] -= 1
+        for key in self._shares.expire(now):
+            self._seen.discard(key)
