@@ -185,10 +185,16 @@ class Shares:
 
     __slots__ = ("_deadlines", "_held", "_total", "capacity", "per_source")
 
-    def __init__(self, capacity: int, per_source: int) -> None:
-        for name, value in (("capacity", capacity), ("per_source", per_source)):
-            if type(value) is not int or value < 1:
-                raise InvalidArgument(f"{name} is a positive integer")
+    def __init__(self, capacity: int, per_source: int | None = None, *,
+                 names: tuple[str, str] = ("capacity", "per_source")) -> None:
+        """``per_source`` defaults to ``max(1, capacity // 16)``; ``names`` are what the
+        owner calls the two bounds, for the error a bad value raises."""
+        if type(capacity) is not int or capacity < 1:
+            raise InvalidArgument(f"{names[0]} is a positive integer")
+        if per_source is None:
+            per_source = max(1, capacity // 16)
+        if type(per_source) is not int or per_source < 1:
+            raise InvalidArgument(f"{names[1]} is a positive integer")
         self.capacity = capacity
         self.per_source = per_source
         self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)

@@ -182,10 +182,6 @@ class DetachedInvocations:
                  per_holder: int | None = None, store: ReplayStore | None = None) -> None:
         if type(capacity) is not int or capacity < 1 or type(window) is not int or window < 1:
             raise InvalidArgument("capacity and window are positive integers")
-        if per_holder is None:
-            per_holder = max(1, capacity // 16)
-        if type(per_holder) is not int or per_holder < 1:
-            raise InvalidArgument("per_holder is a positive integer")
         if store is not None and not isinstance(store, ReplayStore):
             raise InvalidArgument("store is a replay store")
         self._store = store
@@ -196,7 +192,8 @@ class DetachedInvocations:
         self._clock = clock
         self._verifier = _key(verifier)
         self._seen: set[bytes] = set()  # holder key || id (without a store)
-        self._shares = Shares(capacity, per_holder)  # per holder key, items holder || id
+        # Per holder key; each item is holder key || id.
+        self._shares = Shares(capacity, per_holder, names=("capacity", "per_holder"))
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...], PeerKey]:
         """Verify one invocation; return the request, the chain and the holder."""

@@ -37,7 +37,7 @@ from ..errors import (
     StoreError,
 )
 from ..identity import Identity, PeerKey
-from ..stores import ReplayStore
+from ..stores import ReplayStore, Shares
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
@@ -122,11 +122,15 @@ class AgentAuthMiddleware:
     ``/.well-known/http-message-signatures-directory``; ``public`` paths skip
     authentication (and are not signed). ``sign_responses=False`` authenticates clients
     only (their requests are still checked; the answers are not signed).
+    ``replay_capacity`` and ``replay_per_signer`` (default ``max(1, replay_capacity //
+    16)``) bound the live nonces this middleware puts in the store, in all and from any
+    one signing key, so that one signer cannot fill the store for the others (a request
+    over a bound: 503, ``store_full``).
     """
 
     __slots__ = ("_anchors", "_clock", "_directory", "_identity", "_max_body", "_public",
-                 "_require", "_resource_of", "_revoked", "_sign_responses", "_signer",
-                 "_store", "_verifier", "app")
+                 "_require", "_resource_of", "_revoked", "_shares", "_sign_responses",
+                 "_signer", "_store", "_verifier", "app")
 
     def __init__(self, app: ASGIApp, *, identity: Identity, verifier: Verifier,
                  replay: ReplayStore | AsyncReplayStore,
@@ -137,8 +141,12 @@ class AgentAuthMiddleware:
                  max_body: int = MAX_BODY, directory: bool = True,
                  public: Iterable[str] = (), sign_responses: bool = True,
                  clock: Callable[[], float] = time.time,
-                 random: Callable[[int], bytes] = os.urandom) -> None:
+                 random: Callable[[int], bytes] = os.urandom,
+                 replay_capacity: int = 1_000_000,
+                 replay_per_signer: int | None = None) -> None:
         self.app = app
+        self._shares = Shares(replay_capacity, replay_per_signer,
+                              names=("replay_capacity", "replay_per_signer"))
         self._identity = identity
         self._signer = Signer(identity, clock=clock, random=random)
         self._verifier = verifier
@@ -153,6 +161,25 @@ class AgentAuthMiddleware:
         self._public = frozenset(public)
         self._sign_responses = sign_responses
         self._clock = clock
+
+    async def _remember(self, verified: VerifiedRequest) -> None:
+        """Put the request's nonce through the store, within its signer's share."""
+        shares, signer = self._shares, verified.peer.public_bytes
+        shares.expire(self._clock())
+        refusal = shares.reserve(signer)
+        if refusal is not None:
+            raise StoreError(f"the replay store refuses {verified.peer.agent_id} for now: "
+                             f"{refusal}", code="store_full")
+        try:
+            new = await self._store.check_and_insert(verified.replay_key,
+                                                     verified.replay_expires)
+        except BaseException:
+            shares.cancel(signer)
+            raise
+        if not new:
+            shares.cancel(signer)
+            raise ReplayDetected("this request was already received", code="replayed")
+        shares.commit(signer, verified.replay_expires)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
@@ -180,9 +207,7 @@ class AgentAuthMiddleware:
                                   code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
-            if not await self._store.check_and_insert(verified.replay_key,
-                                                      verified.replay_expires):
-                raise ReplayDetected("this request was already received", code="replayed")
+            await self._remember(verified)
         except AgentAuthError as error:
             _log.info("refused %s request: %s", scope["method"], error.code)
             await _refuse(send, error)
