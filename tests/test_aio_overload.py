@@ -257,6 +257,12 @@ def test_a_source_is_an_ipv4_address_or_an_ipv6_64() -> None:
     assert one == source_of(Peer(("2001:db8:1:2:ffff::9", 1, 0, 0))) == "2001:db8:1:2::/64"
     assert source_of(Peer(("2001:db8:1:3::1", 4000, 0, 0))) == "2001:db8:1:3::/64"
     assert source_of(Peer(("fe80::1%1", 4000, 0, 1))) == "fe80::/64"
+    # Addresses that carry an IPv4 address, where the /64 is shared by many hosts: a
+    # Teredo client (behind server 65.54.227.120; client 192.0.2.45, stored inverted)
+    # and an IPv4 host behind a NAT64 gateway.
+    teredo = "2001:0:4136:e378:8000:63bf:3fff:fdd2"
+    assert source_of(Peer((teredo, 4000, 0, 0))) == "192.0.2.45"
+    assert source_of(Peer(("64:ff9b::c000:207", 4000, 0, 0))) == "192.0.2.7"
     assert source_of(Peer("/run/agent.sock")) is None  # a Unix socket: exempt
     assert source_of(Peer("")) is None
     assert source_of(TypedAttributeProvider()) is None  # no address at all

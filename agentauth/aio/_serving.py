@@ -176,7 +176,8 @@ def _parts(listener: Listener[Any], secure: Secure) -> list[tuple[Listener[Any],
     """
     if isinstance(listener, MultiListener):
         return [part for inner in listener.listeners for part in _parts(inner, secure)]
-    if isinstance(listener, TLSListener) and type(listener).serve is TLSListener.serve:
+    if (isinstance(listener, TLSListener) and type(listener).serve is TLSListener.serve
+            and type(listener).handle_handshake_error is TLSListener.handle_handshake_error):
         return _parts(listener.listener, _tls(listener, secure))
     return [(listener, secure)]
 
@@ -225,6 +226,8 @@ async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Awaitable[No
     return None
 
 
+#: The well-known NAT64 prefix (RFC 6052): an IPv4 address in its last 32 bits.
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 #: The source of an IP connection whose peer address cannot be read (the peer is gone).
 UNKNOWN_SOURCE: Final = "unknown"
 
@@ -232,10 +235,11 @@ UNKNOWN_SOURCE: Final = "unknown"
 def source_of(transport: Any) -> str | None:
     """The source a connection's handshake counts against: the peer's IPv4 address, the
     /64 prefix of its IPv6 address (one host or site usually holds a whole /64; an
-    IPv4-mapped address counts as the IPv4 one), :data:`UNKNOWN_SOURCE` for an IP
-    connection whose peer address cannot be read and for one whose address getters raise
-    (whatever they raise), or None for a transport that is not IP
-    (a Unix socket: its peers are local and already bounded by file permissions)."""
+    IPv4-mapped, Teredo or NAT64 address counts as the IPv4 address it carries),
+    :data:`UNKNOWN_SOURCE` for an IP connection whose peer address cannot be read and for
+    one whose address getters raise (whatever they raise), or None for a transport that
+    is not IP (a Unix socket: its peers are local and already bounded by file
+    permissions)."""
     try:
         address = transport.extra(SocketAttribute.remote_address, None)
         ip = transport.extra(SocketAttribute.local_port, None) is not None
@@ -250,6 +254,10 @@ def source_of(transport: Any) -> str | None:
     if isinstance(peer, ipaddress.IPv6Address):
         if peer.ipv4_mapped is not None:
             return str(peer.ipv4_mapped)
+        if peer.teredo is not None:  # every client of a Teredo server shares its /64
+            return str(peer.teredo[1])
+        if peer in _NAT64:  # every IPv4 host behind a NAT64 gateway shares its /96
+            return str(ipaddress.IPv4Address(int(peer) & 0xFFFFFFFF))
         return f"{ipaddress.IPv6Address(int(peer) >> 64 << 64)}/64"
     return str(peer)
 
