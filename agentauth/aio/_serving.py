@@ -95,9 +95,9 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
     a resource error (:data:`ACCEPT_CAPACITY_ERRNOS`) after a back-off of 10 ms doubling
     to 1 s, reset by the next success; an error of one pending connection at once, since
     it says nothing about the next one (a back-off would let a peer who aborts its own
-    connections hold everyone else's accept back). A closed
-    listener ends the loop (``None``); any other exception ends it too, and is returned
-    (not raised, so that it cannot cancel the tasks of established channels).
+    connections hold everyone else's accept back). A closed listener ends the loop
+    (``None``); any other exception ends it too, and is returned (not raised, so that it
+    cannot cancel the tasks of established channels).
     """
     errors, recoveries, aborted = Throttle(), Throttle(), Throttle()
     delay, failures = FIRST_BACKOFF, 0
