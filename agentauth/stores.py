@@ -179,11 +179,10 @@ class Shares:
     that one source cannot fill it for the others: :meth:`reserve` a place before the
     store is asked, then :meth:`commit` it with the entry's expiry if the key was new, or
     :meth:`cancel` it if not (a replay, a store error). Reserved places count, so the
-    bounds hold however many checks are in flight. Not thread-safe: one owner's lock (or
-    event loop) serialises the calls.
+    bounds hold however many checks are in flight, from any number of threads.
     """
 
-    __slots__ = ("_deadlines", "_held", "_total", "capacity", "per_source")
+    __slots__ = ("_deadlines", "_held", "_lock", "_total", "capacity", "per_source")
 
     def __init__(self, capacity: int, per_source: int | None = None, *,
                  names: tuple[str, str] = ("capacity", "per_source")) -> None:
@@ -200,35 +199,40 @@ class Shares:
         self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)
         self._held: dict[bytes, int] = {}  # only sources with a live or reserved place
         self._total = 0
+        self._lock = threading.Lock()
 
     def reserve(self, source: bytes) -> str | None:
         """Take a place for ``source``: None, or why there is none. (Call :meth:`expire`
         first, so that what has expired frees its place.)"""
-        held = self._held.get(source, 0)
-        if held >= self.per_source:
-            return f"its share, {held} live entries, is taken"
-        if self._total >= self.capacity:
-            return f"all {self.capacity} places are taken"
-        self._held[source] = held + 1
-        self._total += 1
-        return None
+        with self._lock:
+            held = self._held.get(source, 0)
+            if held >= self.per_source:
+                return f"its share, {held} live entries, is taken"
+            if self._total >= self.capacity:
+                return f"all {self.capacity} places are taken"
+            self._held[source] = held + 1
+            self._total += 1
+            return None
 
     def commit(self, source: bytes, expires: float, item: bytes = b"") -> None:
         """Keep the place :meth:`reserve` took until ``expires``; ``item`` comes back from
         :meth:`expire` then."""
-        heapq.heappush(self._deadlines, (expires, source, item))
+        with self._lock:
+            heapq.heappush(self._deadlines, (expires, source, item))
 
     def cancel(self, source: bytes) -> None:
         """Give back the place :meth:`reserve` took."""
-        self._release(source)
+        with self._lock:
+            self._release(source)
 
     def expire(self, now: float) -> list[bytes]:
         """Forget the entries whose expiry is before ``now``; return their items."""
         deadlines, items = self._deadlines, []
-        while deadlines and deadlines[0][0] < now:
-            _, source, item = heapq.heappop(deadlines)
-            self._release(source)
-            items.append(item)
+        with self._lock:
+            while deadlines and deadlines[0][0] < now:
+                _, source, item = heapq.heappop(deadlines)
+                self._release(source)
+                items.append(item)
         return items
 
     def held(self, source: bytes) -> int:
@@ -239,6 +243,7 @@ class Shares:
         return self._total
 
     def _release(self, source: bytes) -> None:
+        # Under the lock.
         self._total -= 1
         held = self._held.pop(source) - 1
         if held:

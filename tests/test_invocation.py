@@ -4,6 +4,7 @@ detached (signed, fresh, once). A stolen chain is useless; replays are refused."
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from agentauth.capability import (
     encode_chain,
     invoke,
 )
+from agentauth.stores import Shares
 
 REQUEST = Request("fs/reports/q3/summary", "read", {"size": 50})
 BINDING = bytes(range(64))
@@ -269,3 +271,27 @@ def test_a_shared_store_keeps_an_id_as_long_as_the_whole_second_it_is_valid(
     moment[0] = NOW + 181
     with raises("stale_invocation"):
         checker.check(invocation)
+
+
+def test_shares_hold_their_bounds_across_threads() -> None:
+    shares = Shares(capacity=10_000, per_source=50)
+    start = threading.Barrier(8)
+    taken: list[int] = []
+
+    def take(source: bytes) -> None:
+        start.wait()
+        got = 0
+        for _ in range(200):
+            if shares.reserve(source) is None:
+                shares.commit(source, NOW, b"")
+                got += 1
+        taken.append(got)
+
+    threads = [threading.Thread(target=take, args=(bytes([i % 2]) * 32,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(taken) == 100 and len(shares) == 100  # 50 for each of the two sources
+    assert len(shares.expire(NOW + 1)) == 100 and len(shares) == 0
+    assert shares.held(bytes(32)) == 0
