@@ -31,7 +31,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -176,10 +176,10 @@ class Shares:
     ``per_source`` from any one source (spec 11, rule 8).
 
     A verifier that knows who sent each key keeps one beside its replay cache or store, so
-    that one source cannot fill it for the others: :meth:`reserve` a place before the
-    store is asked, then :meth:`commit` it with the entry's expiry if the key was new, or
-    :meth:`cancel` it if not (a replay, a store error). Reserved places count, so the
-    bounds hold however many checks are in flight, from any number of threads.
+    that one source cannot fill it for the others: it takes a :meth:`place` before the
+    store is asked and keeps it, until the entry expires, only if the key was new. Places
+    being taken count, so the bounds hold however many checks are in flight, from any
+    number of threads.
     """
 
     __slots__ = ("_deadlines", "_held", "_lock", "_total", "capacity", "per_source")
@@ -197,33 +197,34 @@ class Shares:
         self.capacity = capacity
         self.per_source = per_source
         self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)
-        self._held: dict[bytes, int] = {}  # only sources with a live or reserved place
+        self._held: dict[bytes, int] = {}  # only sources with a live or pending place
         self._total = 0
         self._lock = threading.Lock()
 
-    def reserve(self, source: bytes) -> str | None:
-        """Take a place for ``source``: None, or why there is none. (Call :meth:`expire`
-        first, so that what has expired frees its place.)"""
+    @contextlib.contextmanager
+    def place(self, source: bytes, refuse: Callable[[str], Exception]
+              ) -> Iterator[Callable[[float, bytes], None]]:
+        """Take a place for ``source`` or raise ``refuse(why)``; yield ``keep(expires,
+        item)``. A place that is not kept by the end of the block (the key was a replay,
+        the store failed) is given back. (Call :meth:`expire` first, so that what has
+        expired frees its place.)"""
         with self._lock:
             held = self._held.get(source, 0)
             if held >= self.per_source:
-                return f"its share, {held} live entries, is taken"
+                raise refuse(f"its share, {held} live entries, is taken")
             if self._total >= self.capacity:
-                return f"all {self.capacity} places are taken"
+                raise refuse(f"all {self.capacity} places are taken")
             self._held[source] = held + 1
             self._total += 1
-            return None
-
-    def commit(self, source: bytes, expires: float, item: bytes = b"") -> None:
-        """Keep the place :meth:`reserve` took until ``expires``; ``item`` comes back from
-        :meth:`expire` then."""
-        with self._lock:
-            heapq.heappush(self._deadlines, (expires, source, item))
-
-    def cancel(self, source: bytes) -> None:
-        """Give back the place :meth:`reserve` took."""
-        with self._lock:
-            self._release(source)
+        kept: list[tuple[float, bytes, bytes]] = []
+        try:
+            yield lambda expires, item: kept.append((expires, source, item))
+        finally:
+            with self._lock:
+                if kept:
+                    heapq.heappush(self._deadlines, kept[0])
+                else:
+                    self._release(source)
 
     def expire(self, now: float) -> list[bytes]:
         """Forget the entries whose expiry is before ``now``; return their items."""

@@ -282,8 +282,8 @@ def test_shares_hold_their_bounds_across_threads() -> None:
         start.wait()
         got = 0
         for _ in range(200):
-            if shares.reserve(source) is None:
-                shares.commit(source, NOW, b"")
+            with contextlib.suppress(LookupError), shares.place(source, LookupError) as keep:
+                keep(NOW, b"")
                 got += 1
         taken.append(got)
 

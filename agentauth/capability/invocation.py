@@ -222,27 +222,19 @@ class DetachedInvocations:
                                      signature):
             raise AuthenticationError("the invocation is not signed by the chain's holder",
                                       code="bad_signature")
-        # Our own limits, in all and per holder (so the others keep their share).
-        refusal = self._shares.reserve(holder.public_bytes)  # after _expire(now)
-        if refusal is not None:
-            raise InvalidState(f"the replay cache refuses {holder.agent_id}: {refusal}; "
-                               f"try again later")
-        if self._store is not None:
-            try:
-                # The window is checked against the clock in whole seconds, so an
-                # invocation stays acceptable until just before issued + limit + 1.
-                new = self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1)
-            except BaseException:
-                self._shares.cancel(holder.public_bytes)
-                raise
-            if not new:
-                self._shares.cancel(holder.public_bytes)
+        # Our own limits, in all and per holder (so the others keep their share); the
+        # place is taken after _expire(now) has freed what expired.
+        with self._shares.place(holder.public_bytes, lambda why: InvalidState(
+                f"the replay cache refuses {holder.agent_id}: {why}; try again later")) as keep:
+            if self._store is None:
+                self._seen.add(key)
+            # The window is checked against the clock in whole seconds, so an invocation
+            # stays acceptable until just before issued + limit + 1.
+            elif not self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1):
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")
-        else:
-            self._seen.add(key)
-        self._shares.commit(holder.public_bytes, issued + limit, key)
+            keep(issued + limit, key)
         return request, links, holder
 
     def _expire(self, now: int) -> None:

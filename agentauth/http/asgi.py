@@ -164,22 +164,14 @@ class AgentAuthMiddleware:
 
     async def _remember(self, verified: VerifiedRequest) -> None:
         """Put the request's nonce through the store, within its signer's share."""
-        shares, signer = self._shares, verified.peer.public_bytes
-        shares.expire(self._clock())
-        refusal = shares.reserve(signer)
-        if refusal is not None:
-            raise StoreError(f"the replay store refuses {verified.peer.agent_id} for now: "
-                             f"{refusal}", code="store_full")
-        try:
-            new = await self._store.check_and_insert(verified.replay_key,
-                                                     verified.replay_expires)
-        except BaseException:
-            shares.cancel(signer)
-            raise
-        if not new:
-            shares.cancel(signer)
-            raise ReplayDetected("this request was already received", code="replayed")
-        shares.commit(signer, verified.replay_expires)
+        self._shares.expire(self._clock())
+        with self._shares.place(verified.peer.public_bytes, lambda why: StoreError(
+                f"the replay store refuses {verified.peer.agent_id} for now: {why}",
+                code="store_full")) as keep:
+            if not await self._store.check_and_insert(verified.replay_key,
+                                                      verified.replay_expires):
+                raise ReplayDetected("this request was already received", code="replayed")
+            keep(verified.replay_expires, b"")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
