@@ -19,10 +19,12 @@ passed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,9 +35,10 @@ from .errors import (
     InvalidArgument,
     InvalidState,
     ReplayDetected,
+    StoreError,
 )
 from .identity import Identity, PeerKey, parse_agent_id
-from .stores import ReplayStore
+from .stores import ReplayStore, Shares
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -49,6 +52,7 @@ __all__ = [
     "open_envelope",
     "release_reply",
     "seal",
+    "sender_share",
 ]
 
 SIGNED: Final = 1
@@ -316,14 +320,21 @@ def open_envelope(
     skew: int = DEFAULT_SKEW,
     trust: Callable[[PeerKey], bool] | None = None,
     pending: PendingRequests | None = None,
+    shares: Shares | None = None,
 ) -> Envelope:
     """Open an envelope completely (see the module's docstring for the order); its nonce
-    is remembered in ``store`` until it could no longer be accepted."""
+    is remembered in ``store`` until it could no longer be accepted. With ``shares`` (one
+    :class:`agentauth.stores.Shares` kept for as long as the store), each sender's nonces
+    in the store are also bounded, so that one sender cannot fill it (``store_full``)."""
     now = clock()
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
     claimed = claim_reply(envelope, pending, now)
+    expires = envelope.time + window + skew
     try:
-        new = store.check_and_insert(envelope.replay_key, envelope.time + window + skew)
+        with sender_share(envelope, shares, now) as keep:
+            new = store.check_and_insert(envelope.replay_key, expires)
+            if new:
+                keep(expires, b"")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise
@@ -344,6 +355,18 @@ def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
         raise AuthenticationError("a reply arrived, and no requests are awaited",
                                   code="unexpected_reply")
     return pending.claim(envelope.reply_to, envelope.sender.public_bytes, now)
+
+
+def sender_share(envelope: Envelope, shares: Shares | None, now: float
+                 ) -> AbstractContextManager[Callable[[float, bytes], None]]:
+    """The sender's place in ``shares`` for the envelope's nonce (spec 11, rule 8), or
+    nothing to take without ``shares``; over the sender's share: ``store_full``."""
+    if shares is None:
+        return contextlib.nullcontext(lambda expires, item: None)
+    shares.expire(now)
+    sender = envelope.sender
+    return shares.place(sender.public_bytes, lambda why: StoreError(
+        f"the replay store refuses {sender.agent_id} for now: {why}", code="store_full"))
 
 
 def release_reply(envelope: Envelope, pending: PendingRequests | None,

@@ -29,6 +29,7 @@ from agentauth import aio as agentauth_aio
 from agentauth.capability import DetachedInvocations, Grant, Request, delegate, encode_chain
 from agentauth.capability import invoke as make_invocation
 from agentauth.envelope import ENVELOPE_CONTEXT
+from agentauth.stores import Shares
 
 NOW = 1_800_000_000
 
@@ -212,6 +213,34 @@ async def test_async_opening_on_both_backends(tmp_path: Path) -> None:
     assert envelope.payload == b"x" and envelope.sealed
     with raises("replayed"):
         await agentauth_aio.open_envelope(data, BOB, store, clock=at(NOW))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("opener", ["sync", "async"])
+async def test_shares_keep_one_sender_from_filling_the_store(opener: str) -> None:
+    store, shares = MemoryReplayStore(capacity=64), Shares(64, 4)
+
+    async def open_one(data: bytes) -> None:
+        if opener == "sync":
+            open_envelope(data, BOB, store, clock=at(NOW), shares=shares)
+        else:
+            await agentauth_aio.open_envelope(data, BOB, async_replay_store(store),
+                                              clock=at(NOW), shares=shares)
+
+    refused = []
+    for _ in range(64):  # Mallory, trusted, sends as many fresh envelopes as it holds
+        try:
+            await open_one(seal(MALLORY, BOB, b"flood", clock=at(NOW)))
+        except AgentAuthError as exc:
+            refused.append(exc.code)
+    assert refused == ["store_full"] * 60 and len(store) == 4
+    for _ in range(3):  # Carol keeps her share
+        await open_one(seal(CAROL, BOB, b"hi", clock=at(NOW)))
+    again = seal(CAROL, BOB, b"again", clock=at(NOW))
+    await open_one(again)
+    with raises("store_full"):  # her share is taken: refused before the store is asked
+        await open_one(again)
+    assert len(shares) == 8 and shares.held(CAROL.public_bytes) == 4
 
 
 @settings(max_examples=300, deadline=None, database=None)

@@ -22,10 +22,11 @@ from ..envelope import (
     check_envelope,
     claim_reply,
     release_reply,
+    sender_share,
 )
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
-from ..stores import MemoryReplayStore, ReplayStore
+from ..stores import MemoryReplayStore, ReplayStore, Shares
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
@@ -83,15 +84,19 @@ async def open_envelope(
     skew: int = DEFAULT_SKEW,
     trust: Callable[[PeerKey], bool] | None = None,
     pending: PendingRequests | None = None,
+    shares: Shares | None = None,
 ) -> Envelope:
     """:func:`agentauth.open_envelope` with an async replay store: every check, in the
     same order; the nonce is remembered last, once everything else has passed."""
     now = clock()
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
     claimed = claim_reply(envelope, pending, now)
+    expires = envelope.time + window + skew
     try:
-        new = await store.check_and_insert(envelope.replay_key,
-                                           envelope.time + window + skew)
+        with sender_share(envelope, shares, now) as keep:
+            new = await store.check_and_insert(envelope.replay_key, expires)
+            if new:
+                keep(expires, b"")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise
