@@ -523,3 +523,26 @@ async def test_a_flood_of_failed_handshakes_is_not_a_flood_of_log_lines(
     lines = [r for r in caplog.records
              if r.name == "agentauth.aio" and "handshake failed" in r.getMessage()]
     assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+async def test_cancelling_serve_mid_handshake_leaves_no_count_behind(kind: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.extra(SocketAttribute.local_port)
+        inner = TLSListener(tcp, contexts()[0]) if kind == "tls" else tcp
+        listener = AgentAuthListener(inner, BOB, trusting(ALICE), max_half_open=8,
+                                     max_half_open_per_source=3)
+        async with listener:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, echo)
+                # Silent: each holds a place, in the TLS or the agentauth handshake.
+                silent = [await anyio.connect_tcp("127.0.0.1", port, local_host=host)
+                          for host in ("127.0.0.2", "127.0.0.3") for _ in range(4)]
+                while listener._half_open.total + listener.refused < len(silent):
+                    await anyio.wait_all_tasks_blocked()
+                assert listener._half_open.sources == {"127.0.0.2": 3, "127.0.0.3": 3}
+                tg.cancel_scope.cancel()  # every handshake is cancelled where it stands
+            assert listener._half_open.total == 0 and listener._half_open.sources == {}
+            for stream in silent:
+                await stream.aclose()
