@@ -19,10 +19,12 @@ passed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,9 +35,10 @@ from .errors import (
     InvalidArgument,
     InvalidState,
     ReplayDetected,
+    StoreError,
 )
 from .identity import Identity, PeerKey, parse_agent_id
-from .stores import ReplayStore
+from .stores import ReplayStore, Shares
 from .verdict import ask, verdict
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "open_envelope",
     "release_reply",
     "seal",
+    "sender_share",
 ]
 
 SIGNED: Final = 1
@@ -227,17 +231,25 @@ class PendingRequests:
     """The requests we sent and still expect a reply to: nonce -> (recipient, expiry).
 
     Seal requests with :meth:`request`; :func:`open_envelope` accepts a reply only if it
-    names one of them and comes from the agent it went to, once. Bounded: when full of
-    requests still awaiting a reply, new requests are refused (``invalid_state``).
+    names one of them and comes from the agent it went to, once. Bounded twice: at most
+    ``capacity`` requests awaiting a reply in all, and ``per_recipient`` to any one
+    recipient (default ``max(1, capacity // 16)``, so that a peer that never replies cannot
+    take every place); a request over either bound is refused (``invalid_state``).
     """
 
-    def __init__(self, capacity: int = 100_000, *,
+    def __init__(self, capacity: int = 100_000, *, per_recipient: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         if type(capacity) is not int or capacity < 1:
             raise InvalidArgument("capacity is a positive integer")
+        if per_recipient is None:
+            per_recipient = max(1, capacity // 16)
+        if type(per_recipient) is not int or per_recipient < 1:
+            raise InvalidArgument("per_recipient is a positive integer")
         self._capacity = capacity
+        self._per_recipient = per_recipient
         self._clock = clock
         self._entries: dict[bytes, tuple[bytes, float]] = {}
+        self._held: dict[bytes, int] = {}  # recipient key -> its requests in _entries
         self._lock = threading.Lock()
 
     def request(self, sender: Identity, recipient: str | PeerKey | Identity,
@@ -249,8 +261,7 @@ class PendingRequests:
         envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
                         random=lambda _: nonce)
         with self._lock:
-            self._make_room(now)
-            self._entries[nonce] = (_key(recipient), now + timeout)
+            self._add(nonce, (_key(recipient), now + timeout), now)
         return envelope
 
     def expect(self, nonce: bytes, recipient: str | PeerKey | Identity, *,
@@ -262,15 +273,35 @@ class PendingRequests:
             raise InvalidArgument("expires is a time in seconds")
         to = _key(recipient)
         with self._lock:
-            self._make_room(self._clock())
-            self._entries[nonce] = (to, expires)
+            self._add(nonce, (to, expires), self._clock())
 
-    def _make_room(self, now: float) -> None:
-        if len(self._entries) >= self._capacity:
-            for nonce in [n for n, (_, end) in self._entries.items() if end < now]:
-                del self._entries[nonce]
+    def _add(self, nonce: bytes, entry: tuple[bytes, float], now: float) -> None:
+        # Under the lock. Expired requests are dropped only when a bound is reached; a
+        # nonce registered again replaces its entry.
+        to = entry[0]
+        if nonce in self._entries:
+            self._drop(nonce)
+        if (len(self._entries) >= self._capacity
+                or self._held.get(to, 0) >= self._per_recipient):
+            for old in [n for n, (_, end) in self._entries.items() if end < now]:
+                self._drop(old)
             if len(self._entries) >= self._capacity:
                 raise InvalidState("too many requests await a reply")
+            if self._held.get(to, 0) >= self._per_recipient:
+                raise InvalidState(f"{self._per_recipient} requests to "
+                                   f"{PeerKey(to).agent_id} already await a reply")
+        self._entries[nonce] = entry
+        self._held[to] = self._held.get(to, 0) + 1
+
+    def _drop(self, nonce: bytes) -> tuple[bytes, float]:
+        # Under the lock.
+        entry = self._entries.pop(nonce)
+        held = self._held[entry[0]] - 1
+        if held:
+            self._held[entry[0]] = held
+        else:
+            del self._held[entry[0]]
+        return entry
 
     def claim(self, nonce: bytes, sender: bytes, now: float) -> tuple[bytes, float]:
         """Take the request ``nonce`` if it awaits a reply from ``sender`` (atomically: of
@@ -280,13 +311,14 @@ class PendingRequests:
             if entry is None or entry[1] < now or not crypto.equal(entry[0], sender):
                 raise AuthenticationError("the reply answers no request we sent to its "
                                           "sender", code="unexpected_reply")
-            del self._entries[nonce]
-            return entry
+            return self._drop(nonce)
 
     def release(self, nonce: bytes, entry: tuple[bytes, float]) -> None:
-        """Give back a claimed request whose reply was then refused: it still waits."""
+        """Give back a claimed request whose reply was then refused: it still waits (its
+        place was kept for it, so no bound refuses it)."""
         with self._lock:
-            self._entries.setdefault(nonce, entry)
+            if self._entries.setdefault(nonce, entry) is entry:
+                self._held[entry[0]] = self._held.get(entry[0], 0) + 1
 
     def waiting(self) -> list[tuple[bytes, PeerKey, float]]:
         """Every request still awaited: (nonce, recipient, expiry), to save and give back
@@ -307,16 +339,22 @@ def open_envelope(
     skew: int = DEFAULT_SKEW,
     trust: Callable[[PeerKey], bool] | None = None,
     pending: PendingRequests | None = None,
+    shares: Shares | None = None,
 ) -> Envelope:
     """Open an envelope completely (see the module's docstring for the order); its nonce
-    is remembered in ``store`` until it could no longer be accepted."""
+    is remembered in ``store`` until it could no longer be accepted. With ``shares`` (one
+    :class:`agentauth.stores.Shares` kept for as long as the store), each sender's nonces
+    in the store are also bounded, so that one sender cannot fill it (``store_full``)."""
     now = clock()
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
     claimed = claim_reply(envelope, pending, now)
+    expires = envelope.time + window + skew
     try:
-        new = verdict(store.check_and_insert(envelope.replay_key,
-                                             envelope.time + window + skew),
-                      True, "replay store")
+        with sender_share(envelope, shares, now) as keep:
+            new = verdict(store.check_and_insert(envelope.replay_key, expires),
+                          True, "replay store")
+            if new:
+                keep(expires, b"")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise
@@ -337,6 +375,18 @@ def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
         raise AuthenticationError("a reply arrived, and no requests are awaited",
                                   code="unexpected_reply")
     return pending.claim(envelope.reply_to, envelope.sender.public_bytes, now)
+
+
+def sender_share(envelope: Envelope, shares: Shares | None, now: float
+                 ) -> AbstractContextManager[Callable[[float, bytes], None]]:
+    """The sender's place in ``shares`` for the envelope's nonce (spec 11, rule 11), or
+    nothing to take without ``shares``; over the sender's share: ``store_full``."""
+    if shares is None:
+        return contextlib.nullcontext(lambda expires, item: None)
+    shares.expire(now)
+    sender = envelope.sender
+    return shares.place(sender.public_bytes, lambda why: StoreError(
+        f"the replay store refuses {sender.agent_id} for now: {why}", code="store_full"))
 
 
 def release_reply(envelope: Envelope, pending: PendingRequests | None,

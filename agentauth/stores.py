@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -50,6 +50,7 @@ __all__ = [
     "RedisTable",
     "ReplayStore",
     "SQLiteReplayStore",
+    "Shares",
 ]
 
 MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
@@ -83,7 +84,9 @@ class MemoryReplayStore:
     can aim for a collision), in a set, and in time buckets of ``bucket`` seconds by expiry.
     Every call reclaims up to a few entries of buckets that have wholly expired; an entry is
     never reclaimed before its expiry and at most one bucket after it. A full store first
-    reclaims what has expired, then refuses (``store_full``).
+    reclaims what has expired, then refuses (``store_full``). The bound is in all, not per
+    sender (spec 11, rule 11): keys are opaque, and only senders that passed every other
+    check insert any, each entry for its message's window.
     """
 
     def __init__(self, capacity: int = 1_000_000, *, bucket: float = 1.0,
@@ -168,6 +171,86 @@ class MemoryReplayStore:
             for _ in range(take):
                 seen.discard(draining.pop())
             budget -= take
+
+
+class Shares:
+    """Live entries counted per source until they expire: at most ``capacity`` in all and
+    ``per_source`` from any one source (spec 11, rule 11).
+
+    A verifier that knows who sent each key keeps one beside its replay cache or store, so
+    that one source cannot fill it for the others: it takes a :meth:`place` before the
+    store is asked and keeps it, until the entry expires, only if the key was new. Places
+    being taken count, so the bounds hold however many checks are in flight, from any
+    number of threads.
+    """
+
+    __slots__ = ("_deadlines", "_held", "_lock", "_total", "capacity", "per_source")
+
+    def __init__(self, capacity: int, per_source: int | None = None, *,
+                 names: tuple[str, str] = ("capacity", "per_source")) -> None:
+        """``per_source`` defaults to ``max(1, capacity // 16)``; ``names`` are what the
+        owner calls the two bounds, for the error a bad value raises."""
+        if type(capacity) is not int or capacity < 1:
+            raise InvalidArgument(f"{names[0]} is a positive integer")
+        if per_source is None:
+            per_source = max(1, capacity // 16)
+        if type(per_source) is not int or per_source < 1:
+            raise InvalidArgument(f"{names[1]} is a positive integer")
+        self.capacity = capacity
+        self.per_source = per_source
+        self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)
+        self._held: dict[bytes, int] = {}  # only sources with a live or pending place
+        self._total = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def place(self, source: bytes, refuse: Callable[[str], Exception]
+              ) -> Iterator[Callable[[float, bytes], None]]:
+        """Take a place for ``source`` or raise ``refuse(why)``; yield ``keep(expires,
+        item)``. A place that is not kept by the end of the block (the key was a replay,
+        the store failed) is given back. (Call :meth:`expire` first, so that what has
+        expired frees its place.)"""
+        with self._lock:
+            held = self._held.get(source, 0)
+            if held >= self.per_source:
+                raise refuse(f"its share, {held} live entries, is taken")
+            if self._total >= self.capacity:
+                raise refuse(f"all {self.capacity} places are taken")
+            self._held[source] = held + 1
+            self._total += 1
+        kept: list[tuple[float, bytes, bytes]] = []
+        try:
+            yield lambda expires, item: kept.append((expires, source, item))
+        finally:
+            with self._lock:
+                if kept:
+                    heapq.heappush(self._deadlines, kept[0])
+                else:
+                    self._release(source)
+
+    def expire(self, now: float) -> list[bytes]:
+        """Forget the entries whose expiry is before ``now``; return their items."""
+        deadlines, items = self._deadlines, []
+        with self._lock:
+            while deadlines and deadlines[0][0] < now:
+                _, source, item = heapq.heappop(deadlines)
+                self._release(source)
+                items.append(item)
+        return items
+
+    def held(self, source: bytes) -> int:
+        """The places ``source`` holds."""
+        return self._held.get(source, 0)
+
+    def __len__(self) -> int:
+        return self._total
+
+    def _release(self, source: bytes) -> None:
+        # Under the lock.
+        self._total -= 1
+        held = self._held.pop(source) - 1
+        if held:
+            self._held[source] = held
 
 
 # ------------------------------------------------------------------ SQLite

@@ -1,8 +1,9 @@
-"""A listener in a process with few file descriptors to spare (driven by test_aio_emfile.py).
+"""A listener in a process with few file descriptors to spare (driven by test_aio_overload.py).
 
-Usage: ``python fd_starved_server.py BACKEND SPARE``. Serves BOB's echo to ALICE on a free
-loopback port, with RLIMIT_NOFILE set so that only SPARE more descriptors can be opened,
-and with caps and a handshake timeout high enough that silent connections hold their
+Usage: ``python fd_starved_server.py BACKEND SPARE KIND``. Serves BOB's echo to ALICE on a
+free loopback port, over plain TCP (KIND ``tcp``) or TLS (``tls``: anyio's TLSListener, no
+client certificate asked), with RLIMIT_NOFILE set so that only SPARE more descriptors can
+be opened, and with caps and a handshake timeout high enough that silent connections hold their
 descriptors. Writes to stdout ``port N``, then ``log LEVEL MESSAGE`` for every log record;
 when stdin ends it stops serving and writes ``stats accepted=.. failed=.. refused=..
 accept_errors=..``.
@@ -13,13 +14,17 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import ssl
 import sys
+from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute
+from anyio.abc import Listener, SocketAttribute
+from anyio.streams.tls import TLSListener
 from support import ALICE, BOB
 
-from agentauth import AgentAuthStream, HandshakePolicy, create_listener
+from agentauth import AgentAuthListener, AgentAuthStream, HandshakePolicy
+from benchmarks.peers import tls_contexts
 
 
 async def echo(channel: AgentAuthStream) -> None:
@@ -27,14 +32,20 @@ async def echo(channel: AgentAuthStream) -> None:
         await channel.send(message)
 
 
-async def main(spare: int) -> None:
-    listener = await create_listener(
-        "127.0.0.1", 0, BOB, HandshakePolicy(trust=[ALICE.agent_id]),
+async def main(spare: int, kind: str) -> None:
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    inner: Listener[Any] = tcp
+    if kind == "tls":
+        context = tls_contexts(lean=True)[0]
+        context.verify_mode = ssl.CERT_NONE
+        inner = TLSListener(tcp, context)
+    listener = AgentAuthListener(
+        inner, BOB, HandshakePolicy(trust=[ALICE.agent_id]),
         handshake_timeout=60, max_half_open=10_000, max_half_open_per_source=10_000)
     highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1 + spare, hard))
-    print("port", listener.extra(SocketAttribute.local_port), flush=True)
+    print("port", tcp.extra(SocketAttribute.local_port), flush=True)
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, echo)
         await anyio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
@@ -46,4 +57,4 @@ async def main(spare: int) -> None:
 if __name__ == "__main__":
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="log %(levelname)s %(message)s")
-    anyio.run(main, int(sys.argv[2]), backend=sys.argv[1])
+    anyio.run(main, int(sys.argv[2]), sys.argv[3], backend=sys.argv[1])

@@ -29,6 +29,7 @@ from agentauth import aio as agentauth_aio
 from agentauth.capability import DetachedInvocations, Grant, Request, delegate, encode_chain
 from agentauth.capability import invoke as make_invocation
 from agentauth.envelope import ENVELOPE_CONTEXT
+from agentauth.stores import Shares
 
 NOW = 1_800_000_000
 
@@ -154,6 +155,31 @@ def test_a_reply_must_answer_a_request_we_sent_to_its_sender() -> None:
                       MemoryReplayStore(), clock=at(NOW + 11), pending=late)
 
 
+def test_a_recipient_that_never_replies_cannot_take_every_place() -> None:
+    moment = [NOW]
+    pending = PendingRequests(capacity=64, per_recipient=4, clock=lambda: moment[0])
+    refused = 0
+    for _ in range(64):  # Mallory never answers; the caller keeps asking
+        try:
+            pending.request(ALICE, MALLORY, b"?", timeout=10)
+        except AgentAuthError as exc:
+            assert exc.code == "invalid_state" and MALLORY.agent_id in str(exc)
+            refused += 1
+    assert refused == 60 and len(pending) == 4
+    with raises("invalid_state"):  # the same share, however the request is registered
+        pending.expect(b"n" * 16, MALLORY, expires=NOW + 10)
+    asked = open_envelope(pending.request(ALICE, BOB, b"?"), BOB, MemoryReplayStore(),
+                          clock=at(NOW))  # Bob's requests still have their places
+    reply = seal(BOB, ALICE, b"!", reply_to=asked.nonce, clock=at(NOW))
+    open_envelope(reply, ALICE, MemoryReplayStore(), clock=at(NOW), pending=pending)
+    moment[0] = NOW + 11  # Mallory's requests stop waiting: her share is free again
+    pending.request(ALICE, MALLORY, b"?")
+    assert PendingRequests()._per_recipient == 100_000 // 16
+    for bad in (0, -1, 1.5, True, "4"):
+        with raises("invalid_argument"):
+            PendingRequests(per_recipient=bad)  # type: ignore[arg-type]
+
+
 def test_a_failed_store_leaves_the_request_waiting() -> None:
     pending = PendingRequests(clock=at(NOW))
     asked = open_envelope(pending.request(ALICE, BOB, b"?"), BOB, MemoryReplayStore(),
@@ -187,6 +213,34 @@ async def test_async_opening_on_both_backends(tmp_path: Path) -> None:
     assert envelope.payload == b"x" and envelope.sealed
     with raises("replayed"):
         await agentauth_aio.open_envelope(data, BOB, store, clock=at(NOW))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("opener", ["sync", "async"])
+async def test_shares_keep_one_sender_from_filling_the_store(opener: str) -> None:
+    store, shares = MemoryReplayStore(capacity=64), Shares(64, 4)
+
+    async def open_one(data: bytes) -> None:
+        if opener == "sync":
+            open_envelope(data, BOB, store, clock=at(NOW), shares=shares)
+        else:
+            await agentauth_aio.open_envelope(data, BOB, async_replay_store(store),
+                                              clock=at(NOW), shares=shares)
+
+    refused = []
+    for _ in range(64):  # Mallory, trusted, sends as many fresh envelopes as it holds
+        try:
+            await open_one(seal(MALLORY, BOB, b"flood", clock=at(NOW)))
+        except AgentAuthError as exc:
+            refused.append(exc.code)
+    assert refused == ["store_full"] * 60 and len(store) == 4
+    for _ in range(3):  # Carol keeps her share
+        await open_one(seal(CAROL, BOB, b"hi", clock=at(NOW)))
+    again = seal(CAROL, BOB, b"again", clock=at(NOW))
+    await open_one(again)
+    with raises("store_full"):  # her share is taken: refused before the store is asked
+        await open_one(again)
+    assert len(shares) == 8 and shares.held(CAROL.public_bytes) == 4
 
 
 @settings(max_examples=300, deadline=None, database=None)

@@ -18,9 +18,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from support import ALICE, BOB
+from support import ALICE, BOB, CAROL
 
-from agentauth import MemoryReplayStore, SQLiteReplayStore, StoreError
+from agentauth import AgentAuthError, MemoryReplayStore, SQLiteReplayStore, StoreError
 from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import AgentAuth, AgentAuthMiddleware, Verifier, status_of
 
@@ -103,6 +103,28 @@ async def test_a_capability_without_anchors_is_refused() -> None:
 async def test_a_store_that_cannot_answer_fails_closed() -> None:
     assert error_of(await call(middleware(replay=FailingStore()), signed())) == (
         503, "store_unavailable")
+
+
+async def test_one_signer_cannot_fill_the_replay_store_for_the_others() -> None:
+    # A store of 64 shared with no bound per signer: Bob's 64 fresh requests would fill
+    # it and every other signer would get 503 until they expire.
+    app = middleware(verifier=Verifier([BOB, CAROL]), replay=MemoryReplayStore(capacity=64),
+                     replay_capacity=64, replay_per_signer=4)
+    answers = [await call(app, signed(f"/{i}")) for i in range(64)]
+    refused = [error_of(sent) for sent in answers if sent[0]["status"] != 200]
+    assert refused == [(503, "store_full")] * 60
+    for i in range(2):  # Carol still has her share
+        assert (await call(app, signed(f"/{i}", CAROL)))[0]["status"] == 200
+    replay = signed("/again", CAROL)
+    assert (await call(app, replay))[0]["status"] == 200
+    assert error_of(await call(app, replay)) == (401, "replayed")  # its place given back
+    assert (await call(app, signed("/3", CAROL)))[0]["status"] == 200  # her fourth
+    assert error_of(await call(app, signed("/4", CAROL))) == (503, "store_full")
+    assert error_of(await call(middleware(replay=FailingStore(), replay_per_signer=1),
+                               signed())) == (503, "store_unavailable")
+    for bad in (0, -1, 1.5, True, "4"):
+        with pytest.raises(AgentAuthError):
+            middleware(replay_per_signer=bad)
 
 
 async def test_an_sqlite_store_runs_in_a_thread_and_remembers(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ detached (signed, fresh, once). A stolen chain is useless; replays are refused."
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from agentauth.capability import (
     encode_chain,
     invoke,
 )
+from agentauth.stores import Shares
 
 REQUEST = Request("fs/reports/q3/summary", "read", {"size": 50})
 BINDING = bytes(range(64))
@@ -123,9 +125,74 @@ def test_one_holder_cannot_use_up_another_holders_ids() -> None:
     checker.check(alice)  # Alice's id is hers: still accepted
 
 
+def mallory_chain() -> bytes:
+    return encode_chain([delegate(ROOT, MALLORY, [PARENT_GRANT], not_before=NOW - 100,
+                                  expires=NOW + 3600)])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_one_holder_cannot_fill_the_replay_cache_for_the_others(tmp_path: Path,
+                                                                shared: bool) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db") if shared else None
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW, capacity=64,
+                                  per_holder=4, store=store)
+    flood = mallory_chain()
+    refused = 0
+    for _ in range(64):  # as many fresh ids as the whole cache holds
+        try:
+            checker.check(invoke(flood, REQUEST, holder=MALLORY, verifier=BOB.agent_id,
+                                 clock=lambda: NOW))
+        except AgentAuthError as exc:
+            assert exc.code == "invalid_state" and MALLORY.agent_id in str(exc)
+            refused += 1
+    assert refused == 60  # Mallory had her share, 4
+    for _ in range(4):  # Alice still has all of hers
+        checker.check(invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                             clock=lambda: NOW))
+    if store is not None:
+        assert len(store) == 8  # nothing refused was remembered
+        store.close()
+
+
+def test_a_refused_or_failed_check_gives_its_place_back(tmp_path: Path) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW, per_holder=1,
+                                  store=store)
+    invocation = invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                        clock=lambda: NOW)
+    store.check_and_insert(b"invocation:" + ALICE.public_bytes + b"\0" * 16, NOW + 10)
+    replayed = invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                      clock=lambda: NOW, random=lambda n: b"\0" * n)
+    with raises("replayed"):  # the store had it: the place is given back
+        checker.check(replayed)
+    store.close()
+    with pytest.raises(AgentAuthError):  # the store fails: so is the place
+        checker.check(invocation)
+    assert len(checker._shares) == 0 and checker._shares.held(ALICE.public_bytes) == 0
+
+
+def test_a_holders_share_frees_up_as_its_ids_expire() -> None:
+    moment = [NOW]
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], per_holder=1)
+    chain = alice_chain()
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=at(NOW)))
+    with raises("invalid_state"):
+        checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                             clock=at(NOW)))
+    moment[0] = NOW + 181  # the first id's window has passed: it is forgotten
+    checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
+                         clock=at(NOW + 181)))
+    for bad in (0, -1, 1.5, True, "4"):
+        with raises("invalid_argument"):
+            DetachedInvocations(ANCHORS, verifier=BOB, per_holder=bad)  # type: ignore[arg-type]
+    assert DetachedInvocations(ANCHORS, verifier=BOB)._shares.per_source == 100_000 // 16
+    assert DetachedInvocations(ANCHORS, verifier=BOB, capacity=8)._shares.per_source == 1
+
+
 def test_expired_ids_are_forgotten_in_deadline_order() -> None:
     moment = [NOW]
-    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], capacity=2)
+    checker = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: moment[0], capacity=2,
+                                  per_holder=2)
     chain = alice_chain()
     checker.check(invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id,
                          clock=at(NOW + 170)))  # dated in the future: kept longer
@@ -204,3 +271,27 @@ def test_a_shared_store_keeps_an_id_as_long_as_the_whole_second_it_is_valid(
     moment[0] = NOW + 181
     with raises("stale_invocation"):
         checker.check(invocation)
+
+
+def test_shares_hold_their_bounds_across_threads() -> None:
+    shares = Shares(capacity=10_000, per_source=50)
+    start = threading.Barrier(8)
+    taken: list[int] = []
+
+    def take(source: bytes) -> None:
+        start.wait()
+        got = 0
+        for _ in range(200):
+            with contextlib.suppress(LookupError), shares.place(source, LookupError) as keep:
+                keep(NOW, b"")
+                got += 1
+        taken.append(got)
+
+    threads = [threading.Thread(target=take, args=(bytes([i % 2]) * 32,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(taken) == 100 and len(shares) == 100  # 50 for each of the two sources
+    assert len(shares.expire(NOW + 1)) == 100 and len(shares) == 0
+    assert shares.held(bytes(32)) == 0

@@ -9,17 +9,19 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import Listener, SocketAttribute, TaskGroup
 from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSListener, TLSStream
 
-from ..errors import TransportError
+from ..errors import HandshakeTimeout, TransportError
 
 __all__ = ["ACCEPT_CAPACITY_ERRNOS", "ACCEPT_RETRY_ERRNOS", "UNKNOWN_SOURCE", "Accepting",
-           "HalfOpen", "Throttle", "accept_forever", "serve_parts", "source_of"]
+           "HalfOpen", "Secure", "Throttle", "accept_forever", "plain", "serve_parts",
+           "source_of"]
 
 logger = logging.getLogger("agentauth.aio")
 
@@ -89,19 +91,22 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
                          count_error: Callable[[], object]) -> TransportError | None:
     """Accept connections from ``listener`` and ``start`` a task for each, until it closes.
 
-    An error in :data:`ACCEPT_RETRY_ERRNOS` is counted, logged (throttled) and retried
-    after a back-off of 10 ms doubling to 1 s, reset by the next success. A closed
-    listener ends the loop (``None``); any other error ends it too, and is returned (not
-    raised, so that it cannot cancel the tasks of established channels).
+    An error in :data:`ACCEPT_RETRY_ERRNOS` is counted, logged (throttled) and retried:
+    a resource error (:data:`ACCEPT_CAPACITY_ERRNOS`) after a back-off of 10 ms doubling
+    to 1 s, reset by the next success; an error of one pending connection at once, since
+    it says nothing about the next one (a back-off would let a peer who aborts its own
+    connections hold everyone else's accept back). A closed listener ends the loop
+    (``None``); any other exception ends it too, and is returned (not raised, so that it
+    cannot cancel the tasks of established channels).
     """
-    errors, recoveries = Throttle(), Throttle()
+    errors, recoveries, aborted = Throttle(), Throttle(), Throttle()
     delay, failures = FIRST_BACKOFF, 0
     while True:
         try:
             stream = await listener.accept()
         except anyio.ClosedResourceError:
             return None
-        except (OSError, anyio.BrokenResourceError) as exc:
+        except Exception as exc:  # whatever it is, the channels run on
             code = accept_errno(exc)
             if code is None or code not in ACCEPT_RETRY_ERRNOS:
                 what = type(exc).__name__ if code is None else errno.errorcode.get(code, code)
@@ -111,6 +116,11 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
                                       code="connection_lost")
             name = errno.errorcode.get(code, str(code))
             count_error()
+            if code not in ACCEPT_CAPACITY_ERRNOS:
+                aborted.log(logging.WARNING, "a connection failed before it was accepted "
+                            "(%s); accepting the next", name)
+                await anyio.lowlevel.checkpoint()  # never a busy loop, whatever accept does
+                continue
             failures += 1
             errors.log(logging.ERROR, "accept failed with %s (%s); retrying in %.2f s",
                        name, os.strerror(code), delay)
@@ -124,35 +134,82 @@ async def accept_forever(listener: Accepting, start: Callable[[Any], object],
         start(stream)
 
 
-async def serve_parts(listener: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
-                      handlers: TaskGroup, count_error: Callable[[], object]
-                      ) -> TransportError | None:
-    """Run ``one`` in ``handlers`` for every connection of every part of ``listener`` (the
-    listeners of a ``MultiListener``, or itself) until all have closed or failed.
+#: What turns an accepted connection into the byte stream the handshake runs over (a TLS
+#: handshake, or nothing); it raises an ``AgentAuthError`` and closes the connection when
+#: it fails.
+Secure = Callable[[Any], Awaitable[Any]]
+#: What serves one accepted connection: the connection and how to secure it.
+One = Callable[[Any, Secure], Coroutine[Any, Any, None]]
 
-    Parts with ``accept()`` go through :func:`accept_forever`; others (anyio's
-    ``TLSListener``) through their own ``serve``, whose errors end that part only. The
-    first failure is returned, not raised: it must not cancel ``handlers``.
+
+async def plain(stream: Any) -> Any:
+    """A connection that needs no securing."""
+    return stream
+
+
+def _tls(listener: TLSListener, inner: Secure) -> Secure:
+    """``inner``, then the TLS handshake ``listener`` would run, under its time limit."""
+    async def secure(stream: Any) -> Any:
+        stream = await inner(stream)
+        try:
+            with anyio.fail_after(listener.handshake_timeout):
+                return await TLSStream.wrap(stream, ssl_context=listener.ssl_context,
+                                            standard_compatible=listener.standard_compatible)
+        except BaseException as exc:
+            await anyio.aclose_forcefully(stream)
+            if isinstance(exc, TimeoutError):
+                raise HandshakeTimeout("the TLS handshake did not complete in time") from exc
+            if isinstance(exc, Exception):
+                raise TransportError(f"the TLS handshake failed ({type(exc).__name__})",
+                                     code="connection_lost") from exc
+            raise
+    return secure
+
+
+def _parts(listener: Listener[Any], secure: Secure) -> list[tuple[Listener[Any], Secure]]:
+    """The listeners to serve for ``listener``, each with how to secure its connections.
+
+    A ``MultiListener`` is served part by part; an anyio ``TLSListener`` (whose own loop
+    would run its TLS handshakes outside the half-open caps and end on the first
+    ``EMFILE``) is served through the listener it wraps, its TLS handshake done as part of
+    each connection's admitted handshake.
+    """
+    if isinstance(listener, MultiListener):
+        return [part for inner in listener.listeners for part in _parts(inner, secure)]
+    if (isinstance(listener, TLSListener) and type(listener).serve is TLSListener.serve
+            and type(listener).handle_handshake_error is TLSListener.handle_handshake_error):
+        return _parts(listener.listener, _tls(listener, secure))
+    return [(listener, secure)]
+
+
+async def serve_parts(listener: Listener[Any], one: One, handlers: TaskGroup,
+                      count_error: Callable[[], object]) -> TransportError | None:
+    """Run ``one`` in ``handlers`` for every connection of every part of ``listener`` (see
+    :func:`_parts`) until all have closed or failed.
+
+    Parts with ``accept()`` go through :func:`accept_forever`; others through their own
+    ``serve``, whose errors end that part only. The first failure is returned, not raised:
+    it must not cancel ``handlers``.
     """
     failures: list[TransportError] = []
 
-    async def serve_part(part: Listener[Any]) -> None:
+    async def serve_part(part: Listener[Any], secure: Secure) -> None:
         if isinstance(part, Accepting):
             failure = await accept_forever(
-                part, lambda stream: handlers.start_soon(one, stream), count_error)
+                part, lambda stream: handlers.start_soon(one, stream, secure), count_error)
         else:
-            failure = await _serve_own_loop(part, one, handlers)
+            failure = await _serve_own_loop(part, lambda stream: one(stream, secure),
+                                            handlers)
         if failure is not None:
             failures.append(failure)
 
-    parts = listener.listeners if isinstance(listener, MultiListener) else [listener]
     async with anyio.create_task_group() as accepting:
-        for part in parts:
-            accepting.start_soon(serve_part, part)
+        for part, secure in _parts(listener, plain):
+            accepting.start_soon(serve_part, part, secure)
     return failures[0] if failures else None
 
 
-async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Coroutine[Any, Any, None]],
+async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Awaitable[None]],
                           handlers: TaskGroup) -> TransportError | None:
     try:
         await part.serve(one, handlers)
@@ -169,6 +226,8 @@ async def _serve_own_loop(part: Listener[Any], one: Callable[[Any], Coroutine[An
     return None
 
 
+#: The well-known NAT64 prefix (RFC 6052): an IPv4 address in its last 32 bits.
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 #: The source of an IP connection whose peer address cannot be read (the peer is gone).
 UNKNOWN_SOURCE: Final = "unknown"
 
@@ -176,13 +235,15 @@ UNKNOWN_SOURCE: Final = "unknown"
 def source_of(transport: Any) -> str | None:
     """The source a connection's handshake counts against: the peer's IPv4 address, the
     /64 prefix of its IPv6 address (one host or site usually holds a whole /64; an
-    IPv4-mapped address counts as the IPv4 one), :data:`UNKNOWN_SOURCE` for an IP
-    connection whose peer address cannot be read, or None for a transport that is not IP
-    (a Unix socket: its peers are local and already bounded by file permissions)."""
+    IPv4-mapped, Teredo or NAT64 address counts as the IPv4 address it carries),
+    :data:`UNKNOWN_SOURCE` for an IP connection whose peer address cannot be read and for
+    one whose address getters raise (whatever they raise), or None for a transport that
+    is not IP (a Unix socket: its peers are local and already bounded by file
+    permissions)."""
     try:
         address = transport.extra(SocketAttribute.remote_address, None)
         ip = transport.extra(SocketAttribute.local_port, None) is not None
-    except OSError:
+    except Exception:  # a getter that fails never fails the listener
         return UNKNOWN_SOURCE
     if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
         return UNKNOWN_SOURCE if ip else None
@@ -193,6 +254,10 @@ def source_of(transport: Any) -> str | None:
     if isinstance(peer, ipaddress.IPv6Address):
         if peer.ipv4_mapped is not None:
             return str(peer.ipv4_mapped)
+        if peer.teredo is not None:  # every client of a Teredo server shares its /64
+            return str(peer.teredo[1])
+        if peer in _NAT64:  # every IPv4 host behind a NAT64 gateway shares its /96
+            return str(ipaddress.IPv4Address(int(peer) & 0xFFFFFFFF))
         return f"{ipaddress.IPv6Address(int(peer) >> 64 << 64)}/64"
     return str(peer)
 

@@ -20,6 +20,7 @@ from ..errors import AgentAuthError
 from ..handshake import HandshakePolicy
 from ..identity import Identity
 from ._common import AgentAuthAttribute
+from ._serving import Secure, serve_parts
 from .net import connect, create_listener
 from .stream import FRAME_HEADER, AgentAuthStream
 
@@ -60,7 +61,9 @@ class _Relay:
         self.frames: list[bytes] = []
         self.to_server: ByteStream | None = None
 
-    async def serve_one(self, client: ByteStream) -> None:
+    async def serve_one(self, client: ByteStream, secure: Secure) -> None:
+        """Relay one client (plain TCP: ``secure`` does nothing) to the server."""
+        client = await secure(client)
         server = await anyio.connect_tcp(HOST, self.server_port)
         self.to_server = server
         async with client, server, anyio.create_task_group() as tg:
@@ -122,7 +125,8 @@ async def _main(say: Callable[[str], None]) -> bool:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
-        tg.start_soon(relay_listener.serve, relay.serve_one)
+        # Through the listener's accept loop, not anyio's plain one, which an EMFILE ends.
+        tg.start_soon(serve_parts, relay_listener, relay.serve_one, tg, lambda: None)
 
         for name, who, via in (("alice", alice, relay_port), ("carol", carol, port)):
             async with await connect(HOST, via, who, expect=bob.agent_id) as channel:

@@ -25,7 +25,7 @@ from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, Transpor
 from ..handshake import HandshakePolicy
 from ..identity import Identity, PeerKey
 from ._common import check_limits
-from ._serving import HalfOpen, Throttle, serve_parts, source_of
+from ._serving import HalfOpen, Secure, Throttle, serve_parts, source_of
 from .stream import AgentAuthStream
 
 __all__ = ["AgentAuthListener", "connect", "create_listener", "serve"]
@@ -127,7 +127,10 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         self._extensions = extensions
         self._limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
         self._half_open = HalfOpen(max_half_open, max_half_open_per_source)
-        self._refusals = Throttle()
+        # Log lines a flood could repeat: each kind written at most once per 10 s (the
+        # audit log, if configured, still records every refused handshake).
+        self._refusals, self._aborts = Throttle(), Throttle()
+        self._failures: dict[str, Throttle] = {}  # by error code: a finite registry
         #: Counters, for monitoring: handshakes completed, failed, refused at a cap, and
         #: accepts that failed and were retried.
         self.accepted = self.failed = self.refused = self.accept_errors = 0
@@ -149,7 +152,7 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         Listeners without ``accept()`` (anyio's ``TLSListener``) serve through their own
         loop.
         """
-        async def one(transport: AnyByteStream) -> None:
+        async def one(transport: AnyByteStream, secure: Secure) -> None:
             source = source_of(transport)
             refusal = self._half_open.admit(source)
             if refusal is not None:
@@ -159,20 +162,22 @@ class AgentAuthListener(Listener[AgentAuthStream]):
                 return
             try:
                 channel = await AgentAuthStream.wrap(
-                    transport, self.identity, self.policy, initiator=False,
+                    await secure(transport), self.identity, self.policy, initiator=False,
                     extensions=self._extensions,
                     handshake_timeout=self._limits.handshake_timeout,
                     idle_timeout=self._limits.idle_timeout,
                     max_lifetime=self._limits.max_lifetime)
             except AgentAuthError as exc:
                 self.failed += 1
-                logger.info("handshake failed: %s", exc)
+                self._failures.setdefault(exc.code, Throttle()).log(
+                    logging.INFO, "handshake failed: %s", exc)
                 return
             except Exception as exc:  # a fault outside the protocol: this connection only
                 # (a raising trust or credentials callback is already a typed error,
                 # invalid_argument, by agentauth.verdict: the branch above logs it)
                 self.failed += 1
-                logger.warning("handshake aborted by %s", type(exc).__name__)
+                self._aborts.log(logging.WARNING, "handshake aborted by %s",
+                                 type(exc).__name__)
                 return
             finally:
                 self._half_open.release(source)

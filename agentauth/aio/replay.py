@@ -22,11 +22,12 @@ from ..envelope import (
     check_before_trust,
     claim_reply,
     release_reply,
+    sender_share,
     untrusted,
 )
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
-from ..stores import MemoryReplayStore, ReplayStore
+from ..stores import MemoryReplayStore, ReplayStore, Shares
 from ..verdict import ask_async, verdict
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
@@ -90,6 +91,7 @@ async def open_envelope(
     skew: int = DEFAULT_SKEW,
     trust: Callable[[PeerKey], bool | Awaitable[bool]] | None = None,
     pending: PendingRequests | None = None,
+    shares: Shares | None = None,
 ) -> Envelope:
     """:func:`agentauth.open_envelope` with an async replay store: every check, in the
     same order; the nonce is remembered last, once everything else has passed.
@@ -101,10 +103,13 @@ async def open_envelope(
     if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
         raise untrusted()
     claimed = claim_reply(envelope, pending, now)
+    expires = envelope.time + window + skew
     try:
-        new = verdict(await store.check_and_insert(envelope.replay_key,
-                                                   envelope.time + window + skew),
-                      True, "replay store")
+        with sender_share(envelope, shares, now) as keep:
+            new = verdict(await store.check_and_insert(envelope.replay_key, expires),
+                          True, "replay store")
+            if new:
+                keep(expires, b"")
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

@@ -16,7 +16,6 @@ Time and revocation are checked on every use; nothing is cached across uses.
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -32,7 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from ..stores import ReplayStore
+from ..stores import ReplayStore, Shares
 from ..verdict import check_callback, verdict
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, trust_roots, verify_chain
 from .grants import Request
@@ -46,6 +45,7 @@ MAX_ARGS: Final = 32
 BINDING_LEN: Final = 64
 #: How far a detached invocation's time may lie from the verifier's, in seconds.
 DETACHED_WINDOW: Final = 120
+_ID_LEN: Final = 16  # an invocation id's bytes
 
 
 def _request_to_wire(request: Request) -> list[Any]:
@@ -93,8 +93,8 @@ def invoke(
         raise InvalidArgument("give a channel_binding (in a session), or a holder and a "
                               "verifier (detached)")
     target = b"" if verifier is None else _key(verifier)
-    jti = random(16)
-    if type(jti) is not bytes or len(jti) != 16:
+    jti = random(_ID_LEN)
+    if type(jti) is not bytes or len(jti) != _ID_LEN:
         raise InvalidArgument("random(16) must return 16 bytes")
     payload = wire.encode_map(VERSION, chain, _request_to_wire(request), channel_binding,
                               target, jti, int(clock()))
@@ -116,7 +116,7 @@ def _decode(data: bytes) -> tuple[bytes, bytes, bytes, Request, bytes, bytes, by
         raise DecodeError(f"invocation version {version} is not 1", code="unknown_field")
     if (type(chain) is not bytes or type(binding) is not bytes or type(jti) is not bytes
             or type(target) is not bytes or len(target) not in (0, 32)
-            or len(jti) != 16 or type(issued) is not int or issued < 0):
+            or len(jti) != _ID_LEN or type(issued) is not int or issued < 0):
         raise DecodeError("invocation fields are out of shape", code="malformed")
     return (payload, signature, chain, _request_from_wire(request), binding, target, jti,
             issued)
@@ -168,17 +168,21 @@ class DetachedInvocations:
     """Checks signed invocations that arrive outside any session, for ``verifier``.
 
     Ids are remembered per holder until their time window has passed, at most ``capacity``
-    of them; when full, new invocations are refused (fail closed) rather than old ids
+    of them in all and ``per_holder`` from any one holder (default ``max(1, capacity //
+    16)``, so that one holder cannot fill the cache and lock the others out); when full, a
+    new invocation is refused (``invalid_state``, fail closed) rather than an old id
     forgotten. Give a ``store`` (any :class:`agentauth.ReplayStore`, such as a Redis store
     that every replica of the verifier shares) to remember them there instead: the pair is
-    then checked and inserted in one atomic step, after the signature has verified.
+    then checked and inserted in one atomic step, after the signature has verified, and
+    this verifier still counts, until they expire, the ids it let in per holder, under
+    the same two bounds (they then bound this replica's share of the store, not the store).
     """
 
     def __init__(self, anchors: Mapping[Any, str], *, verifier: str | PeerKey | Identity,
                  skew: int = DEFAULT_SKEW, window: int = DETACHED_WINDOW,
                  revoked: Callable[[bytes], bool] | None = None,
                  clock: Callable[[], float] = time.time, capacity: int = 100_000,
-                 store: ReplayStore | None = None) -> None:
+                 per_holder: int | None = None, store: ReplayStore | None = None) -> None:
         if type(capacity) is not int or capacity < 1 or type(window) is not int or window < 1:
             raise InvalidArgument("capacity and window are positive integers")
         if store is not None and not isinstance(store, ReplayStore):
@@ -191,10 +195,10 @@ class DetachedInvocations:
         self._window = window
         self._revoked = revoked
         self._clock = clock
-        self._capacity = capacity
         self._verifier = _key(verifier)
-        self._seen: set[bytes] = set()  # holder key || id
-        self._deadlines: list[tuple[int, bytes]] = []  # (forget after, holder key || id)
+        self._seen: set[bytes] = set()  # holder key || id (without a store)
+        # Per holder key; each item is holder key || id.
+        self._shares = Shares(capacity, per_holder, names=("capacity", "per_holder"))
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...], PeerKey]:
         """Verify one invocation; return the request, the chain and the holder."""
@@ -223,23 +227,24 @@ class DetachedInvocations:
                                      signature):
             raise AuthenticationError("the invocation is not signed by the chain's holder",
                                       code="bad_signature")
-        if self._store is not None:
+        # Our own limits, in all and per holder (so the others keep their share); the
+        # place is taken after _expire(now) has freed what expired.
+        with self._shares.place(holder.public_bytes, lambda why: InvalidState(
+                f"the replay cache refuses {holder.agent_id}: {why}; try again later")) as keep:
+            if self._store is None:
+                self._seen.add(key)
             # The window is checked against the clock in whole seconds, so an invocation
             # stays acceptable until just before issued + limit + 1.
-            new = self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1)
-            if not verdict(new, True, "replay store"):
+            elif not verdict(self._store.check_and_insert(_STORE_PREFIX + key,
+                                                          issued + limit + 1),
+                             True, "replay store"):
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")
-            return request, links, holder
-        if len(self._seen) >= self._capacity:  # our own limit, not the sender's fault
-            raise InvalidState("the replay cache is full: try again later")
-        self._seen.add(key)
-        heapq.heappush(self._deadlines, (issued + limit, key))
+            keep(issued + limit, key)
         return request, links, holder
 
     def _expire(self, now: int) -> None:
         # An id can be accepted until issued + window + skew: forget it after that.
-        deadlines, seen = self._deadlines, self._seen
-        while deadlines and deadlines[0][0] < now:
-            seen.discard(heapq.heappop(deadlines)[1])
+        for key in self._shares.expire(now):
+            self._seen.discard(key)

@@ -41,7 +41,7 @@ from ..errors import (
     StoreError,
 )
 from ..identity import Identity, PeerKey
-from ..stores import ReplayStore
+from ..stores import ReplayStore, Shares
 from ..verdict import check_callback, verdict
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
@@ -129,11 +129,15 @@ class AgentAuthMiddleware:
     ``/.well-known/http-message-signatures-directory``; ``public`` paths skip
     authentication (and are not signed). ``sign_responses=False`` authenticates clients
     only (their requests are still checked; the answers are not signed).
+    ``replay_capacity`` and ``replay_per_signer`` (default ``max(1, replay_capacity //
+    16)``) bound the live nonces this middleware puts in the store, in all and from any
+    one signing key, so that one signer cannot fill the store for the others (a request
+    over a bound: 503, ``store_full``).
     """
 
     __slots__ = ("_anchors", "_clock", "_directory", "_identity", "_max_body", "_public",
-                 "_require", "_resource_of", "_revoked", "_sign_responses", "_signer",
-                 "_store", "_verifier", "app")
+                 "_require", "_resource_of", "_revoked", "_shares", "_sign_responses",
+                 "_signer", "_store", "_verifier", "app")
 
     def __init__(self, app: ASGIApp, *, identity: Identity, verifier: Verifier,
                  replay: ReplayStore | AsyncReplayStore,
@@ -144,7 +148,9 @@ class AgentAuthMiddleware:
                  max_body: int = MAX_BODY, directory: bool = True,
                  public: Iterable[str] = (), sign_responses: bool = True,
                  clock: Callable[[], float] = time.time,
-                 random: Callable[[int], bytes] = os.urandom) -> None:
+                 random: Callable[[int], bytes] = os.urandom,
+                 replay_capacity: int = 1_000_000,
+                 replay_per_signer: int | None = None) -> None:
         # Checked here, not found wrong on the first request.
         if not isinstance(verifier, Verifier):
             raise InvalidArgument("verifier is a Verifier")
@@ -154,6 +160,8 @@ class AgentAuthMiddleware:
         if any(type(path) is not str for path in public):
             raise InvalidArgument("public paths are strings")
         self.app = app
+        self._shares = Shares(replay_capacity, replay_per_signer,
+                              names=("replay_capacity", "replay_per_signer"))
         self._identity = identity
         self._signer = Signer(identity, clock=clock, random=random)
         self._verifier = verifier
@@ -171,6 +179,18 @@ class AgentAuthMiddleware:
         self._public = public
         self._sign_responses = sign_responses
         self._clock = clock
+
+    async def _remember(self, verified: VerifiedRequest) -> None:
+        """Put the request's nonce through the store, within its signer's share."""
+        self._shares.expire(self._clock())
+        with self._shares.place(verified.peer.public_bytes, lambda why: StoreError(
+                f"the replay store refuses {verified.peer.agent_id} for now: {why}",
+                code="store_full")) as keep:
+            new = await self._store.check_and_insert(verified.replay_key,
+                                                     verified.replay_expires)
+            if not verdict(new, True, "replay store"):  # exactly True is new (spec 7.1)
+                raise ReplayDetected("this request was already received", code="replayed")
+            keep(verified.replay_expires, b"")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point. A scope that is not one ASGI describes (spec 13.9) is
@@ -211,10 +231,7 @@ class AgentAuthMiddleware:
                                   code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
-            new = await self._store.check_and_insert(verified.replay_key,
-                                                     verified.replay_expires)
-            if not verdict(new, True, "replay store"):  # exactly True is new (spec 7.1)
-                raise ReplayDetected("this request was already received", code="replayed")
+            await self._remember(verified)
         except AgentAuthError as error:
             if isinstance(error, LocalError):  # the reason is kept here, not sent (13.9)
                 _log.warning("could not decide on a %s request: %s", scope["method"], error)
