@@ -60,11 +60,11 @@ SIGNED = _signed_headers()
 
 
 def scope(**changes: Any) -> dict[str, Any]:
-    """A well-formed http scope of a signed ``GET /x``, with ``changes`` (a value of
-    ``...`` removes the key)."""
+    """A well-formed http scope of a ``GET /x`` signed now (a signature made at import
+    would expire in a long run), with ``changes`` (a value of ``...`` removes the key)."""
     base: dict[str, Any] = {"type": "http", "method": "GET", "scheme": "http",
                             "path": "/x", "raw_path": b"/x", "query_string": b"",
-                            "headers": list(SIGNED), "server": ("testserver", 80),
+                            "headers": _signed_headers(), "server": ("testserver", 80),
                             "client": ("127.0.0.1", 5000)}
     base.update(changes)
     return {k: v for k, v in base.items() if v is not ...}
