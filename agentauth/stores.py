@@ -348,35 +348,46 @@ return 1
 
 
 def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
-    """``client``, or a client for a URL with our timeouts and no retries of its own."""
+    """``client``, or a client for a URL with our timeouts and no retries of its own; either
+    way one whose every wait is bounded."""
     import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
 
     if type(timeout) not in (int, float) or not 0 < timeout <= 600:  # NaN too
         raise InvalidArgument("timeout is a positive number of seconds, at most 600")
-    if isinstance(client, redis_module.Redis):
-        settings = client.connection_pool.connection_kwargs
-        if "socket_timeout" in settings and settings["socket_timeout"] is None:
-            raise InvalidArgument("the redis client waits forever for a reply (no "
-                                  "socket_timeout): a stalled server would block every "
-                                  "check; give it a socket_timeout")
-        return client
-    if not isinstance(client, str):
+    if not isinstance(client, redis_module.Redis | str):
         raise InvalidArgument("client is a redis.Redis or a Redis URL")
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
+    if isinstance(client, str):
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
 
+        try:
+            parts = urllib.parse.urlsplit(client)
+            if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and not (
+                    parts.path[1:].isdigit() and parts.path[1:].isascii()):
+                raise ValueError("the database is a number")  # redis-py would take 0
+            client = redis_module.Redis.from_url(
+                client, socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0))
+        except (ValueError, TypeError, redis_module.RedisError):
+            # The URL is not echoed: it may hold a password.
+            raise InvalidArgument("the Redis URL is malformed (redis://[user:password@]host"
+                                  "[:port][/db], rediss://... or unix://path)") from None
+    # The waits a connection will use, read from one made (not connected) as the client
+    # would make it: a URL's query or the client's own settings can override ours, and an
+    # option the connection does not take would otherwise fail at the first call.
+    pool = client.connection_pool
     try:
-        parts = urllib.parse.urlsplit(client)
-        if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and not (
-                parts.path[1:].isdigit() and parts.path[1:].isascii()):
-            raise ValueError("the database is a number")  # redis-py would take 0
-        return redis_module.Redis.from_url(
-            client, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0))
+        probe = pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError, redis_module.RedisError):
-        # The URL is not echoed: it may hold a password.
-        raise InvalidArgument("the Redis URL is malformed (redis://[user:password@]host"
-                              "[:port][/db], rediss://... or unix://path)") from None
+        raise InvalidArgument("the Redis client or URL has an option its connection does "
+                              "not take") from None
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        wait: Any = getattr(probe, name, None)
+        if type(wait) not in (int, float) or not 0 < wait <= 600:  # None, inf, NaN, 0
+            raise InvalidArgument(
+                f"the Redis connection's {name} is {wait!r}: a stalled server would block "
+                "every check; it must be a positive number of seconds, at most 600")
+    return client
 
 
 class _Redis:

@@ -390,3 +390,30 @@ def test_a_client_that_decodes_replies_works_too(server: RedisServer) -> None:
     assert store.check_and_insert(b"k", time.time() + 60) is True
     assert store.check_and_insert_many([(b"k", time.time() + 60)]) == [False]
     store.close()
+
+
+@pytest.mark.parametrize("query", ["socket_timeout=inf", "socket_connect_timeout=inf",
+                                   "socket_timeout=nan", "socket_timeout=0",
+                                   "socket_timeout=-1", "bogus=1", "ssl_cert_reqs=none"])
+def test_a_url_query_cannot_unbound_the_waits_or_fail_untyped(query: str) -> None:
+    # The URL's query overrides the store's timeouts (inf: a stalled server blocks every
+    # check for ever; an infinite connect timeout raised OverflowError) and an option the
+    # connection does not take raised TypeError at the first call.
+    url = f"redis://user:secretpw@127.0.0.1:{free_port()}/0?{query}"
+    for make in (lambda: RedisReplayStore(url, check_policy=False),
+                 lambda: RedisRevocationStore(url, {}, check_policy=False)):
+        with raises("invalid_argument") as caught:
+            make()
+        assert "secretpw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("options", [{"socket_timeout": float("inf")},
+                                     {"socket_connect_timeout": float("inf")},
+                                     {"socket_timeout": 0}])
+def test_a_client_whose_waits_are_unbounded_is_refused(options: dict[str, float]) -> None:
+    client = redis.Redis(port=free_port(), **options)  # type: ignore[arg-type]
+    try:
+        with raises("invalid_argument"):
+            RedisReplayStore(client, check_policy=False)
+    finally:
+        client.close()
