@@ -589,7 +589,10 @@ class RedisReplayStore(_Redis):
     the stores keep); after one at time R, keys expiring up to R + ``horizon`` +
     ``margin`` are refused (``store_unavailable``): they may belong to messages accepted
     before the restart, which it may have forgotten. A namespace seen for the first time
-    is trusted on a server that keeps its data; on one that does not, R is its start.
+    is trusted on a server that keeps its data; on one that does not, R is its start. A
+    store that used the namespace before a flush or a restart keeps its own finding over
+    what a store that started after it noted (which cannot tell the namespace from a new
+    one), and stores that learn the epoch from it refuse the same.
     So that this rule holds, an expiry more than ``horizon`` seconds ahead is refused
     (``invalid_argument``): set ``horizon`` to at least the furthest ahead a caller's
     expiry can be (default 420 s: an envelope's or an HTTP request's 300 s window plus
@@ -618,6 +621,7 @@ class RedisReplayStore(_Redis):
         self._epoch: bytes | None = None  # the epoch key's value this store knows
         self._run_id = ""
         self._restarted = 0.0  # the last restart seen (server start, by our clock)
+        self._confirmed = 0.0  # the last time our epoch was known to hold (our clock)
 
     # -- the server's epoch
 
@@ -645,27 +649,46 @@ class RedisReplayStore(_Redis):
 
     def _learn(self) -> bool:
         """Read the epoch key; adopt it, or write our finding over what we read (False if
-        someone changed it meanwhile: read again)."""
+        someone changed it meanwhile: read again).
+
+        What another store noted is adopted only if it is at least as late as what this
+        store can tell for itself: a store that starts after a flush or a loss cannot tell
+        an empty namespace from a new one and notes no restart, and a store that was
+        running across it must not take that for the truth."""
         client, key = self._client, self._prefix
         run_id, started = self._server()
+        read = self._clock()
         held = self._call(lambda: client.get(key))
         if isinstance(held, str):  # a client made with decode_responses=True
             held = held.encode()
         theirs = bytes(held).split(b" ") if held is not None else []
-        if len(theirs) == 2 and theirs[0] == run_id.encode() and theirs[1].isdigit():
-            restarted = int(theirs[1]) / 1000  # another store already noted this one
+        noted = (int(theirs[1]) / 1000 if len(theirs) == 3 and theirs[0] == run_id.encode()
+                 and theirs[1].isdigit() else None)
+        floor: float | None
+        if self._epoch is None:  # our first look: trust what another store noted
+            floor = None
+            finding = 0.0 if held is None and not self._volatile else started
+        elif held == self._epoch and noted is not None:
+            floor = None  # nothing changed (the script cache alone was emptied)
+            finding = self._restarted
+        elif run_id != self._run_id:  # restarted: it lost what it had not saved
+            floor = finding = started
+            floor -= 1 + self._margin  # another's reading of the same start
+        else:  # the same server, and the key was removed or rewritten since we read it
+            floor = self._confirmed - self._margin  # (flushed: new stores note nothing)
+            finding = read
+        if noted is not None and (floor is None or noted >= floor):
+            restarted = noted  # another store already noted this one
         else:
-            if held is None and self._epoch is None and not self._volatile:
-                restarted = 0.0  # a namespace used for the first time
-            elif held is not None or run_id != self._run_id:
-                restarted = started  # the server restarted (lost what it had not saved)
-            else:
-                restarted = self._clock()  # flushed while it ran
-            value = run_id.encode() + b" %d" % math.ceil(restarted * 1000)
+            # A mark of its own, so that a namespace set up again after a flush never
+            # holds the value a running store knows.
+            value = b"%s %d %s" % (run_id.encode(), math.ceil(finding * 1000),
+                                   os.urandom(8).hex().encode())
             if not self._call(lambda: client.eval(_SWAP, 1, key, held or b"", value)):
                 return False
-            held = value
+            held, restarted = value, finding
         self._restarted = max(self._restarted, restarted)
+        self._confirmed = max(self._confirmed, read)
         self._run_id = run_id
         self._epoch = bytes(held)
         return True
@@ -708,9 +731,10 @@ class RedisReplayStore(_Redis):
                 if not self._sha:  # first use, or a restart noticed by an earlier call
                     self._sync()
                 self._refuse_forgotten(live)
-                sent = True
+                sent, sending = True, self._clock()
                 answer = self._send(live, token, released)
                 if answer[0] != -1:
+                    self._confirmed = max(self._confirmed, sending)
                     self._released(released)
                     return answer
                 self._sha = ""  # our epoch is stale: learn the new one

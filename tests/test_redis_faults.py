@@ -293,6 +293,60 @@ def test_a_flush_is_seen_as_forgetting(server: RedisServer) -> None:
     store.close()
 
 
+def test_a_flush_stays_seen_when_a_new_store_writes_the_epoch_first(
+        server: RedisServer) -> None:
+    # A store that starts after a flush cannot tell the empty namespace from a new one,
+    # and notes no restart. The store that ran across the flush adopted that note and
+    # accepted the replay of what the flush forgot; it must keep its own finding, and the
+    # new store must learn it.
+    name = prefix()
+    running = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30)
+    old = time.time() + 30
+    assert running.check_and_insert(b"old", old)
+    admin = redis.Redis.from_url(server.url)
+    admin.flushall()
+    admin.close()
+    started = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30)
+    try:
+        assert started.check_and_insert(b"x", time.time() + 30)  # notes a new namespace
+        with raises("store_unavailable"):
+            running.check_and_insert(b"old", old)  # its replay
+        with raises("store_unavailable"):
+            started.check_and_insert(b"old", old)  # learnt from the running store
+        again = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30)
+        with raises("store_unavailable"):
+            again.check_and_insert(b"old", old)
+        again.close()
+    finally:
+        running.close()
+        started.close()
+
+
+def test_a_restart_stays_seen_when_a_new_store_writes_the_epoch_first() -> None:
+    # A server with a save schedule counts as keeping its data, but a crash loses what
+    # it had not saved, the epoch key included. A store made after the restart takes the
+    # namespace for new; the store that ran across the restart must not adopt that.
+    clock = Clock()
+    options: dict[str, Any] = {"prefix": b"r:", "margin": 0.0, "horizon": 30,
+                               "clock": clock}
+    with redis_process(volatile=True, extra=["--save", "3600 1"]) as server:
+        running = RedisReplayStore(server.url, **options)
+        clock.now += 2  # past the server's first start
+        old = clock.now + 30
+        assert running.check_and_insert(b"old", old)
+        clock.now += 1
+        server.stop(kill=True)
+        server.start()  # nothing was saved yet
+        started = RedisReplayStore(server.url, **options)
+        try:
+            assert started.check_and_insert(b"x", clock.now + 30)  # notes a new namespace
+            with raises("store_unavailable"):
+                running.check_and_insert(b"old", old)
+        finally:
+            running.close()
+            started.close()
+
+
 @pytest.mark.anyio
 async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
     clock = Clock()
