@@ -426,8 +426,15 @@ class _Redis:
                 "the Redis server refuses CONFIG GET (renamed or disabled?), so its eviction "
                 "policy and persistence cannot be checked; check them yourself (noeviction, "
                 "appendonly or save) and pass check_policy=False") from None
-        value = found.get(name, found.get(name.encode()))
-        return value.decode() if isinstance(value, bytes) else str(value)
+        value = found.get(name, found.get(name.encode())) if isinstance(found, dict) else None
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if not isinstance(value, str):  # not there (a proxy, a look-alike server), or odd
+            raise InvalidState(
+                f"the Redis server's CONFIG GET gives no {name}, so its eviction policy "
+                "and persistence cannot be checked; check them yourself (noeviction, "
+                "appendonly or save) and pass check_policy=False")
+        return value
 
     def _check_server(self, allow_volatile: bool) -> None:
         policy = self._config("maxmemory-policy")

@@ -391,6 +391,32 @@ def test_config_disabled_fails_closed_with_a_clear_message() -> None:
         store.close()
 
 
+class ReshapedConfig(redis.Redis):
+    """A client in front of a real server whose CONFIG GET answers as some proxies and
+    look-alike servers do: a parameter missing, or a shape that is not a mapping."""
+
+    shape: Any = None
+
+    def config_get(self, pattern: Any = "*", *args: Any, **kwargs: Any) -> Any:
+        found = super().config_get(pattern, *args, **kwargs)
+        return found if pattern == "maxmemory-policy" else self.shape
+
+
+@pytest.mark.parametrize("shape", [{}, {"save": None}, {"save": 3600}, [], None, "yes"])
+def test_a_config_answer_of_an_odd_shape_is_not_taken_for_persistence(shape: Any) -> None:
+    # A missing "save" was read as the text "None": a schedule, so a server that keeps
+    # nothing was taken for one that keeps its data; a list raised AttributeError.
+    with redis_process(volatile=True) as server:
+        client = ReshapedConfig(port=server.port, socket_timeout=1)
+        client.shape = shape
+        try:
+            with raises("invalid_state") as caught:
+                RedisReplayStore(client)
+            assert "check_policy=False" in str(caught.value)
+        finally:
+            client.close()
+
+
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:6379/0", "redis://127.0.0.1:notaport/0", "redis://:pw@[::1/0",
     "", "127.0.0.1:6379", "redis://127.0.0.1:6379/notadb"])
