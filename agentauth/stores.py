@@ -592,10 +592,11 @@ class RedisReplayStore(_Redis):
     **The server.** It must never evict keys (``maxmemory-policy noeviction``) and, unless
     ``allow_volatile``, must keep its data on disk (``appendonly yes`` or a ``save``
     schedule): both are read with CONFIG GET unless ``check_policy=False``. Every restart,
-    and a flush of the namespace, is detected (the server's ``run_id``, and an epoch key
-    the stores keep); after one at time R, keys expiring up to R + ``horizon`` +
-    ``margin`` are refused (``store_unavailable``): they may belong to messages accepted
-    before the restart, which it may have forgotten. A namespace seen for the first time
+    failover and flush of the namespace is detected (the server's ``run_id``, and an
+    epoch key the stores keep); after one at time R (a restart: the server's start; a
+    failover to a server already running, or a flush: when it is noticed), keys expiring
+    up to R + ``horizon`` + ``margin`` are refused (``store_unavailable``): they may belong
+    to messages accepted before it, which the server may lack. A namespace seen for the first time
     is trusted on a server that keeps its data; on one that does not, R is its start. A
     store that used the namespace before a flush or a restart keeps its own finding over
     what a store that started after it noted (which cannot tell the namespace from a new
@@ -671,19 +672,22 @@ class RedisReplayStore(_Redis):
         theirs = bytes(held).split(b" ") if held is not None else []
         noted = (int(theirs[1]) / 1000 if len(theirs) == 3 and theirs[0] == run_id.encode()
                  and theirs[1].isdigit() else None)
-        floor: float | None
+        floor: float | None = self._confirmed - self._margin
         if self._epoch is None:  # our first look: trust what another store noted
             floor = None
-            finding = 0.0 if held is None and not self._volatile else started
+            finding = (0.0 if held is None and not self._volatile
+                       else started if held is None
+                       else read)  # another server's entry (or a stranger's): now
         elif held == self._epoch and noted is not None:
             floor = None  # nothing changed (the script cache alone was emptied)
             finding = self._restarted
-        elif run_id != self._run_id:  # restarted: it lost what it had not saved
-            floor = finding = started
-            floor -= 1 + self._margin  # another's reading of the same start
+        elif run_id != self._run_id:
+            # Restarted (it lost what it had not saved), or, if it was already running
+            # when we last had an answer, another server (a replica promoted, which may
+            # lack the last writes): its data is then known good only up to now.
+            finding = started if started > self._confirmed else read
         else:  # the same server, and the key was removed or rewritten since we read it
-            floor = self._confirmed - self._margin  # (flushed: new stores note nothing)
-            finding = read
+            finding = read  # flushed (a store that starts after a flush notes nothing)
         if noted is not None and (floor is None or noted >= floor):
             restarted = noted  # another store already noted this one
         else:

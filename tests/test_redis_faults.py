@@ -248,11 +248,12 @@ def test_a_restarted_server_accepts_no_replay(volatile: bool) -> None:
     horizon, clock = 30.0, Clock()
     options: dict[str, Any] = {"prefix": b"r:", "margin": 0.0, "horizon": horizon,
                                "allow_volatile": volatile, "clock": clock}
-    with redis_process(volatile=volatile) as server:
+    # Every write synced, so that the kept server really keeps "old" through a kill.
+    with redis_process(volatile=volatile, extra=["--appendfsync", "always"]) as server:
         store = RedisReplayStore(server.url, **options)
         if volatile:
             with raises("store_unavailable"):  # stamped before the server started
-                store.check_and_insert(b"early", clock.now + horizon)
+                store.check_and_insert(b"early", clock.now + 1)  # whatever its uptime
         else:  # a namespace seen for the first time on a server that keeps its data
             assert store.check_and_insert(b"early", clock.now + horizon)
         clock.now += 2  # past the server's start (known to the second)
@@ -347,6 +348,34 @@ def test_a_restart_stays_seen_when_a_new_store_writes_the_epoch_first() -> None:
             started.close()
 
 
+def test_a_failover_to_a_server_that_lacks_the_last_writes_accepts_no_replay() -> None:
+    # The same address reaches another server, up since before the store's last answer
+    # (a replica promoted before it had the last writes). Its start is no bound on what it
+    # lacks; it was read as a restart long ago, and the replay was accepted.
+    clock = Clock()
+    options: dict[str, Any] = {"prefix": b"f:", "margin": 0.0, "horizon": 30,
+                               "clock": clock}
+    with redis_process() as replica, redis_process() as primary:
+        admin = redis.Redis(port=replica.port)
+        while admin.info("server")["uptime_in_seconds"] < 1:  # up for a while
+            time.sleep(0.05)
+        admin.close()
+        proxy = FaultProxy(primary.port, late=0.0, delay=0.0)
+        store = RedisReplayStore(proxy.url, **options)
+        try:
+            old = clock.now + 30
+            assert store.check_and_insert(b"old", old)
+            proxy.retarget(replica.port)
+            with raises("store_unavailable") as caught:
+                store.check_and_insert(b"old", old)  # its cut connection is retried
+            assert "restarted" in str(caught.value)
+            clock.now += 1
+            assert store.check_and_insert(b"fresh", clock.now + 30)
+        finally:
+            store.close()
+            proxy.close()
+
+
 @pytest.mark.anyio
 async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
     clock = Clock()
@@ -355,7 +384,7 @@ async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
                                  allow_volatile=True, clock=clock)
         adapter = async_replay_store(store)
         with raises("store_unavailable"):
-            await adapter.check_and_insert(b"early", clock.now + 30)
+            await adapter.check_and_insert(b"early", clock.now + 1)
         clock.now += 2
         old = clock.now + 30
         assert await adapter.check_and_insert(b"old", old)
