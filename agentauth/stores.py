@@ -626,6 +626,7 @@ class RedisReplayStore(_Redis):
         self._sync_lock = threading.Lock()
         self._orphans: dict[tuple[bytes, bytes], float] = {}  # (key, token): expires
         self._sha = ""
+        self._sync_failed = 0  # how many times learning the epoch has failed
         self._epoch: bytes | None = None  # the epoch key's value this store knows
         self._run_id = ""
         self._restarted = 0.0  # the last restart seen (server start, by our clock)
@@ -645,15 +646,26 @@ class RedisReplayStore(_Redis):
     def _sync(self) -> None:
         """Learn the server's epoch, noting a restart or a flush since we last knew it
         (one thread at a time; a thread that finds it done by another returns)."""
+        failed = self._sync_failed
         with self._sync_lock:
             if self._sha:
                 return
-            for _ in range(5):
-                if self._learn():
-                    self._sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
-                    return
-            raise StoreError("the Redis store's epoch keeps changing (restarts or flushes)",
-                             code="store_unavailable")
+            if self._sync_failed != failed:
+                # It failed while we waited: so do we, at once, rather than each waiter
+                # trying again in turn (the last of n would wait n times the timeout).
+                raise StoreError(
+                    "the Redis server did not answer in time or could not be reached "
+                    "(another call learning its epoch just failed)", code="store_unavailable")
+            try:
+                for _ in range(5):
+                    if self._learn():
+                        self._sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
+                        return
+                raise StoreError("the Redis store's epoch keeps changing (restarts or "
+                                 "flushes)", code="store_unavailable")
+            except BaseException:
+                self._sync_failed += 1
+                raise
 
     def _learn(self) -> bool:
         """Read the epoch key; adopt it, or write our finding over what we read (False if

@@ -159,6 +159,33 @@ def test_a_stalled_server_gives_a_typed_error_within_the_timeout(
     assert stalled_call(server) < 5  # two attempts of 0.2 s; generous bound
 
 
+def test_calls_waiting_on_a_stalled_server_do_not_wait_in_turn(
+        server: RedisServer) -> None:
+    # Calls that meet a store before it knows the server's epoch wait for the one call
+    # learning it; when that call gives up on a stalled server, each waiter used to try
+    # again in turn, so the last of 16 waited 16 times the timeout.
+    store = RedisReplayStore(server.url, prefix=prefix(), timeout=0.25, retries=1)
+    server.pause()
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(lambda i: refused(store, b"k-%d" % i), range(16)))
+        took = time.monotonic() - started
+    finally:
+        server.resume()
+        store.close()
+    assert outcomes == ["store_unavailable"] * 16
+    assert took < 4  # 16 x 0.5 s before; about 0.5 s now
+
+
+def refused(store: RedisReplayStore, key: bytes) -> str:
+    try:
+        store.check_and_insert(key, time.time() + 60)
+    except StoreError as exc:
+        return exc.code
+    return "answered"
+
+
 def test_a_stalled_server_behind_the_revocation_store(server: RedisServer) -> None:
     store = RedisRevocationStore(server.url, {}, prefix=prefix(), timeout=0.2)
     assert store.is_revoked(b"x" * 32) is False
