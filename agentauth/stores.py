@@ -657,9 +657,14 @@ class RedisReplayStore(_Redis):
                     "the Redis server did not answer in time or could not be reached "
                     "(another call learning its epoch just failed)", code="store_unavailable")
             try:
+                # The script first: a restart after it empties the cache again, and one
+                # before the epoch is read is seen by the read. Loaded after the read, it
+                # could land on a server restarted in between, whose kept epoch key would
+                # then pass the script's check with the old server's epoch.
+                sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
                 for _ in range(5):
                     if self._learn():
-                        self._sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
+                        self._sha = sha
                         return
                 raise StoreError("the Redis store's epoch keeps changing (restarts or "
                                  "flushes)", code="store_unavailable")

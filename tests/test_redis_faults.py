@@ -403,6 +403,44 @@ def test_a_failover_to_a_server_that_lacks_the_last_writes_accepts_no_replay() -
             proxy.close()
 
 
+class RestartsOnScriptLoad(redis.Redis):
+    """A client whose next SCRIPT LOAD first restarts its server (killed: what was not
+    saved is lost), as if the restart fell just before that command."""
+
+    server: RedisServer | None = None
+
+    def script_load(self, script: Any) -> Any:
+        if self.server is not None:
+            self.server.stop(kill=True)
+            self.server.start()
+            self.server = None
+        return super().script_load(script)
+
+
+def test_a_restart_while_the_store_learns_its_epoch_is_seen() -> None:
+    # The epoch key was saved, the last message was not. The store learns the epoch of
+    # the old server, then the server restarts, then the script is loaded: the kept key
+    # passed the script's check and the replay of the lost message was accepted.
+    clock = Clock()
+    with redis_process(volatile=True, extra=["--save", "3600 1"]) as server:
+        client = RestartsOnScriptLoad(port=server.port, socket_timeout=5)
+        store = RedisReplayStore(client, prefix=b"s:", margin=0.0, horizon=30, clock=clock)
+        admin = redis.Redis(port=server.port)
+        try:
+            assert store.check_and_insert(b"saved", clock.now + 30)
+            admin.save()  # the epoch key is on disk from here
+            clock.now += 2
+            old = clock.now + 30
+            assert store.check_and_insert(b"old", old)  # not on disk
+            admin.script_flush()  # the store learns the epoch again at its next call
+            client.server = server
+            with raises("store_unavailable"):
+                store.check_and_insert(b"old", old)
+        finally:
+            admin.close()
+            store.close()
+
+
 @pytest.mark.anyio
 async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
     clock = Clock()
