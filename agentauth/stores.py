@@ -306,13 +306,17 @@ _ORPHANS = 10_000  # claims of calls that gave up, kept to be released
 _RELEASE_STEP = 64  # released per call
 
 # One round trip for any number of keys, atomically. KEYS[1] is the namespace's epoch key
-# (the prefix itself: no caller's key is empty); ARGV[1] the epoch this client knows, ARGV[2]
+# (the prefix itself: no caller's key is empty); ARGV[1] the epoch this client knows (it
+# begins with the server's run_id, checked too: a restarted server may keep the epoch key
+# and have the script loaded by another store before that store rewrites it), ARGV[2]
 # the call's token, ARGV[3] the number n of keys to claim. KEYS[2..n+1] are claimed with
 # ARGV[3+i] milliseconds to live; the rest are released, each with its token and ttl.
 # A value is a claimant's token; "~" + token marks a claim released by a call that gave up,
 # which a late copy of that call must not take again but anyone else may.
 _SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+if not run or run ~= string.match(ARGV[1], '^(%x+) ') then return {-1} end
 local token, n = ARGV[2], tonumber(ARGV[3])
 local tomb = '~' .. token
 for j = n + 2, #KEYS do

@@ -22,6 +22,7 @@ from support import raises
 
 from agentauth import AgentAuthError, RedisReplayStore, StoreError, async_replay_store
 from agentauth.capability.revocation import RedisRevocationStore
+from agentauth.stores import _SCRIPT
 
 FAST = {"timeout": 0.05, "retries": 2, "margin": 0.0}  # 50 ms replies, three attempts
 
@@ -434,6 +435,33 @@ def test_a_restart_while_the_store_learns_its_epoch_is_seen() -> None:
             assert store.check_and_insert(b"old", old)  # not on disk
             admin.script_flush()  # the store learns the epoch again at its next call
             client.server = server
+            with raises("store_unavailable"):
+                store.check_and_insert(b"old", old)
+        finally:
+            admin.close()
+            store.close()
+
+
+def test_a_restart_is_seen_when_another_store_has_loaded_the_script_first() -> None:
+    # The restarted server kept the epoch key (saved) but not the last message. Another
+    # store loads the script before it rewrites the epoch key; in between, the store that
+    # knew the old server found its script and its epoch key, and accepted the replay.
+    clock = Clock()
+    with redis_process(volatile=True, extra=["--save", "3600 1"]) as server:
+        store = RedisReplayStore(server.url, prefix=b"s:", margin=0.0, horizon=30,
+                                 clock=clock)
+        admin = redis.Redis(port=server.port)
+        assert store.check_and_insert(b"saved", clock.now + 30)
+        admin.save()
+        admin.close()
+        clock.now += 2
+        old = clock.now + 30
+        assert store.check_and_insert(b"old", old)  # not on disk
+        server.stop(kill=True)
+        server.start()
+        admin = redis.Redis(port=server.port)
+        try:
+            admin.script_load(_SCRIPT)  # the other store's first step
             with raises("store_unavailable"):
                 store.check_and_insert(b"old", old)
         finally:
