@@ -693,6 +693,8 @@ class RedisReplayStore(_Redis):
         theirs = bytes(held).split(b" ") if held is not None else []
         noted = (int(theirs[1]) / 1000 if len(theirs) == 3 and theirs[0] == run_id.encode()
                  and theirs[1].isdigit() else None)
+        if noted is not None and noted > read + self._horizon:
+            noted = None  # no store noticed anything then: a wrong clock, or a stranger
         floor: float | None = self._confirmed - self._margin
         if self._epoch is None:  # our first look: trust what another store noted
             floor = None

@@ -469,6 +469,25 @@ def test_a_restart_is_seen_when_another_store_has_loaded_the_script_first() -> N
             store.close()
 
 
+def test_an_epoch_dated_far_ahead_does_not_refuse_for_ever(server: RedisServer) -> None:
+    # One machine with its clock a year ahead (or a stranger writing the key) noted a
+    # restart then: every store adopted it and refused every message for a year.
+    clock = Clock()
+    name = prefix()
+    admin = redis.Redis(port=server.port)
+    run_id = admin.info("server")["run_id"]
+    admin.set(name, b"%s %d cafe" % (run_id.encode(), (clock.now + 365 * 86400) * 1000))
+    admin.close()
+    store = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30, clock=clock)
+    try:
+        with raises("store_unavailable"):
+            store.check_and_insert(b"k", clock.now + 30)  # noted now instead
+        clock.now += 31
+        assert store.check_and_insert(b"k", clock.now + 30)
+    finally:
+        store.close()
+
+
 @pytest.mark.anyio
 async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
     clock = Clock()
