@@ -823,6 +823,16 @@ class RedisReplayStore(_Redis):
             for claim, _ in claims:
                 self._orphans.pop(claim, None)
 
+    def close(self) -> None:
+        """Release the claims of calls that gave up (one round trip, if there are any and
+        the server answers: a redelivery through another store sharing the server is then
+        accepted), then close the client's connections."""
+        with contextlib.suppress(StoreError, InvalidState):
+            released = self._orphans_for([])
+            if released and self._sha and self._send([], _token(), released) != [-1]:
+                self._released(released)
+        super().close()
+
     def _keep_orphans(self, claims: Iterable[tuple[tuple[bytes, bytes], float]]) -> None:
         with self._lock:
             for claim, expires in claims:

@@ -124,6 +124,28 @@ def test_a_call_that_gives_up_is_released_for_the_redelivery(server: RedisServer
         proxy.close()
 
 
+def test_closing_a_store_releases_its_calls_that_gave_up(server: RedisServer) -> None:
+    # A store that makes no further call (the replica is idle, or shutting down) kept
+    # the claim of its call that gave up: the sender's redelivery through another store
+    # was refused as a replay until the message expired.
+    proxy = FaultProxy(server.port, late=0.0, delay=0.2)
+    store = RedisReplayStore(proxy.url, prefix=prefix(), **FAST)  # type: ignore[arg-type]
+    other = RedisReplayStore(server.url, prefix=store._prefix, margin=0.0)
+    expires = time.time() + 60
+    try:
+        assert store.check_and_insert(b"warm", expires)
+        proxy.late = 1.0
+        with raises("store_unavailable"):
+            store.check_and_insert(b"k", expires)
+        proxy.late = 0.0
+        store.close()
+        assert other.check_and_insert(b"k", expires) is True  # the redelivery
+        assert other.check_and_insert(b"k", expires) is False
+    finally:
+        other.close()
+        proxy.close()
+
+
 def test_a_late_copy_of_a_released_call_takes_nothing(server: RedisServer) -> None:
     # Release first, then the claim of the call that gave up arrives: it must not win.
     client = redis.Redis.from_url(server.url)
