@@ -600,11 +600,11 @@ class RedisReplayStore(_Redis):
     epoch key the stores keep); after one at time R (a restart: the server's start; a
     failover to a server already running, or a flush: when it is noticed), keys expiring
     up to R + ``horizon`` + ``margin`` are refused (``store_unavailable``): they may belong
-    to messages accepted before it, which the server may lack. A namespace seen for the first time
-    is trusted on a server that keeps its data; on one that does not, R is its start. A
-    store that used the namespace before a flush or a restart keeps its own finding over
-    what a store that started after it noted (which cannot tell the namespace from a new
-    one), and stores that learn the epoch from it refuse the same.
+    to messages accepted before it, which the server may lack. A namespace seen for the
+    first time is trusted on a server that keeps its data; on one that does not, R is its
+    start. A store that used the namespace before a flush or a restart keeps its own
+    finding over what a store that started after it noted (which cannot tell the
+    namespace from a new one), and stores that learn the epoch from it refuse the same.
     So that this rule holds, an expiry more than ``horizon`` seconds ahead is refused
     (``invalid_argument``): set ``horizon`` to at least the furthest ahead a caller's
     expiry can be (default 420 s: an envelope's or an HTTP request's 300 s window plus
@@ -633,7 +633,7 @@ class RedisReplayStore(_Redis):
         self._sync_failed = 0  # how many times learning the epoch has failed
         self._epoch: bytes | None = None  # the epoch key's value this store knows
         self._run_id = ""
-        self._restarted = 0.0  # the last restart seen (server start, by our clock)
+        self._restarted = 0.0  # the last restart, failover or flush noted (our clock)
         self._confirmed = 0.0  # the last time our epoch was known to hold (our clock)
 
     # -- the server's epoch
