@@ -389,13 +389,17 @@ _ORPHANS = 10_000  # claims of calls that gave up, kept to be released
 _RELEASE_STEP = 64  # released per call
 
 # One round trip for any number of keys, atomically. KEYS[1] is the namespace's epoch key
-# (the prefix itself: no caller's key is empty); ARGV[1] the epoch this client knows, ARGV[2]
+# (the prefix itself: no caller's key is empty); ARGV[1] the epoch this client knows (it
+# begins with the server's run_id, checked too: a restarted server may keep the epoch key
+# and have the script loaded by another store before that store rewrites it), ARGV[2]
 # the call's token, ARGV[3] the number n of keys to claim. KEYS[2..n+1] are claimed with
 # ARGV[3+i] milliseconds to live; the rest are released, each with its token and ttl.
 # A value is a claimant's token; "~" + token marks a claim released by a call that gave up,
 # which a late copy of that call must not take again but anyone else may.
 _SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+if not run or run ~= string.match(ARGV[1], '^(%x+) ') then return {-1} end
 local token, n = ARGV[2], tonumber(ARGV[3])
 local tomb = '~' .. token
 for j = n + 2, #KEYS do
@@ -431,35 +435,46 @@ return 1
 
 
 def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
-    """``client``, or a client for a URL with our timeouts and no retries of its own."""
+    """``client``, or a client for a URL with our timeouts and no retries of its own; either
+    way one whose every wait is bounded."""
     import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
 
     if type(timeout) not in (int, float) or not 0 < timeout <= 600:  # NaN too
         raise InvalidArgument("timeout is a positive number of seconds, at most 600")
-    if isinstance(client, redis_module.Redis):
-        settings = client.connection_pool.connection_kwargs
-        if "socket_timeout" in settings and settings["socket_timeout"] is None:
-            raise InvalidArgument("the redis client waits forever for a reply (no "
-                                  "socket_timeout): a stalled server would block every "
-                                  "check; give it a socket_timeout")
-        return client
-    if not isinstance(client, str):
+    if not isinstance(client, redis_module.Redis | str):
         raise InvalidArgument("client is a redis.Redis or a Redis URL")
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
+    if isinstance(client, str):
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
 
+        try:
+            parts = urllib.parse.urlsplit(client)
+            if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and not (
+                    parts.path[1:].isdigit() and parts.path[1:].isascii()):
+                raise ValueError("the database is a number")  # redis-py would take 0
+            client = redis_module.Redis.from_url(
+                client, socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0))
+        except (ValueError, TypeError, redis_module.RedisError):
+            # The URL is not echoed: it may hold a password.
+            raise InvalidArgument("the Redis URL is malformed (redis://[user:password@]host"
+                                  "[:port][/db], rediss://... or unix://path)") from None
+    # The waits a connection will use, read from one made (not connected) as the client
+    # would make it: a URL's query or the client's own settings can override ours, and an
+    # option the connection does not take would otherwise fail at the first call.
+    pool = client.connection_pool
     try:
-        parts = urllib.parse.urlsplit(client)
-        if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and not (
-                parts.path[1:].isdigit() and parts.path[1:].isascii()):
-            raise ValueError("the database is a number")  # redis-py would take 0
-        return redis_module.Redis.from_url(
-            client, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0))
+        probe = pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError, redis_module.RedisError):
-        # The URL is not echoed: it may hold a password.
-        raise InvalidArgument("the Redis URL is malformed (redis://[user:password@]host"
-                              "[:port][/db], rediss://... or unix://path)") from None
+        raise InvalidArgument("the Redis client or URL has an option its connection does "
+                              "not take") from None
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        wait: Any = getattr(probe, name, None)
+        if type(wait) not in (int, float) or not 0 < wait <= 600:  # None, inf, NaN, 0
+            raise InvalidArgument(
+                f"the Redis connection's {name} is {wait!r}: a stalled server would block "
+                "every check; it must be a positive number of seconds, at most 600")
+    return client
 
 
 class _Redis:
@@ -498,8 +513,15 @@ class _Redis:
                 "the Redis server refuses CONFIG GET (renamed or disabled?), so its eviction "
                 "policy and persistence cannot be checked; check them yourself (noeviction, "
                 "appendonly or save) and pass check_policy=False") from None
-        value = found.get(name, found.get(name.encode()))
-        return value.decode() if isinstance(value, bytes) else str(value)
+        value = found.get(name, found.get(name.encode())) if isinstance(found, dict) else None
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if not isinstance(value, str):  # not there (a proxy, a look-alike server), or odd
+            raise InvalidState(
+                f"the Redis server's CONFIG GET gives no {name}, so its eviction policy "
+                "and persistence cannot be checked; check them yourself (noeviction, "
+                "appendonly or save) and pass check_policy=False")
+        return value
 
     def _check_server(self, allow_volatile: bool) -> None:
         policy = self._config("maxmemory-policy")
@@ -657,11 +679,15 @@ class RedisReplayStore(_Redis):
     **The server.** It must never evict keys (``maxmemory-policy noeviction``) and, unless
     ``allow_volatile``, must keep its data on disk (``appendonly yes`` or a ``save``
     schedule): both are read with CONFIG GET unless ``check_policy=False``. Every restart,
-    and a flush of the namespace, is detected (the server's ``run_id``, and an epoch key
-    the stores keep); after one at time R, keys expiring up to R + ``horizon`` +
-    ``margin`` are refused (``store_unavailable``): they may belong to messages accepted
-    before the restart, which it may have forgotten. A namespace seen for the first time
-    is trusted on a server that keeps its data; on one that does not, R is its start.
+    failover and flush of the namespace is detected (the server's ``run_id``, and an
+    epoch key the stores keep); after one at time R (a restart: the server's start; a
+    failover to a server already running, or a flush: when it is noticed), keys expiring
+    up to R + ``horizon`` + ``margin`` are refused (``store_unavailable``): they may belong
+    to messages accepted before it, which the server may lack. A namespace seen for the
+    first time is trusted on a server that keeps its data; on one that does not, R is its
+    start. A store that used the namespace before a flush or a restart keeps its own
+    finding over what a store that started after it noted (which cannot tell the
+    namespace from a new one), and stores that learn the epoch from it refuse the same.
     So that this rule holds, an expiry more than ``horizon`` seconds ahead is refused
     (``invalid_argument``): set ``horizon`` to at least the furthest ahead a caller's
     expiry can be (default 420 s: an envelope's or an HTTP request's 300 s window plus
@@ -687,9 +713,11 @@ class RedisReplayStore(_Redis):
         self._sync_lock = threading.Lock()
         self._orphans: dict[tuple[bytes, bytes], float] = {}  # (key, token): expires
         self._sha = ""
+        self._sync_failed = 0  # how many times learning the epoch has failed
         self._epoch: bytes | None = None  # the epoch key's value this store knows
         self._run_id = ""
-        self._restarted = 0.0  # the last restart seen (server start, by our clock)
+        self._restarted = 0.0  # the last restart, failover or flush noted (our clock)
+        self._confirmed = 0.0  # the last time our epoch was known to hold (our clock)
 
     # -- the server's epoch
 
@@ -705,39 +733,79 @@ class RedisReplayStore(_Redis):
     def _sync(self) -> None:
         """Learn the server's epoch, noting a restart or a flush since we last knew it
         (one thread at a time; a thread that finds it done by another returns)."""
+        failed = self._sync_failed
         with self._sync_lock:
             if self._sha:
                 return
-            for _ in range(5):
-                if self._learn():
-                    self._sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
-                    return
-            raise StoreError("the Redis store's epoch keeps changing (restarts or flushes)",
-                             code="store_unavailable")
+            if self._sync_failed != failed:
+                # It failed while we waited: so do we, at once, rather than each waiter
+                # trying again in turn (the last of n would wait n times the timeout).
+                raise StoreError(
+                    "the Redis server did not answer in time or could not be reached "
+                    "(another call learning its epoch just failed)", code="store_unavailable")
+            try:
+                # The script first: a restart after it empties the cache again, and one
+                # before the epoch is read is seen by the read. Loaded after the read, it
+                # could land on a server restarted in between, whose kept epoch key would
+                # then pass the script's check with the old server's epoch.
+                sha = str(self._call(lambda: self._client.script_load(_SCRIPT)))
+                for _ in range(5):
+                    if self._learn():
+                        self._sha = sha
+                        return
+                raise StoreError("the Redis store's epoch keeps changing (restarts or "
+                                 "flushes)", code="store_unavailable")
+            except BaseException:
+                self._sync_failed += 1
+                raise
 
     def _learn(self) -> bool:
         """Read the epoch key; adopt it, or write our finding over what we read (False if
-        someone changed it meanwhile: read again)."""
+        someone changed it meanwhile: read again).
+
+        What another store noted is adopted only if it is at least as late as what this
+        store can tell for itself: a store that starts after a flush or a loss cannot tell
+        an empty namespace from a new one and notes no restart, and a store that was
+        running across it must not take that for the truth."""
         client, key = self._client, self._prefix
         run_id, started = self._server()
+        read = self._clock()
         held = self._call(lambda: client.get(key))
         if isinstance(held, str):  # a client made with decode_responses=True
             held = held.encode()
         theirs = bytes(held).split(b" ") if held is not None else []
-        if len(theirs) == 2 and theirs[0] == run_id.encode() and theirs[1].isdigit():
-            restarted = int(theirs[1]) / 1000  # another store already noted this one
+        noted = (int(theirs[1]) / 1000 if len(theirs) == 3 and theirs[0] == run_id.encode()
+                 and theirs[1].isdigit() else None)
+        if noted is not None and noted > read + self._horizon:
+            noted = None  # no store noticed anything then: a wrong clock, or a stranger
+        floor: float | None = self._confirmed - self._margin
+        if self._epoch is None:  # our first look: trust what another store noted
+            floor = None
+            finding = (0.0 if held is None and not self._volatile
+                       else started if held is None
+                       else read)  # another server's entry (or a stranger's): now
+        elif held == self._epoch and noted is not None:
+            floor = None  # nothing changed (the script cache alone was emptied)
+            finding = self._restarted
+        elif run_id != self._run_id:
+            # Restarted (it lost what it had not saved), or, if it was already running
+            # when we last had an answer, another server (a replica promoted, which may
+            # lack the last writes): its data is then known good only up to now.
+            finding = started if started > self._confirmed else read
+        else:  # the same server, and the key was removed or rewritten since we read it
+            finding = read  # flushed (a store that starts after a flush notes nothing)
+        if noted is not None and (floor is None or noted >= floor):
+            restarted = noted  # another store already noted this one
         else:
-            if held is None and self._epoch is None and not self._volatile:
-                restarted = 0.0  # a namespace used for the first time
-            elif held is not None or run_id != self._run_id:
-                restarted = started  # the server restarted (lost what it had not saved)
-            else:
-                restarted = self._clock()  # flushed while it ran
-            value = run_id.encode() + b" %d" % math.ceil(restarted * 1000)
+            # A mark of its own, so that a namespace set up again after a flush never
+            # holds the value a running store knows.
+            value = b"%s %d %s" % (run_id.encode(), math.ceil(finding * 1000),
+                                   os.urandom(8).hex().encode())
             if not self._call(lambda: client.eval(_SWAP, 1, key, held or b"", value)):
                 return False
-            held = value
+            held, restarted = value, finding
         self._restarted = max(self._restarted, restarted)
+        self._confirmed = max(self._confirmed, read)
         self._run_id = run_id
         self._epoch = bytes(held)
         return True
@@ -780,9 +848,10 @@ class RedisReplayStore(_Redis):
                 if not self._sha:  # first use, or a restart noticed by an earlier call
                     self._sync()
                 self._refuse_forgotten(live)
-                sent = True
+                sent, sending = True, self._clock()
                 answer = self._send(live, token, released)
                 if answer[0] != -1:
+                    self._confirmed = max(self._confirmed, sending)
                     self._released(released)
                     return answer
                 self._sha = ""  # our epoch is stale: learn the new one
@@ -836,6 +905,16 @@ class RedisReplayStore(_Redis):
         with self._lock:
             for claim, _ in claims:
                 self._orphans.pop(claim, None)
+
+    def close(self) -> None:
+        """Release the claims of calls that gave up (one round trip, if there are any and
+        the server answers: a redelivery through another store sharing the server is then
+        accepted), then close the client's connections."""
+        with contextlib.suppress(StoreError, InvalidState):
+            released = self._orphans_for([])
+            if released and self._sha and self._send([], _token(), released) != [-1]:
+                self._released(released)
+        super().close()
 
     def _keep_orphans(self, claims: Iterable[tuple[tuple[bytes, bytes], float]]) -> None:
         with self._lock:

@@ -145,6 +145,15 @@ class FaultProxy:
                 self._threads = [t for t in self._threads if t.is_alive()]
             source.close()
 
+    def retarget(self, port: int) -> None:
+        """Send new connections to ``port`` and cut the open ones (a failover: the same
+        address now reaches another server)."""
+        with self._lock:
+            self._target = port
+            for end in self._sockets:
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self._closed.set()
         with suppress(OSError):

@@ -22,6 +22,7 @@ from support import raises
 
 from agentauth import AgentAuthError, RedisReplayStore, StoreError, async_replay_store
 from agentauth.capability.revocation import RedisRevocationStore
+from agentauth.stores import _SCRIPT
 
 FAST = {"timeout": 0.05, "retries": 2, "margin": 0.0}  # 50 ms replies, three attempts
 
@@ -123,6 +124,28 @@ def test_a_call_that_gives_up_is_released_for_the_redelivery(server: RedisServer
         proxy.close()
 
 
+def test_closing_a_store_releases_its_calls_that_gave_up(server: RedisServer) -> None:
+    # A store that makes no further call (the replica is idle, or shutting down) kept
+    # the claim of its call that gave up: the sender's redelivery through another store
+    # was refused as a replay until the message expired.
+    proxy = FaultProxy(server.port, late=0.0, delay=0.2)
+    store = RedisReplayStore(proxy.url, prefix=prefix(), **FAST)  # type: ignore[arg-type]
+    other = RedisReplayStore(server.url, prefix=store._prefix, margin=0.0)
+    expires = time.time() + 60
+    try:
+        assert store.check_and_insert(b"warm", expires)
+        proxy.late = 1.0
+        with raises("store_unavailable"):
+            store.check_and_insert(b"k", expires)
+        proxy.late = 0.0
+        store.close()
+        assert other.check_and_insert(b"k", expires) is True  # the redelivery
+        assert other.check_and_insert(b"k", expires) is False
+    finally:
+        other.close()
+        proxy.close()
+
+
 def test_a_late_copy_of_a_released_call_takes_nothing(server: RedisServer) -> None:
     # Release first, then the claim of the call that gave up arrives: it must not win.
     client = redis.Redis.from_url(server.url)
@@ -157,6 +180,33 @@ def stalled_call(server: RedisServer) -> float:
 def test_a_stalled_server_gives_a_typed_error_within_the_timeout(
         server: RedisServer) -> None:
     assert stalled_call(server) < 5  # two attempts of 0.2 s; generous bound
+
+
+def test_calls_waiting_on_a_stalled_server_do_not_wait_in_turn(
+        server: RedisServer) -> None:
+    # Calls that meet a store before it knows the server's epoch wait for the one call
+    # learning it; when that call gives up on a stalled server, each waiter used to try
+    # again in turn, so the last of 16 waited 16 times the timeout.
+    store = RedisReplayStore(server.url, prefix=prefix(), timeout=0.25, retries=1)
+    server.pause()
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(lambda i: refused(store, b"k-%d" % i), range(16)))
+        took = time.monotonic() - started
+    finally:
+        server.resume()
+        store.close()
+    assert outcomes == ["store_unavailable"] * 16
+    assert took < 4  # 16 x 0.5 s before; about 0.5 s now
+
+
+def refused(store: RedisReplayStore, key: bytes) -> str:
+    try:
+        store.check_and_insert(key, time.time() + 60)
+    except StoreError as exc:
+        return exc.code
+    return "answered"
 
 
 def test_a_stalled_server_behind_the_revocation_store(server: RedisServer) -> None:
@@ -248,11 +298,12 @@ def test_a_restarted_server_accepts_no_replay(volatile: bool) -> None:
     horizon, clock = 30.0, Clock()
     options: dict[str, Any] = {"prefix": b"r:", "margin": 0.0, "horizon": horizon,
                                "allow_volatile": volatile, "clock": clock}
-    with redis_process(volatile=volatile) as server:
+    # Every write synced, so that the kept server really keeps "old" through a kill.
+    with redis_process(volatile=volatile, extra=["--appendfsync", "always"]) as server:
         store = RedisReplayStore(server.url, **options)
         if volatile:
             with raises("store_unavailable"):  # stamped before the server started
-                store.check_and_insert(b"early", clock.now + horizon)
+                store.check_and_insert(b"early", clock.now + 1)  # whatever its uptime
         else:  # a namespace seen for the first time on a server that keeps its data
             assert store.check_and_insert(b"early", clock.now + horizon)
         clock.now += 2  # past the server's start (known to the second)
@@ -293,6 +344,172 @@ def test_a_flush_is_seen_as_forgetting(server: RedisServer) -> None:
     store.close()
 
 
+def test_a_flush_stays_seen_when_a_new_store_writes_the_epoch_first(
+        server: RedisServer) -> None:
+    # A store that starts after a flush cannot tell the empty namespace from a new one,
+    # and notes no restart. The store that ran across the flush adopted that note and
+    # accepted the replay of what the flush forgot; it must keep its own finding, and the
+    # new store must learn it.
+    name = prefix()
+    running = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30)
+    old = time.time() + 30
+    assert running.check_and_insert(b"old", old)
+    admin = redis.Redis.from_url(server.url)
+    admin.flushall()
+    admin.close()
+    started = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30)
+    try:
+        assert started.check_and_insert(b"x", time.time() + 30)  # notes a new namespace
+        with raises("store_unavailable"):
+            running.check_and_insert(b"old", old)  # its replay
+        with raises("store_unavailable"):
+            started.check_and_insert(b"old", old)  # learnt from the running store
+        again = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30)
+        with raises("store_unavailable"):
+            again.check_and_insert(b"old", old)
+        again.close()
+    finally:
+        running.close()
+        started.close()
+
+
+def test_a_restart_stays_seen_when_a_new_store_writes_the_epoch_first() -> None:
+    # A server with a save schedule counts as keeping its data, but a crash loses what
+    # it had not saved, the epoch key included. A store made after the restart takes the
+    # namespace for new; the store that ran across the restart must not adopt that.
+    clock = Clock()
+    options: dict[str, Any] = {"prefix": b"r:", "margin": 0.0, "horizon": 30,
+                               "clock": clock}
+    with redis_process(volatile=True, extra=["--save", "3600 1"]) as server:
+        running = RedisReplayStore(server.url, **options)
+        clock.now += 2  # past the server's first start
+        old = clock.now + 30
+        assert running.check_and_insert(b"old", old)
+        clock.now += 1
+        server.stop(kill=True)
+        server.start()  # nothing was saved yet
+        started = RedisReplayStore(server.url, **options)
+        try:
+            assert started.check_and_insert(b"x", clock.now + 30)  # notes a new namespace
+            with raises("store_unavailable"):
+                running.check_and_insert(b"old", old)
+        finally:
+            running.close()
+            started.close()
+
+
+def test_a_failover_to_a_server_that_lacks_the_last_writes_accepts_no_replay() -> None:
+    # The same address reaches another server, up since before the store's last answer
+    # (a replica promoted before it had the last writes). Its start is no bound on what it
+    # lacks; it was read as a restart long ago, and the replay was accepted.
+    clock = Clock()
+    options: dict[str, Any] = {"prefix": b"f:", "margin": 0.0, "horizon": 30,
+                               "clock": clock}
+    with redis_process() as replica, redis_process() as primary:
+        admin = redis.Redis(port=replica.port)
+        while admin.info("server")["uptime_in_seconds"] < 1:  # up for a while
+            time.sleep(0.05)
+        admin.close()
+        proxy = FaultProxy(primary.port, late=0.0, delay=0.0)
+        store = RedisReplayStore(proxy.url, **options)
+        try:
+            old = clock.now + 30
+            assert store.check_and_insert(b"old", old)
+            proxy.retarget(replica.port)
+            with raises("store_unavailable") as caught:
+                store.check_and_insert(b"old", old)  # its cut connection is retried
+            assert "restarted" in str(caught.value)
+            clock.now += 1
+            assert store.check_and_insert(b"fresh", clock.now + 30)
+        finally:
+            store.close()
+            proxy.close()
+
+
+class RestartsOnScriptLoad(redis.Redis):
+    """A client whose next SCRIPT LOAD first restarts its server (killed: what was not
+    saved is lost), as if the restart fell just before that command."""
+
+    server: RedisServer | None = None
+
+    def script_load(self, script: Any) -> Any:
+        if self.server is not None:
+            self.server.stop(kill=True)
+            self.server.start()
+            self.server = None
+        return super().script_load(script)
+
+
+def test_a_restart_while_the_store_learns_its_epoch_is_seen() -> None:
+    # The epoch key was saved, the last message was not. The store learns the epoch of
+    # the old server, then the server restarts, then the script is loaded: the kept key
+    # passed the script's check and the replay of the lost message was accepted.
+    clock = Clock()
+    with redis_process(volatile=True, extra=["--save", "3600 1"]) as server:
+        client = RestartsOnScriptLoad(port=server.port, socket_timeout=5)
+        store = RedisReplayStore(client, prefix=b"s:", margin=0.0, horizon=30, clock=clock)
+        admin = redis.Redis(port=server.port)
+        try:
+            assert store.check_and_insert(b"saved", clock.now + 30)
+            admin.save()  # the epoch key is on disk from here
+            clock.now += 2
+            old = clock.now + 30
+            assert store.check_and_insert(b"old", old)  # not on disk
+            admin.script_flush()  # the store learns the epoch again at its next call
+            client.server = server
+            with raises("store_unavailable"):
+                store.check_and_insert(b"old", old)
+        finally:
+            admin.close()
+            store.close()
+
+
+def test_a_restart_is_seen_when_another_store_has_loaded_the_script_first() -> None:
+    # The restarted server kept the epoch key (saved) but not the last message. Another
+    # store loads the script before it rewrites the epoch key; in between, the store that
+    # knew the old server found its script and its epoch key, and accepted the replay.
+    clock = Clock()
+    with redis_process(volatile=True, extra=["--save", "3600 1"]) as server:
+        store = RedisReplayStore(server.url, prefix=b"s:", margin=0.0, horizon=30,
+                                 clock=clock)
+        admin = redis.Redis(port=server.port)
+        assert store.check_and_insert(b"saved", clock.now + 30)
+        admin.save()
+        admin.close()
+        clock.now += 2
+        old = clock.now + 30
+        assert store.check_and_insert(b"old", old)  # not on disk
+        server.stop(kill=True)
+        server.start()
+        admin = redis.Redis(port=server.port)
+        try:
+            admin.script_load(_SCRIPT)  # the other store's first step
+            with raises("store_unavailable"):
+                store.check_and_insert(b"old", old)
+        finally:
+            admin.close()
+            store.close()
+
+
+def test_an_epoch_dated_far_ahead_does_not_refuse_for_ever(server: RedisServer) -> None:
+    # One machine with its clock a year ahead (or a stranger writing the key) noted a
+    # restart then: every store adopted it and refused every message for a year.
+    clock = Clock()
+    name = prefix()
+    admin = redis.Redis(port=server.port)
+    run_id = admin.info("server")["run_id"]
+    admin.set(name, b"%s %d cafe" % (run_id.encode(), (clock.now + 365 * 86400) * 1000))
+    admin.close()
+    store = RedisReplayStore(server.url, prefix=name, margin=0.0, horizon=30, clock=clock)
+    try:
+        with raises("store_unavailable"):
+            store.check_and_insert(b"k", clock.now + 30)  # noted now instead
+        clock.now += 31
+        assert store.check_and_insert(b"k", clock.now + 30)
+    finally:
+        store.close()
+
+
 @pytest.mark.anyio
 async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
     clock = Clock()
@@ -301,7 +518,7 @@ async def test_a_restarted_volatile_server_through_the_async_adapter() -> None:
                                  allow_volatile=True, clock=clock)
         adapter = async_replay_store(store)
         with raises("store_unavailable"):
-            await adapter.check_and_insert(b"early", clock.now + 30)
+            await adapter.check_and_insert(b"early", clock.now + 1)
         clock.now += 2
         old = clock.now + 30
         assert await adapter.check_and_insert(b"old", old)
@@ -335,6 +552,32 @@ def test_config_disabled_fails_closed_with_a_clear_message() -> None:
         store = RedisReplayStore(server.url, check_policy=False)
         assert store.check_and_insert(b"k", time.time() + 60)
         store.close()
+
+
+class ReshapedConfig(redis.Redis):
+    """A client in front of a real server whose CONFIG GET answers as some proxies and
+    look-alike servers do: a parameter missing, or a shape that is not a mapping."""
+
+    shape: Any = None
+
+    def config_get(self, pattern: Any = "*", *args: Any, **kwargs: Any) -> Any:
+        found = super().config_get(pattern, *args, **kwargs)
+        return found if pattern == "maxmemory-policy" else self.shape
+
+
+@pytest.mark.parametrize("shape", [{}, {"save": None}, {"save": 3600}, [], None, "yes"])
+def test_a_config_answer_of_an_odd_shape_is_not_taken_for_persistence(shape: Any) -> None:
+    # A missing "save" was read as the text "None": a schedule, so a server that keeps
+    # nothing was taken for one that keeps its data; a list raised AttributeError.
+    with redis_process(volatile=True) as server:
+        client = ReshapedConfig(port=server.port, socket_timeout=1)
+        client.shape = shape
+        try:
+            with raises("invalid_state") as caught:
+                RedisReplayStore(client)
+            assert "check_policy=False" in str(caught.value)
+        finally:
+            client.close()
 
 
 @pytest.mark.parametrize("url", [
@@ -390,3 +633,30 @@ def test_a_client_that_decodes_replies_works_too(server: RedisServer) -> None:
     assert store.check_and_insert(b"k", time.time() + 60) is True
     assert store.check_and_insert_many([(b"k", time.time() + 60)]) == [False]
     store.close()
+
+
+@pytest.mark.parametrize("query", ["socket_timeout=inf", "socket_connect_timeout=inf",
+                                   "socket_timeout=nan", "socket_timeout=0",
+                                   "socket_timeout=-1", "bogus=1", "ssl_cert_reqs=none"])
+def test_a_url_query_cannot_unbound_the_waits_or_fail_untyped(query: str) -> None:
+    # The URL's query overrides the store's timeouts (inf: a stalled server blocks every
+    # check for ever; an infinite connect timeout raised OverflowError) and an option the
+    # connection does not take raised TypeError at the first call.
+    url = f"redis://user:secretpw@127.0.0.1:{free_port()}/0?{query}"
+    for make in (lambda: RedisReplayStore(url, check_policy=False),
+                 lambda: RedisRevocationStore(url, {}, check_policy=False)):
+        with raises("invalid_argument") as caught:
+            make()
+        assert "secretpw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("options", [{"socket_timeout": float("inf")},
+                                     {"socket_connect_timeout": float("inf")},
+                                     {"socket_timeout": 0}])
+def test_a_client_whose_waits_are_unbounded_is_refused(options: dict[str, float]) -> None:
+    client = redis.Redis(port=free_port(), **options)  # type: ignore[arg-type]
+    try:
+        with raises("invalid_argument"):
+            RedisReplayStore(client, check_policy=False)
+    finally:
+        client.close()
