@@ -2,8 +2,12 @@
 errors on stderr, and the exit codes.
 
 Exit codes: 0 success; 1 refused (a chain, request, notice, rotation or audit log failed its
-checks: the error code is printed); 2 usage (bad arguments, agent ids or grants); 3 bad input
-(a file missing, unreadable, damaged, of the wrong kind, or a key file that does not unlock).
+checks: the error code is printed); 2 usage (bad arguments, agent ids or grants, or an output
+file that exists already without ``--force``); 3 bad input (a file or store missing,
+unreadable, damaged, too large, not a regular file, or a key file that does not unlock).
+
+Every file a command reads or writes goes through :mod:`agentauth.files`: a FIFO, a device
+or a directory given as a file is refused at once, never read or written.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import keyfile
+from . import files, keyfile
 from .errors import (
     AgentAuthError,
     AuditLogError,
     DecodeError,
+    FileError,
     InvalidAgentId,
     InvalidArgument,
     InvalidKey,
     KeyFileError,
     RemoteError,
+    StoreError,
     TrustStoreError,
 )
 from .identity import Identity
@@ -36,13 +42,16 @@ __all__ = [
     "EXIT_REFUSED",
     "EXIT_USAGE",
     "Parser",
+    "add_force",
     "add_json",
     "add_passphrase_options",
+    "check_output",
     "emit",
     "load_identity",
     "new_passphrase",
     "run_command",
     "subcommand",
+    "write_output",
 ]
 
 EXIT_OK = 0
@@ -75,6 +84,26 @@ def subcommand(commands: Any, name: str, help: str, example: str) -> argparse.Ar
 def add_json(parser: argparse.ArgumentParser) -> None:
     """Add ``--json``: the result as one JSON object (or array) on stdout."""
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_force(parser: argparse.ArgumentParser) -> None:
+    """Add ``--force``: replace an existing output file (never a key file)."""
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output file (a regular file, never a "
+                             "key file)")
+
+
+def write_output(path: str, data: bytes, *, force: bool) -> None:
+    """Write a command's output file: atomically, refused if it exists unless ``force``,
+    and never over a key file, a directory, a FIFO or a device."""
+    files.write_file(path, data, mode=0o644, force=force, keep=keyfile.is_key_file,
+                     what="output file")
+
+
+def check_output(path: str | None, *, force: bool) -> None:
+    """Refuse an output file before the command does anything (see :func:`write_output`)."""
+    if path is not None:
+        files.check_target(path, force=force, keep=keyfile.is_key_file, what="output file")
 
 
 def add_passphrase_options(parser: argparse.ArgumentParser, *, creating: bool = False) -> None:
@@ -195,7 +224,11 @@ def run_command(args: argparse.Namespace, command: Callable[[argparse.Namespace]
         return command(args)
     except (InvalidArgument, InvalidAgentId) as exc:
         return _fail(args, EXIT_USAGE, "usage", str(exc), exc.code)
-    except (DecodeError, InvalidKey, KeyFileError, TrustStoreError) as exc:
+    except FileError as exc:  # writing over a file is asked, not forced: a usage error
+        status = EXIT_USAGE if exc.code == "file_exists" else EXIT_BAD_INPUT
+        return _fail(args, status, "usage" if status == EXIT_USAGE else "bad input",
+                     str(exc), exc.code)
+    except (DecodeError, InvalidKey, KeyFileError, TrustStoreError, StoreError) as exc:
         return _fail(args, EXIT_BAD_INPUT, "bad input", str(exc), exc.code)
     except (RemoteError, AuditLogError) as exc:  # a DecodeError is bad input, caught above
         return _fail(args, EXIT_REFUSED, "refused", str(exc), exc.code)

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from ..errors import CapabilityDenied, InvalidArgument
 from ..identity import PeerKey
-from .chain import DEFAULT_SKEW, verify_chain
+from .chain import DEFAULT_SKEW, anchor_map, verify_chain
 from .grants import Request
 
 __all__ = ["CREDENTIAL_EXTENSION", "admission"]
@@ -40,7 +40,7 @@ def admission(
     """
     if not isinstance(request, Request):
         raise InvalidArgument("request is a Request")
-    trusted = dict(anchors)
+    trusted = anchor_map(anchors)
 
     def check(peer: PeerKey, extensions: Mapping[str, bytes]) -> bool:
         chain = extensions.get(extension)

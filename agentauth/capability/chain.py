@@ -257,6 +257,15 @@ def _namespace(space: str) -> tuple[str, ...]:
     return parse_resource(space)
 
 
+def anchor_map(anchors: Mapping[Any, str]) -> dict[Any, str]:
+    """A copy of trust anchors (agent id, key or identity -> namespace); anything but a
+    mapping is ``invalid_argument``, not a ``TypeError`` from deep inside."""
+    if not isinstance(anchors, Mapping):
+        raise InvalidArgument(f"anchors are a mapping of agent id to namespace, not "
+                              f"{type(anchors).__name__}")
+    return dict(anchors)
+
+
 def clear_caches() -> None:
     """Forget every link seen (for measuring cold verification, or to free memory)."""
     _links_seen.clear()
@@ -465,7 +474,7 @@ def _verify_chain(
         raise InvalidArgument("now is a non-negative integer number of seconds")
     if type(skew) is not int or not 0 <= skew <= MAX_SKEW:
         raise InvalidArgument(f"skew is an integer from 0 to {MAX_SKEW}")
-    roots = {_key(key): _namespace(space) for key, space in anchors.items()}
+    roots = {_key(key): _namespace(space) for key, space in anchor_map(anchors).items()}
     if type(chain) is bytes:
         links = decode_chain(chain)
     elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and _well_formed(

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
-from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, verify_chain
+from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, anchor_map, verify_chain
 from .grants import Request
 
 __all__ = ["INVOKE_CONTEXT", "DetachedInvocations", "SessionInvocations", "invoke"]
@@ -132,7 +132,7 @@ class SessionInvocations:
                 or len(channel_binding) != BINDING_LEN):
             raise InvalidArgument(f"peer is a PeerKey and channel_binding the session's "
                                   f"{BINDING_LEN} bytes")
-        self._anchors = dict(anchors)
+        self._anchors = anchor_map(anchors)
         self._peer = peer
         self._binding = channel_binding
         self._skew = skew
@@ -181,7 +181,7 @@ class DetachedInvocations:
         if store is not None and not isinstance(store, ReplayStore):
             raise InvalidArgument("store is a replay store")
         self._store = store
-        self._anchors = dict(anchors)
+        self._anchors = anchor_map(anchors)
         self._skew = skew
         self._window = window
         self._revoked = revoked

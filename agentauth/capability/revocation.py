@@ -30,15 +30,17 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    StoreError,
 )
 from ..identity import Identity, format_agent_id
-from ..stores import RedisTable
+from ..stores import RedisTable, open_sqlite
 from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
     Link,
     _key,
     _well_formed,
+    anchor_map,
     check_root,
     parse_links,
     signature_ok,
@@ -163,7 +165,7 @@ class MemoryRevocationStore:
     rooted at one of ``anchors`` only."""
 
     def __init__(self, anchors: Mapping[Any, str]) -> None:
-        self._anchors = dict(anchors)
+        self._anchors = anchor_map(anchors)
         self._notices: dict[bytes, tuple[int, bytes]] = {}
 
     def add(self, notice: bytes) -> bool:
@@ -200,19 +202,43 @@ class MemoryRevocationStore:
 
 
 class SQLiteRevocationStore:
-    """Notices in a SQLite file: they survive restarts. One connection per store."""
+    """Notices in a SQLite file: they survive restarts. One connection per store.
 
-    def __init__(self, path: str | Path, anchors: Mapping[Any, str]) -> None:
-        self._anchors = dict(anchors)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
-                         "expires INTEGER NOT NULL, notice BLOB NOT NULL) WITHOUT ROWID")
+    With ``create=True`` (the default: whoever adds notices) a missing file is created;
+    with ``create=False`` (whoever only checks, as ``agentauth verify --revoked`` does)
+    the store must exist already and is never created, converted or written. An existing
+    path that is not a revocation store (an empty file, a FIFO, a directory, another
+    database) is refused (:func:`agentauth.stores.open_sqlite`); a store that fails later
+    raises ``store_unavailable``, never a ``sqlite3`` error, so a check fails closed."""
+
+    def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
+                 create: bool = True) -> None:
+        self._anchors = anchor_map(anchors)
+        self._db = open_sqlite(path, create=create, what="revocation store")
+        try:
+            if create:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
+                                 "expires INTEGER NOT NULL, notice BLOB NOT NULL) "
+                                 "WITHOUT ROWID")
+            self._run("SELECT id, expires, notice FROM revoked LIMIT 0")
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _run(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement; a failure of SQLite is ``store_unavailable``."""
+        try:
+            return self._db.execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the revocation store failed ({type(exc).__name__}: it is "
+                             f"not a revocation store, or cannot be read or written)",
+                             code="store_unavailable") from None
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
         checked = verify_notice(notice, self._anchors)  # verify before anything is stored
-        cursor = self._db.execute(
+        cursor = self._run(
             "INSERT OR IGNORE INTO revoked (id, expires, notice) VALUES (?, ?, ?)",
             (checked.target, checked.expires, checked.data))
         if cursor.rowcount != 1:
@@ -222,26 +248,24 @@ class SQLiteRevocationStore:
 
     def is_revoked(self, link_id: bytes) -> bool:
         """Whether the link with this id is revoked."""
-        row = self._db.execute("SELECT 1 FROM revoked WHERE id = ?", (link_id,)).fetchone()
+        row = self._run("SELECT 1 FROM revoked WHERE id = ?", (link_id,)).fetchone()
         return row is not None
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
-        return self._db.execute("DELETE FROM revoked WHERE expires <= ?",
-                                (now - MAX_SKEW,)).rowcount
+        return self._run("DELETE FROM revoked WHERE expires <= ?", (now - MAX_SKEW,)).rowcount
 
     def ids(self) -> list[bytes]:
         """The ids of every revoked link, ascending."""
-        return [bytes(r[0]) for r in self._db.execute("SELECT id FROM revoked ORDER BY id")]
+        return [bytes(r[0]) for r in self._run("SELECT id FROM revoked ORDER BY id")]
 
     def notice(self, link_id: bytes) -> bytes | None:
         """The notice that revoked ``link_id``, if any."""
-        row = self._db.execute("SELECT notice FROM revoked WHERE id = ?",
-                               (link_id,)).fetchone()
+        row = self._run("SELECT notice FROM revoked WHERE id = ?", (link_id,)).fetchone()
         return bytes(row[0]) if row else None
 
     def __len__(self) -> int:
-        (count,) = self._db.execute("SELECT count(*) FROM revoked").fetchone()
+        (count,) = self._run("SELECT count(*) FROM revoked").fetchone()
         return int(count)
 
     def close(self) -> None:
@@ -258,7 +282,7 @@ class RedisRevocationStore:
     def __init__(self, client: Any, anchors: Mapping[Any, str], *,
                  prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
-        self._anchors = dict(anchors)
+        self._anchors = anchor_map(anchors)
         self._clock = clock
         self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
                                  clock=clock)
