@@ -18,6 +18,7 @@ small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -216,6 +217,11 @@ class SQLiteRevocationStore:
         self._anchors = anchor_map(anchors)
         self._db = open_sqlite(path, create=create, what="revocation store")
         try:
+            tables = {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = "
+                                              "'table'")}
+            if tables and "revoked" not in tables:  # another application's database
+                raise StoreError(f"{os.fspath(path)!r} is a SQLite database but not a "
+                                 f"revocation store", code="store_unavailable")
             if create:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
