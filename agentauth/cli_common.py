@@ -6,7 +6,8 @@ checks: the error code is printed); 2 usage (bad arguments, agent ids or grants,
 file that exists already without ``--force``); 3 bad input (a file or store missing,
 unreadable, damaged, too large, not a regular file, or a key file that does not unlock).
 
-Every file a command reads or writes goes through :mod:`agentauth.files`: a FIFO, a device
+Every file a command reads or writes goes through :mod:`agentauth.files` (outputs through
+:func:`agentauth.keyfile.write_output`): a FIFO, a device
 or a directory given as a file is refused at once, never read or written.
 """
 
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import files, keyfile
+from . import keyfile
 from .errors import (
     AgentAuthError,
     AuditLogError,
@@ -45,13 +46,11 @@ __all__ = [
     "add_force",
     "add_json",
     "add_passphrase_options",
-    "check_output",
     "emit",
     "load_identity",
     "new_passphrase",
     "run_command",
     "subcommand",
-    "write_output",
 ]
 
 EXIT_OK = 0
@@ -91,19 +90,6 @@ def add_force(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="replace an existing output file (a regular file, never a "
                              "key file)")
-
-
-def write_output(path: str, data: bytes, *, force: bool) -> None:
-    """Write a command's output file: atomically, refused if it exists unless ``force``,
-    and never over a key file, a directory, a FIFO or a device."""
-    files.write_file(path, data, mode=0o644, force=force, keep=keyfile.is_key_file,
-                     what="output file")
-
-
-def check_output(path: str | None, *, force: bool) -> None:
-    """Refuse an output file before the command does anything (see :func:`write_output`)."""
-    if path is not None:
-        files.check_target(path, force=force, keep=keyfile.is_key_file, what="output file")
 
 
 def add_passphrase_options(parser: argparse.ArgumentParser, *, creating: bool = False) -> None:

@@ -22,7 +22,7 @@ from .cli_common import (
     subcommand,
 )
 from .identity import Identity, PeerKey
-from .keyfile import DEFAULT_PRESET, PRESETS
+from .keyfile import DEFAULT_PRESET, PRESETS, check_output, write_output
 from .rotation import MAX_ROTATION, parse_rotation, rotate
 from .trust import TrustEntry, TrustStore, editing
 
@@ -162,7 +162,7 @@ def cmd_trust_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    files.check_target(args.out, what="statement file")  # before asking for passphrases
+    check_output(args.out, what="statement file")  # before asking for passphrases
     old = load_identity(args, args.key)
     if args.new_passphrase_env is None and args.new_passphrase_fd is None:
         new = load_identity(args, args.new)  # the same passphrase unlocks both
@@ -171,7 +171,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             passphrase_env=args.new_passphrase_env, passphrase_fd=args.new_passphrase_fd,
             unencrypted=args.unencrypted), args.new)
     statement = rotate(old, new, now=int(time.time()), next_key=args.next)
-    files.write_file(args.out, statement, mode=0o644, what="statement file")  # never over
+    write_output(args.out, statement, what="statement file")  # never over another file
     rotation = parse_rotation(statement)
     emit(args, {"out": args.out, "old": old.agent_id, "new": new.agent_id,
                 "next": None if rotation.next is None else rotation.next.hex()},

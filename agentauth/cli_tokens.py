@@ -42,15 +42,14 @@ from .cli_common import (
     EXIT_USAGE,
     add_force,
     add_passphrase_options,
-    check_output,
     emit,
     load_identity,
     run_command,
     subcommand,
-    write_output,
 )
 from .errors import InvalidArgument
 from .identity import PeerKey, format_agent_id
+from .keyfile import check_output, write_output
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "add_commands", "run"]
 
@@ -199,7 +198,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    check_output(args.out, force=args.force)  # before the store is made or changed
+    if args.out:  # refused before the store is made or changed
+        check_output(args.out, force=args.force)
     revoker = load_identity(args, args.key)
     links = decode_chain(_read(args.chain))
     if not 0 <= args.link < len(links):

@@ -38,6 +38,7 @@ __all__ = [
     "KEY_FILE_MAGIC",
     "KEY_FILE_VERSION",
     "PRESETS",
+    "check_output",
     "is_encrypted",
     "is_key_file",
     "open_seed",
@@ -46,6 +47,7 @@ __all__ = [
     "read_key_file",
     "seal_seed",
     "write_key_file",
+    "write_output",
 ]
 
 KEY_FILE_MAGIC: Final = "agentauth-key"
@@ -203,6 +205,21 @@ def is_key_file(path: str | os.PathLike[str]) -> bool:
     except DecodeError:
         return False
     return bool(fields) and fields[0] == KEY_FILE_MAGIC
+
+
+def check_output(path: str | os.PathLike[str], *, force: bool = False,
+                 what: str = "output file") -> None:
+    """Refuse an output file as :func:`write_output` would, before a command does anything
+    else (so a refused command leaves nothing behind)."""
+    files.check_target(path, force=force, keep=is_key_file, what=what)
+
+
+def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool = False,
+                 what: str = "output file") -> None:
+    """Write a command's output file (a chain, a notice, a report; mode 0644) atomically:
+    refused if it exists unless ``force``, and never over a key file, a directory, a FIFO
+    or a device, even with ``force``."""
+    files.write_file(path, data, mode=0o644, force=force, keep=is_key_file, what=what)
 
 
 def write_key_file(path: str | os.PathLike[str], data: bytes) -> None:

@@ -243,6 +243,10 @@ class SQLiteReplayStore:
     Expired rows are deleted a few hundred at a time as inserts go on. ``durable=True``
     syncs every insert to disk (surviving power loss, not only a crash of the process),
     at the cost of an fsync each. Times are kept in milliseconds.
+
+    The file is created if nothing is at ``path``; an existing path must be a SQLite
+    database (:func:`open_sqlite`): an empty file, a FIFO or a directory is refused, never
+    converted.
     """
 
     def __init__(self, path: str | Path, *, capacity: int = 10_000_000,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import files, keyfile
+from .. import keyfile
 from ..errors import AgentAuthError, FileError, InvalidArgument
 from . import interop, mutation, scenarios
 from .harness import Check, Context, Fail
@@ -160,8 +160,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:  # before the run: a report that cannot be written is known at once
         for path in (args.json, args.junit):
             if path is not None:
-                files.check_target(path, force=args.force, keep=keyfile.is_key_file,
-                                   what="report file")
+                keyfile.check_output(path, force=args.force, what="report file")
     except FileError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2 if exc.code == "file_exists" else 3
@@ -176,8 +175,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         for path, text in ((args.json, report.to_json), (args.junit, report.to_junit)):
             if path is not None:
-                files.write_file(path, text().encode("utf-8"), mode=0o644, force=args.force,
-                                 keep=keyfile.is_key_file, what="report file")
+                keyfile.write_output(path, text().encode("utf-8"), force=args.force,
+                                     what="report file")
     except FileError as exc:
         print(f"error: cannot write the report: {exc.message}", file=sys.stderr)
         return 2 if exc.code == "file_exists" else 3
