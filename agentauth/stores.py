@@ -323,7 +323,11 @@ class SQLiteReplayStore:
 
     def __len__(self) -> int:
         with self._lock:
-            (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
+            try:
+                (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"the replay database failed ({type(exc).__name__})",
+                                 code="store_unavailable") from None
         return int(count)
 
     def close(self) -> None:

@@ -300,3 +300,15 @@ def test_an_audit_handler_on_a_fifo_never_blocks_a_decision(tmp_path: Path) -> N
     with pytest.raises(FileError) as info:
         AuditFileHandler(tmp_path / "audit.log")
     assert info.value.code == "file_not_regular"
+
+
+def test_a_closed_sqlite_store_fails_with_a_store_error(tmp_path: Path) -> None:
+    replay = SQLiteReplayStore(tmp_path / "replay.db")
+    revoked = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS)
+    replay.close()
+    revoked.close()
+    for call in (lambda: len(replay), lambda: revoked.is_revoked(b"\x00" * 16),
+                 lambda: len(revoked), revoked.ids):
+        with pytest.raises(AgentAuthError) as info:
+            call()
+        assert info.value.code == "store_unavailable"
