@@ -20,9 +20,9 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Final
+from typing import BinaryIO, Final
 
-from . import crypto
+from . import crypto, files
 from .errors import AuditLogError
 
 try:
@@ -128,6 +128,33 @@ class AuditSummary:
     head: str
 
 
+def _walk(file: BinaryIO) -> tuple[int, str]:
+    """(number of records, hash of the last) of a log, every record and link checked."""
+    expected_seq, prev = 1, GENESIS
+    number = 0
+    for number, raw in enumerate(iter(lambda: file.readline(_MAX_RECORD + 1), b""), 1):
+        if len(raw) > _MAX_RECORD:
+            raise AuditLogError(f"record {number} is longer than {_MAX_RECORD} bytes",
+                                code="audit_log_broken")
+        if not raw.endswith(b"\n"):
+            raise AuditLogError(f"record {number} is cut short (no end of line)",
+                                code="audit_log_broken")
+        seq, link, digest = _parse(raw[:-1], number)
+        if seq > expected_seq:
+            raise AuditLogError(f"record {number} has seq {seq}: record(s) "
+                                f"{expected_seq}..{seq - 1} were dropped",
+                                code="audit_log_broken")
+        if seq < expected_seq:
+            raise AuditLogError(f"record {number} has seq {seq} after "
+                                f"{expected_seq - 1}: records were reordered or "
+                                f"repeated", code="audit_log_broken")
+        if link != prev:
+            raise AuditLogError(f"record {number} does not follow record {number - 1}: "
+                                f"one of them was rewritten", code="audit_log_broken")
+        expected_seq, prev = seq + 1, digest
+    return number, prev
+
+
 def verify_audit_log(path: str | os.PathLike[str], *, head: str | None = None
                      ) -> AuditSummary:
     """Check every record of an audit log file and the chain between them.
@@ -135,30 +162,16 @@ def verify_audit_log(path: str | os.PathLike[str], *, head: str | None = None
     Raises :class:`AuditLogError` naming the first record (counted from 1) that was edited,
     is missing (a gap in the sequence), out of order, or incomplete. Records dropped from
     the end leave a shorter valid log: pass the ``head`` hash kept elsewhere to catch that.
+    A path that is not a readable regular file is a :class:`~agentauth.errors.FileError`.
     """
-    expected_seq, prev = 1, GENESIS
-    number = 0
-    with open(path, "rb") as file:
-        for number, raw in enumerate(iter(lambda: file.readline(_MAX_RECORD + 1), b""), 1):
-            if len(raw) > _MAX_RECORD:
-                raise AuditLogError(f"record {number} is longer than {_MAX_RECORD} bytes",
-                                    code="audit_log_broken")
-            if not raw.endswith(b"\n"):
-                raise AuditLogError(f"record {number} is cut short (no end of line)",
-                                    code="audit_log_broken")
-            seq, link, digest = _parse(raw[:-1], number)
-            if seq > expected_seq:
-                raise AuditLogError(f"record {number} has seq {seq}: record(s) "
-                                    f"{expected_seq}..{seq - 1} were dropped",
-                                    code="audit_log_broken")
-            if seq < expected_seq:
-                raise AuditLogError(f"record {number} has seq {seq} after "
-                                    f"{expected_seq - 1}: records were reordered or "
-                                    f"repeated", code="audit_log_broken")
-            if link != prev:
-                raise AuditLogError(f"record {number} does not follow record {number - 1}: "
-                                    f"one of them was rewritten", code="audit_log_broken")
-            expected_seq, prev = seq + 1, digest
+    # A regular file only (a FIFO must not hang the check, nor a device feed it forever);
+    # its size is not capped, since each record is read with its own bound.
+    descriptor = files.open_regular(path, what="audit log")
+    try:
+        with os.fdopen(descriptor, "rb") as file:
+            number, prev = _walk(file)
+    except OSError as exc:
+        raise files.os_error(exc, os.fspath(path), "audit log", "read") from None
     if head is not None and head != prev:
         raise AuditLogError(f"the last of the {number} records is not the expected head: "
                             f"records were dropped from the end", code="audit_log_broken")
@@ -186,14 +199,20 @@ class AuditFileHandler(logging.Handler):
     ignored. Each write takes an exclusive lock on the file and reads the last record
     again, so processes can share one log; a log whose last record is broken is not
     extended (the handler reports the error through ``logging``'s usual path).
+
+    The file is created (owner-only) if it does not exist; a path that is not a regular
+    file, or whose folder is missing, is refused at once (:class:`~agentauth.errors.FileError`),
+    as is a file that does not end in a valid record (``audit_log_broken``).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
         super().__init__(logging.INFO)
         self.path = os.fspath(path)
         self._fsync = fsync
-        self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND
-                                   | getattr(os, "O_CLOEXEC", 0), 0o600)
+        # Created if missing (0600); anything but a regular file is refused here, since
+        # records "written" to a FIFO or a device would vanish, or block every decision.
+        self._descriptor = files.open_regular(self.path, os.O_RDWR | os.O_CREAT
+                                              | os.O_APPEND, 0o600, what="audit log")
         try:
             _last_record(self._descriptor, os.fstat(self._descriptor).st_size)
         except BaseException:

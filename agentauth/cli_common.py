@@ -2,8 +2,13 @@
 errors on stderr, and the exit codes.
 
 Exit codes: 0 success; 1 refused (a chain, request, notice, rotation or audit log failed its
-checks: the error code is printed); 2 usage (bad arguments, agent ids or grants); 3 bad input
-(a file missing, unreadable, damaged, of the wrong kind, or a key file that does not unlock).
+checks: the error code is printed); 2 usage (bad arguments, agent ids or grants, or an output
+file that exists already without ``--force``); 3 bad input (a file or store missing,
+unreadable, damaged, too large, not a regular file, or a key file that does not unlock).
+
+Every file a command reads or writes goes through :mod:`agentauth.files` (outputs through
+:func:`agentauth.keyfile.write_output`): a FIFO, a device
+or a directory given as a file is refused at once, never read or written.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from .errors import (
     AgentAuthError,
     AuditLogError,
     DecodeError,
+    FileError,
     InvalidAgentId,
     InvalidArgument,
     InvalidKey,
     KeyFileError,
     RemoteError,
+    StoreError,
     TrustStoreError,
 )
 from .identity import Identity
@@ -36,6 +43,7 @@ __all__ = [
     "EXIT_REFUSED",
     "EXIT_USAGE",
     "Parser",
+    "add_force",
     "add_json",
     "add_passphrase_options",
     "emit",
@@ -75,6 +83,13 @@ def subcommand(commands: Any, name: str, help: str, example: str) -> argparse.Ar
 def add_json(parser: argparse.ArgumentParser) -> None:
     """Add ``--json``: the result as one JSON object (or array) on stdout."""
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_force(parser: argparse.ArgumentParser) -> None:
+    """Add ``--force``: replace an existing output file (never a key file)."""
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output file (a regular file, never a "
+                             "key file)")
 
 
 def add_passphrase_options(parser: argparse.ArgumentParser, *, creating: bool = False) -> None:
@@ -195,7 +210,11 @@ def run_command(args: argparse.Namespace, command: Callable[[argparse.Namespace]
         return command(args)
     except (InvalidArgument, InvalidAgentId) as exc:
         return _fail(args, EXIT_USAGE, "usage", str(exc), exc.code)
-    except (DecodeError, InvalidKey, KeyFileError, TrustStoreError) as exc:
+    except FileError as exc:  # writing over a file is asked, not forced: a usage error
+        status = EXIT_USAGE if exc.code == "file_exists" else EXIT_BAD_INPUT
+        return _fail(args, status, "usage" if status == EXIT_USAGE else "bad input",
+                     str(exc), exc.code)
+    except (DecodeError, InvalidKey, KeyFileError, TrustStoreError, StoreError) as exc:
         return _fail(args, EXIT_BAD_INPUT, "bad input", str(exc), exc.code)
     except (RemoteError, AuditLogError) as exc:  # a DecodeError is bad input, caught above
         return _fail(args, EXIT_REFUSED, "refused", str(exc), exc.code)

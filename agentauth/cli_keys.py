@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import time
 from typing import Any
 
+from . import files
 from .audit import verify_audit_log
 from .cli_common import (
     add_passphrase_options,
@@ -21,9 +21,8 @@ from .cli_common import (
     new_passphrase,
     subcommand,
 )
-from .errors import DecodeError, InvalidArgument
 from .identity import Identity, PeerKey
-from .keyfile import DEFAULT_PRESET, PRESETS
+from .keyfile import DEFAULT_PRESET, PRESETS, check_output, write_output
 from .rotation import MAX_ROTATION, parse_rotation, rotate
 from .trust import TrustEntry, TrustStore, editing
 
@@ -34,8 +33,7 @@ __all__ = ["add_commands"]
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    if os.path.lexists(args.path):  # before asking for a passphrase (save checks again)
-        raise InvalidArgument(f"key file {args.path!r} exists already")
+    files.check_target(args.path, what="key file")  # before asking for a passphrase
     passphrase = new_passphrase(args)
     identity = Identity.generate()
     if passphrase is None:
@@ -143,20 +141,8 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
 
 
 def _read_statement(path: str) -> bytes:
-    """A rotation statement file's bytes, no more than a statement can hold: a FIFO or a
-    device (``/dev/zero``) named as the statement must neither hang nor exhaust memory."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-                         | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise DecodeError(f"{path!r} is not a regular file", code="malformed")
-        data = os.read(descriptor, MAX_ROTATION + 1)
-    finally:
-        os.close(descriptor)
-    if len(data) > MAX_ROTATION:
-        raise DecodeError(f"{path!r} is larger than a rotation statement ({MAX_ROTATION} "
-                          f"bytes)", code="oversize")
-    return data
+    """A rotation statement file's bytes, no more than a statement can hold."""
+    return files.read_file(path, MAX_ROTATION, what="rotation statement")
 
 
 def cmd_trust_rotate(args: argparse.Namespace) -> int:
@@ -176,6 +162,7 @@ def cmd_trust_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    check_output(args.out, what="statement file")  # before asking for passphrases
     old = load_identity(args, args.key)
     if args.new_passphrase_env is None and args.new_passphrase_fd is None:
         new = load_identity(args, args.new)  # the same passphrase unlocks both
@@ -184,11 +171,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             passphrase_env=args.new_passphrase_env, passphrase_fd=args.new_passphrase_fd,
             unencrypted=args.unencrypted), args.new)
     statement = rotate(old, new, now=int(time.time()), next_key=args.next)
-    try:
-        with open(args.out, "xb") as out:  # never over another file
-            out.write(statement)
-    except FileExistsError:
-        raise InvalidArgument(f"{args.out!r} exists already") from None
+    write_output(args.out, statement, what="statement file")  # never over another file
     rotation = parse_rotation(statement)
     emit(args, {"out": args.out, "old": old.agent_id, "new": new.agent_id,
                 "next": None if rotation.next is None else rotation.next.hex()},

@@ -8,6 +8,9 @@ it should be.
 Grants on the command line: ``RESOURCE=ACTION[,ACTION...]`` followed by constraints
 ``;NAME=eq:V``, ``;NAME=in:V|V``, ``;NAME=range:LO..HI``, ``;NAME=prefix:P``. A value that
 reads as an integer is an integer; write it in double quotes for a string.
+
+Output files (``--out``) are written atomically and never over an existing file unless
+``--force`` is given, and never over a key file even then (exit 2).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
+from . import files
 from .capability import (
     Eq,
     Grant,
@@ -32,11 +35,12 @@ from .capability import (
     revoke,
     verify_chain,
 )
-from .capability.chain import Link
+from .capability.chain import MAX_CHAIN_BYTES, Link
 from .cli_common import (
     EXIT_BAD_INPUT,
     EXIT_REFUSED,
     EXIT_USAGE,
+    add_force,
     add_passphrase_options,
     emit,
     load_identity,
@@ -45,6 +49,7 @@ from .cli_common import (
 )
 from .errors import InvalidArgument
 from .identity import PeerKey, format_agent_id
+from .keyfile import check_output, write_output
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "add_commands", "run"]
 
@@ -115,13 +120,15 @@ def _link_json(link: Link) -> dict[str, Any]:
 
 
 def _read(path: str) -> bytes:
-    return Path(path).read_bytes()
+    """A chain file's bytes (no more than a chain may hold)."""
+    return files.read_file(path, MAX_CHAIN_BYTES, what="chain file")
 
 
 # ------------------------------------------------------------------ commands
 
 
 def cmd_delegate(args: argparse.Namespace) -> int:
+    check_output(args.out, force=args.force)
     issuer = load_identity(args, args.key)
     parents = decode_chain(_read(args.parent)) if args.parent else ()
     now = int(time.time())
@@ -132,7 +139,7 @@ def cmd_delegate(args: argparse.Namespace) -> int:
     link = delegate(issuer, args.to, [parse_grant(g) for g in args.grant],
                     not_before=not_before, expires=expires, budget=args.budget,
                     parent=parents[-1] if parents else None)
-    Path(args.out).write_bytes(encode_chain([*parents, link]))
+    write_output(args.out, encode_chain([*parents, link]), force=args.force)
     emit(args, {"out": args.out, "links": len(parents) + 1, "holder": args.to,
                 "link": _link_json(link)},
          f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}")
@@ -172,11 +179,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
             name, _, value = item.partition("=")
             values[name] = _value(value)
         request = Request(resource, action, values)
-    store = SQLiteRevocationStore(args.revoked, anchors) if args.revoked else None
     holder = PeerKey.from_agent_id(args.holder) if args.holder else None
     now = int(time.time()) if args.now is None else args.now
-    links = verify_chain(_read(args.chain), anchors, now=now, holder=holder, request=request,
-                         revoked=store.is_revoked if store else None)
+    chain = _read(args.chain)
+    # Only read: a store that does not exist is an error, never made (nor a file converted).
+    store = (SQLiteRevocationStore(args.revoked, anchors, create=False) if args.revoked
+             else None)
+    try:
+        links = verify_chain(chain, anchors, now=now, holder=holder, request=request,
+                             revoked=store.is_revoked if store else None)
+    finally:
+        if store is not None:
+            store.close()
     emit(args, {"ok": True, "links": len(links),
                 "holder": format_agent_id(links[-1].audience)},
          f"ok: {len(links)} link(s), holder {format_agent_id(links[-1].audience)}")
@@ -184,16 +198,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
+    if args.out:  # refused before the store is made or changed
+        check_output(args.out, force=args.force)
     revoker = load_identity(args, args.key)
     links = decode_chain(_read(args.chain))
     if not 0 <= args.link < len(links):
         raise InvalidArgument(f"the chain has links 0..{len(links) - 1}")
     notice = revoke(revoker, links[: args.link + 1])
     store = SQLiteRevocationStore(args.store, {format_agent_id(links[0].issuer): "**"})
-    added = store.add(notice)
-    store.close()
+    try:
+        added = store.add(notice)
+    finally:
+        store.close()
     if args.out:
-        Path(args.out).write_bytes(notice)
+        write_output(args.out, notice, force=args.force)
     emit(args, {"link": args.link, "id": links[args.link].id.hex(), "added": added,
                 "out": args.out},
          f"link {args.link} ({links[args.link].id.hex()[:16]}) revoked"
@@ -215,7 +233,9 @@ def add_commands(commands: Any) -> None:
                    help="lifetime in seconds (never past the parent's expiry)")
     p.add_argument("--budget", type=int, default=0, help="delegations allowed below")
     p.add_argument("--parent", help="the chain file this delegation extends")
-    p.add_argument("--out", required=True, help="where to write the new chain")
+    p.add_argument("--out", required=True, help="where to write the new chain (not over an "
+                                                "existing file unless --force)")
+    add_force(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_delegate)
     p = subcommand(commands, "inspect", "show a chain as a tree (or --json)",
@@ -231,7 +251,8 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--request", help="RESOURCE:ACTION")
     p.add_argument("--arg", action="append", default=[], help="NAME=VALUE of the request")
     p.add_argument("--holder", metavar="AGENT_ID", help="who presents the chain")
-    p.add_argument("--revoked", help="a revocation store (SQLite file)")
+    p.add_argument("--revoked", help="a revocation store (SQLite file) to check; it must "
+                                     "exist, and is only read")
     p.add_argument("--now", type=int, help="the time to verify at (Unix seconds)")
     p.set_defaults(run=cmd_verify)
     p = subcommand(commands, "revoke", "revoke a link of a chain you issued or hold",
@@ -240,8 +261,11 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--key", required=True)
     p.add_argument("--chain", required=True)
     p.add_argument("--link", type=int, required=True, help="index of the link, root = 0")
-    p.add_argument("--store", required=True, help="the revocation store (SQLite file)")
-    p.add_argument("--out", help="also write the notice to this file")
+    p.add_argument("--store", required=True, help="the revocation store (SQLite file; made "
+                                                  "if missing)")
+    p.add_argument("--out", help="also write the notice to this file (not over an existing "
+                                 "file unless --force)")
+    add_force(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_revoke)
 

@@ -19,7 +19,9 @@ class), never on the message text.
     │   │                           key_file_corrupt, wrong_passphrase,
     │   │                           key_file_unencrypted
     │   ├── TrustStoreError         trust_store_invalid, trust_store_permissions
-    │   └── AuditLogError           audit_log_broken
+    │   ├── AuditLogError           audit_log_broken
+    │   └── FileError               file_not_found, file_not_regular, file_too_large,
+    │                               file_exists, file_permission, file_io
     ├── RemoteError                 the peer (or the network) misbehaved
     │   ├── DecodeError             oversize, malformed, non_canonical,
     │   │                           unknown_field
@@ -61,6 +63,7 @@ __all__ = [
     "CapabilityDenied",
     "CounterExhausted",
     "DecodeError",
+    "FileError",
     "HandshakeTimeout",
     "InvalidAgentId",
     "InvalidArgument",
@@ -170,6 +173,17 @@ class AuditLogError(LocalError):
     default_code = "audit_log_broken"
 
 
+class FileError(LocalError):
+    """A file at a path the caller gave cannot be used: it is missing (or its folder is),
+    is not a regular file (a directory, FIFO, device or socket), is larger than what it
+    should hold, exists where a new file was to be written, or the system refused or failed
+    the read or write. Nothing was read from a file refused, and a refused write left
+    nothing behind."""
+
+    codes = frozenset({"file_not_found", "file_not_regular", "file_too_large", "file_exists",
+                       "file_permission", "file_io"})
+
+
 class RemoteError(AgentAuthError):
     """Bytes from the peer (or the network between us) broke a rule."""
 
@@ -255,9 +269,9 @@ class SessionExpired(AgentAuthError):
 
 class StoreError(AgentAuthError):
     """A replay store could not record a key: it is full of live entries, or it cannot be
-    reached. The message it was asked about must be refused (the check fails closed). A
-    revocation store refuses a notice the same way once it holds its quota of that
-    revoker's notices (spec 10.8).
+    opened or reached (a revocation store too). The message it was asked about must be
+    refused (the check fails closed). A revocation store refuses a notice the same way once
+    it holds its quota of that revoker's notices (spec 10.8).
 
     Neither side misbehaved and the call was not wrong: retry later, or give the store room.
     """
@@ -289,6 +303,13 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
                                                  "others"),
     "audit_log_broken": (AuditLogError, "an audit log record was edited, dropped or "
                                         "reordered"),
+    "file_not_found": (FileError, "a file, or the folder it should be in, does not exist"),
+    "file_not_regular": (FileError, "a path names a directory, FIFO, device or socket, not "
+                                    "a regular file"),
+    "file_too_large": (FileError, "a file is larger than what it may hold"),
+    "file_exists": (FileError, "a file to be written exists already and is not replaced"),
+    "file_permission": (FileError, "the system refused access to a file or its folder"),
+    "file_io": (FileError, "reading or writing a file failed"),
     "oversize": (DecodeError, "message longer than the limit, checked before parsing"),
     "malformed": (DecodeError, "message is not of the required structure or types"),
     "non_canonical": (DecodeError, "message decodes but is not in the one canonical form"),
@@ -348,7 +369,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
     "store_full": (StoreError, "a replay store is full of live entries, or a revocation "
                    "store holds its quota of a revoker's notices, and refuses more"),
-    "store_unavailable": (StoreError, "a replay store could not be reached or failed"),
+    "store_unavailable": (StoreError, "a replay or revocation store could not be opened, "
+                                       "reached or failed"),
 })
 
 
@@ -358,7 +380,7 @@ def _check_registry() -> None:
     every = set().union(
         *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
                             CounterExhausted, KeyFileError, TrustStoreError,
-                            AuditLogError, DecodeError, ProtocolViolation,
+                            AuditLogError, FileError, DecodeError, ProtocolViolation,
                             HandshakeTimeout, ReplayDetected, AuthenticationError,
                             TransportError, SessionExpired, CapabilityDenied, StoreError))
     )

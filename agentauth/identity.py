@@ -215,7 +215,8 @@ class Identity:
         The seed is encrypted under ``passphrase`` (Argon2id with the named ``preset``:
         ``interactive``, ``moderate`` or ``sensitive``, then XChaCha20-Poly1305). Only with
         ``unencrypted=True`` and no passphrase is it written in the clear, in hex.
-        Refuses to overwrite an existing file (``invalid_argument``).
+        Refuses to overwrite an existing file (``file_exists``, a
+        :class:`~agentauth.errors.FileError`).
         """
         if unencrypted:
             if passphrase is not None:
@@ -237,7 +238,8 @@ class Identity:
         ``unencrypted=True`` (``key_file_unencrypted`` otherwise). A file its group or
         others may read is refused (``key_file_permissions``); a wrong passphrase or an
         altered file is ``wrong_passphrase``, a truncated or foreign one
-        ``key_file_corrupt``, an unknown version ``key_file_version``.
+        ``key_file_corrupt``, an unknown version ``key_file_version``. A path that is
+        missing, not a regular file or too large is a :class:`~agentauth.errors.FileError`.
         """
         data = keyfile.read_key_file(path)
         if not keyfile.is_encrypted(data):

@@ -12,34 +12,42 @@ into a cheaper guess. After opening, the seed must derive the recorded public ke
 
 The older unencrypted form, the seed in hex on one line, is read and written only when the
 caller says ``unencrypted``. Files are created owner-only (0600) and never overwritten;
-loading refuses a file that its group or others may read, and never writes to it.
+loading refuses a file that its group or others may read, and never writes to it. Both go
+through :mod:`agentauth.files` (a FIFO or device in a key file's place is refused).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import stat
 import unicodedata
 from collections.abc import Callable
 from typing import Final
 
-from . import crypto, wire
-from .errors import AuthenticationError, DecodeError, InvalidArgument, KeyFileError
+from . import crypto, files, wire
+from .errors import (
+    AuthenticationError,
+    DecodeError,
+    FileError,
+    InvalidArgument,
+    KeyFileError,
+)
 
 __all__ = [
     "DEFAULT_PRESET",
     "KEY_FILE_MAGIC",
     "KEY_FILE_VERSION",
     "PRESETS",
+    "check_output",
     "is_encrypted",
+    "is_key_file",
     "open_seed",
     "passphrase_bytes",
     "plain_form",
     "read_key_file",
     "seal_seed",
     "write_key_file",
+    "write_output",
 ]
 
 KEY_FILE_MAGIC: Final = "agentauth-key"
@@ -165,86 +173,58 @@ def open_plain(data: bytes) -> bytes:
 
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of a key file, read only: refused if it is not a regular file, is larger
-    than any key file, or may be read by its group or others (``key_file_permissions``)."""
+    """The bytes of a key file, read only, by the rules of :func:`agentauth.files.read_file`
+    (a :class:`~agentauth.errors.FileError` if it is missing, not a regular file or larger
+    than any key file); refused too if its group or others may read it
+    (``key_file_permissions``)."""
     name = os.fspath(path)
-    # O_NONBLOCK: opening a FIFO put in the key file's place must not hang the reader.
-    descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-                         | getattr(os, "O_NONBLOCK", 0))
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{name!r} is not a regular file", code="key_file_corrupt")
+
+    def owner_only(info: os.stat_result) -> None:
         if os.name == "posix" and info.st_mode & 0o077:
             raise KeyFileError(f"key file {name!r} is readable by group or others (mode "
                                f"{stat.S_IMODE(info.st_mode):04o}); make it owner-only with "
                                f"chmod 600", code="key_file_permissions")
-        data = os.read(descriptor, MAX_KEY_FILE + 1)
-    finally:
-        os.close(descriptor)
+
+    return files.read_file(name, MAX_KEY_FILE, what="key file", check=owner_only)
+
+
+def is_key_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a key file of any version, encrypted or not: what a command
+    that may replace a file (``--force``) must never replace. Whatever cannot be read as one
+    (missing, another kind of file, too large) is not."""
+    try:
+        data = files.read_prefix(path, MAX_KEY_FILE + 1, what="file")
+    except FileError:
+        return False
     if len(data) > MAX_KEY_FILE:
-        raise KeyFileError(f"{name!r} is larger than any key file", code="key_file_corrupt")
-    return data
+        return False
+    if _is_plain(data):
+        return True
+    try:
+        fields = wire.decode_array(data, MAX_KEY_FILE, "key file")
+    except DecodeError:
+        return False
+    return bool(fields) and fields[0] == KEY_FILE_MAGIC
+
+
+def check_output(path: str | os.PathLike[str], *, force: bool = False,
+                 what: str = "output file") -> None:
+    """Refuse an output file as :func:`write_output` would, before a command does anything
+    else (so a refused command leaves nothing behind)."""
+    files.check_target(path, force=force, keep=is_key_file, what=what)
+
+
+def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool = False,
+                 what: str = "output file") -> None:
+    """Write a command's output file (a chain, a notice, a report; mode 0644) atomically:
+    refused if it exists unless ``force``, and never over a key file, a directory, a FIFO
+    or a device, even with ``force``."""
+    files.write_file(path, data, mode=0o644, force=force, keep=is_key_file, what=what)
 
 
 def write_key_file(path: str | os.PathLike[str], data: bytes) -> None:
-    """Create a key file holding ``data``, owner-only; never overwrite (``invalid_argument``).
-
-    The bytes go to a new temporary file beside it, are flushed to disk, and only then
-    linked under the key file's name (a hard link, which like ``O_EXCL`` never replaces
-    an existing name): a writer that dies part way leaves the name free, never a partial
-    key file. Where the file system cannot link, the file is created in place with
-    ``O_EXCL`` and removed again if the write fails."""
-    name = os.fspath(path)
-    if os.path.lexists(name):
-        raise InvalidArgument(f"key file {name!r} exists already")
-    folder, base = os.path.split(name)
-    temporary = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
-    _write_new(temporary, data)
-    try:
-        try:
-            os.link(temporary, name, follow_symlinks=False)
-        except FileExistsError:
-            raise InvalidArgument(f"key file {name!r} exists already") from None
-        except OSError as exc:
-            if exc.errno not in _NO_LINK:
-                raise
-            _write_new(name, data)  # a file system without hard links
-    finally:
-        os.unlink(temporary)
-    _sync_folder(folder)
-
-
-_NO_LINK = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS",
-                                                 "EMLINK") if hasattr(errno, n))
-
-
-def _write_new(name: str, data: bytes) -> None:
-    """Create ``name`` (0600, ``O_EXCL``) holding ``data``, on disk; removed on failure."""
-    try:
-        descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                             | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except FileExistsError:
-        raise InvalidArgument(f"key file {name!r} exists already") from None
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
-        os.fsync(descriptor)
-    except BaseException:
-        os.close(descriptor)
-        os.unlink(name)
-        raise
-    os.close(descriptor)
-
-
-def _sync_folder(folder: str) -> None:
-    """Flush a directory's entries to disk, where the system allows it (POSIX)."""
-    if os.name != "posix":  # pragma: no cover
-        return
-    with contextlib.suppress(OSError):  # the key file is in place whatever this says
-        descriptor = os.open(folder or ".", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    """Create a key file holding ``data``, owner-only (0600); never over an existing name
+    (``file_exists``). The bytes go to a new temporary file beside it, are flushed to disk,
+    and only then linked under the key file's name (:func:`agentauth.files.write_file`):
+    a writer that dies part way leaves the name free, never a partial key file."""
+    files.write_file(path, data, mode=0o600, what="key file")

@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
-from . import crypto
-from .errors import InvalidArgument, InvalidState, StoreError
+from . import crypto, files
+from .errors import FileError, InvalidArgument, InvalidState, StoreError
 
 if TYPE_CHECKING:
     import redis
@@ -51,6 +51,7 @@ __all__ = [
     "ReplayStore",
     "SQLiteReplayStore",
     "Shares",
+    "open_sqlite",
 ]
 
 MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
@@ -255,6 +256,44 @@ class Shares:
 
 # ------------------------------------------------------------------ SQLite
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
+                timeout: float = 5.0, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection to the SQLite store at ``path``: the one way a store file is opened.
+
+    A store may be created only by those that write it (``create=True``: an agent, a
+    server, ``revoke``); where the path names nothing, the file is made. Whoever only reads
+    it (``create=False``: ``verify --revoked``) needs it to exist. Either way an existing
+    path must be a regular file that already holds a SQLite database: an empty file, a
+    FIFO, a device, a directory or a file of another kind is refused before SQLite opens
+    it, so it is never converted into a database and nothing is left beside it.
+    Refusals are a :class:`~agentauth.errors.FileError` (the path) or ``store_unavailable``
+    (not a database, or SQLite failed); no ``sqlite3`` error escapes."""
+    name = os.fspath(path)
+    try:
+        head: bytes | None = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)
+    except FileError as exc:
+        folder = os.path.dirname(name) or "."
+        if not (create and exc.code == "file_not_found" and os.path.isdir(folder)):
+            raise
+        head = None  # a new store, made below
+    if head is not None and head != _SQLITE_MAGIC:
+        raise StoreError(f"{what} {name!r} is not a SQLite database"
+                         + (" (it is empty)" if not head else ""), code="store_unavailable")
+    # Opened read-write even to read (a read-only connection to a WAL database would leave
+    # its -wal and -shm files behind), but created only when that is allowed.
+    uri = "file:" + urllib.parse.quote(os.path.abspath(name)) + (
+        "?mode=rwc" if create else "?mode=rw")
+    try:
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
+                               check_same_thread=check_same_thread)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{what} {name!r} cannot be opened ({type(exc).__name__})",
+                         code="store_unavailable") from None
+
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replay (key BLOB PRIMARY KEY, expires INTEGER NOT NULL)"
     " WITHOUT ROWID",
@@ -288,6 +327,10 @@ class SQLiteReplayStore:
     Expired rows are deleted a few hundred at a time as inserts go on. ``durable=True``
     syncs every insert to disk (surviving power loss, not only a crash of the process),
     at the cost of an fsync each. Times are kept in milliseconds.
+
+    The file is created if nothing is at ``path``; an existing path must be a SQLite
+    database (:func:`open_sqlite`): an empty file, a FIFO or a directory is refused, never
+    converted.
     """
 
     def __init__(self, path: str | Path, *, capacity: int = 10_000_000,
@@ -300,8 +343,8 @@ class SQLiteReplayStore:
         self._lock = threading.Lock()
         self._inserts = 0
         try:
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=timeout,
-                                       check_same_thread=False)
+            self._db = open_sqlite(path, create=True, what="replay store", timeout=timeout,
+                                   check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             with self._lock:
@@ -364,7 +407,11 @@ class SQLiteReplayStore:
 
     def __len__(self) -> int:
         with self._lock:
-            (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
+            try:
+                (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"the replay database failed ({type(exc).__name__})",
+                                 code="store_unavailable") from None
         return int(count)
 
     def close(self) -> None:

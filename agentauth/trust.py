@@ -36,11 +36,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from . import audit, crypto
+from . import audit, crypto, files, keyfile
 from .capability.grants import parse_resource
 from .errors import (
     AgentAuthError,
     AuthenticationError,
+    FileError,
     InvalidArgument,
     TrustStoreError,
 )
@@ -282,21 +283,15 @@ class TrustStore:
         """Read and check a trust store file; refused if its group or others may write it
         (``trust_store_permissions``), since whoever writes it decides whom we trust."""
         name = os.fspath(path)
-        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-                             | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang us
-        with os.fdopen(descriptor, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise TrustStoreError(f"{name!r} is not a regular file",
-                                      code="trust_store_invalid")
+
+        def owner_writes(info: os.stat_result) -> None:
             if os.name == "posix" and info.st_mode & 0o022:
                 raise TrustStoreError(f"trust store {name!r} is writable by group or others "
                                       f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod "
                                       f"go-w it", code="trust_store_permissions")
-            data = file.read(MAX_TRUST_STORE + 1)
-        if len(data) > MAX_TRUST_STORE:  # before decoding: a cut-off prefix must not load
-            raise TrustStoreError(f"{name}: larger than {MAX_TRUST_STORE} bytes",
-                                  code="trust_store_invalid")
+
+        # Before decoding, the whole file or nothing: a cut-off prefix must not load.
+        data = files.read_file(name, MAX_TRUST_STORE, what="trust store", check=owner_writes)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -418,25 +413,16 @@ class TrustStore:
         return "".join(out)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the store to ``path`` atomically (a new file, then a rename)."""
+        """Write the store to ``path`` atomically (a new file, then a rename): what was
+        there is replaced, unless it is a key file or not a regular file
+        (:func:`agentauth.files.write_file`)."""
         name = os.fspath(path)
-        temporary = f"{name}.{os.urandom(8).hex()}.tmp"  # not guessable, so not squatted
         try:  # keep the file's mode, less any group or other write bit (the loader's rule)
             mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
-        except FileNotFoundError:
+        except OSError:  # none yet (or none to be had: the write says why)
             mode = 0o644
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(descriptor, mode)  # whatever the umask
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(self.dumps())
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, name)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        files.write_file(name, self.dumps().encode("utf-8"), mode=mode, force=True,
+                         keep=keyfile.is_key_file, what="trust store")
 
     def __repr__(self) -> str:
         return (f"TrustStore({len(self._peer_ids)} peer(s), {len(self._anchors)} "
@@ -518,11 +504,17 @@ class LiveTrust:
 
 @contextlib.contextmanager
 def editing(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the exclusive lock of the trust store at ``path`` (on ``path + ".lock"``) for
-    one load, change and save, so that two editors cannot lose each other's change: a lost
-    rotation would bring a retired key back."""
-    descriptor = os.open(os.fspath(path) + ".lock", os.O_RDWR | os.O_CREAT
-                         | getattr(os, "O_CLOEXEC", 0), 0o600)
+    """Hold the exclusive lock of the trust store at ``path`` for one load, change and
+    save, so that two editors cannot lose each other's change: a lost rotation would bring
+    a retired key back. The lock is taken on the store's folder (the store itself is
+    replaced by each save), so no lock file is left behind, whatever the command does."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                             | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        raise FileError(f"the folder of trust store {os.fspath(path)!r} does not exist or "
+                        f"cannot be opened", code="file_not_found") from None
     try:
         if fcntl is not None:
             fcntl.flock(descriptor, fcntl.LOCK_EX)

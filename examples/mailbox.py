@@ -31,9 +31,11 @@ from agentauth import (
     RedisReplayStore,
     ReplayStore,
     SQLiteReplayStore,
+    files,
     open_envelope,
     seal,
 )
+from agentauth.envelope import MAX_ENVELOPE
 
 WAIT = 24 * 3600  # how long a request waits for its answer, and may take to arrive
 SKEW = 60  # the clock skew open_envelope allows by default
@@ -84,7 +86,9 @@ def answer(box: Path, redis_url: str | None, name: str) -> None:
                           else SQLiteReplayStore(box / "bob-replay.db"))
     for path in sorted((box / "inbox").glob("*.env")):
         try:
-            request = open_envelope(path.read_bytes(), bob, store, window=WAIT,
+            # Anyone may drop a file here: a FIFO or a huge file is refused, never read.
+            data = files.read_file(path, MAX_ENVELOPE, what="envelope")
+            request = open_envelope(data, bob, store, window=WAIT,
                                     trust=lambda peer: peer.agent_id == alice)
         except AgentAuthError as exc:
             print(f"{name}: {path.name} refused: {exc.code}")
@@ -101,8 +105,8 @@ def collect(box: Path) -> None:
     store = SQLiteReplayStore(box / "alice-replay.db")
     for path in sorted((box / "replies").glob("*.env")):
         try:
-            reply = open_envelope(path.read_bytes(), alice, store, window=WAIT,
-                                  pending=pending)
+            data = files.read_file(path, MAX_ENVELOPE, what="envelope")
+            reply = open_envelope(data, alice, store, window=WAIT, pending=pending)
         except AgentAuthError as exc:
             print(f"alice: {path.name} refused: {exc.code}")
             continue

@@ -106,7 +106,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     (tmp_path / "v2.key").write_bytes(bytes(v2))
     (tmp_path / "v2.key").chmod(0o600)
     fails(tmp_path, 3, "key_file_version", "id", "v2.key", *PASS)
-    fails(tmp_path, 3, "No such file", "id", "missing.key", *PASS)
+    fails(tmp_path, 3, "file_not_found", "id", "missing.key", *PASS)
     fails(tmp_path, 2, "exists already", "keygen", "a.key", "--preset", "interactive", *PASS)
     error = json.loads(agentauth(tmp_path, "id", "t.key", *PASS, "--json").stdout)
     assert error["error"]["code"] == "key_file_corrupt"
@@ -166,7 +166,7 @@ def test_trust_add_list_remove(tmp_path: Path) -> None:
     store.write_text("version = 1\n")
     store.chmod(0o666)
     fails(tmp_path, 3, "trust_store_permissions", "trust", "list")
-    fails(tmp_path, 3, "No such file", "trust", "list", "--store", "other.toml")
+    fails(tmp_path, 3, "file_not_found", "trust", "list", "--store", "other.toml")
 
 
 def test_rotation_on_the_command_line(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentauth import Identity, InvalidArgument, KeyFileError, crypto, keyfile, wire
+from agentauth import FileError, Identity, InvalidArgument, KeyFileError, crypto, keyfile, wire
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS = "correct horse battery staple"
@@ -176,19 +176,23 @@ def test_unencrypted_files_only_when_asked(tmp_path: Path, identity: Identity) -
 
 def test_never_overwritten(tmp_path: Path, identity: Identity) -> None:
     path = write(tmp_path / "a.key", b"anything")
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(FileError) as info:
         identity.save(path, PASS, preset="interactive")
+    assert info.value.code == "file_exists"
     assert path.read_bytes() == b"anything"
 
 
 def test_not_a_regular_file_or_too_large(tmp_path: Path, identity: Identity) -> None:
     (tmp_path / "dir.key").mkdir(mode=0o700)
-    with pytest.raises(KeyFileError) as info:
+    with pytest.raises(FileError) as info:
         Identity.load(tmp_path / "dir.key", PASS)
-    assert info.value.code == "key_file_corrupt"
-    load_fails(write(tmp_path / "big.key", b"\x00" * 600), "key_file_corrupt")
-    with pytest.raises(FileNotFoundError):
+    assert info.value.code == "file_not_regular"
+    with pytest.raises(FileError) as info:
+        Identity.load(write(tmp_path / "big.key", b"\x00" * 600), PASS)
+    assert info.value.code == "file_too_large"
+    with pytest.raises(FileError) as info:
         Identity.load(tmp_path / "missing.key", PASS)
+    assert info.value.code == "file_not_found"
 
 
 def test_a_seed_that_does_not_match_its_public_key(tmp_path: Path,

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from agentauth import (
     AgentAuthError,
+    FileError,
     Identity,
     TrustStore,
     TrustStoreError,
@@ -67,7 +68,7 @@ def test_a_key_file_writer_that_dies_leaves_no_partial_file(tmp_path: Path) -> N
         "a.key"]
     with pytest.raises(AgentAuthError) as info:
         BOB.save(tmp_path / "a.key", PASSPHRASE, preset="interactive")
-    assert info.value.code == "invalid_argument"
+    assert info.value.code == "file_exists"
     assert Identity.load(tmp_path / "a.key", PASSPHRASE) == ALICE
     assert (tmp_path / "a.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "a.key").stat().st_nlink == 1  # the temporary name is gone
@@ -77,7 +78,7 @@ def test_a_key_file_is_not_written_through_a_dangling_symlink(tmp_path: Path) ->
     (tmp_path / "a.key").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(AgentAuthError) as info:
         ALICE.save(tmp_path / "a.key", PASSPHRASE, preset="interactive")
-    assert info.value.code == "invalid_argument"
+    assert info.value.code == "file_exists"
     assert not (tmp_path / "elsewhere").exists()
 
 
@@ -134,9 +135,9 @@ def test_a_store_over_the_limit_is_refused_not_read_in_part(tmp_path: Path) -> N
     path.write_bytes(head + "é".encode() * filler + b"\n" + b"x" * 64)
     path.chmod(0o644)
     assert path.stat().st_size > MAX_TRUST_STORE
-    with pytest.raises(TrustStoreError) as info:
+    with pytest.raises(FileError) as info:
         TrustStore.load(path)
-    assert info.value.code == "trust_store_invalid" and "larger than" in info.value.message
+    assert info.value.code == "file_too_large" and "larger than" in info.value.message
     with pytest.raises(TrustStoreError) as parsed:  # the same rule for text given directly
         TrustStore.parse("version = 1\n#" + "é" * (MAX_TRUST_STORE // 2))
     assert "larger than" in parsed.value.message
@@ -168,7 +169,8 @@ def test_trust_rotate_does_not_hang_on_a_fifo(tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.write_bytes(bytes(4096))
     done = agentauth(tmp_path, "trust", "rotate", "big", "--store", "trust.toml", "--json")
-    assert done.returncode == 3 and json.loads(done.stdout)["error"]["code"] == "oversize"
+    assert done.returncode == 3
+    assert json.loads(done.stdout)["error"]["code"] == "file_too_large"
     assert TrustStore.load(tmp_path / "trust.toml").trusts(ALICE.peer)
 
 

@@ -109,6 +109,18 @@ def test_mailbox_agents_that_are_never_online_together(tmp_path: Path) -> None:
     assert step("collect", str(box)).count("refused") == 2  # answers are taken once
 
 
+def test_a_fifo_dropped_in_the_mailbox_is_refused_not_waited_on(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    script = str(ROOT / "examples" / "mailbox.py")
+    assert run(script, "keys", str(box)).returncode == 0
+    assert run(script, "send", str(box), "still there?").returncode == 0
+    os.mkfifo(box / "inbox" / "zz.env")  # sorted after the real request
+    done = run(script, "answer", str(box))
+    assert done.returncode == 0, done.stderr
+    assert "zz.env refused: file_not_regular" in done.stdout
+    assert done.stdout.count("answered") == 1
+
+
 def test_mailbox_replicas_sharing_redis_answer_each_request_once(tmp_path: Path) -> None:
     box = tmp_path / "box"
     script = str(ROOT / "examples" / "mailbox.py")

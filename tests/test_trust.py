@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentauth import (
+    FileError,
     HandshakePolicy,
     Identity,
     Initiator,
@@ -231,5 +232,6 @@ def test_live_trust_follows_the_file(tmp_path: Path,
     path.unlink()
     clock[0] = 40.0
     assert not live(MALLORY.peer)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileError) as info:
         LiveTrust(path)
+    assert info.value.code == "file_not_found"

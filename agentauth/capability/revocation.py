@@ -23,6 +23,7 @@ revoked". The rules are applied in one place, ``_admit``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +39,7 @@ from ..errors import (
     StoreError,
 )
 from ..identity import Identity, format_agent_id
-from ..stores import DEFAULT_TIMEOUT, RedisTable
+from ..stores import DEFAULT_TIMEOUT, RedisTable, open_sqlite
 from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
@@ -286,28 +287,55 @@ class MemoryRevocationStore:
 
 class SQLiteRevocationStore:
     """Notices in a SQLite file: they survive restarts. One connection per store. At most
-    ``per_revoker`` notices from each revoker key (spec 10.8), as for the memory store."""
+    ``per_revoker`` notices from each revoker key (spec 10.8), as for the memory store.
+
+    With ``create=True`` (the default: whoever adds notices) a missing file is created;
+    with ``create=False`` (whoever only checks, as ``agentauth verify --revoked`` does)
+    the store must exist already and is never created, converted or written. An existing
+    path that is not a revocation store (an empty file, a FIFO, a directory, another
+    database) is refused (:func:`agentauth.stores.open_sqlite`); a store that fails later
+    raises ``store_unavailable``, never a ``sqlite3`` error, so a check fails closed."""
 
     def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
-                 per_revoker: int = PER_REVOKER) -> None:
+                 per_revoker: int = PER_REVOKER, create: bool = True) -> None:
         self._anchors = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        _schema(self._db)
+        self._db = open_sqlite(path, create=create, what="revocation store")
+        try:
+            tables = {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = "
+                                              "'table'")}
+            if tables and "revoked" not in tables:  # another application's database
+                raise StoreError(f"{os.fspath(path)!r} is a SQLite database but not a "
+                                 f"revocation store", code="store_unavailable")
+            if create:
+                self._run("PRAGMA journal_mode=WAL")
+                _schema(self._run)
+            self._run("SELECT id, expires, notice FROM revoked LIMIT 0")
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _run(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement; a failure of SQLite is ``store_unavailable``."""
+        try:
+            return self._db.execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the revocation store failed ({type(exc).__name__}: it is "
+                             f"not a revocation store, or cannot be read or written)",
+                             code="store_unavailable") from None
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
         read = read_notice(notice)
-        (count,) = self._db.execute("SELECT count(*) FROM revoked WHERE revoker = ?",
-                                    (read.revoker,)).fetchone()
+        (count,) = self._run("SELECT count(*) FROM revoked WHERE revoker = ?",
+                             (read.revoker,)).fetchone()
         checked = _admit(read, self.is_revoked(read.target), count, self._limit,
                          self._anchors)
         if checked is None:
             return False
         # Counted again in the statement that writes: processes sharing the file share the
         # quota.
-        cursor = self._db.execute(
+        cursor = self._run(
             "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) SELECT ?, ?, ?, ? "
             "WHERE (SELECT count(*) FROM revoked WHERE revoker = ?) < ?",
             (checked.target, checked.expires, checked.data, checked.revoker,
@@ -321,26 +349,24 @@ class SQLiteRevocationStore:
 
     def is_revoked(self, link_id: bytes) -> bool:
         """Whether the link with this id is revoked."""
-        row = self._db.execute("SELECT 1 FROM revoked WHERE id = ?", (link_id,)).fetchone()
+        row = self._run("SELECT 1 FROM revoked WHERE id = ?", (link_id,)).fetchone()
         return row is not None
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
-        return self._db.execute("DELETE FROM revoked WHERE expires <= ?",
-                                (now - MAX_SKEW,)).rowcount
+        return self._run("DELETE FROM revoked WHERE expires <= ?", (now - MAX_SKEW,)).rowcount
 
     def ids(self) -> list[bytes]:
         """The ids of every revoked link, ascending."""
-        return [bytes(r[0]) for r in self._db.execute("SELECT id FROM revoked ORDER BY id")]
+        return [bytes(r[0]) for r in self._run("SELECT id FROM revoked ORDER BY id")]
 
     def notice(self, link_id: bytes) -> bytes | None:
         """The notice that revoked ``link_id``, if any."""
-        row = self._db.execute("SELECT notice FROM revoked WHERE id = ?",
-                               (link_id,)).fetchone()
+        row = self._run("SELECT notice FROM revoked WHERE id = ?", (link_id,)).fetchone()
         return bytes(row[0]) if row else None
 
     def __len__(self) -> int:
-        (count,) = self._db.execute("SELECT count(*) FROM revoked").fetchone()
+        (count,) = self._run("SELECT count(*) FROM revoked").fetchone()
         return int(count)
 
     def close(self) -> None:
@@ -348,18 +374,18 @@ class SQLiteRevocationStore:
         self._db.close()
 
 
-def _schema(db: sqlite3.Connection) -> None:
+def _schema(run: Callable[..., sqlite3.Cursor]) -> None:
     """Create the table, or give one of an earlier release its ``revoker`` column (read
     back from each stored notice, verified when it was stored)."""
-    db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
-               "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
-    columns = [row[1] for row in db.execute("PRAGMA table_info(revoked)")]
+    run("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
+        "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
+    columns = [row[1] for row in run("PRAGMA table_info(revoked)")]
     if "revoker" not in columns:
-        db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
-        for target, data in list(db.execute("SELECT id, notice FROM revoked")):
-            db.execute("UPDATE revoked SET revoker = ? WHERE id = ?",
-                       (read_notice(bytes(data)).revoker, target))
-    db.execute("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
+        run("ALTER TABLE revoked ADD COLUMN revoker BLOB")
+        for target, data in list(run("SELECT id, notice FROM revoked")):
+            run("UPDATE revoked SET revoker = ? WHERE id = ?",
+                (read_notice(bytes(data)).revoker, target))
+    run("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
 
 
 class RedisRevocationStore:

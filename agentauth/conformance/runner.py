@@ -5,8 +5,10 @@ order: the interface checks, every vector of ``spec/vectors/``, live scenarios i
 the runner plays the other peer and an active attacker, random mutation rounds from a
 recorded seed, and, given a second driver, the interoperability pairs. It prints a summary
 (PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits 1 on any
-FAIL, or on any SKIP unless skips are allowed; 2 for a usage error; 3 if the vector files
-cannot be read or a report cannot be written.
+FAIL, or on any SKIP unless skips are allowed; 2 for a usage error (a report file that
+exists already, without ``--force``); 3 if the vector files cannot be read or a report
+cannot be written. Reports are written atomically, never over a key file, a directory, a
+FIFO or a device; they are checked before the run starts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import AgentAuthError, InvalidArgument
+from .. import keyfile
+from ..errors import AgentAuthError, FileError, InvalidArgument
 from . import interop, mutation, scenarios
 from .harness import Check, Context, Fail
 from .process import DriverBroken, Refused, Unimplemented
@@ -119,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 0 even if checks were skipped (unimplemented)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report")
     parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing report files (regular files, never a key "
+                             "file)")
     parser.add_argument("--seed", type=int, help="the seed of every check's keys and "
                                                  "mutations (default: random, printed)")
     parser.add_argument("--mutations", type=int, default=DEFAULT_MUTATIONS, metavar="N",
@@ -151,6 +157,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     if not args.driver:
         print("error: --driver COMMAND is required", file=sys.stderr)
         return 2
+    try:  # before the run: a report that cannot be written is known at once
+        for path in (args.json, args.junit):
+            if path is not None:
+                keyfile.check_output(path, force=args.force, what="report file")
+    except FileError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2 if exc.code == "file_exists" else 3
     try:
         report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
                      seed=args.seed, mutations=args.mutations, timeout=args.timeout,
@@ -160,13 +173,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 3
     sys.stdout.write(report.summary())
     try:
-        if args.json is not None:
-            args.json.write_text(report.to_json(), encoding="utf-8")
-        if args.junit is not None:
-            args.junit.write_text(report.to_junit(), encoding="utf-8")
-    except OSError as exc:
-        print(f"error: cannot write the report: {exc}", file=sys.stderr)
-        return 3
+        for path, text in ((args.json, report.to_json), (args.junit, report.to_junit)):
+            if path is not None:
+                keyfile.write_output(path, text().encode("utf-8"), force=args.force,
+                                     what="report file")
+    except FileError as exc:
+        print(f"error: cannot write the report: {exc.message}", file=sys.stderr)
+        return 2 if exc.code == "file_exists" else 3
     return report.exit_code(allow_skip=args.allow_skip)
 
 

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgument
+from .. import files
+from ..errors import FileError, InvalidArgument
 from . import vectors as _vectors
 from .harness import Check, Context, Fail, expect_refusal, get_hex, get_str, refusal
 from .process import DriverProcess, Refused
@@ -24,6 +25,7 @@ _P = "protocol.md §"
 _CODE_SECTIONS = {"handshake_timeout": "4.11", "clock_skew": "4.11", "downgrade": "4.9",
                   "out_of_order": "4.13", "oversize": "3.3", "non_canonical": "3.2",
                   "unknown_field": "3.3"}
+MAX_VECTOR_FILE = 16 * 1024 * 1024  # bytes; the largest of this version is 0.3 MiB
 _MESSAGE_SECTIONS = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7"}
 
 
@@ -31,12 +33,19 @@ def load_vectors(directory: Path | None) -> dict[str, Any]:
     """The vector files' content: read from ``directory``, or made by the code if None."""
     if directory is None:
         return _vectors.generate()
-    try:
-        return {name: json.loads((directory / name).read_text(encoding="utf-8"))
-                for name in _vectors.FILES}
-    except (OSError, ValueError) as exc:
-        raise InvalidArgument(f"cannot read the vectors in {directory}: "
-                              f"{type(exc).__name__}") from None
+    content = {}
+    for name in _vectors.FILES:
+        try:  # a regular file of bounded size only: a FIFO or a device must not hang us
+            data = files.read_file(directory / name, MAX_VECTOR_FILE, what="vector file")
+        except FileError as exc:
+            raise InvalidArgument(f"cannot read the vectors in {directory}: {exc.message}"
+                                  ) from None
+        try:
+            content[name] = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):
+            raise InvalidArgument(f"cannot read the vectors in {directory}: {name} is not "
+                                  f"UTF-8 JSON") from None
+    return content
 
 
 def handshake_section(vid: str, code: str) -> str:

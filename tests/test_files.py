@@ -1,0 +1,314 @@
+"""Files at user-given paths (agentauth.files, spec 14.7): the reading and writing rules, and
+every public constructor and function that takes a path, given a hostile one.
+
+Each call gets a FIFO, ``/dev/zero``, a directory, an empty file, garbage, a missing path, a
+path in a missing folder and a symbolic link to a key file. It must return or raise an
+agentauth error with the expected code (never a bare ``OSError`` or ``sqlite3`` error), never
+hang, and leave the folder as it was unless it is documented to create or replace the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentauth import (
+    AgentAuthError,
+    FileError,
+    Identity,
+    InvalidArgument,
+    SQLiteReplayStore,
+    TrustStore,
+    files,
+    keyfile,
+)
+from agentauth.audit import AuditFileHandler, verify_audit_log
+from agentauth.capability import (
+    Grant,
+    MemoryRevocationStore,
+    SQLiteRevocationStore,
+    delegate,
+    encode_chain,
+    verify_chain,
+)
+from agentauth.conformance.vector_checks import load_vectors
+from agentauth.trust import LiveTrust, editing
+
+ALICE = Identity.from_seed(b"\x41" * 32)
+ANCHORS = {ALICE.agent_id: "**"}
+KINDS = ("fifo", "dev_zero", "directory", "empty", "garbage", "missing", "missing_folder",
+         "key_link")
+NOT_REGULAR = {"fifo": "file_not_regular", "dev_zero": "file_not_regular",
+               "directory": "file_not_regular"}
+MISSING = {"missing": "file_not_found", "missing_folder": "file_not_found"}
+OK = None  # the call returns
+
+
+def _place(folder: Path, kind: str) -> Path:
+    target = folder / "x"
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    elif kind == "dev_zero":
+        return Path("/dev/zero")
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "empty":
+        target.write_bytes(b"")
+    elif kind == "garbage":
+        target.write_bytes(b"\x93\x00garbage\xff" * 50)
+    elif kind == "missing_folder":
+        return folder / "nowhere" / "x"
+    elif kind == "key_link":
+        target.symlink_to("k.key")
+    return target
+
+
+def snapshot(folder: Path) -> dict[str, tuple[object, ...]]:
+    out: dict[str, tuple[object, ...]] = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        if path.is_symlink():
+            out[path.name] = ("link", os.readlink(path))
+        elif path.is_file():
+            out[path.name] = ("file", info.st_mode, path.read_bytes())
+        else:
+            out[path.name] = ("other", stat.S_IFMT(info.st_mode))
+    return out
+
+
+def _closing(make: Callable[[Path], object]) -> Callable[[Path], None]:
+    def call(path: Path) -> None:
+        made = make(path)
+        close = getattr(made, "close", None)
+        if close is not None:
+            close()
+    return call
+
+
+def _save_trust(path: Path) -> None:
+    TrustStore().add_peer("alice", ALICE.agent_id).save(path)
+
+
+# name: (call, {kind: expected code, or OK}, whether it may create or replace the file)
+CALLS: dict[str, tuple[Callable[[Path], object], dict[str, str | None], bool]] = {
+    "Identity.load": (lambda p: Identity.load(p, "pw", unencrypted=True),
+                      {**NOT_REGULAR, **MISSING, "empty": "key_file_permissions",
+                       "garbage": "key_file_permissions", "key_link": OK}, False),
+    "Identity.save": (lambda p: ALICE.save(p, unencrypted=True),
+                      {**dict.fromkeys(NOT_REGULAR, "file_exists"), "empty": "file_exists",
+                       "garbage": "file_exists", "missing": OK,
+                       "missing_folder": "file_not_found", "key_link": "file_exists"}, True),
+    "keyfile.read_key_file": (keyfile.read_key_file,
+                              {**NOT_REGULAR, **MISSING, "empty": "key_file_permissions",
+                               "garbage": "key_file_permissions", "key_link": OK}, False),
+    "TrustStore.load": (TrustStore.load,
+                        {**NOT_REGULAR, **MISSING, "empty": "trust_store_invalid",
+                         "garbage": "trust_store_invalid",
+                         "key_link": "trust_store_invalid"}, False),
+    "TrustStore.save": (_save_trust,
+                        {**NOT_REGULAR, "empty": OK, "garbage": OK, "missing": OK,
+                         "missing_folder": "file_not_found", "key_link": OK}, True),
+    "LiveTrust": (LiveTrust,
+                  {**NOT_REGULAR, **MISSING, "empty": "trust_store_invalid",
+                   "garbage": "trust_store_invalid", "key_link": "trust_store_invalid"},
+                  False),
+    "verify_audit_log": (verify_audit_log,
+                         {**NOT_REGULAR, **MISSING, "empty": OK,
+                          "garbage": "audit_log_broken", "key_link": "audit_log_broken"},
+                         False),
+    "AuditFileHandler": (_closing(AuditFileHandler),
+                         {**NOT_REGULAR, "empty": OK, "garbage": "audit_log_broken",
+                          "missing": OK, "missing_folder": "file_not_found",
+                          "key_link": "audit_log_broken"}, True),
+    "SQLiteReplayStore": (_closing(SQLiteReplayStore),
+                          {**NOT_REGULAR, "empty": "store_unavailable",
+                           "garbage": "store_unavailable", "missing": OK,
+                           "missing_folder": "file_not_found",
+                           "key_link": "store_unavailable"}, True),
+    "SQLiteRevocationStore": (_closing(lambda p: SQLiteRevocationStore(p, ANCHORS)),
+                              {**NOT_REGULAR, "empty": "store_unavailable",
+                               "garbage": "store_unavailable", "missing": OK,
+                               "missing_folder": "file_not_found",
+                               "key_link": "store_unavailable"}, True),
+    "SQLiteRevocationStore(create=False)": (
+        _closing(lambda p: SQLiteRevocationStore(p, ANCHORS, create=False)),
+        {**NOT_REGULAR, **MISSING, "empty": "store_unavailable",
+         "garbage": "store_unavailable", "key_link": "store_unavailable"}, False),
+    "load_vectors": (load_vectors,
+                     dict.fromkeys(KINDS, "invalid_argument"), False),
+}
+
+
+def _outcome(call: Callable[[Path], object], path: Path) -> tuple[str, object]:
+    """("ok"|"error"|"foreign"|"hung", detail), the call made in a thread with a bound."""
+    result: list[tuple[str, object]] = []
+
+    def target() -> None:
+        try:
+            call(path)
+            result.append(("ok", None))
+        except AgentAuthError as exc:
+            result.append(("error", exc.code))
+        except BaseException as exc:  # anything else is a finding
+            result.append(("foreign", repr(exc)))
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(30)
+    return result[0] if result else ("hung", None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_every_path_taking_call_against_a_hostile_path(tmp_path: Path, name: str,
+                                                       kind: str) -> None:
+    call, codes, may_write = CALLS[name]
+    ALICE.save(tmp_path / "k.key", unencrypted=True)
+    path = _place(tmp_path, kind)
+    before = snapshot(tmp_path)
+    outcome = _outcome(call, path)
+    expected = codes[kind]
+    assert outcome == (("ok", None) if expected is OK else ("error", expected))
+    after = snapshot(tmp_path)
+    assert after["k.key"] == before["k.key"]
+    changed = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+    assert changed <= ({"x"} if may_write and expected is OK else set()), changed
+
+
+# ------------------------------------------------------------------ the rules
+
+
+def test_a_file_larger_than_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 11)
+    assert files.read_file(path, 11) == b"a" * 11
+    with pytest.raises(FileError) as info:
+        files.read_file(path, 10)
+    assert info.value.code == "file_too_large"
+
+
+def test_the_caller_check_sees_the_descriptor_and_can_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    path.chmod(0o644)
+
+    def owner_only(info: os.stat_result) -> None:
+        if info.st_mode & 0o044:
+            raise InvalidArgument("readable by others")
+
+    with pytest.raises(InvalidArgument):
+        files.read_file(path, 10, check=owner_only)
+    path.chmod(0o600)
+    assert files.read_file(path, 10, check=owner_only) == b"x"
+
+
+def test_a_folder_without_permission_is_a_typed_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    with pytest.raises(FileError) as info:
+        files.read_file(path, 10)
+    assert info.value.code == "file_permission"
+
+
+def test_write_refuses_an_existing_name_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "out").write_bytes(b"old")
+    with pytest.raises(FileError) as info:
+        files.write_file(tmp_path / "out", b"new")
+    assert info.value.code == "file_exists"
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    files.write_file(tmp_path / "out", b"new", force=True, mode=0o640)
+    assert (tmp_path / "out").read_bytes() == b"new"
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_force_replaces_a_link_and_never_writes_through_it(tmp_path: Path) -> None:
+    (tmp_path / "target").write_bytes(b"keep me")
+    (tmp_path / "out").symlink_to("target")
+    files.write_file(tmp_path / "out", b"new", force=True)
+    assert (tmp_path / "target").read_bytes() == b"keep me"
+    assert not (tmp_path / "out").is_symlink()
+    assert (tmp_path / "out").read_bytes() == b"new"
+
+
+def test_force_never_replaces_a_key_file(tmp_path: Path) -> None:
+    ALICE.save(tmp_path / "a.key", unencrypted=True)
+    ALICE.save(tmp_path / "b.key", "passphrase", preset="interactive")
+    for name in ("a.key", "b.key"):
+        before = (tmp_path / name).read_bytes()
+        assert keyfile.is_key_file(tmp_path / name)
+        with pytest.raises(FileError) as info:
+            files.write_file(tmp_path / name, b"x", force=True, keep=keyfile.is_key_file)
+        assert info.value.code == "file_exists"
+        assert (tmp_path / name).read_bytes() == before
+    assert not keyfile.is_key_file(tmp_path / "missing")
+
+
+def test_a_refused_trust_edit_leaves_no_lock_file(tmp_path: Path) -> None:
+    path = tmp_path / "trust.toml"
+    _save_trust(path)
+    with pytest.raises(InvalidArgument), editing(path):
+        TrustStore.load(path).remove("nobody")
+    assert sorted(os.listdir(tmp_path)) == ["trust.toml"]
+
+
+def test_a_read_only_revocation_store_is_never_written(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    SQLiteRevocationStore(path, ANCHORS).close()
+    before = path.read_bytes()
+    store = SQLiteRevocationStore(path, ANCHORS, create=False)
+    assert not store.is_revoked(b"\x00" * 16) and len(store) == 0
+    store.close()
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["r.db"]
+
+
+def test_a_revocation_store_that_is_another_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    for create in (False, True):
+        with pytest.raises(AgentAuthError) as info:
+            SQLiteRevocationStore(path, ANCHORS, create=create)
+        assert info.value.code == "store_unavailable"
+
+
+def test_anchors_that_are_not_a_mapping_are_invalid_arguments(tmp_path: Path) -> None:
+    now = 1_700_000_000
+    chain = encode_chain([delegate(ALICE, ALICE.agent_id, [Grant("r/**", ["read"])],
+                                   not_before=now, expires=now + 60)])
+    for call in (lambda: MemoryRevocationStore([ALICE.agent_id]),  # type: ignore[arg-type]
+                 lambda: SQLiteRevocationStore(tmp_path / "r.db", 5),  # type: ignore[arg-type]
+                 lambda: verify_chain(chain, [ALICE.agent_id], now=now)):  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            call()
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_an_audit_handler_on_a_fifo_never_blocks_a_decision(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "audit.log")
+    with pytest.raises(FileError) as info:
+        AuditFileHandler(tmp_path / "audit.log")
+    assert info.value.code == "file_not_regular"
+
+
+def test_a_closed_sqlite_store_fails_with_a_store_error(tmp_path: Path) -> None:
+    replay = SQLiteReplayStore(tmp_path / "replay.db")
+    revoked = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS)
+    replay.close()
+    revoked.close()
+    for call in (lambda: len(replay), lambda: revoked.is_revoked(b"\x00" * 16),
+                 lambda: len(revoked), revoked.ids):
+        with pytest.raises(AgentAuthError) as info:
+            call()
+        assert info.value.code == "store_unavailable"
