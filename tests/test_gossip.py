@@ -11,7 +11,8 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+import tracemalloc
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,7 @@ from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT
 
 from agentauth import AgentAuthError, Identity, MemoryReplayStore, PeerKey, wire
 from agentauth.aio import exchange_revocations
-from agentauth.aio.gossip import PAGE_BYTES, PAGE_IDS, offer_order
+from agentauth.aio.gossip import LIST_ROUNDS, PAGE_BYTES, PAGE_IDS, offer_order
 from agentauth.capability import (
     DetachedInvocations,
     Link,
@@ -404,7 +405,7 @@ def test_the_quota_is_a_positive_integer(tmp_path: Path) -> None:
                                   per_revoker=value)  # type: ignore[arg-type]
 
 
-async def peer_says(messages: list[bytes], store: MemoryRevocationStore) -> None:
+async def peer_says(messages: Iterable[bytes], store: MemoryRevocationStore) -> None:
     """Run an exchange against a peer that sends ``messages`` whatever it receives."""
     error: Exception | None = None
 
@@ -463,3 +464,28 @@ async def test_a_peer_that_never_stops_listing_is_cut_off() -> None:
     endless = [hello(), wire.encode_map([], False)] + [wire.encode_map([], True)] * 64
     with raises("malformed"):  # nor sending notice pages
         await peer_says(endless, store)
+
+
+@pytest.mark.anyio
+async def test_the_ids_a_peer_lists_cost_the_receiver_no_memory() -> None:
+    # A peer lists ids it need not hold, up to 1,048,576 of them (here a quarter): the
+    # receiver keeps only which of its own were listed, never the peer's ids (which took
+    # about 25 MB here, 100 MB for a full listing).
+    store = MemoryRevocationStore(ANCHORS)
+    store.add(REVOKES_CAROL)
+
+    def listing() -> Iterator[bytes]:  # built page by page, as a peer would send it
+        yield hello()
+        for turn in range(LIST_ROUNDS // 4):
+            start = turn * PAGE_IDS
+            yield wire.encode_map([i.to_bytes(32, "big") for i in range(start, start + PAGE_IDS)],
+                                  turn + 1 < LIST_ROUNDS // 4)
+        yield wire.encode_map([], False)
+
+    tracemalloc.start()
+    try:
+        await peer_says(listing(), store)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"the exchange held {peak / 2**20:.0f} MiB"

@@ -55,9 +55,9 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     mine = digest(ours)
     if _read_hello(await _swap(channel, wire.encode_map(VERSION, mine))) == mine:
         return 0, 0
-    theirs = await _list(channel, ours)
-    lacking = (store.notice(i) for i in ours if i not in theirs)
-    offer = offer_order(n for n in lacking if n is not None)
+    lacking = await _list(channel, ours)
+    notices = (store.notice(i) for i in lacking)
+    offer = offer_order(n for n in notices if n is not None)
     return await _trade(channel, store, offer, pages)
 
 
@@ -80,10 +80,11 @@ def _read_hello(message: bytes) -> bytes:
     return their_digest
 
 
-async def _list(channel: Any, ours: list[bytes]) -> set[bytes]:
-    """Swap the ids each side holds, page by page; return the peer's."""
+async def _list(channel: Any, ours: list[bytes]) -> list[bytes]:
+    """Swap the ids each side holds, page by page; return ours that the peer did not list
+    (ascending). Only our own ids are kept: what the peer lists costs us no memory."""
     shown = ours[:PAGE_IDS * LIST_ROUNDS]
-    theirs: set[bytes] = set()
+    unlisted = set(ours)
     for turn in range(LIST_ROUNDS):
         page = shown[turn * PAGE_IDS:(turn + 1) * PAGE_IDS]
         more = (turn + 1) * PAGE_IDS < len(shown)
@@ -93,10 +94,10 @@ async def _list(channel: Any, ours: list[bytes]) -> set[bytes]:
         if len(ids) > PAGE_IDS or any(type(i) is not bytes or len(i) != 32 for i in ids):
             raise DecodeError(f"a listing page holds up to {PAGE_IDS} ids of 32 bytes",
                               code="malformed")
-        theirs.update(ids)
+        unlisted.difference_update(ids)
         if not (more or their_more):
             break
-    return theirs
+    return [i for i in ours if i in unlisted]
 
 
 async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
