@@ -353,13 +353,16 @@ def test_replicas_share_one_quota_in_redis() -> None:
             store.close()
 
 
+@pytest.mark.parametrize("interrupted", [False, True])
 def test_a_sqlite_store_of_an_earlier_release_gets_its_revoker_column(
-        tmp_path: Path) -> None:
+        interrupted: bool, tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE revoked (id BLOB PRIMARY KEY, expires INTEGER NOT NULL, "
                "notice BLOB NOT NULL) WITHOUT ROWID")
     db.execute("INSERT INTO revoked VALUES (?, ?, ?)", (LF.id, EXPIRES, REVOKES_FLOODER))
+    if interrupted:  # a migration stopped after adding the column, before filling it
+        db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
     db.commit()
     db.close()
     store = SQLiteRevocationStore(path, ANCHORS, per_revoker=1)

@@ -350,16 +350,37 @@ class SQLiteRevocationStore:
 
 def _schema(db: sqlite3.Connection) -> None:
     """Create the table, or give one of an earlier release its ``revoker`` column (read
-    back from each stored notice, verified when it was stored)."""
+    back from each stored notice, verified when it was stored). The migration is one
+    transaction, and finishes any row an interrupted one left without its revoker, which
+    no quota would count."""
     db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
                "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
-    columns = [row[1] for row in db.execute("PRAGMA table_info(revoked)")]
-    if "revoker" not in columns:
-        db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
-        for target, data in list(db.execute("SELECT id, notice FROM revoked")):
+    if _migrated(db):
+        return
+    db.execute("BEGIN IMMEDIATE")  # one process migrates; the others find it done
+    try:
+        if "revoker" not in _columns(db):
+            db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
+        for target, data in list(db.execute("SELECT id, notice FROM revoked "
+                                            "WHERE revoker IS NULL")):
             db.execute("UPDATE revoked SET revoker = ? WHERE id = ?",
                        (read_notice(bytes(data)).revoker, target))
-    db.execute("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
+        db.execute("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _columns(db: sqlite3.Connection) -> list[str]:
+    return [row[1] for row in db.execute("PRAGMA table_info(revoked)")]
+
+
+def _migrated(db: sqlite3.Connection) -> bool:
+    indexed = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' "
+                         "AND name = 'revoked_by'").fetchone()
+    return (indexed is not None and "revoker" in _columns(db) and db.execute(
+        "SELECT 1 FROM revoked WHERE revoker IS NULL LIMIT 1").fetchone() is None)
 
 
 class RedisRevocationStore:
