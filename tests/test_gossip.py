@@ -492,3 +492,38 @@ async def test_the_ids_a_peer_lists_cost_the_receiver_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * 2**20, f"the exchange held {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.anyio
+async def test_an_exchange_lets_other_tasks_run_while_it_orders_and_checks(
+        flood: list[bytes]) -> None:
+    # Ordering thousands of notices, and checking and storing a page of hundreds (a SQLite
+    # store writes each), take seconds: other tasks run between notices, not once a page.
+    sender = Held(flood[:4000])
+    receiver = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
+    ticks = 0
+    at_send: list[int] = []
+
+    class Ticked(Recording):
+        async def send(self, message: bytes) -> None:
+            at_send.append(ticks)
+            await self.inner.send(message)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.lowlevel.checkpoint()
+            ticks += 1
+
+    with anyio.fail_after(60):
+        async with pair() as (a, b), anyio.create_task_group() as tasks:
+            tasks.start_soon(ticker)
+            async with anyio.create_task_group() as sides:
+                sides.start_soon(partial(exchange_revocations, Ticked(a), sender, pages=1))
+                sides.start_soon(exchange_revocations, b, receiver)
+            tasks.cancel_scope.cancel()
+    kept = len(receiver)
+    assert 300 < kept < 4000  # one page
+    # The sender's hello, its listing, then its one page, sent once all 4,000 are ordered.
+    assert len(at_send) == 3 and at_send[2] - at_send[1] >= 4000 // 64 - 2
+    assert ticks - at_send[2] >= kept  # the receiver yielded after each notice

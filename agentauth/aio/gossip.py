@@ -6,7 +6,9 @@ delegation tree.
 Both sides call :func:`exchange_revocations` on a fresh channel. No message is larger than
 a fixed bound whatever the stores hold, and every page carries what there is to carry, so
 no store size stops the exchange. Every notice received is verified by the store before it
-is kept; a refused one is dropped and counted, and never passed on.
+is kept; a refused one is dropped and counted, and never passed on. Ordering the offer
+and checking what arrives yield to other tasks every few notices: a store of 100,000 or a
+page of hundreds of checks and writes does not stall the event loop.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ DEFAULT_PAGES: Final = 8  # notice pages a side sends in one exchange, by defaul
 _HELLO_LIMIT: Final = 64
 _LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
 _PAGE_LIMIT: Final = 2 * PAGE_BYTES  # the notices with their headers, generously
+_STEP: Final = 64  # notices ordered between two checkpoints
 
 _rotation = random.SystemRandom()
 logger = logging.getLogger("agentauth.aio")
@@ -56,9 +59,14 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     if _read_hello(await _swap(channel, wire.encode_map(VERSION, mine))) == mine:
         return 0, 0
     lacking = await _list(channel, ours)
-    notices = (store.notice(i) for i in lacking)
-    offer = offer_order(n for n in notices if n is not None)
-    return await _trade(channel, store, offer, pages)
+    tree = _Tree()
+    for count, link_id in enumerate(lacking, 1):  # ordering 100,000 takes seconds: in steps
+        notice = store.notice(link_id)
+        if notice is not None:
+            tree.add(notice)
+        if not count % _STEP:
+            await checkpoint()
+    return await _trade(channel, store, tree.top.emit(), pages)
 
 
 def _read_hello(message: bytes) -> bytes:
@@ -128,7 +136,7 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
             except AgentAuthError as exc:
                 refused += 1
                 codes[exc.code] = codes.get(exc.code, 0) + 1
-        await checkpoint()  # a page of checks is long: let others run
+            await checkpoint()  # a page holds hundreds of checks and writes: let others run
         if not (more or their_more):
             break
     if codes:
@@ -155,18 +163,31 @@ def offer_order(notices: Iterable[bytes]) -> Iterator[bytes]:
     A flood of notices about links below one link thus takes one child's turn at that
     link's parent, and nothing more, from every notice elsewhere in the tree.
     """
-    top = _Node()
-    anchors: dict[bytes, bytes] = {}  # a root link's bytes -> its issuer
+    tree = _Tree()
     for data in notices:
+        tree.add(data)
+    return tree.top.emit()
+
+
+class _Tree:
+    """The notices by their paths, filled one at a time (see :func:`offer_order`)."""
+
+    __slots__ = ("anchors", "top")
+
+    def __init__(self) -> None:
+        self.top = _Node()
+        self.anchors: dict[bytes, bytes] = {}  # a root link's bytes -> its issuer
+
+    def add(self, data: bytes) -> None:
+        """Place a notice at its target's node."""
         path = notice_path(data)  # a link's bytes name it as well as its id: not parsed
-        anchor = anchors.get(path[0])
+        anchor = self.anchors.get(path[0])
         if anchor is None:
-            anchor = anchors[path[0]] = parse_links(path[:1])[0].issuer
-        node = top.child(anchor)
+            anchor = self.anchors[path[0]] = parse_links(path[:1])[0].issuer
+        node = self.top.child(anchor)
         for link in path:
             node = node.child(link)
         node.own = data
-    return top.emit()
 
 
 class _Node:
