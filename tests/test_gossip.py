@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 import pytest
+from aio_support import memory_pair
 from anyio.streams.stapled import StapledObjectStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,9 +28,23 @@ from redis_support import redis_server
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT
 
-from agentauth import AgentAuthError, Identity, MemoryReplayStore, PeerKey, wire
+from agentauth import (
+    AgentAuthError,
+    AgentAuthStream,
+    HandshakePolicy,
+    Identity,
+    MemoryReplayStore,
+    PeerKey,
+    wire,
+)
 from agentauth.aio import exchange_revocations
-from agentauth.aio.gossip import LIST_ROUNDS, PAGE_BYTES, PAGE_IDS, offer_order
+from agentauth.aio.gossip import (
+    LIST_ROUNDS,
+    MESSAGE_BYTES,
+    PAGE_BYTES,
+    PAGE_IDS,
+    offer_order,
+)
 from agentauth.capability import (
     DetachedInvocations,
     Link,
@@ -47,6 +62,7 @@ from agentauth.capability import (
 )
 from agentauth.capability.revocation import REVOKE_CONTEXT, digest, read_notice
 from agentauth.http import AgentAuthMiddleware, Verifier
+from agentauth.session import OVERHEAD
 
 FLOOD = 10_000
 EXPIRES = NOW + 3600
@@ -527,3 +543,57 @@ async def test_an_exchange_lets_other_tasks_run_while_it_orders_and_checks(
     # The sender's hello, its listing, then its one page, sent once all 4,000 are ordered.
     assert len(at_send) == 3 and at_send[2] - at_send[1] >= 4000 // 64 - 2
     assert ticks - at_send[2] >= kept  # the receiver yielded after each notice
+
+
+@asynccontextmanager
+async def channels(max_message: int) -> AsyncIterator[tuple[AgentAuthStream,
+                                                            AgentAuthStream]]:
+    """Two real channels (ALICE's, BOB's) over memory transports, whose handshake policies
+    allow messages of ``max_message`` bytes."""
+    ends: dict[str, AgentAuthStream] = {}
+
+    async def wrap(side: Any, me: Identity, peer: Identity, initiator: bool) -> None:
+        policy = HandshakePolicy(trust=[peer.agent_id], max_message=max_message)
+        ends[me.agent_id] = await AgentAuthStream.wrap(
+            side, me, policy, initiator=initiator,
+            expect=peer.agent_id if initiator else None)
+
+    left, right = memory_pair()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(wrap, left, ALICE, BOB, True)
+            tasks.start_soon(wrap, right, BOB, ALICE, False)
+    async with ends[ALICE.agent_id] as alice, ends[BOB.agent_id] as bob:
+        yield alice, bob
+
+
+@pytest.mark.anyio
+async def test_a_channel_too_small_for_a_page_is_refused_before_the_exchange(
+        flood: list[bytes]) -> None:
+    # On a channel whose max_message is below a page, the exchange worked while the stores
+    # were small and failed on every exchange once one held a page's worth (about a
+    # hundred notices, with 64 KiB): it is refused at once, saying what to configure.
+    refused: list[str] = []
+
+    async def side(channel: AgentAuthStream) -> None:
+        try:
+            await exchange_revocations(channel, MemoryRevocationStore(ANCHORS))
+        except AgentAuthError as exc:
+            refused.append(exc.code)
+
+    async with channels(65_536 + OVERHEAD) as (alice, bob):
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as sides:
+                sides.start_soon(side, alice)
+                sides.start_soon(side, bob)
+    assert refused == ["invalid_argument"] * 2
+    # A channel of exactly the size asked for carries the largest page.
+    sender = Held(flood[:600])
+    receiver = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
+    async with channels(MESSAGE_BYTES + OVERHEAD) as (alice, bob):
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as sides:
+                sides.start_soon(partial(exchange_revocations, alice, sender, pages=1))
+                sides.start_soon(exchange_revocations, bob, receiver)
+    carried = sum(len(receiver.notice(i) or b"") for i in receiver.ids())
+    assert PAGE_BYTES - 8704 < carried <= PAGE_BYTES

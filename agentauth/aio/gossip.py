@@ -25,6 +25,8 @@ from .. import wire
 from ..capability.chain import parse_links
 from ..capability.revocation import RevocationStore, digest, notice_path
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
+from ..session import OVERHEAD
+from .stream import AgentAuthStream
 
 __all__ = ["DEFAULT_PAGES", "exchange_revocations", "offer_order"]
 
@@ -36,7 +38,7 @@ NOTICE_ROUNDS: Final = 64  # notice pages at most, and the largest budget
 DEFAULT_PAGES: Final = 8  # notice pages a side sends in one exchange, by default
 _HELLO_LIMIT: Final = 64
 _LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
-_PAGE_LIMIT: Final = 2 * PAGE_BYTES  # the notices with their headers, generously
+MESSAGE_BYTES: Final = 2 * PAGE_BYTES  # a page with its headers, generously
 _STEP: Final = 64  # notices ordered between two checkpoints
 
 _rotation = random.SystemRandom()
@@ -54,6 +56,11 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     """
     if type(pages) is not int or not 1 <= pages <= NOTICE_ROUNDS:
         raise InvalidArgument(f"pages is an integer from 1 to {NOTICE_ROUNDS}")
+    if isinstance(channel, AgentAuthStream) and channel.max_payload < MESSAGE_BYTES:
+        raise InvalidArgument(  # else it fails later, once a store fills one page
+            f"the revocation exchange needs a channel carrying messages of "
+            f"{MESSAGE_BYTES} bytes; this one carries {channel.max_payload}: give the "
+            f"handshake policy a max_message of at least {MESSAGE_BYTES + OVERHEAD}")
     ours = store.ids()
     mine = digest(ours)
     if _read_hello(await _swap(channel, wire.encode_map(VERSION, mine))) == mine:
@@ -123,7 +130,7 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
             pending = next(offer, None)
         more = pending is not None and turn + 1 < pages
         received, their_more = _read_page(
-            await _swap(channel, wire.encode_map(page, more)), _PAGE_LIMIT, "notice page",
+            await _swap(channel, wire.encode_map(page, more)), MESSAGE_BYTES, "notice page",
             turn == NOTICE_ROUNDS - 1)
         if any(type(n) is not bytes for n in received):
             raise DecodeError("a notice page holds byte strings", code="malformed")
