@@ -597,3 +597,44 @@ async def test_a_channel_too_small_for_a_page_is_refused_before_the_exchange(
                 sides.start_soon(exchange_revocations, bob, receiver)
     carried = sum(len(receiver.notice(i) or b"") for i in receiver.ids())
     assert PAGE_BYTES - 8704 < carried <= PAGE_BYTES
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_an_exchange_cancelled_mid_page_keeps_what_it_checked(
+        kind: str, flood: list[bytes], tmp_path: Path) -> None:
+    # Cancelled between two notices of a page, a receiver holds the ones it checked and
+    # stored, each whole, its quota counting exactly those; the next exchange brings the
+    # rest.
+    sender = Held(flood[:300])
+    store: MemoryRevocationStore | SQLiteRevocationStore
+    if kind == "memory":
+        store = MemoryRevocationStore(ANCHORS, per_revoker=301)
+    else:
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=301)
+    added = 0
+
+    class Cancelling:
+        """The receiver's store, cancelling the exchange after its 100th notice."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def add(self, notice: bytes) -> bool:
+            nonlocal added
+            added += 1
+            if added == 100:
+                scope.cancel()
+            return store.add(notice)
+
+    with anyio.CancelScope() as scope:
+        await exchange(sender, Cancelling())
+    assert scope.cancelled_caught and len(store) == 100
+    assert all(store.notice(i) == sender.notice(i) for i in store.ids())
+    assert await exchange(sender, store) == ((0, 0), (200, 0))
+    assert store.ids() == sender.ids()
+    assert store.add(flood[300]) and not store.add(flood[300])
+    with raises("store_full"):  # 301 counted, no more, none twice
+        store.add(flood[301])
+    if isinstance(store, SQLiteRevocationStore):
+        store.close()
