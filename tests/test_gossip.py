@@ -638,3 +638,33 @@ async def test_an_exchange_cancelled_mid_page_keeps_what_it_checked(
         store.add(flood[301])
     if isinstance(store, SQLiteRevocationStore):
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_revoker_at_its_quota_gets_back_the_places_time_has_freed(
+        kind: str, tmp_path: Path) -> None:
+    # Nothing in the library prunes a store: notices long past their time filled their
+    # revoker's quota for good, and each new notice of that revoker was store_full.
+    now = [float(NOW)]
+    store: MemoryRevocationStore | SQLiteRevocationStore
+    if kind == "memory":
+        store = MemoryRevocationStore(ANCHORS, per_revoker=2, clock=lambda: now[0])
+    else:
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=2,
+                                      clock=lambda: now[0])
+    soon = NOW + 60
+    for _ in range(2):  # about links that expire at ``soon``
+        assert store.add(minted(MALLORY, [R, LF, delegate(
+            MALLORY, CAROL, [PARENT_GRANT], not_before=NOW, expires=soon, budget=0,
+            parent=LF)]))
+    later = flood_of(1)[0]  # about a link that expires at EXPIRES
+    with raises("store_full"):  # still live: the quota holds
+        store.add(later)
+    now[0] = soon + 299
+    with raises("store_full"):
+        store.add(later)
+    now[0] = soon + 300  # both could no longer verify: their places are free
+    assert store.add(later) and store.is_revoked(read_notice(later).target)
+    assert len(store) == 1
+    if isinstance(store, SQLiteRevocationStore):
+        store.close()

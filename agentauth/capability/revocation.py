@@ -16,13 +16,15 @@ small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 :func:`~agentauth.capability.verify_chain` takes as ``revoked``.
 
 Every store keeps at most ``per_revoker`` notices from one revoker key (spec 10.8): a
-revoker at its quota is refused (``store_full``) before any signature is checked, and a
-stored notice is never dropped to make room, so a quota never turns "revoked" into "not
-revoked". The rules are applied in one place, ``_admit``.
+revoker at its quota is refused (``store_full``) before any signature is checked, once
+the notices whose time has passed are forgotten, and a stored notice is never dropped to
+make room, so a quota never turns "revoked" into "not revoked". The rules are applied in
+one place, ``_admit``.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -178,16 +180,37 @@ def _check_notice(notice: ReadNotice, roots: Mapping[bytes, Any]) -> Notice:
     return Notice(notice.data, last.id, last.expires, revoker)
 
 
-def _admit(notice: ReadNotice, held: bool, count: int, limit: int,
-           roots: Mapping[bytes, Any]) -> Notice | None:
+def _admit(notice: ReadNotice, held: bool, count: Callable[[], int], limit: int,
+           roots: Mapping[bytes, Any],
+           sweep: Callable[[], bool] | None = None) -> Notice | None:
     """The storage rules of spec 10.8, the one place every store applies them: None for a
-    target the store already holds, ``store_full`` for a revoker at its quota (both before
-    any signature is checked), else the verified notice, to be stored."""
+    target the store already holds, ``store_full`` for a revoker whose ``count`` is at its
+    quota once ``sweep`` (forget what time has freed; True if it forgot any) has run (both
+    before any signature is checked), else the verified notice, to be stored."""
     if held:
         return None
-    if count >= limit:
+    if count() >= limit and (sweep is None or not sweep() or count() >= limit):
         raise _over_quota(notice.revoker, limit)
     return _check_notice(notice, roots)
+
+
+class _Sweep:
+    """A store at a revoker's quota forgets the notices whose time has passed before it
+    refuses (spec 10.8 rule 3): ``prune`` at most once a second, so that a flood at its
+    quota costs one sweep a second, not one a notice."""
+
+    __slots__ = ("_clock", "_next", "_prune")
+
+    def __init__(self, clock: Callable[[], float], prune: Callable[[int], int]) -> None:
+        self._clock, self._prune = clock, prune
+        self._next = -math.inf
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + 1
+        return self._prune(int(now)) > 0
 
 
 def _over_quota(revoker: bytes, limit: int) -> StoreError:
@@ -235,12 +258,16 @@ def _stored(notice: Notice, store: str) -> None:
 class MemoryRevocationStore:
     """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
     rooted at one of ``anchors`` only, and at most ``per_revoker`` from each revoker key
-    (spec 10.8: beyond it ``store_full``; a stored notice is never dropped to make room)."""
+    (spec 10.8: beyond it ``store_full``; a stored notice is never dropped to make room).
+    A revoker at its quota first has the notices whose time has passed (by ``clock``)
+    forgotten, as :meth:`prune` does, at most once a second."""
 
     def __init__(self, anchors: Mapping[Any, str], *,
-                 per_revoker: int = PER_REVOKER) -> None:
+                 per_revoker: int = PER_REVOKER,
+                 clock: Callable[[], float] = time.time) -> None:
         self._roots = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
+        self._sweep = _Sweep(clock, self.prune)
         self._notices: dict[bytes, tuple[int, bytes, bytes]] = {}  # expires, notice, revoker
         self._counts: dict[bytes, int] = {}
 
@@ -248,7 +275,8 @@ class MemoryRevocationStore:
         """Verify and keep a notice; True if it was new."""
         read = read_notice(notice)
         checked = _admit(read, read.target in self._notices,
-                         self._counts.get(read.revoker, 0), self._limit, self._roots)
+                         lambda: self._counts.get(read.revoker, 0), self._limit, self._roots,
+                         self._sweep)
         if checked is None:
             return False
         self._notices[checked.target] = (checked.expires, checked.data, checked.revoker)
@@ -286,12 +314,15 @@ class MemoryRevocationStore:
 
 class SQLiteRevocationStore:
     """Notices in a SQLite file: they survive restarts. One connection per store. At most
-    ``per_revoker`` notices from each revoker key (spec 10.8), as for the memory store."""
+    ``per_revoker`` notices from each revoker key (spec 10.8), with ``clock``, as for the
+    memory store."""
 
     def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
-                 per_revoker: int = PER_REVOKER) -> None:
+                 per_revoker: int = PER_REVOKER,
+                 clock: Callable[[], float] = time.time) -> None:
         self._anchors = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
+        self._sweep = _Sweep(clock, self.prune)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         _schema(self._db)
@@ -299,10 +330,14 @@ class SQLiteRevocationStore:
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
         read = read_notice(notice)
-        (count,) = self._db.execute("SELECT count(*) FROM revoked WHERE revoker = ?",
-                                    (read.revoker,)).fetchone()
+
+        def count() -> int:
+            (found,) = self._db.execute("SELECT count(*) FROM revoked WHERE revoker = ?",
+                                        (read.revoker,)).fetchone()
+            return int(found)
+
         checked = _admit(read, self.is_revoked(read.target), count, self._limit,
-                         self._anchors)
+                         self._anchors, self._sweep)
         if checked is None:
             return False
         # Counted again in the statement that writes: processes sharing the file share the
@@ -406,7 +441,7 @@ class RedisRevocationStore:
         target can no longer verify: there is nothing left to refuse)."""
         read = read_notice(notice)
         checked = _admit(read, self.is_revoked(read.target),
-                         self._table.count(read.revoker), self._limit, self._roots)
+                         lambda: self._table.count(read.revoker), self._limit, self._roots)
         if checked is None:
             return False
         until = checked.expires + MAX_SKEW
