@@ -43,6 +43,7 @@ from agentauth.aio.gossip import (
     MESSAGE_BYTES,
     PAGE_BYTES,
     PAGE_IDS,
+    PAGE_NOTICES,
     offer_order,
 )
 from agentauth.capability import (
@@ -468,6 +469,11 @@ async def test_a_peer_that_breaks_the_exchange_gets_a_typed_refusal() -> None:
     with raises("oversize"):
         await peer_says([hello(), wire.encode_map([], False), wire.encode_map(big, False)],
                         store)
+    # 1,025 empty "notices" (a page of 200,000 of them, in 400 KB, cost the receiver two
+    # seconds of refusals, and an exchange carries 64 pages): refused whole, none checked.
+    tiny = wire.encode_map([b""] * (PAGE_NOTICES + 1), False)
+    with raises("oversize"):
+        await peer_says([hello(), wire.encode_map([], False), tiny], store)
     with raises("invalid_argument"):
         async with pair() as (ours, _):
             await exchange_revocations(ours, store, pages=0)

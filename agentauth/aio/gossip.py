@@ -34,6 +34,7 @@ VERSION: Final = 2
 PAGE_IDS: Final = 4096  # ids in one listing page
 LIST_ROUNDS: Final = 256  # listing pages at most: 1,048,576 ids
 PAGE_BYTES: Final = 262_144  # the notices of one page, their lengths added up
+PAGE_NOTICES: Final = 1024  # notices in one page at most, whatever their size
 NOTICE_ROUNDS: Final = 64  # notice pages at most, and the largest budget
 DEFAULT_PAGES: Final = 8  # notice pages a side sends in one exchange, by default
 _HELLO_LIMIT: Final = 64
@@ -124,7 +125,8 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
     for turn in range(NOTICE_ROUNDS):
         page: list[bytes] = []
         size = 0
-        while turn < pages and pending is not None and size + len(pending) <= PAGE_BYTES:
+        while (turn < pages and pending is not None and size + len(pending) <= PAGE_BYTES
+               and len(page) < PAGE_NOTICES):
             page.append(pending)
             size += len(pending)
             pending = next(offer, None)
@@ -134,9 +136,9 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
             turn == NOTICE_ROUNDS - 1)
         if any(type(n) is not bytes for n in received):
             raise DecodeError("a notice page holds byte strings", code="malformed")
-        if sum(len(n) for n in received) > PAGE_BYTES:
-            raise DecodeError(f"a notice page holds over {PAGE_BYTES} bytes of notices",
-                              code="oversize")
+        if len(received) > PAGE_NOTICES or sum(len(n) for n in received) > PAGE_BYTES:
+            raise DecodeError(f"a notice page holds over {PAGE_NOTICES} notices or over "
+                              f"{PAGE_BYTES} bytes of them", code="oversize")
         for notice in received:
             try:
                 kept += store.add(notice)
