@@ -62,6 +62,7 @@ from agentauth.capability import (
     verify_notice,
 )
 from agentauth.capability.revocation import REVOKE_CONTEXT, digest, read_notice
+from agentauth.errors import TransportError
 from agentauth.http import AgentAuthMiddleware, Verifier
 from agentauth.session import OVERHEAD
 
@@ -674,3 +675,25 @@ def test_a_revoker_at_its_quota_gets_back_the_places_time_has_freed(
     assert len(store) == 1
     if isinstance(store, SQLiteRevocationStore):
         store.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("after", [0, 1, 2])
+async def test_a_peer_that_closes_mid_exchange_ends_it_with_a_typed_error(after: int) -> None:
+    # The channel's own end (anyio's EndOfStream, or BrokenResourceError for a send) came
+    # out of the exchange as it was.
+    store = MemoryRevocationStore(ANCHORS)
+    store.add(REVOKES_CAROL)
+    messages = [hello(), wire.encode_map([], False), wire.encode_map([], False)]
+
+    async def peer(theirs: StapledObjectStream[bytes]) -> None:
+        for message in messages[:after]:
+            await theirs.send(message)
+            await theirs.receive()
+        await theirs.aclose()
+
+    with anyio.fail_after(10):
+        async with pair() as (ours, theirs), anyio.create_task_group() as tasks:
+            tasks.start_soon(peer, theirs)
+            with pytest.raises(TransportError):
+                await exchange_revocations(ours, store)

@@ -26,6 +26,7 @@ from ..capability.chain import parse_links
 from ..capability.revocation import RevocationStore, digest, notice_path
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
 from ..session import OVERHEAD
+from ._common import transport_error
 from .stream import AgentAuthStream
 
 __all__ = ["DEFAULT_PAGES", "exchange_revocations", "offer_order"]
@@ -42,6 +43,8 @@ _LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
 MESSAGE_BYTES: Final = 2 * PAGE_BYTES  # a page with its headers, generously
 _STEP: Final = 64  # notices ordered between two checkpoints
 
+_ENDED: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                 OSError)
 _rotation = random.SystemRandom()
 logger = logging.getLogger("agentauth.aio")
 
@@ -232,7 +235,8 @@ class _Node:
 async def _swap(channel: Any, message: bytes) -> bytes:
     """Send ``message`` and receive the peer's, at the same time (neither side waits).
 
-    The first error of either direction is raised as itself, not as a group.
+    The first error of either direction is raised as itself, not as a group; the channel
+    ending or breaking as a :class:`~agentauth.errors.TransportError`.
     """
     received: list[bytes] = []
     errors: list[BaseException] = []
@@ -240,6 +244,9 @@ async def _swap(channel: Any, message: bytes) -> bytes:
     async def run(step: Any, *args: Any) -> None:
         try:
             result = await step(*args)
+        except _ENDED as exc:  # the peer closed, or the transport broke: typed, not anyio's
+            errors.append(transport_error(exc, "during the revocation exchange"))
+            tg.cancel_scope.cancel()
         except Exception as exc:
             errors.append(exc)
             tg.cancel_scope.cancel()
