@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 import pytest
+import redis
 from aio_support import memory_pair
 from anyio.streams.stapled import StapledObjectStream
 from hypothesis import given, settings
@@ -697,3 +698,26 @@ async def test_a_peer_that_closes_mid_exchange_ends_it_with_a_typed_error(after:
             tasks.start_soon(peer, theirs)
             with pytest.raises(TransportError):
                 await exchange_revocations(ours, store)
+
+
+def test_a_redis_notice_outlives_its_link_on_every_replica_clock() -> None:
+    # Each replica computes a notice's life from its own clock: one half a second ahead set
+    # a life half a second short, and a verifier behind it accepted the link, not revoked,
+    # for that half second at the end. The margin (1 s by default) covers the difference.
+    notice = flood_of(1)[0]
+    target = read_notice(notice).target
+    with redis_server() as url:
+        prefix = os.urandom(6).hex().encode()
+        ahead = RedisRevocationStore(url, ANCHORS, prefix=prefix,
+                                     clock=lambda: time.time() + 0.5)
+        assert ahead.add(notice)
+        client = redis.Redis.from_url(url)
+        try:
+            left = client.pttl(prefix + target) / 1000
+            until = EXPIRES + 300 - time.time()  # by a true clock
+        finally:
+            client.close()
+        assert until < left <= until + 1
+        with raises("invalid_argument"):
+            RedisRevocationStore(url, ANCHORS, prefix=prefix, margin=-1)
+        ahead.close()

@@ -424,14 +424,20 @@ class RedisRevocationStore:
     so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones from each
     revoker key, counted and stored in one atomic step (spec 10.8). ``client`` is a
     ``redis.Redis`` or a URL; the server must not evict keys (checked, as for
-    :class:`agentauth.RedisReplayStore`)."""
+    :class:`agentauth.RedisReplayStore`). ``margin`` (seconds) lengthens every notice's
+    life: set it to at least the largest clock difference between the replicas, since each
+    computes a notice's life from its own clock (a replica ahead would otherwise let Redis
+    forget a notice while a verifier behind it still accepts the link)."""
 
     def __init__(self, client: Any, anchors: Mapping[Any, str], *,
                  prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
                  clock: Callable[[], float] = time.time,
-                 per_revoker: int = PER_REVOKER) -> None:
+                 per_revoker: int = PER_REVOKER, margin: float = 1.0) -> None:
         self._roots = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
+        if type(margin) not in (int, float) or not 0 <= margin <= 3600:
+            raise InvalidArgument("margin is 0 to 3600 seconds")
+        self._margin = margin
         self._clock = clock
         self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
                                  clock=clock)
@@ -448,7 +454,7 @@ class RedisRevocationStore:
         if until <= self._clock():
             return False
         # Counted again in the same step as the write: replicas share the quota.
-        added = self._table.put_counted(checked.target, checked.data, until,
+        added = self._table.put_counted(checked.target, checked.data, until + self._margin,
                                         checked.revoker, self._limit)
         if added is None:
             raise _over_quota(checked.revoker, self._limit)
