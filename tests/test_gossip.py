@@ -62,7 +62,7 @@ from agentauth.capability import (
     verify_chain,
     verify_notice,
 )
-from agentauth.capability.revocation import REVOKE_CONTEXT, digest, read_notice
+from agentauth.capability.revocation import MAX_NOTICE, REVOKE_CONTEXT, digest, read_notice
 from agentauth.errors import TransportError
 from agentauth.http import AgentAuthMiddleware, Verifier
 from agentauth.session import OVERHEAD
@@ -721,3 +721,16 @@ def test_a_redis_notice_outlives_its_link_on_every_replica_clock() -> None:
         with raises("invalid_argument"):
             RedisRevocationStore(url, ANCHORS, prefix=prefix, margin=-1)
         ahead.close()
+
+
+def test_the_spec_numbers_of_a_page_are_the_code_s() -> None:
+    # Spec 10.9: a notice is at most 8,704 bytes, so a page of 262,144 holds at least 30
+    # (the bound 30 · pages rests on it); every message of the exchange, the largest
+    # listing and the largest notice page with their headers, fits in the 524,288 bytes a
+    # channel must carry.
+    assert (MAX_NOTICE, PAGE_BYTES, PAGE_BYTES // MAX_NOTICE) == (8704, 262_144, 30)
+    assert MESSAGE_BYTES == 524_288 and PAGE_NOTICES == 1024
+    listing = wire.encode_map([bytes(32)] * PAGE_IDS, True)
+    pages = [wire.encode_map([bytes(PAGE_BYTES // PAGE_NOTICES)] * PAGE_NOTICES, True),
+             wire.encode_map([bytes(MAX_NOTICE)] * 30, True)]
+    assert max(map(len, [listing, *pages])) <= MESSAGE_BYTES
