@@ -734,3 +734,29 @@ def test_the_spec_numbers_of_a_page_are_the_code_s() -> None:
     pages = [wire.encode_map([bytes(PAGE_BYTES // PAGE_NOTICES)] * PAGE_NOTICES, True),
              wire.encode_map([bytes(MAX_NOTICE)] * 30, True)]
     assert max(map(len, [listing, *pages])) <= MESSAGE_BYTES
+
+
+@pytest.mark.anyio
+async def test_a_holder_s_own_notice_cannot_block_its_issuer_s(flood: list[bytes]) -> None:
+    # Mallory, about to be revoked, fills her quota at a store, then gives up her own link
+    # at a relay before ALICE's notice gets there. The relay keeps one notice per link, so
+    # it holds Mallory's and lists LF as held: ALICE's is never offered to it. Counted
+    # against Mallory, hers was refused (store_full) by the store, which so never learnt
+    # that LF is revoked. Every notice about a link now counts against the link's issuer
+    # (ALICE), whoever signed it: the store takes whichever comes.
+    surrender = revoke(MALLORY, [R, LF], clock=at_now)
+    relay = MemoryRevocationStore(ANCHORS)
+    relay.add(surrender)
+    alices = MemoryRevocationStore(ANCHORS)
+    alices.add(REVOKES_FLOODER)
+    store = MemoryRevocationStore(ANCHORS, per_revoker=50)
+    for notice in flood[:50]:
+        store.add(notice)
+    with raises("store_full"):  # Mallory's quota is full here
+        store.add(flood[50])
+    await exchange(alices, relay)
+    assert relay.notice(LF.id) == surrender  # the relay still holds Mallory's version
+    await exchange(relay, store)
+    assert store.is_revoked(LF.id)
+    with raises("revoked"):
+        verify_chain(encode_chain([R, LF]), ANCHORS, now=NOW, revoked=store.is_revoked)
