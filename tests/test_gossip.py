@@ -10,7 +10,6 @@ import itertools
 import logging
 import os
 import sqlite3
-import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -304,7 +303,7 @@ async def test_a_receiver_at_quota_refuses_the_flood_and_keeps_the_rest(
     sender = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
     for notice in [*flood[:500], *HONEST]:
         sender.add(notice)
-    receiver = MemoryRevocationStore(ANCHORS, per_revoker=100)
+    receiver = MemoryRevocationStore(ANCHORS, per_revoker=100, clock=at_now)
     _, (kept, refused) = await exchange(sender, receiver)
     assert (kept, refused) == (102, 400)
     assert receiver.is_revoked(LF.id) and receiver.is_revoked(D.id)
@@ -320,9 +319,10 @@ def test_the_quota_refuses_new_notices_and_never_drops_stored_ones(
         kind: str, tmp_path: Path) -> None:
     store: MemoryRevocationStore | SQLiteRevocationStore
     if kind == "memory":
-        store = MemoryRevocationStore(ANCHORS, per_revoker=50)
+        store = MemoryRevocationStore(ANCHORS, per_revoker=50, clock=at_now)
     else:
-        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=50)
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=50,
+                                      clock=at_now)
     notices = flood_of(60)
     for notice in notices[:50]:
         assert store.add(notice)
@@ -351,8 +351,10 @@ def test_replicas_share_one_quota_in_redis() -> None:
     notices = flood_of(7)
     with redis_server() as url:
         prefix = os.urandom(6).hex().encode()
-        replica_a = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5)
-        replica_b = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5)
+        replica_a = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
+                                         clock=at_now)
+        replica_b = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
+                                         clock=at_now)
         for notice in notices[:3]:
             assert replica_a.add(notice)
         for notice in notices[3:5]:
@@ -366,7 +368,7 @@ def test_replicas_share_one_quota_in_redis() -> None:
         # A replica whose clock is past every entry's life counts none of them live: the
         # notice is not refused for the quota, only found to be about an expired link.
         late = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
-                                    clock=lambda: time.time() + 10 * 365 * 86400)
+                                    clock=lambda: NOW + 10 * 365 * 86400)
         assert late.add(notices[6]) is False
         for store in (replica_a, replica_b, late):
             store.close()
@@ -384,7 +386,7 @@ def test_a_sqlite_store_of_an_earlier_release_gets_its_revoker_column(
         db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
     db.commit()
     db.close()
-    store = SQLiteRevocationStore(path, ANCHORS, per_revoker=1)
+    store = SQLiteRevocationStore(path, ANCHORS, per_revoker=1, clock=at_now)
     assert store.is_revoked(LF.id)
     with raises("store_full"):  # ALICE's stored notice counts against her quota
         store.add(revoke(ALICE, [R, LB], clock=at_now))
@@ -617,9 +619,10 @@ async def test_an_exchange_cancelled_mid_page_keeps_what_it_checked(
     sender = Held(flood[:300])
     store: MemoryRevocationStore | SQLiteRevocationStore
     if kind == "memory":
-        store = MemoryRevocationStore(ANCHORS, per_revoker=301)
+        store = MemoryRevocationStore(ANCHORS, per_revoker=301, clock=at_now)
     else:
-        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=301)
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=301,
+                                      clock=at_now)
     added = 0
 
     class Cancelling:
@@ -708,15 +711,14 @@ def test_a_redis_notice_outlives_its_link_on_every_replica_clock() -> None:
     target = read_notice(notice).target
     with redis_server() as url:
         prefix = os.urandom(6).hex().encode()
-        ahead = RedisRevocationStore(url, ANCHORS, prefix=prefix,
-                                     clock=lambda: time.time() + 0.5)
+        ahead = RedisRevocationStore(url, ANCHORS, prefix=prefix, clock=lambda: NOW + 0.5)
         assert ahead.add(notice)
         client = redis.Redis.from_url(url)
         try:
             left = client.pttl(prefix + target) / 1000
-            until = EXPIRES + 300 - time.time()  # by a true clock
         finally:
             client.close()
+        until = EXPIRES + 300 - NOW  # by the clock of a replica (and verifier) at NOW
         assert until < left <= until + 1
         with raises("invalid_argument"):
             RedisRevocationStore(url, ANCHORS, prefix=prefix, margin=-1)
@@ -749,7 +751,7 @@ async def test_a_holder_s_own_notice_cannot_block_its_issuer_s(flood: list[bytes
     relay.add(surrender)
     alices = MemoryRevocationStore(ANCHORS)
     alices.add(REVOKES_FLOODER)
-    store = MemoryRevocationStore(ANCHORS, per_revoker=50)
+    store = MemoryRevocationStore(ANCHORS, per_revoker=50, clock=at_now)
     for notice in flood[:50]:
         store.add(notice)
     with raises("store_full"):  # Mallory's quota is full here
