@@ -762,3 +762,19 @@ async def test_a_holder_s_own_notice_cannot_block_its_issuer_s(flood: list[bytes
     assert store.is_revoked(LF.id)
     with raises("revoked"):
         verify_chain(encode_chain([R, LF]), ANCHORS, now=NOW, revoked=store.is_revoked)
+
+
+@pytest.mark.anyio
+async def test_a_stored_notice_that_cannot_be_read_does_not_stop_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # One damaged entry (a file written by something else, a store of the application's
+    # own) made every exchange from that store fail as it ordered its offer.
+    sender = Held([*HONEST])
+    sender.by_id[bytes(32)] = b"\x92damaged"
+    payload = wire.encode_map(1, bytes(32), [], NOW)  # well formed, with no path at all
+    sender.by_id[bytes(31) + b"\x01"] = wire.encode_map(payload, bytes(64))
+    receiver = MemoryRevocationStore(ANCHORS, clock=at_now)
+    caplog.set_level(logging.WARNING, logger="agentauth.aio")
+    assert await exchange(sender, receiver) == ((0, 0), (2, 0))
+    assert receiver.is_revoked(LF.id) and receiver.is_revoked(D.id)
+    assert "2 stored notice(s) could not be read" in caplog.text

@@ -71,12 +71,19 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
         return 0, 0
     lacking = await _list(channel, ours)
     tree = _Tree()
+    unreadable = 0
     for count, link_id in enumerate(lacking, 1):  # ordering 100,000 takes seconds: in steps
         notice = store.notice(link_id)
         if notice is not None:
-            tree.add(notice)
+            try:
+                tree.add(notice)
+            except AgentAuthError:  # a damaged store: no peer would take it; send the rest
+                unreadable += 1
         if not count % _STEP:
             await checkpoint()
+    if unreadable:
+        logger.warning("revocation exchange: %d stored notice(s) could not be read and were "
+                       "not offered", unreadable)
     return await _trade(channel, store, tree.top.emit(), pages)
 
 
@@ -193,6 +200,9 @@ class _Tree:
     def add(self, data: bytes) -> None:
         """Place a notice at its target's node."""
         path = notice_path(data)  # a link's bytes name it as well as its id: not parsed
+        if not path or not all(type(link) is bytes for link in path):
+            raise DecodeError("a stored notice's path is not a list of links",
+                              code="malformed")
         anchor = self.anchors.get(path[0])
         if anchor is None:
             anchor = self.anchors[path[0]] = parse_links(path[:1])[0].issuer
