@@ -55,8 +55,11 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     channel); return (notices received and kept, notices refused).
 
     ``pages`` (1 to 64) is how many pages of notices this side sends in this exchange, each
-    up to 256 KiB; what does not fit goes in the next exchange, in the fair order of
-    :func:`offer_order`.
+    up to 256 KiB and 1,024 notices; what does not fit goes in the next exchange, in the
+    fair order of :func:`offer_order`. A channel that cannot carry messages of
+    ``MESSAGE_BYTES`` is refused at once (``invalid_argument``); one that ends or breaks
+    mid-exchange raises a :class:`~agentauth.errors.TransportError`, and the notices
+    stored until then stay stored.
     """
     if type(pages) is not int or not 1 <= pages <= NOTICE_ROUNDS:
         raise InvalidArgument(f"pages is an integer from 1 to {NOTICE_ROUNDS}")
