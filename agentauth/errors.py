@@ -271,7 +271,8 @@ class StoreError(AgentAuthError):
     """A replay store could not record a key: it is full of live entries, or it cannot be
     opened or reached (a revocation store too). The message it was asked about must be
     refused (the check fails closed). A revocation store refuses a notice the same way once
-    it holds its quota of that revoker's notices (spec 10.8).
+    it holds its quota of notices about links issued by the key that issued the notice's
+    target (spec 10.8).
 
     Neither side misbehaved and the call was not wrong: retry later, or give the store room.
     """
@@ -368,7 +369,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
     "store_full": (StoreError, "a replay store is full of live entries, or a revocation "
-                   "store holds its quota of a revoker's notices, and refuses more"),
+                   "store holds its quota of notices about one key's links, and refuses "
+                   "more"),
     "store_unavailable": (StoreError, "a replay or revocation store could not be opened, "
                                        "reached or failed"),
 })

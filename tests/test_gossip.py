@@ -10,8 +10,8 @@ import itertools
 import logging
 import os
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable
+import tracemalloc
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import Any
 
 import anyio
 import pytest
+import redis
+from aio_support import memory_pair
 from anyio.streams.stapled import StapledObjectStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,9 +28,24 @@ from redis_support import redis_server
 from support import ALICE, BOB, CAROL, MALLORY, raises
 from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT
 
-from agentauth import AgentAuthError, Identity, MemoryReplayStore, PeerKey, wire
+from agentauth import (
+    AgentAuthError,
+    AgentAuthStream,
+    HandshakePolicy,
+    Identity,
+    MemoryReplayStore,
+    PeerKey,
+    wire,
+)
 from agentauth.aio import exchange_revocations
-from agentauth.aio.gossip import PAGE_BYTES, PAGE_IDS, offer_order
+from agentauth.aio.gossip import (
+    LIST_ROUNDS,
+    MESSAGE_BYTES,
+    PAGE_BYTES,
+    PAGE_IDS,
+    PAGE_NOTICES,
+    offer_order,
+)
 from agentauth.capability import (
     DetachedInvocations,
     Link,
@@ -44,8 +61,10 @@ from agentauth.capability import (
     verify_chain,
     verify_notice,
 )
-from agentauth.capability.revocation import REVOKE_CONTEXT, digest, read_notice
+from agentauth.capability.revocation import MAX_NOTICE, REVOKE_CONTEXT, digest, read_notice
+from agentauth.errors import TransportError
 from agentauth.http import AgentAuthMiddleware, Verifier
+from agentauth.session import OVERHEAD
 
 FLOOD = 10_000
 EXPIRES = NOW + 3600
@@ -284,7 +303,7 @@ async def test_a_receiver_at_quota_refuses_the_flood_and_keeps_the_rest(
     sender = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
     for notice in [*flood[:500], *HONEST]:
         sender.add(notice)
-    receiver = MemoryRevocationStore(ANCHORS, per_revoker=100)
+    receiver = MemoryRevocationStore(ANCHORS, per_revoker=100, clock=at_now)
     _, (kept, refused) = await exchange(sender, receiver)
     assert (kept, refused) == (102, 400)
     assert receiver.is_revoked(LF.id) and receiver.is_revoked(D.id)
@@ -300,9 +319,10 @@ def test_the_quota_refuses_new_notices_and_never_drops_stored_ones(
         kind: str, tmp_path: Path) -> None:
     store: MemoryRevocationStore | SQLiteRevocationStore
     if kind == "memory":
-        store = MemoryRevocationStore(ANCHORS, per_revoker=50)
+        store = MemoryRevocationStore(ANCHORS, per_revoker=50, clock=at_now)
     else:
-        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=50)
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=50,
+                                      clock=at_now)
     notices = flood_of(60)
     for notice in notices[:50]:
         assert store.add(notice)
@@ -331,8 +351,10 @@ def test_replicas_share_one_quota_in_redis() -> None:
     notices = flood_of(7)
     with redis_server() as url:
         prefix = os.urandom(6).hex().encode()
-        replica_a = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5)
-        replica_b = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5)
+        replica_a = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
+                                         clock=at_now)
+        replica_b = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
+                                         clock=at_now)
         for notice in notices[:3]:
             assert replica_a.add(notice)
         for notice in notices[3:5]:
@@ -346,22 +368,25 @@ def test_replicas_share_one_quota_in_redis() -> None:
         # A replica whose clock is past every entry's life counts none of them live: the
         # notice is not refused for the quota, only found to be about an expired link.
         late = RedisRevocationStore(url, ANCHORS, prefix=prefix, per_revoker=5,
-                                    clock=lambda: time.time() + 10 * 365 * 86400)
+                                    clock=lambda: NOW + 10 * 365 * 86400)
         assert late.add(notices[6]) is False
         for store in (replica_a, replica_b, late):
             store.close()
 
 
+@pytest.mark.parametrize("interrupted", [False, True])
 def test_a_sqlite_store_of_an_earlier_release_gets_its_revoker_column(
-        tmp_path: Path) -> None:
+        interrupted: bool, tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE revoked (id BLOB PRIMARY KEY, expires INTEGER NOT NULL, "
                "notice BLOB NOT NULL) WITHOUT ROWID")
     db.execute("INSERT INTO revoked VALUES (?, ?, ?)", (LF.id, EXPIRES, REVOKES_FLOODER))
+    if interrupted:  # a migration stopped after adding the column, before filling it
+        db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
     db.commit()
     db.close()
-    store = SQLiteRevocationStore(path, ANCHORS, per_revoker=1)
+    store = SQLiteRevocationStore(path, ANCHORS, per_revoker=1, clock=at_now)
     assert store.is_revoked(LF.id)
     with raises("store_full"):  # ALICE's stored notice counts against her quota
         store.add(revoke(ALICE, [R, LB], clock=at_now))
@@ -404,7 +429,7 @@ def test_the_quota_is_a_positive_integer(tmp_path: Path) -> None:
                                   per_revoker=value)  # type: ignore[arg-type]
 
 
-async def peer_says(messages: list[bytes], store: MemoryRevocationStore) -> None:
+async def peer_says(messages: Iterable[bytes], store: MemoryRevocationStore) -> None:
     """Run an exchange against a peer that sends ``messages`` whatever it receives."""
     error: Exception | None = None
 
@@ -448,6 +473,11 @@ async def test_a_peer_that_breaks_the_exchange_gets_a_typed_refusal() -> None:
     with raises("oversize"):
         await peer_says([hello(), wire.encode_map([], False), wire.encode_map(big, False)],
                         store)
+    # 1,025 empty "notices" (a page of 200,000 of them, in 400 KB, cost the receiver two
+    # seconds of refusals, and an exchange carries 64 pages): refused whole, none checked.
+    tiny = wire.encode_map([b""] * (PAGE_NOTICES + 1), False)
+    with raises("oversize"):
+        await peer_says([hello(), wire.encode_map([], False), tiny], store)
     with raises("invalid_argument"):
         async with pair() as (ours, _):
             await exchange_revocations(ours, store, pages=0)
@@ -463,3 +493,288 @@ async def test_a_peer_that_never_stops_listing_is_cut_off() -> None:
     endless = [hello(), wire.encode_map([], False)] + [wire.encode_map([], True)] * 64
     with raises("malformed"):  # nor sending notice pages
         await peer_says(endless, store)
+
+
+@pytest.mark.anyio
+async def test_the_ids_a_peer_lists_cost_the_receiver_no_memory() -> None:
+    # A peer lists ids it need not hold, up to 1,048,576 of them (here a quarter): the
+    # receiver keeps only which of its own were listed, never the peer's ids (which took
+    # about 25 MB here, 100 MB for a full listing).
+    store = MemoryRevocationStore(ANCHORS)
+    store.add(REVOKES_CAROL)
+
+    def listing() -> Iterator[bytes]:  # built page by page, as a peer would send it
+        yield hello()
+        for turn in range(LIST_ROUNDS // 4):
+            start = turn * PAGE_IDS
+            yield wire.encode_map([i.to_bytes(32, "big") for i in range(start, start + PAGE_IDS)],
+                                  turn + 1 < LIST_ROUNDS // 4)
+        yield wire.encode_map([], False)
+
+    tracemalloc.start()
+    try:
+        await peer_says(listing(), store)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"the exchange held {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.anyio
+async def test_an_exchange_lets_other_tasks_run_while_it_orders_and_checks(
+        flood: list[bytes]) -> None:
+    # Ordering thousands of notices, and checking and storing a page of hundreds (a SQLite
+    # store writes each), take seconds: other tasks run between notices, not once a page.
+    sender = Held(flood[:4000])
+    receiver = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
+    ticks = 0
+    at_send: list[int] = []
+
+    class Ticked(Recording):
+        async def send(self, message: bytes) -> None:
+            at_send.append(ticks)
+            await self.inner.send(message)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.lowlevel.checkpoint()
+            ticks += 1
+
+    with anyio.fail_after(60):
+        async with pair() as (a, b), anyio.create_task_group() as tasks:
+            tasks.start_soon(ticker)
+            async with anyio.create_task_group() as sides:
+                sides.start_soon(partial(exchange_revocations, Ticked(a), sender, pages=1))
+                sides.start_soon(exchange_revocations, b, receiver)
+            tasks.cancel_scope.cancel()
+    kept = len(receiver)
+    assert 300 < kept < 4000  # one page
+    # The sender's hello, its listing, then its one page, sent once all 4,000 are ordered.
+    assert len(at_send) == 3 and at_send[2] - at_send[1] >= 4000 // 64 - 2
+    assert ticks - at_send[2] >= kept  # the receiver yielded after each notice
+
+
+@asynccontextmanager
+async def channels(max_message: int) -> AsyncIterator[tuple[AgentAuthStream,
+                                                            AgentAuthStream]]:
+    """Two real channels (ALICE's, BOB's) over memory transports, whose handshake policies
+    allow messages of ``max_message`` bytes."""
+    ends: dict[str, AgentAuthStream] = {}
+
+    async def wrap(side: Any, me: Identity, peer: Identity, initiator: bool) -> None:
+        policy = HandshakePolicy(trust=[peer.agent_id], max_message=max_message)
+        ends[me.agent_id] = await AgentAuthStream.wrap(
+            side, me, policy, initiator=initiator,
+            expect=peer.agent_id if initiator else None)
+
+    left, right = memory_pair()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(wrap, left, ALICE, BOB, True)
+            tasks.start_soon(wrap, right, BOB, ALICE, False)
+    async with ends[ALICE.agent_id] as alice, ends[BOB.agent_id] as bob:
+        yield alice, bob
+
+
+@pytest.mark.anyio
+async def test_a_channel_too_small_for_a_page_is_refused_before_the_exchange(
+        flood: list[bytes]) -> None:
+    # On a channel whose max_message is below a page, the exchange worked while the stores
+    # were small and failed on every exchange once one held a page's worth (about a
+    # hundred notices, with 64 KiB): it is refused at once, saying what to configure.
+    refused: list[str] = []
+
+    async def side(channel: AgentAuthStream) -> None:
+        try:
+            await exchange_revocations(channel, MemoryRevocationStore(ANCHORS))
+        except AgentAuthError as exc:
+            refused.append(exc.code)
+
+    async with channels(65_536 + OVERHEAD) as (alice, bob):
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as sides:
+                sides.start_soon(side, alice)
+                sides.start_soon(side, bob)
+    assert refused == ["invalid_argument"] * 2
+    # A channel of exactly the size asked for carries the largest page.
+    sender = Held(flood[:600])
+    receiver = MemoryRevocationStore(ANCHORS, per_revoker=FLOOD)
+    async with channels(MESSAGE_BYTES + OVERHEAD) as (alice, bob):
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as sides:
+                sides.start_soon(partial(exchange_revocations, alice, sender, pages=1))
+                sides.start_soon(exchange_revocations, bob, receiver)
+    carried = sum(len(receiver.notice(i) or b"") for i in receiver.ids())
+    assert PAGE_BYTES - 8704 < carried <= PAGE_BYTES
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_an_exchange_cancelled_mid_page_keeps_what_it_checked(
+        kind: str, flood: list[bytes], tmp_path: Path) -> None:
+    # Cancelled between two notices of a page, a receiver holds the ones it checked and
+    # stored, each whole, its quota counting exactly those; the next exchange brings the
+    # rest.
+    sender = Held(flood[:300])
+    store: MemoryRevocationStore | SQLiteRevocationStore
+    if kind == "memory":
+        store = MemoryRevocationStore(ANCHORS, per_revoker=301, clock=at_now)
+    else:
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=301,
+                                      clock=at_now)
+    added = 0
+
+    class Cancelling:
+        """The receiver's store, cancelling the exchange after its 100th notice."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def add(self, notice: bytes) -> bool:
+            nonlocal added
+            added += 1
+            if added == 100:
+                scope.cancel()
+            return store.add(notice)
+
+    with anyio.CancelScope() as scope:
+        await exchange(sender, Cancelling())
+    assert scope.cancelled_caught and len(store) == 100
+    assert all(store.notice(i) == sender.notice(i) for i in store.ids())
+    assert await exchange(sender, store) == ((0, 0), (200, 0))
+    assert store.ids() == sender.ids()
+    assert store.add(flood[300]) and not store.add(flood[300])
+    with raises("store_full"):  # 301 counted, no more, none twice
+        store.add(flood[301])
+    if isinstance(store, SQLiteRevocationStore):
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_revoker_at_its_quota_gets_back_the_places_time_has_freed(
+        kind: str, tmp_path: Path) -> None:
+    # Nothing in the library prunes a store: notices long past their time filled their
+    # revoker's quota for good, and each new notice of that revoker was store_full.
+    now = [float(NOW)]
+    store: MemoryRevocationStore | SQLiteRevocationStore
+    if kind == "memory":
+        store = MemoryRevocationStore(ANCHORS, per_revoker=2, clock=lambda: now[0])
+    else:
+        store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS, per_revoker=2,
+                                      clock=lambda: now[0])
+    soon = NOW + 60
+    for _ in range(2):  # about links that expire at ``soon``
+        assert store.add(minted(MALLORY, [R, LF, delegate(
+            MALLORY, CAROL, [PARENT_GRANT], not_before=NOW, expires=soon, budget=0,
+            parent=LF)]))
+    later = flood_of(1)[0]  # about a link that expires at EXPIRES
+    with raises("store_full"):  # still live: the quota holds
+        store.add(later)
+    now[0] = soon + 299
+    with raises("store_full"):
+        store.add(later)
+    now[0] = soon + 300  # both could no longer verify: their places are free
+    assert store.add(later) and store.is_revoked(read_notice(later).target)
+    assert len(store) == 1
+    if isinstance(store, SQLiteRevocationStore):
+        store.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("after", [0, 1, 2])
+async def test_a_peer_that_closes_mid_exchange_ends_it_with_a_typed_error(after: int) -> None:
+    # The channel's own end (anyio's EndOfStream, or BrokenResourceError for a send) came
+    # out of the exchange as it was.
+    store = MemoryRevocationStore(ANCHORS)
+    store.add(REVOKES_CAROL)
+    messages = [hello(), wire.encode_map([], False), wire.encode_map([], False)]
+
+    async def peer(theirs: StapledObjectStream[bytes]) -> None:
+        for message in messages[:after]:
+            await theirs.send(message)
+            await theirs.receive()
+        await theirs.aclose()
+
+    with anyio.fail_after(10):
+        async with pair() as (ours, theirs), anyio.create_task_group() as tasks:
+            tasks.start_soon(peer, theirs)
+            with pytest.raises(TransportError):
+                await exchange_revocations(ours, store)
+
+
+def test_a_redis_notice_outlives_its_link_on_every_replica_clock() -> None:
+    # Each replica computes a notice's life from its own clock: one half a second ahead set
+    # a life half a second short, and a verifier behind it accepted the link, not revoked,
+    # for that half second at the end. The margin (1 s by default) covers the difference.
+    notice = flood_of(1)[0]
+    target = read_notice(notice).target
+    with redis_server() as url:
+        prefix = os.urandom(6).hex().encode()
+        ahead = RedisRevocationStore(url, ANCHORS, prefix=prefix, clock=lambda: NOW + 0.5)
+        assert ahead.add(notice)
+        client = redis.Redis.from_url(url)
+        try:
+            left = client.pttl(prefix + target) / 1000
+        finally:
+            client.close()
+        until = EXPIRES + 300 - NOW  # by the clock of a replica (and verifier) at NOW
+        assert until < left <= until + 1
+        with raises("invalid_argument"):
+            RedisRevocationStore(url, ANCHORS, prefix=prefix, margin=-1)
+        ahead.close()
+
+
+def test_the_spec_numbers_of_a_page_are_the_code_s() -> None:
+    # Spec 10.9: a notice is at most 8,704 bytes, so a page of 262,144 holds at least 30
+    # (the bound 30 · pages rests on it); every message of the exchange, the largest
+    # listing and the largest notice page with their headers, fits in the 524,288 bytes a
+    # channel must carry.
+    assert (MAX_NOTICE, PAGE_BYTES, PAGE_BYTES // MAX_NOTICE) == (8704, 262_144, 30)
+    assert MESSAGE_BYTES == 524_288 and PAGE_NOTICES == 1024
+    listing = wire.encode_map([bytes(32)] * PAGE_IDS, True)
+    pages = [wire.encode_map([bytes(PAGE_BYTES // PAGE_NOTICES)] * PAGE_NOTICES, True),
+             wire.encode_map([bytes(MAX_NOTICE)] * 30, True)]
+    assert max(map(len, [listing, *pages])) <= MESSAGE_BYTES
+
+
+@pytest.mark.anyio
+async def test_a_holder_s_own_notice_cannot_block_its_issuer_s(flood: list[bytes]) -> None:
+    # Mallory, about to be revoked, fills her quota at a store, then gives up her own link
+    # at a relay before ALICE's notice gets there. The relay keeps one notice per link, so
+    # it holds Mallory's and lists LF as held: ALICE's is never offered to it. Counted
+    # against Mallory, hers was refused (store_full) by the store, which so never learnt
+    # that LF is revoked. Every notice about a link now counts against the link's issuer
+    # (ALICE), whoever signed it: the store takes whichever comes.
+    surrender = revoke(MALLORY, [R, LF], clock=at_now)
+    relay = MemoryRevocationStore(ANCHORS)
+    relay.add(surrender)
+    alices = MemoryRevocationStore(ANCHORS)
+    alices.add(REVOKES_FLOODER)
+    store = MemoryRevocationStore(ANCHORS, per_revoker=50, clock=at_now)
+    for notice in flood[:50]:
+        store.add(notice)
+    with raises("store_full"):  # Mallory's quota is full here
+        store.add(flood[50])
+    await exchange(alices, relay)
+    assert relay.notice(LF.id) == surrender  # the relay still holds Mallory's version
+    await exchange(relay, store)
+    assert store.is_revoked(LF.id)
+    with raises("revoked"):
+        verify_chain(encode_chain([R, LF]), ANCHORS, now=NOW, revoked=store.is_revoked)
+
+
+@pytest.mark.anyio
+async def test_a_stored_notice_that_cannot_be_read_does_not_stop_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # One damaged entry (a file written by something else, a store of the application's
+    # own) made every exchange from that store fail as it ordered its offer.
+    sender = Held([*HONEST])
+    sender.by_id[bytes(32)] = b"\x92damaged"
+    payload = wire.encode_map(1, bytes(32), [], NOW)  # well formed, with no path at all
+    sender.by_id[bytes(31) + b"\x01"] = wire.encode_map(payload, bytes(64))
+    receiver = MemoryRevocationStore(ANCHORS, clock=at_now)
+    caplog.set_level(logging.WARNING, logger="agentauth.aio")
+    assert await exchange(sender, receiver) == ((0, 0), (2, 0))
+    assert receiver.is_revoked(LF.id) and receiver.is_revoked(D.id)
+    assert "2 stored notice(s) could not be read" in caplog.text

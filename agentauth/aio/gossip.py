@@ -6,7 +6,9 @@ delegation tree.
 Both sides call :func:`exchange_revocations` on a fresh channel. No message is larger than
 a fixed bound whatever the stores hold, and every page carries what there is to carry, so
 no store size stops the exchange. Every notice received is verified by the store before it
-is kept; a refused one is dropped and counted, and never passed on.
+is kept; a refused one is dropped and counted, and never passed on. Ordering the offer
+and checking what arrives yield to other tasks every few notices: a store of 100,000 or a
+page of hundreds of checks and writes does not stall the event loop.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .. import wire
 from ..capability.chain import parse_links
 from ..capability.revocation import RevocationStore, digest, notice_path
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
+from ..session import OVERHEAD
+from ._common import transport_error
+from .stream import AgentAuthStream
 
 __all__ = ["DEFAULT_PAGES", "exchange_revocations", "offer_order"]
 
@@ -30,12 +35,16 @@ VERSION: Final = 2
 PAGE_IDS: Final = 4096  # ids in one listing page
 LIST_ROUNDS: Final = 256  # listing pages at most: 1,048,576 ids
 PAGE_BYTES: Final = 262_144  # the notices of one page, their lengths added up
+PAGE_NOTICES: Final = 1024  # notices in one page at most, whatever their size
 NOTICE_ROUNDS: Final = 64  # notice pages at most, and the largest budget
 DEFAULT_PAGES: Final = 8  # notice pages a side sends in one exchange, by default
 _HELLO_LIMIT: Final = 64
 _LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
-_PAGE_LIMIT: Final = 2 * PAGE_BYTES  # the notices with their headers, generously
+MESSAGE_BYTES: Final = 2 * PAGE_BYTES  # a page with its headers, generously
+_STEP: Final = 64  # notices ordered between two checkpoints
 
+_ENDED: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                 OSError)
 _rotation = random.SystemRandom()
 logger = logging.getLogger("agentauth.aio")
 
@@ -46,19 +55,39 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     channel); return (notices received and kept, notices refused).
 
     ``pages`` (1 to 64) is how many pages of notices this side sends in this exchange, each
-    up to 256 KiB; what does not fit goes in the next exchange, in the fair order of
-    :func:`offer_order`.
+    up to 256 KiB and 1,024 notices; what does not fit goes in the next exchange, in the
+    fair order of :func:`offer_order`. A channel that cannot carry messages of
+    ``MESSAGE_BYTES`` is refused at once (``invalid_argument``); one that ends or breaks
+    mid-exchange raises a :class:`~agentauth.errors.TransportError`, and the notices
+    stored until then stay stored.
     """
     if type(pages) is not int or not 1 <= pages <= NOTICE_ROUNDS:
         raise InvalidArgument(f"pages is an integer from 1 to {NOTICE_ROUNDS}")
+    if isinstance(channel, AgentAuthStream) and channel.max_payload < MESSAGE_BYTES:
+        raise InvalidArgument(  # else it fails later, once a store fills one page
+            f"the revocation exchange needs a channel carrying messages of "
+            f"{MESSAGE_BYTES} bytes; this one carries {channel.max_payload}: give the "
+            f"handshake policy a max_message of at least {MESSAGE_BYTES + OVERHEAD}")
     ours = store.ids()
     mine = digest(ours)
     if _read_hello(await _swap(channel, wire.encode_map(VERSION, mine))) == mine:
         return 0, 0
-    theirs = await _list(channel, ours)
-    lacking = (store.notice(i) for i in ours if i not in theirs)
-    offer = offer_order(n for n in lacking if n is not None)
-    return await _trade(channel, store, offer, pages)
+    lacking = await _list(channel, ours)
+    tree = _Tree()
+    unreadable = 0
+    for count, link_id in enumerate(lacking, 1):  # ordering 100,000 takes seconds: in steps
+        notice = store.notice(link_id)
+        if notice is not None:
+            try:
+                tree.add(notice)
+            except AgentAuthError:  # a damaged store: no peer would take it; send the rest
+                unreadable += 1
+        if not count % _STEP:
+            await checkpoint()
+    if unreadable:
+        logger.warning("revocation exchange: %d stored notice(s) could not be read and were "
+                       "not offered", unreadable)
+    return await _trade(channel, store, tree.top.emit(), pages)
 
 
 def _read_hello(message: bytes) -> bytes:
@@ -80,10 +109,11 @@ def _read_hello(message: bytes) -> bytes:
     return their_digest
 
 
-async def _list(channel: Any, ours: list[bytes]) -> set[bytes]:
-    """Swap the ids each side holds, page by page; return the peer's."""
+async def _list(channel: Any, ours: list[bytes]) -> list[bytes]:
+    """Swap the ids each side holds, page by page; return ours that the peer did not list
+    (ascending). Only our own ids are kept: what the peer lists costs us no memory."""
     shown = ours[:PAGE_IDS * LIST_ROUNDS]
-    theirs: set[bytes] = set()
+    unlisted = set(ours)
     for turn in range(LIST_ROUNDS):
         page = shown[turn * PAGE_IDS:(turn + 1) * PAGE_IDS]
         more = (turn + 1) * PAGE_IDS < len(shown)
@@ -93,10 +123,10 @@ async def _list(channel: Any, ours: list[bytes]) -> set[bytes]:
         if len(ids) > PAGE_IDS or any(type(i) is not bytes or len(i) != 32 for i in ids):
             raise DecodeError(f"a listing page holds up to {PAGE_IDS} ids of 32 bytes",
                               code="malformed")
-        theirs.update(ids)
+        unlisted.difference_update(ids)
         if not (more or their_more):
             break
-    return theirs
+    return [i for i in ours if i in unlisted]
 
 
 async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
@@ -108,26 +138,27 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
     for turn in range(NOTICE_ROUNDS):
         page: list[bytes] = []
         size = 0
-        while turn < pages and pending is not None and size + len(pending) <= PAGE_BYTES:
+        while (turn < pages and pending is not None and size + len(pending) <= PAGE_BYTES
+               and len(page) < PAGE_NOTICES):
             page.append(pending)
             size += len(pending)
             pending = next(offer, None)
         more = pending is not None and turn + 1 < pages
         received, their_more = _read_page(
-            await _swap(channel, wire.encode_map(page, more)), _PAGE_LIMIT, "notice page",
+            await _swap(channel, wire.encode_map(page, more)), MESSAGE_BYTES, "notice page",
             turn == NOTICE_ROUNDS - 1)
         if any(type(n) is not bytes for n in received):
             raise DecodeError("a notice page holds byte strings", code="malformed")
-        if sum(len(n) for n in received) > PAGE_BYTES:
-            raise DecodeError(f"a notice page holds over {PAGE_BYTES} bytes of notices",
-                              code="oversize")
+        if len(received) > PAGE_NOTICES or sum(len(n) for n in received) > PAGE_BYTES:
+            raise DecodeError(f"a notice page holds over {PAGE_NOTICES} notices or over "
+                              f"{PAGE_BYTES} bytes of them", code="oversize")
         for notice in received:
             try:
                 kept += store.add(notice)
             except AgentAuthError as exc:
                 refused += 1
                 codes[exc.code] = codes.get(exc.code, 0) + 1
-        await checkpoint()  # a page of checks is long: let others run
+            await checkpoint()  # a page holds hundreds of checks and writes: let others run
         if not (more or their_more):
             break
     if codes:
@@ -154,18 +185,34 @@ def offer_order(notices: Iterable[bytes]) -> Iterator[bytes]:
     A flood of notices about links below one link thus takes one child's turn at that
     link's parent, and nothing more, from every notice elsewhere in the tree.
     """
-    top = _Node()
-    anchors: dict[bytes, bytes] = {}  # a root link's bytes -> its issuer
+    tree = _Tree()
     for data in notices:
+        tree.add(data)
+    return tree.top.emit()
+
+
+class _Tree:
+    """The notices by their paths, filled one at a time (see :func:`offer_order`)."""
+
+    __slots__ = ("anchors", "top")
+
+    def __init__(self) -> None:
+        self.top = _Node()
+        self.anchors: dict[bytes, bytes] = {}  # a root link's bytes -> its issuer
+
+    def add(self, data: bytes) -> None:
+        """Place a notice at its target's node."""
         path = notice_path(data)  # a link's bytes name it as well as its id: not parsed
-        anchor = anchors.get(path[0])
+        if not path or not all(type(link) is bytes for link in path):
+            raise DecodeError("a stored notice's path is not a list of links",
+                              code="malformed")
+        anchor = self.anchors.get(path[0])
         if anchor is None:
-            anchor = anchors[path[0]] = parse_links(path[:1])[0].issuer
-        node = top.child(anchor)
+            anchor = self.anchors[path[0]] = parse_links(path[:1])[0].issuer
+        node = self.top.child(anchor)
         for link in path:
             node = node.child(link)
         node.own = data
-    return top.emit()
 
 
 class _Node:
@@ -201,7 +248,8 @@ class _Node:
 async def _swap(channel: Any, message: bytes) -> bytes:
     """Send ``message`` and receive the peer's, at the same time (neither side waits).
 
-    The first error of either direction is raised as itself, not as a group.
+    The first error of either direction is raised as itself, not as a group; the channel
+    ending or breaking as a :class:`~agentauth.errors.TransportError`.
     """
     received: list[bytes] = []
     errors: list[BaseException] = []
@@ -209,6 +257,9 @@ async def _swap(channel: Any, message: bytes) -> bytes:
     async def run(step: Any, *args: Any) -> None:
         try:
             result = await step(*args)
+        except _ENDED as exc:  # the peer closed, or the transport broke: typed, not anyio's
+            errors.append(transport_error(exc, "during the revocation exchange"))
+            tg.cancel_scope.cancel()
         except Exception as exc:
             errors.append(exc)
             tg.cancel_scope.cancel()

@@ -128,6 +128,12 @@ class AgentAuthStream(ObjectStream[bytes]):
         peer_id: str = self._attributes[AgentAuthAttribute.peer_id]()
         return peer_id
 
+    @property
+    def max_payload(self) -> int:
+        """The largest message, in bytes, this channel sends or receives: the handshake
+        policy's ``max_message`` less the session's overhead."""
+        return self._session._max_payload
+
     # ---------------------------------------------------------------- sending
 
     async def send(self, item: bytes) -> None:

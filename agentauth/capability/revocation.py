@@ -15,14 +15,17 @@ and :class:`RedisRevocationStore` (shared by replicas on several machines) share
 small interface; a store's :meth:`~MemoryRevocationStore.is_revoked` is what
 :func:`~agentauth.capability.verify_chain` takes as ``revoked``.
 
-Every store keeps at most ``per_revoker`` notices from one revoker key (spec 10.8): a
-revoker at its quota is refused (``store_full``) before any signature is checked, and a
-stored notice is never dropped to make room, so a quota never turns "revoked" into "not
-revoked". The rules are applied in one place, ``_admit``.
+Every store keeps at most ``per_revoker`` notices about the links of one issuer key (spec
+10.8: a notice counts against the key that issued the link it revokes, whoever signed it,
+so every notice about one link meets the same quota): a key at its quota is refused
+(``store_full``) before any signature is checked, once the notices whose time has passed
+are forgotten, and a stored notice is never dropped to make room, so a quota never turns
+"revoked" into "not revoked". The rules are applied in one place, ``_admit``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -70,7 +73,7 @@ __all__ = [
 VERSION: Final = 1
 REVOKE_CONTEXT: Final = b"agentauth v1 capability revocation\x00"
 MAX_NOTICE: Final = MAX_CHAIN_BYTES + 512
-#: How many notices a store keeps from one revoker key by default (spec 10.8).
+#: How many notices a store keeps about the links of one issuer key by default (spec 10.8).
 PER_REVOKER: Final = 4096
 
 
@@ -110,7 +113,7 @@ def verify_notice(data: bytes, anchors: Mapping[Any, str]) -> Notice:
 
 class ReadNotice(NamedTuple):
     """A notice read for its form only, nothing verified yet: what a store decides from
-    before it spends a signature check (spec 10.8, storage per revoker)."""
+    before it spends a signature check (spec 10.8, storage per key)."""
 
     data: bytes
     payload: bytes
@@ -122,6 +125,13 @@ class ReadNotice(NamedTuple):
     def target(self) -> bytes:
         """The id of the link the notice would revoke."""
         return self.links[-1].id
+
+    @property
+    def charged(self) -> bytes:
+        """The key whose quota the notice counts against (spec 10.8): the issuer of the
+        link it revokes, whoever signed it, so that every notice about one link meets the
+        same quota."""
+        return self.links[-1].issuer
 
 
 def read_notice(data: bytes) -> ReadNotice:
@@ -179,21 +189,42 @@ def _check_notice(notice: ReadNotice, roots: Mapping[bytes, Any]) -> Notice:
     return Notice(notice.data, last.id, last.expires, revoker)
 
 
-def _admit(notice: ReadNotice, held: bool, count: int, limit: int,
-           roots: Mapping[bytes, Any]) -> Notice | None:
+def _admit(notice: ReadNotice, held: bool, count: Callable[[], int], limit: int,
+           roots: Mapping[bytes, Any],
+           sweep: Callable[[], bool] | None = None) -> Notice | None:
     """The storage rules of spec 10.8, the one place every store applies them: None for a
-    target the store already holds, ``store_full`` for a revoker at its quota (both before
-    any signature is checked), else the verified notice, to be stored."""
+    target the store already holds, ``store_full`` for a key whose ``count`` is at its
+    quota once ``sweep`` (forget what time has freed; True if it forgot any) has run (both
+    before any signature is checked), else the verified notice, to be stored."""
     if held:
         return None
-    if count >= limit:
-        raise _over_quota(notice.revoker, limit)
+    if count() >= limit and (sweep is None or not sweep() or count() >= limit):
+        raise _over_quota(notice.charged, limit)
     return _check_notice(notice, roots)
 
 
-def _over_quota(revoker: bytes, limit: int) -> StoreError:
-    return StoreError(f"the store holds its quota of {limit} notices from revoker "
-                      f"{format_agent_id(revoker)}; it forgets them as their links expire "
+class _Sweep:
+    """A store at a key's quota forgets the notices whose time has passed before it
+    refuses (spec 10.8 rule 3): ``prune`` at most once a second, so that a flood at its
+    quota costs one sweep a second, not one a notice."""
+
+    __slots__ = ("_clock", "_next", "_prune")
+
+    def __init__(self, clock: Callable[[], float], prune: Callable[[int], int]) -> None:
+        self._clock, self._prune = clock, prune
+        self._next = -math.inf
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + 1
+        return self._prune(int(now)) > 0
+
+
+def _over_quota(issuer: bytes, limit: int) -> StoreError:
+    return StoreError(f"the store holds its quota of {limit} notices about links issued by "
+                      f"{format_agent_id(issuer)}; it forgets them as those links expire "
                       f"(an issuer further up can revoke the subtree)", code="store_full")
 
 
@@ -235,25 +266,30 @@ def _stored(notice: Notice, store: str) -> None:
 
 class MemoryRevocationStore:
     """Notices in a dictionary: for one process's lifetime. Accepts notices about chains
-    rooted at one of ``anchors`` only, and at most ``per_revoker`` from each revoker key
-    (spec 10.8: beyond it ``store_full``; a stored notice is never dropped to make room)."""
+    rooted at one of ``anchors`` only, and at most ``per_revoker`` about the links of each
+    issuer key (spec 10.8: beyond it ``store_full``; a stored notice is never dropped to
+    make room). A key at its quota first has the notices whose time has passed (by
+    ``clock``) forgotten, as :meth:`prune` does, at most once a second."""
 
     def __init__(self, anchors: Mapping[Any, str], *,
-                 per_revoker: int = PER_REVOKER) -> None:
+                 per_revoker: int = PER_REVOKER,
+                 clock: Callable[[], float] = time.time) -> None:
         self._roots = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
-        self._notices: dict[bytes, tuple[int, bytes, bytes]] = {}  # expires, notice, revoker
+        self._sweep = _Sweep(clock, self.prune)
+        self._notices: dict[bytes, tuple[int, bytes, bytes]] = {}  # expires, notice, charged
         self._counts: dict[bytes, int] = {}
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
         read = read_notice(notice)
         checked = _admit(read, read.target in self._notices,
-                         self._counts.get(read.revoker, 0), self._limit, self._roots)
+                         lambda: self._counts.get(read.charged, 0), self._limit, self._roots,
+                         self._sweep)
         if checked is None:
             return False
-        self._notices[checked.target] = (checked.expires, checked.data, checked.revoker)
-        self._counts[checked.revoker] = self._counts.get(checked.revoker, 0) + 1
+        self._notices[checked.target] = (checked.expires, checked.data, read.charged)
+        self._counts[read.charged] = self._counts.get(read.charged, 0) + 1
         _stored(checked, "memory")
         return True
 
@@ -266,10 +302,10 @@ class MemoryRevocationStore:
         gone = [k for k, (expires, _, _) in self._notices.items()
                 if expires + MAX_SKEW <= now]
         for key in gone:
-            revoker = self._notices.pop(key)[2]
-            self._counts[revoker] -= 1
-            if not self._counts[revoker]:
-                del self._counts[revoker]
+            charged = self._notices.pop(key)[2]
+            self._counts[charged] -= 1
+            if not self._counts[charged]:
+                del self._counts[charged]
         return len(gone)
 
     def ids(self) -> list[bytes]:
@@ -287,7 +323,8 @@ class MemoryRevocationStore:
 
 class SQLiteRevocationStore:
     """Notices in a SQLite file: they survive restarts. One connection per store. At most
-    ``per_revoker`` notices from each revoker key (spec 10.8), as for the memory store.
+    ``per_revoker`` notices about the links of each issuer key (spec 10.8), with ``clock``,
+    as for the memory store.
 
     With ``create=True`` (the default: whoever adds notices) a missing file is created;
     with ``create=False`` (whoever only checks, as ``agentauth verify --revoked`` does)
@@ -297,9 +334,11 @@ class SQLiteRevocationStore:
     raises ``store_unavailable``, never a ``sqlite3`` error, so a check fails closed."""
 
     def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
-                 per_revoker: int = PER_REVOKER, create: bool = True) -> None:
+                 per_revoker: int = PER_REVOKER, clock: Callable[[], float] = time.time,
+                 create: bool = True) -> None:
         self._anchors = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
+        self._sweep = _Sweep(clock, self.prune)
         self._db = open_sqlite(path, create=create, what="revocation store")
         try:
             tables = {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = "
@@ -309,7 +348,10 @@ class SQLiteRevocationStore:
                                  f"revocation store", code="store_unavailable")
             if create:
                 self._run("PRAGMA journal_mode=WAL")
-                _schema(self._run)
+                try:
+                    _schema(self._db)
+                except sqlite3.Error as exc:
+                    raise _failed(exc) from None
             self._run("SELECT id, expires, notice FROM revoked LIMIT 0")
         except BaseException:
             self._db.close()
@@ -320,17 +362,19 @@ class SQLiteRevocationStore:
         try:
             return self._db.execute(sql, parameters)
         except sqlite3.Error as exc:
-            raise StoreError(f"the revocation store failed ({type(exc).__name__}: it is "
-                             f"not a revocation store, or cannot be read or written)",
-                             code="store_unavailable") from None
+            raise _failed(exc) from None
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
         read = read_notice(notice)
-        (count,) = self._run("SELECT count(*) FROM revoked WHERE revoker = ?",
-                             (read.revoker,)).fetchone()
+
+        def count() -> int:
+            (found,) = self._run("SELECT count(*) FROM revoked WHERE revoker = ?",
+                                 (read.charged,)).fetchone()
+            return int(found)
+
         checked = _admit(read, self.is_revoked(read.target), count, self._limit,
-                         self._anchors)
+                         self._anchors, self._sweep)
         if checked is None:
             return False
         # Counted again in the statement that writes: processes sharing the file share the
@@ -338,12 +382,12 @@ class SQLiteRevocationStore:
         cursor = self._run(
             "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) SELECT ?, ?, ?, ? "
             "WHERE (SELECT count(*) FROM revoked WHERE revoker = ?) < ?",
-            (checked.target, checked.expires, checked.data, checked.revoker,
-             checked.revoker, self._limit))
+            (checked.target, checked.expires, checked.data, read.charged,
+             read.charged, self._limit))
         if cursor.rowcount != 1:
             if self.is_revoked(checked.target):
                 return False
-            raise _over_quota(checked.revoker, self._limit)
+            raise _over_quota(read.charged, self._limit)
         _stored(checked, "sqlite")
         return True
 
@@ -374,38 +418,71 @@ class SQLiteRevocationStore:
         self._db.close()
 
 
-def _schema(run: Callable[..., sqlite3.Cursor]) -> None:
-    """Create the table, or give one of an earlier release its ``revoker`` column (read
-    back from each stored notice, verified when it was stored)."""
-    run("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
-        "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
-    columns = [row[1] for row in run("PRAGMA table_info(revoked)")]
-    if "revoker" not in columns:
-        run("ALTER TABLE revoked ADD COLUMN revoker BLOB")
-        for target, data in list(run("SELECT id, notice FROM revoked")):
-            run("UPDATE revoked SET revoker = ? WHERE id = ?",
-                (read_notice(bytes(data)).revoker, target))
-    run("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
+def _failed(exc: sqlite3.Error) -> StoreError:
+    return StoreError(f"the revocation store failed ({type(exc).__name__}: it is not a "
+                      f"revocation store, or cannot be read or written)",
+                      code="store_unavailable")
+
+
+def _schema(db: sqlite3.Connection) -> None:
+    """Create the table, or give one of an earlier release its ``revoker`` column (the key
+    a notice counts against, its target's issuer: read back from each stored notice,
+    verified when it was stored). The migration is one
+    transaction, and finishes any row an interrupted one left without its revoker, which
+    no quota would count."""
+    db.execute("CREATE TABLE IF NOT EXISTS revoked (id BLOB PRIMARY KEY, "
+               "expires INTEGER NOT NULL, notice BLOB NOT NULL, revoker BLOB) WITHOUT ROWID")
+    if _migrated(db):
+        return
+    db.execute("BEGIN IMMEDIATE")  # one process migrates; the others find it done
+    try:
+        if "revoker" not in _columns(db):
+            db.execute("ALTER TABLE revoked ADD COLUMN revoker BLOB")
+        for target, data in list(db.execute("SELECT id, notice FROM revoked "
+                                            "WHERE revoker IS NULL")):
+            db.execute("UPDATE revoked SET revoker = ? WHERE id = ?",
+                       (read_notice(bytes(data)).charged, target))
+        db.execute("CREATE INDEX IF NOT EXISTS revoked_by ON revoked (revoker)")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _columns(db: sqlite3.Connection) -> list[str]:
+    return [row[1] for row in db.execute("PRAGMA table_info(revoked)")]
+
+
+def _migrated(db: sqlite3.Connection) -> bool:
+    indexed = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' "
+                         "AND name = 'revoked_by'").fetchone()
+    return (indexed is not None and "revoker" in _columns(db) and db.execute(
+        "SELECT 1 FROM revoked WHERE revoker IS NULL LIMIT 1").fetchone() is None)
 
 
 class RedisRevocationStore:
     """Notices in a Redis server, shared by every replica of an agent. Each notice is kept
     under its target's id until the target could no longer verify (Redis expires it then,
-    so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones from each
-    revoker key, counted and stored in one atomic step (spec 10.8). ``client`` is a
+    so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones about the links
+    of each issuer key, counted and stored in one atomic step (spec 10.8). ``client`` is a
     ``redis.Redis`` or a URL (a client that waits at most ``timeout`` seconds for each
     reply). The server must not evict keys and, unless ``allow_volatile``, must keep its
     data on disk: a restart that forgot a notice would let its revoked link through (both
-    checked, as for
-    :class:`agentauth.RedisReplayStore`)."""
+    checked, as for :class:`agentauth.RedisReplayStore`). ``margin`` (seconds) lengthens
+    every notice's life: set it to at least the largest clock difference between the
+    replicas, since each computes a notice's life from its own clock (a replica ahead would
+    otherwise let Redis forget a notice while a verifier behind it still accepts the link)."""
 
     def __init__(self, client: Any, anchors: Mapping[Any, str], *,
                  prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
                  clock: Callable[[], float] = time.time,
                  per_revoker: int = PER_REVOKER, timeout: float = DEFAULT_TIMEOUT,
-                 allow_volatile: bool = False) -> None:
+                 allow_volatile: bool = False, margin: float = 1.0) -> None:
         self._roots = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
+        if type(margin) not in (int, float) or not 0 <= margin <= 3600:
+            raise InvalidArgument("margin is 0 to 3600 seconds")
+        self._margin = margin
         self._clock = clock
         self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
                                  clock=clock, timeout=timeout, allow_volatile=allow_volatile)
@@ -415,17 +492,17 @@ class RedisRevocationStore:
         target can no longer verify: there is nothing left to refuse)."""
         read = read_notice(notice)
         checked = _admit(read, self.is_revoked(read.target),
-                         self._table.count(read.revoker), self._limit, self._roots)
+                         lambda: self._table.count(read.charged), self._limit, self._roots)
         if checked is None:
             return False
         until = checked.expires + MAX_SKEW
         if until <= self._clock():
             return False
         # Counted again in the same step as the write: replicas share the quota.
-        added = self._table.put_counted(checked.target, checked.data, until,
-                                        checked.revoker, self._limit)
+        added = self._table.put_counted(checked.target, checked.data, until + self._margin,
+                                        read.charged, self._limit)
         if added is None:
-            raise _over_quota(checked.revoker, self._limit)
+            raise _over_quota(read.charged, self._limit)
         if added:
             _stored(checked, "redis")
         return added
