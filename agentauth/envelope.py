@@ -36,7 +36,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, parse_agent_id
 from .stores import ReplayStore
-from .verdict import ask, verdict
+from .verdict import ask
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -314,9 +314,8 @@ def open_envelope(
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
     claimed = claim_reply(envelope, pending, now)
     try:
-        new = verdict(store.check_and_insert(envelope.replay_key,
-                                             envelope.time + window + skew),
-                      True, "replay store")
+        new = ask("replay store", True, store.check_and_insert, envelope.replay_key,
+                  envelope.time + window + skew)
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

@@ -20,7 +20,11 @@ value; on a synchronous path an awaitable is refused, and a coroutine is closed 
 it is never left to warn that it was not awaited.
 
 A replay store's answer to ``check_and_insert`` decides too ("new", so accept): the
-callers judge it with :func:`verdict` (exactly ``True`` is new, ``False`` ``replayed``).
+callers ask it through :func:`ask` or :func:`ask_async` like any callback (exactly
+``True`` is new, ``False`` ``replayed``); a ``StoreError`` it raises comes through as it
+is, any other exception is ``invalid_argument``. A callback that answers with a value
+rather than a verdict (``resource_of``) is called through :func:`answer`, which applies
+the same rules to exceptions and awaitables.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 from .errors import AgentAuthError, InvalidArgument
 
-__all__ = ["ask", "ask_async", "check_callback", "verdict"]
+__all__ = ["answer", "ask", "ask_async", "check_callback", "verdict"]
 
 
 def verdict(answer: object, admit: bool, what: str) -> bool:
@@ -43,27 +47,37 @@ def verdict(answer: object, admit: bool, what: str) -> bool:
         return True
     if answer is (not admit):
         return False
-    if inspect.isawaitable(answer):
-        if isinstance(answer, Coroutine):
-            answer.close()  # never awaited: say so in the error, not in a warning
-        raise InvalidArgument(f"the {what} returned an awaitable "
-                              f"({type(answer).__name__}) where a bool was needed: this "
-                              f"path does not await, give a plain function")
+    _refuse_awaitable(answer, what, "a bool")
     raise InvalidArgument(f"the {what} returned {type(answer).__name__}, not a bool")
+
+
+def answer(what: str, callback: Callable[..., Any], *args: Any) -> object:
+    """Call ``callback(*args)`` on a synchronous path and return its answer, for a
+    callback that answers with a value rather than a verdict (``resource_of``, which maps
+    a request to what it needs): an exception it raises is translated as the module says,
+    and an awaitable answer is refused (a coroutine closed), as :func:`verdict` does."""
+    try:
+        value = callback(*args)
+    except AgentAuthError:
+        raise
+    except Exception as exc:
+        raise _raised(what, callback, exc) from exc
+    _refuse_awaitable(value, what, "a value")
+    return value
 
 
 def ask(what: str, admit: bool, callback: Callable[..., Any], *args: Any) -> bool:
     """Call ``callback(*args)`` on a synchronous path and judge its answer with
     :func:`verdict`; an exception it raises is translated as the module says."""
     try:
-        answer = callback(*args)
+        value = callback(*args)
     except AgentAuthError:
         raise
     except Exception as exc:
         raise _raised(what, callback, exc) from exc
-    if answer is admit:  # verdict's own first test, here to save a call (about 60 ns)
+    if value is admit:  # verdict's own first test, here to save a call (about 60 ns)
         return True
-    return verdict(answer, admit, what)
+    return verdict(value, admit, what)
 
 
 async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
@@ -71,14 +85,14 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
     """:func:`ask` on an asynchronous path: an ``async def`` callback (or any callback
     that returns an awaitable) is awaited, and the awaited value is judged."""
     try:
-        answer = callback(*args)
-        if inspect.isawaitable(answer):
-            answer = await answer
+        value = callback(*args)
+        if inspect.isawaitable(value):
+            value = await value
     except AgentAuthError:
         raise
     except Exception as exc:
         raise _raised(what, callback, exc) from exc
-    return verdict(answer, admit, what)
+    return verdict(value, admit, what)
 
 
 def check_callback(callback: object, what: str) -> None:
@@ -87,6 +101,15 @@ def check_callback(callback: object, what: str) -> None:
     if callback is not None and not callable(callback):
         raise InvalidArgument(f"the {what} is a callable or None, not "
                               f"{type(callback).__name__}")
+
+
+def _refuse_awaitable(value: object, what: str, needed: str) -> None:
+    if inspect.isawaitable(value):
+        if isinstance(value, Coroutine):
+            value.close()  # never awaited: say so in the error, not in a warning
+        raise InvalidArgument(f"the {what} returned an awaitable "
+                              f"({type(value).__name__}) where {needed} was needed: this "
+                              f"path does not await, give a plain function")
 
 
 def _raised(what: str, callback: object, exc: Exception) -> InvalidArgument:

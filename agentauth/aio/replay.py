@@ -7,9 +7,10 @@ Redis) runs in a worker thread, so the event loop never waits on a disk or a net
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import anyio.to_thread
 
@@ -27,7 +28,7 @@ from ..envelope import (
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
 from ..stores import MemoryReplayStore, ReplayStore
-from ..verdict import ask_async, verdict
+from ..verdict import ask, ask_async
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
@@ -65,15 +66,20 @@ class _Threaded:
     def _judged(self, key: bytes, expires: float) -> bool:
         # Judged in the worker thread: an awaitable answer is refused (and closed) there,
         # rather than handed back to an event loop that refuses it with a bare TypeError.
-        return verdict(self._store.check_and_insert(key, expires), True, "replay store")
+        return ask("replay store", True, self._store.check_and_insert, key, expires)
 
     async def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]
                                     ) -> list[bool]:
         return await anyio.to_thread.run_sync(self._store.check_and_insert_many, items)
 
 
-def async_replay_store(store: ReplayStore) -> AsyncReplayStore:
-    """The async interface over ``store`` (memory: in the task; others: in a thread)."""
+def async_replay_store(store: ReplayStore | AsyncReplayStore) -> AsyncReplayStore:
+    """The async interface over ``store`` (memory: in the task; others: in a thread). A
+    store that is async already (its ``check_and_insert`` an ``async def``) is returned
+    as it is: it has the same method names as a synchronous one, so only that tells them
+    apart, and calling it from a thread would give back a coroutine, never an answer."""
+    if inspect.iscoroutinefunction(getattr(store, "check_and_insert", None)):
+        return cast(AsyncReplayStore, store)
     if not isinstance(store, ReplayStore):
         raise InvalidArgument("store is a replay store (check_and_insert and "
                               "check_and_insert_many)")
@@ -102,9 +108,8 @@ async def open_envelope(
         raise untrusted()
     claimed = claim_reply(envelope, pending, now)
     try:
-        new = verdict(await store.check_and_insert(envelope.replay_key,
-                                                   envelope.time + window + skew),
-                      True, "replay store")
+        new = await ask_async("replay store", True, store.check_and_insert,
+                              envelope.replay_key, envelope.time + window + skew)
     except BaseException:
         release_reply(envelope, pending, claimed)
         raise

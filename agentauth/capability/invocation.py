@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
-from ..verdict import check_callback, verdict
+from ..verdict import ask, check_callback
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, trust_roots, verify_chain
 from .grants import Request
 
@@ -226,8 +226,8 @@ class DetachedInvocations:
         if self._store is not None:
             # The window is checked against the clock in whole seconds, so an invocation
             # stays acceptable until just before issued + limit + 1.
-            new = self._store.check_and_insert(_STORE_PREFIX + key, issued + limit + 1)
-            if not verdict(new, True, "replay store"):
+            if not ask("replay store", True, self._store.check_and_insert,
+                       _STORE_PREFIX + key, issued + limit + 1):
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")

@@ -42,7 +42,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
-from ..verdict import check_callback, verdict
+from ..verdict import ask_async, check_callback
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
@@ -124,7 +124,9 @@ class AgentAuthMiddleware:
     accepted; ``replay`` (any :class:`agentauth.ReplayStore`, or an async one) remembers
     nonces. With ``anchors`` (trusted roots to namespaces, as for :func:`verify_chain`),
     requests may carry a capability; ``require_capability`` refuses those that do not.
-    ``resource_of`` maps method and path to the capability request needed.
+    ``resource_of`` maps method and path to the capability request needed (a plain
+    function: one that raises, or an ``async def``, is a local error, 500; spec 13.6).
+    ``replay`` may be async (its ``check_and_insert`` an ``async def``): it is awaited.
     ``directory`` serves this server's key directory, unauthenticated, at
     ``/.well-known/http-message-signatures-directory``; ``public`` paths skip
     authentication (and are not signed). ``sign_responses=False`` authenticates clients
@@ -157,12 +159,13 @@ class AgentAuthMiddleware:
         self._identity = identity
         self._signer = Signer(identity, clock=clock, random=random)
         self._verifier = verifier
-        self._store: AsyncReplayStore = (async_replay_store(replay)
-                                         if isinstance(replay, ReplayStore) else replay)
+        self._store = async_replay_store(replay)  # async or not: the method tells
         if anchors is not None:
             trust_roots(anchors)  # a bad shape is refused now, not at the first request
         self._anchors = dict(anchors) if anchors is not None else None
         self._require = require_capability
+        if not callable(resource_of):
+            raise InvalidArgument("resource_of is a callable")
         self._resource_of = resource_of
         check_callback(revoked, "revoked callback")
         self._revoked = revoked
@@ -211,9 +214,9 @@ class AgentAuthMiddleware:
                                   code="malformed")
             verified = self._verifier.check_request(message, body)
             info = self._authorize(message, verified)
-            new = await self._store.check_and_insert(verified.replay_key,
-                                                     verified.replay_expires)
-            if not verdict(new, True, "replay store"):  # exactly True is new (spec 7.1)
+            new = await ask_async("replay store", True, self._store.check_and_insert,
+                                  verified.replay_key, verified.replay_expires)
+            if not new:  # exactly False: seen; anything but a bool raised (spec 7.1)
                 raise ReplayDetected("this request was already received", code="replayed")
         except AgentAuthError as error:
             if isinstance(error, LocalError):  # the reason is kept here, not sent (13.9)

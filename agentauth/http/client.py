@@ -18,6 +18,7 @@ import httpx
 from ..capability.grants import Request
 from ..errors import AuthenticationError, InvalidArgument
 from ..identity import Identity, PeerKey
+from ..verdict import answer
 from .capability import ResourceOf, default_resource, invocation_for
 from .components import HTTPMessage
 from .profile import (
@@ -75,6 +76,8 @@ class AgentAuth(httpx.Auth):
                  random: Callable[[int], bytes] = os.urandom) -> None:
         if type(allow_streamed) is not bool:
             raise InvalidArgument("allow_streamed is True or False")
+        if not callable(resource_of):
+            raise InvalidArgument("resource_of is a callable")
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
         self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
@@ -94,7 +97,10 @@ class AgentAuth(httpx.Auth):
         body = request.content
         invocation = None
         if self._chain is not None:
-            wanted: Request = self._resource_of(message.method, message.path)
+            wanted = answer("resource_of", self._resource_of, message.method, message.path)
+            if not isinstance(wanted, Request):
+                raise InvalidArgument(f"resource_of returned {type(wanted).__name__}, "
+                                      f"not a Request")
             invocation = invocation_for(self._chain, wanted)
         signed = self._signer.sign_request(message, body, invocation=invocation)
         for name, value in signed.headers:
