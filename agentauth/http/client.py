@@ -110,7 +110,9 @@ class AgentAuth(httpx.Auth):
     def check(self, request: httpx.Request, response: httpx.Response, nonce: str) -> None:
         """Check that ``response`` answers ``request`` (signed with ``nonce``), and set
         its content to be checked as it is read (content httpx already holds, as a mock
-        transport's, is checked here, whole).
+        or caching transport's, is checked here, whole, in the bytes that came off the
+        wire; coded content that was read and decoded before this check cannot be, and
+        is refused, ``invalid_argument``).
 
         An answer reached through redirects that httpx followed (``follow_redirects``)
         is refused (``unexpected_reply``), whether or not ``server`` is given: httpx
@@ -134,7 +136,7 @@ class AgentAuth(httpx.Auth):
                                       skew=self._skew, now=self._clock(),
                                       allow_streamed=self._allow_streamed)
         if response.is_stream_consumed:
-            content.update(response.content)
+            content.update(_wire_content(response))
             content.finish()
         elif isinstance(response.stream, httpx.AsyncByteStream):
             response.stream = _AsyncChecked(response.stream, content)
@@ -162,6 +164,22 @@ class AgentAuth(httpx.Auth):
         self.check(request, response, nonce)
         if not self._allow_streamed:
             await response.aread()
+
+
+def _wire_content(response: httpx.Response) -> bytes:
+    # The content of a response httpx has read already, as it came off the wire: its
+    # ``content`` is decoded (gzip undone), which the digest does not cover (RFC 9530).
+    # A response built whole (a mock's, a cache's) keeps those bytes in its ByteStream,
+    # which the client wraps to bind it to the response (``_stream``; if a later httpx
+    # names it otherwise, coded content is refused below: closed, not open).
+    stream = getattr(response.stream, "_stream", response.stream)
+    if isinstance(stream, httpx.ByteStream):
+        return b"".join(stream)
+    if response.headers.get("content-encoding", "identity").strip().lower() not in (
+            "", "identity"):
+        raise InvalidArgument("the response was read and decoded before its content "
+                              "could be checked: give a transport that streams it")
+    return response.content
 
 
 class _SyncChecked(httpx.SyncByteStream):
