@@ -10,6 +10,7 @@ way: the scope-level tests above cover it)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import socket
@@ -25,7 +26,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import ALICE, BOB, T0
 
-from agentauth import ERROR_CODES, AgentAuthError, DecodeError, InvalidArgument, MemoryReplayStore
+from agentauth import (
+    ERROR_CODES,
+    AgentAuthError,
+    DecodeError,
+    InvalidArgument,
+    MemoryReplayStore,
+    PeerKey,
+)
 from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import (
     AgentAuth,
@@ -36,6 +44,7 @@ from agentauth.http import (
     check_response,
     status_of,
 )
+from agentauth.http.components import ser_member, signature_base, signature_params
 
 Event = MutableMapping[str, Any]
 
@@ -346,3 +355,46 @@ def test_settings_the_middleware_cannot_use_are_refused_when_it_is_made(
                                 "replay": MemoryReplayStore(), **options}
     with pytest.raises(InvalidArgument):
         AgentAuthMiddleware(ok_app, **settings)
+
+
+# ------------------------------------------------------------------ what the answer must sign
+
+
+def web_bot_auth_headers() -> list[tuple[bytes, bytes]]:
+    """A Web Bot Auth request signature that covers ``@authority`` alone, as the drafts
+    allow (spec 13.8): the path and query are not signed."""
+    components = [("@authority", {})]
+    now = int(time.time())
+    params = {"created": now, "expires": now + 60,
+              "nonce": base64.b64encode(bytes(range(16))).decode(),
+              "keyid": PeerKey(BOB.public_bytes).jwk_thumbprint(), "alg": "ed25519",
+              "tag": "web-bot-auth"}
+    value = signature_params(components, params)
+    message = HTTPMessage.from_headers([(b"host", b"testserver")], method="GET",
+                                       authority="testserver", path="/x")
+    signature = BOB.sign(signature_base(message, components, value))
+    return [(b"host", b"testserver"), (b"signature-input", f"agentauth={value}".encode()),
+            (b"signature", ser_member("agentauth", signature).encode())]
+
+
+@pytest.mark.parametrize("target", [{"raw_path": b"/x\n"}, {"raw_path": b"/x\rz"},
+                                    {"query_string": b"a=1\r\nb"},
+                                    {"path": "/x\n", "raw_path": ...}],
+                         ids=["LF in path", "CR in path", "CRLF in query", "LF, no raw_path"])
+def test_a_target_no_answer_could_sign_is_a_400_before_the_app_runs(
+        target: dict[str, Any]) -> None:
+    # The signature need not cover the path, so the request verified, the app ran, and
+    # signing its answer (which covers "@path";req and "@query";req) raised out of the app.
+    ran: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        ran.append(True)
+        await ok_app(scope, receive, send)
+
+    middleware = AgentAuthMiddleware(app, identity=ALICE, replay=MemoryReplayStore(),
+                                     verifier=Verifier([BOB], web_bot_auth=True))
+    assert answer_of(anyio.run(run, middleware, scope(headers=web_bot_auth_headers()))) == (
+        200, None)
+    ran.clear()
+    sent = anyio.run(run, middleware, scope(headers=web_bot_auth_headers(), **target))
+    assert answer_of(sent) == (400, "malformed") and not ran

@@ -361,6 +361,11 @@ def _message(scope: Scope) -> HTTPMessage:
     query = scope.get("query_string", b"")
     if type(query) is not bytes or len(query) > MAX_TARGET:
         raise _malformed("query_string is not bytes of a bounded length")
+    if any(b in target for b in (b"\r", b"\n") for target in (raw, query)):
+        # The answer's signature covers them (spec 13.5), and no signature base holds a
+        # line break: refused now, not once the app has run (a web-bot-auth signature
+        # need not cover them, so the request's own check may pass).
+        raise _malformed("the path or query holds a line break")
     scheme = scope.get("scheme", "http")
     if type(scheme) is not str or scheme.lower() not in ("http", "https"):
         raise _malformed("the scheme is neither http nor https")
