@@ -363,7 +363,7 @@ def test_settings_the_middleware_cannot_use_are_refused_when_it_is_made(
 def web_bot_auth_headers() -> list[tuple[bytes, bytes]]:
     """A Web Bot Auth request signature that covers ``@authority`` alone, as the drafts
     allow (spec 13.8): the path and query are not signed."""
-    components = [("@authority", {})]
+    components: list[tuple[str, dict[str, Any]]] = [("@authority", {})]
     now = int(time.time())
     params = {"created": now, "expires": now + 60,
               "nonce": base64.b64encode(bytes(range(16))).decode(),
