@@ -33,6 +33,7 @@ from agentauth import (
     InvalidArgument,
     MemoryReplayStore,
     PeerKey,
+    StoreError,
 )
 from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import (
@@ -398,3 +399,30 @@ def test_a_target_no_answer_could_sign_is_a_400_before_the_app_runs(
     ran.clear()
     sent = anyio.run(run, middleware, scope(headers=web_bot_auth_headers(), **target))
     assert answer_of(sent) == (400, "malformed") and not ran
+
+
+class FailingStore:
+    """A replay store that cannot answer, and says why in terms of the server's set-up."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def check_and_insert(self, key: bytes, expires: float) -> bool:
+        raise StoreError("the Redis server at 10.0.0.7:6379 did not answer (3 attempts)",
+                         code=self.code)
+
+    def check_and_insert_many(self, items: Any) -> list[bool]:
+        raise StoreError("unused", code=self.code)
+
+
+@pytest.mark.parametrize("code", ["store_unavailable", "store_full"])
+def test_a_store_failure_is_a_503_whose_reason_stays_in_the_log(
+        code: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The store's reason (which server, how full) was sent to the client and not logged.
+    app = AgentAuthMiddleware(ok_app, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=FailingStore(code))
+    with caplog.at_level(logging.INFO, logger="agentauth.http"):
+        sent = anyio.run(run, app, scope())
+    assert answer_of(sent) == (503, code)
+    assert b"10.0.0.7" not in sent[1]["body"] and b"try again later" in sent[1]["body"]
+    assert "10.0.0.7" in " ".join(r.getMessage() for r in caplog.records)

@@ -9,7 +9,9 @@ request's resource and action; then, last, the nonce goes through the replay sto
 refusal is answered with a small JSON body ``{"error": code, "message": reason}`` and an
 ``Agentauth-Error`` header: 401 (with ``Accept-Signature``) for authentication, 403 for
 capabilities, 400 for malformed fields, 413 for a body over the limit, 503 when the
-replay store cannot answer. Reasons never hold secrets or header values.
+replay store cannot answer, 500 when the server's own callback or store misbehaved.
+Reasons never hold secrets or header values; those of a 500 or a 503, which describe the
+server's own set-up, go to the ``agentauth.http`` log and not to the client.
 
 The app sees ``scope["user"]`` (an :class:`AgentUser`) and ``scope["auth"]`` (an
 :class:`AgentAuthInfo`). Its response is signed: a response sent in one body message is
@@ -219,7 +221,7 @@ class AgentAuthMiddleware:
             if not new:  # exactly False: seen; anything but a bool raised (spec 7.1)
                 raise ReplayDetected("this request was already received", code="replayed")
         except AgentAuthError as error:
-            if isinstance(error, LocalError):  # the reason is kept here, not sent (13.9)
+            if isinstance(error, LocalError | StoreError):  # the reason is kept here (13.9)
                 _log.warning("could not decide on a %s request: %s", scope["method"], error)
             else:
                 _log.info("refused %s request: %s", scope["method"], error.code)
@@ -408,10 +410,16 @@ def _replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+_OWN_FAULTS: Final = {
+    500: "the server could not decide on this request",
+    503: "a store the server checks requests with cannot answer now: try again later"}
+
+
 async def _refuse(send: Send, error: AgentAuthError) -> None:
     status = status_of(error)
-    # A local fault's reason describes this server's own set-up: it stays in the log.
-    reason = "the server could not decide on this request" if status == 500 else error.message
+    # The reason for a fault of the server's own (its set-up, its replay store: how full,
+    # which server failed) stays in the log; the client learns only what to do.
+    reason = _OWN_FAULTS.get(status, error.message)
     body = json.dumps({"error": error.code, "message": reason}).encode("utf-8")
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode("ascii")),
