@@ -426,3 +426,14 @@ def test_a_store_failure_is_a_503_whose_reason_stays_in_the_log(
     assert answer_of(sent) == (503, code)
     assert b"10.0.0.7" not in sent[1]["body"] and b"try again later" in sent[1]["body"]
     assert "10.0.0.7" in " ".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("length", "expected"), [
+    (b"abc", (400, "malformed")), (b"-1", (400, "malformed")), (b"", (400, "malformed")),
+    (b"1" * 30, (413, "oversize")), (b"0" * 30, (401, "unsigned"))],
+    ids=["letters", "negative", "empty", "huge", "zero, long"])
+def test_a_content_length_that_is_no_number_is_malformed_not_oversize(
+        length: bytes, expected: tuple[int, str]) -> None:
+    # Any Content-Length that was not all digits was answered 413 "over the limit".
+    the_scope = scope(headers=[(b"content-length", length)])
+    assert answer_of(anyio.run(run, middleware(), the_scope)) == expected

@@ -262,8 +262,11 @@ class AgentAuthMiddleware:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:
-            if name.lower() == b"content-length" and (
-                    not value.isdigit() or len(value) > 18 or int(value) > self._max_body):
+            if name.lower() != b"content-length":
+                continue
+            if not value.isdigit():  # RFC 9110 8.6: 1*DIGIT
+                raise DecodeError("Content-Length is not a number", code="malformed")
+            if len(value.lstrip(b"0")) > 18 or int(value) > self._max_body:
                 raise DecodeError(f"the body is over {self._max_body} bytes",
                                   code="oversize")
         chunks, size = [], 0
