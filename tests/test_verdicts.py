@@ -29,6 +29,7 @@ from agentauth import (
     CapabilityDenied,
     HandshakePolicy,
     MemoryReplayStore,
+    SQLiteReplayStore,
     accept_any_peer,
     check_envelope,
     open_envelope,
@@ -681,3 +682,20 @@ def test_resource_of_must_be_callable() -> None:
                             replay=MemoryReplayStore(), resource_of=bad)
     with raises("invalid_argument"):
         AgentAuth(ALICE, resource_of=bad)
+
+
+@pytest.mark.anyio
+async def test_the_async_opener_takes_a_synchronous_store_too(tmp_path: Any) -> None:
+    # It awaited the store's bool (TypeError out of the library); a store that is neither
+    # is refused with a typed error.
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    try:
+        data = envelope()
+        await agentauth_aio.open_envelope(data, BOB, store, clock=Clock(T0))
+        with raises("replayed"):
+            await agentauth_aio.open_envelope(data, BOB, store, clock=Clock(T0))
+    finally:
+        store.close()
+    with raises("invalid_argument"):
+        await agentauth_aio.open_envelope(envelope(), BOB, OneMethodStore(),  # type: ignore
+                                          clock=Clock(T0))

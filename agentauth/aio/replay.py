@@ -89,7 +89,7 @@ def async_replay_store(store: ReplayStore | AsyncReplayStore) -> AsyncReplayStor
 async def open_envelope(
     data: bytes,
     me: Identity,
-    store: AsyncReplayStore,
+    store: AsyncReplayStore | ReplayStore,
     *,
     clock: Callable[[], float] = time.time,
     window: int = DEFAULT_WINDOW,
@@ -101,7 +101,10 @@ async def open_envelope(
     same order; the nonce is remembered last, once everything else has passed.
 
     ``trust`` may be an ``async def``: its coroutine is awaited and the awaited value
-    judged (spec 7.1: exactly ``True`` accepts the sender)."""
+    judged (spec 7.1: exactly ``True`` accepts the sender). ``store`` may also be a
+    synchronous :class:`~agentauth.ReplayStore`: it is put behind
+    :func:`async_replay_store` (a disk or network store then runs in a thread)."""
+    store = async_replay_store(store)  # an async store is returned as it is
     now = clock()
     envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
     if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
