@@ -11,6 +11,7 @@ way: the scope-level tests above cover it)."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import socket
@@ -437,3 +438,28 @@ def test_a_content_length_that_is_no_number_is_malformed_not_oversize(
     # Any Content-Length that was not all digits was answered 413 "over the limit".
     the_scope = scope(headers=[(b"content-length", length)])
     assert answer_of(anyio.run(run, middleware(), the_scope)) == expected
+
+
+def test_headers_given_as_any_iterable_are_read_once_and_handed_on() -> None:
+    # ASGI's headers are an iterable of pairs: a generator was refused as malformed.
+    seen: list[Any] = []
+
+    async def app(the_scope: Any, receive: Any, send: Any) -> None:
+        seen.append(the_scope["headers"])
+        await ok_app(the_scope, receive, send)
+
+    middleware = AgentAuthMiddleware(app, identity=ALICE, verifier=Verifier([BOB]),
+                                     replay=MemoryReplayStore())
+    sent = anyio.run(run, middleware, scope(headers=(line for line in SIGNED)))
+    assert answer_of(sent) == (200, None) and seen == [list(SIGNED)]
+
+
+def test_headers_from_an_iterable_that_fails_or_never_ends_are_a_400() -> None:
+    def failing() -> Iterator[tuple[bytes, bytes]]:
+        yield (b"host", b"testserver")
+        raise OSError("the server's own failure")
+
+    endless = itertools.repeat((b"x-a", b"1"))
+    for headers in (failing(), endless):
+        sent = anyio.run(run, middleware(), scope(headers=headers))
+        assert answer_of(sent) == (400, "malformed")

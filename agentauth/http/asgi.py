@@ -21,6 +21,7 @@ its status, headers and binding to the request signed, but not its content (spec
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -191,6 +192,7 @@ class AgentAuthMiddleware:
             if kind != "http":
                 raise DecodeError("the ASGI scope is of no type this middleware serves",
                                   code="malformed")
+            scope = _listed(scope)
             message = _message(scope)
         except AgentAuthError as error:
             _log.info("refused a malformed request: %s", error.code)
@@ -379,6 +381,21 @@ def _message(scope: Scope) -> HTTPMessage:
     return HTTPMessage.from_headers(
         headers, method=method, scheme=scheme, authority=host.decode("latin-1"),
         path=raw.decode("latin-1") or "/", query=query.decode("latin-1"))
+
+
+def _listed(scope: Scope) -> Scope:
+    # ASGI's headers are any iterable of pairs. One that is not a list or tuple (a
+    # generator, which can be read once) is read here, a bounded number of lines, and the
+    # scope handed on holds the list, so the app reads the same lines as were checked.
+    headers = scope.get("headers")
+    if (isinstance(headers, list | tuple | str | bytes | bytearray | Mapping)
+            or not isinstance(headers, Iterable)):
+        return scope  # a list or tuple, or what _headers refuses
+    try:
+        lines = list(itertools.islice(headers, MAX_HEADER_LINES + 1))
+    except Exception:  # a server's iterable that fails: nothing to read a request from
+        raise _malformed("the headers cannot be read") from None
+    return {**scope, "headers": lines}
 
 
 def _headers(headers: object) -> list[tuple[bytes, bytes]]:
