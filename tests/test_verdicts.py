@@ -6,6 +6,7 @@ judges what it returned. No coroutine is left to warn that it was never awaited.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import json
@@ -699,3 +700,71 @@ async def test_the_async_opener_takes_a_synchronous_store_too(tmp_path: Any) -> 
     with raises("invalid_argument"):
         await agentauth_aio.open_envelope(envelope(), BOB, OneMethodStore(),  # type: ignore
                                           clock=Clock(T0))
+
+
+# ------------------------------------------------------------------ odd callables
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is an ``async def``."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    async def __call__(self, *args: object) -> bool:
+        return self.value
+
+
+class BoolRaises:
+    def __bool__(self) -> bool:
+        raise AssertionError("a verdict must not ask for truthiness")
+
+
+class EqualsEverything:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+class Pending:
+    """An awaitable that is no coroutine (as a Future is), from a plain function."""
+
+    def __await__(self) -> Iterator[None]:
+        yield None
+
+
+def true_then_raising() -> Callback:
+    calls: list[int] = []
+
+    def answer(*args: object) -> bool:
+        calls.append(1)
+        if len(calls) > 1:
+            raise Boom("secret detail 0xdeadbeef")
+        return False
+
+    return answer
+
+
+ODD: dict[str, Callable[[], Callback]] = {
+    "async __call__": lambda: AsyncCallable(False),
+    "partial of async def": lambda: functools.partial(async_false),
+    "plain function returning an awaitable": lambda: returning(Pending()),
+    "__bool__ raises": lambda: returning(BoolRaises()),
+    "__eq__ says yes": lambda: returning(EqualsEverything()),
+    "False, then raises": true_then_raising,
+}
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_an_odd_revoked_callback_never_passes_a_chain(odd: str) -> None:
+    # Two links, so that the callback is asked twice.
+    two = encode_chain(chain_of(2))
+    with no_unawaited_coroutine(), raises("invalid_argument"):
+        verify_chain(two, ANCHORS, now=NOW, revoked=ODD[odd]())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("odd", ["async __call__", "partial of async def"])
+async def test_an_async_path_awaits_an_odd_async_callable(odd: str) -> None:
+    assert await ask_async("revoked callback", False, ODD[odd](), b"id") is True
