@@ -450,3 +450,24 @@ def test_coded_content_read_and_decoded_before_the_check_is_refused() -> None:
           pytest.raises(InvalidArgument) as info):
         http.get("http://a.example/report")
     assert "decoded" in info.value.message
+
+
+@pytest.mark.parametrize(("wrong", "refused"), [((), False), (("sha-256",), True),
+                                                (("sha-512",), True),
+                                                (("sha-256", "sha-512"), True)],
+                         ids=["both right", "sha-256 wrong", "sha-512 wrong", "both wrong"])
+def test_every_digest_algorithm_present_is_checked(wrong: tuple[str, ...],
+                                                   refused: bool) -> None:
+    # A signed Content-Digest with sha-256 and sha-512: one wrong member refuses, whichever.
+    members = []
+    for name in ("sha-256", "sha-512"):
+        value = content_digest(JSON + b"!" if name in wrong else JSON, [name])
+        members.append(value)
+    response, nonce = _answer([("content-digest", ", ".join(members))], None)
+    assert '"content-digest"' in (response.field("signature-input") or "")
+    if not refused:
+        check_response(response, JSON, request_nonce=nonce, server=ALICE.agent_id, now=T0)
+        return
+    with pytest.raises(AuthenticationError) as info:
+        check_response(response, JSON, request_nonce=nonce, server=ALICE.agent_id, now=T0)
+    assert info.value.code == "digest_mismatch"
