@@ -36,7 +36,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, parse_agent_id
 from .stores import ReplayStore
-from .verdict import ask
+from .verdict import MAX_TIME, ask, moment
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -60,7 +60,6 @@ NONCE_LEN: Final = 16
 MAX_NONCE: Final = 64
 DEFAULT_WINDOW: Final = 300
 DEFAULT_SKEW: Final = 60
-MAX_TIME: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +113,7 @@ def seal(
     nonce = random(NONCE_LEN)
     if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
         raise InvalidArgument(f"random({NONCE_LEN}) must return {NONCE_LEN} bytes")
-    now = int(clock())
-    if not 0 <= now <= MAX_TIME:
-        raise InvalidArgument("the clock reads a time before 1970")
+    now = int(moment(clock()))
     body = wire.encode_map(sender.public_bytes, to, nonce, now, reply_to, payload)
     signed = wire.encode_map(SIGNED, body, sender.sign(ENVELOPE_CONTEXT + body))
     if len(signed) + crypto.SEALED_OVERHEAD + 64 > MAX_ENVELOPE:
@@ -195,8 +192,7 @@ def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
     asks next (synchronously or not)."""
     if type(data) is not bytes or not isinstance(me, Identity):
         raise InvalidArgument("data is bytes and me an Identity")
-    if type(now) not in (int, float) or not 0 <= now <= MAX_TIME:  # NaN fails this too
-        raise InvalidArgument("now is a time in seconds")
+    now = moment(now, "now")  # NaN would pass every clock check
     for name, value in (("window", window), ("skew", skew)):
         if type(value) is not int or not 0 <= value <= 86_400:
             raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")

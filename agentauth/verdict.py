@@ -19,6 +19,9 @@ type (not its text, which could hold anything), with the original as its cause.
 value; on a synchronous path an awaitable is refused, and a coroutine is closed so that
 it is never left to warn that it was not awaited.
 
+A clock's reading decides too (whether a message is fresh): :func:`moment` judges it, so
+that no reading that is not a time (NaN passes every comparison) reaches a check.
+
 A replay store's answer to ``check_and_insert`` decides too ("new", so accept): the
 callers ask it through :func:`ask` or :func:`ask_async` like any callback (exactly
 ``True`` is new, ``False`` ``replayed``); a ``StoreError`` it raises comes through as it
@@ -31,11 +34,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 from .errors import AgentAuthError, InvalidArgument
 
-__all__ = ["answer", "ask", "ask_async", "check_callback", "verdict"]
+__all__ = ["MAX_TIME", "answer", "ask", "ask_async", "check_callback", "moment", "verdict"]
+
+#: The latest time a clock may read, in seconds since the epoch (the wire's 64 bits).
+MAX_TIME: Final = 2**63 - 1
 
 
 def verdict(answer: object, admit: bool, what: str) -> bool:
@@ -93,6 +99,19 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
     except Exception as exc:
         raise _raised(what, callback, exc) from exc
     return verdict(value, admit, what)
+
+
+def moment(now: object, what: str = "clock") -> float:
+    """Judge a clock's reading (or a ``now`` given) before any freshness check uses it:
+    a number of seconds (an int or float, not a bool) from 0 to :data:`MAX_TIME`, else
+    ``invalid_argument`` naming ``what``. NaN is refused too: it compares false with
+    everything, so every "too old" and "too new" test would pass it."""
+    if (isinstance(now, int | float) and not isinstance(now, bool)
+            and 0 <= now <= MAX_TIME):  # NaN and the infinities fail this
+        return now
+    read = repr(now) if type(now) in (int, float) else type(now).__name__
+    raise InvalidArgument(f"the {what} must read a finite, non-negative number of seconds "
+                          f"since the epoch, not {read}")
 
 
 def check_callback(callback: object, what: str) -> None:

@@ -10,6 +10,7 @@ import functools
 import gc
 import inspect
 import json
+import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -29,6 +30,7 @@ from agentauth import (
     AgentAuthError,
     CapabilityDenied,
     HandshakePolicy,
+    Initiator,
     MemoryReplayStore,
     SQLiteReplayStore,
     accept_any_peer,
@@ -49,7 +51,14 @@ from agentauth.capability import (
     invoke,
     verify_chain,
 )
-from agentauth.http import AgentAuth, AgentAuthMiddleware, HTTPMessage, Verifier
+from agentauth.http import (
+    AgentAuth,
+    AgentAuthMiddleware,
+    HTTPMessage,
+    Signer,
+    Verifier,
+    check_response,
+)
 from agentauth.http.capability import check_capability
 from agentauth.verdict import ask, ask_async, verdict
 
@@ -768,3 +777,56 @@ def test_an_odd_revoked_callback_never_passes_a_chain(odd: str) -> None:
 @pytest.mark.parametrize("odd", ["async __call__", "partial of async def"])
 async def test_an_async_path_awaits_an_odd_async_callable(odd: str) -> None:
     assert await ask_async("revoked callback", False, ODD[odd](), b"id") is True
+
+
+# ------------------------------------------------------------------ clock readings
+
+
+def signed_at(t: float) -> HTTPMessage:
+    request = HTTPMessage.from_headers([], method="GET", authority="a.example", path="/")
+    return request.with_fields(Signer(ALICE, clock=lambda: t).sign_request(request).headers)
+
+
+def verifier_clock(reading: Any) -> None:
+    # A request signed a day before the reading: stale by any real clock.
+    Verifier([ALICE], clock=lambda: reading).check_request(signed_at(T0 - 86_400))
+
+
+def check_response_now(reading: Any) -> None:
+    request = signed_at(T0)
+    nonce = re.search(r'nonce="([^"]+)"', request.field("signature-input") or "")
+    assert nonce is not None
+    answer = HTTPMessage.from_headers([], status=200, request=request)
+    answer = answer.with_fields(Signer(BOB, clock=lambda: T0 - 86_400).sign_response(
+        answer, nonce.group(1), b"").headers)
+    check_response(answer, b"", request_nonce=nonce.group(1), server=BOB.agent_id,
+                   now=reading)
+
+
+def handshake_clock(reading: Any) -> None:
+    Initiator(ALICE, HandshakePolicy(trust=accept_any_peer), clock=lambda: reading).start()
+
+
+CLOCK_SITES: dict[str, Callable[[Any], object]] = {
+    "http Verifier(clock=)": verifier_clock,
+    "http check_response(now=)": check_response_now,
+    "http Signer(clock=)": signed_at,
+    "seal(clock=)": lambda r: seal(ALICE, BOB, b"x", clock=lambda: r),
+    "check_envelope(now=)": lambda r: check_envelope(envelope(), BOB, now=r),
+    "handshake clock": handshake_clock,
+}
+READINGS: dict[str, object] = {"NaN": float("nan"), "inf": float("inf"), "-1": -1,
+                               "None": None, "str": "1700000000", "bool": True}
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("site", CLOCK_SITES)
+def test_a_clock_that_reads_no_time_refuses(site: str, reading: str) -> None:
+    # The HTTP verifier and check_response took NaN, which passes every freshness test,
+    # and accepted a day-old signature; other readings raised a bare TypeError or
+    # ValueError out of the library.
+    if site == "http check_response(now=)" and reading == "None":
+        pytest.skip("now=None reads the system clock")
+    with raises("invalid_argument") as info:
+        CLOCK_SITES[site](READINGS[reading])
+    assert "seconds since the epoch" in info.value.message

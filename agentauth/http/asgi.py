@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore
-from ..verdict import ask_async, check_callback
+from ..verdict import ask_async, check_callback, moment
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
@@ -322,7 +322,7 @@ class AgentAuthMiddleware:
 
     async def _serve_directory(self, message: HTTPMessage, send: Send) -> None:
         body = self._directory or b""
-        created = int(self._clock())
+        created = int(moment(self._clock()))
         headers = [("content-type", DIRECTORY_MEDIA_TYPE),
                    ("content-length", str(len(body))),
                    *sign_directory([self._identity], message.authority, body,

@@ -31,7 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from ..verdict import ask, check_callback
+from ..verdict import ask, check_callback, moment
 from .components import (
     MAX_COMPONENTS,
     Component,
@@ -158,7 +158,7 @@ class Signer:
         return self._keyid
 
     def _params(self, tag: str, nonce: str) -> dict[str, Any]:
-        created = int(self._clock())
+        created = int(moment(self._clock()))
         return {"created": created, "expires": created + self._lifetime, "nonce": nonce,
                 "keyid": self._keyid, "alg": "ed25519", "tag": tag}
 
@@ -469,7 +469,7 @@ class Verifier:
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
         self.check_authority(message.authority, message.scheme)
-        now = self._clock()
+        now = moment(self._clock())  # NaN would pass every clock check
         _times(sig.params, now, self._window, self._skew)
         if body is None and _announces_content(message):
             raise InvalidArgument("the request has content: pass its body to check it")
@@ -548,14 +548,14 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
                                   code="unexpected_peer")
     base = signature_base(response, sig.components, sig.params_value, ids=sig.ids)
     expected.verify(base, sig.signature)
-    moment = time.time() if now is None else now
+    at = moment(time.time() if now is None else now, "now")  # NaN would pass the checks
     created, expires = sig.params["created"], sig.params["expires"]
     if not created < expires <= created + MAX_LIFETIME:
         raise DecodeError("expires is after created", code="malformed")
-    if created > moment + skew:
+    if created > at + skew:
         raise AuthenticationError("the response is dated in the future beyond the skew",
                                   code="clock_skew")
-    if expires < moment - skew:
+    if expires < at - skew:
         raise AuthenticationError("the response signature has expired",
                                   code="signature_expired")
     covered = _digest_covered(sig)
