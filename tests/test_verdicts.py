@@ -49,6 +49,7 @@ from agentauth.capability import (
     delegate,
     encode_chain,
     invoke,
+    revoke,
     verify_chain,
 )
 from agentauth.http import (
@@ -814,6 +815,18 @@ CLOCK_SITES: dict[str, Callable[[Any], object]] = {
     "seal(clock=)": lambda r: seal(ALICE, BOB, b"x", clock=lambda: r),
     "check_envelope(now=)": lambda r: check_envelope(envelope(), BOB, now=r),
     "handshake clock": handshake_clock,
+    "SessionInvocations(clock=)": lambda r: SessionInvocations(
+        ANCHORS, peer=ALICE.peer, channel_binding=BINDING, clock=lambda: r).check(
+        invoke(alice_chain(), REQUEST, channel_binding=BINDING, clock=lambda: NOW)),
+    "DetachedInvocations(clock=)": lambda r: DetachedInvocations(
+        ANCHORS, verifier=BOB.agent_id, clock=lambda: r).check(
+        invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+               clock=lambda: NOW)),
+    "invoke(clock=)": lambda r: invoke(alice_chain(), REQUEST, holder=ALICE,
+                                       verifier=BOB.agent_id, clock=lambda: r),
+    "admission(clock=)": lambda r: admission(ANCHORS, REQUEST, clock=lambda: r)(
+        ALICE.peer, {CREDENTIAL_EXTENSION: alice_chain()}),
+    "revoke(clock=)": lambda r: revoke(ROOT, chain_of(1), clock=lambda: r),
 }
 READINGS: dict[str, object] = {"NaN": float("nan"), "inf": float("inf"), "-1": -1,
                                "None": None, "str": "1700000000", "bool": True}
