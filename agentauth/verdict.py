@@ -42,6 +42,8 @@ __all__ = ["MAX_TIME", "answer", "ask", "ask_async", "check_callback", "moment",
 
 #: The latest time a clock may read, in seconds since the epoch (the wire's 64 bits).
 MAX_TIME: Final = 2**63 - 1
+_NUMBERS: Final = (int, float)
+_FLOAT_BOUND: Final = float(2**62)  # below MAX_TIME, exactly
 
 
 def verdict(answer: object, admit: bool, what: str) -> bool:
@@ -106,7 +108,11 @@ def moment(now: object, what: str = "clock") -> float:
     a number of seconds (an int or float, not a bool) from 0 to :data:`MAX_TIME`, else
     ``invalid_argument`` naming ``what``. NaN is refused too: it compares false with
     everything, so every "too old" and "too new" test would pass it."""
-    if (isinstance(now, int | float) and not isinstance(now, bool)
+    # time.time()'s float first, against a float bound: a float compared with MAX_TIME, a
+    # big int, took about 200 ns more. Every other reading is compared exactly below.
+    if type(now) is float and 0.0 <= now <= _FLOAT_BOUND:
+        return now
+    if (isinstance(now, _NUMBERS) and not isinstance(now, bool)
             and 0 <= now <= MAX_TIME):  # NaN and the infinities fail this
         return now
     read = repr(now) if type(now) in (int, float) else type(now).__name__
