@@ -240,7 +240,8 @@ class PendingRequests:
                 payload: bytes, *, timeout: float = DEFAULT_WINDOW + DEFAULT_SKEW,
                 encrypt: bool = False, random: Callable[[int], bytes] = os.urandom) -> bytes:
         """Seal a request and await its reply for ``timeout`` seconds."""
-        now = self._clock()
+        timeout = moment(timeout, "timeout")  # a NaN deadline would never pass
+        now = moment(self._clock())
         nonce = random(NONCE_LEN)
         envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
                         random=lambda _: nonce)
@@ -258,7 +259,7 @@ class PendingRequests:
             raise InvalidArgument("expires is a time in seconds")
         to = _key(recipient)
         with self._lock:
-            self._make_room(self._clock())
+            self._make_room(moment(self._clock()))
             self._entries[nonce] = (to, expires)
 
     def _make_room(self, now: float) -> None:

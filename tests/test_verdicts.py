@@ -32,6 +32,7 @@ from agentauth import (
     HandshakePolicy,
     Initiator,
     MemoryReplayStore,
+    PendingRequests,
     SQLiteReplayStore,
     accept_any_peer,
     check_envelope,
@@ -843,3 +844,14 @@ def test_a_clock_that_reads_no_time_refuses(site: str, reading: str) -> None:
     with raises("invalid_argument") as info:
         CLOCK_SITES[site](READINGS[reading])
     assert "seconds since the epoch" in info.value.message
+
+
+@pytest.mark.parametrize("reading", ["NaN", "inf", "None"])
+def test_pending_requests_refuse_a_clock_or_timeout_that_is_no_time(reading: str) -> None:
+    # A NaN deadline never passes (NaN < now is false): the reply would be awaited for
+    # ever; other readings raised a bare TypeError.
+    value: Any = READINGS[reading]
+    with raises("invalid_argument"):
+        PendingRequests(clock=lambda: value).request(ALICE, BOB.agent_id, b"x")
+    with raises("invalid_argument"):
+        PendingRequests().request(ALICE, BOB.agent_id, b"x", timeout=value)
