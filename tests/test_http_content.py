@@ -471,3 +471,15 @@ def test_every_digest_algorithm_present_is_checked(wrong: tuple[str, ...],
     with pytest.raises(AuthenticationError) as info:
         check_response(response, JSON, request_nonce=nonce, server=ALICE.agent_id, now=T0)
     assert info.value.code == "digest_mismatch"
+
+
+@pytest.mark.parametrize("skew", [float("nan"), float("inf"), -1, 1.5, "60"])
+def test_a_skew_that_is_no_number_of_seconds_is_refused(skew: Any) -> None:
+    # check_response took a NaN skew, with which every clock test passes: an expired
+    # answer was accepted; AgentAuth passed any skew on to it.
+    response, nonce = _answer([], b"ok")
+    with pytest.raises(InvalidArgument):
+        check_response(response, b"ok", request_nonce=nonce, server=ALICE.agent_id,
+                       now=T0 + 86_400, skew=skew)
+    with pytest.raises(InvalidArgument):
+        AgentAuth(BOB, server=ALICE.agent_id, skew=skew)
