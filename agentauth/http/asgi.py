@@ -130,6 +130,9 @@ class AgentAuthMiddleware:
     ``resource_of`` maps method and path to the capability request needed (a plain
     function: one that raises, or an ``async def``, is a local error, 500; spec 13.6).
     ``replay`` may be async (its ``check_and_insert`` an ``async def``): it is awaited.
+    ``revoked`` and the verifier's ``trust`` are asked synchronously (spec 7.1): each
+    answers exactly ``False`` (not revoked) or ``True`` (trusted) to let a request
+    through, and an ``async def`` given for either is a local error (500).
     ``directory`` serves this server's key directory, unauthenticated, at
     ``/.well-known/http-message-signatures-directory``; ``public`` paths skip
     authentication (and are not signed). ``sign_responses=False`` authenticates clients
