@@ -39,7 +39,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, parse_agent_id
 from .stores import ReplayStore, Shares
-from .verdict import ask, verdict
+from .verdict import MAX_TIME, ask, moment
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -64,7 +64,6 @@ NONCE_LEN: Final = 16
 MAX_NONCE: Final = 64
 DEFAULT_WINDOW: Final = 300
 DEFAULT_SKEW: Final = 60
-MAX_TIME: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +117,7 @@ def seal(
     nonce = random(NONCE_LEN)
     if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
         raise InvalidArgument(f"random({NONCE_LEN}) must return {NONCE_LEN} bytes")
-    now = int(clock())
-    if not 0 <= now <= MAX_TIME:
-        raise InvalidArgument("the clock reads a time before 1970")
+    now = int(moment(clock()))
     body = wire.encode_map(sender.public_bytes, to, nonce, now, reply_to, payload)
     signed = wire.encode_map(SIGNED, body, sender.sign(ENVELOPE_CONTEXT + body))
     if len(signed) + crypto.SEALED_OVERHEAD + 64 > MAX_ENVELOPE:
@@ -199,8 +196,7 @@ def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
     asks next (synchronously or not)."""
     if type(data) is not bytes or not isinstance(me, Identity):
         raise InvalidArgument("data is bytes and me an Identity")
-    if type(now) not in (int, float) or not 0 <= now <= MAX_TIME:  # NaN fails this too
-        raise InvalidArgument("now is a time in seconds")
+    now = moment(now, "now")  # NaN would pass every clock check
     for name, value in (("window", window), ("skew", skew)):
         if type(value) is not int or not 0 <= value <= 86_400:
             raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
@@ -256,7 +252,8 @@ class PendingRequests:
                 payload: bytes, *, timeout: float = DEFAULT_WINDOW + DEFAULT_SKEW,
                 encrypt: bool = False, random: Callable[[int], bytes] = os.urandom) -> bytes:
         """Seal a request and await its reply for ``timeout`` seconds."""
-        now = self._clock()
+        timeout = moment(timeout, "timeout")  # a NaN deadline would never pass
+        now = moment(self._clock())
         nonce = random(NONCE_LEN)
         envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
                         random=lambda _: nonce)
@@ -273,7 +270,7 @@ class PendingRequests:
             raise InvalidArgument("expires is a time in seconds")
         to = _key(recipient)
         with self._lock:
-            self._add(nonce, (to, expires), self._clock())
+            self._add(nonce, (to, expires), moment(self._clock()))
 
     def _add(self, nonce: bytes, entry: tuple[bytes, float], now: float) -> None:
         # Under the lock. Expired requests are dropped only when a bound is reached; a
@@ -351,8 +348,8 @@ def open_envelope(
     expires = envelope.time + window + skew
     try:
         with sender_share(envelope, shares, now) as keep:
-            new = verdict(store.check_and_insert(envelope.replay_key, expires),
-                          True, "replay store")
+            new = ask("replay store", True, store.check_and_insert, envelope.replay_key,
+                      expires)
             if new:
                 keep(expires, b"")
     except BaseException:

@@ -6,6 +6,8 @@ answer is a stream (``text/event-stream``, or chunked without ``Content-Length``
 
 from __future__ import annotations
 
+import gzip
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -33,6 +35,7 @@ from agentauth.http import (
     content_digest,
     is_stream,
 )
+from agentauth.http.client import request_message
 
 pytestmark = pytest.mark.anyio
 
@@ -373,3 +376,110 @@ def test_content_that_needs_a_digest_is_refused_at_its_first_byte(
         assert error.code == "digest_mismatch" and any(parts)
     else:
         assert not any(parts) and content.finish() == b""
+
+
+# ------------------------------------------------------------------ content read before the check
+
+
+JSON = b'{"balance":100,"to":"alice"}'
+
+
+def gzip_answer(digest_over: bytes) -> Callable[[httpx.Request], httpx.Response]:
+    """A transport's handler that answers whole (as a mock or a cache builds a response,
+    read before the client sees it), gzip-coded, signed with the digest of
+    ``digest_over``."""
+    coded = gzip.compress(JSON, mtime=0)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        nonce = re.search(r'nonce="([^"]+)"', request.headers["signature-input"])
+        assert nonce is not None
+        fields = [("content-type", "application/json"), ("content-encoding", "gzip"),
+                  ("content-digest", content_digest(digest_over))]
+        response = HTTPMessage.from_headers(fields, status=200,
+                                            request=request_message(request))
+        added = Signer(ALICE).sign_response(response, nonce.group(1), None)
+        return httpx.Response(200, headers=[*fields, *added.headers], content=coded)
+
+    return handle
+
+
+@pytest.mark.parametrize("allow_streamed", [False, True])
+def test_an_answer_read_whole_is_checked_as_it_came_off_the_wire(
+        allow_streamed: bool) -> None:
+    # httpx hands such a response over read, and its ``content`` decoded: the digest was
+    # checked over the decoded bytes, so an honest coded answer was refused and a
+    # digest of the decoded content was accepted.
+    auth = AgentAuth(BOB, server=ALICE.agent_id, allow_streamed=allow_streamed)
+    coded = gzip.compress(JSON, mtime=0)
+    with httpx.Client(transport=httpx.MockTransport(gzip_answer(coded)), auth=auth) as http:
+        assert http.get("http://a.example/report").json()["to"] == "alice"
+    with (httpx.Client(transport=httpx.MockTransport(gzip_answer(JSON)), auth=auth) as http,
+          pytest.raises(AuthenticationError) as info):
+        http.get("http://a.example/report")
+    assert info.value.code == "digest_mismatch"
+
+
+async def test_an_async_answer_read_whole_is_checked_as_it_came_off_the_wire() -> None:
+    auth = AgentAuth(BOB, server=ALICE.agent_id)
+    coded = gzip.compress(JSON, mtime=0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(gzip_answer(coded)),
+                                 auth=auth) as http:
+        assert (await http.get("http://a.example/report")).json()["to"] == "alice"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(gzip_answer(JSON)),
+                                 auth=auth) as http:
+        with pytest.raises(AuthenticationError) as info:
+            await http.get("http://a.example/report")
+    assert info.value.code == "digest_mismatch"
+
+
+def test_coded_content_read_and_decoded_before_the_check_is_refused() -> None:
+    # A transport that read a streamed answer itself: only the decoded bytes are left,
+    # which no digest covers, so the answer is refused rather than checked over them.
+    coded = gzip.compress(JSON, mtime=0)
+    answer = gzip_answer(coded)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        whole = answer(request)
+        read = httpx.Response(200, headers=whole.headers.raw, stream=Parts([coded]),
+                              request=request)
+        read.read()
+        return read
+
+    auth = AgentAuth(BOB, server=ALICE.agent_id)
+    with (httpx.Client(transport=httpx.MockTransport(handle), auth=auth) as http,
+          pytest.raises(InvalidArgument) as info):
+        http.get("http://a.example/report")
+    assert "decoded" in info.value.message
+
+
+@pytest.mark.parametrize(("wrong", "refused"), [((), False), (("sha-256",), True),
+                                                (("sha-512",), True),
+                                                (("sha-256", "sha-512"), True)],
+                         ids=["both right", "sha-256 wrong", "sha-512 wrong", "both wrong"])
+def test_every_digest_algorithm_present_is_checked(wrong: tuple[str, ...],
+                                                   refused: bool) -> None:
+    # A signed Content-Digest with sha-256 and sha-512: one wrong member refuses, whichever.
+    members = []
+    for name in ("sha-256", "sha-512"):
+        value = content_digest(JSON + b"!" if name in wrong else JSON, [name])
+        members.append(value)
+    response, nonce = _answer([("content-digest", ", ".join(members))], None)
+    assert '"content-digest"' in (response.field("signature-input") or "")
+    if not refused:
+        check_response(response, JSON, request_nonce=nonce, server=ALICE.agent_id, now=T0)
+        return
+    with pytest.raises(AuthenticationError) as info:
+        check_response(response, JSON, request_nonce=nonce, server=ALICE.agent_id, now=T0)
+    assert info.value.code == "digest_mismatch"
+
+
+@pytest.mark.parametrize("skew", [float("nan"), float("inf"), -1, 1.5, "60"])
+def test_a_skew_that_is_no_number_of_seconds_is_refused(skew: Any) -> None:
+    # check_response took a NaN skew, with which every clock test passes: an expired
+    # answer was accepted; AgentAuth passed any skew on to it.
+    response, nonce = _answer([], b"ok")
+    with pytest.raises(InvalidArgument):
+        check_response(response, b"ok", request_nonce=nonce, server=ALICE.agent_id,
+                       now=T0 + 86_400, skew=skew)
+    with pytest.raises(InvalidArgument):
+        AgentAuth(BOB, server=ALICE.agent_id, skew=skew)

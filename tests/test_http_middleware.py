@@ -151,8 +151,8 @@ async def test_websockets_are_closed() -> None:
 
 async def test_a_bad_content_length_is_refused_before_reading() -> None:
     request = signed()
-    request.headers["content-length"] = "12x"
-    assert error_of(await call(middleware(), request)) == (413, "oversize")
+    request.headers["content-length"] = "12x"  # not a number: malformed, not oversize
+    assert error_of(await call(middleware(), request)) == (400, "malformed")
 
 
 async def test_the_directory_can_be_turned_off() -> None:

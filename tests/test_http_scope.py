@@ -10,6 +10,8 @@ way: the scope-level tests above cover it)."""
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import logging
 import socket
@@ -25,7 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import ALICE, BOB, T0
 
-from agentauth import ERROR_CODES, AgentAuthError, DecodeError, InvalidArgument, MemoryReplayStore
+from agentauth import (
+    ERROR_CODES,
+    AgentAuthError,
+    DecodeError,
+    InvalidArgument,
+    MemoryReplayStore,
+    PeerKey,
+    StoreError,
+)
 from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import (
     AgentAuth,
@@ -36,6 +46,7 @@ from agentauth.http import (
     check_response,
     status_of,
 )
+from agentauth.http.components import ser_member, signature_base, signature_params
 
 Event = MutableMapping[str, Any]
 
@@ -346,3 +357,109 @@ def test_settings_the_middleware_cannot_use_are_refused_when_it_is_made(
                                 "replay": MemoryReplayStore(), **options}
     with pytest.raises(InvalidArgument):
         AgentAuthMiddleware(ok_app, **settings)
+
+
+# ------------------------------------------------------------------ what the answer must sign
+
+
+def web_bot_auth_headers() -> list[tuple[bytes, bytes]]:
+    """A Web Bot Auth request signature that covers ``@authority`` alone, as the drafts
+    allow (spec 13.8): the path and query are not signed."""
+    components: list[tuple[str, dict[str, Any]]] = [("@authority", {})]
+    now = int(time.time())
+    params = {"created": now, "expires": now + 60,
+              "nonce": base64.b64encode(bytes(range(16))).decode(),
+              "keyid": PeerKey(BOB.public_bytes).jwk_thumbprint(), "alg": "ed25519",
+              "tag": "web-bot-auth"}
+    value = signature_params(components, params)
+    message = HTTPMessage.from_headers([(b"host", b"testserver")], method="GET",
+                                       authority="testserver", path="/x")
+    signature = BOB.sign(signature_base(message, components, value))
+    return [(b"host", b"testserver"), (b"signature-input", f"agentauth={value}".encode()),
+            (b"signature", ser_member("agentauth", signature).encode())]
+
+
+@pytest.mark.parametrize("target", [{"raw_path": b"/x\n"}, {"raw_path": b"/x\rz"},
+                                    {"query_string": b"a=1\r\nb"},
+                                    {"path": "/x\n", "raw_path": ...}],
+                         ids=["LF in path", "CR in path", "CRLF in query", "LF, no raw_path"])
+def test_a_target_no_answer_could_sign_is_a_400_before_the_app_runs(
+        target: dict[str, Any]) -> None:
+    # The signature need not cover the path, so the request verified, the app ran, and
+    # signing its answer (which covers "@path";req and "@query";req) raised out of the app.
+    ran: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        ran.append(True)
+        await ok_app(scope, receive, send)
+
+    middleware = AgentAuthMiddleware(app, identity=ALICE, replay=MemoryReplayStore(),
+                                     verifier=Verifier([BOB], web_bot_auth=True))
+    assert answer_of(anyio.run(run, middleware, scope(headers=web_bot_auth_headers()))) == (
+        200, None)
+    ran.clear()
+    sent = anyio.run(run, middleware, scope(headers=web_bot_auth_headers(), **target))
+    assert answer_of(sent) == (400, "malformed") and not ran
+
+
+class FailingStore:
+    """A replay store that cannot answer, and says why in terms of the server's set-up."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def check_and_insert(self, key: bytes, expires: float) -> bool:
+        raise StoreError("the Redis server at 10.0.0.7:6379 did not answer (3 attempts)",
+                         code=self.code)
+
+    def check_and_insert_many(self, items: Any) -> list[bool]:
+        raise StoreError("unused", code=self.code)
+
+
+@pytest.mark.parametrize("code", ["store_unavailable", "store_full"])
+def test_a_store_failure_is_a_503_whose_reason_stays_in_the_log(
+        code: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The store's reason (which server, how full) was sent to the client and not logged.
+    app = AgentAuthMiddleware(ok_app, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=FailingStore(code))
+    with caplog.at_level(logging.INFO, logger="agentauth.http"):
+        sent = anyio.run(run, app, scope())
+    assert answer_of(sent) == (503, code)
+    assert b"10.0.0.7" not in sent[1]["body"] and b"try again later" in sent[1]["body"]
+    assert "10.0.0.7" in " ".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("length", "expected"), [
+    (b"abc", (400, "malformed")), (b"-1", (400, "malformed")), (b"", (400, "malformed")),
+    (b"1" * 30, (413, "oversize")), (b"0" * 30, (401, "unsigned"))],
+    ids=["letters", "negative", "empty", "huge", "zero, long"])
+def test_a_content_length_that_is_no_number_is_malformed_not_oversize(
+        length: bytes, expected: tuple[int, str]) -> None:
+    # Any Content-Length that was not all digits was answered 413 "over the limit".
+    the_scope = scope(headers=[(b"content-length", length)])
+    assert answer_of(anyio.run(run, middleware(), the_scope)) == expected
+
+
+def test_headers_given_as_any_iterable_are_read_once_and_handed_on() -> None:
+    # ASGI's headers are an iterable of pairs: a generator was refused as malformed.
+    seen: list[Any] = []
+
+    async def app(the_scope: Any, receive: Any, send: Any) -> None:
+        seen.append(the_scope["headers"])
+        await ok_app(the_scope, receive, send)
+
+    middleware = AgentAuthMiddleware(app, identity=ALICE, verifier=Verifier([BOB]),
+                                     replay=MemoryReplayStore())
+    sent = anyio.run(run, middleware, scope(headers=(line for line in SIGNED)))
+    assert answer_of(sent) == (200, None) and seen == [list(SIGNED)]
+
+
+def test_headers_from_an_iterable_that_fails_or_never_ends_are_a_400() -> None:
+    def failing() -> Iterator[tuple[bytes, bytes]]:
+        yield (b"host", b"testserver")
+        raise OSError("the server's own failure")
+
+    endless = itertools.repeat((b"x-a", b"1"))
+    for headers in (failing(), endless):
+        sent = anyio.run(run, middleware(), scope(headers=headers))
+        assert answer_of(sent) == (400, "malformed")

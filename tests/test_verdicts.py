@@ -6,9 +6,11 @@ judges what it returned. No coroutine is left to warn that it was never awaited.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import json
+import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -28,7 +30,10 @@ from agentauth import (
     AgentAuthError,
     CapabilityDenied,
     HandshakePolicy,
+    Initiator,
     MemoryReplayStore,
+    PendingRequests,
+    SQLiteReplayStore,
     accept_any_peer,
     check_envelope,
     open_envelope,
@@ -45,9 +50,17 @@ from agentauth.capability import (
     delegate,
     encode_chain,
     invoke,
+    revoke,
     verify_chain,
 )
-from agentauth.http import AgentAuth, AgentAuthMiddleware, HTTPMessage, Verifier
+from agentauth.http import (
+    AgentAuth,
+    AgentAuthMiddleware,
+    HTTPMessage,
+    Signer,
+    Verifier,
+    check_response,
+)
 from agentauth.http.capability import check_capability
 from agentauth.verdict import ask, ask_async, verdict
 
@@ -270,6 +283,31 @@ async def asgi_store(cb: Callback) -> None:
                http_request())
 
 
+class AsyncAnsweringStore:
+    """An application's own async replay store whose every answer is ``cb(key,
+    expires)``, as its ``async def`` returns it (not awaited again)."""
+
+    def __init__(self, cb: Callback) -> None:
+        self.cb = cb
+
+    async def check_and_insert(self, key: bytes, expires: float) -> Any:
+        await anyio.lowlevel.checkpoint()
+        return self.cb(key, expires)
+
+    async def check_and_insert_many(self, items: Any) -> list[Any]:
+        return [self.cb(key, expires) for key, expires in items]
+
+
+async def aio_open_envelope_async_store(cb: Callback) -> None:
+    await agentauth_aio.open_envelope(envelope(), BOB, AsyncAnsweringStore(cb),
+                                      clock=Clock(T0))
+
+
+async def asgi_async_store(cb: Callback) -> None:
+    await asgi({"verifier": Verifier(trust=accept_any_peer),
+                "replay": AsyncAnsweringStore(cb)}, http_request())
+
+
 async def aio_connect_trust(cb: Callback) -> None:
     listener = await agentauth_aio.create_listener(
         "127.0.0.1", 0, BOB, HandshakePolicy(trust=accept_any_peer))
@@ -347,9 +385,15 @@ SITES = [
     Site("aio open_envelope replay store", "replay store", True, "replayed",
          aio_open_envelope_store),
     Site("ASGI middleware replay store", "replay store", True, "replayed", asgi_store),
+    # An async store: its method is awaited, its answer judged as it is.
+    Site("aio open_envelope, async replay store", "replay store", True, "replayed",
+         aio_open_envelope_async_store),
+    Site("ASGI middleware, async replay store", "replay store", True, "replayed",
+         asgi_async_store),
 ]
 ASYNC = {aio_open_envelope_trust, asgi_verifier_trust, asgi_revoked, aio_connect_trust,
-         aio_open_envelope_store, asgi_store}
+         aio_open_envelope_store, asgi_store, aio_open_envelope_async_store,
+         asgi_async_store}
 SYNC_SITES = [s for s in SITES if s.run not in ASYNC]
 ASYNC_SITES = [s for s in SITES if s.run in ASYNC]
 
@@ -364,17 +408,6 @@ def no_unawaited_coroutine() -> Iterator[None]:
     assert not leaks, leaks
 
 
-def cases(sites: list[Site]) -> list[tuple[Site, str]]:
-    """Every site with every answer, less a raising replay store: a store that fails
-    raises a store error (spec 11), which is not a verdict."""
-    return [(site, answer) for site in sites for answer in ANSWERS
-            if not (site.role == "replay store" and answer == "raising")]
-
-
-def case_id(case: object) -> str:
-    return case.name if isinstance(case, Site) else str(case)
-
-
 def judge(site: Site, answer: str, error: AgentAuthError | Refused | None) -> None:
     got = "admitted" if error is None else error.code
     assert got == expected(answer, site), (site.name, answer, error)
@@ -385,7 +418,8 @@ def judge(site: Site, answer: str, error: AgentAuthError | Refused | None) -> No
             assert isinstance(error.__cause__, Boom) and "Boom" in error.message
 
 
-@pytest.mark.parametrize(("site", "answer"), cases(SYNC_SITES), ids=case_id)
+@pytest.mark.parametrize("answer", ANSWERS)
+@pytest.mark.parametrize("site", SYNC_SITES, ids=lambda s: s.name)
 def test_a_synchronous_site_admits_only_the_exact_boolean(site: Site, answer: str) -> None:
     error: AgentAuthError | None = None
     with no_unawaited_coroutine():
@@ -397,7 +431,8 @@ def test_a_synchronous_site_admits_only_the_exact_boolean(site: Site, answer: st
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("site", "answer"), cases(ASYNC_SITES), ids=case_id)
+@pytest.mark.parametrize("answer", ANSWERS)
+@pytest.mark.parametrize("site", ASYNC_SITES, ids=lambda s: s.name)
 async def test_an_asynchronous_site_admits_only_the_exact_boolean(site: Site,
                                                                    answer: str) -> None:
     error: AgentAuthError | Refused | None = None
@@ -562,3 +597,261 @@ def test_a_callback_that_cannot_be_called_is_refused_when_asked(value: object) -
         with raises("invalid_argument") as info:
             call()
         assert "not callable" in info.value.message
+
+
+# ------------------------------------------------------------------ stores and resource_of
+
+
+class CountingAsyncStore:
+    """An application's own async replay store, over a memory store."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryReplayStore()
+        self.calls = 0
+
+    async def check_and_insert(self, key: bytes, expires: float) -> bool:
+        self.calls += 1
+        await anyio.lowlevel.checkpoint()
+        return self.inner.check_and_insert(key, expires)
+
+    async def check_and_insert_many(self, items: Any) -> list[bool]:
+        return self.inner.check_and_insert_many(items)
+
+
+@pytest.mark.anyio
+async def test_the_middleware_awaits_an_async_replay_store() -> None:
+    # It has the method names of a synchronous store, so it passed for one, was called
+    # from a thread and its coroutine refused: every request was a 500.
+    store = CountingAsyncStore()
+    request = http_request()
+    options: dict[str, Any] = {"verifier": Verifier(trust=accept_any_peer), "replay": store}
+    await asgi(dict(options), request)
+    with pytest.raises(Refused) as info:
+        await asgi(dict(options), request)
+    assert info.value.code == "replayed" and store.calls == 2
+
+
+class OneMethodStore:
+    """Not a replay store: ``check_and_insert`` alone, and synchronous."""
+
+    def check_and_insert(self, key: bytes, expires: float) -> bool:
+        return True
+
+
+def test_the_middleware_refuses_at_set_up_what_is_no_replay_store() -> None:
+    # It was taken for an async store, and ``await True`` raised TypeError out of the app
+    # on every request.
+    async def app(scope: Event, receive: Any, send: Any) -> None:
+        pass
+
+    with raises("invalid_argument"):
+        AgentAuthMiddleware(app, identity=BOB, verifier=Verifier([ALICE]),
+                            replay=OneMethodStore())  # type: ignore[arg-type]
+
+
+async def async_resource(method: str, path: str) -> Request:
+    return Request(path[1:], method.lower())
+
+
+def raising_resource(method: str, path: str) -> Request:
+    raise Boom("secret detail 0xdeadbeef")
+
+
+RESOURCE_OF: dict[str, Any] = {"async def": async_resource, "raising": raising_resource}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", RESOURCE_OF)
+async def test_a_resource_of_that_fails_is_a_local_error_in_the_middleware(
+        kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    # An async resource_of was a 403 and left its coroutine unawaited; a raising one
+    # raised out of the ASGI app.
+    chain = alice_chain(HTTP_GRANT, int(time.time()))
+    with no_unawaited_coroutine(), pytest.raises(Refused) as info:
+        await asgi({"verifier": Verifier([ALICE]), "anchors": ANCHORS,
+                    "resource_of": RESOURCE_OF[kind]}, http_request(ALICE, chain))
+    assert info.value.code == "invalid_argument"  # 500, the reason in the log
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "the resource_of " in logged and "0xdeadbeef" not in logged
+
+
+@pytest.mark.parametrize("kind", RESOURCE_OF)
+def test_a_resource_of_that_fails_is_refused_by_the_client(kind: str) -> None:
+    chain = alice_chain(HTTP_GRANT, int(time.time()))
+    with no_unawaited_coroutine(), raises("invalid_argument") as info:
+        AgentAuth(ALICE, chain=chain, resource_of=RESOURCE_OF[kind]).sign(
+            httpx.Request("GET", "http://testserver/reports/q3"))
+    assert "the resource_of " in info.value.message
+
+
+def test_resource_of_must_be_callable() -> None:
+    async def app(scope: Event, receive: Any, send: Any) -> None:
+        pass
+
+    bad: Any = None
+    with raises("invalid_argument"):
+        AgentAuthMiddleware(app, identity=BOB, verifier=Verifier([ALICE]),
+                            replay=MemoryReplayStore(), resource_of=bad)
+    with raises("invalid_argument"):
+        AgentAuth(ALICE, resource_of=bad)
+
+
+@pytest.mark.anyio
+async def test_the_async_opener_takes_a_synchronous_store_too(tmp_path: Any) -> None:
+    # It awaited the store's bool (TypeError out of the library); a store that is neither
+    # is refused with a typed error.
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    try:
+        data = envelope()
+        await agentauth_aio.open_envelope(data, BOB, store, clock=Clock(T0))
+        with raises("replayed"):
+            await agentauth_aio.open_envelope(data, BOB, store, clock=Clock(T0))
+    finally:
+        store.close()
+    with raises("invalid_argument"):
+        await agentauth_aio.open_envelope(envelope(), BOB, OneMethodStore(),  # type: ignore
+                                          clock=Clock(T0))
+
+
+# ------------------------------------------------------------------ odd callables
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is an ``async def``."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    async def __call__(self, *args: object) -> bool:
+        return self.value
+
+
+class BoolRaises:
+    def __bool__(self) -> bool:
+        raise AssertionError("a verdict must not ask for truthiness")
+
+
+class EqualsEverything:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+class Pending:
+    """An awaitable that is no coroutine (as a Future is), from a plain function."""
+
+    def __await__(self) -> Iterator[None]:
+        yield None
+
+
+def true_then_raising() -> Callback:
+    calls: list[int] = []
+
+    def answer(*args: object) -> bool:
+        calls.append(1)
+        if len(calls) > 1:
+            raise Boom("secret detail 0xdeadbeef")
+        return False
+
+    return answer
+
+
+ODD: dict[str, Callable[[], Callback]] = {
+    "async __call__": lambda: AsyncCallable(False),
+    "partial of async def": lambda: functools.partial(async_false),
+    "plain function returning an awaitable": lambda: returning(Pending()),
+    "__bool__ raises": lambda: returning(BoolRaises()),
+    "__eq__ says yes": lambda: returning(EqualsEverything()),
+    "False, then raises": true_then_raising,
+}
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_an_odd_revoked_callback_never_passes_a_chain(odd: str) -> None:
+    # Two links, so that the callback is asked twice.
+    two = encode_chain(chain_of(2))
+    with no_unawaited_coroutine(), raises("invalid_argument"):
+        verify_chain(two, ANCHORS, now=NOW, revoked=ODD[odd]())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("odd", ["async __call__", "partial of async def"])
+async def test_an_async_path_awaits_an_odd_async_callable(odd: str) -> None:
+    assert await ask_async("revoked callback", False, ODD[odd](), b"id") is True
+
+
+# ------------------------------------------------------------------ clock readings
+
+
+def signed_at(t: float) -> HTTPMessage:
+    request = HTTPMessage.from_headers([], method="GET", authority="a.example", path="/")
+    return request.with_fields(Signer(ALICE, clock=lambda: t).sign_request(request).headers)
+
+
+def verifier_clock(reading: Any) -> None:
+    # A request signed a day before the reading: stale by any real clock.
+    Verifier([ALICE], clock=lambda: reading).check_request(signed_at(T0 - 86_400))
+
+
+def check_response_now(reading: Any) -> None:
+    request = signed_at(T0)
+    nonce = re.search(r'nonce="([^"]+)"', request.field("signature-input") or "")
+    assert nonce is not None
+    answer = HTTPMessage.from_headers([], status=200, request=request)
+    answer = answer.with_fields(Signer(BOB, clock=lambda: T0 - 86_400).sign_response(
+        answer, nonce.group(1), b"").headers)
+    check_response(answer, b"", request_nonce=nonce.group(1), server=BOB.agent_id,
+                   now=reading)
+
+
+def handshake_clock(reading: Any) -> None:
+    Initiator(ALICE, HandshakePolicy(trust=accept_any_peer), clock=lambda: reading).start()
+
+
+CLOCK_SITES: dict[str, Callable[[Any], object]] = {
+    "http Verifier(clock=)": verifier_clock,
+    "http check_response(now=)": check_response_now,
+    "http Signer(clock=)": signed_at,
+    "seal(clock=)": lambda r: seal(ALICE, BOB, b"x", clock=lambda: r),
+    "check_envelope(now=)": lambda r: check_envelope(envelope(), BOB, now=r),
+    "handshake clock": handshake_clock,
+    "SessionInvocations(clock=)": lambda r: SessionInvocations(
+        ANCHORS, peer=ALICE.peer, channel_binding=BINDING, clock=lambda: r).check(
+        invoke(alice_chain(), REQUEST, channel_binding=BINDING, clock=lambda: NOW)),
+    "DetachedInvocations(clock=)": lambda r: DetachedInvocations(
+        ANCHORS, verifier=BOB.agent_id, clock=lambda: r).check(
+        invoke(alice_chain(), REQUEST, holder=ALICE, verifier=BOB.agent_id,
+               clock=lambda: NOW)),
+    "invoke(clock=)": lambda r: invoke(alice_chain(), REQUEST, holder=ALICE,
+                                       verifier=BOB.agent_id, clock=lambda: r),
+    "admission(clock=)": lambda r: admission(ANCHORS, REQUEST, clock=lambda: r)(
+        ALICE.peer, {CREDENTIAL_EXTENSION: alice_chain()}),
+    "revoke(clock=)": lambda r: revoke(ROOT, chain_of(1), clock=lambda: r),
+}
+READINGS: dict[str, object] = {"NaN": float("nan"), "inf": float("inf"), "-1": -1,
+                               "None": None, "str": "1700000000", "bool": True}
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("site", CLOCK_SITES)
+def test_a_clock_that_reads_no_time_refuses(site: str, reading: str) -> None:
+    # The HTTP verifier and check_response took NaN, which passes every freshness test,
+    # and accepted a day-old signature; other readings raised a bare TypeError or
+    # ValueError out of the library.
+    if site == "http check_response(now=)" and reading == "None":
+        pytest.skip("now=None reads the system clock")
+    with raises("invalid_argument") as info:
+        CLOCK_SITES[site](READINGS[reading])
+    assert "seconds since the epoch" in info.value.message
+
+
+@pytest.mark.parametrize("reading", ["NaN", "inf", "None"])
+def test_pending_requests_refuse_a_clock_or_timeout_that_is_no_time(reading: str) -> None:
+    # A NaN deadline never passes (NaN < now is false): the reply would be awaited for
+    # ever; other readings raised a bare TypeError.
+    value: Any = READINGS[reading]
+    with raises("invalid_argument"):
+        PendingRequests(clock=lambda: value).request(ALICE, BOB.agent_id, b"x")
+    with raises("invalid_argument"):
+        PendingRequests().request(ALICE, BOB.agent_id, b"x", timeout=value)

@@ -7,9 +7,10 @@ Redis) runs in a worker thread, so the event loop never waits on a disk or a net
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import anyio.to_thread
 
@@ -28,7 +29,7 @@ from ..envelope import (
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
 from ..stores import MemoryReplayStore, ReplayStore, Shares
-from ..verdict import ask_async, verdict
+from ..verdict import ask, ask_async
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
@@ -66,15 +67,20 @@ class _Threaded:
     def _judged(self, key: bytes, expires: float) -> bool:
         # Judged in the worker thread: an awaitable answer is refused (and closed) there,
         # rather than handed back to an event loop that refuses it with a bare TypeError.
-        return verdict(self._store.check_and_insert(key, expires), True, "replay store")
+        return ask("replay store", True, self._store.check_and_insert, key, expires)
 
     async def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]
                                     ) -> list[bool]:
         return await anyio.to_thread.run_sync(self._store.check_and_insert_many, items)
 
 
-def async_replay_store(store: ReplayStore) -> AsyncReplayStore:
-    """The async interface over ``store`` (memory: in the task; others: in a thread)."""
+def async_replay_store(store: ReplayStore | AsyncReplayStore) -> AsyncReplayStore:
+    """The async interface over ``store`` (memory: in the task; others: in a thread). A
+    store that is async already (its ``check_and_insert`` an ``async def``) is returned
+    as it is: it has the same method names as a synchronous one, so only that tells them
+    apart, and calling it from a thread would give back a coroutine, never an answer."""
+    if inspect.iscoroutinefunction(getattr(store, "check_and_insert", None)):
+        return cast(AsyncReplayStore, store)
     if not isinstance(store, ReplayStore):
         raise InvalidArgument("store is a replay store (check_and_insert and "
                               "check_and_insert_many)")
@@ -84,7 +90,7 @@ def async_replay_store(store: ReplayStore) -> AsyncReplayStore:
 async def open_envelope(
     data: bytes,
     me: Identity,
-    store: AsyncReplayStore,
+    store: AsyncReplayStore | ReplayStore,
     *,
     clock: Callable[[], float] = time.time,
     window: int = DEFAULT_WINDOW,
@@ -97,7 +103,10 @@ async def open_envelope(
     same order; the nonce is remembered last, once everything else has passed.
 
     ``trust`` may be an ``async def``: its coroutine is awaited and the awaited value
-    judged (spec 7.1: exactly ``True`` accepts the sender)."""
+    judged (spec 7.1: exactly ``True`` accepts the sender). ``store`` may also be a
+    synchronous :class:`~agentauth.ReplayStore`: it is put behind
+    :func:`async_replay_store` (a disk or network store then runs in a thread)."""
+    store = async_replay_store(store)  # an async store is returned as it is
     now = clock()
     envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
     if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
@@ -106,8 +115,8 @@ async def open_envelope(
     expires = envelope.time + window + skew
     try:
         with sender_share(envelope, shares, now) as keep:
-            new = verdict(await store.check_and_insert(envelope.replay_key, expires),
-                          True, "replay store")
+            new = await ask_async("replay store", True, store.check_and_insert,
+                                  envelope.replay_key, expires)
             if new:
                 keep(expires, b"")
     except BaseException:

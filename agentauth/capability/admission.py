@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from ..errors import CapabilityDenied, InvalidArgument
 from ..identity import PeerKey
-from ..verdict import check_callback
+from ..verdict import check_callback, moment
 from .chain import DEFAULT_SKEW, trust_roots, verify_chain
 from .grants import Request
 
@@ -50,7 +50,7 @@ def admission(
         if chain is None:
             raise CapabilityDenied(f"the peer presented no {extension!r} credential",
                                    code="not_authorized")
-        verify_chain(chain, trusted, now=int(clock()), skew=skew, revoked=revoked,
+        verify_chain(chain, trusted, now=int(moment(clock())), skew=skew, revoked=revoked,
                      holder=peer, request=request)
         return True
 

@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore, Shares
-from ..verdict import check_callback, verdict
+from ..verdict import ask, check_callback, moment
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, trust_roots, verify_chain
 from .grants import Request
 
@@ -97,7 +97,7 @@ def invoke(
     if type(jti) is not bytes or len(jti) != _ID_LEN:
         raise InvalidArgument("random(16) must return 16 bytes")
     payload = wire.encode_map(VERSION, chain, _request_to_wire(request), channel_binding,
-                              target, jti, int(clock()))
+                              target, jti, int(moment(clock())))
     signature = b"" if holder is None else holder.sign(INVOKE_CONTEXT + payload)
     return wire.encode_map(payload, signature)
 
@@ -155,8 +155,9 @@ class SessionInvocations:
                        holder=self._peer.agent_id)
             raise ReplayDetected("this invocation was already used in this session",
                                  code="replayed")
-        links = verify_chain(chain, self._anchors, now=int(self._clock()), skew=self._skew,
-                             revoked=self._revoked, holder=self._peer, request=request)
+        links = verify_chain(chain, self._anchors, now=int(moment(self._clock())),
+                             skew=self._skew, revoked=self._revoked, holder=self._peer,
+                             request=request)
         self._seen.add(jti)  # only what verified is remembered
         return request, links
 
@@ -209,7 +210,7 @@ class DetachedInvocations:
         if not crypto.equal(target, self._verifier):
             raise CapabilityDenied("the invocation is meant for another verifier",
                                    code="wrong_verifier")
-        now = int(self._clock())
+        now = int(moment(self._clock()))
         limit = self._window + self._skew
         if abs(issued - now) > limit:
             raise CapabilityDenied("the invocation is too old or from the future",
@@ -235,9 +236,8 @@ class DetachedInvocations:
                 self._seen.add(key)
             # The window is checked against the clock in whole seconds, so an invocation
             # stays acceptable until just before issued + limit + 1.
-            elif not verdict(self._store.check_and_insert(_STORE_PREFIX + key,
-                                                          issued + limit + 1),
-                             True, "replay store"):
+            elif not ask("replay store", True, self._store.check_and_insert,
+                         _STORE_PREFIX + key, issued + limit + 1):
                 audit.emit("replay_refused", kind="invocation", code="replayed",
                            holder=holder.agent_id)
                 raise ReplayDetected("this invocation was already used", code="replayed")

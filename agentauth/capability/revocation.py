@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..identity import Identity, format_agent_id
 from ..stores import DEFAULT_TIMEOUT, RedisTable, open_sqlite
+from ..verdict import moment
 from .chain import (
     MAX_CHAIN_BYTES,
     MAX_SKEW,
@@ -97,7 +98,7 @@ def revoke(revoker: Identity, path: Iterable[Link], *,
     if not links or not isinstance(revoker, Identity) or not _well_formed(links):
         raise InvalidArgument("a notice needs its signer and a path of at least one Link")
     payload = wire.encode_map(VERSION, revoker.public_bytes, [link.data for link in links],
-                              int(clock()))
+                              int(moment(clock())))
     data = wire.encode_map(payload, revoker.sign(REVOKE_CONTEXT + payload))
     root = links[0].issuer
     verify_notice(data, {root: "**"})  # a notice we would refuse is one we do not make

@@ -9,7 +9,9 @@ request's resource and action; then, last, the nonce goes through the replay sto
 refusal is answered with a small JSON body ``{"error": code, "message": reason}`` and an
 ``Agentauth-Error`` header: 401 (with ``Accept-Signature``) for authentication, 403 for
 capabilities, 400 for malformed fields, 413 for a body over the limit, 503 when the
-replay store cannot answer. Reasons never hold secrets or header values.
+replay store cannot answer, 500 when the server's own callback or store misbehaved.
+Reasons never hold secrets or header values; those of a 500 or a 503, which describe the
+server's own set-up, go to the ``agentauth.http`` log and not to the client.
 
 The app sees ``scope["user"]`` (an :class:`AgentUser`) and ``scope["auth"]`` (an
 :class:`AgentAuthInfo`). Its response is signed: a response sent in one body message is
@@ -19,6 +21,7 @@ its status, headers and binding to the request signed, but not its content (spec
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -42,7 +45,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore, Shares
-from ..verdict import check_callback, verdict
+from ..verdict import ask_async, check_callback, moment
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
@@ -124,7 +127,12 @@ class AgentAuthMiddleware:
     accepted; ``replay`` (any :class:`agentauth.ReplayStore`, or an async one) remembers
     nonces. With ``anchors`` (trusted roots to namespaces, as for :func:`verify_chain`),
     requests may carry a capability; ``require_capability`` refuses those that do not.
-    ``resource_of`` maps method and path to the capability request needed.
+    ``resource_of`` maps method and path to the capability request needed (a plain
+    function: one that raises, or an ``async def``, is a local error, 500; spec 13.6).
+    ``replay`` may be async (its ``check_and_insert`` an ``async def``): it is awaited.
+    ``revoked`` and the verifier's ``trust`` are asked synchronously (spec 7.1): each
+    answers exactly ``False`` (not revoked) or ``True`` (trusted) to let a request
+    through, and an ``async def`` given for either is a local error (500).
     ``directory`` serves this server's key directory, unauthenticated, at
     ``/.well-known/http-message-signatures-directory``; ``public`` paths skip
     authentication (and are not signed). ``sign_responses=False`` authenticates clients
@@ -165,12 +173,13 @@ class AgentAuthMiddleware:
         self._identity = identity
         self._signer = Signer(identity, clock=clock, random=random)
         self._verifier = verifier
-        self._store: AsyncReplayStore = (async_replay_store(replay)
-                                         if isinstance(replay, ReplayStore) else replay)
+        self._store = async_replay_store(replay)  # async or not: the method tells
         if anchors is not None:
             trust_roots(anchors)  # a bad shape is refused now, not at the first request
         self._anchors = dict(anchors) if anchors is not None else None
         self._require = require_capability
+        if not callable(resource_of):
+            raise InvalidArgument("resource_of is a callable")
         self._resource_of = resource_of
         check_callback(revoked, "revoked callback")
         self._revoked = revoked
@@ -186,9 +195,9 @@ class AgentAuthMiddleware:
         with self._shares.place(verified.peer.public_bytes, lambda why: StoreError(
                 f"the replay store refuses {verified.peer.agent_id} for now: {why}",
                 code="store_full")) as keep:
-            new = await self._store.check_and_insert(verified.replay_key,
-                                                     verified.replay_expires)
-            if not verdict(new, True, "replay store"):  # exactly True is new (spec 7.1)
+            new = await ask_async("replay store", True, self._store.check_and_insert,
+                                  verified.replay_key, verified.replay_expires)
+            if not new:  # exactly False: seen; anything but a bool raised (spec 7.1)
                 raise ReplayDetected("this request was already received", code="replayed")
             keep(verified.replay_expires, b"")
 
@@ -206,6 +215,7 @@ class AgentAuthMiddleware:
             if kind != "http":
                 raise DecodeError("the ASGI scope is of no type this middleware serves",
                                   code="malformed")
+            scope = _listed(scope)
             message = _message(scope)
         except AgentAuthError as error:
             _log.info("refused a malformed request: %s", error.code)
@@ -233,7 +243,7 @@ class AgentAuthMiddleware:
             info = self._authorize(message, verified)
             await self._remember(verified)
         except AgentAuthError as error:
-            if isinstance(error, LocalError):  # the reason is kept here, not sent (13.9)
+            if isinstance(error, LocalError | StoreError):  # the reason is kept here (13.9)
                 _log.warning("could not decide on a %s request: %s", scope["method"], error)
             else:
                 _log.info("refused %s request: %s", scope["method"], error.code)
@@ -274,8 +284,11 @@ class AgentAuthMiddleware:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:
-            if name.lower() == b"content-length" and (
-                    not value.isdigit() or len(value) > 18 or int(value) > self._max_body):
+            if name.lower() != b"content-length":
+                continue
+            if not value.isdigit():  # RFC 9110 8.6: 1*DIGIT
+                raise DecodeError("Content-Length is not a number", code="malformed")
+            if len(value.lstrip(b"0")) > 18 or int(value) > self._max_body:
                 raise DecodeError(f"the body is over {self._max_body} bytes",
                                   code="oversize")
         chunks, size = [], 0
@@ -329,7 +342,7 @@ class AgentAuthMiddleware:
 
     async def _serve_directory(self, message: HTTPMessage, send: Send) -> None:
         body = self._directory or b""
-        created = int(self._clock())
+        created = int(moment(self._clock()))
         headers = [("content-type", DIRECTORY_MEDIA_TYPE),
                    ("content-length", str(len(body))),
                    *sign_directory([self._identity], message.authority, body,
@@ -375,6 +388,11 @@ def _message(scope: Scope) -> HTTPMessage:
     query = scope.get("query_string", b"")
     if type(query) is not bytes or len(query) > MAX_TARGET:
         raise _malformed("query_string is not bytes of a bounded length")
+    if any(b in target for b in (b"\r", b"\n") for target in (raw, query)):
+        # The answer's signature covers them (spec 13.5), and no signature base holds a
+        # line break: refused now, not once the app has run (a web-bot-auth signature
+        # need not cover them, so the request's own check may pass).
+        raise _malformed("the path or query holds a line break")
     scheme = scope.get("scheme", "http")
     if type(scheme) is not str or scheme.lower() not in ("http", "https"):
         raise _malformed("the scheme is neither http nor https")
@@ -383,6 +401,21 @@ def _message(scope: Scope) -> HTTPMessage:
     return HTTPMessage.from_headers(
         headers, method=method, scheme=scheme, authority=host.decode("latin-1"),
         path=raw.decode("latin-1") or "/", query=query.decode("latin-1"))
+
+
+def _listed(scope: Scope) -> Scope:
+    # ASGI's headers are any iterable of pairs. One that is not a list or tuple (a
+    # generator, which can be read once) is read here, a bounded number of lines, and the
+    # scope handed on holds the list, so the app reads the same lines as were checked.
+    headers = scope.get("headers")
+    if (isinstance(headers, list | tuple | str | bytes | bytearray | Mapping)
+            or not isinstance(headers, Iterable)):
+        return scope  # a list or tuple, or what _headers refuses
+    try:
+        lines = list(itertools.islice(headers, MAX_HEADER_LINES + 1))
+    except Exception:  # a server's iterable that fails: nothing to read a request from
+        raise _malformed("the headers cannot be read") from None
+    return {**scope, "headers": lines}
 
 
 def _headers(headers: object) -> list[tuple[bytes, bytes]]:
@@ -417,10 +450,16 @@ def _replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+_OWN_FAULTS: Final = {
+    500: "the server could not decide on this request",
+    503: "a store the server checks requests with cannot answer now: try again later"}
+
+
 async def _refuse(send: Send, error: AgentAuthError) -> None:
     status = status_of(error)
-    # A local fault's reason describes this server's own set-up: it stays in the log.
-    reason = "the server could not decide on this request" if status == 500 else error.message
+    # The reason for a fault of the server's own (its set-up, its replay store: how full,
+    # which server failed) stays in the log; the client learns only what to do.
+    reason = _OWN_FAULTS.get(status, error.message)
     body = json.dumps({"error": error.code, "message": reason}).encode("utf-8")
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode("ascii")),

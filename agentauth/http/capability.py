@@ -19,6 +19,7 @@ from ..capability.chain import Link
 from ..capability.grants import Request
 from ..capability.invocation import SessionInvocations, invoke
 from ..errors import AuthenticationError, CapabilityDenied, InvalidArgument
+from ..verdict import answer
 from .components import HTTPMessage, component_id, parse_bytes
 from .profile import CAPABILITY_HEADER, REQUEST_COMPONENTS, VerifiedRequest, invocation_binding
 
@@ -65,7 +66,9 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
                      ) -> tuple[Request, tuple[Link, ...]] | None:
     """Check the capability a verified request carries, if any; return the invocation's
     request and the chain. The invocation's resource and action must be the ones this
-    HTTP request maps to (``not_authorized``)."""
+    HTTP request maps to (``not_authorized``); ``resource_of`` is called through
+    :func:`agentauth.verdict.answer` (an exception or an awaitable from it is
+    ``invalid_argument``)."""
     value = message.field(CAPABILITY_HEADER)
     if value is None:
         return None
@@ -87,7 +90,7 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
             raise CapabilityDenied("the invocation is bound to another request",
                                    code="wrong_request") from None
         raise
-    wanted = resource_of(message.method, message.path)
+    wanted = answer("resource_of", resource_of, message.method, message.path)
     if not isinstance(wanted, Request):
         raise CapabilityDenied("resource_of maps this request to no capability request",
                                code="not_authorized")

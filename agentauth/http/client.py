@@ -18,6 +18,7 @@ import httpx
 from ..capability.grants import Request
 from ..errors import AuthenticationError, InvalidArgument
 from ..identity import Identity, PeerKey
+from ..verdict import answer
 from .capability import ResourceOf, default_resource, invocation_for
 from .components import HTTPMessage
 from .profile import (
@@ -25,6 +26,7 @@ from .profile import (
     DEFAULT_SKEW,
     ResponseContent,
     Signer,
+    _check_seconds,
     check_response_head,
 )
 
@@ -75,6 +77,9 @@ class AgentAuth(httpx.Auth):
                  random: Callable[[int], bytes] = os.urandom) -> None:
         if type(allow_streamed) is not bool:
             raise InvalidArgument("allow_streamed is True or False")
+        if not callable(resource_of):
+            raise InvalidArgument("resource_of is a callable")
+        _check_seconds("skew", skew)
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
         self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
@@ -94,7 +99,10 @@ class AgentAuth(httpx.Auth):
         body = request.content
         invocation = None
         if self._chain is not None:
-            wanted: Request = self._resource_of(message.method, message.path)
+            wanted = answer("resource_of", self._resource_of, message.method, message.path)
+            if not isinstance(wanted, Request):
+                raise InvalidArgument(f"resource_of returned {type(wanted).__name__}, "
+                                      f"not a Request")
             invocation = invocation_for(self._chain, wanted)
         signed = self._signer.sign_request(message, body, invocation=invocation)
         for name, value in signed.headers:
@@ -104,7 +112,9 @@ class AgentAuth(httpx.Auth):
     def check(self, request: httpx.Request, response: httpx.Response, nonce: str) -> None:
         """Check that ``response`` answers ``request`` (signed with ``nonce``), and set
         its content to be checked as it is read (content httpx already holds, as a mock
-        transport's, is checked here, whole).
+        or caching transport's, is checked here, whole, in the bytes that came off the
+        wire; coded content that was read and decoded before this check cannot be, and
+        is refused, ``invalid_argument``).
 
         An answer reached through redirects that httpx followed (``follow_redirects``)
         is refused (``unexpected_reply``), whether or not ``server`` is given: httpx
@@ -128,7 +138,7 @@ class AgentAuth(httpx.Auth):
                                       skew=self._skew, now=self._clock(),
                                       allow_streamed=self._allow_streamed)
         if response.is_stream_consumed:
-            content.update(response.content)
+            content.update(_wire_content(response))
             content.finish()
         elif isinstance(response.stream, httpx.AsyncByteStream):
             response.stream = _AsyncChecked(response.stream, content)
@@ -156,6 +166,22 @@ class AgentAuth(httpx.Auth):
         self.check(request, response, nonce)
         if not self._allow_streamed:
             await response.aread()
+
+
+def _wire_content(response: httpx.Response) -> bytes:
+    # The content of a response httpx has read already, as it came off the wire: its
+    # ``content`` is decoded (gzip undone), which the digest does not cover (RFC 9530).
+    # A response built whole (a mock's, a cache's) keeps those bytes in its ByteStream,
+    # which the client wraps to bind it to the response (``_stream``; if a later httpx
+    # names it otherwise, coded content is refused below: closed, not open).
+    stream = getattr(response.stream, "_stream", response.stream)
+    if isinstance(stream, httpx.ByteStream):
+        return b"".join(stream)
+    if response.headers.get("content-encoding", "identity").strip().lower() not in (
+            "", "identity"):
+        raise InvalidArgument("the response was read and decoded before its content "
+                              "could be checked: give a transport that streams it")
+    return response.content
 
 
 class _SyncChecked(httpx.SyncByteStream):

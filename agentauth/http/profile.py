@@ -31,7 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from ..verdict import ask, check_callback
+from ..verdict import ask, check_callback, moment
 from .components import (
     MAX_COMPONENTS,
     Component,
@@ -158,7 +158,7 @@ class Signer:
         return self._keyid
 
     def _params(self, tag: str, nonce: str) -> dict[str, Any]:
-        created = int(self._clock())
+        created = int(moment(self._clock()))
         return {"created": created, "expires": created + self._lifetime, "nonce": nonce,
                 "keyid": self._keyid, "alg": "ed25519", "tag": tag}
 
@@ -404,9 +404,8 @@ class Verifier:
         if not self._by_keyid and trust is None:
             raise InvalidArgument("give the keys to accept, or a trust policy")
         check_callback(trust, "trust callback")
-        for name, value in (("window", window), ("skew", skew)):
-            if type(value) is not int or not 0 <= value <= 86_400:
-                raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+        _check_seconds("window", window)
+        _check_seconds("skew", skew)
         if authorities is not None:
             hosts = [authorities] if isinstance(authorities, str) else list(authorities)
             if not hosts or any(type(h) is not str or not h for h in hosts):
@@ -469,7 +468,7 @@ class Verifier:
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
         peer.verify(base, sig.signature)
         self.check_authority(message.authority, message.scheme)
-        now = self._clock()
+        now = moment(self._clock())  # NaN would pass every clock check
         _times(sig.params, now, self._window, self._skew)
         if body is None and _announces_content(message):
             raise InvalidArgument("the request has content: pass its body to check it")
@@ -533,6 +532,7 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
     ``allow_streamed`` lets content without a ``Content-Digest`` through when the
     response is a stream (:func:`is_stream`); only then is its content not protected."""
     _check_types(response, None)
+    _check_seconds("skew", skew)  # a NaN skew would pass every clock check
     if type(request_nonce) is not str:
         raise InvalidArgument("request_nonce is the nonce the request was signed with")
     expected = _peer(server)
@@ -548,14 +548,14 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
                                   code="unexpected_peer")
     base = signature_base(response, sig.components, sig.params_value, ids=sig.ids)
     expected.verify(base, sig.signature)
-    moment = time.time() if now is None else now
+    at = moment(time.time() if now is None else now, "now")  # NaN would pass the checks
     created, expires = sig.params["created"], sig.params["expires"]
     if not created < expires <= created + MAX_LIFETIME:
         raise DecodeError("expires is after created", code="malformed")
-    if created > moment + skew:
+    if created > at + skew:
         raise AuthenticationError("the response is dated in the future beyond the skew",
                                   code="clock_skew")
-    if expires < moment - skew:
+    if expires < at - skew:
         raise AuthenticationError("the response signature has expired",
                                   code="signature_expired")
     covered = _digest_covered(sig)
@@ -615,6 +615,13 @@ class ResponseContent:
             return b""
         check_content_digest(self._digest, b"".join(self._parts))
         return self._parts[-1] if self._parts else b""
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """Refuse a ``window`` or ``skew`` that is not an integer number of seconds from 0 to
+    86400 (``invalid_argument``)."""
+    if type(value) is not int or not 0 <= value <= 86_400:
+        raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
 
 
 def _check_types(message: HTTPMessage, body: object) -> None:
