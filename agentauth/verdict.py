@@ -64,25 +64,25 @@ def answer(what: str, callback: Callable[..., Any], *args: Any) -> object:
     callback that answers with a value rather than a verdict (``resource_of``, which maps
     a request to what it needs): an exception it raises is translated as the module says,
     and an awaitable answer is refused (a coroutine closed), as :func:`verdict` does."""
+    value = _call(what, callback, args)
+    _refuse_awaitable(value, what, "a value")
+    return value
+
+
+def _call(what: str, callback: Callable[..., Any], args: tuple[Any, ...]) -> object:
+    """``callback(*args)``, with an exception it raises translated as the module says."""
     try:
-        value = callback(*args)
+        return callback(*args)
     except AgentAuthError:
         raise
     except Exception as exc:
         raise _raised(what, callback, exc) from exc
-    _refuse_awaitable(value, what, "a value")
-    return value
 
 
 def ask(what: str, admit: bool, callback: Callable[..., Any], *args: Any) -> bool:
     """Call ``callback(*args)`` on a synchronous path and judge its answer with
     :func:`verdict`; an exception it raises is translated as the module says."""
-    try:
-        value = callback(*args)
-    except AgentAuthError:
-        raise
-    except Exception as exc:
-        raise _raised(what, callback, exc) from exc
+    value = _call(what, callback, args)
     if value is admit:  # verdict's own first test, here to save a call (about 60 ns)
         return True
     return verdict(value, admit, what)
