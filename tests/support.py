@@ -7,9 +7,11 @@ Everything here is real agentauth code: the clock and the random source are inje
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +168,32 @@ def run_tampered(pair: Pair, which: int, tamper: Tamper) -> tuple[str, str]:
 def complete(pair: Pair) -> tuple[str, str]:
     """Run the handshake untouched; ``(side, code)`` as for :func:`run_tampered`."""
     return run_tampered(pair, 0, bytes)
+
+
+# ------------------------------------------------------------------ hostile paths
+
+#: Kinds of path handed to every path-taking command and function (spec 14.7).
+HOSTILE_PATHS = ("fifo", "dev_zero", "directory", "empty", "garbage", "missing",
+                 "missing_folder", "key_link")
+
+
+def place_hostile(folder: Path, kind: str) -> Path:
+    """Put a path of ``kind`` (one of :data:`HOSTILE_PATHS`) at ``folder/x``, beside a key
+    file ``folder/k.key``; return the path to hand over."""
+    target = folder / "x"
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    elif kind == "dev_zero":
+        return Path("/dev/zero")
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "empty":
+        target.write_bytes(b"")
+    elif kind == "garbage":
+        target.write_bytes(b"\x93\x00garbage\xff" * 50)
+    elif kind == "missing_folder":
+        return folder / "nowhere" / "x"
+    elif kind == "key_link":
+        target.symlink_to("k.key")
+    return target
+

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import HOSTILE_PATHS, place_hostile
 
 from agentauth import Identity
 from agentauth.capability import Grant, SQLiteRevocationStore, delegate, encode_chain
@@ -34,8 +35,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "KEY_PASS": "not the key's"}
 ROOT, ALICE, CAROL = (Identity.from_seed(bytes([n]) * 32) for n in (0x61, 0x62, 0x63))
 LIMIT = 2.0  # seconds of processor time a command may use to refuse or do its work
 HANG = 60.0  # seconds after which a command that has not exited is taken to hang
-KINDS = ("fifo", "dev_zero", "directory", "empty", "garbage", "missing", "missing_folder",
-         "key_link")
+KINDS = HOSTILE_PATHS
 # Exit codes (README, "Exit codes"): 0 ok, 1 refused, 2 usage (an output file that exists,
 # without --force), 3 bad input (a file missing, unreadable, damaged or not a file).
 READ = dict.fromkeys(KINDS, 3)
@@ -125,26 +125,6 @@ def _template(folder: Path) -> None:
     (folder / "audit.log").write_bytes(b"")
 
 
-def _place(folder: Path, kind: str) -> str:
-    """Put a path of ``kind`` at ``folder/x``; the argument that names it."""
-    target = folder / "x"
-    if kind == "fifo":
-        os.mkfifo(target, 0o600)
-    elif kind == "dev_zero":
-        return "/dev/zero"
-    elif kind == "directory":
-        target.mkdir()
-    elif kind == "empty":
-        target.write_bytes(b"")
-    elif kind == "garbage":
-        target.write_bytes(b"\x93\x00garbage\xff" * 50)
-    elif kind == "missing_folder":
-        return "nowhere/x"
-    elif kind == "key_link":
-        target.symlink_to("k.key")
-    return "x"
-
-
 def snapshot(folder: Path) -> dict[str, tuple[object, ...]]:
     """Every entry below ``folder``: its kind, mode and bytes (or link target)."""
     out: dict[str, tuple[object, ...]] = {}
@@ -206,7 +186,8 @@ def _case(template: Path, root: Path, option: Option, kind: str) -> str | None:
     folder = root / f"{OPTIONS.index(option)}-{kind}"
     shutil.copytree(template, folder, symlinks=True)
     try:
-        where = _place(folder, kind)
+        placed = place_hostile(folder, kind)  # named as the command's folder sees it
+        where = str(placed.relative_to(folder) if placed.is_relative_to(folder) else placed)
         argv = [where if a == "X" else a for a in option.argv]
         before = snapshot(folder)
         done = run(folder, argv)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import HOSTILE_PATHS, place_hostile
 
 from agentauth import (
     AgentAuthError,
@@ -42,31 +43,11 @@ from agentauth.trust import LiveTrust, editing
 
 ALICE = Identity.from_seed(b"\x41" * 32)
 ANCHORS = {ALICE.agent_id: "**"}
-KINDS = ("fifo", "dev_zero", "directory", "empty", "garbage", "missing", "missing_folder",
-         "key_link")
+KINDS = HOSTILE_PATHS
 NOT_REGULAR = {"fifo": "file_not_regular", "dev_zero": "file_not_regular",
                "directory": "file_not_regular"}
 MISSING = {"missing": "file_not_found", "missing_folder": "file_not_found"}
 OK = None  # the call returns
-
-
-def _place(folder: Path, kind: str) -> Path:
-    target = folder / "x"
-    if kind == "fifo":
-        os.mkfifo(target, 0o600)
-    elif kind == "dev_zero":
-        return Path("/dev/zero")
-    elif kind == "directory":
-        target.mkdir()
-    elif kind == "empty":
-        target.write_bytes(b"")
-    elif kind == "garbage":
-        target.write_bytes(b"\x93\x00garbage\xff" * 50)
-    elif kind == "missing_folder":
-        return folder / "nowhere" / "x"
-    elif kind == "key_link":
-        target.symlink_to("k.key")
-    return target
 
 
 def snapshot(folder: Path) -> dict[str, tuple[object, ...]]:
@@ -170,7 +151,7 @@ def test_every_path_taking_call_against_a_hostile_path(tmp_path: Path, name: str
                                                        kind: str) -> None:
     call, codes, may_write = CALLS[name]
     ALICE.save(tmp_path / "k.key", unencrypted=True)
-    path = _place(tmp_path, kind)
+    path = place_hostile(tmp_path, kind)
     before = snapshot(tmp_path)
     outcome = _outcome(call, path)
     expected = codes[kind]
