@@ -450,8 +450,9 @@ def test_headers_given_as_any_iterable_are_read_once_and_handed_on() -> None:
 
     middleware = AgentAuthMiddleware(app, identity=ALICE, verifier=Verifier([BOB]),
                                      replay=MemoryReplayStore())
-    sent = anyio.run(run, middleware, scope(headers=(line for line in SIGNED)))
-    assert answer_of(sent) == (200, None) and seen == [list(SIGNED)]
+    signed = _signed_headers()
+    sent = anyio.run(run, middleware, scope(headers=(line for line in signed)))
+    assert answer_of(sent) == (200, None) and seen == [signed]
 
 
 def test_headers_from_an_iterable_that_fails_or_never_ends_are_a_400() -> None:
