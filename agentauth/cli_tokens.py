@@ -128,7 +128,8 @@ def _read(path: str) -> bytes:
 
 
 def cmd_delegate(args: argparse.Namespace) -> int:
-    check_output(args.out, force=args.force)
+    check_output(args.out, force=args.force,
+                 inputs=[(args.key, "key file"), (args.parent, "parent chain")])
     issuer = load_identity(args, args.key)
     parents = decode_chain(_read(args.parent)) if args.parent else ()
     now = int(time.time())
@@ -199,7 +200,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     if args.out:  # refused before the store is made or changed
-        check_output(args.out, force=args.force)
+        check_output(args.out, force=args.force,
+                     inputs=[(args.key, "key file"), (args.chain, "chain file"),
+                             (args.store, "revocation store")])
     revoker = load_identity(args, args.key)
     links = decode_chain(_read(args.chain))
     if not 0 <= args.link < len(links):

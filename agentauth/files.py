@@ -23,7 +23,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .errors import FileError
 
@@ -153,11 +153,21 @@ def read_prefix(path: str | os.PathLike[str], size: int, *, what: str = "file") 
 
 
 def check_target(path: str | os.PathLike[str], *, force: bool = False,
-                 keep: Callable[[str], bool] | None = None, what: str = "file") -> None:
+                 keep: Callable[[str], bool] | None = None, what: str = "file",
+                 inputs: Sequence[tuple[str | os.PathLike[str], str]] = ()) -> None:
     """Refuse, as :func:`write_file` would, to write ``path``: a command checks this before
     it does anything else, so that a refused write leaves nothing behind, not even the
-    other files the command would have made first."""
+    other files the command would have made first.
+
+    ``inputs`` are the other files of the command (path, what it is): an output that is
+    one of them, by name, through a symbolic link or as another hard link, is refused
+    (``file_exists``) even with ``force``, since writing it would destroy what the command
+    has just read or written there (a revocation store replaced by a notice)."""
     name = os.fspath(path)
+    for other, role in inputs:
+        if _same_file(name, os.fspath(other)):
+            raise FileError(f"{what} {name!r} is also the {role} of this command: write it "
+                            f"elsewhere", code="file_exists")
     try:
         info: os.stat_result | None = os.lstat(name)
     except FileNotFoundError as exc:
@@ -176,6 +186,17 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False,
         if stat.S_ISREG(info.st_mode) and keep is not None and keep(name):
             raise FileError(f"{what} {name!r} is a key file: it is never overwritten",
                             code="file_exists")
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether two paths name one file (or would, once made): the same resolved path, or
+    the same file reached by another name."""
+    if os.path.realpath(one) == os.path.realpath(other):
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except (OSError, ValueError):
+        return False  # one of them does not exist (yet): not the same file
 
 
 def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import stat
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from . import crypto, files, wire
@@ -208,10 +208,14 @@ def is_key_file(path: str | os.PathLike[str]) -> bool:
 
 
 def check_output(path: str | os.PathLike[str], *, force: bool = False,
-                 what: str = "output file") -> None:
+                 what: str = "output file",
+                 inputs: Sequence[tuple[str | os.PathLike[str] | None, str]] = ()) -> None:
     """Refuse an output file as :func:`write_output` would, before a command does anything
-    else (so a refused command leaves nothing behind)."""
-    files.check_target(path, force=force, keep=is_key_file, what=what)
+    else (so a refused command leaves nothing behind); also, even with ``force``, one that
+    is one of the command's other files, ``inputs`` (path or None, what it is: see
+    :func:`agentauth.files.check_target`)."""
+    files.check_target(path, force=force, keep=is_key_file, what=what,
+                       inputs=[(p, role) for p, role in inputs if p is not None])
 
 
 def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool = False,

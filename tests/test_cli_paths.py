@@ -256,3 +256,35 @@ def test_force_never_replaces_a_key_file(template: Path, tmp_path: Path) -> None
         assert done.returncode == 2, done.stderr
         assert "key file" in done.stderr and done.stderr.count("\n") == 1
     assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("argv", [
+    # --force would have replaced the revocation store with the notice: every revocation
+    # in it lost (by name, through a hard link, and a store this very command creates).
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "r.db", "--force", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "r-link.db", "--force", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "new.db",
+     "--out", "./new.db", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "c.chain", "--force", *KEYS),
+    ("delegate", "--key", "k.key", *GRANT, "--parent", "c.chain", "--out", "c.chain",
+     "--force", *KEYS),
+    # Both reports to one file: the JUnit one replaced the JSON one (with --force), or was
+    # refused after the JSON one was written (without): the refused run left a file.
+    (*RUN, "--json", "report", "--junit", "report"),
+    (*RUN, "--json", "report", "--junit", "report", "--force"),
+], ids=["revoke-out-store", "revoke-out-store-hard-link", "revoke-out-new-store",
+        "revoke-out-chain", "delegate-out-parent", "reports-one-file",
+        "reports-one-file-forced"])
+def test_an_output_is_never_one_of_the_commands_other_files(
+        template: Path, tmp_path: Path, argv: tuple[str, ...]) -> None:
+    folder = tmp_path / "case"
+    shutil.copytree(template, folder, symlinks=True)
+    os.link(folder / "r.db", folder / "r-link.db")
+    before = snapshot(folder)
+    done = run(folder, list(argv))
+    assert done.returncode == 2, done.stderr
+    assert "of this command" in done.stderr and done.stderr.count("\n") == 1
+    assert snapshot(folder) == before

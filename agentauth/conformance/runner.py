@@ -158,9 +158,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("error: --driver COMMAND is required", file=sys.stderr)
         return 2
     try:  # before the run: a report that cannot be written is known at once
-        for path in (args.json, args.junit):
-            if path is not None:
-                keyfile.check_output(path, force=args.force, what="report file")
+        if args.json is not None:
+            keyfile.check_output(args.json, force=args.force, what="report file")
+        if args.junit is not None:  # not the JSON report too: one would replace the other
+            keyfile.check_output(args.junit, force=args.force, what="report file",
+                                 inputs=[(args.json, "JSON report")])
     except FileError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2 if exc.code == "file_exists" else 3
