@@ -288,3 +288,50 @@ def test_an_output_is_never_one_of_the_commands_other_files(
     assert done.returncode == 2, done.stderr
     assert "of this command" in done.stderr and done.stderr.count("\n") == 1
     assert snapshot(folder) == before
+
+
+def _vectors(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m agentauth.conformance.vectors argv`` in ``folder``, killed if it hangs."""
+    return subprocess.run([sys.executable, "-m", "agentauth.conformance.vectors", *argv],
+                          cwd=folder, env=ENV, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=HANG, check=False)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "missing", "not_a_folder"])
+def test_the_vector_generator_reads_and_writes_by_the_file_rules(tmp_path: Path, kind: str
+                                                                 ) -> None:
+    """``--check`` read each file whole, with no bound (a FIFO hung it, ``/dev/zero`` ate
+    memory); ``--write`` wrote through a symbolic link and raised a traceback for a folder
+    that is a file. Each is one line on stderr and exit 3."""
+    folder = tmp_path / "v"
+    shutil.copytree(ROOT_DIR / "spec" / "vectors", folder)
+    target = folder / "handshake-positive.json"
+    target.unlink()
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    elif kind == "dev_zero":
+        target.symlink_to("/dev/zero")
+    argv = ("--write", "v/envelope.json") if kind == "not_a_folder" else ("--check", "v")
+    done = _vectors(tmp_path, *argv)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_the_vector_generator_never_writes_through_a_link_into_a_key_file(tmp_path: Path
+                                                                         ) -> None:
+    ALICE.save(tmp_path / "k.key", unencrypted=True)
+    key = (tmp_path / "k.key").read_bytes()
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "keys.json").symlink_to("../k.key")
+    done = _vectors(tmp_path, "--write", "v")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "k.key").read_bytes() == key
+    assert not (folder / "keys.json").is_symlink()
+    assert _vectors(tmp_path, "--check", "v").returncode == 0
+    # A hard link to the key file is the key file: it is never replaced.
+    (folder / "keys.json").unlink()
+    os.link(tmp_path / "k.key", folder / "keys.json")
+    done = _vectors(tmp_path, "--write", "v")
+    assert done.returncode == 3 and "key file" in done.stderr, done.stderr
+    assert (tmp_path / "k.key").read_bytes() == key
