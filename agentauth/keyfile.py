@@ -190,12 +190,13 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
 
 def is_key_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` holds a key file of any version, encrypted or not: what a command
-    that may replace a file (``--force``) must never replace. Whatever cannot be read as one
-    (missing, another kind of file, too large) is not."""
+    that may replace a file (``--force``) must never replace. What is not a key file
+    (missing, another kind of file, too large, another form) is not; a file that cannot be
+    read (the system refuses it, or the read fails) may be one, and is taken for one."""
     try:
         data = files.read_prefix(path, MAX_KEY_FILE + 1, what="file")
-    except FileError:
-        return False
+    except FileError as exc:
+        return exc.code in ("file_permission", "file_io")  # unknown: kept, fail closed
     if len(data) > MAX_KEY_FILE:
         return False
     if _is_plain(data):

@@ -256,6 +256,30 @@ def test_force_never_replaces_a_key_file(tmp_path: Path) -> None:
     assert not keyfile.is_key_file(tmp_path / "missing")
 
 
+def test_force_keeps_a_file_it_cannot_read_lest_it_be_a_key_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key file the writer may not read (another user's, in a shared folder) was taken
+    for "not a key file" and replaced by --force: what cannot be told apart is kept."""
+    path = tmp_path / "their.key"
+    ALICE.save(path, unencrypted=True)
+    before = path.read_bytes()
+    path.chmod(0)
+    real_open = os.open
+
+    def refuse_reading(name: str, flags: int, *args: int, **kwargs: object) -> int:
+        if os.fspath(name) == str(path) and not flags & os.O_CREAT:  # as the system would
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(os, "open", refuse_reading)  # no permission stops root
+    with pytest.raises(FileError) as info:
+        files.write_file(path, b"x", force=True, keep=keyfile.is_key_file)
+    assert info.value.code == "file_exists"
+    monkeypatch.undo()
+    path.chmod(0o600)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["their.key"]
+
+
 def test_a_refused_trust_edit_leaves_no_lock_file(tmp_path: Path) -> None:
     path = tmp_path / "trust.toml"
     _save_trust(path)
