@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from .errors import FileError
 
-__all__ = ["check_target", "open_regular", "os_error", "read_file", "read_prefix",
+__all__ = ["NO_LINK", "check_target", "open_regular", "os_error", "read_file", "read_prefix",
            "sync_folder", "write_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -36,8 +36,8 @@ _NOCTTY = getattr(os, "O_NOCTTY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CHUNK = 1 << 16
 # Where a file system cannot make a hard link, a new file is created in place instead.
-_NO_LINK = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS",
-                                                 "EMLINK") if hasattr(errno, n))
+NO_LINK = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS",
+                                                "EMLINK") if hasattr(errno, n))
 
 
 def _kind(mode: int) -> str:
@@ -224,7 +224,7 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
                 raise FileError(f"{what} {name!r} exists already", code="file_exists"
                                 ) from None
             except OSError as exc:
-                if exc.errno not in _NO_LINK:
+                if exc.errno not in NO_LINK:
                     raise
                 _write_new(name, data, mode, name, what)  # a file system without links
     except OSError as exc:

@@ -273,13 +273,14 @@ def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
     (not a database, or SQLite failed); no ``sqlite3`` error escapes."""
     name = os.fspath(path)
     try:
-        head: bytes | None = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)
+        head = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)
     except FileError as exc:
         folder = os.path.dirname(name) or "."
         if not (create and exc.code == "file_not_found" and os.path.isdir(folder)):
             raise
-        head = None  # a new store, made below
-    if head is not None and head != _SQLITE_MAGIC:
+        _create(name, what)
+        head = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)  # checked as any
+    if head != _SQLITE_MAGIC:
         raise StoreError(f"{what} {name!r} is not a SQLite database"
                          + (" (it is empty)" if not head else ""), code="store_unavailable")
     # Opened read-write even to read (a read-only connection to a WAL database would leave
@@ -292,6 +293,41 @@ def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
     except sqlite3.Error as exc:
         raise StoreError(f"{what} {name!r} cannot be opened ({type(exc).__name__})",
                          code="store_unavailable") from None
+
+
+def _create(name: str, what: str) -> None:
+    """Make an empty SQLite database at ``name``, whole or not at all: it is made under a
+    new name beside it and then linked into place, which never replaces a name (a store
+    another process made meanwhile is kept). A creation that fails (a full disk, say)
+    leaves nothing, not an empty file that every later opening would refuse."""
+    folder, base = os.path.split(name)
+    temporary = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(temporary)) + "?mode=rwc"
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        try:
+            db.execute("PRAGMA user_version = 0")  # writes the header: a database now
+        finally:
+            db.close()
+        try:
+            os.link(temporary, name)
+        except OSError as exc:
+            if exc.errno not in files.NO_LINK:
+                raise
+            if not os.path.lexists(name):  # a file system without links
+                os.rename(temporary, name)
+    except FileExistsError:
+        pass
+    except sqlite3.Error as exc:
+        raise StoreError(f"{what} {name!r} cannot be created ({type(exc).__name__})",
+                         code="store_unavailable") from None
+    except OSError as exc:
+        raise files.os_error(exc, name, what, "created") from None
+    finally:
+        for leftover in (temporary, temporary + "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+    files.sync_folder(folder)
 
 
 _SCHEMA = (

@@ -13,6 +13,7 @@ a FIFO) is caught by a generous wall-clock bound instead.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -335,3 +336,33 @@ def test_the_vector_generator_never_writes_through_a_link_into_a_key_file(tmp_pa
     done = _vectors(tmp_path, "--write", "v")
     assert done.returncode == 3 and "key file" in done.stderr, done.stderr
     assert (tmp_path / "k.key").read_bytes() == key
+
+
+@pytest.mark.parametrize("limit", [20, 4096], ids=["nothing-fits", "only-the-header-fits"])
+def test_a_store_whose_making_failed_can_be_made_again(tmp_path: Path, limit: int) -> None:
+    """``revoke --store`` on a full disk (a file size limit here) left an empty file, which
+    every later ``revoke`` refused as "not a SQLite database": the store could never be
+    made again until someone deleted it. A failed creation leaves nothing, or a database."""
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    ROOT.save(folder / "root.key", unencrypted=True)
+    now = int(time.time())
+    link = delegate(ROOT, ALICE.agent_id, [Grant("r/**", ["read"])], not_before=now - 60,
+                    expires=now + 86400)
+    (folder / "c.chain").write_bytes(encode_chain([link]))
+    argv = [sys.executable, "-m", "agentauth", "revoke", "--key", "root.key", "--chain",
+            "c.chain", "--link", "0", "--store", "r.db", "--unencrypted"]
+    done = subprocess.run(argv, cwd=folder, env=ENV, capture_output=True, text=True,
+                          timeout=HANG, check=False, preexec_fn=small_files)
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert sorted(os.listdir(folder)) in (["c.chain", "root.key"],
+                                          ["c.chain", "r.db", "root.key"])
+    done = subprocess.run(argv, cwd=folder, env=ENV, capture_output=True, text=True,
+                          timeout=HANG, check=False)
+    assert done.returncode == 0, done.stderr
+    store = SQLiteRevocationStore(folder / "r.db", {ROOT.agent_id: "**"}, create=False)
+    assert store.is_revoked(link.id)
+    store.close()
