@@ -52,6 +52,7 @@ __all__ = [
     "SQLiteReplayStore",
     "Shares",
     "open_sqlite",
+    "sqlite_failure",
 ]
 
 MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
@@ -271,6 +272,8 @@ def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
     it, so it is never converted into a database and nothing is left beside it.
     Refusals are a :class:`~agentauth.errors.FileError` (the path) or ``store_unavailable``
     (not a database, or SQLite failed); no ``sqlite3`` error escapes."""
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:  # NaN too
+        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
     name = os.fspath(path)
     try:
         head = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)
@@ -291,8 +294,30 @@ def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
                                check_same_thread=check_same_thread)
     except sqlite3.Error as exc:
-        raise StoreError(f"{what} {name!r} cannot be opened ({type(exc).__name__})",
-                         code="store_unavailable") from None
+        raise sqlite_failure(exc, f"{what} {name!r}") from None
+
+
+_SQLITE_REASONS = {
+    "SQLITE_BUSY": "it is locked by another process (waited for it, in vain)",
+    "SQLITE_LOCKED": "it is locked by another connection",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "it, or its folder, cannot be written",
+    "SQLITE_CANTOPEN": "it, or its folder, cannot be opened",
+    "SQLITE_IOERR": "reading or writing it failed",
+    "SQLITE_NOTADB": "it is not a SQLite database",
+    "SQLITE_CORRUPT": "it is damaged",
+}
+
+
+def sqlite_failure(exc: sqlite3.Error, what: str) -> StoreError:
+    """The typed error (``store_unavailable``) for a failure of SQLite on the store
+    ``what``, with a reason an operator can act on (a lock another process holds, a full
+    disk, a damaged file), never the ``sqlite3`` error itself."""
+    name = getattr(exc, "sqlite_errorname", None) or ""  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+    reason = _SQLITE_REASONS.get("_".join(name.split("_")[:2]),
+                                 f"it is not one, or cannot be read or written "
+                                 f"({type(exc).__name__})")
+    return StoreError(f"the {what} failed: {reason}", code="store_unavailable")
 
 
 def _create(name: str, what: str) -> None:
@@ -319,8 +344,7 @@ def _create(name: str, what: str) -> None:
     except FileExistsError:
         pass
     except sqlite3.Error as exc:
-        raise StoreError(f"{what} {name!r} cannot be created ({type(exc).__name__})",
-                         code="store_unavailable") from None
+        raise sqlite_failure(exc, f"{what} {name!r}") from None
     except OSError as exc:
         raise files.os_error(exc, name, what, "created") from None
     finally:
@@ -389,8 +413,7 @@ class SQLiteReplayStore:
                     self._db.execute(statement)
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"the replay database cannot be opened ({type(exc).__name__})",
-                             code="store_unavailable") from None
+            raise sqlite_failure(exc, "replay store") from None
 
     def check_and_insert(self, key: bytes, expires: float) -> bool:
         """See :class:`ReplayStore`."""
@@ -417,8 +440,7 @@ class SQLiteReplayStore:
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StoreError(f"the replay database failed ({type(exc).__name__})",
-                                 code="store_unavailable") from None
+                raise sqlite_failure(exc, "replay store") from None
             self._inserts += len(answers)
             if self._inserts >= _PRUNE_EVERY:
                 self._inserts = 0
@@ -446,8 +468,7 @@ class SQLiteReplayStore:
             try:
                 (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
             except sqlite3.Error as exc:
-                raise StoreError(f"the replay database failed ({type(exc).__name__})",
-                                 code="store_unavailable") from None
+                raise sqlite_failure(exc, "replay store") from None
         return int(count)
 
     def close(self) -> None:

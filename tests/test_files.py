@@ -298,6 +298,29 @@ def test_a_read_only_revocation_store_is_never_written(tmp_path: Path) -> None:
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["r.db"]
 
 
+@pytest.mark.parametrize("create", [True, False])
+def test_a_store_another_process_holds_locked_is_refused_in_bounded_time(
+        tmp_path: Path, create: bool) -> None:
+    """A check on a store whose lock is held waits at most its timeout, then says the
+    store is locked (it said "not a revocation store, or cannot be read or written")."""
+    path = tmp_path / "r.db"
+    SQLiteRevocationStore(path, ANCHORS).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode=DELETE")  # a writer blocks readers
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(AgentAuthError) as info:
+            SQLiteRevocationStore(path, ANCHORS, create=create, timeout=0.05)
+        assert info.value.code == "store_unavailable" and "locked" in str(info.value)
+        with pytest.raises(InvalidArgument):
+            SQLiteRevocationStore(path, ANCHORS, timeout=float("nan"))
+    finally:
+        holder.close()
+    store = SQLiteRevocationStore(path, ANCHORS, create=create, timeout=0.05)
+    assert not store.is_revoked(b"\x00" * 16)
+    store.close()
+
+
 def test_a_revocation_store_that_is_another_database_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     db = sqlite3.connect(path)
