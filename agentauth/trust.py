@@ -503,11 +503,17 @@ class LiveTrust:
 
 
 @contextlib.contextmanager
-def editing(path: str | os.PathLike[str]) -> Iterator[None]:
+def editing(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[None]:
     """Hold the exclusive lock of the trust store at ``path`` for one load, change and
     save, so that two editors cannot lose each other's change: a lost rotation would bring
     a retired key back. The lock is taken on the store's folder (the store itself is
-    replaced by each save), so no lock file is left behind, whatever the command does."""
+    replaced by each save), so no lock file is left behind, whatever the command does.
+
+    The lock is waited for at most ``timeout`` seconds: anyone who can open the folder can
+    hold it (another user, on a home folder others may read), and an editor must not hang
+    on that (``file_io``, saying the store is being edited elsewhere)."""
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:  # NaN too
+        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
     folder = os.path.dirname(os.fspath(path)) or "."
     try:
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -517,10 +523,30 @@ def editing(path: str | os.PathLike[str]) -> Iterator[None]:
                         f"cannot be opened", code="file_not_found") from None
     try:
         if fcntl is not None:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            _lock(descriptor, os.fspath(path), timeout)
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def _lock(descriptor: int, name: str, timeout: float) -> None:
+    """Take the exclusive lock on ``descriptor``, waiting at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FileError(f"trust store {name!r} is being edited by another process "
+                                f"(waited {timeout:g} s for its folder's lock)",
+                                code="file_io") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+        except OSError as exc:  # a file system without locks, say
+            raise files.os_error(exc, name, "trust store", "locked") from None
 
 
 def _commitment(next_key: str | None) -> bytes | None:

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -286,6 +287,28 @@ def test_a_refused_trust_edit_leaves_no_lock_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument), editing(path):
         TrustStore.load(path).remove("nobody")
     assert sorted(os.listdir(tmp_path)) == ["trust.toml"]
+
+
+def test_a_trust_edit_never_waits_forever_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+    """Anyone who can open the store's folder can hold its lock (another user, on a folder
+    others may read): the editor waited for it forever."""
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "trust.toml"
+    _save_trust(path)
+    holder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(FileError) as info, editing(path, timeout=0.05):
+            pass
+        assert time.monotonic() - started < 2.0
+        assert info.value.code == "file_io" and "another process" in str(info.value)
+    finally:
+        os.close(holder)
+    with editing(path, timeout=0.05):  # free again
+        TrustStore.load(path)
+    with pytest.raises(InvalidArgument), editing(path, timeout=float("nan")):
+        pass
 
 
 def test_a_read_only_revocation_store_is_never_written(tmp_path: Path) -> None:
