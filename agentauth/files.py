@@ -23,12 +23,18 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections.abc import Callable, Sequence
 
-from .errors import FileError
+from .errors import FileError, InvalidArgument
 
-__all__ = ["NO_LINK", "check_target", "open_regular", "os_error", "read_file", "read_prefix",
-           "sync_folder", "write_file"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not POSIX: no locks to take)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["NO_LINK", "check_target", "check_timeout", "lock", "open_regular", "os_error",
+           "read_file", "read_prefix", "sync_folder", "write_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -270,3 +276,32 @@ def sync_folder(folder: str) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def check_timeout(timeout: float) -> None:
+    """Refuse a wait that is not a number of seconds from 0 to 600 (NaN included)."""
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:
+        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
+
+
+def lock(descriptor: int, name: str, timeout: float, *, what: str, held: str) -> None:
+    """Take the exclusive ``flock`` on ``descriptor`` (the file or folder ``name``),
+    waiting at most ``timeout`` seconds: whoever can open a file can hold its lock, and
+    no caller may hang on that. Refused: ``file_io`` saying it is ``held``."""
+    if fcntl is None:  # pragma: no cover
+        return
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FileError(f"{what} {name!r} is {held} (waited {timeout:g} s for its "
+                                f"lock)", code="file_io") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+        except OSError as exc:  # a file system without locks, say
+            raise os_error(exc, name, what, "locked") from None

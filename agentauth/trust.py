@@ -49,11 +49,6 @@ from .handshake import HandshakePolicy
 from .identity import PeerKey
 from .rotation import Rotation, next_key_commitment, parse_rotation
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover  (not on Windows: one editor at a time there)
-    fcntl = None  # type: ignore[assignment]
-
 __all__ = ["MAX_TRUST_STORE", "LiveTrust", "TrustEntry", "TrustStore", "editing"]
 
 MAX_TRUST_STORE: Final = 16 * 1024 * 1024
@@ -512,8 +507,7 @@ def editing(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[
     The lock is waited for at most ``timeout`` seconds: anyone who can open the folder can
     hold it (another user, on a home folder others may read), and an editor must not hang
     on that (``file_io``, saying the store is being edited elsewhere)."""
-    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:  # NaN too
-        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
+    files.check_timeout(timeout)
     folder = os.path.dirname(os.fspath(path)) or "."
     try:
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -522,31 +516,11 @@ def editing(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[
         raise FileError(f"the folder of trust store {os.fspath(path)!r} does not exist or "
                         f"cannot be opened", code="file_not_found") from None
     try:
-        if fcntl is not None:
-            _lock(descriptor, os.fspath(path), timeout)
+        files.lock(descriptor, os.fspath(path), timeout, what="trust store",
+                   held="being edited by another process")
         yield
     finally:
         os.close(descriptor)  # releases the lock
-
-
-def _lock(descriptor: int, name: str, timeout: float) -> None:
-    """Take the exclusive lock on ``descriptor``, waiting at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise FileError(f"trust store {name!r} is being edited by another process "
-                                f"(waited {timeout:g} s for its folder's lock)",
-                                code="file_io") from None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.05)
-        except OSError as exc:  # a file system without locks, say
-            raise files.os_error(exc, name, "trust store", "locked") from None
 
 
 def _commitment(next_key: str | None) -> bytes | None:

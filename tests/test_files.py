@@ -9,6 +9,7 @@ hang, and leave the folder as it was unless it is documented to create or replac
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -373,6 +374,30 @@ def test_an_audit_handler_on_a_fifo_never_blocks_a_decision(tmp_path: Path) -> N
     with pytest.raises(FileError) as info:
         AuditFileHandler(tmp_path / "audit.log")
     assert info.value.code == "file_not_regular"
+
+
+def test_an_audit_handler_waits_for_a_lock_held_elsewhere_in_bounded_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process holding the log's lock (one stopped while writing) held up every audited
+    decision of every process sharing the log, forever."""
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # the handler's usual report
+    path = tmp_path / "audit.log"
+    handler = AuditFileHandler(path, timeout=0.05)
+    holder = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        handler.handle(logging.makeLogRecord({"audit": {"event": "held"}}))
+        assert time.monotonic() - started < 2.0
+        assert path.read_bytes() == b""  # not written, and reported
+    finally:
+        os.close(holder)
+    handler.handle(logging.makeLogRecord({"audit": {"event": "free"}}))
+    handler.close()
+    assert verify_audit_log(path).records == 1
+    with pytest.raises(InvalidArgument):
+        AuditFileHandler(path, timeout=-1.0)
 
 
 def test_a_closed_sqlite_store_fails_with_a_store_error(tmp_path: Path) -> None:
