@@ -166,7 +166,7 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False,
     other files the command would have made first.
 
     ``inputs`` are the other files of the command (path, what it is): an output that is
-    one of them, by name, through a symbolic link or as another hard link, is refused
+    one of them, by name (through linked folders) or as another hard link, is refused
     (``file_exists``) even with ``force``, since writing it would destroy what the command
     has just read or written there (a revocation store replaced by a notice)."""
     name = os.fspath(path)
@@ -194,13 +194,15 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False,
                             code="file_exists")
 
 
-def _same_file(one: str, other: str) -> bool:
-    """Whether two paths name one file (or would, once made): the same resolved path, or
-    the same file reached by another name."""
-    if os.path.realpath(one) == os.path.realpath(other):
+def _same_file(output: str, other: str) -> bool:
+    """Whether writing ``output`` would replace the file ``other`` (or the one it will be,
+    once made): its name, resolved but for its last part (a symbolic link there is
+    replaced, never followed), is ``other``'s, or it is another hard link to that file."""
+    folder, base = os.path.split(output)
+    if os.path.join(os.path.realpath(folder or "."), base) == os.path.realpath(other):
         return True
     try:
-        return os.path.samefile(one, other)
+        return not os.path.islink(output) and os.path.samefile(output, other)
     except (OSError, ValueError):
         return False  # one of them does not exist (yet): not the same file
 

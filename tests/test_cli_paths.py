@@ -269,6 +269,8 @@ def test_force_never_replaces_a_key_file(template: Path, tmp_path: Path) -> None
     ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "new.db",
      "--out", "./new.db", *KEYS),
     ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "here/r.db", "--force", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
      "--out", "c.chain", "--force", *KEYS),
     ("delegate", "--key", "k.key", *GRANT, "--parent", "c.chain", "--out", "c.chain",
      "--force", *KEYS),
@@ -277,6 +279,7 @@ def test_force_never_replaces_a_key_file(template: Path, tmp_path: Path) -> None
     (*RUN, "--json", "report", "--junit", "report"),
     (*RUN, "--json", "report", "--junit", "report", "--force"),
 ], ids=["revoke-out-store", "revoke-out-store-hard-link", "revoke-out-new-store",
+        "revoke-out-store-through-a-linked-folder",
         "revoke-out-chain", "delegate-out-parent", "reports-one-file",
         "reports-one-file-forced"])
 def test_an_output_is_never_one_of_the_commands_other_files(
@@ -284,6 +287,7 @@ def test_an_output_is_never_one_of_the_commands_other_files(
     folder = tmp_path / "case"
     shutil.copytree(template, folder, symlinks=True)
     os.link(folder / "r.db", folder / "r-link.db")
+    (folder / "here").symlink_to(".")
     before = snapshot(folder)
     done = run(folder, list(argv))
     assert done.returncode == 2, done.stderr
