@@ -25,6 +25,7 @@ from agentauth import (
     FileError,
     Identity,
     InvalidArgument,
+    InvalidState,
     SQLiteReplayStore,
     TrustStore,
     files,
@@ -37,6 +38,7 @@ from agentauth.capability import (
     SQLiteRevocationStore,
     delegate,
     encode_chain,
+    revoke,
     verify_chain,
 )
 from agentauth.conformance.vector_checks import load_vectors
@@ -343,6 +345,31 @@ def test_a_store_another_process_holds_locked_is_refused_in_bounded_time(
     store = SQLiteRevocationStore(path, ANCHORS, create=create, timeout=0.05)
     assert not store.is_revoked(b"\x00" * 16)
     store.close()
+
+
+def test_a_revocation_store_opened_to_read_refuses_every_write(tmp_path: Path) -> None:
+    """``create=False`` promised a store "never written", yet ``add`` and ``prune`` wrote
+    it (and an expired notice vanished from a file a check only read)."""
+    path = tmp_path / "r.db"
+    now = int(time.time())
+    link = delegate(ALICE, ALICE.agent_id, [Grant("r/**", ["read"])], not_before=now - 60,
+                    expires=now + 60)
+    writer = SQLiteRevocationStore(path, ANCHORS)
+    writer.add(revoke(ALICE, [link]))
+    writer.close()
+    before = path.read_bytes()
+    store = SQLiteRevocationStore(path, ANCHORS, create=False)
+    other = delegate(ALICE, ALICE.agent_id, [Grant("r/**", ["read"])], not_before=now - 60,
+                     expires=now + 60)
+    with pytest.raises(InvalidState):
+        store.add(revoke(ALICE, [other]))
+    with pytest.raises(InvalidState):
+        store.prune(now + 10**6)
+    assert store.is_revoked(link.id) and not store.is_revoked(other.id)
+    with pytest.raises(sqlite3.OperationalError):  # SQLite itself refuses it a write
+        store._db.execute("DELETE FROM revoked")
+    store.close()
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["r.db"]
 
 
 def test_a_revocation_store_that_is_another_database_is_a_store_error(tmp_path: Path) -> None:

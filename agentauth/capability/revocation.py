@@ -39,6 +39,7 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    InvalidState,
     StoreError,
 )
 from ..identity import Identity, format_agent_id
@@ -342,6 +343,7 @@ class SQLiteRevocationStore:
         self._anchors = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
         self._sweep = _Sweep(clock, self.prune)
+        self._read_only = not create
         self._db = open_sqlite(path, create=create, what="revocation store", timeout=timeout)
         try:
             tables = {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = "
@@ -356,9 +358,16 @@ class SQLiteRevocationStore:
                 except sqlite3.Error as exc:
                     raise _failed(exc) from None
             self._run("SELECT id, expires, notice FROM revoked LIMIT 0")
+            if not create:  # and SQLite holds it to that, whatever is called
+                self._run("PRAGMA query_only = ON")
         except BaseException:
             self._db.close()
             raise
+
+    def _writable(self) -> None:
+        if self._read_only:
+            raise InvalidState("this revocation store was opened only to read (create=False): "
+                               "it is never written")
 
     def _run(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Run one statement; a failure of SQLite is ``store_unavailable``."""
@@ -369,6 +378,7 @@ class SQLiteRevocationStore:
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
+        self._writable()
         read = read_notice(notice)
 
         def count() -> int:
@@ -401,6 +411,7 @@ class SQLiteRevocationStore:
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
+        self._writable()
         return self._run("DELETE FROM revoked WHERE expires <= ?", (now - MAX_SKEW,)).rowcount
 
     def ids(self) -> list[bytes]:
