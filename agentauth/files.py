@@ -19,6 +19,7 @@ Every failure is a :class:`~agentauth.errors.FileError` whose message names the 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover  (not POSIX: no locks to take)
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["NO_LINK", "check_target", "check_timeout", "lock", "open_regular", "os_error",
-           "read_file", "read_prefix", "sync_folder", "write_file"]
+           "path_argument", "read_file", "read_prefix", "sync_folder", "write_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -307,3 +308,12 @@ def lock(descriptor: int, name: str, timeout: float, *, what: str, held: str) ->
             pause = min(pause * 2, 0.05)
         except OSError as exc:  # a file system without locks, say
             raise os_error(exc, name, what, "locked") from None
+
+
+def path_argument(value: str) -> str:
+    """The ``type`` of a command-line path option: any path but the empty one, which an
+    option would otherwise take for "not given" (``verify --revoked ''`` skipped the
+    revocation check and said ``ok``). A usage error, exit status 2."""
+    if not value:
+        raise argparse.ArgumentTypeError("a path cannot be empty")
+    return value

@@ -27,7 +27,14 @@ from pathlib import Path
 import pytest
 
 from agentauth import Identity
-from agentauth.capability import Grant, SQLiteRevocationStore, delegate, encode_chain
+from agentauth.capability import (
+    Grant,
+    SQLiteRevocationStore,
+    decode_chain,
+    delegate,
+    encode_chain,
+    revoke,
+)
 from agentauth.rotation import rotate
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
@@ -370,3 +377,31 @@ def test_a_store_whose_making_failed_can_be_made_again(tmp_path: Path, limit: in
     store = SQLiteRevocationStore(folder / "r.db", {ROOT.agent_id: "**"}, create=False)
     assert store.is_revoked(link.id)
     store.close()
+
+
+@pytest.mark.parametrize("argv", [
+    ("verify", "c.chain", "--anchor", ROOT.agent_id, "--revoked", ""),
+    ("verify", "c.chain", "--anchor", ROOT.agent_id, "--request", ""),
+    ("verify", "c.chain", "--anchor", ROOT.agent_id, "--holder", ""),
+    ("delegate", "--key", "k.key", *GRANT, "--parent", "", "--out", "new.chain", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "", *KEYS),
+    (*RUN, "--json", ""),
+], ids=["verify-revoked", "verify-request", "verify-holder", "delegate-parent",
+        "revoke-out", "conformance-json"])
+def test_an_empty_option_is_a_usage_error_never_an_absent_one(
+        template: Path, tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """An empty value was taken for "not given": ``verify --revoked ''`` skipped the
+    revocation check of a revoked chain and said ok (so did an empty --request or
+    --holder), ``delegate --parent ''`` made a root link, ``revoke --out ''`` wrote no
+    notice and said nothing."""
+    folder = tmp_path / "case"
+    shutil.copytree(template, folder, symlinks=True)
+    store = SQLiteRevocationStore(folder / "r.db", {ROOT.agent_id: "**"})
+    store.add(revoke(ROOT, decode_chain((folder / "c.chain").read_bytes())))
+    store.close()
+    before = snapshot(folder)
+    done = run(folder, list(argv))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1
+    assert snapshot(folder) == before
