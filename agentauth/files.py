@@ -35,7 +35,8 @@ except ImportError:  # pragma: no cover  (not POSIX: no locks to take)
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["NO_LINK", "check_target", "check_timeout", "lock", "open_regular", "os_error",
-           "path_argument", "read_file", "read_prefix", "sync_folder", "write_file"]
+           "path_argument", "read_file", "read_prefix", "sync_folder", "temporary_name",
+           "write_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -208,6 +209,14 @@ def _same_file(output: str, other: str) -> bool:
         return False  # one of them does not exist (yet): not the same file
 
 
+def temporary_name(name: str) -> str:
+    """A new name beside ``name`` for a file that will take ``name`` once whole: random,
+    hidden, and short whatever ``name``'s length (a target name of the system's greatest
+    length must not make its temporary one too long)."""
+    folder, base = os.path.split(name)
+    return os.path.join(folder, f".{base[:32]}.{os.urandom(8).hex()}.tmp")
+
+
 def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
                force: bool = False, keep: Callable[[str], bool] | None = None,
                what: str = "file") -> None:
@@ -220,8 +229,8 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
     (``file_not_regular``). A refused or failed write leaves nothing behind."""
     name = os.fspath(path)
     check_target(name, force=force, keep=keep, what=what)
-    folder, base = os.path.split(name)
-    temporary = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
+    folder = os.path.dirname(name)
+    temporary = temporary_name(name)
     _write_new(temporary, data, mode, name, what)
     try:
         if force:

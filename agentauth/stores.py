@@ -325,8 +325,8 @@ def _create(name: str, what: str) -> None:
     new name beside it and then linked into place, which never replaces a name (a store
     another process made meanwhile is kept). A creation that fails (a full disk, say)
     leaves nothing, not an empty file that every later opening would refuse."""
-    folder, base = os.path.split(name)
-    temporary = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
+    folder = os.path.dirname(name)
+    temporary = files.temporary_name(name)
     uri = "file:" + urllib.parse.quote(os.path.abspath(temporary)) + "?mode=rwc"
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None)

@@ -238,6 +238,17 @@ def test_write_refuses_an_existing_name_and_leaves_nothing(tmp_path: Path) -> No
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
+def test_a_long_name_is_written_though_its_temporary_name_is_longer(tmp_path: Path) -> None:
+    """The temporary name was the target's plus 22 characters: a legal name near the
+    system's limit could not be written at all (``File name too long``)."""
+    name = tmp_path / ("a" * 250)
+    files.write_file(name, b"x")
+    assert name.read_bytes() == b"x" and os.listdir(tmp_path) == [name.name]
+    store = tmp_path / ("s" * 240)  # room for SQLite's own "-journal" beside it
+    SQLiteReplayStore(store).close()
+    assert sorted(os.listdir(tmp_path)) == sorted([name.name, store.name])
+
+
 def test_force_replaces_a_link_and_never_writes_through_it(tmp_path: Path) -> None:
     (tmp_path / "target").write_bytes(b"keep me")
     (tmp_path / "out").symlink_to("target")
