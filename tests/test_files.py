@@ -13,6 +13,8 @@ import logging
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +46,7 @@ from agentauth.capability import (
 from agentauth.conformance.vector_checks import load_vectors
 from agentauth.trust import LiveTrust, editing
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
 ALICE = Identity.from_seed(b"\x41" * 32)
 ANCHORS = {ALICE.agent_id: "**"}
 KINDS = ("fifo", "dev_zero", "directory", "empty", "garbage", "missing", "missing_folder",
@@ -381,6 +384,45 @@ def test_a_revocation_store_opened_to_read_refuses_every_write(tmp_path: Path) -
         store._db.execute("DELETE FROM revoked")
     store.close()
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["r.db"]
+
+
+_SWAP = """
+import os, sys
+from agentauth import AgentAuthError, files, stores
+from agentauth.capability import SQLiteRevocationStore
+path, kind = sys.argv[1], sys.argv[2]
+checked = files.read_prefix
+
+def swap_after_the_check(*args, **kwargs):  # the race, won every time
+    head = checked(*args, **kwargs)
+    os.replace(path, path + ".real")
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/null", path)
+    return head
+
+stores.files.read_prefix = swap_after_the_check
+try:
+    store = SQLiteRevocationStore(path, {sys.argv[3]: "**"}, create=False)
+    store.is_revoked(bytes(16))
+except AgentAuthError as exc:
+    print(exc.code)
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_null"])
+def test_a_store_swapped_after_its_check_fails_closed_and_never_hangs(
+        tmp_path: Path, kind: str) -> None:
+    """Between the header check and SQLite's own opening, the path is replaced by a FIFO
+    or a link to a device: SQLite refuses the FIFO itself (no hang), and an empty device
+    holds no revocation table, so the check fails closed either way."""
+    path = tmp_path / "r.db"
+    SQLiteRevocationStore(path, ANCHORS).close()
+    done = subprocess.run([sys.executable, "-c", _SWAP, str(path), kind, ALICE.agent_id],
+                          env={**os.environ, "PYTHONPATH": str(ROOT_DIR)}, timeout=60,
+                          capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "store_unavailable", done.stderr
 
 
 def test_a_revocation_store_that_is_another_database_is_a_store_error(tmp_path: Path) -> None:
