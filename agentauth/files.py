@@ -35,8 +35,8 @@ except ImportError:  # pragma: no cover  (not POSIX: no locks to take)
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["NO_LINK", "check_target", "check_timeout", "lock", "open_regular", "os_error",
-           "path_argument", "read_file", "read_prefix", "sync_folder", "temporary_name",
-           "write_file"]
+           "path_argument", "read_file", "read_head", "read_prefix", "sync_folder",
+           "temporary_name", "write_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -150,10 +150,17 @@ def read_file(path: str | os.PathLike[str], limit: int, *, what: str = "file",
 def read_prefix(path: str | os.PathLike[str], size: int, *, what: str = "file") -> bytes:
     """The first ``size`` bytes (or fewer) of the regular file at ``path``, by the rules
     of :func:`read_file` but for the size: the rest of the file is not read."""
+    return read_head(path, size, what=what)[0]
+
+
+def read_head(path: str | os.PathLike[str], size: int, *, what: str = "file"
+              ) -> tuple[bytes, os.stat_result]:
+    """:func:`read_prefix`, and the ``stat`` of the very file read (the descriptor's), by
+    which a caller can tell whether the path still names that file afterwards."""
     name = os.fspath(path)
     descriptor = open_regular(name, what=what)
     try:
-        return _read(descriptor, size)
+        return _read(descriptor, size), os.fstat(descriptor)
     except OSError as exc:
         raise os_error(exc, name, what, "read") from None
     finally:

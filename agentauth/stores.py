@@ -276,25 +276,35 @@ def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
         raise InvalidArgument("timeout is a number of seconds from 0 to 600")
     name = os.fspath(path)
     try:
-        head = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)
+        head, checked = files.read_head(name, len(_SQLITE_MAGIC), what=what)
     except FileError as exc:
         folder = os.path.dirname(name) or "."
         if not (create and exc.code == "file_not_found" and os.path.isdir(folder)):
             raise
         _create(name, what)
-        head = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)  # checked as any
+        head, checked = files.read_head(name, len(_SQLITE_MAGIC), what=what)  # as any
     if head != _SQLITE_MAGIC:
         raise StoreError(f"{what} {name!r} is not a SQLite database"
                          + (" (it is empty)" if not head else ""), code="store_unavailable")
     # Opened read-write even to read (a read-only connection to a WAL database would leave
-    # its -wal and -shm files behind), but created only when that is allowed.
-    uri = "file:" + urllib.parse.quote(os.path.abspath(name)) + (
-        "?mode=rwc" if create else "?mode=rw")
+    # its -wal and -shm files behind), never created here: the file exists by now.
+    uri = "file:" + urllib.parse.quote(os.path.abspath(name)) + "?mode=rw"
     try:
-        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
-                               check_same_thread=check_same_thread)
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
+                             check_same_thread=check_same_thread)
     except sqlite3.Error as exc:
         raise sqlite_failure(exc, f"{what} {name!r}") from None
+    # SQLite opened the path again: it must still name the file checked above, not a
+    # device or another file put there meanwhile (whose writes would vanish).
+    try:
+        now: os.stat_result | None = os.stat(name)
+    except OSError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (checked.st_dev, checked.st_ino):
+        db.close()
+        raise StoreError(f"{what} {name!r} was replaced while it was opened",
+                         code="store_unavailable")
+    return db
 
 
 _SQLITE_REASONS = {

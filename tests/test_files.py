@@ -391,7 +391,7 @@ import os, sys
 from agentauth import AgentAuthError, files, stores
 from agentauth.capability import SQLiteRevocationStore
 path, kind = sys.argv[1], sys.argv[2]
-checked = files.read_prefix
+checked = files.read_head
 
 def swap_after_the_check(*args, **kwargs):  # the race, won every time
     head = checked(*args, **kwargs)
@@ -402,24 +402,27 @@ def swap_after_the_check(*args, **kwargs):  # the race, won every time
         os.symlink("/dev/null", path)
     return head
 
-stores.files.read_prefix = swap_after_the_check
+stores.files.read_head = swap_after_the_check
 try:
-    store = SQLiteRevocationStore(path, {sys.argv[3]: "**"}, create=False)
+    store = SQLiteRevocationStore(path, {sys.argv[3]: "**"}, create=sys.argv[4] == "1")
     store.is_revoked(bytes(16))
 except AgentAuthError as exc:
     print(exc.code)
 """
 
 
+@pytest.mark.parametrize("create", [False, True])
 @pytest.mark.parametrize("kind", ["fifo", "dev_null"])
 def test_a_store_swapped_after_its_check_fails_closed_and_never_hangs(
-        tmp_path: Path, kind: str) -> None:
+        tmp_path: Path, kind: str, create: bool) -> None:
     """Between the header check and SQLite's own opening, the path is replaced by a FIFO
-    or a link to a device: SQLite refuses the FIFO itself (no hang), and an empty device
-    holds no revocation table, so the check fails closed either way."""
+    or a link to a device: SQLite refuses the FIFO itself (no hang); a writer took
+    /dev/null for a new, empty store, and every revocation it then stored vanished. The
+    file SQLite opened must be the one checked."""
     path = tmp_path / "r.db"
     SQLiteRevocationStore(path, ANCHORS).close()
-    done = subprocess.run([sys.executable, "-c", _SWAP, str(path), kind, ALICE.agent_id],
+    done = subprocess.run([sys.executable, "-c", _SWAP, str(path), kind, ALICE.agent_id,
+                           str(int(create))],
                           env={**os.environ, "PYTHONPATH": str(ROOT_DIR)}, timeout=60,
                           capture_output=True, text=True, check=False)
     assert done.stdout.strip() == "store_unavailable", done.stderr
