@@ -198,17 +198,23 @@ class AuditFileHandler(logging.Handler):
     Attach it to the ``agentauth.audit`` logger. Records other than audit events are
     ignored. Each write takes an exclusive lock on the file and reads the last record
     again, so processes can share one log; a log whose last record is broken is not
-    extended (the handler reports the error through ``logging``'s usual path).
+    extended (the handler reports the error through ``logging``'s usual path). The lock is
+    waited for at most ``timeout`` seconds, since whoever holds it (a stopped process)
+    would otherwise hold up every audited decision; the record is then reported the same
+    way, not written.
 
     The file is created (owner-only) if it does not exist; a path that is not a regular
     file, or whose folder is missing, is refused at once (:class:`~agentauth.errors.FileError`),
     as is a file that does not end in a valid record (``audit_log_broken``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False,
+                 timeout: float = 5.0) -> None:
         super().__init__(logging.INFO)
+        files.check_timeout(timeout)
         self.path = os.fspath(path)
         self._fsync = fsync
+        self._timeout = timeout
         # Created if missing (0600); anything but a regular file is refused here, since
         # records "written" to a FIFO or a device would vanish, or block every decision.
         self._descriptor = files.open_regular(self.path, os.O_RDWR | os.O_CREAT
@@ -235,8 +241,8 @@ class AuditFileHandler(logging.Handler):
 
     def _append(self, created: float, data: dict[str, str | int]) -> None:
         descriptor = self._descriptor
-        if fcntl is not None:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        files.lock(descriptor, self.path, self._timeout, what="audit log",
+                   held="locked by another process")
         try:
             seq, prev = _last_record(descriptor, os.fstat(descriptor).st_size)
             os.write(descriptor, _line(seq + 1, prev, created, data))

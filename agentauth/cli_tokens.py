@@ -128,9 +128,10 @@ def _read(path: str) -> bytes:
 
 
 def cmd_delegate(args: argparse.Namespace) -> int:
-    check_output(args.out, force=args.force)
+    check_output(args.out, force=args.force,
+                 inputs=[(args.key, "key file"), (args.parent, "parent chain")])
     issuer = load_identity(args, args.key)
-    parents = decode_chain(_read(args.parent)) if args.parent else ()
+    parents = decode_chain(_read(args.parent)) if args.parent is not None else ()
     now = int(time.time())
     not_before, expires = now, now + args.ttl
     if parents:  # a child's window must lie within its parent's: clip it to fit
@@ -170,7 +171,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         agent_id, _, namespace = item.partition("=")
         anchors[agent_id] = namespace or "**"
     request = None
-    if args.request:
+    if args.request is not None:  # an empty one is malformed, not absent
         resource, sep, action = args.request.rpartition(":")
         if not sep:
             raise InvalidArgument("a request is RESOURCE:ACTION")
@@ -179,12 +180,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             name, _, value = item.partition("=")
             values[name] = _value(value)
         request = Request(resource, action, values)
-    holder = PeerKey.from_agent_id(args.holder) if args.holder else None
+    holder = PeerKey.from_agent_id(args.holder) if args.holder is not None else None
     now = int(time.time()) if args.now is None else args.now
     chain = _read(args.chain)
     # Only read: a store that does not exist is an error, never made (nor a file converted).
-    store = (SQLiteRevocationStore(args.revoked, anchors, create=False) if args.revoked
-             else None)
+    store = (SQLiteRevocationStore(args.revoked, anchors, create=False)
+             if args.revoked is not None else None)
     try:
         links = verify_chain(chain, anchors, now=now, holder=holder, request=request,
                              revoked=store.is_revoked if store else None)
@@ -198,8 +199,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    if args.out:  # refused before the store is made or changed
-        check_output(args.out, force=args.force)
+    if args.out is not None:  # refused before the store is made or changed
+        check_output(args.out, force=args.force,
+                     inputs=[(args.key, "key file"), (args.chain, "chain file"),
+                             (args.store, "revocation store")])
     revoker = load_identity(args, args.key)
     links = decode_chain(_read(args.chain))
     if not 0 <= args.link < len(links):
@@ -210,7 +213,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         added = store.add(notice)
     finally:
         store.close()
-    if args.out:
+    if args.out is not None:
         write_output(args.out, notice, force=args.force)
     emit(args, {"link": args.link, "id": links[args.link].id.hex(), "added": added,
                 "out": args.out},
@@ -232,9 +235,11 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--ttl", type=int, default=3600,
                    help="lifetime in seconds (never past the parent's expiry)")
     p.add_argument("--budget", type=int, default=0, help="delegations allowed below")
-    p.add_argument("--parent", help="the chain file this delegation extends")
-    p.add_argument("--out", required=True, help="where to write the new chain (not over an "
-                                                "existing file unless --force)")
+    p.add_argument("--parent", type=files.path_argument,
+                   help="the chain file this delegation extends")
+    p.add_argument("--out", required=True, type=files.path_argument,
+                   help="where to write the new chain (not over an existing file unless "
+                        "--force)")
     add_force(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_delegate)
@@ -251,8 +256,9 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--request", help="RESOURCE:ACTION")
     p.add_argument("--arg", action="append", default=[], help="NAME=VALUE of the request")
     p.add_argument("--holder", metavar="AGENT_ID", help="who presents the chain")
-    p.add_argument("--revoked", help="a revocation store (SQLite file) to check; it must "
-                                     "exist, and is only read")
+    p.add_argument("--revoked", type=files.path_argument,
+                   help="a revocation store (SQLite file) to check; it must exist, and is "
+                        "only read")
     p.add_argument("--now", type=int, help="the time to verify at (Unix seconds)")
     p.set_defaults(run=cmd_verify)
     p = subcommand(commands, "revoke", "revoke a link of a chain you issued or hold",
@@ -263,8 +269,9 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--link", type=int, required=True, help="index of the link, root = 0")
     p.add_argument("--store", required=True, help="the revocation store (SQLite file; made "
                                                   "if missing)")
-    p.add_argument("--out", help="also write the notice to this file (not over an existing "
-                                 "file unless --force)")
+    p.add_argument("--out", type=files.path_argument,
+                   help="also write the notice to this file (not over an existing file "
+                        "unless --force)")
     add_force(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_revoke)

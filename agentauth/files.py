@@ -19,16 +19,24 @@ Every failure is a :class:`~agentauth.errors.FileError` whose message names the 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
-from .errors import FileError
+from .errors import FileError, InvalidArgument
 
-__all__ = ["check_target", "open_regular", "os_error", "read_file", "read_prefix",
-           "sync_folder", "write_file"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not POSIX: no locks to take)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["NO_LINK", "check_target", "check_timeout", "lock", "open_regular", "os_error",
+           "path_argument", "read_file", "read_head", "read_prefix", "sync_folder",
+           "temporary_name", "write_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -36,8 +44,8 @@ _NOCTTY = getattr(os, "O_NOCTTY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CHUNK = 1 << 16
 # Where a file system cannot make a hard link, a new file is created in place instead.
-_NO_LINK = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS",
-                                                 "EMLINK") if hasattr(errno, n))
+NO_LINK = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS",
+                                                "EMLINK") if hasattr(errno, n))
 
 
 def _kind(mode: int) -> str:
@@ -142,10 +150,17 @@ def read_file(path: str | os.PathLike[str], limit: int, *, what: str = "file",
 def read_prefix(path: str | os.PathLike[str], size: int, *, what: str = "file") -> bytes:
     """The first ``size`` bytes (or fewer) of the regular file at ``path``, by the rules
     of :func:`read_file` but for the size: the rest of the file is not read."""
+    return read_head(path, size, what=what)[0]
+
+
+def read_head(path: str | os.PathLike[str], size: int, *, what: str = "file"
+              ) -> tuple[bytes, os.stat_result]:
+    """:func:`read_prefix`, and the ``stat`` of the very file read (the descriptor's), by
+    which a caller can tell whether the path still names that file afterwards."""
     name = os.fspath(path)
     descriptor = open_regular(name, what=what)
     try:
-        return _read(descriptor, size)
+        return _read(descriptor, size), os.fstat(descriptor)
     except OSError as exc:
         raise os_error(exc, name, what, "read") from None
     finally:
@@ -153,11 +168,21 @@ def read_prefix(path: str | os.PathLike[str], size: int, *, what: str = "file") 
 
 
 def check_target(path: str | os.PathLike[str], *, force: bool = False,
-                 keep: Callable[[str], bool] | None = None, what: str = "file") -> None:
+                 keep: Callable[[str], bool] | None = None, what: str = "file",
+                 inputs: Sequence[tuple[str | os.PathLike[str], str]] = ()) -> None:
     """Refuse, as :func:`write_file` would, to write ``path``: a command checks this before
     it does anything else, so that a refused write leaves nothing behind, not even the
-    other files the command would have made first."""
+    other files the command would have made first.
+
+    ``inputs`` are the other files of the command (path, what it is): an output that is
+    one of them, by name (through linked folders) or as another hard link, is refused
+    (``file_exists``) even with ``force``, since writing it would destroy what the command
+    has just read or written there (a revocation store replaced by a notice)."""
     name = os.fspath(path)
+    for other, role in inputs:
+        if _same_file(name, os.fspath(other)):
+            raise FileError(f"{what} {name!r} is also the {role} of this command: write it "
+                            f"elsewhere", code="file_exists")
     try:
         info: os.stat_result | None = os.lstat(name)
     except FileNotFoundError as exc:
@@ -178,6 +203,27 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False,
                             code="file_exists")
 
 
+def _same_file(output: str, other: str) -> bool:
+    """Whether writing ``output`` would replace the file ``other`` (or the one it will be,
+    once made): its name, resolved but for its last part (a symbolic link there is
+    replaced, never followed), is ``other``'s, or it is another hard link to that file."""
+    folder, base = os.path.split(output)
+    if os.path.join(os.path.realpath(folder or "."), base) == os.path.realpath(other):
+        return True
+    try:
+        return not os.path.islink(output) and os.path.samefile(output, other)
+    except (OSError, ValueError):
+        return False  # one of them does not exist (yet): not the same file
+
+
+def temporary_name(name: str) -> str:
+    """A new name beside ``name`` for a file that will take ``name`` once whole: random,
+    hidden, and short whatever ``name``'s length (a target name of the system's greatest
+    length must not make its temporary one too long)."""
+    folder, base = os.path.split(name)
+    return os.path.join(folder, f".{base[:32]}.{os.urandom(8).hex()}.tmp")
+
+
 def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
                force: bool = False, keep: Callable[[str], bool] | None = None,
                what: str = "file") -> None:
@@ -190,8 +236,8 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
     (``file_not_regular``). A refused or failed write leaves nothing behind."""
     name = os.fspath(path)
     check_target(name, force=force, keep=keep, what=what)
-    folder, base = os.path.split(name)
-    temporary = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
+    folder = os.path.dirname(name)
+    temporary = temporary_name(name)
     _write_new(temporary, data, mode, name, what)
     try:
         if force:
@@ -203,7 +249,7 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
                 raise FileError(f"{what} {name!r} exists already", code="file_exists"
                                 ) from None
             except OSError as exc:
-                if exc.errno not in _NO_LINK:
+                if exc.errno not in NO_LINK:
                     raise
                 _write_new(name, data, mode, name, what)  # a file system without links
     except OSError as exc:
@@ -249,3 +295,41 @@ def sync_folder(folder: str) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def check_timeout(timeout: float) -> None:
+    """Refuse a wait that is not a number of seconds from 0 to 600 (NaN included)."""
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:
+        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
+
+
+def lock(descriptor: int, name: str, timeout: float, *, what: str, held: str) -> None:
+    """Take the exclusive ``flock`` on ``descriptor`` (the file or folder ``name``),
+    waiting at most ``timeout`` seconds: whoever can open a file can hold its lock, and
+    no caller may hang on that. Refused: ``file_io`` saying it is ``held``."""
+    if fcntl is None:  # pragma: no cover
+        return
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FileError(f"{what} {name!r} is {held} (waited {timeout:g} s for its "
+                                f"lock)", code="file_io") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+        except OSError as exc:  # a file system without locks, say
+            raise os_error(exc, name, what, "locked") from None
+
+
+def path_argument(value: str) -> str:
+    """The ``type`` of a command-line path option: any path but the empty one, which an
+    option would otherwise take for "not given" (``verify --revoked ''`` skipped the
+    revocation check and said ``ok``). A usage error, exit status 2."""
+    if not value:
+        raise argparse.ArgumentTypeError("a path cannot be empty")
+    return value

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import stat
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from . import crypto, files, wire
@@ -190,12 +190,13 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
 
 def is_key_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` holds a key file of any version, encrypted or not: what a command
-    that may replace a file (``--force``) must never replace. Whatever cannot be read as one
-    (missing, another kind of file, too large) is not."""
+    that may replace a file (``--force``) must never replace. What is not a key file
+    (missing, another kind of file, too large, another form) is not; a file that cannot be
+    read (the system refuses it, or the read fails) may be one, and is taken for one."""
     try:
         data = files.read_prefix(path, MAX_KEY_FILE + 1, what="file")
-    except FileError:
-        return False
+    except FileError as exc:
+        return exc.code in ("file_permission", "file_io")  # unknown: kept, fail closed
     if len(data) > MAX_KEY_FILE:
         return False
     if _is_plain(data):
@@ -208,10 +209,14 @@ def is_key_file(path: str | os.PathLike[str]) -> bool:
 
 
 def check_output(path: str | os.PathLike[str], *, force: bool = False,
-                 what: str = "output file") -> None:
+                 what: str = "output file",
+                 inputs: Sequence[tuple[str | os.PathLike[str] | None, str]] = ()) -> None:
     """Refuse an output file as :func:`write_output` would, before a command does anything
-    else (so a refused command leaves nothing behind)."""
-    files.check_target(path, force=force, keep=is_key_file, what=what)
+    else (so a refused command leaves nothing behind); also, even with ``force``, one that
+    is one of the command's other files, ``inputs`` (path or None, what it is: see
+    :func:`agentauth.files.check_target`)."""
+    files.check_target(path, force=force, keep=is_key_file, what=what,
+                       inputs=[(p, role) for p, role in inputs if p is not None])
 
 
 def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool = False,

@@ -52,6 +52,7 @@ __all__ = [
     "SQLiteReplayStore",
     "Shares",
     "open_sqlite",
+    "sqlite_failure",
 ]
 
 MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
@@ -271,27 +272,96 @@ def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
     it, so it is never converted into a database and nothing is left beside it.
     Refusals are a :class:`~agentauth.errors.FileError` (the path) or ``store_unavailable``
     (not a database, or SQLite failed); no ``sqlite3`` error escapes."""
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:  # NaN too
+        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
     name = os.fspath(path)
     try:
-        head: bytes | None = files.read_prefix(name, len(_SQLITE_MAGIC), what=what)
+        head, checked = files.read_head(name, len(_SQLITE_MAGIC), what=what)
     except FileError as exc:
         folder = os.path.dirname(name) or "."
         if not (create and exc.code == "file_not_found" and os.path.isdir(folder)):
             raise
-        head = None  # a new store, made below
-    if head is not None and head != _SQLITE_MAGIC:
+        _create(name, what)
+        head, checked = files.read_head(name, len(_SQLITE_MAGIC), what=what)  # as any
+    if head != _SQLITE_MAGIC:
         raise StoreError(f"{what} {name!r} is not a SQLite database"
                          + (" (it is empty)" if not head else ""), code="store_unavailable")
     # Opened read-write even to read (a read-only connection to a WAL database would leave
-    # its -wal and -shm files behind), but created only when that is allowed.
-    uri = "file:" + urllib.parse.quote(os.path.abspath(name)) + (
-        "?mode=rwc" if create else "?mode=rw")
+    # its -wal and -shm files behind), never created here: the file exists by now.
+    uri = "file:" + urllib.parse.quote(os.path.abspath(name)) + "?mode=rw"
     try:
-        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
-                               check_same_thread=check_same_thread)
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
+                             check_same_thread=check_same_thread)
     except sqlite3.Error as exc:
-        raise StoreError(f"{what} {name!r} cannot be opened ({type(exc).__name__})",
-                         code="store_unavailable") from None
+        raise sqlite_failure(exc, f"{what} {name!r}") from None
+    # SQLite opened the path again: it must still name the file checked above, not a
+    # device or another file put there meanwhile (whose writes would vanish).
+    try:
+        now: os.stat_result | None = os.stat(name)
+    except OSError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (checked.st_dev, checked.st_ino):
+        db.close()
+        raise StoreError(f"{what} {name!r} was replaced while it was opened",
+                         code="store_unavailable")
+    return db
+
+
+_SQLITE_REASONS = {
+    "SQLITE_BUSY": "it is locked by another process (waited for it, in vain)",
+    "SQLITE_LOCKED": "it is locked by another connection",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "it, or its folder, cannot be written",
+    "SQLITE_CANTOPEN": "it, or its folder, cannot be opened",
+    "SQLITE_IOERR": "reading or writing it failed",
+    "SQLITE_NOTADB": "it is not a SQLite database",
+    "SQLITE_CORRUPT": "it is damaged",
+}
+
+
+def sqlite_failure(exc: sqlite3.Error, what: str) -> StoreError:
+    """The typed error (``store_unavailable``) for a failure of SQLite on the store
+    ``what``, with a reason an operator can act on (a lock another process holds, a full
+    disk, a damaged file), never the ``sqlite3`` error itself."""
+    name = getattr(exc, "sqlite_errorname", None) or ""  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+    reason = _SQLITE_REASONS.get("_".join(name.split("_")[:2]),
+                                 f"it is not one, or cannot be read or written "
+                                 f"({type(exc).__name__})")
+    return StoreError(f"the {what} failed: {reason}", code="store_unavailable")
+
+
+def _create(name: str, what: str) -> None:
+    """Make an empty SQLite database at ``name``, whole or not at all: it is made under a
+    new name beside it and then linked into place, which never replaces a name (a store
+    another process made meanwhile is kept). A creation that fails (a full disk, say)
+    leaves nothing, not an empty file that every later opening would refuse."""
+    folder = os.path.dirname(name)
+    temporary = files.temporary_name(name)
+    uri = "file:" + urllib.parse.quote(os.path.abspath(temporary)) + "?mode=rwc"
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        try:
+            db.execute("PRAGMA user_version = 0")  # writes the header: a database now
+        finally:
+            db.close()
+        try:
+            os.link(temporary, name)
+        except OSError as exc:
+            if exc.errno not in files.NO_LINK:
+                raise
+            if not os.path.lexists(name):  # a file system without links
+                os.rename(temporary, name)
+    except FileExistsError:
+        pass
+    except sqlite3.Error as exc:
+        raise sqlite_failure(exc, f"{what} {name!r}") from None
+    except OSError as exc:
+        raise files.os_error(exc, name, what, "created") from None
+    finally:
+        for leftover in (temporary, temporary + "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+    files.sync_folder(folder)
 
 
 _SCHEMA = (
@@ -353,8 +423,7 @@ class SQLiteReplayStore:
                     self._db.execute(statement)
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"the replay database cannot be opened ({type(exc).__name__})",
-                             code="store_unavailable") from None
+            raise sqlite_failure(exc, "replay store") from None
 
     def check_and_insert(self, key: bytes, expires: float) -> bool:
         """See :class:`ReplayStore`."""
@@ -381,8 +450,7 @@ class SQLiteReplayStore:
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StoreError(f"the replay database failed ({type(exc).__name__})",
-                                 code="store_unavailable") from None
+                raise sqlite_failure(exc, "replay store") from None
             self._inserts += len(answers)
             if self._inserts >= _PRUNE_EVERY:
                 self._inserts = 0
@@ -410,8 +478,7 @@ class SQLiteReplayStore:
             try:
                 (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
             except sqlite3.Error as exc:
-                raise StoreError(f"the replay database failed ({type(exc).__name__})",
-                                 code="store_unavailable") from None
+                raise sqlite_failure(exc, "replay store") from None
         return int(count)
 
     def close(self) -> None:

@@ -49,11 +49,6 @@ from .handshake import HandshakePolicy
 from .identity import PeerKey
 from .rotation import Rotation, next_key_commitment, parse_rotation
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover  (not on Windows: one editor at a time there)
-    fcntl = None  # type: ignore[assignment]
-
 __all__ = ["MAX_TRUST_STORE", "LiveTrust", "TrustEntry", "TrustStore", "editing"]
 
 MAX_TRUST_STORE: Final = 16 * 1024 * 1024
@@ -503,11 +498,16 @@ class LiveTrust:
 
 
 @contextlib.contextmanager
-def editing(path: str | os.PathLike[str]) -> Iterator[None]:
+def editing(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[None]:
     """Hold the exclusive lock of the trust store at ``path`` for one load, change and
     save, so that two editors cannot lose each other's change: a lost rotation would bring
     a retired key back. The lock is taken on the store's folder (the store itself is
-    replaced by each save), so no lock file is left behind, whatever the command does."""
+    replaced by each save), so no lock file is left behind, whatever the command does.
+
+    The lock is waited for at most ``timeout`` seconds: anyone who can open the folder can
+    hold it (another user, on a home folder others may read), and an editor must not hang
+    on that (``file_io``, saying the store is being edited elsewhere)."""
+    files.check_timeout(timeout)
     folder = os.path.dirname(os.fspath(path)) or "."
     try:
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -516,8 +516,8 @@ def editing(path: str | os.PathLike[str]) -> Iterator[None]:
         raise FileError(f"the folder of trust store {os.fspath(path)!r} does not exist or "
                         f"cannot be opened", code="file_not_found") from None
     try:
-        if fcntl is not None:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        files.lock(descriptor, os.fspath(path), timeout, what="trust store",
+                   held="being edited by another process")
         yield
     finally:
         os.close(descriptor)  # releases the lock

@@ -13,6 +13,7 @@ a FIFO) is caught by a generous wall-clock bound instead.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,14 @@ import pytest
 from support import HOSTILE_PATHS, place_hostile
 
 from agentauth import Identity
-from agentauth.capability import Grant, SQLiteRevocationStore, delegate, encode_chain
+from agentauth.capability import (
+    Grant,
+    SQLiteRevocationStore,
+    decode_chain,
+    delegate,
+    encode_chain,
+    revoke,
+)
 from agentauth.rotation import rotate
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
@@ -236,4 +244,145 @@ def test_force_never_replaces_a_key_file(template: Path, tmp_path: Path) -> None
         done = run(folder, list(argv))
         assert done.returncode == 2, done.stderr
         assert "key file" in done.stderr and done.stderr.count("\n") == 1
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("argv", [
+    # --force would have replaced the revocation store with the notice: every revocation
+    # in it lost (by name, through a hard link, and a store this very command creates).
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "r.db", "--force", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "r-link.db", "--force", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "new.db",
+     "--out", "./new.db", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "here/r.db", "--force", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "c.chain", "--force", *KEYS),
+    ("delegate", "--key", "k.key", *GRANT, "--parent", "c.chain", "--out", "c.chain",
+     "--force", *KEYS),
+    # Both reports to one file: the JUnit one replaced the JSON one (with --force), or was
+    # refused after the JSON one was written (without): the refused run left a file.
+    (*RUN, "--json", "report", "--junit", "report"),
+    (*RUN, "--json", "report", "--junit", "report", "--force"),
+], ids=["revoke-out-store", "revoke-out-store-hard-link", "revoke-out-new-store",
+        "revoke-out-store-through-a-linked-folder",
+        "revoke-out-chain", "delegate-out-parent", "reports-one-file",
+        "reports-one-file-forced"])
+def test_an_output_is_never_one_of_the_commands_other_files(
+        template: Path, tmp_path: Path, argv: tuple[str, ...]) -> None:
+    folder = tmp_path / "case"
+    shutil.copytree(template, folder, symlinks=True)
+    os.link(folder / "r.db", folder / "r-link.db")
+    (folder / "here").symlink_to(".")
+    before = snapshot(folder)
+    done = run(folder, list(argv))
+    assert done.returncode == 2, done.stderr
+    assert "of this command" in done.stderr and done.stderr.count("\n") == 1
+    assert snapshot(folder) == before
+
+
+def _vectors(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m agentauth.conformance.vectors argv`` in ``folder``, killed if it hangs."""
+    return subprocess.run([sys.executable, "-m", "agentauth.conformance.vectors", *argv],
+                          cwd=folder, env=ENV, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=HANG, check=False)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "missing", "not_a_folder"])
+def test_the_vector_generator_reads_and_writes_by_the_file_rules(tmp_path: Path, kind: str
+                                                                 ) -> None:
+    """``--check`` read each file whole, with no bound (a FIFO hung it, ``/dev/zero`` ate
+    memory); ``--write`` wrote through a symbolic link and raised a traceback for a folder
+    that is a file. Each is one line on stderr and exit 3."""
+    folder = tmp_path / "v"
+    shutil.copytree(ROOT_DIR / "spec" / "vectors", folder)
+    target = folder / "handshake-positive.json"
+    target.unlink()
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    elif kind == "dev_zero":
+        target.symlink_to("/dev/zero")
+    argv = ("--write", "v/envelope.json") if kind == "not_a_folder" else ("--check", "v")
+    done = _vectors(tmp_path, *argv)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_the_vector_generator_never_writes_through_a_link_into_a_key_file(tmp_path: Path
+                                                                         ) -> None:
+    ALICE.save(tmp_path / "k.key", unencrypted=True)
+    key = (tmp_path / "k.key").read_bytes()
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "keys.json").symlink_to("../k.key")
+    done = _vectors(tmp_path, "--write", "v")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "k.key").read_bytes() == key
+    assert not (folder / "keys.json").is_symlink()
+    assert _vectors(tmp_path, "--check", "v").returncode == 0
+    # A hard link to the key file is the key file: it is never replaced.
+    (folder / "keys.json").unlink()
+    os.link(tmp_path / "k.key", folder / "keys.json")
+    done = _vectors(tmp_path, "--write", "v")
+    assert done.returncode == 3 and "key file" in done.stderr, done.stderr
+    assert (tmp_path / "k.key").read_bytes() == key
+
+
+@pytest.mark.parametrize("limit", [20, 4096], ids=["nothing-fits", "only-the-header-fits"])
+def test_a_store_whose_making_failed_can_be_made_again(tmp_path: Path, limit: int) -> None:
+    """``revoke --store`` on a full disk (a file size limit here) left an empty file, which
+    every later ``revoke`` refused as "not a SQLite database": the store could never be
+    made again until someone deleted it. A failed creation leaves nothing, or a database."""
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    ROOT.save(folder / "root.key", unencrypted=True)
+    now = int(time.time())
+    link = delegate(ROOT, ALICE.agent_id, [Grant("r/**", ["read"])], not_before=now - 60,
+                    expires=now + 86400)
+    (folder / "c.chain").write_bytes(encode_chain([link]))
+    argv = [sys.executable, "-m", "agentauth", "revoke", "--key", "root.key", "--chain",
+            "c.chain", "--link", "0", "--store", "r.db", "--unencrypted"]
+    done = subprocess.run(argv, cwd=folder, env=ENV, capture_output=True, text=True,
+                          timeout=HANG, check=False, preexec_fn=small_files)
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert sorted(os.listdir(folder)) in (["c.chain", "root.key"],
+                                          ["c.chain", "r.db", "root.key"])
+    done = subprocess.run(argv, cwd=folder, env=ENV, capture_output=True, text=True,
+                          timeout=HANG, check=False)
+    assert done.returncode == 0, done.stderr
+    store = SQLiteRevocationStore(folder / "r.db", {ROOT.agent_id: "**"}, create=False)
+    assert store.is_revoked(link.id)
+    store.close()
+
+
+@pytest.mark.parametrize("argv", [
+    ("verify", "c.chain", "--anchor", ROOT.agent_id, "--revoked", ""),
+    ("verify", "c.chain", "--anchor", ROOT.agent_id, "--request", ""),
+    ("verify", "c.chain", "--anchor", ROOT.agent_id, "--holder", ""),
+    ("delegate", "--key", "k.key", *GRANT, "--parent", "", "--out", "new.chain", *KEYS),
+    ("revoke", "--key", "root.key", "--chain", "c.chain", "--link", "0", "--store", "r.db",
+     "--out", "", *KEYS),
+    (*RUN, "--json", ""),
+], ids=["verify-revoked", "verify-request", "verify-holder", "delegate-parent",
+        "revoke-out", "conformance-json"])
+def test_an_empty_option_is_a_usage_error_never_an_absent_one(
+        template: Path, tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """An empty value was taken for "not given": ``verify --revoked ''`` skipped the
+    revocation check of a revoked chain and said ok (so did an empty --request or
+    --holder), ``delegate --parent ''`` made a root link, ``revoke --out ''`` wrote no
+    notice and said nothing."""
+    folder = tmp_path / "case"
+    shutil.copytree(template, folder, symlinks=True)
+    store = SQLiteRevocationStore(folder / "r.db", {ROOT.agent_id: "**"})
+    store.add(revoke(ROOT, decode_chain((folder / "c.chain").read_bytes())))
+    store.close()
+    before = snapshot(folder)
+    done = run(folder, list(argv))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1
     assert snapshot(folder) == before

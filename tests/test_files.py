@@ -9,10 +9,14 @@ hang, and leave the folder as it was unless it is documented to create or replac
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from agentauth import (
     FileError,
     Identity,
     InvalidArgument,
+    InvalidState,
     SQLiteReplayStore,
     TrustStore,
     files,
@@ -36,11 +41,13 @@ from agentauth.capability import (
     SQLiteRevocationStore,
     delegate,
     encode_chain,
+    revoke,
     verify_chain,
 )
 from agentauth.conformance.vector_checks import load_vectors
 from agentauth.trust import LiveTrust, editing
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
 ALICE = Identity.from_seed(b"\x41" * 32)
 ANCHORS = {ALICE.agent_id: "**"}
 KINDS = HOSTILE_PATHS
@@ -215,6 +222,17 @@ def test_write_refuses_an_existing_name_and_leaves_nothing(tmp_path: Path) -> No
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
+def test_a_long_name_is_written_though_its_temporary_name_is_longer(tmp_path: Path) -> None:
+    """The temporary name was the target's plus 22 characters: a legal name near the
+    system's limit could not be written at all (``File name too long``)."""
+    name = tmp_path / ("a" * 250)
+    files.write_file(name, b"x")
+    assert name.read_bytes() == b"x" and os.listdir(tmp_path) == [name.name]
+    store = tmp_path / ("s" * 240)  # room for SQLite's own "-journal" beside it
+    SQLiteReplayStore(store).close()
+    assert sorted(os.listdir(tmp_path)) == sorted([name.name, store.name])
+
+
 def test_force_replaces_a_link_and_never_writes_through_it(tmp_path: Path) -> None:
     (tmp_path / "target").write_bytes(b"keep me")
     (tmp_path / "out").symlink_to("target")
@@ -237,12 +255,58 @@ def test_force_never_replaces_a_key_file(tmp_path: Path) -> None:
     assert not keyfile.is_key_file(tmp_path / "missing")
 
 
+def test_force_keeps_a_file_it_cannot_read_lest_it_be_a_key_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key file the writer may not read (another user's, in a shared folder) was taken
+    for "not a key file" and replaced by --force: what cannot be told apart is kept."""
+    path = tmp_path / "their.key"
+    ALICE.save(path, unencrypted=True)
+    before = path.read_bytes()
+    path.chmod(0)
+    real_open = os.open
+
+    def refuse_reading(name: str, flags: int, *args: int, **kwargs: object) -> int:
+        if os.fspath(name) == str(path) and not flags & os.O_CREAT:  # as the system would
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(os, "open", refuse_reading)  # no permission stops root
+    with pytest.raises(FileError) as info:
+        files.write_file(path, b"x", force=True, keep=keyfile.is_key_file)
+    assert info.value.code == "file_exists"
+    monkeypatch.undo()
+    path.chmod(0o600)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["their.key"]
+
+
 def test_a_refused_trust_edit_leaves_no_lock_file(tmp_path: Path) -> None:
     path = tmp_path / "trust.toml"
     _save_trust(path)
     with pytest.raises(InvalidArgument), editing(path):
         TrustStore.load(path).remove("nobody")
     assert sorted(os.listdir(tmp_path)) == ["trust.toml"]
+
+
+def test_a_trust_edit_never_waits_forever_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+    """Anyone who can open the store's folder can hold its lock (another user, on a folder
+    others may read): the editor waited for it forever."""
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "trust.toml"
+    _save_trust(path)
+    holder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(FileError) as info, editing(path, timeout=0.05):
+            pass
+        assert time.monotonic() - started < 2.0
+        assert info.value.code == "file_io" and "another process" in str(info.value)
+    finally:
+        os.close(holder)
+    with editing(path, timeout=0.05):  # free again
+        TrustStore.load(path)
+    with pytest.raises(InvalidArgument), editing(path, timeout=float("nan")):
+        pass
 
 
 def test_a_read_only_revocation_store_is_never_written(tmp_path: Path) -> None:
@@ -253,6 +317,96 @@ def test_a_read_only_revocation_store_is_never_written(tmp_path: Path) -> None:
     assert not store.is_revoked(b"\x00" * 16) and len(store) == 0
     store.close()
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["r.db"]
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_store_another_process_holds_locked_is_refused_in_bounded_time(
+        tmp_path: Path, create: bool) -> None:
+    """A check on a store whose lock is held waits at most its timeout, then says the
+    store is locked (it said "not a revocation store, or cannot be read or written")."""
+    path = tmp_path / "r.db"
+    SQLiteRevocationStore(path, ANCHORS).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode=DELETE")  # a writer blocks readers
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(AgentAuthError) as info:
+            SQLiteRevocationStore(path, ANCHORS, create=create, timeout=0.05)
+        assert info.value.code == "store_unavailable" and "locked" in str(info.value)
+        with pytest.raises(InvalidArgument):
+            SQLiteRevocationStore(path, ANCHORS, timeout=float("nan"))
+    finally:
+        holder.close()
+    store = SQLiteRevocationStore(path, ANCHORS, create=create, timeout=0.05)
+    assert not store.is_revoked(b"\x00" * 16)
+    store.close()
+
+
+def test_a_revocation_store_opened_to_read_refuses_every_write(tmp_path: Path) -> None:
+    """``create=False`` promised a store "never written", yet ``add`` and ``prune`` wrote
+    it (and an expired notice vanished from a file a check only read)."""
+    path = tmp_path / "r.db"
+    now = int(time.time())
+    link = delegate(ALICE, ALICE.agent_id, [Grant("r/**", ["read"])], not_before=now - 60,
+                    expires=now + 60)
+    writer = SQLiteRevocationStore(path, ANCHORS)
+    writer.add(revoke(ALICE, [link]))
+    writer.close()
+    before = path.read_bytes()
+    store = SQLiteRevocationStore(path, ANCHORS, create=False)
+    other = delegate(ALICE, ALICE.agent_id, [Grant("r/**", ["read"])], not_before=now - 60,
+                     expires=now + 60)
+    with pytest.raises(InvalidState):
+        store.add(revoke(ALICE, [other]))
+    with pytest.raises(InvalidState):
+        store.prune(now + 10**6)
+    assert store.is_revoked(link.id) and not store.is_revoked(other.id)
+    with pytest.raises(sqlite3.OperationalError):  # SQLite itself refuses it a write
+        store._db.execute("DELETE FROM revoked")
+    store.close()
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["r.db"]
+
+
+_SWAP = """
+import os, sys
+from agentauth import AgentAuthError, files, stores
+from agentauth.capability import SQLiteRevocationStore
+path, kind = sys.argv[1], sys.argv[2]
+checked = files.read_head
+
+def swap_after_the_check(*args, **kwargs):  # the race, won every time
+    head = checked(*args, **kwargs)
+    os.replace(path, path + ".real")
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/null", path)
+    return head
+
+stores.files.read_head = swap_after_the_check
+try:
+    store = SQLiteRevocationStore(path, {sys.argv[3]: "**"}, create=sys.argv[4] == "1")
+    store.is_revoked(bytes(16))
+except AgentAuthError as exc:
+    print(exc.code)
+"""
+
+
+@pytest.mark.parametrize("create", [False, True])
+@pytest.mark.parametrize("kind", ["fifo", "dev_null"])
+def test_a_store_swapped_after_its_check_fails_closed_and_never_hangs(
+        tmp_path: Path, kind: str, create: bool) -> None:
+    """Between the header check and SQLite's own opening, the path is replaced by a FIFO
+    or a link to a device: SQLite refuses the FIFO itself (no hang); a writer took
+    /dev/null for a new, empty store, and every revocation it then stored vanished. The
+    file SQLite opened must be the one checked."""
+    path = tmp_path / "r.db"
+    SQLiteRevocationStore(path, ANCHORS).close()
+    done = subprocess.run([sys.executable, "-c", _SWAP, str(path), kind, ALICE.agent_id,
+                           str(int(create))],
+                          env={**os.environ, "PYTHONPATH": str(ROOT_DIR)}, timeout=60,
+                          capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "store_unavailable", done.stderr
 
 
 def test_a_revocation_store_that_is_another_database_is_a_store_error(tmp_path: Path) -> None:
@@ -284,6 +438,30 @@ def test_an_audit_handler_on_a_fifo_never_blocks_a_decision(tmp_path: Path) -> N
     with pytest.raises(FileError) as info:
         AuditFileHandler(tmp_path / "audit.log")
     assert info.value.code == "file_not_regular"
+
+
+def test_an_audit_handler_waits_for_a_lock_held_elsewhere_in_bounded_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process holding the log's lock (one stopped while writing) held up every audited
+    decision of every process sharing the log, forever."""
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # the handler's usual report
+    path = tmp_path / "audit.log"
+    handler = AuditFileHandler(path, timeout=0.05)
+    holder = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        handler.handle(logging.makeLogRecord({"audit": {"event": "held"}}))
+        assert time.monotonic() - started < 2.0
+        assert path.read_bytes() == b""  # not written, and reported
+    finally:
+        os.close(holder)
+    handler.handle(logging.makeLogRecord({"audit": {"event": "free"}}))
+    handler.close()
+    assert verify_audit_log(path).records == 1
+    with pytest.raises(InvalidArgument):
+        AuditFileHandler(path, timeout=-1.0)
 
 
 def test_a_closed_sqlite_store_fails_with_a_store_error(tmp_path: Path) -> None:

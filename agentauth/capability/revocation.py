@@ -39,10 +39,11 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    InvalidState,
     StoreError,
 )
 from ..identity import Identity, format_agent_id
-from ..stores import DEFAULT_TIMEOUT, RedisTable, open_sqlite
+from ..stores import DEFAULT_TIMEOUT, RedisTable, open_sqlite, sqlite_failure
 from ..verdict import moment
 from .chain import (
     MAX_CHAIN_BYTES,
@@ -332,15 +333,18 @@ class SQLiteRevocationStore:
     the store must exist already and is never created, converted or written. An existing
     path that is not a revocation store (an empty file, a FIFO, a directory, another
     database) is refused (:func:`agentauth.stores.open_sqlite`); a store that fails later
-    raises ``store_unavailable``, never a ``sqlite3`` error, so a check fails closed."""
+    raises ``store_unavailable``, never a ``sqlite3`` error, so a check fails closed. A
+    store another process holds locked is waited for at most ``timeout`` seconds, then
+    refused (``store_unavailable``, saying it is locked)."""
 
     def __init__(self, path: str | Path, anchors: Mapping[Any, str], *,
                  per_revoker: int = PER_REVOKER, clock: Callable[[], float] = time.time,
-                 create: bool = True) -> None:
+                 create: bool = True, timeout: float = 5.0) -> None:
         self._anchors = trust_roots(anchors)
         self._limit = _per_revoker(per_revoker)
         self._sweep = _Sweep(clock, self.prune)
-        self._db = open_sqlite(path, create=create, what="revocation store")
+        self._read_only = not create
+        self._db = open_sqlite(path, create=create, what="revocation store", timeout=timeout)
         try:
             tables = {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = "
                                               "'table'")}
@@ -354,9 +358,16 @@ class SQLiteRevocationStore:
                 except sqlite3.Error as exc:
                     raise _failed(exc) from None
             self._run("SELECT id, expires, notice FROM revoked LIMIT 0")
+            if not create:  # and SQLite holds it to that, whatever is called
+                self._run("PRAGMA query_only = ON")
         except BaseException:
             self._db.close()
             raise
+
+    def _writable(self) -> None:
+        if self._read_only:
+            raise InvalidState("this revocation store was opened only to read (create=False): "
+                               "it is never written")
 
     def _run(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Run one statement; a failure of SQLite is ``store_unavailable``."""
@@ -367,6 +378,7 @@ class SQLiteRevocationStore:
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
+        self._writable()
         read = read_notice(notice)
 
         def count() -> int:
@@ -399,6 +411,7 @@ class SQLiteRevocationStore:
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
+        self._writable()
         return self._run("DELETE FROM revoked WHERE expires <= ?", (now - MAX_SKEW,)).rowcount
 
     def ids(self) -> list[bytes]:
@@ -420,9 +433,7 @@ class SQLiteRevocationStore:
 
 
 def _failed(exc: sqlite3.Error) -> StoreError:
-    return StoreError(f"the revocation store failed ({type(exc).__name__}: it is not a "
-                      f"revocation store, or cannot be read or written)",
-                      code="store_unavailable")
+    return sqlite_failure(exc, "revocation store")
 
 
 def _schema(db: sqlite3.Connection) -> None:

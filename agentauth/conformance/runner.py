@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import keyfile
+from .. import files, keyfile
 from ..errors import AgentAuthError, FileError, InvalidArgument
 from . import interop, mutation, scenarios
 from .harness import Check, Context, Fail
@@ -112,6 +112,10 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
     return report
 
 
+def _path(value: str) -> Path:
+    return Path(files.path_argument(value))  # '' is not '.'
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``conformance run``."""
     parser.add_argument("--driver", metavar="COMMAND",
@@ -120,8 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a second driver to pair with the first, both ways")
     parser.add_argument("--allow-skip", action="store_true",
                         help="exit 0 even if checks were skipped (unimplemented)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report")
-    parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
+    parser.add_argument("--json", type=_path, metavar="PATH", help="write the JSON report")
+    parser.add_argument("--junit", type=_path, metavar="PATH", help="write JUnit XML")
     parser.add_argument("--force", action="store_true",
                         help="replace existing report files (regular files, never a key "
                              "file)")
@@ -129,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "mutations (default: random, printed)")
     parser.add_argument("--mutations", type=int, default=DEFAULT_MUTATIONS, metavar="N",
                         help=f"random mutation rounds (default {DEFAULT_MUTATIONS})")
-    parser.add_argument("--vectors", type=Path, metavar="DIR",
+    parser.add_argument("--vectors", type=_path, metavar="DIR",
                         help="the vector files to replay (default: this version's)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="how long to wait for each reply (default 10)")
@@ -158,9 +162,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("error: --driver COMMAND is required", file=sys.stderr)
         return 2
     try:  # before the run: a report that cannot be written is known at once
-        for path in (args.json, args.junit):
-            if path is not None:
-                keyfile.check_output(path, force=args.force, what="report file")
+        if args.json is not None:
+            keyfile.check_output(args.json, force=args.force, what="report file")
+        if args.junit is not None:  # not the JSON report too: one would replace the other
+            keyfile.check_output(args.junit, force=args.force, what="report file",
+                                 inputs=[(args.json, "JSON report")])
     except FileError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2 if exc.code == "file_exists" else 3

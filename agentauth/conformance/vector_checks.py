@@ -25,7 +25,7 @@ _P = "protocol.md §"
 _CODE_SECTIONS = {"handshake_timeout": "4.11", "clock_skew": "4.11", "downgrade": "4.9",
                   "out_of_order": "4.13", "oversize": "3.3", "non_canonical": "3.2",
                   "unknown_field": "3.3"}
-MAX_VECTOR_FILE = 16 * 1024 * 1024  # bytes; the largest of this version is 0.3 MiB
+MAX_VECTOR_FILE = _vectors.MAX_VECTOR_FILE
 _MESSAGE_SECTIONS = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7"}
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import files, keyfile
+from ..errors import FileError
 from . import _capability, _envelope, _keys, _negative, _positive
 from .model import (
     HandshakeVector,
@@ -27,6 +30,7 @@ from .model import (
 
 __all__ = [
     "FILES",
+    "MAX_VECTOR_FILE",
     "HandshakeVector",
     "Inputs",
     "SessionVector",
@@ -37,6 +41,7 @@ __all__ = [
     "run_session_vector",
 ]
 
+MAX_VECTOR_FILE = 16 * 1024 * 1024  # bytes; the largest of this version is 0.3 MiB
 FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
          "capability.json", "envelope.json", "keys.json")
 
@@ -60,23 +65,38 @@ def dump(content: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write or check the vector files."""
+    """Write or check the vector files. Files are read and written by the rules for
+    user-given paths (spec 14.7): a FIFO, a device or an oversized file is refused, never
+    read; each file is replaced atomically, never written through a symbolic link, and
+    never over a key file. A failure is one line on stderr and exit status 3."""
     parser = argparse.ArgumentParser(description=__doc__)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", type=Path, metavar="DIR")
     group.add_argument("--check", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
-    files = generate()
-    if args.write:
-        args.write.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (args.write / name).write_text(dump(content))
-        return 0
-    stale = [n for n, c in files.items() if (args.check / n).read_text() != dump(c)]
+    content = {name: dump(c).encode("ascii") for name, c in generate().items()}
+    try:
+        if args.write:
+            _write(args.write, content)
+            return 0
+        stale = [name for name, data in content.items() if files.read_file(
+            args.check / name, MAX_VECTOR_FILE, what="vector file") != data]
+    except FileError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
     for name in stale:
         print(f"{name} differs from what the code generates", file=sys.stderr)
     return 1 if stale else 0
 
+
+def _write(folder: Path, content: dict[str, bytes]) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise files.os_error(exc, os.fspath(folder), "vector folder", "made") from None
+    for name, data in content.items():
+        files.write_file(folder / name, data, mode=0o644, force=True,
+                         keep=keyfile.is_key_file, what="vector file")
 
 if __name__ == "__main__":
     sys.exit(main())
