@@ -215,7 +215,9 @@ def _split_params(rest: str) -> dict[str, Any] | None:
     # the state the second piece's parser does after "()". None: parse rest whole (a
     # piece fails, or the pieces repeat a parameter, which the whole parse refuses).
     cut = rest.find(_CONSTANT_FROM)
-    if cut < 0:
+    if cut < 0 or rest[cut - 1] in " \t":
+        # A piece's parser strips the white space a field may end with, while the whole
+        # value's parser refuses it before a ";" ('n=t ;keyid=2'): parse whole.
         return None
     try:
         fresh = _parse_dictionary.__wrapped__(rest[:cut], "Signature-Input")
