@@ -34,6 +34,8 @@ def fuzz(name: str, limit: list[str], corpus_dir: Path, findings: Path,
     folder = corpus_dir / name  # the harness writes its seeds there first
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    words = Path(__file__).with_name(f"{name}.dict")  # tokens the mutator may splice in
+    extra = [*extra, f"-dict={words}"] if words.exists() else extra
     command = [sys.executable, "-m", f"{__package__}.{name}", *limit, "-timeout=20",
                "-rss_limit_mb=2048", "-print_final_stats=1",
                f"-artifact_prefix={findings}{os.sep}{name}-", *extra, str(folder)]
