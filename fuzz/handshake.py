@@ -4,7 +4,8 @@ Contexts come from the vectors: each positive handshake gives an initiator befor
 after ``start``, a responder before and after HS1, and both roles done; each negative
 vector gives its engine just before the step that fails. The first byte chooses the
 context; the rest is one to three messages (:func:`split`) the engine receives in turn,
-so that engines that failed or finished are fed too. Keys, clocks and ephemeral secrets
+so that engines that failed or finished are fed too. A refusal must leave the engine
+failed for good, or done if it was done. Keys, clocks and ephemeral secrets
 are the vectors', so an input equal to the next honest message is accepted.
 """
 
@@ -14,7 +15,13 @@ from contextlib import suppress
 from typing import Any
 
 from agentauth.errors import AgentAuthError
-from agentauth.handshake import HandshakePolicy, Initiator, Responder, accept_any_peer
+from agentauth.handshake import (
+    HandshakePolicy,
+    HandshakeState,
+    Initiator,
+    Responder,
+    accept_any_peer,
+)
 from agentauth.identity import Identity
 
 from ._common import Clock, Random, h, join, run, split, vectors
@@ -75,8 +82,14 @@ def one(data: bytes) -> None:
             e.receive_message(message)
     clock.now = at
     for message in split(data[1:])[:3]:
-        with suppress(AgentAuthError):
+        before = e.state
+        try:
             e.receive_message(message)
+        except AgentAuthError:
+            # Failure is sticky (spec 4.13), and a late message cannot undo a finished one.
+            done = before is HandshakeState.DONE
+            assert e.state is (HandshakeState.DONE if done else HandshakeState.FAILED)
+            assert (e.result is None) == (e.state is not HandshakeState.DONE)
         with suppress(AgentAuthError):
             e.check_timeout()
 
