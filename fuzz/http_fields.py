@@ -63,7 +63,7 @@ def one(data: bytes) -> None:
         refused(lambda: verifier.check_request(message, body if choice < 2 else None))
     else:
         status, _, _, fields, body = _http.parse(rest)
-        code = int(status) if status.isdigit() and len(status) < 4 else 200
+        code = int(status) if status.isascii() and status.isdigit() and len(status) < 4 else 200
         message = HTTPMessage(tuple(fields), status=code, request=FIRST)
         server = _http.SERVER if choice == 4 else _http.CLIENT
         refused(lambda: check_response(message, body, request_nonce=NONCE, server=server,
