@@ -25,4 +25,5 @@ with atheris.instrument_imports(include=["agentauth"]):
 
 #: Every harness, by module name, in the order the runner takes them.
 HARNESSES = ("wire", "handshake", "session", "chain", "invocation", "notice", "envelope",
-             "http_fields", "asgi", "keyfile", "trust", "rotation", "audit", "driver")
+             "http_fields", "asgi", "asgi_scope", "keyfile", "trust", "rotation", "audit",
+             "driver")

@@ -30,10 +30,9 @@ def _harnesses() -> tuple[str, ...]:
 
 
 HARNESSES = _harnesses()
-# Issue 14, item 12: a scope whose path holds a lone surrogate and that has no raw_path
-# makes the middleware raise UnicodeEncodeError (the harness has a seed of that shape).
-KNOWN = {"asgi": "the middleware raises UnicodeEncodeError on a path that is not UTF-8 "
-                 "and no raw_path (issue 14, item 12)"}
+# Issue 14, item 12: a malformed scope (a path with a lone surrogate and no raw_path, a
+# key left out or of the wrong type) makes the middleware raise instead of answering 400.
+KNOWN = {"asgi_scope": "the middleware raises on malformed scopes (issue 14, item 12)"}
 
 
 def test_atheris_is_installed() -> None:
