@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 300
 
@@ -30,9 +28,6 @@ def _harnesses() -> tuple[str, ...]:
 
 
 HARNESSES = _harnesses()
-# Issue 14, item 12: a malformed scope (a path with a lone surrogate and no raw_path, a
-# key left out or of the wrong type) makes the middleware raise instead of answering 400.
-KNOWN = {"asgi_scope": "the middleware raises on malformed scopes (issue 14, item 12)"}
 
 
 def test_atheris_is_installed() -> None:
@@ -61,13 +56,7 @@ def run_harnesses(names: list[str], tmp_path: Path) -> dict[str, list[str]]:
 
 
 def test_every_harness_runs_clean(tmp_path: Path) -> None:
-    names = [n for n in HARNESSES if n not in KNOWN]
+    names = list(HARNESSES)
     rows = run_harnesses(names, tmp_path)
     for name in names:  # inputs run, and no finding
         assert int(rows[name][1]) >= RUNS and rows[name][-1] == "0", rows[name]
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    reason=reason, strict=True)) for n, reason in KNOWN.items()])
-def test_harness_with_a_known_finding(name: str, tmp_path: Path) -> None:
-    run_harnesses([name], tmp_path)
