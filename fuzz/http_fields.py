@@ -64,7 +64,10 @@ def one(data: bytes) -> None:
     else:
         status, _, _, fields, body = _http.parse(rest)
         code = int(status) if status.isascii() and status.isdigit() and len(status) < 4 else 200
-        message = HTTPMessage(tuple(fields), status=code, request=FIRST)
+        try:  # a status outside 100-999 is refused as it is built, with a typed error
+            message = HTTPMessage(tuple(fields), status=code, request=FIRST)
+        except AgentAuthError:
+            return
         server = _http.SERVER if choice == 4 else _http.CLIENT
         refused(lambda: check_response(message, body, request_nonce=NONCE, server=server,
                                        now=_http.NOW))
