@@ -1,6 +1,6 @@
 """RFC 9421, RFC 9530 and Web Bot Auth vectors through agentauth's HTTP code.
 
-The vectors live in ``../shared/vectors/rfc9421`` beside the repository root; a missing file
+The vectors live in ``tests/vectors/rfc9421`` (provenance in its README); a missing file
 FAILS. Each signature base is rebuilt from the message and the covered components, byte for
 byte; each signature verifies with the test key and re-signing reproduces it (Ed25519 is
 deterministic); the ``Signature-Input`` value parses and serialises back to the same bytes.
@@ -27,12 +27,12 @@ from agentauth.http import (
 )
 from agentauth.http.components import Component, parse_dictionary, signature_params
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc9421"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "rfc9421"
 
 
 def load(name: str) -> Any:
     path = VECTORS / name
-    assert path.is_file(), f"missing vector file {path}: it must sit in shared/vectors"
+    assert path.is_file(), f"missing vector file {path}: see tests/vectors/README.md"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

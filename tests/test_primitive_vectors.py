@@ -1,7 +1,7 @@
-"""The crypto layer against public test vectors kept outside the repository.
+"""The crypto layer against public test vectors.
 
-The vectors live in ``../shared/vectors`` beside the repository root; nothing is copied
-in. A missing file makes the tests FAIL with the path it looked for; nothing is skipped.
+The vectors live in ``tests/vectors`` (their sources, licenses and digests in its README). A
+missing file makes the tests FAIL with the path it looked for; nothing is skipped.
 
 Verification policy
 -------------------
@@ -47,7 +47,7 @@ from agentauth.errors import AuthenticationError, InvalidKey
 from agentauth.identity import PeerKey
 from agentauth.noise import CipherState, SymmetricState
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 
 ED25519_FILE = "wycheproof/ed25519_test.json"
 X25519_FILE = "wycheproof/x25519_test.json"
@@ -70,7 +70,7 @@ def _load(relative: str) -> dict[str, Any] | None:
 
 def _missing_message(relative: str) -> str:
     return (f"test vector file {relative} not found under {VECTORS}: the public vectors "
-            "must sit in shared/vectors beside the repository root")
+            "are kept in tests/vectors (see its README)")
 
 
 def _need(case: T | None, relative: str) -> T:

@@ -1,0 +1,39 @@
+"""The public vectors the tests read sit in ``tests/vectors`` with their provenance: every
+file there is listed in its README with its exact size and SHA-256, and no test reads a
+vector from outside the repository."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+VECTORS = Path(__file__).resolve().parent / "vectors"
+ROW = re.compile(r"^\| `([^`]+)` \|.*\| (\d+) \| `([0-9a-f]{64})` \|$")
+
+
+def listed() -> dict[str, tuple[int, str]]:
+    rows = {}
+    for line in (VECTORS / "README.md").read_text(encoding="utf-8").splitlines():
+        found = ROW.match(line)
+        if found:
+            rows[found[1]] = (int(found[2]), found[3])
+    return rows
+
+
+def test_every_vector_file_is_listed_with_its_size_and_digest() -> None:
+    on_disk = {p.relative_to(VECTORS).as_posix() for p in VECTORS.rglob("*")
+               if p.is_file() and p.name != "README.md"}
+    rows = listed()
+    assert set(rows) == on_disk
+    for name, (size, digest) in rows.items():
+        data = (VECTORS / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest), name
+
+
+def test_no_test_reads_vectors_from_beside_the_repository() -> None:
+    folder = "shar" + "ed"  # spelt apart, so that this file does not name it either
+    ways = (f'"{folder}" / "vectors"', f"{folder}/vectors", f"../{folder}")
+    for path in Path(__file__).resolve().parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not any(way in text for way in ways), path.name
