@@ -1,19 +1,14 @@
 """agentauth: agents prove who they are to each other and decide what each may do.
 
-The public API is exactly the names in ``__all__``; a test guards it.
+The public API is exactly the names in ``__all__``; a test guards it. The names of the
+async layer (:mod:`agentauth.aio`) are imported when first used (PEP 562), so that the
+sans-I/O core (``import agentauth.wire``, ``agentauth.handshake``...) never imports anyio.
 """
 
-from .aio import (
-    AgentAuthAttribute,
-    AgentAuthListener,
-    AgentAuthMessageStream,
-    AgentAuthStream,
-    AsyncReplayStore,
-    async_replay_store,
-    connect,
-    create_listener,
-    serve,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .envelope import Envelope, PendingRequests, check_envelope, open_envelope, seal
 from .errors import (
     ERROR_CODES,
@@ -49,9 +44,42 @@ from .handshake import (
     accept_any_peer,
 )
 from .identity import Identity, PeerKey, format_agent_id, parse_agent_id
+from .keys.trust import TrustStore
+from .replay import ReplayStore
 from .session import REPLAY_WINDOW, Session
-from .stores import MemoryReplayStore, RedisReplayStore, ReplayStore, SQLiteReplayStore
-from .trust import TrustStore
+from .stores import MemoryReplayStore, RedisReplayStore, SQLiteReplayStore
+
+if TYPE_CHECKING:
+    from .aio import (
+        AgentAuthAttribute,
+        AgentAuthListener,
+        AgentAuthMessageStream,
+        AgentAuthStream,
+        AsyncReplayStore,
+        async_replay_store,
+        connect,
+        create_listener,
+        serve,
+    )
+
+_ASYNC = frozenset({"AgentAuthAttribute", "AgentAuthListener", "AgentAuthMessageStream",
+                    "AgentAuthStream", "AsyncReplayStore", "async_replay_store", "connect",
+                    "create_listener", "serve"})
+
+
+def __getattr__(name: str) -> Any:
+    """The async layer's names, imported from :mod:`agentauth.aio` on first use."""
+    if name in _ASYNC:
+        from . import aio  # noqa: PLC0415 (lazy: keeps anyio out of the sans-I/O core)
+
+        value = getattr(aio, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'agentauth' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _ASYNC)
 
 __version__ = "0.1.0"
 

@@ -38,7 +38,7 @@ from .errors import (
     StoreError,
 )
 from .identity import Identity, PeerKey, parse_agent_id
-from .stores import ReplayStore, Shares
+from .replay import ReplayStore, Shares
 from .verdict import MAX_TIME, ask, moment
 
 __all__ = [
@@ -340,7 +340,7 @@ def open_envelope(
 ) -> Envelope:
     """Open an envelope completely (see the module's docstring for the order); its nonce
     is remembered in ``store`` until it could no longer be accepted. With ``shares`` (one
-    :class:`agentauth.stores.Shares` kept for as long as the store), each sender's nonces
+    :class:`agentauth.replay.Shares` kept for as long as the store), each sender's nonces
     in the store are also bounded, so that one sender cannot fill it (``store_full``)."""
     now = clock()
     envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)

@@ -13,13 +13,7 @@ import os
 from collections.abc import Callable
 
 from . import crypto, keyfile
-from .errors import (
-    AuthenticationError,
-    InvalidAgentId,
-    InvalidArgument,
-    InvalidKey,
-    KeyFileError,
-)
+from .errors import AuthenticationError, InvalidAgentId, InvalidArgument, InvalidKey, KeyFileError
 
 __all__ = ["Identity", "PeerKey", "format_agent_id", "parse_agent_id"]
 

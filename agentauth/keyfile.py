@@ -25,13 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from . import crypto, files, wire
-from .errors import (
-    AuthenticationError,
-    DecodeError,
-    FileError,
-    InvalidArgument,
-    KeyFileError,
-)
+from .errors import AuthenticationError, DecodeError, FileError, InvalidArgument, KeyFileError
 
 __all__ = [
     "DEFAULT_PRESET",

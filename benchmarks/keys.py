@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agentauth import Identity, TrustStore
-from agentauth.audit import AUDIT_LOGGER, AuditFileHandler
+from agentauth.audit import AUDIT_LOGGER
 from agentauth.keyfile import PRESETS
+from agentauth.keys.auditlog import AuditFileHandler
 from benchmarks.handshake import _batch, _calibrate
 from benchmarks.peers import agentauth_handshake
 

@@ -20,8 +20,8 @@ with atheris.instrument_imports(include=["agentauth"]):
     import agentauth.conformance.driver
     import agentauth.http
     import agentauth.keyfile
-    import agentauth.rotation
-    import agentauth.trust  # noqa: F401
+    import agentauth.keys.rotation
+    import agentauth.keys.trust  # noqa: F401
 
 #: Every harness, by module name, in the order the runner takes them.
 HARNESSES = ("wire", "handshake", "session", "chain", "invocation", "notice", "envelope",

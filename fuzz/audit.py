@@ -10,7 +10,7 @@ import atexit
 import os
 import tempfile
 
-from agentauth.audit import verify_audit_log
+from agentauth.keys.auditlog import verify_audit_log
 
 from ._common import refused, run, vectors
 

@@ -6,7 +6,8 @@ verifies must also be kept by a store, and then answer "revoked" for its target.
 
 from __future__ import annotations
 
-from agentauth.capability import MemoryRevocationStore, verify_notice
+from agentauth.capability import verify_notice
+from agentauth.stores import MemoryRevocationStore
 
 from ._common import h, refused, run, vectors
 

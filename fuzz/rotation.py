@@ -7,8 +7,8 @@ rest; a store that accepts it must write itself out as text that parses back.
 from __future__ import annotations
 
 from agentauth.errors import AgentAuthError
-from agentauth.rotation import parse_rotation
-from agentauth.trust import TrustStore
+from agentauth.keys.rotation import parse_rotation
+from agentauth.keys.trust import TrustStore
 
 from ._common import h, refused, run, vectors
 

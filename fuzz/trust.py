@@ -8,7 +8,7 @@ parses must write itself out as text that parses back to the same entries.
 from __future__ import annotations
 
 from agentauth.errors import AgentAuthError
-from agentauth.trust import TrustStore
+from agentauth.keys.trust import TrustStore
 
 from ._common import run, vectors
 

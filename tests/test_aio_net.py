@@ -11,13 +11,7 @@ from aio_support import DEADLINE, trusting
 from anyio.abc import SocketAttribute
 from support import ALICE, BOB, CAROL, MALLORY, raises
 
-from agentauth import (
-    AgentAuthListener,
-    AgentAuthStream,
-    HandshakePolicy,
-    connect,
-    create_listener,
-)
+from agentauth import AgentAuthListener, AgentAuthStream, HandshakePolicy, connect, create_listener
 
 pytestmark = pytest.mark.anyio
 

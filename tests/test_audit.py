@@ -29,15 +29,11 @@ from agentauth import (
     open_envelope,
     seal,
 )
-from agentauth.audit import (
-    AUDIT_LOGGER,
-    EVENTS,
-    AuditFileHandler,
-    emit,
-    verify_audit_log,
-)
-from agentauth.capability import Grant, MemoryRevocationStore, delegate, revoke, verify_chain
-from agentauth.rotation import rotate
+from agentauth.audit import AUDIT_LOGGER, EVENTS, emit
+from agentauth.capability import Grant, delegate, revoke, verify_chain
+from agentauth.keys.auditlog import AuditFileHandler, verify_audit_log
+from agentauth.keys.rotation import rotate
+from agentauth.stores import MemoryRevocationStore
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 ALICE, BOB, ROOT, MALLORY = (Identity.from_seed(bytes([i + 40]) * 32) for i in range(4))
@@ -256,7 +252,8 @@ def test_a_broken_log_is_not_extended(tmp_path: Path) -> None:
 def test_two_processes_append_to_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     script = ("import logging, sys\n"
-              "from agentauth.audit import AuditFileHandler, emit\n"
+              "from agentauth.audit import emit\n"
+              "from agentauth.keys.auditlog import AuditFileHandler\n"
               "logger = logging.getLogger('agentauth.audit')\n"
               "logger.addHandler(AuditFileHandler(sys.argv[1]))\n"
               "logger.setLevel(logging.INFO)\n"

@@ -215,7 +215,8 @@ def test_rotation_between_keys_under_different_passphrases(tmp_path: Path) -> No
 
 def write_audit_log(path: Path, count: int) -> None:
     script = ("import logging, sys\n"
-              "from agentauth.audit import AuditFileHandler, emit\n"
+              "from agentauth.audit import emit\n"
+              "from agentauth.keys.auditlog import AuditFileHandler\n"
               "logger = logging.getLogger('agentauth.audit')\n"
               "logger.addHandler(AuditFileHandler(sys.argv[1]))\n"
               "logger.setLevel(logging.INFO)\n"

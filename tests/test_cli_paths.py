@@ -28,15 +28,9 @@ import pytest
 from support import HOSTILE_PATHS, place_hostile
 
 from agentauth import Identity
-from agentauth.capability import (
-    Grant,
-    SQLiteRevocationStore,
-    decode_chain,
-    delegate,
-    encode_chain,
-    revoke,
-)
-from agentauth.rotation import rotate
+from agentauth.capability import Grant, decode_chain, delegate, encode_chain, revoke
+from agentauth.keys.rotation import rotate
+from agentauth.stores import SQLiteRevocationStore
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "KEY_PASS": "not the key's"}

@@ -27,13 +27,13 @@ from agentauth.aio import exchange_revocations
 from agentauth.capability import (
     CREDENTIAL_EXTENSION,
     Grant,
-    MemoryRevocationStore,
     Request,
     admission,
     delegate,
     encode_chain,
     revoke,
 )
+from agentauth.stores import MemoryRevocationStore
 
 pytestmark = pytest.mark.anyio
 

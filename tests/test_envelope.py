@@ -29,7 +29,7 @@ from agentauth import aio as agentauth_aio
 from agentauth.capability import DetachedInvocations, Grant, Request, delegate, encode_chain
 from agentauth.capability import invoke as make_invocation
 from agentauth.envelope import ENVELOPE_CONTEXT
-from agentauth.stores import Shares
+from agentauth.replay import Shares
 
 NOW = 1_800_000_000
 

@@ -34,18 +34,11 @@ from agentauth import (
     files,
     keyfile,
 )
-from agentauth.audit import AuditFileHandler, verify_audit_log
-from agentauth.capability import (
-    Grant,
-    MemoryRevocationStore,
-    SQLiteRevocationStore,
-    delegate,
-    encode_chain,
-    revoke,
-    verify_chain,
-)
+from agentauth.capability import Grant, delegate, encode_chain, revoke, verify_chain
 from agentauth.conformance.vector_checks import load_vectors
-from agentauth.trust import LiveTrust, editing
+from agentauth.keys.auditlog import AuditFileHandler, verify_audit_log
+from agentauth.keys.trust import LiveTrust, editing
+from agentauth.stores import MemoryRevocationStore, SQLiteRevocationStore
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 ALICE = Identity.from_seed(b"\x41" * 32)

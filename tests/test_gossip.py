@@ -49,11 +49,8 @@ from agentauth.aio.gossip import (
 from agentauth.capability import (
     DetachedInvocations,
     Link,
-    MemoryRevocationStore,
-    RedisRevocationStore,
     Request,
     SessionInvocations,
-    SQLiteRevocationStore,
     admission,
     delegate,
     encode_chain,
@@ -65,6 +62,7 @@ from agentauth.capability.revocation import MAX_NOTICE, REVOKE_CONTEXT, digest, 
 from agentauth.errors import TransportError
 from agentauth.http import AgentAuthMiddleware, Verifier
 from agentauth.session import OVERHEAD
+from agentauth.stores import MemoryRevocationStore, RedisRevocationStore, SQLiteRevocationStore
 
 FLOOD = 10_000
 EXPIRES = NOW + 3600

@@ -42,12 +42,7 @@ from agentauth.http import (
     invocation_binding,
     invocation_for,
 )
-from agentauth.http.components import (
-    authority_value,
-    ser_member,
-    signature_base,
-    signature_params,
-)
+from agentauth.http.components import authority_value, ser_member, signature_base, signature_params
 
 pytestmark = pytest.mark.anyio
 Event = MutableMapping[str, Any]

@@ -25,7 +25,7 @@ from agentauth.capability import (
     encode_chain,
     invoke,
 )
-from agentauth.stores import Shares
+from agentauth.replay import Shares
 
 REQUEST = Request("fs/reports/q3/summary", "read", {"size": 50})
 BINDING = bytes(range(64))

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from agentauth import AgentAuthError, AuditLogError, Identity, PeerKey, TrustStore
-from agentauth.audit import verify_audit_log
 from agentauth.conformance import _keys
 from agentauth.keyfile import seal_seed
+from agentauth.keys.auditlog import verify_audit_log
 
 SPEC = Path(__file__).resolve().parents[1] / "spec" / "vectors" / "keys.json"
 VECTORS: list[dict[str, Any]] = json.loads(SPEC.read_text())["vectors"]

@@ -25,7 +25,8 @@ from agentauth import (
     TrustStore,
     TrustStoreError,
 )
-from agentauth.audit import AUDIT_LOGGER, verify_audit_log
+from agentauth.audit import AUDIT_LOGGER
+from agentauth.keys.auditlog import verify_audit_log
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 ALICE, BOB = Identity.from_seed(b"\x51" * 32), Identity.from_seed(b"\x52" * 32)

@@ -28,11 +28,12 @@ from agentauth import (
     TrustStore,
     TrustStoreError,
     audit,
-    cli_common,
     crypto,
 )
-from agentauth.rotation import Rotation, next_key_commitment, rotate
-from agentauth.trust import MAX_TRUST_STORE, LiveTrust
+from agentauth.cli import common as cli_common
+from agentauth.keys import auditlog
+from agentauth.keys.rotation import Rotation, next_key_commitment, rotate
+from agentauth.keys.trust import MAX_TRUST_STORE, LiveTrust
 
 ALICE, BOB, MALLORY, CAROL = (Identity.from_seed(bytes([i + 60]) * 32) for i in range(4))
 ROOT_DIR = Path(__file__).resolve().parent.parent
@@ -52,6 +53,7 @@ def agentauth(cwd: Path, *args: str, fds: tuple[int, ...] = ()
 _DIE_BEFORE_SYNC = """
 import os, sys
 from agentauth import keyfile
+from agentauth.keys import auditlog
 os.fsync = lambda descriptor: os._exit(7)  # the process dies before its data is on disk
 keyfile.write_key_file(sys.argv[1], bytes(150))
 """
@@ -300,10 +302,10 @@ def test_a_deeply_nested_record_is_a_broken_log_not_a_crash(tmp_path: Path) -> N
     log = tmp_path / "audit.log"
     log.write_bytes(_deeply_nested_record())
     with pytest.raises(AuditLogError) as info:
-        audit.verify_audit_log(log)
+        auditlog.verify_audit_log(log)
     assert info.value.code == "audit_log_broken" and "record 1 " in info.value.message
     with pytest.raises(AuditLogError):  # nor is such a log extended
-        audit.AuditFileHandler(log)
+        auditlog.AuditFileHandler(log)
     done = agentauth(tmp_path, "audit", "verify", "audit.log")
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "audit_log_broken" in done.stderr
@@ -329,7 +331,7 @@ def test_a_deeply_nested_store_is_invalid_not_a_crash(source: str, tmp_path: Pat
     assert live(ALICE.peer)
     path.write_text(source)  # a broken edit under a running agent: it trusts nobody
     clock[0] = 5.0
-    with caplog.at_level("ERROR", logger="agentauth.trust"):
+    with caplog.at_level("ERROR", logger="agentauth.keys.trust"):
         assert not live(ALICE.peer)
     assert "nobody is trusted" in caplog.text
     done = agentauth(tmp_path, "trust", "list", "--store", "trust.toml")
@@ -343,7 +345,7 @@ def test_a_deeply_nested_store_is_invalid_not_a_crash(source: str, tmp_path: Pat
 def test_an_anchor_made_in_code_without_a_namespace_is_refused(tmp_path: Path) -> None:
     """It used to stand for "**", every resource, in memory, and then saved a file that
     no longer loaded (the file form requires the namespace)."""
-    from agentauth.trust import TrustEntry  # noqa: PLC0415
+    from agentauth.keys.trust import TrustEntry  # noqa: PLC0415
 
     for entry in (TrustEntry("anchor", "corp", CAROL.peer),
                   TrustEntry("peer", "bob", BOB.peer, namespace="reports/**"),

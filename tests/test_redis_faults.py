@@ -21,8 +21,8 @@ from redis_support import FaultProxy, RedisServer, free_port, redis_process
 from support import raises
 
 from agentauth import AgentAuthError, RedisReplayStore, StoreError, async_replay_store
-from agentauth.capability.revocation import RedisRevocationStore
-from agentauth.stores import _SCRIPT
+from agentauth.stores import RedisRevocationStore
+from agentauth.stores.redis import _SCRIPT
 
 FAST = {"timeout": 0.05, "retries": 2, "margin": 0.0}  # 50 ms replies, three attempts
 

@@ -22,17 +22,9 @@ from test_chain import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
 from agentauth import AgentAuthError, wire
 from agentauth.aio import exchange_revocations
-from agentauth.capability import (
-    MemoryRevocationStore,
-    RedisRevocationStore,
-    SQLiteRevocationStore,
-    delegate,
-    encode_chain,
-    revoke,
-    verify_chain,
-    verify_notice,
-)
+from agentauth.capability import delegate, encode_chain, revoke, verify_chain, verify_notice
 from agentauth.capability.revocation import REVOKE_CONTEXT
+from agentauth.stores import MemoryRevocationStore, RedisRevocationStore, SQLiteRevocationStore
 
 
 def at_now() -> float:

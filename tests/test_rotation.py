@@ -7,13 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentauth import AgentAuthError, DecodeError, Identity, wire
-from agentauth.rotation import (
-    ROTATION_CONTEXT,
-    next_key_commitment,
-    parse_rotation,
-    rotate,
-)
-from agentauth.trust import TrustStore
+from agentauth.keys.rotation import ROTATION_CONTEXT, next_key_commitment, parse_rotation, rotate
+from agentauth.keys.trust import TrustStore
 
 KEYS = [Identity.from_seed(bytes([i]) * 32) for i in range(6)]
 A0, A1, A2, A3, BOB, MALLORY = KEYS

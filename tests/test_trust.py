@@ -171,7 +171,7 @@ def test_the_store_is_the_handshake_policy_and_the_anchors() -> None:
 
 
 def test_entries_made_in_code_are_checked_too() -> None:
-    from agentauth.trust import TrustEntry  # noqa: PLC0415
+    from agentauth.keys.trust import TrustEntry  # noqa: PLC0415
 
     with pytest.raises(TrustStoreError):
         TrustStore([TrustEntry("peer", "bad name", ALICE.peer)])
@@ -188,7 +188,7 @@ def test_concurrent_editors_lose_nothing(tmp_path: Path) -> None:
     TrustStore().save(path)
     script = ("import sys\n"
               "from agentauth import Identity, TrustStore\n"
-              "from agentauth.trust import editing\n"
+              "from agentauth.keys.trust import editing\n"
               "for i in range(40):\n"
               "    with editing(sys.argv[1]):\n"
               "        store = TrustStore.load(sys.argv[1])\n"
@@ -203,8 +203,8 @@ def test_concurrent_editors_lose_nothing(tmp_path: Path) -> None:
 
 def test_live_trust_follows_the_file(tmp_path: Path,
                                      caplog: pytest.LogCaptureFixture) -> None:
-    from agentauth.rotation import rotate  # noqa: PLC0415
-    from agentauth.trust import LiveTrust  # noqa: PLC0415
+    from agentauth.keys.rotation import rotate  # noqa: PLC0415
+    from agentauth.keys.trust import LiveTrust  # noqa: PLC0415
 
     path = tmp_path / "trust.toml"
     TrustStore().add_peer("alice", ALICE.agent_id).add_anchor("corp", ROOT.agent_id,
@@ -222,7 +222,7 @@ def test_live_trust_follows_the_file(tmp_path: Path,
     assert handshake(ALICE, BOB, policy) == "untrusted_peer"  # the retired key
     path.write_text("version = 1\n[[peer]\n")  # a broken edit: fail closed, and say so
     clock[0] = 20.0
-    with caplog.at_level("ERROR", logger="agentauth.trust"):
+    with caplog.at_level("ERROR", logger="agentauth.keys.trust"):
         assert handshake(MALLORY, BOB, policy) == "untrusted_peer"
     assert "nobody is trusted" in caplog.text and live.store is None
     assert dict(live.anchors) == {}

@@ -20,12 +20,7 @@ from typing import Any, NoReturn
 import anyio
 from anyio.abc import ObjectStream, UnreliableObjectStream
 
-from ..errors import (
-    AgentAuthError,
-    DecodeError,
-    InvalidArgument,
-    SessionExpired,
-)
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, SessionExpired
 from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder
 from ..identity import Identity, PeerKey
 from ..session import Session

@@ -28,7 +28,8 @@ from ..envelope import (
 )
 from ..errors import InvalidArgument, ReplayDetected
 from ..identity import Identity, PeerKey
-from ..stores import MemoryReplayStore, ReplayStore, Shares
+from ..replay import ReplayStore, Shares
+from ..stores import MemoryReplayStore
 from ..verdict import ask, ask_async
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]

@@ -25,13 +25,7 @@ from typing import Any, Final, NoReturn
 import anyio
 from anyio.abc import AnyByteStream, ObjectStream
 
-from ..errors import (
-    AgentAuthError,
-    DecodeError,
-    InvalidArgument,
-    RemoteError,
-    TransportError,
-)
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, RemoteError, TransportError
 from ..handshake import MAX_HANDSHAKE_MESSAGE, HandshakePolicy, Initiator, Responder
 from ..identity import Identity, PeerKey
 from ..session import Session

@@ -1,19 +1,12 @@
 """Capability tokens: grants, their narrowing rule, chains of signed links, invocations,
 and revocation notices with their stores."""
 
+from ..stores import MemoryRevocationStore, RedisRevocationStore, SQLiteRevocationStore
 from .admission import CREDENTIAL_EXTENSION, admission
 from .chain import Link, decode_chain, delegate, encode_chain, verify_chain
 from .grants import ANY_ACTION, Eq, Grant, OneOf, Prefix, Range, Request
 from .invocation import DetachedInvocations, SessionInvocations, invoke
-from .revocation import (
-    MemoryRevocationStore,
-    Notice,
-    RedisRevocationStore,
-    RevocationStore,
-    SQLiteRevocationStore,
-    revoke,
-    verify_notice,
-)
+from .revocation import Notice, RevocationStore, revoke, verify_notice
 
 __all__ = [
     "ANY_ACTION",

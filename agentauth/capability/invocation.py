@@ -31,7 +31,7 @@ from ..errors import (
     ReplayDetected,
 )
 from ..identity import Identity, PeerKey
-from ..stores import ReplayStore, Shares
+from ..replay import ReplayStore, Shares
 from ..verdict import ask, check_callback, moment
 from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, trust_roots, verify_chain
 from .grants import Request

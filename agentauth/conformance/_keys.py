@@ -10,10 +10,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .. import audit, crypto, keyfile, wire
+from .. import crypto, keyfile, wire
 from ..identity import Identity, PeerKey
-from ..rotation import ROTATION_CONTEXT, rotate
-from ..trust import TrustStore
+from ..keys import auditlog
+from ..keys.rotation import ROTATION_CONTEXT, rotate
+from ..keys.trust import TrustStore
 
 __all__ = ["PASSPHRASE", "build", "fixed_random", "identity"]
 
@@ -154,7 +155,7 @@ def _rotations() -> list[dict[str, Any]]:
 
 
 def _audit_logs() -> list[dict[str, Any]]:
-    lines, prev = [], audit.GENESIS
+    lines, prev = [], auditlog.GENESIS
     events: list[dict[str, str | int]] = [
         {"event": "handshake_accepted", "role": "responder",
          "peer": identity("alice").agent_id, "version": 1},
@@ -162,7 +163,7 @@ def _audit_logs() -> list[dict[str, Any]]:
         {"event": "replay_refused", "kind": "envelope", "code": "replayed"},
     ]
     for seq, data in enumerate(events, 1):
-        line = audit._line(seq, prev, NOW + seq / 1000, data)
+        line = auditlog.audit_line(seq, prev, NOW + seq / 1000, data)
         lines.append(line.decode("ascii"))
         prev = json.loads(line)["hash"]
     edited = lines[1].replace("expired", "revoked")

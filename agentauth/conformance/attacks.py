@@ -18,16 +18,7 @@ from ..errors import AgentAuthError
 from ..handshake import SUPPORTED_VERSIONS
 from ..identity import Identity
 from .forge import Forge, body2, body3
-from .harness import (
-    REMOTE_CODES,
-    T0,
-    Check,
-    Context,
-    Fail,
-    expect_refusal,
-    get_hex,
-    get_str,
-)
+from .harness import REMOTE_CODES, T0, Check, Context, Fail, expect_refusal, get_hex, get_str
 from .live import Live
 from .process import Refused
 

@@ -22,13 +22,7 @@ from ..capability import DetachedInvocations, Request, SessionInvocations, verif
 from ..capability import verify_notice as _verify_notice
 from ..envelope import PendingRequests, open_envelope
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
-from ..handshake import (
-    SUPPORTED_VERSIONS,
-    HandshakePolicy,
-    Initiator,
-    Responder,
-    accept_any_peer,
-)
+from ..handshake import SUPPORTED_VERSIONS, HandshakePolicy, Initiator, Responder, accept_any_peer
 from ..identity import Identity, PeerKey
 from ..session import Session
 from ..stores import MemoryReplayStore

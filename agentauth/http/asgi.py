@@ -44,7 +44,7 @@ from ..errors import (
     StoreError,
 )
 from ..identity import Identity, PeerKey
-from ..stores import ReplayStore, Shares
+from ..replay import ReplayStore, Shares
 from ..verdict import ask_async, check_callback, moment
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage

@@ -16,13 +16,11 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 
+from ..aio import AgentAuthAttribute, connect, create_listener
+from ..aio.stream import FRAME_HEADER, AgentAuthStream
 from ..errors import AgentAuthError
 from ..handshake import HandshakePolicy
 from ..identity import Identity
-from ._common import AgentAuthAttribute
-from ._serving import Secure, serve_parts
-from .net import connect, create_listener
-from .stream import FRAME_HEADER, AgentAuthStream
 
 __all__ = ["run_demo"]
 
@@ -61,9 +59,8 @@ class _Relay:
         self.frames: list[bytes] = []
         self.to_server: ByteStream | None = None
 
-    async def serve_one(self, client: ByteStream, secure: Secure) -> None:
-        """Relay one client (plain TCP: ``secure`` does nothing) to the server."""
-        client = await secure(client)
+    async def serve_one(self, client: ByteStream) -> None:
+        """Relay one client to the server."""
         server = await anyio.connect_tcp(HOST, self.server_port)
         self.to_server = server
         async with client, server, anyio.create_task_group() as tg:
@@ -125,8 +122,7 @@ async def _main(say: Callable[[str], None]) -> bool:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
-        # Through the listener's accept loop, not anyio's plain one, which an EMFILE ends.
-        tg.start_soon(serve_parts, relay_listener, relay.serve_one, tg, lambda: None)
+        tg.start_soon(relay_listener.serve, relay.serve_one)
 
         for name, who, via in (("alice", alice, relay_port), ("carol", carol, port)):
             async with await connect(HOST, via, who, expect=bob.agent_id) as channel:

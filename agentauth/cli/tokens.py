@@ -1,6 +1,6 @@
 """The capability commands of ``agentauth``: delegate, inspect, verify, revoke.
 
-Exit codes (also in the README, shared by every command: :mod:`agentauth.cli_common`): 0
+Exit codes (also in the README, shared by every command: :mod:`agentauth.cli.common`): 0
 success; 1 the chain, request or notice was refused (the error code is printed); 2 a usage
 error (bad arguments, agent ids or grants); 3 an input file is missing, unreadable or not what
 it should be.
@@ -20,23 +20,26 @@ import json
 import time
 from typing import Any
 
-from . import files
-from .capability import (
+from .. import files
+from ..capability import (
     Eq,
     Grant,
     OneOf,
     Prefix,
     Range,
     Request,
-    SQLiteRevocationStore,
     decode_chain,
     delegate,
     encode_chain,
     revoke,
     verify_chain,
 )
-from .capability.chain import MAX_CHAIN_BYTES, Link
-from .cli_common import (
+from ..capability.chain import MAX_CHAIN_BYTES, Link
+from ..errors import InvalidArgument
+from ..identity import PeerKey, format_agent_id
+from ..keyfile import check_output, write_output
+from ..stores import SQLiteRevocationStore
+from .common import (
     EXIT_BAD_INPUT,
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -47,9 +50,6 @@ from .cli_common import (
     run_command,
     subcommand,
 )
-from .errors import InvalidArgument
-from .identity import PeerKey, format_agent_id
-from .keyfile import check_output, write_output
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "add_commands", "run"]
 

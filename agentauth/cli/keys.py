@@ -1,7 +1,7 @@
 """The key lifecycle commands of ``agentauth``: keygen, id, export, trust, rotate, audit.
 
 Each command prints a short text result, or with ``--json`` one JSON object; errors are one
-line on stderr, with the exit codes of :mod:`agentauth.cli_common`.
+line on stderr, with the exit codes of :mod:`agentauth.cli.common`.
 """
 
 from __future__ import annotations
@@ -12,19 +12,13 @@ import os
 import time
 from typing import Any
 
-from . import files
-from .audit import verify_audit_log
-from .cli_common import (
-    add_passphrase_options,
-    emit,
-    load_identity,
-    new_passphrase,
-    subcommand,
-)
-from .identity import Identity, PeerKey
-from .keyfile import DEFAULT_PRESET, PRESETS, check_output, write_output
-from .rotation import MAX_ROTATION, parse_rotation, rotate
-from .trust import TrustEntry, TrustStore, editing
+from .. import files
+from ..identity import Identity, PeerKey
+from ..keyfile import DEFAULT_PRESET, PRESETS, check_output, write_output
+from ..keys.auditlog import verify_audit_log
+from ..keys.rotation import MAX_ROTATION, parse_rotation, rotate
+from ..keys.trust import TrustEntry, TrustStore, editing
+from .common import add_passphrase_options, emit, load_identity, new_passphrase, subcommand
 
 __all__ = ["add_commands"]
 

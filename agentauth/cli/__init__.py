@@ -2,7 +2,7 @@
 
 Every command takes ``--json`` and ``--help`` (with an example); errors are one line on
 stderr. Exit codes: 0 success, 1 refused, 2 usage error, 3 bad input
-(:mod:`agentauth.cli_common`).
+(:mod:`agentauth.cli.common`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import cli_conformance, cli_keys
-from .aio.demo import run_demo
-from .cli_common import Parser, add_json
-from .cli_tokens import add_commands, run
+from . import conformance, keys
+from .common import Parser, add_json
+from .demo import run_demo
+from .tokens import add_commands, run
 
 __all__ = ["main"]
 
@@ -36,12 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                epilog="example:\n  agentauth demo --json")
     add_json(demo)
     demo.set_defaults(run=_demo)
-    cli_keys.add_commands(commands)
+    keys.add_commands(commands)
     add_commands(commands)
-    cli_conformance.add_commands(commands)
+    conformance.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "conformance":
-        return cli_conformance.run(args)
+        return conformance.run(args)
     return run(args)
 
 

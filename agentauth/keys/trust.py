@@ -36,17 +36,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from . import audit, crypto, files, keyfile
-from .capability.grants import parse_resource
-from .errors import (
+from .. import audit, crypto, files, keyfile
+from ..capability.grants import parse_resource
+from ..errors import (
     AgentAuthError,
     AuthenticationError,
     FileError,
     InvalidArgument,
     TrustStoreError,
 )
-from .handshake import HandshakePolicy
-from .identity import PeerKey
+from ..handshake import HandshakePolicy
+from ..identity import PeerKey
 from .rotation import Rotation, next_key_commitment, parse_rotation
 
 __all__ = ["MAX_TRUST_STORE", "LiveTrust", "TrustEntry", "TrustStore", "editing"]
@@ -431,7 +431,7 @@ class LiveTrust:
 
     At most once per ``interval`` seconds it looks at the file (inode, time, size) and
     reloads it if it changed. A file that no longer loads fails closed: nobody is trusted
-    until it loads again, and the error goes to the ``agentauth.trust`` logger. The first
+    until it loads again, and the error goes to the ``agentauth.keys.trust`` logger. The first
     load happens here and raises as :meth:`TrustStore.load` does.
     """
 
@@ -472,7 +472,7 @@ class LiveTrust:
             self._store = TrustStore.load(self._path)
         except Exception as exc:  # whatever the failure, trust nobody
             self._store = None  # fail closed until the file loads again
-            logging.getLogger("agentauth.trust").error(
+            logging.getLogger("agentauth.keys.trust").error(
                 "trust store %s no longer loads, nobody is trusted: %s", self._path, exc)
         return self._store
 

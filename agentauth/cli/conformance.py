@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .conformance import driver, runner
+from ..conformance import driver, runner
 
 __all__ = ["add_commands", "run"]
 

@@ -11,7 +11,7 @@ The statement is ``{0: payload, 1: old key's signature, 2: new key's signature}`
 next key (32 bytes, or empty), 4: time (Unix seconds)}``, every map canonical (section 3).
 Both signatures are over ``ROTATION_CONTEXT || payload``, the exact payload bytes received.
 What a verifier does with a valid statement (accept it once, refuse a key rotated away)
-is the trust store's part (:mod:`agentauth.trust`).
+is the trust store's part (:mod:`agentauth.keys.trust`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from . import crypto, wire
-from .errors import AuthenticationError, DecodeError, InvalidArgument
-from .identity import Identity, PeerKey
+from .. import crypto, wire
+from ..errors import AuthenticationError, DecodeError, InvalidArgument
+from ..identity import Identity, PeerKey
 
 __all__ = [
     "MAX_ROTATION",

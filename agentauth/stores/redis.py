@@ -1,498 +1,38 @@
-"""Replay stores: atomic check-and-insert of a key with an expiry (spec section 11).
-
-``check_and_insert(key, expires)`` answers True ("new": the key is now remembered until at
-least ``expires``) or False ("seen": a live entry already holds it), atomically: of any
-number of concurrent calls with one key, across threads, processes or machines sharing the
-store, exactly one is answered True. Callers insert a key only after the message it comes
-from has verified, with ``expires`` the last moment that message could still be accepted
-(its acceptance window plus the clock skew).
-
-A store never forgets a live entry. One that cannot take a key (full of live entries, or
-unreachable) raises :class:`~agentauth.errors.StoreError`, and the message must be refused:
-the check fails closed.
-
-* :class:`MemoryReplayStore`: one process; bounded by entry count; expiry by time buckets,
-  reclaimed a few entries per call (no pause); about 100 bytes per entry.
-* :class:`SQLiteReplayStore`: a file; refuses replays across restarts and crashes, and
-  several processes on one machine may share it.
-* :class:`RedisReplayStore`: a Redis server shared by replicas on several machines (one
-  Lua script per call or batch; bounded waits; exactly once under lost replies; refuses
-  what a restarted or flushed server may have forgotten).
-
-Stores are synchronous and quick; :func:`agentauth.aio.async_replay_store` gives the async
-interface, running the ones that do I/O in a worker thread.
+"""Redis stores: replay keys (spec 11) and revocation notices (spec 10.8) in a Redis server
+shared by every replica of an agent, on any number of machines (one Lua script per call
+or batch; bounded waits; exactly once under lost replies; refuses what a restarted or
+flushed server may have forgotten).
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import math
 import os
-import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
-from . import crypto, files
-from .errors import FileError, InvalidArgument, InvalidState, StoreError
+from ..capability.chain import MAX_SKEW, trust_roots
+from ..capability.revocation import (
+    PER_REVOKER,
+    admit_notice,
+    announce_stored,
+    check_per_revoker,
+    over_quota,
+    read_notice,
+)
+from ..errors import InvalidArgument, InvalidState, StoreError
+from ..replay import check_key, milliseconds
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = [
-    "MAX_KEY",
-    "MemoryReplayStore",
-    "RedisReplayStore",
-    "RedisTable",
-    "ReplayStore",
-    "SQLiteReplayStore",
-    "Shares",
-    "open_sqlite",
-    "sqlite_failure",
-]
+__all__ = ["DEFAULT_HORIZON", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "RedisReplayStore",
+           "RedisRevocationStore", "RedisTable"]
 
-MAX_KEY: Final = 256  # bytes; callers build keys from a sender id and a nonce
-MAX_EXPIRES: Final = 2**53  # seconds: far beyond any real expiry, exact in a float
-_RECLAIM_STEP = 4  # expired entries reclaimed per call: more than one call inserts
-
-
-def _check_key(key: bytes, expires: float) -> None:
-    if type(key) is not bytes or not 0 < len(key) <= MAX_KEY:
-        raise InvalidArgument(f"a replay key is 1 to {MAX_KEY} bytes")
-    if type(expires) not in (int, float) or not 0 <= expires <= MAX_EXPIRES:  # NaN too
-        raise InvalidArgument(f"expires is a time in seconds from 0 to {MAX_EXPIRES}")
-
-
-@runtime_checkable
-class ReplayStore(Protocol):
-    """What every replay store does."""
-
-    def check_and_insert(self, key: bytes, expires: float) -> bool:
-        """Remember ``key`` until ``expires`` (Unix seconds) and return True, or return
-        False if a live entry already holds it. Raises StoreError if it cannot."""
-
-    def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
-        """:meth:`check_and_insert` for several keys; one answer each, in order."""
-
-
-class MemoryReplayStore:
-    """Keys in this process's memory, at most ``capacity`` of them.
-
-    Keys are kept as 16-byte keyed BLAKE2b digests (the key is random per store, so no one
-    can aim for a collision), in a set, and in time buckets of ``bucket`` seconds by expiry.
-    Every call reclaims up to a few entries of buckets that have wholly expired; an entry is
-    never reclaimed before its expiry and at most one bucket after it. A full store first
-    reclaims what has expired, then refuses (``store_full``). The bound is in all, not per
-    sender (spec 11, rule 11): keys are opaque, and only senders that passed every other
-    check insert any, each entry for its message's window.
-    """
-
-    def __init__(self, capacity: int = 1_000_000, *, bucket: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise InvalidArgument("capacity is a positive integer")
-        if not isinstance(bucket, int | float) or not 0 < bucket <= 3600:
-            raise InvalidArgument("bucket is a positive number of seconds, at most 3600")
-        self._capacity = capacity
-        self._width = float(bucket)
-        self._clock = clock
-        self._digest = crypto.keyed_hasher(os.urandom(32), 16)
-        self._seen: set[bytes] = set()
-        self._buckets: dict[int, list[bytes]] = {}
-        self._order: list[int] = []  # a heap of bucket numbers
-        self._draining: list[bytes] = []  # an expired bucket being reclaimed
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def check_and_insert(self, key: bytes, expires: float) -> bool:
-        """See :class:`ReplayStore`."""
-        _check_key(key, expires)
-        digest = self._digest(key)
-        with self._lock:
-            now = self._clock()
-            if self._draining or (self._order and self._order[0] * self._width < now):
-                self._reclaim(now, _RECLAIM_STEP)
-            if expires < now or digest in self._seen:
-                return False
-            self._room(now, 1)
-            self._add(digest, expires)
-            return True
-
-    def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
-        """See :class:`ReplayStore`: all or nothing (a batch that does not fit changes
-        nothing)."""
-        for key, expires in items:
-            _check_key(key, expires)
-        digests = [self._digest(key) for key, _ in items]
-        with self._lock:
-            now = self._clock()
-            answers, fresh = [], set()
-            for digest, (_, expires) in zip(digests, items, strict=True):
-                new = not (expires < now or digest in self._seen or digest in fresh)
-                answers.append(new)
-                if new:
-                    fresh.add(digest)
-            self._room(now, len(fresh))
-            for digest, (_, expires), new in zip(digests, items, answers, strict=True):
-                if new:
-                    self._add(digest, expires)
-            return answers
-
-    def _room(self, now: float, count: int) -> None:
-        if len(self._seen) + count > self._capacity:
-            self._reclaim(now, len(self._seen))
-            if len(self._seen) + count > self._capacity:
-                raise StoreError(f"the replay store holds {self._capacity} live entries",
-                                 code="store_full")
-
-    def _add(self, digest: bytes, expires: float) -> None:
-        number = math.ceil(expires / self._width)
-        entries = self._buckets.get(number)
-        if entries is None:
-            entries = self._buckets[number] = []
-            heapq.heappush(self._order, number)
-        entries.append(digest)
-        self._seen.add(digest)
-
-    def _reclaim(self, now: float, budget: int) -> None:
-        """Forget up to ``budget`` entries of buckets whose whole span has passed."""
-        seen, draining = self._seen, self._draining
-        while budget > 0:
-            if not draining:
-                order = self._order
-                if not order or order[0] * self._width >= now:
-                    return
-                draining.extend(self._buckets.pop(heapq.heappop(order)))
-            take = min(budget, len(draining))
-            for _ in range(take):
-                seen.discard(draining.pop())
-            budget -= take
-
-
-class Shares:
-    """Live entries counted per source until they expire: at most ``capacity`` in all and
-    ``per_source`` from any one source (spec 11, rule 11).
-
-    A verifier that knows who sent each key keeps one beside its replay cache or store, so
-    that one source cannot fill it for the others: it takes a :meth:`place` before the
-    store is asked and keeps it, until the entry expires, only if the key was new. Places
-    being taken count, so the bounds hold however many checks are in flight, from any
-    number of threads.
-    """
-
-    __slots__ = ("_deadlines", "_held", "_lock", "_total", "capacity", "per_source")
-
-    def __init__(self, capacity: int, per_source: int | None = None, *,
-                 names: tuple[str, str] = ("capacity", "per_source")) -> None:
-        """``per_source`` defaults to ``max(1, capacity // 16)``; ``names`` are what the
-        owner calls the two bounds, for the error a bad value raises."""
-        if type(capacity) is not int or capacity < 1:
-            raise InvalidArgument(f"{names[0]} is a positive integer")
-        if per_source is None:
-            per_source = max(1, capacity // 16)
-        if type(per_source) is not int or per_source < 1:
-            raise InvalidArgument(f"{names[1]} is a positive integer")
-        self.capacity = capacity
-        self.per_source = per_source
-        self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)
-        self._held: dict[bytes, int] = {}  # only sources with a live or pending place
-        self._total = 0
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def place(self, source: bytes, refuse: Callable[[str], Exception]
-              ) -> Iterator[Callable[[float, bytes], None]]:
-        """Take a place for ``source`` or raise ``refuse(why)``; yield ``keep(expires,
-        item)``. A place that is not kept by the end of the block (the key was a replay,
-        the store failed) is given back. (Call :meth:`expire` first, so that what has
-        expired frees its place.)"""
-        with self._lock:
-            held = self._held.get(source, 0)
-            if held >= self.per_source:
-                raise refuse(f"its share, {held} live entries, is taken")
-            if self._total >= self.capacity:
-                raise refuse(f"all {self.capacity} places are taken")
-            self._held[source] = held + 1
-            self._total += 1
-        kept: list[tuple[float, bytes, bytes]] = []
-        try:
-            yield lambda expires, item: kept.append((expires, source, item))
-        finally:
-            with self._lock:
-                if kept:
-                    heapq.heappush(self._deadlines, kept[0])
-                else:
-                    self._release(source)
-
-    def expire(self, now: float) -> list[bytes]:
-        """Forget the entries whose expiry is before ``now``; return their items."""
-        deadlines, items = self._deadlines, []
-        with self._lock:
-            while deadlines and deadlines[0][0] < now:
-                _, source, item = heapq.heappop(deadlines)
-                self._release(source)
-                items.append(item)
-        return items
-
-    def held(self, source: bytes) -> int:
-        """The places ``source`` holds."""
-        return self._held.get(source, 0)
-
-    def __len__(self) -> int:
-        return self._total
-
-    def _release(self, source: bytes) -> None:
-        # Under the lock.
-        self._total -= 1
-        held = self._held.pop(source) - 1
-        if held:
-            self._held[source] = held
-
-
-# ------------------------------------------------------------------ SQLite
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def open_sqlite(path: str | os.PathLike[str], *, create: bool, what: str,
-                timeout: float = 5.0, check_same_thread: bool = True) -> sqlite3.Connection:
-    """A connection to the SQLite store at ``path``: the one way a store file is opened.
-
-    A store may be created only by those that write it (``create=True``: an agent, a
-    server, ``revoke``); where the path names nothing, the file is made. Whoever only reads
-    it (``create=False``: ``verify --revoked``) needs it to exist. Either way an existing
-    path must be a regular file that already holds a SQLite database: an empty file, a
-    FIFO, a device, a directory or a file of another kind is refused before SQLite opens
-    it, so it is never converted into a database and nothing is left beside it.
-    Refusals are a :class:`~agentauth.errors.FileError` (the path) or ``store_unavailable``
-    (not a database, or SQLite failed); no ``sqlite3`` error escapes."""
-    if type(timeout) not in (int, float) or not 0 <= timeout <= 600:  # NaN too
-        raise InvalidArgument("timeout is a number of seconds from 0 to 600")
-    name = os.fspath(path)
-    try:
-        head, checked = files.read_head(name, len(_SQLITE_MAGIC), what=what)
-    except FileError as exc:
-        folder = os.path.dirname(name) or "."
-        if not (create and exc.code == "file_not_found" and os.path.isdir(folder)):
-            raise
-        _create(name, what)
-        head, checked = files.read_head(name, len(_SQLITE_MAGIC), what=what)  # as any
-    if head != _SQLITE_MAGIC:
-        raise StoreError(f"{what} {name!r} is not a SQLite database"
-                         + (" (it is empty)" if not head else ""), code="store_unavailable")
-    # Opened read-write even to read (a read-only connection to a WAL database would leave
-    # its -wal and -shm files behind), never created here: the file exists by now.
-    uri = "file:" + urllib.parse.quote(os.path.abspath(name)) + "?mode=rw"
-    try:
-        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
-                             check_same_thread=check_same_thread)
-    except sqlite3.Error as exc:
-        raise sqlite_failure(exc, f"{what} {name!r}") from None
-    # SQLite opened the path again: it must still name the file checked above, not a
-    # device or another file put there meanwhile (whose writes would vanish).
-    try:
-        now: os.stat_result | None = os.stat(name)
-    except OSError:
-        now = None
-    if now is None or (now.st_dev, now.st_ino) != (checked.st_dev, checked.st_ino):
-        db.close()
-        raise StoreError(f"{what} {name!r} was replaced while it was opened",
-                         code="store_unavailable")
-    return db
-
-
-_SQLITE_REASONS = {
-    "SQLITE_BUSY": "it is locked by another process (waited for it, in vain)",
-    "SQLITE_LOCKED": "it is locked by another connection",
-    "SQLITE_FULL": "the disk is full",
-    "SQLITE_READONLY": "it, or its folder, cannot be written",
-    "SQLITE_CANTOPEN": "it, or its folder, cannot be opened",
-    "SQLITE_IOERR": "reading or writing it failed",
-    "SQLITE_NOTADB": "it is not a SQLite database",
-    "SQLITE_CORRUPT": "it is damaged",
-}
-
-
-def sqlite_failure(exc: sqlite3.Error, what: str) -> StoreError:
-    """The typed error (``store_unavailable``) for a failure of SQLite on the store
-    ``what``, with a reason an operator can act on (a lock another process holds, a full
-    disk, a damaged file), never the ``sqlite3`` error itself."""
-    name = getattr(exc, "sqlite_errorname", None) or ""  # SQLITE_IOERR_WRITE: SQLITE_IOERR
-    reason = _SQLITE_REASONS.get("_".join(name.split("_")[:2]),
-                                 f"it is not one, or cannot be read or written "
-                                 f"({type(exc).__name__})")
-    return StoreError(f"the {what} failed: {reason}", code="store_unavailable")
-
-
-def _create(name: str, what: str) -> None:
-    """Make an empty SQLite database at ``name``, whole or not at all: it is made under a
-    new name beside it and then linked into place, which never replaces a name (a store
-    another process made meanwhile is kept). A creation that fails (a full disk, say)
-    leaves nothing, not an empty file that every later opening would refuse."""
-    folder = os.path.dirname(name)
-    temporary = files.temporary_name(name)
-    uri = "file:" + urllib.parse.quote(os.path.abspath(temporary)) + "?mode=rwc"
-    try:
-        db = sqlite3.connect(uri, uri=True, isolation_level=None)
-        try:
-            db.execute("PRAGMA user_version = 0")  # writes the header: a database now
-        finally:
-            db.close()
-        try:
-            os.link(temporary, name)
-        except OSError as exc:
-            if exc.errno not in files.NO_LINK:
-                raise
-            if not os.path.lexists(name):  # a file system without links
-                os.rename(temporary, name)
-    except FileExistsError:
-        pass
-    except sqlite3.Error as exc:
-        raise sqlite_failure(exc, f"{what} {name!r}") from None
-    except OSError as exc:
-        raise files.os_error(exc, name, what, "created") from None
-    finally:
-        for leftover in (temporary, temporary + "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-    files.sync_folder(folder)
-
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS replay (key BLOB PRIMARY KEY, expires INTEGER NOT NULL)"
-    " WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS replay_expires ON replay (expires)",
-    "CREATE TABLE IF NOT EXISTS replay_count (one INTEGER PRIMARY KEY CHECK (one = 1),"
-    " n INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO replay_count VALUES (1, (SELECT count(*) FROM replay))",
-    "CREATE TRIGGER IF NOT EXISTS replay_added AFTER INSERT ON replay"
-    " BEGIN UPDATE replay_count SET n = n + 1; END",
-    "CREATE TRIGGER IF NOT EXISTS replay_removed AFTER DELETE ON replay"
-    " BEGIN UPDATE replay_count SET n = n - 1; END",
-)
-# One statement: insert the key if there is room, or take over an entry that has expired;
-# touch nothing if a live entry holds it. SQLite runs it atomically, across processes.
-_INSERT = (
-    "INSERT INTO replay (key, expires) SELECT ?1, ?2"
-    " WHERE (SELECT n FROM replay_count) < ?3"
-    " ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE replay.expires < ?4"
-)
-_PRUNE = ("DELETE FROM replay WHERE key IN"
-          " (SELECT key FROM replay WHERE expires < ? ORDER BY expires LIMIT ?)")
-_PRUNE_EVERY = 256  # inserts between two prunes of up to 2 * _PRUNE_EVERY expired rows
-
-
-class SQLiteReplayStore:
-    """Keys in a SQLite file (WAL): replays stay refused across restarts and crashes of
-    the process, and processes on one machine can share the file.
-
-    At most ``capacity`` entries: the count is kept by triggers in the same transaction
-    as each insert, so the bound is exact, and a full store refuses (``store_full``).
-    Expired rows are deleted a few hundred at a time as inserts go on. ``durable=True``
-    syncs every insert to disk (surviving power loss, not only a crash of the process),
-    at the cost of an fsync each. Times are kept in milliseconds.
-
-    The file is created if nothing is at ``path``; an existing path must be a SQLite
-    database (:func:`open_sqlite`): an empty file, a FIFO or a directory is refused, never
-    converted.
-    """
-
-    def __init__(self, path: str | Path, *, capacity: int = 10_000_000,
-                 durable: bool = False, timeout: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise InvalidArgument("capacity is a positive integer")
-        self._capacity = capacity
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._inserts = 0
-        try:
-            self._db = open_sqlite(path, create=True, what="replay store", timeout=timeout,
-                                   check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    self._db.execute(statement)
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise sqlite_failure(exc, "replay store") from None
-
-    def check_and_insert(self, key: bytes, expires: float) -> bool:
-        """See :class:`ReplayStore`."""
-        _check_key(key, expires)
-        return self._insert([(key, expires)])[0]
-
-    def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
-        """See :class:`ReplayStore`: one transaction for all of them."""
-        for key, expires in items:
-            _check_key(key, expires)
-        return self._insert(items) if items else []
-
-    def _insert(self, items: Iterable[tuple[bytes, float]]) -> list[bool]:
-        db = self._db
-        with self._lock:
-            now = _ms(self._clock())
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    answers = [self._one(key, _ms(expires, up=True), now)
-                               for key, expires in items]
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise sqlite_failure(exc, "replay store") from None
-            self._inserts += len(answers)
-            if self._inserts >= _PRUNE_EVERY:
-                self._inserts = 0
-                with contextlib.suppress(sqlite3.Error):  # committed: housekeeping only
-                    db.execute(_PRUNE, (now, 2 * _PRUNE_EVERY))
-            return answers
-
-    def _one(self, key: bytes, expires: int, now: int) -> bool:
-        if expires < now:
-            return False  # no longer acceptable, and its entry may be gone
-        if self._db.execute(_INSERT, (key, expires, self._capacity, now)).rowcount == 1:
-            return True
-        row = self._db.execute("SELECT expires FROM replay WHERE key = ?", (key,)).fetchone()
-        if row is not None and row[0] >= now:
-            return False  # a live entry holds it
-        # No room: make some by deleting what has expired, once, then try again.
-        self._db.execute(_PRUNE, (now, 4 * _PRUNE_EVERY))
-        if self._db.execute(_INSERT, (key, expires, self._capacity, now)).rowcount == 1:
-            return True
-        raise StoreError(f"the replay store holds {self._capacity} live entries",
-                         code="store_full")
-
-    def __len__(self) -> int:
-        with self._lock:
-            try:
-                (count,) = self._db.execute("SELECT n FROM replay_count").fetchone()
-            except sqlite3.Error as exc:
-                raise sqlite_failure(exc, "replay store") from None
-        return int(count)
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
-
-
-def _ms(seconds: float, up: bool = False) -> int:
-    value = seconds * 1000
-    return math.ceil(value) if up else math.floor(value)
-
-
-# ------------------------------------------------------------------ Redis
 
 DEFAULT_TIMEOUT: Final = 1.0  # seconds: connecting, and waiting for each reply
 DEFAULT_RETRIES: Final = 2  # attempts after the first, each with the call's own token
@@ -736,7 +276,7 @@ class RedisTable(_Redis):
         ttl = self._ttl(expires)
         if not ttl:
             return False
-        now = _ms(self._clock())
+        now = milliseconds(self._clock())
         result = self._call(lambda: self._client.eval(
             _PUT_COUNTED, 2, self._prefix + key, self._prefix + _GROUPS + group, value, ttl,
             now, now + ttl, limit))
@@ -744,7 +284,7 @@ class RedisTable(_Redis):
 
     def count(self, group: bytes) -> int:
         """How many live keys ``group`` counts (see :meth:`put_counted`)."""
-        now = _ms(self._clock())
+        now = milliseconds(self._clock())
         return int(self._call(lambda: self._client.zcount(self._prefix + _GROUPS + group,
                                                           now, "+inf")))
 
@@ -936,7 +476,7 @@ class RedisReplayStore(_Redis):
 
     def _claim(self, items: Sequence[tuple[bytes, float]]) -> list[bool]:
         for key, expires in items:
-            _check_key(key, expires)
+            check_key(key, expires)
         now = self._clock()
         if any(expires > now + self._horizon for _, expires in items):
             raise InvalidArgument(f"an expiry is more than the store's horizon "
@@ -1036,3 +576,74 @@ class RedisReplayStore(_Redis):
                 self._orphans[claim] = expires
             while len(self._orphans) > _ORPHANS:  # the oldest: its sender may retry late
                 del self._orphans[next(iter(self._orphans))]
+
+
+class RedisRevocationStore:
+    """Notices in a Redis server, shared by every replica of an agent. Each notice is kept
+    under its target's id until the target could no longer verify (Redis expires it then,
+    so :meth:`prune` has nothing to do), at most ``per_revoker`` live ones about the links
+    of each issuer key, counted and stored in one atomic step (spec 10.8). ``client`` is a
+    ``redis.Redis`` or a URL (a client that waits at most ``timeout`` seconds for each
+    reply). The server must not evict keys and, unless ``allow_volatile``, must keep its
+    data on disk: a restart that forgot a notice would let its revoked link through (both
+    checked, as for :class:`agentauth.RedisReplayStore`). ``margin`` (seconds) lengthens
+    every notice's life: set it to at least the largest clock difference between the
+    replicas, since each computes a notice's life from its own clock (a replica ahead would
+    otherwise let Redis forget a notice while a verifier behind it still accepts the link)."""
+
+    def __init__(self, client: Any, anchors: Mapping[Any, str], *,
+                 prefix: bytes = b"agentauth:revoked:", check_policy: bool = True,
+                 clock: Callable[[], float] = time.time,
+                 per_revoker: int = PER_REVOKER, timeout: float = DEFAULT_TIMEOUT,
+                 allow_volatile: bool = False, margin: float = 1.0) -> None:
+        self._roots = trust_roots(anchors)
+        self._limit = check_per_revoker(per_revoker)
+        if type(margin) not in (int, float) or not 0 <= margin <= 3600:
+            raise InvalidArgument("margin is 0 to 3600 seconds")
+        self._margin = margin
+        self._clock = clock
+        self._table = RedisTable(client, prefix=prefix, check_policy=check_policy,
+                                 clock=clock, timeout=timeout, allow_volatile=allow_volatile)
+
+    def add(self, notice: bytes) -> bool:
+        """Verify and keep a notice; True if it was new (False too for a notice whose
+        target can no longer verify: there is nothing left to refuse)."""
+        read = read_notice(notice)
+        checked = admit_notice(read, self.is_revoked(read.target),
+                         lambda: self._table.count(read.charged), self._limit, self._roots)
+        if checked is None:
+            return False
+        until = checked.expires + MAX_SKEW
+        if until <= self._clock():
+            return False
+        # Counted again in the same step as the write: replicas share the quota.
+        added = self._table.put_counted(checked.target, checked.data, until + self._margin,
+                                        read.charged, self._limit)
+        if added is None:
+            raise over_quota(read.charged, self._limit)
+        if added:
+            announce_stored(checked, "redis")
+        return added
+
+    def is_revoked(self, link_id: bytes) -> bool:
+        """Whether the link with this id is revoked."""
+        return self._table.exists(link_id)
+
+    def prune(self, now: int) -> int:
+        """Nothing to do: Redis forgets each notice when its target expires."""
+        return 0
+
+    def ids(self) -> list[bytes]:
+        """The ids of every revoked link, ascending."""
+        return self._table.keys()
+
+    def notice(self, link_id: bytes) -> bytes | None:
+        """The notice that revoked ``link_id``, if any."""
+        return self._table.get(link_id)
+
+    def __len__(self) -> int:
+        return len(self._table.keys())
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._table.close()

@@ -21,8 +21,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import keyfile
-from .errors import (
+from .. import keyfile
+from ..errors import (
     AgentAuthError,
     AuditLogError,
     DecodeError,
@@ -35,7 +35,7 @@ from .errors import (
     StoreError,
     TrustStoreError,
 )
-from .identity import Identity
+from ..identity import Identity
 
 __all__ = [
     "EXIT_BAD_INPUT",
