@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +45,8 @@ LAYERS = {
     "__main__": 7, "__init__": 7,
 }
 # Third-party imports that only one module may make.
-OWNERS = {"nacl": "crypto", "cryptography": "crypto", "msgpack": "wire", "anyio": "aio",
+OWNERS = {"nacl": "crypto", "cryptography": "crypto", "msgpack": "wire",
+          "anyio": ("aio", "cli"),  # the async layer, and the demo's own event loop
           "hashlib": "crypto", "hmac": "crypto", "redis": "stores", "http_sf": "http",
           "httpx": "http"}
 
@@ -83,6 +87,62 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
     return out
 
 
+# Each subpackage's public names: its __all__ is exactly this set (the package root's is
+# EXPECTED_EXPORTS above), each name is there and documented.
+SUBPACKAGE_EXPORTS = {
+    "stores": {"MemoryReplayStore", "MemoryRevocationStore", "RedisReplayStore",
+               "RedisRevocationStore", "RedisTable", "SQLiteReplayStore",
+               "SQLiteRevocationStore", "open_sqlite", "sqlite_failure"},
+    "keys": {"AuditFileHandler", "AuditSummary", "LiveTrust", "Rotation", "TrustEntry",
+             "TrustStore", "next_key_commitment", "parse_rotation", "rotate",
+             "verify_audit_log"},
+    "cli": {"main"},
+    "aio": {"AgentAuthAttribute", "AgentAuthListener", "AgentAuthMessageStream",
+            "AgentAuthStream", "AsyncReplayStore", "async_replay_store", "connect",
+            "create_listener", "exchange_revocations", "open_envelope", "serve"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUBPACKAGE_EXPORTS))
+def test_subpackage_exports_are_exactly_the_documented_set(name: str) -> None:
+    module = importlib.import_module(f"agentauth.{name}")
+    assert module.__doc__
+    assert set(module.__all__) == SUBPACKAGE_EXPORTS[name]
+    for export in module.__all__:
+        obj = getattr(module, export)
+        assert not callable(obj) or obj.__doc__, f"agentauth.{name}.{export} has no docstring"
+
+
+def test_every_module_declares_its_public_names() -> None:
+    """Every module has a docstring and an ``__all__`` naming only what it defines or
+    re-exports (private modules, named with a leading underscore, included)."""
+    for path in modules():
+        if path.name == "__main__.py":
+            continue
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        module = importlib.import_module(name.removesuffix(".__init__"))
+        assert module.__doc__, f"{name} has no docstring"
+        for export in getattr(module, "__all__", ()):
+            assert not export.startswith("_") or export == "__version__", (name, export)
+            assert hasattr(module, export), (name, export)
+
+
+def test_the_sans_io_core_does_not_import_the_async_layer() -> None:
+    """``import agentauth`` and the core modules leave anyio unloaded (the async names are
+    loaded on first use, PEP 562), and the lazy names are the async layer's own."""
+    code = ("import sys, agentauth, agentauth.wire, agentauth.handshake, agentauth.session, "
+            "agentauth.envelope, agentauth.capability, agentauth.stores, agentauth.keys\n"
+            "assert 'anyio' not in sys.modules, 'anyio loaded'\n"
+            "import agentauth.aio\n"
+            "assert agentauth.connect is agentauth.aio.connect\n"
+            "assert 'serve' in dir(agentauth)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(AttributeError):
+        agentauth.no_such_name  # noqa: B018
+
+
 def test_api_modules() -> None:
     """Every module of the package is placed in a layer."""
     assert {top(p) for p in modules()} <= set(LAYERS)
@@ -110,7 +170,8 @@ def test_only_the_owner_imports_a_dependency() -> None:
             if level:
                 continue
             owner = OWNERS.get(module.split(".")[0])
-            assert owner is None or owner == me, f"{path.name} imports {module}"
+            assert owner is None or me in (owner if isinstance(owner, tuple) else (owner,)), (
+                f"{path.name} imports {module}")
 
 
 def test_spec_error_registry_matches_the_code() -> None:

@@ -362,8 +362,8 @@ def test_a_revocation_store_opened_to_read_refuses_every_write(tmp_path: Path) -
 
 _SWAP = """
 import os, sys
-from agentauth import AgentAuthError, files, stores
-from agentauth.capability import SQLiteRevocationStore
+from agentauth import AgentAuthError, files
+from agentauth.stores import SQLiteRevocationStore, sqlite
 path, kind = sys.argv[1], sys.argv[2]
 checked = files.read_head
 
@@ -376,7 +376,7 @@ def swap_after_the_check(*args, **kwargs):  # the race, won every time
         os.symlink("/dev/null", path)
     return head
 
-stores.files.read_head = swap_after_the_check
+sqlite.files.read_head = swap_after_the_check
 try:
     store = SQLiteRevocationStore(path, {sys.argv[3]: "**"}, create=sys.argv[4] == "1")
     store.is_revoked(bytes(16))

@@ -1,7 +1,6 @@
 """Capability tokens: grants, their narrowing rule, chains of signed links, invocations,
-and revocation notices with their stores."""
+and revocation notices (the stores that keep them are in :mod:`agentauth.stores`)."""
 
-from ..stores import MemoryRevocationStore, RedisRevocationStore, SQLiteRevocationStore
 from .admission import CREDENTIAL_EXTENSION, admission
 from .chain import Link, decode_chain, delegate, encode_chain, verify_chain
 from .grants import ANY_ACTION, Eq, Grant, OneOf, Prefix, Range, Request
@@ -15,15 +14,12 @@ __all__ = [
     "Eq",
     "Grant",
     "Link",
-    "MemoryRevocationStore",
     "Notice",
     "OneOf",
     "Prefix",
     "Range",
-    "RedisRevocationStore",
     "Request",
     "RevocationStore",
-    "SQLiteRevocationStore",
     "SessionInvocations",
     "admission",
     "decode_chain",
