@@ -23,9 +23,10 @@ def requirement_names(extra: str) -> set[str]:
 
 
 def repository_files() -> Iterator[Path]:
-    """The files in git, or, outside a clone, those under the root but hidden folders'."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                            check=False)
+    """The files git has or would take, or, outside a clone, those under the root but
+    hidden folders'."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=False)
     if listed.returncode == 0 and listed.stdout:
         yield from (ROOT / name for name in listed.stdout.decode().split("\0") if name)
         return
@@ -66,11 +67,12 @@ def test_the_test_extra_holds_nothing_only_the_benchmarks_use() -> None:
 
 
 def test_no_file_names_a_folder_beside_the_repository() -> None:
-    beside = "shar" + "ed/"  # spelt apart, so that this file does not name it either
+    folder = "shar" + "ed"  # spelt apart, so that this file does not name it either
+    ways = (f"{folder}/", f'"{folder}" /', f"../{folder}")  # in a path, joined, relative
     for path in repository_files():
         if path.is_file():
             text = path.read_bytes().decode("utf-8", "replace")
-            assert beside not in text, path.relative_to(ROOT)
+            assert not any(way in text for way in ways), path.relative_to(ROOT)
 
 
 def test_ci_runs_the_readme_set_up_commands_as_written() -> None:
