@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import trustme
 from anyio.abc import ObjectStream, SocketAttribute, UnreliableObjectStream
 from anyio.streams.stapled import StapledObjectStream
 from anyio.streams.tls import TLSStream
@@ -22,12 +24,34 @@ from agentauth import (
     HandshakePolicy,
     Identity,
 )
-from benchmarks.peers import tls_contexts
 
 T = TypeVar("T")
 
 #: No async test may run longer than this: a hang is a failure, not a stuck run.
 DEADLINE = 10.0
+
+
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Fresh server and client contexts for mutual TLS 1.3, each side pinning the other.
+
+    Each side's certificate (``server.test``, ``client.test``) comes from its own throwaway
+    authority, and each context trusts only the authority of the other side: one
+    certificate in all. No session tickets are issued.
+    """
+    contexts = []
+    for name, protocol in (("server.test", ssl.PROTOCOL_TLS_SERVER),
+                           ("client.test", ssl.PROTOCOL_TLS_CLIENT)):
+        authority = trustme.CA()
+        context = ssl.SSLContext(protocol)
+        authority.issue_cert(name).configure_cert(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.options |= ssl.OP_NO_TICKET
+        contexts.append((context, authority))
+    (server, server_authority), (client, client_authority) = contexts
+    server_authority.configure_trust(client)
+    client_authority.configure_trust(server)
+    return server, client
 
 
 def memory_pair(buffer: float = 64) -> tuple[StapledObjectStream[bytes],
@@ -170,7 +194,7 @@ async def connected(kind: str, tmp: Path) -> AsyncIterator[tuple[Any, Any]]:
             client = await anyio.connect_unix(path)
             server = await unix.accept()
     if kind == "tls":
-        server_context, client_context = tls_contexts(lean=True)
+        server_context, client_context = tls_contexts()
         wrapped: dict[str, Any] = {}
 
         async def server_side() -> None:

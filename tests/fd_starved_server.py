@@ -19,12 +19,12 @@ import sys
 from typing import Any
 
 import anyio
+from aio_support import tls_contexts
 from anyio.abc import Listener, SocketAttribute
 from anyio.streams.tls import TLSListener
 from support import ALICE, BOB
 
 from agentauth import AgentAuthListener, AgentAuthStream, HandshakePolicy
-from benchmarks.peers import tls_contexts
 
 
 async def echo(channel: AgentAuthStream) -> None:
@@ -36,7 +36,7 @@ async def main(spare: int, kind: str) -> None:
     tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     inner: Listener[Any] = tcp
     if kind == "tls":
-        context = tls_contexts(lean=True)[0]
+        context = tls_contexts()[0]
         context.verify_mode = ssl.CERT_NONE
         inner = TLSListener(tcp, context)
     listener = AgentAuthListener(

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 import pytest
-from aio_support import DEADLINE, trusting
+from aio_support import DEADLINE, tls_contexts, trusting
 from anyio import TypedAttributeProvider
 from anyio.abc import Process, SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
@@ -37,7 +37,6 @@ from agentauth import (
     create_listener,
 )
 from agentauth.aio._serving import UNKNOWN_SOURCE, source_of
-from benchmarks.peers import tls_contexts
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +57,7 @@ async def round_trip(channel: AgentAuthStream, message: bytes) -> None:
 @functools.cache
 def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """The server's and the client's TLS contexts (mutual TLS, each pinning the other)."""
-    return tls_contexts(lean=True)
+    return tls_contexts()
 
 
 def unverified() -> ssl.SSLContext:

@@ -16,7 +16,6 @@ import pytest
 
 from agentauth.conformance.process import DriverBroken, DriverProcess
 from agentauth.conformance.runner import all_checks
-from benchmarks import conformance as bench
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -205,18 +204,6 @@ def test_the_same_seed_gives_the_same_run(tmp_path: Path) -> None:
                      for c in json.loads(path.read_text())["checks"]])
     assert outs[0] == outs[1]
     assert any("seed 77 round 24" in i for i, _, _ in outs[0])
-
-
-def test_the_benchmark_quick_run_reports_the_run_time(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]
-                                                      ) -> None:
-    out = tmp_path / "bench.json"
-    assert bench.main(["--quick", "--json", str(out)]) == 0
-    report = json.loads(out.read_text())
-    assert set(report["median_seconds"]) == {"command, over pipes", "in process"}
-    assert report["checks"] == sum(report["sections"].values()) > 200
-    assert [t["name"] for t in report["targets"]] == ["suite run time (s)"]
-    assert "ratio pipes / in process" in capsys.readouterr().out
 
 
 def test_vectors_from_a_directory(tmp_path: Path) -> None:

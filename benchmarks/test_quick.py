@@ -1,4 +1,6 @@
-"""The benchmark command runs and reports every target (timings are not asserted here)."""
+"""Every benchmark's quick run completes and reports each of its targets; the timings are
+not asserted. Not part of the test suite (the benchmarks need the ``bench`` extra): CI runs
+it with ``python3 -m pytest -q -p no:cacheprovider benchmarks``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import envelopes, handshake, http, keys, load, replay, tokens
+from benchmarks import conformance, envelopes, handshake, http, keys, load, replay, tokens
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,3 +101,14 @@ def test_keys_quick_run_reports_every_preset(tmp_path: Path,
     assert all(v > 0 for v in report["median_seconds"].values())
     assert [t["name"] for t in report["targets"]] == ["handshake, 1,000 pinned / 1 pinned"]
     assert "opslimit" in capsys.readouterr().out
+
+
+def test_conformance_quick_run_reports_the_run_time(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "conformance.json"
+    assert conformance.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["median_seconds"]) == {"command, over pipes", "in process"}
+    assert report["checks"] == sum(report["sections"].values()) > 200
+    assert [t["name"] for t in report["targets"]] == ["suite run time (s)"]
+    assert "ratio pipes / in process" in capsys.readouterr().out
