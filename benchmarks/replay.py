@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         medians, held = _run(entries, rounds, args.redis, sizes)
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from redis_support import redis_server  # noqa: PLC0415 (the tests' own launcher)
+        from support.redis_server import redis_server  # noqa: PLC0415 (the tests' own launcher)
 
         with redis_server(volatile=True) as url:  # as bare Redis is usually timed
             medians, held = _run(entries, rounds, url, sizes)

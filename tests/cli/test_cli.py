@@ -1,0 +1,76 @@
+"""The key and capability commands, end to end, as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "TEST_PASSPHRASE": "correct horse"}
+KEY_COMMANDS = {"keygen", "id", "delegate", "revoke"}
+
+
+def agentauth(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    extra = ["--passphrase-env", "TEST_PASSPHRASE"] if args[0] in KEY_COMMANDS else []
+    if args[0] == "keygen":
+        extra += ["--preset", "interactive"]
+    return subprocess.run([sys.executable, "-m", "agentauth", *args, *extra], cwd=cwd,
+                          env=ENV, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:
+    ids = {}
+    for name in ("root", "alice", "bob", "mallory"):
+        done = agentauth(tmp_path, "keygen", f"{name}.key")
+        assert done.returncode == 0, done.stderr
+        ids[name] = done.stdout.strip()
+        assert agentauth(tmp_path, "id", f"{name}.key").stdout.strip() == ids[name]
+    assert (tmp_path / "root.key").stat().st_mode & 0o077 == 0
+    assert agentauth(tmp_path, "keygen", "root.key").returncode == 2  # never overwritten
+
+    done = agentauth(tmp_path, "delegate", "--key", "root.key", "--to", ids["alice"],
+                     "--grant", "fs/reports/**=read,list;size=range:0..1000", "--budget",
+                     "1", "--out", "alice.chain")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = agentauth(tmp_path, "delegate", "--key", "alice.key", "--to", ids["bob"],
+                     "--grant", "fs/reports/q3/*=read;size=range:0..100", "--parent",
+                     "alice.chain", "--out", "bob.chain")
+    assert done.returncode == 0, done.stdout + done.stderr
+    widen = agentauth(tmp_path, "delegate", "--key", "alice.key", "--to", ids["bob"],
+                      "--grant", "fs/**=read", "--parent", "alice.chain", "--out", "x.chain")
+    assert widen.returncode == 2 and "widened_resource" in widen.stderr
+
+    tree = agentauth(tmp_path, "inspect", "bob.chain").stdout
+    assert "fs/reports/q3/*: read" in tree and "size in 0..100" in tree
+    links = json.loads(agentauth(tmp_path, "inspect", "--json", "bob.chain").stdout)
+    assert [link["audience"] for link in links] == [ids["alice"], ids["bob"]]
+
+    base = ["verify", "bob.chain", "--anchor", ids["root"]]
+    ok = agentauth(tmp_path, *base, "--request", "fs/reports/q3/x:read", "--arg",
+                   "size=50", "--holder", ids["bob"])
+    assert ok.returncode == 0 and ok.stdout.startswith("ok:"), ok.stdout
+    for extra, code in ((["--request", "fs/reports/q3/x:write", "--arg", "size=5"],
+                         "not_authorized"),
+                        (["--request", "fs/reports/q3/x:read", "--arg", "size=500"],
+                         "not_authorized"),
+                        (["--holder", ids["mallory"]], "holder_mismatch")):
+        refused = agentauth(tmp_path, *base, *extra)
+        assert refused.returncode == 1 and f"[{code}]" in refused.stderr, refused.stderr
+    stranger = agentauth(tmp_path, "verify", "bob.chain", "--anchor", ids["mallory"])
+    assert stranger.returncode == 1 and "[untrusted_root]" in stranger.stderr
+
+    revoked = agentauth(tmp_path, "revoke", "--key", "root.key", "--chain", "bob.chain",
+                        "--link", "1", "--store", "revoked.db")
+    assert revoked.returncode == 0, revoked.stdout
+    after = agentauth(tmp_path, *base, "--revoked", "revoked.db")
+    assert after.returncode == 1 and "[revoked]" in after.stderr
+    usurper = agentauth(tmp_path, "revoke", "--key", "mallory.key", "--chain", "bob.chain",
+                        "--link", "0", "--store", "revoked.db")
+    assert usurper.returncode == 1 and "[unauthorized_revoker]" in usurper.stderr
+
+    (tmp_path / "junk.chain").write_bytes(b"\x81\x00")
+    assert agentauth(tmp_path, "inspect", "junk.chain").returncode == 3
+    assert agentauth(tmp_path, "inspect", "missing.chain").returncode == 3
