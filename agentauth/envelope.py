@@ -37,7 +37,7 @@ from .errors import (
     ReplayDetected,
     StoreError,
 )
-from .identity import Identity, PeerKey, parse_agent_id
+from .identity import Identity, PeerKey, peer_key
 from .stores import ReplayStore, Shares
 from .verdict import MAX_TIME, ask, moment
 
@@ -88,14 +88,6 @@ class Envelope:
         return self.sender.public_bytes + self.nonce
 
 
-def _key(value: str | PeerKey | Identity) -> bytes:
-    if isinstance(value, Identity | PeerKey):
-        return value.public_bytes
-    if isinstance(value, str):
-        return parse_agent_id(value)
-    raise InvalidArgument("an agent is an agent id, a PeerKey or an Identity")
-
-
 def seal(
     sender: Identity,
     recipient: str | PeerKey | Identity,
@@ -113,7 +105,7 @@ def seal(
     if type(reply_to) is not bytes or not (reply_to == b""
                                            or NONCE_LEN <= len(reply_to) <= MAX_NONCE):
         raise InvalidArgument("reply_to is empty or a request's nonce")
-    to = _key(recipient)
+    to = peer_key(recipient).public_bytes
     nonce = random(NONCE_LEN)
     if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
         raise InvalidArgument(f"random({NONCE_LEN}) must return {NONCE_LEN} bytes")
@@ -258,7 +250,7 @@ class PendingRequests:
         envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
                         random=lambda _: nonce)
         with self._lock:
-            self._add(nonce, (_key(recipient), now + timeout), now)
+            self._add(nonce, (peer_key(recipient).public_bytes, now + timeout), now)
         return envelope
 
     def expect(self, nonce: bytes, recipient: str | PeerKey | Identity, *,
@@ -268,7 +260,7 @@ class PendingRequests:
             raise InvalidArgument(f"a nonce is {NONCE_LEN} to {MAX_NONCE} bytes")
         if type(expires) not in (int, float) or not 0 <= expires <= MAX_TIME:
             raise InvalidArgument("expires is a time in seconds")
-        to = _key(recipient)
+        to = peer_key(recipient).public_bytes
         with self._lock:
             self._add(nonce, (to, expires), moment(self._clock()))
 

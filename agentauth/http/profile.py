@@ -30,7 +30,7 @@ from ..errors import (
     InvalidArgument,
     ReplayDetected,
 )
-from ..identity import Identity, PeerKey
+from ..identity import Identity, PeerKey, peer_key
 from ..verdict import ask, check_callback, moment
 from .components import (
     MAX_COMPONENTS,
@@ -398,7 +398,7 @@ class Verifier:
                  clock: Callable[[], float] = time.time) -> None:
         self._by_keyid: dict[str, PeerKey] = {}
         for key in keys:
-            peer = _peer(key)
+            peer = peer_key(key)
             self._by_keyid[peer.agent_id] = peer
             self._by_keyid[peer.jwk_thumbprint()] = peer
         if not self._by_keyid and trust is None:
@@ -489,16 +489,6 @@ def _announces_content(message: HTTPMessage) -> bool:
             or (length is not None and length.strip("0, \t") != ""))
 
 
-def _peer(key: str | PeerKey | Identity) -> PeerKey:
-    if isinstance(key, PeerKey):
-        return key
-    if isinstance(key, Identity):
-        return PeerKey(key.public_bytes)
-    if isinstance(key, str):
-        return PeerKey.from_agent_id(key)
-    raise InvalidArgument("a key is an agent id, a PeerKey or an Identity")
-
-
 def check_response(response: HTTPMessage, body: bytes, *, request_nonce: str,
                    server: str | PeerKey | Identity, skew: int = DEFAULT_SKEW,
                    now: float | None = None) -> PeerKey:
@@ -535,7 +525,7 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
     _check_seconds("skew", skew)  # a NaN skew would pass every clock check
     if type(request_nonce) is not str:
         raise InvalidArgument("request_nonce is the nonce the request was signed with")
-    expected = _peer(server)
+    expected = peer_key(server)
     sig = _find(response, (RESPONSE_TAG,))
     if not crypto.equal(sig.params["nonce"].encode("ascii"),  # a string item: ASCII
                         request_nonce.encode("utf-8", "surrogatepass")):
