@@ -39,7 +39,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, peer_key
 from .stores import ReplayStore, Shares
-from .verdict import MAX_TIME, ask, moment
+from .verdict import MAX_TIME, ask, check_window, moment
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -189,9 +189,8 @@ def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
     if type(data) is not bytes or not isinstance(me, Identity):
         raise InvalidArgument("data is bytes and me an Identity")
     now = moment(now, "now")  # NaN would pass every clock check
-    for name, value in (("window", window), ("skew", skew)):
-        if type(value) is not int or not 0 <= value <= 86_400:
-            raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+    check_window("window", window)
+    check_window("skew", skew)
     kind, first, second = _outer(data, "envelope")
     if kind == SEALED:
         if len(first) != 32:

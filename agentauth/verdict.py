@@ -20,7 +20,9 @@ value; on a synchronous path an awaitable is refused, and a coroutine is closed 
 it is never left to warn that it was not awaited.
 
 A clock's reading decides too (whether a message is fresh): :func:`moment` judges it, so
-that no reading that is not a time (NaN passes every comparison) reaches a check.
+that no reading that is not a time (NaN passes every comparison) reaches a check. So do
+the durations an application gives (timeouts, limits, windows): :func:`is_seconds` and
+:func:`check_window` hold the one rule for each, and every caller says its own error.
 
 A replay store's answer to ``check_and_insert`` decides too ("new", so accept): the
 callers ask it through :func:`ask` or :func:`ask_async` like any callback (exactly
@@ -33,17 +35,21 @@ the same rules to exceptions and awaitables.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from .errors import AgentAuthError, InvalidArgument
 
-__all__ = ["MAX_TIME", "answer", "ask", "ask_async", "check_callback", "moment", "verdict"]
+__all__ = ["MAX_TIME", "MAX_WINDOW", "answer", "ask", "ask_async", "check_callback",
+           "check_window", "is_seconds", "moment", "verdict"]
 
 #: The latest time a clock may read, in seconds since the epoch (the wire's 64 bits).
 MAX_TIME: Final = 2**63 - 1
 _NUMBERS: Final = (int, float)
 _FLOAT_BOUND: Final = float(2**62)  # below MAX_TIME, exactly
+#: The longest acceptance window or clock skew, in seconds (a day).
+MAX_WINDOW: Final = 86_400
 
 
 def verdict(answer: object, admit: bool, what: str) -> bool:
@@ -118,6 +124,24 @@ def moment(now: object, what: str = "clock") -> float:
     read = repr(now) if type(now) in (int, float) else type(now).__name__
     raise InvalidArgument(f"the {what} must read a finite, non-negative number of seconds "
                           f"since the epoch, not {read}")
+
+
+def is_seconds(value: object, *, positive: bool = False) -> TypeGuard[float]:
+    """Whether ``value`` is a duration: an int or a float (not a bool), finite (NaN would
+    pass every comparison, an infinity never end), at least 0, or above 0 when
+    ``positive``. The caller refuses a False with its own words."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return value > 0 if positive else value >= 0
+
+
+def check_window(name: str, value: object) -> None:
+    """Refuse an acceptance ``window`` or clock ``skew`` (``name``) that is not an integer
+    number of seconds from 0 to :data:`MAX_WINDOW` (``invalid_argument``)."""
+    if type(value) is not int or not 0 <= value <= MAX_WINDOW:
+        raise InvalidArgument(f"{name} is a number of seconds from 0 to {MAX_WINDOW}")
 
 
 def check_callback(callback: object, what: str) -> None:

@@ -10,6 +10,7 @@ import functools
 import gc
 import inspect
 import json
+import math
 import re
 import time
 import warnings
@@ -40,6 +41,7 @@ from agentauth import (
     seal,
 )
 from agentauth import aio as agentauth_aio
+from agentauth.aio._common import check_limits
 from agentauth.capability import (
     CREDENTIAL_EXTENSION,
     DetachedInvocations,
@@ -62,7 +64,7 @@ from agentauth.http import (
     check_response,
 )
 from agentauth.http.capability import check_capability
-from agentauth.verdict import ask, ask_async, verdict
+from agentauth.verdict import ask, ask_async, is_seconds, verdict
 
 Callback = Callable[..., Any]
 Event = MutableMapping[str, Any]
@@ -857,3 +859,57 @@ def test_pending_requests_refuse_a_clock_or_timeout_that_is_no_time(reading: str
         PendingRequests(clock=lambda: value).request(ALICE, BOB.agent_id, b"x")
     with raises("invalid_argument"):
         PendingRequests().request(ALICE, BOB.agent_id, b"x", timeout=value)
+
+
+# Durations an application gives: one rule for each kind, whichever entry point takes it.
+ODD_DURATIONS: dict[str, object] = {
+    "NaN": float("nan"), "inf": float("inf"), "-1": -1, "True": True, "'5'": "5",
+    "None": None,
+}
+DURATION_SITES: dict[str, Callable[[Any], object]] = {
+    "HandshakePolicy(timeout=)": lambda v: HandshakePolicy(trust=accept_any_peer, timeout=v),
+    "HandshakePolicy(max_skew=)": lambda v: HandshakePolicy(trust=accept_any_peer,
+                                                            max_skew=v),
+    "aio wrap(idle_timeout=)": lambda v: _aio_limits(idle_timeout=v),
+    "aio wrap(handshake_timeout=)": lambda v: _aio_limits(handshake_timeout=v),
+}
+WINDOW_SITES: dict[str, Callable[[Any], object]] = {
+    "check_envelope(window=)": lambda v: check_envelope(seal(ALICE, BOB.peer, b""), BOB,
+                                                        now=T0, window=v),
+    "check_envelope(skew=)": lambda v: check_envelope(seal(ALICE, BOB.peer, b""), BOB,
+                                                      now=T0, skew=v),
+    "http Verifier(window=)": lambda v: Verifier([ALICE.peer], window=v),
+    "http check_response(skew=)": lambda v: check_response(
+        HTTPMessage.from_headers([], status=200), b"", request_nonce="n", server=ALICE,
+        skew=v),
+}
+
+
+def _aio_limits(**limits: Any) -> object:
+    policy = HandshakePolicy(trust=accept_any_peer)
+    return check_limits(policy, limits.get("handshake_timeout"),
+                        limits.get("idle_timeout"), None)
+
+
+@pytest.mark.parametrize("odd", [k for k in ODD_DURATIONS if k != "None"])
+@pytest.mark.parametrize("site", DURATION_SITES)
+def test_every_duration_is_judged_by_one_rule(site: str, odd: str) -> None:
+    with raises("invalid_argument"):
+        DURATION_SITES[site](ODD_DURATIONS[odd])
+
+
+@pytest.mark.parametrize("odd", [*ODD_DURATIONS, "1.5", "86401"])
+@pytest.mark.parametrize("site", WINDOW_SITES)
+def test_every_window_and_skew_is_judged_by_one_rule(site: str, odd: str) -> None:
+    value = {"1.5": 1.5, "86401": 86_401}.get(odd, ODD_DURATIONS.get(odd))
+    with raises("invalid_argument") as info:
+        WINDOW_SITES[site](value)
+    assert "from 0 to 86400" in info.value.message
+
+
+@given(st.one_of(st.floats(), st.integers(), st.booleans(), st.none(), st.text()))
+def test_is_seconds_is_a_finite_non_negative_number(value: object) -> None:
+    finite = (type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+              and value >= 0)  # type: ignore[operator]
+    assert is_seconds(value) is finite
+    assert is_seconds(value, positive=True) is (finite and value > 0)  # type: ignore[operator]
