@@ -23,10 +23,10 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from . import audit, crypto, wire
 from .errors import (
@@ -39,7 +39,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, peer_key
 from .stores import ReplayStore, Shares
-from .verdict import MAX_TIME, ask, check_window, moment
+from .verdict import MAX_TIME, Question, ask, check_window, drive, moment
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -49,11 +49,9 @@ __all__ = [
     "Envelope",
     "PendingRequests",
     "check_envelope",
-    "claim_reply",
     "open_envelope",
-    "release_reply",
+    "opening",
     "seal",
-    "sender_share",
 ]
 
 SIGNED: Final = 1
@@ -171,18 +169,18 @@ def check_envelope(
     is ``untrusted_peer``, anything else (an ``async def``'s coroutine, None, a truthy
     object) or an exception is ``invalid_argument``. The async
     :func:`agentauth.aio.open_envelope` awaits an ``async def`` trust callable."""
-    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
+    envelope = _check_before_trust(data, me, now=now, window=window, skew=skew)
     if trust is not None and not ask("trust callback", True, trust, envelope.sender):
-        raise untrusted()
+        raise _untrusted()
     return envelope
 
 
-def untrusted() -> AuthenticationError:
+def _untrusted() -> AuthenticationError:
     """The refusal of a sender that the trust callable did not accept."""
     return AuthenticationError("the sender is not trusted", code="untrusted_peer")
 
 
-def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
+def _check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
                        skew: int) -> Envelope:
     """:func:`check_envelope` up to, not including, the trust callable, which the caller
     asks next (synchronously or not)."""
@@ -333,28 +331,41 @@ def open_envelope(
     is remembered in ``store`` until it could no longer be accepted. With ``shares`` (one
     :class:`agentauth.stores.Shares` kept for as long as the store), each sender's nonces
     in the store are also bounded, so that one sender cannot fill it (``store_full``)."""
-    now = clock()
-    envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
-    claimed = claim_reply(envelope, pending, now)
+    return drive(opening(data, me, store, now=clock(), window=window, skew=skew,
+                         trust=trust, pending=pending, shares=shares))
+
+
+def opening(data: bytes, me: Identity, store: Any, *,
+            now: float, window: int, skew: int, trust: Callable[..., object] | None,
+            pending: PendingRequests | None, shares: Shares | None
+            ) -> Generator[Question, bool, Envelope]:
+    """Every step of opening an envelope, in order, as a flow that asks the trust
+    callable, then ``store.check_and_insert`` (``store`` a replay store, synchronous or
+    not): :func:`open_envelope` drives it with :func:`~agentauth.verdict.drive`,
+    :func:`agentauth.aio.open_envelope` with :func:`~agentauth.verdict.drive_async`."""
+    envelope = _check_before_trust(data, me, now=now, window=window, skew=skew)
+    if trust is not None and not (yield ("trust callback", trust, (envelope.sender,))):
+        raise _untrusted()
+    claimed = _claim_reply(envelope, pending, now)
     expires = envelope.time + window + skew
     try:
-        with sender_share(envelope, shares, now) as keep:
-            new = ask("replay store", True, store.check_and_insert, envelope.replay_key,
-                      expires)
+        with _sender_share(envelope, shares, now) as keep:
+            new = yield ("replay store", store.check_and_insert,
+                         (envelope.replay_key, expires))
             if new:
                 keep(expires, b"")
     except BaseException:
-        release_reply(envelope, pending, claimed)
+        _release_reply(envelope, pending, claimed)
         raise
     if not new:
-        release_reply(envelope, pending, claimed)
+        _release_reply(envelope, pending, claimed)
         audit.emit("replay_refused", kind="envelope", code="replayed",
                    sender=envelope.sender.agent_id)
         raise ReplayDetected("this envelope was already received", code="replayed")
     return envelope
 
 
-def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
+def _claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
                 ) -> tuple[bytes, float] | None:
     """For a reply, take the request it answers from ``pending`` (or refuse it)."""
     if not envelope.reply_to:
@@ -365,7 +376,7 @@ def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
     return pending.claim(envelope.reply_to, envelope.sender.public_bytes, now)
 
 
-def sender_share(envelope: Envelope, shares: Shares | None, now: float
+def _sender_share(envelope: Envelope, shares: Shares | None, now: float
                  ) -> AbstractContextManager[Callable[[float, bytes], None]]:
     """The sender's place in ``shares`` for the envelope's nonce (spec 11, rule 11), or
     nothing to take without ``shares``; over the sender's share: ``store_full``."""
@@ -377,8 +388,8 @@ def sender_share(envelope: Envelope, shares: Shares | None, now: float
         f"the replay store refuses {sender.agent_id} for now: {why}", code="store_full"))
 
 
-def release_reply(envelope: Envelope, pending: PendingRequests | None,
+def _release_reply(envelope: Envelope, pending: PendingRequests | None,
                   claimed: tuple[bytes, float] | None) -> None:
-    """Put back what :func:`claim_reply` took: the reply was refused after all."""
+    """Put back what :func:`_claim_reply` took: the reply was refused after all."""
     if claimed is not None and pending is not None:
         pending.release(envelope.reply_to, claimed)

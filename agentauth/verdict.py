@@ -30,19 +30,31 @@ callers ask it through :func:`ask` or :func:`ask_async` like any callback (exact
 is, any other exception is ``invalid_argument``. A callback that answers with a value
 rather than a verdict (``resource_of``) is called through :func:`answer`, which applies
 the same rules to exceptions and awaitables.
+
+A check that asks callbacks on both paths is written once, as a flow (a generator) that
+yields each :data:`Question` and is sent the judged answer; :func:`drive` answers its
+questions with :func:`ask`, :func:`drive_async` with :func:`ask_async`, and either throws
+an error into the flow at the question, so that the flow's own clean-up runs.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeGuard
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Final, TypeAlias, TypeGuard, TypeVar
 
 from .errors import AgentAuthError, InvalidArgument
 
-__all__ = ["MAX_TIME", "MAX_WINDOW", "answer", "ask", "ask_async", "check_callback",
-           "check_window", "is_seconds", "moment", "verdict"]
+__all__ = ["MAX_TIME", "MAX_WINDOW", "Question", "answer", "ask", "ask_async",
+           "check_callback", "check_window", "drive", "drive_async", "is_seconds", "moment",
+           "verdict"]
+
+T = TypeVar("T")
+
+#: What a flow asks: which callback (named as errors name it), the callback, its arguments.
+#: The answer it is sent is True to let through (``admit`` is always True).
+Question: TypeAlias = tuple[str, Callable[..., Any], tuple[Any, ...]]
 
 #: The latest time a clock may read, in seconds since the epoch (the wire's 64 bits).
 MAX_TIME: Final = 2**63 - 1
@@ -107,6 +119,42 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
     except Exception as exc:
         raise _raised(what, callback, exc) from exc
     return verdict(value, admit, what)
+
+
+def drive(flow: Generator[Question, bool, T]) -> T:
+    """Run ``flow`` on a synchronous path, answering each question with :func:`ask`;
+    return what it returns."""
+    send = flow.send
+    try:
+        question = send(None)  # type: ignore[arg-type]  # a generator starts on None
+        while True:
+            what, callback, args = question
+            try:
+                admitted = ask(what, True, callback, *args)
+            except BaseException as exc:  # raised in the flow, where its clean-up runs
+                question = flow.throw(exc)
+            else:
+                question = send(admitted)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def drive_async(flow: Generator[Question, bool, T]) -> T:
+    """:func:`drive` on an asynchronous path: questions are asked with :func:`ask_async`.
+    (The same loop as :func:`drive` but for its ``await``: a generator cannot share it.)"""
+    send = flow.send
+    try:
+        question = send(None)  # type: ignore[arg-type]
+        while True:
+            what, callback, args = question
+            try:
+                admitted = await ask_async(what, True, callback, *args)
+            except BaseException as exc:
+                question = flow.throw(exc)
+            else:
+                question = send(admitted)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def moment(now: object, what: str = "clock") -> float:

@@ -14,7 +14,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +64,7 @@ from agentauth.http import (
     check_response,
 )
 from agentauth.http.capability import check_capability
-from agentauth.verdict import ask, ask_async, is_seconds, verdict
+from agentauth.verdict import Question, ask, ask_async, drive, drive_async, is_seconds, verdict
 
 Callback = Callable[..., Any]
 Event = MutableMapping[str, Any]
@@ -913,3 +913,48 @@ def test_is_seconds_is_a_finite_non_negative_number(value: object) -> None:
               and value >= 0)  # type: ignore[operator]
     assert is_seconds(value) is finite
     assert is_seconds(value, positive=True) is (finite and value > 0)  # type: ignore[operator]
+
+
+# A check that asks callbacks on both paths is one flow, driven by drive or drive_async.
+def _flow(log: list[str]) -> Generator[Question, bool, str]:
+    first = yield ("first callback", lambda: True, ())
+    log.append(f"first {first}")
+    try:
+        second = yield ("second callback", lambda x: x, (log[-1],))
+    except BaseException as exc:
+        log.append(f"cleaned up after {type(exc).__name__}")
+        raise
+    return f"done {second}"
+
+
+@pytest.mark.anyio
+async def test_both_drivers_answer_a_flow_alike_and_raise_into_it() -> None:
+    sync_log: list[str] = []
+    async_log: list[str] = []
+    # The second answer is a string, not a verdict: invalid_argument, raised in the flow
+    # at its question, so that its clean-up runs, then out of the driver.
+    with raises("invalid_argument") as info:
+        drive(_flow(sync_log))
+    with raises("invalid_argument"):
+        await drive_async(_flow(async_log))
+    assert "second callback returned str" in info.value.message
+    assert sync_log == async_log == ["first True", "cleaned up after InvalidArgument"]
+
+
+@pytest.mark.anyio
+async def test_both_drivers_return_what_the_flow_returns() -> None:
+    def flow() -> Generator[Question, bool, str]:
+        answer = yield ("check", lambda: True, ())
+        return f"answered {answer}"
+
+    async def async_check() -> bool:
+        return True
+
+    def async_flow() -> Generator[Question, bool, str]:
+        answer = yield ("check", async_check, ())
+        return f"answered {answer}"
+
+    assert drive(flow()) == await drive_async(flow()) == "answered True"
+    assert await drive_async(async_flow()) == "answered True"
+    with raises("invalid_argument"):  # the synchronous path does not await
+        drive(async_flow())
