@@ -39,7 +39,7 @@ from .errors import (
 )
 from .identity import Identity, PeerKey, peer_key
 from .stores import ReplayStore, Shares
-from .verdict import MAX_TIME, Question, ask, check_window, drive, moment
+from .verdict import MAX_TIME, Question, ask, check_bounds, check_window, drive, moment
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -224,14 +224,8 @@ class PendingRequests:
 
     def __init__(self, capacity: int = 100_000, *, per_recipient: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise InvalidArgument("capacity is a positive integer")
-        if per_recipient is None:
-            per_recipient = max(1, capacity // 16)
-        if type(per_recipient) is not int or per_recipient < 1:
-            raise InvalidArgument("per_recipient is a positive integer")
-        self._capacity = capacity
-        self._per_recipient = per_recipient
+        self._capacity, self._per_recipient = check_bounds(
+            capacity, per_recipient, ("capacity", "per_recipient"))
         self._clock = clock
         self._entries: dict[bytes, tuple[bytes, float]] = {}
         self._held: dict[bytes, int] = {}  # recipient key -> its requests in _entries

@@ -47,8 +47,8 @@ from typing import Any, Final, TypeAlias, TypeGuard, TypeVar
 from .errors import AgentAuthError, InvalidArgument
 
 __all__ = ["MAX_TIME", "MAX_WINDOW", "Question", "answer", "ask", "ask_async",
-           "check_callback", "check_window", "drive", "drive_async", "is_seconds", "moment",
-           "verdict"]
+           "check_bounds", "check_callback", "check_window", "drive", "drive_async",
+           "is_seconds", "moment", "verdict"]
 
 T = TypeVar("T")
 
@@ -190,6 +190,19 @@ def check_window(name: str, value: object) -> None:
     number of seconds from 0 to :data:`MAX_WINDOW` (``invalid_argument``)."""
     if type(value) is not int or not 0 <= value <= MAX_WINDOW:
         raise InvalidArgument(f"{name} is a number of seconds from 0 to {MAX_WINDOW}")
+
+
+def check_bounds(total: object, share: object, names: tuple[str, str]) -> tuple[int, int]:
+    """A bound on everything and on any one party's share of it, each a positive integer
+    (else ``invalid_argument`` naming it by ``names``); the share defaults to a sixteenth
+    of the total, at least 1, so that no one party can take every place."""
+    if type(total) is not int or total < 1:
+        raise InvalidArgument(f"{names[0]} is a positive integer")
+    if share is None:
+        share = max(1, total // 16)
+    if type(share) is not int or share < 1:
+        raise InvalidArgument(f"{names[1]} is a positive integer")
+    return total, share
 
 
 def check_callback(callback: object, what: str) -> None:

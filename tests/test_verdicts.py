@@ -64,7 +64,17 @@ from agentauth.http import (
     check_response,
 )
 from agentauth.http.capability import check_capability
-from agentauth.verdict import Question, ask, ask_async, drive, drive_async, is_seconds, verdict
+from agentauth.stores import Shares
+from agentauth.verdict import (
+    Question,
+    ask,
+    ask_async,
+    check_bounds,
+    drive,
+    drive_async,
+    is_seconds,
+    verdict,
+)
 
 Callback = Callable[..., Any]
 Event = MutableMapping[str, Any]
@@ -958,3 +968,24 @@ async def test_both_drivers_return_what_the_flow_returns() -> None:
     assert await drive_async(async_flow()) == "answered True"
     with raises("invalid_argument"):  # the synchronous path does not await
         drive(async_flow())
+
+
+# A bound on everything and on one party's share: one rule for every place that has both.
+BOUND_SITES: dict[str, Callable[[Any, Any], object]] = {
+    "PendingRequests": lambda total, share: PendingRequests(total, per_recipient=share),
+    "Shares": Shares,
+    "AgentAuthListener": lambda total, share: agentauth_aio.AgentAuthListener(
+        None,  # type: ignore[arg-type]  # the bounds are judged before it is used
+        BOB, HandshakePolicy(trust=accept_any_peer), max_half_open=total,
+        max_half_open_per_source=share),
+}
+
+
+@pytest.mark.parametrize("site", BOUND_SITES)
+def test_every_bound_and_share_is_judged_by_one_rule(site: str) -> None:
+    for total, share in ((0, None), (True, None), (16, 0), (16, 2.0)):
+        with raises("invalid_argument") as info:
+            BOUND_SITES[site](total, share)
+        assert "is a positive integer" in info.value.message
+    assert check_bounds(100, None, ("a", "b")) == (100, 6)
+    assert check_bounds(3, None, ("a", "b")) == (3, 1)
