@@ -41,7 +41,7 @@ from .errors import (
     ProtocolViolation,
     RemoteError,
 )
-from .identity import Identity, PeerKey, parse_agent_id
+from .identity import Identity, PeerKey, parse_agent_id, peer_key
 from .noise import SymmetricState
 from .session import DEFAULT_MAX_MESSAGE, Session
 from .session import OVERHEAD as SESSION_OVERHEAD
@@ -281,10 +281,8 @@ class _Engine(crypto.KeyHolder):
     ) -> None:
         if not isinstance(identity, Identity) or not isinstance(policy, HandshakePolicy):
             raise InvalidArgument("identity must be an Identity and policy a HandshakePolicy")
-        if isinstance(expect, str):
-            expect = PeerKey.from_agent_id(expect)
-        elif expect is not None and not isinstance(expect, PeerKey):
-            raise InvalidArgument("expect must be an agent id, a PeerKey or None")
+        if expect is not None:
+            expect = peer_key(expect)
         if not callable(clock) or not callable(random) or type(ordered) is not bool:
             raise InvalidArgument("clock and random must be callables and ordered a bool")
         self._identity = identity

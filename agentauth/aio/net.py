@@ -23,7 +23,7 @@ from anyio.abc import AnyByteStream, Listener, TaskGroup
 
 from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, TransportError
 from ..handshake import HandshakePolicy
-from ..identity import Identity, PeerKey
+from ..identity import Identity, PeerKey, peer_key
 from ..verdict import check_bounds
 from ._common import check_limits
 from ._serving import HalfOpen, Secure, Throttle, serve_parts, source_of
@@ -55,7 +55,7 @@ async def connect(
     and the handshake together are bounded by ``handshake_timeout`` (default: the
     policy's ``timeout``).
     """
-    pinned = expect if isinstance(expect, PeerKey) else PeerKey.from_agent_id(expect)
+    pinned = peer_key(expect)
     if policy is None:
         policy = HandshakePolicy(trust=_Pinned(pinned))
     limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)

@@ -17,7 +17,7 @@ import httpx
 
 from ..capability.grants import Request
 from ..errors import AuthenticationError, InvalidArgument
-from ..identity import Identity, PeerKey
+from ..identity import Identity, PeerKey, peer_key
 from ..verdict import answer, check_window
 from .capability import ResourceOf, default_resource, invocation_for
 from .components import HTTPMessage
@@ -81,8 +81,7 @@ class AgentAuth(httpx.Auth):
         check_window("skew", skew)
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
-        self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
-                        else server)
+        self._server = None if server is None else peer_key(server)
         self._chain = chain
         self._resource_of = resource_of
         self._allow_streamed = allow_streamed
