@@ -23,10 +23,10 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from . import audit, crypto, wire
 from .errors import (
@@ -37,9 +37,9 @@ from .errors import (
     ReplayDetected,
     StoreError,
 )
-from .identity import Identity, PeerKey, parse_agent_id
+from .identity import Identity, PeerKey, peer_key
 from .replay import ReplayStore, Shares
-from .verdict import MAX_TIME, ask, moment
+from .verdict import MAX_TIME, Question, ask, check_bounds, check_window, drive, moment
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -49,11 +49,9 @@ __all__ = [
     "Envelope",
     "PendingRequests",
     "check_envelope",
-    "claim_reply",
     "open_envelope",
-    "release_reply",
+    "opening",
     "seal",
-    "sender_share",
 ]
 
 SIGNED: Final = 1
@@ -88,14 +86,6 @@ class Envelope:
         return self.sender.public_bytes + self.nonce
 
 
-def _key(value: str | PeerKey | Identity) -> bytes:
-    if isinstance(value, Identity | PeerKey):
-        return value.public_bytes
-    if isinstance(value, str):
-        return parse_agent_id(value)
-    raise InvalidArgument("an agent is an agent id, a PeerKey or an Identity")
-
-
 def seal(
     sender: Identity,
     recipient: str | PeerKey | Identity,
@@ -113,7 +103,7 @@ def seal(
     if type(reply_to) is not bytes or not (reply_to == b""
                                            or NONCE_LEN <= len(reply_to) <= MAX_NONCE):
         raise InvalidArgument("reply_to is empty or a request's nonce")
-    to = _key(recipient)
+    to = peer_key(recipient).public_bytes
     nonce = random(NONCE_LEN)
     if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
         raise InvalidArgument(f"random({NONCE_LEN}) must return {NONCE_LEN} bytes")
@@ -179,27 +169,26 @@ def check_envelope(
     is ``untrusted_peer``, anything else (an ``async def``'s coroutine, None, a truthy
     object) or an exception is ``invalid_argument``. The async
     :func:`agentauth.aio.open_envelope` awaits an ``async def`` trust callable."""
-    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
+    envelope = _check_before_trust(data, me, now=now, window=window, skew=skew)
     if trust is not None and not ask("trust callback", True, trust, envelope.sender):
-        raise untrusted()
+        raise _untrusted()
     return envelope
 
 
-def untrusted() -> AuthenticationError:
+def _untrusted() -> AuthenticationError:
     """The refusal of a sender that the trust callable did not accept."""
     return AuthenticationError("the sender is not trusted", code="untrusted_peer")
 
 
-def check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
+def _check_before_trust(data: bytes, me: Identity, *, now: float, window: int,
                        skew: int) -> Envelope:
     """:func:`check_envelope` up to, not including, the trust callable, which the caller
     asks next (synchronously or not)."""
     if type(data) is not bytes or not isinstance(me, Identity):
         raise InvalidArgument("data is bytes and me an Identity")
     now = moment(now, "now")  # NaN would pass every clock check
-    for name, value in (("window", window), ("skew", skew)):
-        if type(value) is not int or not 0 <= value <= 86_400:
-            raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
+    check_window("window", window)
+    check_window("skew", skew)
     kind, first, second = _outer(data, "envelope")
     if kind == SEALED:
         if len(first) != 32:
@@ -235,14 +224,8 @@ class PendingRequests:
 
     def __init__(self, capacity: int = 100_000, *, per_recipient: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise InvalidArgument("capacity is a positive integer")
-        if per_recipient is None:
-            per_recipient = max(1, capacity // 16)
-        if type(per_recipient) is not int or per_recipient < 1:
-            raise InvalidArgument("per_recipient is a positive integer")
-        self._capacity = capacity
-        self._per_recipient = per_recipient
+        self._capacity, self._per_recipient = check_bounds(
+            capacity, per_recipient, ("capacity", "per_recipient"))
         self._clock = clock
         self._entries: dict[bytes, tuple[bytes, float]] = {}
         self._held: dict[bytes, int] = {}  # recipient key -> its requests in _entries
@@ -258,7 +241,7 @@ class PendingRequests:
         envelope = seal(sender, recipient, payload, encrypt=encrypt, clock=self._clock,
                         random=lambda _: nonce)
         with self._lock:
-            self._add(nonce, (_key(recipient), now + timeout), now)
+            self._add(nonce, (peer_key(recipient).public_bytes, now + timeout), now)
         return envelope
 
     def expect(self, nonce: bytes, recipient: str | PeerKey | Identity, *,
@@ -268,7 +251,7 @@ class PendingRequests:
             raise InvalidArgument(f"a nonce is {NONCE_LEN} to {MAX_NONCE} bytes")
         if type(expires) not in (int, float) or not 0 <= expires <= MAX_TIME:
             raise InvalidArgument("expires is a time in seconds")
-        to = _key(recipient)
+        to = peer_key(recipient).public_bytes
         with self._lock:
             self._add(nonce, (to, expires), moment(self._clock()))
 
@@ -342,28 +325,41 @@ def open_envelope(
     is remembered in ``store`` until it could no longer be accepted. With ``shares`` (one
     :class:`agentauth.replay.Shares` kept for as long as the store), each sender's nonces
     in the store are also bounded, so that one sender cannot fill it (``store_full``)."""
-    now = clock()
-    envelope = check_envelope(data, me, now=now, window=window, skew=skew, trust=trust)
-    claimed = claim_reply(envelope, pending, now)
+    return drive(opening(data, me, store, now=clock(), window=window, skew=skew,
+                         trust=trust, pending=pending, shares=shares))
+
+
+def opening(data: bytes, me: Identity, store: Any, *,
+            now: float, window: int, skew: int, trust: Callable[..., object] | None,
+            pending: PendingRequests | None, shares: Shares | None
+            ) -> Generator[Question, bool, Envelope]:
+    """Every step of opening an envelope, in order, as a flow that asks the trust
+    callable, then ``store.check_and_insert`` (``store`` a replay store, synchronous or
+    not): :func:`open_envelope` drives it with :func:`~agentauth.verdict.drive`,
+    :func:`agentauth.aio.open_envelope` with :func:`~agentauth.verdict.drive_async`."""
+    envelope = _check_before_trust(data, me, now=now, window=window, skew=skew)
+    if trust is not None and not (yield ("trust callback", trust, (envelope.sender,))):
+        raise _untrusted()
+    claimed = _claim_reply(envelope, pending, now)
     expires = envelope.time + window + skew
     try:
-        with sender_share(envelope, shares, now) as keep:
-            new = ask("replay store", True, store.check_and_insert, envelope.replay_key,
-                      expires)
+        with _sender_share(envelope, shares, now) as keep:
+            new = yield ("replay store", store.check_and_insert,
+                         (envelope.replay_key, expires))
             if new:
                 keep(expires, b"")
     except BaseException:
-        release_reply(envelope, pending, claimed)
+        _release_reply(envelope, pending, claimed)
         raise
     if not new:
-        release_reply(envelope, pending, claimed)
+        _release_reply(envelope, pending, claimed)
         audit.emit("replay_refused", kind="envelope", code="replayed",
                    sender=envelope.sender.agent_id)
         raise ReplayDetected("this envelope was already received", code="replayed")
     return envelope
 
 
-def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
+def _claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
                 ) -> tuple[bytes, float] | None:
     """For a reply, take the request it answers from ``pending`` (or refuse it)."""
     if not envelope.reply_to:
@@ -374,7 +370,7 @@ def claim_reply(envelope: Envelope, pending: PendingRequests | None, now: float
     return pending.claim(envelope.reply_to, envelope.sender.public_bytes, now)
 
 
-def sender_share(envelope: Envelope, shares: Shares | None, now: float
+def _sender_share(envelope: Envelope, shares: Shares | None, now: float
                  ) -> AbstractContextManager[Callable[[float, bytes], None]]:
     """The sender's place in ``shares`` for the envelope's nonce (spec 11, rule 11), or
     nothing to take without ``shares``; over the sender's share: ``store_full``."""
@@ -386,8 +382,8 @@ def sender_share(envelope: Envelope, shares: Shares | None, now: float
         f"the replay store refuses {sender.agent_id} for now: {why}", code="store_full"))
 
 
-def release_reply(envelope: Envelope, pending: PendingRequests | None,
+def _release_reply(envelope: Envelope, pending: PendingRequests | None,
                   claimed: tuple[bytes, float] | None) -> None:
-    """Put back what :func:`claim_reply` took: the reply was refused after all."""
+    """Put back what :func:`_claim_reply` took: the reply was refused after all."""
     if claimed is not None and pending is not None:
         pending.release(envelope.reply_to, claimed)

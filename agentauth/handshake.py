@@ -20,7 +20,6 @@ it raises ``out_of_order`` and the finished handshake stands.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -42,11 +41,11 @@ from .errors import (
     ProtocolViolation,
     RemoteError,
 )
-from .identity import Identity, PeerKey, parse_agent_id
+from .identity import Identity, PeerKey, parse_agent_id, peer_key
 from .noise import SymmetricState
 from .session import DEFAULT_MAX_MESSAGE, Session
 from .session import OVERHEAD as SESSION_OVERHEAD
-from .verdict import ask, moment
+from .verdict import ask, is_seconds, moment
 
 __all__ = [
     "INITIATOR_CONTEXT",
@@ -161,7 +160,7 @@ class HandshakePolicy:
             ids = frozenset(self.trust)
             object.__setattr__(self, "trust", ids)
             object.__setattr__(self, "_allowed", frozenset(parse_agent_id(i) for i in ids))
-        if not (_is_seconds(self.max_skew) and _is_seconds(self.timeout) and self.timeout > 0):
+        if not (is_seconds(self.max_skew) and is_seconds(self.timeout, positive=True)):
             raise InvalidArgument("max_skew and timeout are finite numbers of seconds, "
                                   "max_skew >= 0 and timeout > 0")
         if type(self.max_message) is not int or self.max_message < SESSION_OVERHEAD:
@@ -218,13 +217,6 @@ class HandshakeResult:
     def peer_id(self) -> str:
         """The peer's ``did:key`` agent id."""
         return self.peer.agent_id
-
-
-def _is_seconds(value: object) -> bool:
-    """A finite, non-negative int or float (bool excluded)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return value >= 0 and (isinstance(value, int) or math.isfinite(value))
 
 
 def _check_extensions(ext: Any, *, ours: bool) -> Mapping[str, bytes]:
@@ -289,10 +281,8 @@ class _Engine(crypto.KeyHolder):
     ) -> None:
         if not isinstance(identity, Identity) or not isinstance(policy, HandshakePolicy):
             raise InvalidArgument("identity must be an Identity and policy a HandshakePolicy")
-        if isinstance(expect, str):
-            expect = PeerKey.from_agent_id(expect)
-        elif expect is not None and not isinstance(expect, PeerKey):
-            raise InvalidArgument("expect must be an agent id, a PeerKey or None")
+        if expect is not None:
+            expect = peer_key(expect)
         if not callable(clock) or not callable(random) or type(ordered) is not bool:
             raise InvalidArgument("clock and random must be callables and ordered a bool")
         self._identity = identity

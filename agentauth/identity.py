@@ -15,7 +15,7 @@ from collections.abc import Callable
 from . import crypto, keyfile
 from .errors import AuthenticationError, InvalidAgentId, InvalidArgument, InvalidKey, KeyFileError
 
-__all__ = ["Identity", "PeerKey", "format_agent_id", "parse_agent_id"]
+__all__ = ["Identity", "PeerKey", "format_agent_id", "parse_agent_id", "peer_key"]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
@@ -264,3 +264,18 @@ class Identity:
 
     def __getstate__(self) -> object:
         raise TypeError("Identity has no state to copy out: export the seed deliberately")
+
+
+def peer_key(agent: str | PeerKey | Identity) -> PeerKey:
+    """The public key of ``agent``: an agent id (parsed strictly, as
+    :func:`parse_agent_id` does), a :class:`PeerKey` or an :class:`Identity`; anything else
+    is ``invalid_argument``. The one place where an argument naming an agent becomes its
+    key, for every function that takes one of the three."""
+    if type(agent) is str:
+        return PeerKey.from_agent_id(agent)
+    if isinstance(agent, PeerKey):
+        return agent
+    if isinstance(agent, Identity):
+        return agent.peer
+    raise InvalidArgument(f"an agent is an agent id, a PeerKey or an Identity, not "
+                          f"{type(agent).__name__}")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Protocol, runtime_checkable
 
 from .errors import InvalidArgument
+from .verdict import check_bounds
 
 __all__ = ["MAX_EXPIRES", "MAX_KEY", "ReplayStore", "Shares", "check_key", "milliseconds"]
 
@@ -76,14 +77,7 @@ class Shares:
                  names: tuple[str, str] = ("capacity", "per_source")) -> None:
         """``per_source`` defaults to ``max(1, capacity // 16)``; ``names`` are what the
         owner calls the two bounds, for the error a bad value raises."""
-        if type(capacity) is not int or capacity < 1:
-            raise InvalidArgument(f"{names[0]} is a positive integer")
-        if per_source is None:
-            per_source = max(1, capacity // 16)
-        if type(per_source) is not int or per_source < 1:
-            raise InvalidArgument(f"{names[1]} is a positive integer")
-        self.capacity = capacity
-        self.per_source = per_source
+        self.capacity, self.per_source = check_bounds(capacity, per_source, names)
         self._deadlines: list[tuple[float, bytes, bytes]] = []  # (expires, source, item)
         self._held: dict[bytes, int] = {}  # only sources with a live or pending place
         self._total = 0

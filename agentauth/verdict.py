@@ -20,7 +20,9 @@ value; on a synchronous path an awaitable is refused, and a coroutine is closed 
 it is never left to warn that it was not awaited.
 
 A clock's reading decides too (whether a message is fresh): :func:`moment` judges it, so
-that no reading that is not a time (NaN passes every comparison) reaches a check.
+that no reading that is not a time (NaN passes every comparison) reaches a check. So do
+the durations an application gives (timeouts, limits, windows): :func:`is_seconds` and
+:func:`check_window` hold the one rule for each, and every caller says its own error.
 
 A replay store's answer to ``check_and_insert`` decides too ("new", so accept): the
 callers ask it through :func:`ask` or :func:`ask_async` like any callback (exactly
@@ -28,22 +30,38 @@ callers ask it through :func:`ask` or :func:`ask_async` like any callback (exact
 is, any other exception is ``invalid_argument``. A callback that answers with a value
 rather than a verdict (``resource_of``) is called through :func:`answer`, which applies
 the same rules to exceptions and awaitables.
+
+A check that asks callbacks on both paths is written once, as a flow (a generator) that
+yields each :data:`Question` and is sent the judged answer; :func:`drive` answers its
+questions with :func:`ask`, :func:`drive_async` with :func:`ask_async`, and either throws
+an error into the flow at the question, so that the flow's own clean-up runs.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import Any, Final
+import math
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Final, TypeAlias, TypeGuard, TypeVar
 
 from .errors import AgentAuthError, InvalidArgument
 
-__all__ = ["MAX_TIME", "answer", "ask", "ask_async", "check_callback", "moment", "verdict"]
+__all__ = ["MAX_TIME", "MAX_WINDOW", "Question", "answer", "ask", "ask_async",
+           "check_bounds", "check_callback", "check_window", "drive", "drive_async",
+           "is_seconds", "moment", "verdict"]
+
+T = TypeVar("T")
+
+#: What a flow asks: which callback (named as errors name it), the callback, its arguments.
+#: The answer it is sent is True to let through (``admit`` is always True).
+Question: TypeAlias = tuple[str, Callable[..., Any], tuple[Any, ...]]
 
 #: The latest time a clock may read, in seconds since the epoch (the wire's 64 bits).
 MAX_TIME: Final = 2**63 - 1
 _NUMBERS: Final = (int, float)
 _FLOAT_BOUND: Final = float(2**62)  # below MAX_TIME, exactly
+#: The longest acceptance window or clock skew, in seconds (a day).
+MAX_WINDOW: Final = 86_400
 
 
 def verdict(answer: object, admit: bool, what: str) -> bool:
@@ -103,6 +121,42 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
     return verdict(value, admit, what)
 
 
+def drive(flow: Generator[Question, bool, T]) -> T:
+    """Run ``flow`` on a synchronous path, answering each question with :func:`ask`;
+    return what it returns."""
+    send = flow.send
+    try:
+        question = send(None)  # type: ignore[arg-type]  # a generator starts on None
+        while True:
+            what, callback, args = question
+            try:
+                admitted = ask(what, True, callback, *args)
+            except BaseException as exc:  # raised in the flow, where its clean-up runs
+                question = flow.throw(exc)
+            else:
+                question = send(admitted)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def drive_async(flow: Generator[Question, bool, T]) -> T:
+    """:func:`drive` on an asynchronous path: questions are asked with :func:`ask_async`.
+    (The same loop as :func:`drive` but for its ``await``: a generator cannot share it.)"""
+    send = flow.send
+    try:
+        question = send(None)  # type: ignore[arg-type]
+        while True:
+            what, callback, args = question
+            try:
+                admitted = await ask_async(what, True, callback, *args)
+            except BaseException as exc:
+                question = flow.throw(exc)
+            else:
+                question = send(admitted)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
 def moment(now: object, what: str = "clock") -> float:
     """Judge a clock's reading (or a ``now`` given) before any freshness check uses it:
     a number of seconds (an int or float, not a bool) from 0 to :data:`MAX_TIME`, else
@@ -118,6 +172,37 @@ def moment(now: object, what: str = "clock") -> float:
     read = repr(now) if type(now) in (int, float) else type(now).__name__
     raise InvalidArgument(f"the {what} must read a finite, non-negative number of seconds "
                           f"since the epoch, not {read}")
+
+
+def is_seconds(value: object, *, positive: bool = False) -> TypeGuard[float]:
+    """Whether ``value`` is a duration: an int or a float (not a bool), finite (NaN would
+    pass every comparison, an infinity never end), at least 0, or above 0 when
+    ``positive``. The caller refuses a False with its own words."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return value > 0 if positive else value >= 0
+
+
+def check_window(name: str, value: object) -> None:
+    """Refuse an acceptance ``window`` or clock ``skew`` (``name``) that is not an integer
+    number of seconds from 0 to :data:`MAX_WINDOW` (``invalid_argument``)."""
+    if type(value) is not int or not 0 <= value <= MAX_WINDOW:
+        raise InvalidArgument(f"{name} is a number of seconds from 0 to {MAX_WINDOW}")
+
+
+def check_bounds(total: object, share: object, names: tuple[str, str]) -> tuple[int, int]:
+    """A bound on everything and on any one party's share of it, each a positive integer
+    (else ``invalid_argument`` naming it by ``names``); the share defaults to a sixteenth
+    of the total, at least 1, so that no one party can take every place."""
+    if type(total) is not int or total < 1:
+        raise InvalidArgument(f"{names[0]} is a positive integer")
+    if share is None:
+        share = max(1, total // 16)
+    if type(share) is not int or share < 1:
+        raise InvalidArgument(f"{names[1]} is a positive integer")
+    return total, share
 
 
 def check_callback(callback: object, what: str) -> None:

@@ -103,26 +103,10 @@ def decode_array(data: bytes, limit: int, what: str) -> list[Any]:
     and the type of every value (a float or nil where its schema wants an integer is its
     ``malformed``).
     """
-    if len(data) > limit:
-        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
-                          code="oversize")
-    try:
-        obj = _unpackb(data, raw=False, ext_hook=_no_ext)
-    except DecodeError:
-        raise
-    except msgpack.ExtraData:
-        raise DecodeError(f"{what} has trailing bytes", code="malformed") from None
-    except Exception as exc:  # the msgpack C decoder raises several unrelated types
-        raise DecodeError(f"{what} is not valid msgpack ({type(exc).__name__})",
-                          code="malformed") from None
+    obj = _parse(data, limit, what)
     if type(obj) is not list:
         raise DecodeError(f"{what} is not an array", code="malformed")
-    try:
-        again = _packb(obj)
-    except Exception:  # e.g. nested deeper than the packer goes
-        raise DecodeError(f"{what} holds an unsupported value", code="malformed") from None
-    if again != data:
-        raise DecodeError(f"{what} is not in canonical form", code="non_canonical")
+    _check_canonical(obj, data, what)  # e.g. nested deeper than the packer goes
     return obj
 
 
@@ -176,9 +160,7 @@ def decode_flat_map(data: bytes, fields: int, limit: int, what: str) -> list[Any
     boolean or container value passes here where its hooks would refuse it: the caller's
     type check refuses it with the same code, ``malformed``.
     """
-    if len(data) > limit:
-        raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
-                          code="oversize")
+    _check_size(data, limit, what)
     try:
         obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
     except Exception:  # every fault is named by the strict decoder
@@ -200,12 +182,29 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
 
     ``what`` names the structure in error messages.
     """
+    obj = _parse(data, limit, what, strict_map_key=False, object_pairs_hook=_checked_map,
+                 list_hook=_checked_array)
+    if type(obj) is not dict:
+        raise DecodeError(f"{what} is not a map", code="malformed")
+    # The hooks refused boolean and float keys, so equal keys are integer keys.
+    if list(obj) != _FIELD_KEYS[fields]:
+        _explain_keys(list(obj), fields, what)
+    _check_canonical(obj, data, what)  # a value msgpack can read but not write back
+    return list(obj.values())
+
+
+def _check_size(data: bytes, limit: int, what: str) -> None:
     if len(data) > limit:
         raise DecodeError(f"{what} is {len(data)} bytes, over the limit of {limit}",
                           code="oversize")
+
+
+def _parse(data: bytes, limit: int, what: str, **options: Any) -> Any:
+    """Exactly one msgpack object of at most ``limit`` bytes, no ext types; every error of
+    the parser translated, once, into ``oversize`` or ``malformed``."""
+    _check_size(data, limit, what)
     try:
-        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
-                       object_pairs_hook=_checked_map, list_hook=_checked_array)
+        return _unpackb(data, raw=False, ext_hook=_no_ext, **options)
     except DecodeError:
         raise
     except msgpack.ExtraData:
@@ -213,15 +212,13 @@ def decode_map(data: bytes, fields: int, limit: int, what: str) -> list[Any]:
     except Exception as exc:  # the msgpack C decoder raises several unrelated types
         raise DecodeError(f"{what} is not valid msgpack ({type(exc).__name__})",
                           code="malformed") from None
-    if type(obj) is not dict:
-        raise DecodeError(f"{what} is not a map", code="malformed")
-    # The hooks refused boolean and float keys, so equal keys are integer keys.
-    if list(obj) != _FIELD_KEYS[fields]:
-        _explain_keys(list(obj), fields, what)
+
+
+def _check_canonical(obj: Any, data: bytes, what: str) -> None:
+    """Refuse ``data`` unless ``obj``, parsed from it, encodes back to exactly it."""
     try:
         again = _packb(obj)
-    except Exception:  # a value msgpack can read but not write back
+    except Exception:
         raise DecodeError(f"{what} holds an unsupported value", code="malformed") from None
     if again != data:
         raise DecodeError(f"{what} is not in canonical form", code="non_canonical")
-    return list(obj.values())

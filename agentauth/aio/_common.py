@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from .. import audit
 from ..errors import HandshakeTimeout, InvalidArgument, SessionExpired, TransportError
 from ..handshake import HandshakePolicy, HandshakeResult, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
+from ..verdict import is_seconds
 
 __all__ = ["CLOSE_TIMEOUT", "AgentAuthAttribute", "Limits", "channel_attributes",
            "check_limits", "establish", "handshake_engine", "transport_error"]
@@ -75,8 +75,7 @@ class Limits:
 def _seconds(value: object, name: str, *, optional: bool) -> float | None:
     if value is None and optional:
         return None
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not value > 0 or (isinstance(value, float) and not math.isfinite(value))):
+    if not is_seconds(value, positive=True):
         raise InvalidArgument(f"{name} must be a positive, finite number of seconds")
     return float(value)
 

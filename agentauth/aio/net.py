@@ -23,7 +23,8 @@ from anyio.abc import AnyByteStream, Listener, TaskGroup
 
 from ..errors import AgentAuthError, HandshakeTimeout, InvalidArgument, TransportError
 from ..handshake import HandshakePolicy
-from ..identity import Identity, PeerKey
+from ..identity import Identity, PeerKey, peer_key
+from ..verdict import check_bounds
 from ._common import check_limits
 from ._serving import HalfOpen, Secure, Throttle, serve_parts, source_of
 from .stream import AgentAuthStream
@@ -54,7 +55,7 @@ async def connect(
     and the handshake together are bounded by ``handshake_timeout`` (default: the
     policy's ``timeout``).
     """
-    pinned = expect if isinstance(expect, PeerKey) else PeerKey.from_agent_id(expect)
+    pinned = peer_key(expect)
     if policy is None:
         policy = HandshakePolicy(trust=_Pinned(pinned))
     limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
@@ -113,12 +114,9 @@ class AgentAuthListener(Listener[AgentAuthStream]):
         idle_timeout: float | None = None,
         max_lifetime: float | None = None,
     ) -> None:
-        if type(max_half_open) is not int or max_half_open < 1:
-            raise InvalidArgument("max_half_open must be a positive integer")
-        if max_half_open_per_source is None:
-            max_half_open_per_source = max(1, max_half_open // 16)
-        if type(max_half_open_per_source) is not int or max_half_open_per_source < 1:
-            raise InvalidArgument("max_half_open_per_source must be a positive integer")
+        max_half_open, max_half_open_per_source = check_bounds(
+            max_half_open, max_half_open_per_source,
+            ("max_half_open", "max_half_open_per_source"))
         if not isinstance(identity, Identity):
             raise InvalidArgument("identity must be an Identity")
         self.listener = listener

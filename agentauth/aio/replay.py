@@ -14,23 +14,12 @@ from typing import Protocol, cast
 
 import anyio.to_thread
 
-from .. import audit
-from ..envelope import (
-    DEFAULT_SKEW,
-    DEFAULT_WINDOW,
-    Envelope,
-    PendingRequests,
-    check_before_trust,
-    claim_reply,
-    release_reply,
-    sender_share,
-    untrusted,
-)
-from ..errors import InvalidArgument, ReplayDetected
+from ..envelope import DEFAULT_SKEW, DEFAULT_WINDOW, Envelope, PendingRequests, opening
+from ..errors import InvalidArgument
 from ..identity import Identity, PeerKey
 from ..replay import ReplayStore, Shares
 from ..stores import MemoryReplayStore
-from ..verdict import ask, ask_async
+from ..verdict import ask, drive_async
 
 __all__ = ["AsyncReplayStore", "async_replay_store", "open_envelope"]
 
@@ -108,24 +97,6 @@ async def open_envelope(
     synchronous :class:`~agentauth.ReplayStore`: it is put behind
     :func:`async_replay_store` (a disk or network store then runs in a thread)."""
     store = async_replay_store(store)  # an async store is returned as it is
-    now = clock()
-    envelope = check_before_trust(data, me, now=now, window=window, skew=skew)
-    if trust is not None and not await ask_async("trust callback", True, trust, envelope.sender):
-        raise untrusted()
-    claimed = claim_reply(envelope, pending, now)
-    expires = envelope.time + window + skew
-    try:
-        with sender_share(envelope, shares, now) as keep:
-            new = await ask_async("replay store", True, store.check_and_insert,
-                                  envelope.replay_key, expires)
-            if new:
-                keep(expires, b"")
-    except BaseException:
-        release_reply(envelope, pending, claimed)
-        raise
-    if not new:
-        release_reply(envelope, pending, claimed)
-        audit.emit("replay_refused", kind="envelope", code="replayed",
-                   sender=envelope.sender.agent_id)
-        raise ReplayDetected("this envelope was already received", code="replayed")
-    return envelope
+    return await drive_async(opening(data, me, store, now=clock(), window=window,
+                                     skew=skew, trust=trust, pending=pending,
+                                     shares=shares))

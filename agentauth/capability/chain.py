@@ -30,7 +30,7 @@ from ..errors import (
     InvalidArgument,
     RemoteError,
 )
-from ..identity import Identity, PeerKey, format_agent_id, parse_agent_id
+from ..identity import Identity, PeerKey, format_agent_id, peer_key
 from ..verdict import ask
 from .grants import (
     Grant,
@@ -114,16 +114,6 @@ def _well_formed(links: Iterable[object]) -> bool:
                and type(x.signature) is bytes for x in links)
 
 
-def _key(value: str | PeerKey | Identity) -> bytes:
-    if type(value) is str:
-        return parse_agent_id(value)
-    if isinstance(value, Identity):
-        return value.public_bytes
-    if isinstance(value, PeerKey):
-        return value.public_bytes
-    return parse_agent_id(value)
-
-
 def delegate(
     issuer: Identity,
     audience: str | PeerKey | Identity,
@@ -154,8 +144,8 @@ def delegate(
     nonce = os.urandom(NONCE_LEN) if nonce is None else nonce
     if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
         raise InvalidArgument(f"the nonce is {NONCE_LEN} bytes")
-    fields = [_key(audience), [g.to_wire() for g in grants], not_before, expires, budget,
-              nonce]
+    fields = [peer_key(audience).public_bytes, [g.to_wire() for g in grants], not_before,
+              expires, budget, nonce]
     if parent is None:
         fields.insert(0, issuer.public_bytes)
     elif not crypto.equal(issuer.public_bytes, parent.audience):
@@ -271,7 +261,8 @@ def trust_roots(anchors: Mapping[Any, str]) -> dict[bytes, tuple[str, ...]]:
     for key, space in anchors.items():
         if type(space) is not str:
             raise InvalidArgument("an anchor's namespace is a string, such as 'fs/**'")
-        roots[key if type(key) is bytes and len(key) == 32 else _key(key)] = _namespace(space)
+        root = key if type(key) is bytes and len(key) == 32 else peer_key(key).public_bytes
+        roots[root] = _namespace(space)
     return roots
 
 

@@ -17,8 +17,8 @@ import httpx
 
 from ..capability.grants import Request
 from ..errors import AuthenticationError, InvalidArgument
-from ..identity import Identity, PeerKey
-from ..verdict import answer
+from ..identity import Identity, PeerKey, peer_key
+from ..verdict import answer, check_window
 from .capability import ResourceOf, default_resource, invocation_for
 from .components import HTTPMessage
 from .profile import (
@@ -26,7 +26,6 @@ from .profile import (
     DEFAULT_SKEW,
     ResponseContent,
     Signer,
-    _check_seconds,
     check_response_head,
 )
 
@@ -79,11 +78,10 @@ class AgentAuth(httpx.Auth):
             raise InvalidArgument("allow_streamed is True or False")
         if not callable(resource_of):
             raise InvalidArgument("resource_of is a callable")
-        _check_seconds("skew", skew)
+        check_window("skew", skew)
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
-        self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)
-                        else server)
+        self._server = None if server is None else peer_key(server)
         self._chain = chain
         self._resource_of = resource_of
         self._allow_streamed = allow_streamed

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from ..errors import InvalidArgument
-from ..identity import Identity, PeerKey
+from ..identity import Identity, PeerKey, peer_key
 from .components import (
     Component,
     HTTPMessage,
@@ -41,7 +41,7 @@ def directory_document(keys: Iterable[PeerKey | Identity]) -> bytes:
     and ``use`` ``sig``, compact, in the order given."""
     entries = []
     for key in keys:
-        peer = key if isinstance(key, PeerKey) else PeerKey(key.public_bytes)
+        peer = peer_key(key)
         jwk = peer.jwk()
         entries.append({"kty": jwk["kty"], "crv": jwk["crv"], "kid": peer.jwk_thumbprint(),
                         "x": jwk["x"], "use": "sig"})

@@ -30,8 +30,8 @@ from ..errors import (
     InvalidArgument,
     ReplayDetected,
 )
-from ..identity import Identity, PeerKey
-from ..verdict import ask, check_callback, moment
+from ..identity import Identity, PeerKey, peer_key
+from ..verdict import ask, check_callback, check_window, moment
 from .components import (
     MAX_COMPONENTS,
     Component,
@@ -316,19 +316,23 @@ def _require(sig: _Signature, required: Iterable[str]) -> None:
                                       code="uncovered_component")
 
 
-def _times(params: Mapping[str, Any], now: float, window: int, skew: int) -> None:
+def _times(params: Mapping[str, Any], now: float, window: int | None, skew: int, *,
+           what: str = "signature") -> None:
+    """The clock checks of a request's or (``window`` None: a response has no acceptance
+    window, only its lifetime) a response's signature, in that order: the lifetime's
+    shape, ``clock_skew``, ``stale``, ``signature_expired``."""
     created, expires = params["created"], params["expires"]
     if not created < expires <= created + MAX_LIFETIME:
         raise DecodeError(f"expires is after created, by at most {MAX_LIFETIME} s",
                           code="malformed")
     if created > now + skew:
-        raise AuthenticationError("the signature is dated in the future beyond the skew",
+        raise AuthenticationError(f"the {what} is dated in the future beyond the skew",
                                   code="clock_skew")
-    if created < now - window - skew:
-        raise ReplayDetected("the signature is older than the acceptance window",
+    if window is not None and created < now - window - skew:
+        raise ReplayDetected(f"the {what} is older than the acceptance window",
                              code="stale")
     if expires < now - skew:
-        raise AuthenticationError("the signature has expired", code="signature_expired")
+        raise AuthenticationError(f"the {what} has expired", code="signature_expired")
 
 
 def _digest_covered(sig: _Signature) -> bool:
@@ -398,14 +402,14 @@ class Verifier:
                  clock: Callable[[], float] = time.time) -> None:
         self._by_keyid: dict[str, PeerKey] = {}
         for key in keys:
-            peer = _peer(key)
+            peer = peer_key(key)
             self._by_keyid[peer.agent_id] = peer
             self._by_keyid[peer.jwk_thumbprint()] = peer
         if not self._by_keyid and trust is None:
             raise InvalidArgument("give the keys to accept, or a trust policy")
         check_callback(trust, "trust callback")
-        _check_seconds("window", window)
-        _check_seconds("skew", skew)
+        check_window("window", window)
+        check_window("skew", skew)
         if authorities is not None:
             hosts = [authorities] if isinstance(authorities, str) else list(authorities)
             if not hosts or any(type(h) is not str or not h for h in hosts):
@@ -489,16 +493,6 @@ def _announces_content(message: HTTPMessage) -> bool:
             or (length is not None and length.strip("0, \t") != ""))
 
 
-def _peer(key: str | PeerKey | Identity) -> PeerKey:
-    if isinstance(key, PeerKey):
-        return key
-    if isinstance(key, Identity):
-        return PeerKey(key.public_bytes)
-    if isinstance(key, str):
-        return PeerKey.from_agent_id(key)
-    raise InvalidArgument("a key is an agent id, a PeerKey or an Identity")
-
-
 def check_response(response: HTTPMessage, body: bytes, *, request_nonce: str,
                    server: str | PeerKey | Identity, skew: int = DEFAULT_SKEW,
                    now: float | None = None) -> PeerKey:
@@ -532,10 +526,10 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
     ``allow_streamed`` lets content without a ``Content-Digest`` through when the
     response is a stream (:func:`is_stream`); only then is its content not protected."""
     _check_types(response, None)
-    _check_seconds("skew", skew)  # a NaN skew would pass every clock check
+    check_window("skew", skew)  # a NaN skew would pass every clock check
     if type(request_nonce) is not str:
         raise InvalidArgument("request_nonce is the nonce the request was signed with")
-    expected = _peer(server)
+    expected = peer_key(server)
     sig = _find(response, (RESPONSE_TAG,))
     if not crypto.equal(sig.params["nonce"].encode("ascii"),  # a string item: ASCII
                         request_nonce.encode("utf-8", "surrogatepass")):
@@ -549,15 +543,7 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
     base = signature_base(response, sig.components, sig.params_value, ids=sig.ids)
     expected.verify(base, sig.signature)
     at = moment(time.time() if now is None else now, "now")  # NaN would pass the checks
-    created, expires = sig.params["created"], sig.params["expires"]
-    if not created < expires <= created + MAX_LIFETIME:
-        raise DecodeError("expires is after created", code="malformed")
-    if created > at + skew:
-        raise AuthenticationError("the response is dated in the future beyond the skew",
-                                  code="clock_skew")
-    if expires < at - skew:
-        raise AuthenticationError("the response signature has expired",
-                                  code="signature_expired")
+    _times(sig.params, at, None, skew, what="response signature")
     covered = _digest_covered(sig)
     unprotected = not covered and allow_streamed and is_stream(response)
     return ResponseContent(expected, response.field("content-digest"),
@@ -615,13 +601,6 @@ class ResponseContent:
             return b""
         check_content_digest(self._digest, b"".join(self._parts))
         return self._parts[-1] if self._parts else b""
-
-
-def _check_seconds(name: str, value: object) -> None:
-    """Refuse a ``window`` or ``skew`` that is not an integer number of seconds from 0 to
-    86400 (``invalid_argument``)."""
-    if type(value) is not int or not 0 <= value <= 86_400:
-        raise InvalidArgument(f"{name} is a number of seconds from 0 to 86400")
 
 
 def _check_types(message: HTTPMessage, body: object) -> None:

@@ -21,7 +21,7 @@ from typing import Final
 
 from .. import crypto, wire
 from ..errors import AuthenticationError, DecodeError, InvalidArgument
-from ..identity import Identity, PeerKey
+from ..identity import Identity, PeerKey, peer_key
 
 __all__ = [
     "MAX_ROTATION",
@@ -42,7 +42,7 @@ _MAX_TIME = 2**40
 
 def next_key_commitment(key: PeerKey | str) -> bytes:
     """The 32-byte commitment to a future key: BLAKE2b-256 of a context and its public key."""
-    peer = key if isinstance(key, PeerKey) else PeerKey.from_agent_id(key)
+    peer = peer_key(key)
     return crypto.blake2b_256(NEXT_KEY_CONTEXT + peer.public_bytes)
 
 

@@ -4,13 +4,23 @@ waits on a sleep to synchronise."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 from anyio.abc import SocketAttribute
 from support import ALICE, BOB, MALLORY, raises
-from support.aio import DEADLINE, memory_pair, message_pair, stream_pair, trusting
+from support.aio import DEADLINE, both, memory_pair, message_pair, stream_pair, trusting
 
-from agentauth import AgentAuthStream, HandshakePolicy, PeerKey, connect, create_listener
+from agentauth import (
+    AgentAuthMessageStream,
+    AgentAuthStream,
+    HandshakePolicy,
+    PeerKey,
+    connect,
+    create_listener,
+)
+from agentauth.aio._channel import Channel
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +171,27 @@ async def test_a_trust_callback_that_raises_does_not_stop_the_server() -> None:
             assert listener.failed == 1 and listener.accepted == 1
             tg.cancel_scope.cancel()
         assert trusting(ALICE).trusts(ALICE.peer)
+
+
+@pytest.mark.parametrize("kind", ["stream", "messages"])
+async def test_both_channel_kinds_end_alike_once_idle(kind: str) -> None:
+    # One base holds the limits and the state checks: an idle channel ends the waiting
+    # receive, sends CLOSE to the peer, and refuses every later call with the same code.
+    with anyio.fail_after(DEADLINE):
+        left, right = memory_pair()
+        cls: type[Channel[Any]] = (AgentAuthStream if kind == "stream"
+                                   else AgentAuthMessageStream)
+        a, b = await both(
+            lambda: cls.wrap(left, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id),
+            lambda: cls.wrap(right, BOB, trusting(ALICE), initiator=False, idle_timeout=0.2))
+        assert a.max_payload == b.max_payload > 0
+        with raises("idle_timeout"):
+            await b.receive()  # nothing comes: the idle limit ends it
+        for call in (lambda: b.send(b"late"), b.receive):
+            with raises("idle_timeout") as info:
+                await call()
+            assert "the channel has ended" in info.value.message
+        with pytest.raises(anyio.EndOfStream):  # the expiry sent CLOSE
+            await a.receive()
+        await a.aclose()
+        await b.aclose()

@@ -10,8 +10,18 @@ from collections.abc import Callable
 import pytest
 from support import raises
 
-from agentauth import AgentAuthError, Identity, PeerKey, format_agent_id, parse_agent_id
-from agentauth.identity import _b58encode
+from agentauth import (
+    AgentAuthError,
+    HandshakePolicy,
+    Identity,
+    Initiator,
+    PeerKey,
+    accept_any_peer,
+    format_agent_id,
+    parse_agent_id,
+    seal,
+)
+from agentauth.identity import _b58encode, peer_key
 
 SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
@@ -221,3 +231,24 @@ def test_key_exports_match_rfc_8037_and_7638() -> None:
     assert key.jwk_thumbprint() == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
     assert key.multibase == key.agent_id.removeprefix("did:key:")
     assert key.multibase.startswith("z6Mk")
+
+
+def test_peer_key_reads_every_form_an_agent_is_named_in() -> None:
+    """One rule turns an agent argument into its key, for envelopes, tokens and HTTP."""
+    me = Identity.from_seed(bytes(32))
+    assert peer_key(me) is me.peer
+    assert peer_key(me.peer) is me.peer
+    assert peer_key(me.agent_id) == me.peer
+    with raises("agent_id_prefix"):
+        peer_key("did:web:example")
+    for wrong in (me.public_bytes, None, 7, [me.agent_id]):
+        with raises("invalid_argument"):
+            peer_key(wrong)  # type: ignore[arg-type]
+    # The entry points that take an agent read it through that one rule.
+    policy = HandshakePolicy(trust=accept_any_peer)
+    assert Initiator(me, policy, expect=me.agent_id)._expect == me.peer
+    with raises("invalid_argument") as info:
+        Initiator(me, policy, expect=7)  # type: ignore[arg-type]
+    assert "an agent is an agent id, a PeerKey or an Identity, not int" in info.value.message
+    with raises("invalid_argument"):
+        seal(me, me.public_bytes, b"")  # type: ignore[arg-type]

@@ -10,10 +10,11 @@ import functools
 import gc
 import inspect
 import json
+import math
 import re
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from agentauth import (
     seal,
 )
 from agentauth import aio as agentauth_aio
+from agentauth.aio._common import check_limits
 from agentauth.capability import (
     CREDENTIAL_EXTENSION,
     DetachedInvocations,
@@ -62,7 +64,17 @@ from agentauth.http import (
     check_response,
 )
 from agentauth.http.capability import check_capability
-from agentauth.verdict import ask, ask_async, verdict
+from agentauth.replay import Shares
+from agentauth.verdict import (
+    Question,
+    ask,
+    ask_async,
+    check_bounds,
+    drive,
+    drive_async,
+    is_seconds,
+    verdict,
+)
 
 Callback = Callable[..., Any]
 Event = MutableMapping[str, Any]
@@ -857,3 +869,123 @@ def test_pending_requests_refuse_a_clock_or_timeout_that_is_no_time(reading: str
         PendingRequests(clock=lambda: value).request(ALICE, BOB.agent_id, b"x")
     with raises("invalid_argument"):
         PendingRequests().request(ALICE, BOB.agent_id, b"x", timeout=value)
+
+
+# Durations an application gives: one rule for each kind, whichever entry point takes it.
+ODD_DURATIONS: dict[str, object] = {
+    "NaN": float("nan"), "inf": float("inf"), "-1": -1, "True": True, "'5'": "5",
+    "None": None,
+}
+DURATION_SITES: dict[str, Callable[[Any], object]] = {
+    "HandshakePolicy(timeout=)": lambda v: HandshakePolicy(trust=accept_any_peer, timeout=v),
+    "HandshakePolicy(max_skew=)": lambda v: HandshakePolicy(trust=accept_any_peer,
+                                                            max_skew=v),
+    "aio wrap(idle_timeout=)": lambda v: _aio_limits(idle_timeout=v),
+    "aio wrap(handshake_timeout=)": lambda v: _aio_limits(handshake_timeout=v),
+}
+WINDOW_SITES: dict[str, Callable[[Any], object]] = {
+    "check_envelope(window=)": lambda v: check_envelope(seal(ALICE, BOB.peer, b""), BOB,
+                                                        now=T0, window=v),
+    "check_envelope(skew=)": lambda v: check_envelope(seal(ALICE, BOB.peer, b""), BOB,
+                                                      now=T0, skew=v),
+    "http Verifier(window=)": lambda v: Verifier([ALICE.peer], window=v),
+    "http check_response(skew=)": lambda v: check_response(
+        HTTPMessage.from_headers([], status=200), b"", request_nonce="n", server=ALICE,
+        skew=v),
+}
+
+
+def _aio_limits(**limits: Any) -> object:
+    policy = HandshakePolicy(trust=accept_any_peer)
+    return check_limits(policy, limits.get("handshake_timeout"),
+                        limits.get("idle_timeout"), None)
+
+
+@pytest.mark.parametrize("odd", [k for k in ODD_DURATIONS if k != "None"])
+@pytest.mark.parametrize("site", DURATION_SITES)
+def test_every_duration_is_judged_by_one_rule(site: str, odd: str) -> None:
+    with raises("invalid_argument"):
+        DURATION_SITES[site](ODD_DURATIONS[odd])
+
+
+@pytest.mark.parametrize("odd", [*ODD_DURATIONS, "1.5", "86401"])
+@pytest.mark.parametrize("site", WINDOW_SITES)
+def test_every_window_and_skew_is_judged_by_one_rule(site: str, odd: str) -> None:
+    value = {"1.5": 1.5, "86401": 86_401}.get(odd, ODD_DURATIONS.get(odd))
+    with raises("invalid_argument") as info:
+        WINDOW_SITES[site](value)
+    assert "from 0 to 86400" in info.value.message
+
+
+@given(st.one_of(st.floats(), st.integers(), st.booleans(), st.none(), st.text()))
+def test_is_seconds_is_a_finite_non_negative_number(value: object) -> None:
+    finite = (type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+              and value >= 0)  # type: ignore[operator]
+    assert is_seconds(value) is finite
+    assert is_seconds(value, positive=True) is (finite and value > 0)  # type: ignore[operator]
+
+
+# A check that asks callbacks on both paths is one flow, driven by drive or drive_async.
+def _flow(log: list[str]) -> Generator[Question, bool, str]:
+    first = yield ("first callback", lambda: True, ())
+    log.append(f"first {first}")
+    try:
+        second = yield ("second callback", lambda x: x, (log[-1],))
+    except BaseException as exc:
+        log.append(f"cleaned up after {type(exc).__name__}")
+        raise
+    return f"done {second}"
+
+
+@pytest.mark.anyio
+async def test_both_drivers_answer_a_flow_alike_and_raise_into_it() -> None:
+    sync_log: list[str] = []
+    async_log: list[str] = []
+    # The second answer is a string, not a verdict: invalid_argument, raised in the flow
+    # at its question, so that its clean-up runs, then out of the driver.
+    with raises("invalid_argument") as info:
+        drive(_flow(sync_log))
+    with raises("invalid_argument"):
+        await drive_async(_flow(async_log))
+    assert "second callback returned str" in info.value.message
+    assert sync_log == async_log == ["first True", "cleaned up after InvalidArgument"]
+
+
+@pytest.mark.anyio
+async def test_both_drivers_return_what_the_flow_returns() -> None:
+    def flow() -> Generator[Question, bool, str]:
+        answer = yield ("check", lambda: True, ())
+        return f"answered {answer}"
+
+    async def async_check() -> bool:
+        return True
+
+    def async_flow() -> Generator[Question, bool, str]:
+        answer = yield ("check", async_check, ())
+        return f"answered {answer}"
+
+    assert drive(flow()) == await drive_async(flow()) == "answered True"
+    assert await drive_async(async_flow()) == "answered True"
+    with raises("invalid_argument"):  # the synchronous path does not await
+        drive(async_flow())
+
+
+# A bound on everything and on one party's share: one rule for every place that has both.
+BOUND_SITES: dict[str, Callable[[Any, Any], object]] = {
+    "PendingRequests": lambda total, share: PendingRequests(total, per_recipient=share),
+    "Shares": Shares,
+    "AgentAuthListener": lambda total, share: agentauth_aio.AgentAuthListener(
+        None,  # type: ignore[arg-type]  # the bounds are judged before it is used
+        BOB, HandshakePolicy(trust=accept_any_peer), max_half_open=total,
+        max_half_open_per_source=share),
+}
+
+
+@pytest.mark.parametrize("site", BOUND_SITES)
+def test_every_bound_and_share_is_judged_by_one_rule(site: str) -> None:
+    for total, share in ((0, None), (True, None), (16, 0), (16, 2.0)):
+        with raises("invalid_argument") as info:
+            BOUND_SITES[site](total, share)
+        assert "is a positive integer" in info.value.message
+    assert check_bounds(100, None, ("a", "b")) == (100, 6)
+    assert check_bounds(3, None, ("a", "b")) == (3, 1)

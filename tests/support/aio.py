@@ -66,7 +66,7 @@ def trusting(*identities: Identity) -> HandshakePolicy:
     return HandshakePolicy(trust=[i.agent_id for i in identities])
 
 
-async def _both(initiate: Callable[[], Awaitable[T]],
+async def both(initiate: Callable[[], Awaitable[T]],
                 respond: Callable[[], Awaitable[T]]) -> tuple[T, T]:
     """Run both sides of a handshake at once; return (initiator's, responder's) channel.
 
@@ -94,9 +94,9 @@ async def stream_pair(
     left: Any, right: Any, *, initiator: Identity = ALICE, responder: Identity = BOB,
     i_options: dict[str, Any] | None = None, r_options: dict[str, Any] | None = None,
 ) -> tuple[AgentAuthStream, AgentAuthStream]:
-    """Handshake over two byte transports at once (see :func:`_both`)."""
+    """Handshake over two byte transports at once (see :func:`both`)."""
     i_opts = {"expect": responder.agent_id, **(i_options or {})}
-    return await _both(
+    return await both(
         lambda: AgentAuthStream.wrap(left, initiator, trusting(responder), initiator=True,
                                      **i_opts),
         lambda: AgentAuthStream.wrap(right, responder, trusting(initiator), initiator=False,
@@ -107,7 +107,7 @@ async def message_pair(
     left: UnreliableObjectStream[bytes], right: UnreliableObjectStream[bytes], **options: Any,
 ) -> tuple[AgentAuthMessageStream, AgentAuthMessageStream]:
     """Like :func:`stream_pair`, for message transports."""
-    return await _both(
+    return await both(
         lambda: AgentAuthMessageStream.wrap(left, ALICE, trusting(BOB), initiator=True,
                                             expect=BOB.agent_id, **options),
         lambda: AgentAuthMessageStream.wrap(right, BOB, trusting(ALICE), initiator=False,
