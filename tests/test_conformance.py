@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentauth.conformance.process import DriverBroken, DriverProcess
-from agentauth.conformance.runner import all_checks
+from agentauth.conformance.runner import DriverBroken, DriverProcess, all_checks
 from benchmarks import conformance as bench
 
 ROOT = Path(__file__).resolve().parent.parent

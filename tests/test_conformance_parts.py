@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentauth import ERROR_CODES, DecodeError
-from agentauth.conformance import driver as drv
+from agentauth.conformance.driver import operations as drv
 from agentauth.conformance.interface import (
     MAX_LINE,
     Reply,
@@ -23,8 +23,8 @@ from agentauth.conformance.interface import (
     from_hex,
     parse_reply,
 )
-from agentauth.conformance.mutation import mutate
-from agentauth.conformance.report import Outcome, Report, Status
+from agentauth.conformance.runner import Outcome, Report, Status
+from agentauth.conformance.runner.mutation import mutate
 from agentauth.conformance.vectors import generate
 
 FUZZ = settings(max_examples=300, deadline=None, database=None,

@@ -44,7 +44,7 @@ from agentauth.capability import (
     revoke,
     verify_chain,
 )
-from agentauth.conformance.vector_checks import load_vectors
+from agentauth.conformance.runner.vector_replay import load_vectors
 from agentauth.trust import LiveTrust, editing
 
 ROOT_DIR = Path(__file__).resolve().parent.parent

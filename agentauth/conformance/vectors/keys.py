@@ -10,10 +10,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .. import audit, crypto, keyfile, wire
-from ..identity import Identity, PeerKey
-from ..rotation import ROTATION_CONTEXT, rotate
-from ..trust import TrustStore
+from ... import audit, crypto, keyfile, wire
+from ...identity import Identity, PeerKey
+from ...rotation import ROTATION_CONTEXT, rotate
+from ...trust import TrustStore
 
 __all__ = ["PASSPHRASE", "build", "fixed_random", "identity"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import crypto
-from ..handshake import Initiator, Responder
-from ..identity import Identity
-from ..session import Session
+from ... import crypto
+from ...handshake import Initiator, Responder
+from ...identity import Identity
+from ...session import Session
 from .model import Inputs, make_engine
 
 T0 = 1_800_000_000

@@ -18,24 +18,24 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..capability import DetachedInvocations, Request, SessionInvocations, verify_chain
-from ..capability import verify_notice as _verify_notice
-from ..envelope import PendingRequests, open_envelope
-from ..errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
-from ..handshake import (
+from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
+from ...capability import verify_notice as _verify_notice
+from ...envelope import PendingRequests, open_envelope
+from ...errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
+from ...handshake import (
     SUPPORTED_VERSIONS,
     HandshakePolicy,
     Initiator,
     Responder,
     accept_any_peer,
 )
-from ..identity import Identity, PeerKey
-from ..session import Session
-from ..stores import MemoryReplayStore
-from .interface import INTERFACE_VERSION, MAX_LINE, decode_line, encode_line, valid_id
-from .interface import from_hex as _from_hex
+from ...identity import Identity, PeerKey
+from ...session import Session
+from ...stores import MemoryReplayStore
+from ..interface import INTERFACE_VERSION, MAX_LINE, decode_line, encode_line, valid_id
+from ..interface import from_hex as _from_hex
 
-__all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "Driver", "main"]
+__all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "OPERATIONS", "Driver", "main"]
 
 IMPLEMENTATION = "agentauth-python 0.1.0"
 #: Engines, verifiers and openers one driver holds at once (``drop`` frees one).

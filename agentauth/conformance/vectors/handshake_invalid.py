@@ -6,11 +6,11 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..handshake import INITIATOR_CONTEXT, RESPONDER_CONTEXT, Initiator, Responder
-from ..identity import Identity
-from ..session import Session
-from ._positive import ALICE, BOB, CAROL, MALLORY, T0, agent_id, cases, fixed
+from ...handshake import INITIATOR_CONTEXT, RESPONDER_CONTEXT, Initiator, Responder
+from ...identity import Identity
+from ...session import Session
 from .forge import Forge, body2, body3
+from .handshake_valid import ALICE, BOB, CAROL, MALLORY, T0, agent_id, cases, fixed
 from .model import Inputs, Step, make_engine
 
 _LOW_ORDER = {

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import crypto, wire
-from ..envelope import ENVELOPE_CONTEXT, SEALED, seal
-from ..identity import Identity
+from ... import crypto, wire
+from ...envelope import ENVELOPE_CONTEXT, SEALED, seal
+from ...identity import Identity
 
 __all__ = ["NOW", "build", "identity"]
 
