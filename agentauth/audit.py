@@ -36,6 +36,7 @@ __all__ = [
     "AuditFileHandler",
     "AuditSummary",
     "emit",
+    "format_record",
     "verify_audit_log",
 ]
 
@@ -87,7 +88,10 @@ def enabled(event: str) -> bool:
     return _enabled(EVENTS[event])
 
 
-def _line(seq: int, prev: str, created: float, data: dict[str, str | int]) -> bytes:
+def format_record(seq: int, prev: str, created: float, data: dict[str, str | int]) -> bytes:
+    """The exact line of record ``seq`` (newline included): its number, the previous
+    record's hash, its time in milliseconds, its fields, then its own hash (spec section
+    14). What the log writes, and what the key vectors publish."""
     record: dict[str, object] = {"seq": seq, "prev": prev, "time": round(created, 3)}
     record.update((k, v) for k, v in data.items() if k not in _RESERVED or k == "event")
     body = json.dumps(record, separators=(",", ":"), ensure_ascii=True)[:-1]
@@ -245,7 +249,7 @@ class AuditFileHandler(logging.Handler):
                    held="locked by another process")
         try:
             seq, prev = _last_record(descriptor, os.fstat(descriptor).st_size)
-            os.write(descriptor, _line(seq + 1, prev, created, data))
+            os.write(descriptor, format_record(seq + 1, prev, created, data))
             if self._fsync:
                 os.fsync(descriptor)
         finally:

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import io
 import json
 import random
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +45,48 @@ json_values = st.recursive(
 def _splice(data: bytes, cut: int, insert: bytes) -> bytes:
     cut %= len(data) + 1
     return data[:cut] + insert + data[cut + 1:]
+
+
+#: Each part of the conformance package, and exactly the names it makes public.
+PARTS = {
+    "agentauth.conformance": set(),
+    "agentauth.conformance.vectors": {
+        "FILES", "MAX_VECTOR_FILE", "Forge", "HandshakeVector", "Inputs", "SessionVector",
+        "Step", "body2", "body3", "dump", "generate", "main", "make_engine",
+        "run_handshake_vector", "run_session_vector"},
+    "agentauth.conformance.driver": {
+        "IMPLEMENTATION", "MAX_OBJECTS", "OPERATIONS", "Driver", "main"},
+    "agentauth.conformance.runner": {
+        "Check", "Context", "DriverBroken", "DriverProcess", "Fail", "Outcome", "Refused",
+        "Report", "Status", "Unimplemented", "add_arguments", "all_checks", "main", "run",
+        "run_checks", "run_from_args"},
+    "agentauth.conformance.interface": {
+        "INTERFACE_VERSION", "MAX_LINE", "Reply", "decode_line", "encode_line", "from_hex",
+        "parse_reply", "valid_id"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARTS))
+def test_each_conformance_part_exports_exactly_its_public_names(name: str) -> None:
+    part = importlib.import_module(name)
+    assert part.__doc__ and part.__doc__.strip(), f"{name} has no docstring"
+    assert set(part.__all__) == PARTS[name]
+    for public in part.__all__:
+        assert not public.startswith("_")
+        obj = getattr(part, public)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            assert obj.__doc__, f"{name}.{public} has no docstring"
+
+
+def test_every_module_of_the_conformance_package_has_a_docstring_and_an_all() -> None:
+    root = Path(importlib.import_module("agentauth.conformance").__file__ or "").parent
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "__main__.py":
+            continue
+        dotted = ".".join(("agentauth", *path.relative_to(root.parent).with_suffix("").parts))
+        module = importlib.import_module(dotted.removesuffix(".__init__"))
+        assert module.__doc__ and module.__doc__.strip(), dotted
+        assert isinstance(getattr(module, "__all__", None), list), dotted
 
 
 @FUZZ

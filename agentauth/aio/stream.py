@@ -70,7 +70,7 @@ class AgentAuthStream(ObjectStream[bytes]):
         self._session = session
         self._attributes = attributes
         self._limits = limits
-        self._max_frame = session._max_message
+        self._max_frame = session.max_message
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._receive_lock = anyio.Lock(fast_acquire=True)
         self._started = self._active = time.monotonic()
@@ -132,7 +132,7 @@ class AgentAuthStream(ObjectStream[bytes]):
     def max_payload(self) -> int:
         """The largest message, in bytes, this channel sends or receives: the handshake
         policy's ``max_message`` less the session's overhead."""
-        return self._session._max_payload
+        return self._session.max_payload
 
     # ---------------------------------------------------------------- sending
 

@@ -108,13 +108,15 @@ class Link(NamedTuple):
         return self.payload + self.signature
 
 
-def _well_formed(links: Iterable[object]) -> bool:
+def well_formed(links: Iterable[object]) -> bool:
     """Whether every item is a Link whose signed bytes are bytes (not an edited object)."""
     return all(isinstance(x, Link) and type(x.payload) is bytes
                and type(x.signature) is bytes for x in links)
 
 
-def _key(value: str | PeerKey | Identity) -> bytes:
+def public_key_bytes(value: str | PeerKey | Identity) -> bytes:
+    """The 32-byte public key of an agent id, a :class:`PeerKey` or an :class:`Identity`
+    (``invalid_agent_id`` for anything else)."""
     if type(value) is str:
         return parse_agent_id(value)
     if isinstance(value, Identity):
@@ -154,8 +156,8 @@ def delegate(
     nonce = os.urandom(NONCE_LEN) if nonce is None else nonce
     if type(nonce) is not bytes or len(nonce) != NONCE_LEN:
         raise InvalidArgument(f"the nonce is {NONCE_LEN} bytes")
-    fields = [_key(audience), [g.to_wire() for g in grants], not_before, expires, budget,
-              nonce]
+    fields = [public_key_bytes(audience), [g.to_wire() for g in grants], not_before, expires,
+              budget, nonce]
     if parent is None:
         fields.insert(0, issuer.public_bytes)
     elif not crypto.equal(issuer.public_bytes, parent.audience):
@@ -271,7 +273,8 @@ def trust_roots(anchors: Mapping[Any, str]) -> dict[bytes, tuple[str, ...]]:
     for key, space in anchors.items():
         if type(space) is not str:
             raise InvalidArgument("an anchor's namespace is a string, such as 'fs/**'")
-        roots[key if type(key) is bytes and len(key) == 32 else _key(key)] = _namespace(space)
+        raw = key if type(key) is bytes and len(key) == 32 else public_key_bytes(key)
+        roots[raw] = _namespace(space)
     return roots
 
 
@@ -487,7 +490,7 @@ def _verify_chain(
     roots = trust_roots(anchors)
     if type(chain) is bytes:
         links = decode_chain(chain)
-    elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and _well_formed(
+    elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and well_formed(
             chain):
         # Links given as objects are read again from their signed bytes: a field edited
         # on the object must not count.

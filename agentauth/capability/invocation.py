@@ -33,7 +33,7 @@ from ..errors import (
 from ..identity import Identity, PeerKey
 from ..stores import ReplayStore, Shares
 from ..verdict import ask, check_callback, moment
-from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, _key, trust_roots, verify_chain
+from .chain import DEFAULT_SKEW, MAX_CHAIN_BYTES, Link, public_key_bytes, trust_roots, verify_chain
 from .grants import Request
 
 __all__ = ["INVOKE_CONTEXT", "DetachedInvocations", "SessionInvocations", "invoke"]
@@ -92,7 +92,7 @@ def invoke(
     if (holder is None) == (not channel_binding) or (holder is None) != (verifier is None):
         raise InvalidArgument("give a channel_binding (in a session), or a holder and a "
                               "verifier (detached)")
-    target = b"" if verifier is None else _key(verifier)
+    target = b"" if verifier is None else public_key_bytes(verifier)
     jti = random(_ID_LEN)
     if type(jti) is not bytes or len(jti) != _ID_LEN:
         raise InvalidArgument("random(16) must return 16 bytes")
@@ -196,7 +196,7 @@ class DetachedInvocations:
         self._window = window
         self._revoked = revoked
         self._clock = clock
-        self._verifier = _key(verifier)
+        self._verifier = public_key_bytes(verifier)
         self._seen: set[bytes] = set()  # holder key || id (without a store)
         # Per holder key; each item is holder key || id.
         self._shares = Shares(capacity, per_holder, names=("capacity", "per_holder"))

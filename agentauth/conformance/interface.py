@@ -23,6 +23,7 @@ __all__ = [
     "encode_line",
     "from_hex",
     "parse_reply",
+    "valid_id",
 ]
 
 #: The version of the driver interface this module speaks (``hello``).

@@ -26,8 +26,8 @@ from .profile import (
     DEFAULT_SKEW,
     ResponseContent,
     Signer,
-    _check_seconds,
     check_response_head,
+    check_seconds,
 )
 
 __all__ = ["AgentAuth", "request_message"]
@@ -79,7 +79,7 @@ class AgentAuth(httpx.Auth):
             raise InvalidArgument("allow_streamed is True or False")
         if not callable(resource_of):
             raise InvalidArgument("resource_of is a callable")
-        _check_seconds("skew", skew)
+        check_seconds("skew", skew)
         self._signer = Signer(identity, keyid=keyid, lifetime=lifetime,
                               signature_agent=signature_agent, clock=clock, random=random)
         self._server = (PeerKey.from_agent_id(server) if isinstance(server, str)

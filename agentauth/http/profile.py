@@ -404,8 +404,8 @@ class Verifier:
         if not self._by_keyid and trust is None:
             raise InvalidArgument("give the keys to accept, or a trust policy")
         check_callback(trust, "trust callback")
-        _check_seconds("window", window)
-        _check_seconds("skew", skew)
+        check_seconds("window", window)
+        check_seconds("skew", skew)
         if authorities is not None:
             hosts = [authorities] if isinstance(authorities, str) else list(authorities)
             if not hosts or any(type(h) is not str or not h for h in hosts):
@@ -532,7 +532,7 @@ def check_response_head(response: HTTPMessage, *, request_nonce: str,
     ``allow_streamed`` lets content without a ``Content-Digest`` through when the
     response is a stream (:func:`is_stream`); only then is its content not protected."""
     _check_types(response, None)
-    _check_seconds("skew", skew)  # a NaN skew would pass every clock check
+    check_seconds("skew", skew)  # a NaN skew would pass every clock check
     if type(request_nonce) is not str:
         raise InvalidArgument("request_nonce is the nonce the request was signed with")
     expected = _peer(server)
@@ -617,7 +617,7 @@ class ResponseContent:
         return self._parts[-1] if self._parts else b""
 
 
-def _check_seconds(name: str, value: object) -> None:
+def check_seconds(name: str, value: object) -> None:
     """Refuse a ``window`` or ``skew`` that is not an integer number of seconds from 0 to
     86400 (``invalid_argument``)."""
     if type(value) is not int or not 0 <= value <= 86_400:

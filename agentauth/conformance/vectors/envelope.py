@@ -39,8 +39,8 @@ def envelope(sender: Identity, recipient: Identity, payload: bytes, label: str, 
                   random=_fixed(label))
     if not sealed:
         return signed
-    box = crypto._sealed_box_for_vectors(crypto.blake2b_256(b"eph " + label.encode()),
-                                         recipient.public_bytes, signed)
+    box = crypto.sealed_box_for_vectors(crypto.blake2b_256(b"eph " + label.encode()),
+                                        recipient.public_bytes, signed)
     return wire.encode_map(SEALED, recipient.public_bytes, box)
 
 

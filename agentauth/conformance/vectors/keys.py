@@ -162,7 +162,7 @@ def _audit_logs() -> list[dict[str, Any]]:
         {"event": "replay_refused", "kind": "envelope", "code": "replayed"},
     ]
     for seq, data in enumerate(events, 1):
-        line = audit._line(seq, prev, NOW + seq / 1000, data)
+        line = audit.format_record(seq, prev, NOW + seq / 1000, data)
         lines.append(line.decode("ascii"))
         prev = json.loads(line)["hash"]
     edited = lines[1].replace("expired", "revoked")
