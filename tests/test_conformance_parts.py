@@ -25,6 +25,7 @@ from agentauth.conformance.interface import (
     encode_line,
     from_hex,
     parse_reply,
+    parse_request,
 )
 from agentauth.conformance.runner import Outcome, Report, Status
 from agentauth.conformance.runner.mutation import mutate
@@ -61,8 +62,9 @@ PARTS = {
         "Report", "Status", "Unimplemented", "add_arguments", "all_checks", "main", "run",
         "run_checks", "run_from_args"},
     "agentauth.conformance.interface": {
-        "INTERFACE_VERSION", "MAX_LINE", "Reply", "decode_line", "encode_line", "from_hex",
-        "parse_reply", "valid_id"},
+        "INTERFACE_VERSION", "MAX_LINE", "ErrorBody", "Reply", "ReplyLine", "RequestLine",
+        "decode_line", "encode_line", "first_error", "from_hex", "parse_reply",
+        "parse_request"},
 }
 
 
@@ -120,6 +122,36 @@ def test_reply_parser_is_strict() -> None:
         with pytest.raises(DecodeError):
             from_hex(text, "x")
     assert from_hex("", "x") == b"" and from_hex("00ff", "x") == b"\x00\xff"
+
+
+def test_reply_lines_are_read_by_a_strict_model() -> None:
+    for bad in (b'{"id":1,"result":null}', b'{"id":1,"result":{},"unimplemented":null}',
+                b'{"id":1,"error":{"code":"malformed","message":"x","more":1}}',
+                b'{"id":1,"unimplemented":5}', b'{"id":-1,"result":{}}',
+                b'{"id":9007199254740993,"result":{}}', b'{"id":"1","result":{}}',
+                b'{"id":1,"error":null}', b'{"id":1,"result":{},"extra":1}'):
+        with pytest.raises(DecodeError) as exc:
+            parse_reply(bad, 1)
+        assert exc.value.code == "malformed", bad
+    big = 2**53
+    assert parse_reply(encode_line({"id": big, "result": {"a": 1}})[:-1], big).result == {"a": 1}
+    assert parse_reply(b'{"id":1,"unimplemented":"' + b"x" * 300 + b'"}', 1).message == "x" * 200
+
+
+def test_request_lines_are_read_by_a_strict_model() -> None:
+    assert parse_request(b'{"id":3,"op":"seal","handle":"h1","payload":""}') == (
+        3, "seal", {"handle": "h1", "payload": ""})
+    for line, expected in ((b'{"id":true,"op":"hello"}', (None, None, {})),
+                           (b'{"id":-1,"op":"hello"}', (None, None, {})),
+                           (b'{"op":"hello"}', (None, None, {})),
+                           (b'{"id":4,"op":5}', (4, None, {})),
+                           (b'{"id":4}', (4, None, {}))):
+        assert parse_request(line) == expected, line
+    with pytest.raises(DecodeError):
+        parse_request(b"[1]")
+    assert _reply_of(b'{"id":4,"op":5}') == {
+        "id": 4, "error": {"code": "invalid_argument", "message": "a request names its op"}}
+    assert _reply_of(b'{"id":1.5,"op":"reset"}')["id"] is None
 
 
 def _reply_of(line: bytes) -> dict[str, Any]:
