@@ -63,7 +63,7 @@ PARTS = {
         "run_checks", "run_from_args"},
     "agentauth.conformance.interface": {
         "INTERFACE_VERSION", "MAX_LINE", "ErrorBody", "Reply", "ReplyLine", "RequestLine",
-        "decode_line", "encode_line", "first_error", "from_hex", "parse_reply",
+        "decode_line", "encode_line", "from_hex", "parse_reply",
         "parse_request"},
 }
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import wire
 from ..errors import ERROR_CODES, DecodeError
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "RequestLine",
     "decode_line",
     "encode_line",
-    "first_error",
     "from_hex",
     "parse_reply",
     "parse_request",
@@ -44,33 +44,10 @@ _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _MAX_ID = 2**53  # exact in every JSON implementation
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def decode_line(line: bytes) -> dict[str, Any]:
-    """One line (without its newline) as a JSON object."""
-    if type(line) is not bytes:
-        raise DecodeError("a line is bytes", code="malformed")
-    if len(line) > MAX_LINE:
-        raise DecodeError(f"a line of {len(line)} bytes is over {MAX_LINE}", code="oversize")
-    try:
-        value = json.loads(line.decode("utf-8"), object_pairs_hook=_pairs,
-                           parse_constant=_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise DecodeError(f"not a JSON line: {type(exc).__name__}", code="malformed") from None
-    if type(value) is not dict:
-        raise DecodeError("a line is one JSON object", code="malformed")
-    return value
+    """One line (without its newline) as a JSON object (:func:`~agentauth.wire.decode_json_object`
+    with the line limit)."""
+    return wire.decode_json_object(line, MAX_LINE, "a line")
 
 
 def encode_line(value: dict[str, Any]) -> bytes:
@@ -121,13 +98,6 @@ class ReplyLine(_Strict):
     unimplemented: str | None = None
 
 
-def first_error(exc: ValidationError, whole: str) -> str:
-    """Where a model refused a line and why, from its first error (``whole`` names the
-    place when the error is the object's own): no input value is repeated."""
-    first = exc.errors(include_url=False, include_input=False)[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or whole}: {first['type']}"
-
-
 def parse_request(line: bytes) -> tuple[int | None, str | None, dict[str, Any]]:
     """``(id, op, parameters)`` of one request line; ``op`` is None when the line is not a
     request that names one, ``id`` is None when it carries no readable id (the reply then
@@ -161,7 +131,8 @@ def parse_reply(line: bytes, expected_id: int | None) -> Reply:
     try:
         reply = ReplyLine.model_validate(value)
     except ValidationError as exc:
-        raise DecodeError(f"not a reply: {first_error(exc, 'line')}", code="malformed") from None
+        raise DecodeError(f"not a reply: {wire.validation_message(exc, 'line')}",
+                          code="malformed") from None
     kinds = reply.model_fields_set - {"id"}
     if len(kinds) != 1 or value[next(iter(kinds))] is None:
         raise DecodeError(f"a reply has an id and one of result, error, unimplemented; got "

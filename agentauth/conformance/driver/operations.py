@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from ... import wire
 from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
 from ...capability import verify_notice as _verify_notice
 from ...envelope import PendingRequests, open_envelope
@@ -32,7 +33,7 @@ from ...handshake import (
 from ...identity import Identity, PeerKey
 from ...session import Session
 from ...stores import MemoryReplayStore
-from ..interface import INTERFACE_VERSION, MAX_LINE, encode_line, first_error, parse_request
+from ..interface import INTERFACE_VERSION, MAX_LINE, encode_line, parse_request
 from ..interface import from_hex as _from_hex
 from .requests import (
     ChainCheck,
@@ -123,7 +124,7 @@ class Driver:
             try:
                 params = model.model_validate(request)
             except ValidationError as exc:
-                raise InvalidArgument(f"{op}: {first_error(exc, 'request')}") from None
+                raise InvalidArgument(f"{op}: {wire.validation_message(exc, 'request')}") from None
             result = method(self, params)
         except AgentAuthError as exc:
             return encode_line({"id": request_id,
