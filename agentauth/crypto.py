@@ -59,6 +59,7 @@ __all__ = [
     "nonce",
     "rekey",
     "sealed_box",
+    "sealed_box_for_vectors",
     "sealed_box_open",
     "sha256",
     "sha512",
@@ -158,8 +159,8 @@ def sealed_box(ed25519_public: bytes, message: bytes) -> bytes:
         raise InvalidKey("the recipient's key cannot receive encrypted messages") from None
 
 
-def _sealed_box_for_vectors(ephemeral: bytes, ed25519_public: bytes, message: bytes
-                            ) -> bytes:
+def sealed_box_for_vectors(ephemeral: bytes, ed25519_public: bytes, message: bytes
+                           ) -> bytes:
     """A sealed box with a *fixed* ephemeral X25519 secret, for test vectors only: the
     construction of ``crypto_box_seal`` (the ephemeral public key, then ``crypto_box``
     under the nonce ``BLAKE2b-192(ephemeral public || recipient)``), which

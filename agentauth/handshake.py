@@ -311,6 +311,12 @@ class _Engine(crypto.KeyHolder):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(state={self.state.value}, identity={self._identity!r})"
 
+    def transcript_hash_for_vectors(self) -> bytes:
+        """The running handshake hash ``h`` (section 4.2), for publishing test vectors only:
+        the vectors record it after HS1 and HS2 so that another implementation can find
+        the first step where its transcript differs."""
+        return self._symmetric.h
+
     def _after_fork(self) -> None:
         # Two processes finishing one handshake would hold one session's keys.
         if self.state is not _S.DONE and self.state is not _S.FAILED:

@@ -188,6 +188,16 @@ class Session(crypto.KeyHolder):
         return self._channel_binding
 
     @property
+    def max_message(self) -> int:
+        """The longest session message, in bytes, this end sends or accepts."""
+        return self._max_message
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload, in bytes: :attr:`max_message` less the overhead."""
+        return self._max_payload
+
+    @property
     def closed(self) -> bool:
         """True once this end sent CLOSE: nothing more can be sealed."""
         return self._closed
@@ -247,6 +257,28 @@ class Session(crypto.KeyHolder):
         self._send_n = n + 1
         nonce = _pack_nonce(kind << COUNTER_BITS | n)
         return nonce[4:] + self._send_cipher.encrypt(nonce, b"", None)
+
+    def keys_for_vectors(self) -> tuple[bytes, bytes, bytes]:
+        """(sending key, receiving key, exporter secret), for publishing test vectors only.
+
+        The vectors print them so that another implementation can check its key schedule;
+        nothing else in the library reads a session's keys."""
+        return self._send_key, self._recv_key, self._exporter
+
+    def forge_for_vectors(self, kind: int, payload: bytes, counter: int | None = None
+                          ) -> bytes:
+        """A message of header type ``kind`` carrying ``payload`` at ``counter`` (None: the
+        next counter), sealed under the current sending key with no check of type, counter
+        or epoch: for writing *negative* test vectors only, which need messages a
+        conforming sender never writes (a control message with a payload, a counter far
+        past the epoch's end). Never use it on a session that carries real traffic."""
+        if self._send_limit == 0:  # the epoch-0 cipher is built by the first message
+            self._next_epoch()
+        n = self._send_n if counter is None else counter
+        self._send_n = n + 1
+        self._send_limit = max(self._send_limit, n + 1)
+        nonce = _pack_nonce(kind << COUNTER_BITS | n)
+        return nonce[4:] + self._send_cipher.encrypt(nonce, payload, None)
 
     def _after_fork(self) -> None:
         # Parent and child would seal under the same counters: the child gets nothing.

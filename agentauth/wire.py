@@ -25,17 +25,62 @@ are decoded by :func:`decode_array` (section 3.4), the links of a chain together
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from .errors import DecodeError
 
-__all__ = ["decode_array", "decode_arrays", "decode_flat_map", "decode_map", "encode_map",
-           "encode_value"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = ["decode_array", "decode_arrays", "decode_flat_map", "decode_json_object", "decode_map",
+           "encode_map", "encode_value", "validation_message"]
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key[:40]!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode_json_object(data: bytes, limit: int, what: str) -> dict[str, Any]:
+    """One JSON object from untrusted bytes, as every document from outside is read: at
+    most ``limit`` bytes, checked before parsing (``oversize``); UTF-8, no duplicate key
+    (two readers must not see two documents), no ``NaN`` or ``Infinity``, and an object at
+    the top (``malformed``). ``what`` names the document in error messages."""
+    if type(data) is not bytes:
+        raise DecodeError(f"{what} is bytes", code="malformed")
+    if len(data) > limit:
+        raise DecodeError(f"{what} of {len(data)} bytes is over {limit}", code="oversize")
+    try:
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
+                           parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DecodeError(f"{what} is not JSON: {type(exc).__name__}",
+                          code="malformed") from None
+    if type(value) is not dict:
+        raise DecodeError(f"{what} is one JSON object", code="malformed")
+    return value
+
+
+def validation_message(exc: ValidationError, whole: str) -> str:
+    """Where a model refused a document and why, from its first error, for the message of
+    the typed error raised in its place; ``whole`` names the place when the error is the
+    document's own. No input value is repeated, so nothing secret is echoed."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or whole}: {first['type']}"
 
 
 def _no_ext(code: int, data: bytes) -> Any:

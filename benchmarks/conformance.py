@@ -29,11 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from agentauth.conformance.driver import Driver
-from agentauth.conformance.harness import Context
 from agentauth.conformance.interface import Reply, encode_line, parse_reply
-from agentauth.conformance.process import DriverProcess, Refused, Unimplemented
-from agentauth.conformance.report import Report
-from agentauth.conformance.runner import all_checks, run_checks
+from agentauth.conformance.runner import (
+    Context,
+    DriverProcess,
+    Refused,
+    Report,
+    Unimplemented,
+    all_checks,
+    run_checks,
+)
 
 __all__ = ["main"]
 

@@ -189,3 +189,49 @@ def test_spec_error_registry_matches_the_code() -> None:
 def test_error_registry_is_read_only() -> None:
     with pytest.raises(TypeError):
         agentauth.ERROR_CODES["new"] = (agentauth.InvalidState, "x")  # type: ignore[index]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _defined_privates(tree: ast.Module) -> set[str]:
+    """The private names a module defines: functions, classes, class attributes, slots and
+    attributes it assigns on ``self`` or ``cls``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)  # __slots__ entries, object.__setattr__(self, "_x", ...)
+    return {n for n in names if _private(n)}
+
+
+def test_private_names_stay_in_the_module_that_defines_them() -> None:
+    """A private name is reached only from its own module: no ``from m import _x`` across
+    modules (a private submodule of the same package is that package's own) and no
+    ``obj._x`` unless this module defines ``_x`` (its own classes' attributes). A module that
+    needs another's internals (the vector generator does) asks for a named, documented hook,
+    so the boundary stays visible."""
+    found = []
+    for path in modules():
+        tree = ast.parse(path.read_text())
+        mine = _defined_privates(tree)
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(PACKAGE)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    own_module = (node.level == 1 and node.module is None
+                                  and (path.parent / f"{alias.name}.py").exists())
+                    if _private(alias.name) and not own_module:
+                        found.append(f"{where}: imports {alias.name}")
+            elif (isinstance(node, ast.Attribute) and _private(node.attr)
+                  and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                  and node.attr not in mine):
+                found.append(f"{where}: {ast.unparse(node)}")
+    assert found == []

@@ -130,7 +130,7 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
     def max_payload(self) -> int:
         """The largest message, in bytes, this channel sends or receives: the handshake
         policy's ``max_message`` less the session's overhead."""
-        return self._session._max_payload
+        return self._session.max_payload
 
     # ---------------------------------------------------------------- the transport
 

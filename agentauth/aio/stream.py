@@ -54,7 +54,7 @@ class AgentAuthStream(Channel[AnyByteStream]):
                  limits: Limits) -> None:
         super().__init__(transport, session, attributes, limits)
         self._reader = reader
-        self._max_frame = session._max_message
+        self._max_frame = session.max_message
 
     @classmethod
     async def _handshake(cls, engine: Initiator | Responder, transport: AnyByteStream

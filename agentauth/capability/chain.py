@@ -108,7 +108,7 @@ class Link(NamedTuple):
         return self.payload + self.signature
 
 
-def _well_formed(links: Iterable[object]) -> bool:
+def well_formed(links: Iterable[object]) -> bool:
     """Whether every item is a Link whose signed bytes are bytes (not an edited object)."""
     return all(isinstance(x, Link) and type(x.payload) is bytes
                and type(x.signature) is bytes for x in links)
@@ -478,7 +478,7 @@ def _verify_chain(
     roots = trust_roots(anchors)
     if type(chain) is bytes:
         links = decode_chain(chain)
-    elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and _well_formed(
+    elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and well_formed(
             chain):
         # Links given as objects are read again from their signed bytes: a field edited
         # on the object must not count.

@@ -41,11 +41,11 @@ from ..verdict import moment
 from .chain import (
     MAX_CHAIN_BYTES,
     Link,
-    _well_formed,
     check_root,
     parse_links,
     signature_ok,
     trust_roots,
+    well_formed,
 )
 
 __all__ = [
@@ -91,7 +91,7 @@ def revoke(revoker: Identity, path: Iterable[Link], *,
     """Sign a notice revoking the last link of ``path``, the chain from its root down to
     the target. ``revoker`` issued a link of it, or holds the target."""
     links = () if isinstance(path, Link) else tuple(path)  # a Link is a tuple itself
-    if not links or not isinstance(revoker, Identity) or not _well_formed(links):
+    if not links or not isinstance(revoker, Identity) or not well_formed(links):
         raise InvalidArgument("a notice needs its signer and a path of at least one Link")
     payload = wire.encode_map(VERSION, revoker.public_bytes, [link.data for link in links],
                               int(moment(clock())))

@@ -2,8 +2,11 @@
 
 Both ends use this module: the driver to read requests, the runner to read replies. Lines
 come from another process, so they are untrusted bytes: the size is checked before
-parsing, duplicate keys, ``NaN``/``Infinity`` and non-object lines are refused, and every
-failure is a :class:`~agentauth.errors.DecodeError` (``oversize`` or ``malformed``).
+parsing, duplicate keys, ``NaN``/``Infinity`` and non-object lines are refused, then the
+object's shape is checked by a strict pydantic model (:class:`RequestLine`,
+:class:`ReplyLine`: exact types, no extra keys in a reply, no coercion). Every failure of a
+reply is a :class:`~agentauth.errors.DecodeError` (``oversize`` or ``malformed``); a
+request the driver cannot read is answered as ``spec/conformance.md`` says.
 """
 
 from __future__ import annotations
@@ -11,18 +14,25 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .. import wire
 from ..errors import ERROR_CODES, DecodeError
 
 __all__ = [
     "INTERFACE_VERSION",
     "MAX_LINE",
+    "ErrorBody",
     "Reply",
+    "ReplyLine",
+    "RequestLine",
     "decode_line",
     "encode_line",
     "from_hex",
     "parse_reply",
+    "parse_request",
 ]
 
 #: The version of the driver interface this module speaks (``hello``).
@@ -34,33 +44,10 @@ _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _MAX_ID = 2**53  # exact in every JSON implementation
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def decode_line(line: bytes) -> dict[str, Any]:
-    """One line (without its newline) as a JSON object."""
-    if type(line) is not bytes:
-        raise DecodeError("a line is bytes", code="malformed")
-    if len(line) > MAX_LINE:
-        raise DecodeError(f"a line of {len(line)} bytes is over {MAX_LINE}", code="oversize")
-    try:
-        value = json.loads(line.decode("utf-8"), object_pairs_hook=_pairs,
-                           parse_constant=_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise DecodeError(f"not a JSON line: {type(exc).__name__}", code="malformed") from None
-    if type(value) is not dict:
-        raise DecodeError("a line is one JSON object", code="malformed")
-    return value
+    """One line (without its newline) as a JSON object (:func:`~agentauth.wire.decode_json_object`
+    with the line limit)."""
+    return wire.decode_json_object(line, MAX_LINE, "a line")
 
 
 def encode_line(value: dict[str, Any]) -> bytes:
@@ -76,9 +63,54 @@ def from_hex(value: object, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def valid_id(value: object) -> bool:
-    """Whether ``value`` can be a request id: an integer in [0, 2^53]."""
-    return type(value) is int and 0 <= value <= _MAX_ID
+#: A request id: an integer in [0, 2^53] (exact in every JSON implementation).
+RequestId = Annotated[int, Field(ge=0, le=_MAX_ID)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class RequestLine(BaseModel):
+    """A request as the driver reads it: an ``id``, the ``op`` it names, and the operation's
+    parameters (every other key, checked by that operation's own model)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="allow")
+
+    id: RequestId
+    op: str
+
+
+class ErrorBody(_Strict):
+    """The ``error`` of a reply: a registry code and a message."""
+
+    code: str
+    message: str
+
+
+class ReplyLine(_Strict):
+    """A reply as the runner reads it: its request's ``id`` (null for a request whose id
+    could not be read) and exactly one of ``result``, ``error`` or ``unimplemented``."""
+
+    id: RequestId | None
+    result: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+    unimplemented: str | None = None
+
+
+def parse_request(line: bytes) -> tuple[int | None, str | None, dict[str, Any]]:
+    """``(id, op, parameters)`` of one request line; ``op`` is None when the line is not a
+    request that names one, ``id`` is None when it carries no readable id (the reply then
+    has a null id). Raises :class:`~agentauth.errors.DecodeError` for a line that is not a
+    JSON object."""
+    value = decode_line(line)
+    try:
+        request = RequestLine.model_validate(value)
+    except ValidationError as exc:
+        locations = {e["loc"][:1] for e in exc.errors(include_url=False, include_input=False)}
+        request_id = None if ("id",) in locations else value["id"]
+        return request_id, None, {}
+    return request.id, request.op, dict(request.model_extra or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,28 +128,24 @@ def parse_reply(line: bytes, expected_id: int | None) -> Reply:
     """Parse and check one reply line to the request numbered ``expected_id`` (None: a
     request whose id could not be read, answered with a null id)."""
     value = decode_line(line)
-    kinds = [k for k in ("result", "error", "unimplemented") if k in value]
-    if set(value) != {"id", *kinds} or len(kinds) != 1:
+    try:
+        reply = ReplyLine.model_validate(value)
+    except ValidationError as exc:
+        raise DecodeError(f"not a reply: {wire.validation_message(exc, 'line')}",
+                          code="malformed") from None
+    kinds = reply.model_fields_set - {"id"}
+    if len(kinds) != 1 or value[next(iter(kinds))] is None:
         raise DecodeError(f"a reply has an id and one of result, error, unimplemented; got "
                           f"keys {sorted(value)[:8]!r}", code="malformed")
-    if (value["id"] is not None if expected_id is None
-            else not valid_id(value["id"]) or value["id"] != expected_id):
+    if reply.id != expected_id:
         raise DecodeError(f"reply id {str(value['id'])[:40]!r} answers no request "
                           f"(expected {expected_id})", code="malformed")
-    kind = kinds[0]
-    body = value[kind]
-    if kind == "result":
-        if type(body) is not dict:
-            raise DecodeError("a result is a JSON object", code="malformed")
-        return Reply(expected_id, "result", result=body)
-    if kind == "unimplemented":
-        if type(body) is not str:
-            raise DecodeError("unimplemented carries a string", code="malformed")
-        return Reply(expected_id, "unimplemented", message=body[:200])
-    if (type(body) is not dict or set(body) != {"code", "message"}
-            or type(body["code"]) is not str or type(body["message"]) is not str):
-        raise DecodeError("an error is {code, message}, both strings", code="malformed")
-    if body["code"] not in ERROR_CODES:
-        raise DecodeError(f"error code {body['code'][:40]!r} is not in the registry",
-                          code="malformed")
-    return Reply(expected_id, "error", code=body["code"], message=body["message"][:200])
+    if reply.result is not None:
+        return Reply(expected_id, "result", result=reply.result)
+    if reply.unimplemented is not None:
+        return Reply(expected_id, "unimplemented", message=reply.unimplemented[:200])
+    error = reply.error
+    if error is None or error.code not in ERROR_CODES:
+        raise DecodeError(f"error code {'' if error is None else error.code[:40]!r} is not in "
+                          f"the registry", code="malformed")
+    return Reply(expected_id, "error", code=error.code, message=error.message[:200])

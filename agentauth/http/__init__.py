@@ -13,7 +13,13 @@ from .asgi import AgentAuthInfo, AgentAuthMiddleware, AgentUser, status_of
 from .capability import check_capability, default_resource, invocation_for
 from .client import AgentAuth, request_message
 from .components import HTTPMessage, check_content_digest, content_digest, signature_base
-from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
+from .directory import (
+    DIRECTORY_MEDIA_TYPE,
+    DIRECTORY_PATH,
+    directory_document,
+    read_directory,
+    sign_directory,
+)
 from .profile import (
     CAPABILITY_HEADER,
     PROTOCOL_HEADERS,
@@ -55,6 +61,7 @@ __all__ = [
     "invocation_binding",
     "invocation_for",
     "is_stream",
+    "read_directory",
     "request_message",
     "sign_directory",
     "signature_base",

@@ -27,6 +27,7 @@ from .profile import (
     ResponseContent,
     Signer,
     check_response_head,
+    check_seconds,
 )
 
 __all__ = ["AgentAuth", "request_message"]

@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover  (not on Windows: one writer per file there)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["GENESIS", "AuditFileHandler", "AuditSummary", "audit_line", "verify_audit_log"]
+__all__ = ["GENESIS", "AuditFileHandler", "AuditSummary", "format_record", "verify_audit_log"]
 
 GENESIS: Final = "0" * 64  # the ``prev`` of the first record
 _RESERVED = frozenset({"seq", "prev", "time", "event", "hash"})
@@ -31,8 +31,10 @@ _SUFFIX_LEN = len(',"hash":"') + 64 + len('"}')
 _MAX_RECORD = 64 * 1024
 
 
-def audit_line(seq: int, prev: str, created: float, data: dict[str, str | int]) -> bytes:
-    """Record ``seq`` of a log, after the record whose hash is ``prev``: one JSON line."""
+def format_record(seq: int, prev: str, created: float, data: dict[str, str | int]) -> bytes:
+    """The exact line of record ``seq`` (newline included): its number, the previous
+    record's hash, its time in milliseconds, its fields, then its own hash (spec section
+    14). What the log writes, and what the key vectors publish."""
     record: dict[str, object] = {"seq": seq, "prev": prev, "time": round(created, 3)}
     record.update((k, v) for k, v in data.items() if k not in _RESERVED or k == "event")
     body = json.dumps(record, separators=(",", ":"), ensure_ascii=True)[:-1]
@@ -190,7 +192,7 @@ class AuditFileHandler(logging.Handler):
                    held="locked by another process")
         try:
             seq, prev = _last_record(descriptor, os.fstat(descriptor).st_size)
-            os.write(descriptor, audit_line(seq + 1, prev, created, data))
+            os.write(descriptor, format_record(seq + 1, prev, created, data))
             if self._fsync:
                 os.fsync(descriptor)
         finally:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentauth.conformance.process import DriverBroken, DriverProcess
-from agentauth.conformance.runner import all_checks
+from agentauth.conformance.runner import DriverBroken, DriverProcess, all_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import io
 import json
 import random
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentauth import ERROR_CODES, DecodeError
-from agentauth.conformance import driver as drv
+from agentauth.conformance.driver import operations as drv
 from agentauth.conformance.interface import (
     MAX_LINE,
     Reply,
@@ -22,9 +25,10 @@ from agentauth.conformance.interface import (
     encode_line,
     from_hex,
     parse_reply,
+    parse_request,
 )
-from agentauth.conformance.mutation import mutate
-from agentauth.conformance.report import Outcome, Report, Status
+from agentauth.conformance.runner import Outcome, Report, Status
+from agentauth.conformance.runner.mutation import mutate
 from agentauth.conformance.vectors import generate
 
 FUZZ = settings(max_examples=300, deadline=None, database=None,
@@ -42,6 +46,49 @@ json_values = st.recursive(
 def _splice(data: bytes, cut: int, insert: bytes) -> bytes:
     cut %= len(data) + 1
     return data[:cut] + insert + data[cut + 1:]
+
+
+#: Each part of the conformance package, and exactly the names it makes public.
+PARTS = {
+    "agentauth.conformance": set(),
+    "agentauth.conformance.vectors": {
+        "FILES", "MAX_VECTOR_FILE", "Forge", "HandshakeVector", "Inputs", "SessionVector",
+        "Step", "body2", "body3", "dump", "generate", "main", "make_engine",
+        "run_handshake_vector", "run_session_vector"},
+    "agentauth.conformance.driver": {
+        "IMPLEMENTATION", "MAX_OBJECTS", "OPERATIONS", "Driver", "main"},
+    "agentauth.conformance.runner": {
+        "Check", "Context", "DriverBroken", "DriverProcess", "Fail", "Outcome", "Refused",
+        "Report", "Status", "Unimplemented", "add_arguments", "all_checks", "main", "run",
+        "run_checks", "run_from_args"},
+    "agentauth.conformance.interface": {
+        "INTERFACE_VERSION", "MAX_LINE", "ErrorBody", "Reply", "ReplyLine", "RequestLine",
+        "decode_line", "encode_line", "from_hex", "parse_reply",
+        "parse_request"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARTS))
+def test_each_conformance_part_exports_exactly_its_public_names(name: str) -> None:
+    part = importlib.import_module(name)
+    assert part.__doc__ and part.__doc__.strip(), f"{name} has no docstring"
+    assert set(part.__all__) == PARTS[name]
+    for public in part.__all__:
+        assert not public.startswith("_")
+        obj = getattr(part, public)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            assert obj.__doc__, f"{name}.{public} has no docstring"
+
+
+def test_every_module_of_the_conformance_package_has_a_docstring_and_an_all() -> None:
+    root = Path(importlib.import_module("agentauth.conformance").__file__ or "").parent
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "__main__.py":
+            continue
+        dotted = ".".join(("agentauth", *path.relative_to(root.parent).with_suffix("").parts))
+        module = importlib.import_module(dotted.removesuffix(".__init__"))
+        assert module.__doc__ and module.__doc__.strip(), dotted
+        assert isinstance(getattr(module, "__all__", None), list), dotted
 
 
 @FUZZ
@@ -75,6 +122,36 @@ def test_reply_parser_is_strict() -> None:
         with pytest.raises(DecodeError):
             from_hex(text, "x")
     assert from_hex("", "x") == b"" and from_hex("00ff", "x") == b"\x00\xff"
+
+
+def test_reply_lines_are_read_by_a_strict_model() -> None:
+    for bad in (b'{"id":1,"result":null}', b'{"id":1,"result":{},"unimplemented":null}',
+                b'{"id":1,"error":{"code":"malformed","message":"x","more":1}}',
+                b'{"id":1,"unimplemented":5}', b'{"id":-1,"result":{}}',
+                b'{"id":9007199254740993,"result":{}}', b'{"id":"1","result":{}}',
+                b'{"id":1,"error":null}', b'{"id":1,"result":{},"extra":1}'):
+        with pytest.raises(DecodeError) as exc:
+            parse_reply(bad, 1)
+        assert exc.value.code == "malformed", bad
+    big = 2**53
+    assert parse_reply(encode_line({"id": big, "result": {"a": 1}})[:-1], big).result == {"a": 1}
+    assert parse_reply(b'{"id":1,"unimplemented":"' + b"x" * 300 + b'"}', 1).message == "x" * 200
+
+
+def test_request_lines_are_read_by_a_strict_model() -> None:
+    assert parse_request(b'{"id":3,"op":"seal","handle":"h1","payload":""}') == (
+        3, "seal", {"handle": "h1", "payload": ""})
+    for line, expected in ((b'{"id":true,"op":"hello"}', (None, None, {})),
+                           (b'{"id":-1,"op":"hello"}', (None, None, {})),
+                           (b'{"op":"hello"}', (None, None, {})),
+                           (b'{"id":4,"op":5}', (4, None, {})),
+                           (b'{"id":4}', (4, None, {}))):
+        assert parse_request(line) == expected, line
+    with pytest.raises(DecodeError):
+        parse_request(b"[1]")
+    assert _reply_of(b'{"id":4,"op":5}') == {
+        "id": 4, "error": {"code": "invalid_argument", "message": "a request names its op"}}
+    assert _reply_of(b'{"id":1.5,"op":"reset"}')["id"] is None
 
 
 def _reply_of(line: bytes) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from agentauth import (
     keyfile,
 )
 from agentauth.capability import Grant, delegate, encode_chain, revoke, verify_chain
-from agentauth.conformance.vector_checks import load_vectors
+from agentauth.conformance.runner.vector_replay import load_vectors
 from agentauth.keys.auditlog import AuditFileHandler, verify_audit_log
 from agentauth.keys.trust import LiveTrust, editing
 from agentauth.stores import MemoryRevocationStore, SQLiteRevocationStore

@@ -28,7 +28,7 @@ from support import (
 )
 
 from agentauth import HandshakeState, Initiator, Responder
-from agentauth.conformance.forge import Forge, body2, body3
+from agentauth.conformance.vectors import Forge, body2, body3
 
 M_E1, M_E2 = bytes(range(32)), bytes(range(32, 64))  # Mallory's ephemeral secrets
 

@@ -33,7 +33,7 @@ from agentauth import (
     accept_any_peer,
     wire,
 )
-from agentauth.conformance.forge import Forge, body2
+from agentauth.conformance.vectors import Forge, body2
 
 M_E1 = bytes(range(32))
 

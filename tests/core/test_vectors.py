@@ -26,10 +26,10 @@ from agentauth.capability import (
     verify_chain,
     verify_notice,
 )
-from agentauth.conformance import _negative
 from agentauth.conformance import vectors as v
-from agentauth.conformance._negative import sessions
-from agentauth.conformance._positive import agent_id
+from agentauth.conformance.vectors import handshake_invalid
+from agentauth.conformance.vectors.handshake_invalid import sessions
+from agentauth.conformance.vectors.handshake_valid import agent_id
 from agentauth.handshake import Initiator, Responder
 
 SPEC = Path(__file__).resolve().parents[2] / "spec" / "vectors"
@@ -124,10 +124,10 @@ def test_forge_writes_what_the_engines_write() -> None:
     """The negative vectors' writer, untampered, agrees with the engines byte for byte."""
     basic = POSITIVE[0]
     assert basic["id"] == "basic"
-    _, base_responder = _negative._base()
-    hs1, hs3 = _negative._hs3(base_responder)
+    _, base_responder = handshake_invalid._base()
+    hs1, hs3 = handshake_invalid._hs3(base_responder)
     assert hs1.hex() == basic["expected"]["hs1"]
-    assert _negative._hs2().hex() == basic["expected"]["hs2"]
+    assert handshake_invalid._hs2().hex() == basic["expected"]["hs2"]
     assert hs3.hex() == basic["expected"]["hs3"]
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from agentauth import AgentAuthError, AuditLogError, Identity, PeerKey, TrustStore
-from agentauth.conformance import _keys
+from agentauth.keys.auditlog import verify_audit_log
+from agentauth.conformance.vectors import keys as key_vectors
 from agentauth.keyfile import seal_seed
 from agentauth.keys.auditlog import verify_audit_log
 
@@ -38,7 +39,7 @@ def test_key_file_vectors(tmp_path: Path, vector: dict[str, Any]) -> None:
         assert loaded.export_seed().hex() == vector["seed"]
         assert loaded.public_bytes.hex() == vector["public_key"]
         again = seal_seed(loaded.export_seed(), loaded.public_bytes, vector["passphrase"],
-                          vector["preset"], random=_keys.fixed_random("alice"))
+                          vector["preset"], random=key_vectors.fixed_random("alice"))
         assert again == data  # the exact bytes, from the same inputs
 
 

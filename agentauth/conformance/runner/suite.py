@@ -21,15 +21,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import files, keyfile
-from ..errors import AgentAuthError, FileError, InvalidArgument
+from ... import files, keyfile
+from ...errors import AgentAuthError, FileError, InvalidArgument
 from . import interop, mutation, scenarios
-from .harness import Check, Context, Fail
-from .process import DriverBroken, Refused, Unimplemented
+from .check import Check, Context, Fail
+from .driver_process import DriverBroken, Refused, Unimplemented
 from .report import Outcome, Report, Status
-from .vector_checks import load_vectors, vector_checks
+from .vector_replay import load_vectors, vector_checks
 
-__all__ = ["add_arguments", "all_checks", "main", "run", "run_checks"]
+__all__ = ["add_arguments", "all_checks", "main", "run", "run_checks", "run_from_args"]
 
 DEFAULT_MUTATIONS = 120
 

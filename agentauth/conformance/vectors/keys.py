@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .. import crypto, keyfile, wire
-from ..identity import Identity, PeerKey
-from ..keys import auditlog
-from ..keys.rotation import ROTATION_CONTEXT, rotate
-from ..keys.trust import TrustStore
+from ... import crypto, keyfile, wire
+from ...identity import Identity, PeerKey
+from ...keys import auditlog
+from ...keys.rotation import ROTATION_CONTEXT, rotate
+from ...keys.trust import TrustStore
 
 __all__ = ["PASSPHRASE", "build", "fixed_random", "identity"]
 
@@ -163,7 +163,7 @@ def _audit_logs() -> list[dict[str, Any]]:
         {"event": "replay_refused", "kind": "envelope", "code": "replayed"},
     ]
     for seq, data in enumerate(events, 1):
-        line = auditlog.audit_line(seq, prev, NOW + seq / 1000, data)
+        line = auditlog.format_record(seq, prev, NOW + seq / 1000, data)
         lines.append(line.decode("ascii"))
         prev = json.loads(line)["hash"]
     edited = lines[1].replace("expired", "revoked")

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import AgentAuthError
-from ..handshake import HandshakePolicy, Initiator, Responder, accept_any_peer
-from ..identity import Identity
-from ..session import Session
+from ...errors import AgentAuthError
+from ...handshake import HandshakePolicy, Initiator, Responder, accept_any_peer
+from ...identity import Identity
+from ...session import Session
 
 __all__ = [
     "HandshakeVector",

@@ -14,22 +14,47 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from ..capability import DetachedInvocations, Request, SessionInvocations, verify_chain
-from ..capability import verify_notice as _verify_notice
-from ..envelope import PendingRequests, open_envelope
-from ..errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
-from ..handshake import SUPPORTED_VERSIONS, HandshakePolicy, Initiator, Responder, accept_any_peer
-from ..identity import Identity, PeerKey
-from ..session import Session
-from ..stores import MemoryReplayStore
-from .interface import INTERFACE_VERSION, MAX_LINE, decode_line, encode_line, valid_id
-from .interface import from_hex as _from_hex
+from ... import wire
+from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
+from ...capability import verify_notice as _verify_notice
+from ...envelope import PendingRequests, open_envelope
+from ...errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
+from ...handshake import (
+    SUPPORTED_VERSIONS,
+    HandshakePolicy,
+    Initiator,
+    Responder,
+    accept_any_peer,
+)
+from ...identity import Identity, PeerKey
+from ...session import Session
+from ...stores import MemoryReplayStore
+from ..interface import INTERFACE_VERSION, MAX_LINE, encode_line, parse_request
+from ..interface import from_hex as _from_hex
+from .requests import (
+    ChainCheck,
+    Clock,
+    Empty,
+    EnvelopeParams,
+    Export,
+    Handle,
+    HandshakeSetup,
+    Hello,
+    Invocation,
+    Message,
+    Notice,
+    OpenerSetup,
+    Params,
+    Payload,
+    Seed,
+    VerifierSetup,
+)
 
-__all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "Driver", "main"]
+__all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "OPERATIONS", "Driver", "main"]
 
 IMPLEMENTATION = "agentauth-python 0.1.0"
 #: Engines, verifiers and openers one driver holds at once (``drop`` frees one).
@@ -42,120 +67,6 @@ def from_hex(value: str, what: str) -> bytes:
         return _from_hex(value, what)
     except DecodeError as exc:
         raise InvalidArgument(exc.message) from None
-
-
-class _P(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-
-class _Hello(_P):
-    interface: list[int]
-
-
-class _Seed(_P):
-    seed: str
-
-
-class _Clock(_P):
-    now: int | float
-
-
-class _Handshake(_P):
-    role: Literal["initiator", "responder"]
-    identity: str
-    trust: list[str] | Literal["any"]
-    expect: str | None = None
-    versions: list[int] = list(SUPPORTED_VERSIONS)
-    max_skew: float = 120.0
-    timeout: float = 30.0
-    extensions: dict[str, str] = {}
-    ordered: bool = True
-    random: str = ""
-
-
-class _Handle(_P):
-    handle: str
-
-
-class _Message(_P):
-    handle: str
-    message: str
-
-
-class _Payload(_P):
-    handle: str
-    payload: str
-
-
-class _Export(_P):
-    handle: str
-    label: str
-    context: str = ""
-    length: int = 32
-
-
-class _Request(_P):
-    resource: str
-    action: str
-    args: dict[str, bool | int | str] = {}
-
-
-class _Chain(_P):
-    chain: str
-    anchors: dict[str, str]
-    skew: int = 60
-    revoked: list[str] = []
-    holder: str | None = None
-    request: _Request | None = None
-
-
-class _Notice(_P):
-    notice: str
-    anchors: dict[str, str]
-
-
-class _Verifier(_P):
-    mode: Literal["session", "detached"]
-    anchors: dict[str, str]
-    skew: int = 60
-    peer: str | None = None
-    channel_binding: str | None = None
-    verifier: str | None = None
-    window: int = 120
-
-
-class _Invocation(_P):
-    handle: str
-    invocation: str
-
-
-class _Pending(_P):
-    nonce: str
-    recipient: str
-    expires: float
-
-
-class _Seen(_P):
-    key: str
-    expires: int | float
-
-
-class _Opener(_P):
-    recipient: str
-    trust: list[str] | None = None
-    pending: list[_Pending] = []
-    seen: list[_Seen] = []
-    window: int = 300
-    skew: int = 60
-
-
-class _Envelope(_P):
-    handle: str
-    envelope: str
-
-
-class _Empty(_P):
-    pass
 
 
 class _Random:
@@ -200,12 +111,10 @@ class Driver:
         """Answer one request line with one reply line; never raises."""
         request_id: int | None = None
         try:
-            request = decode_line(line)
-            if not valid_id(request.get("id")):
+            request_id, op, request = parse_request(line)
+            if request_id is None:
                 raise InvalidArgument("a request carries an integer id in [0, 2^53]")
-            request_id = request.pop("id")
-            op = request.pop("op", None)
-            if type(op) is not str:
+            if op is None:
                 raise InvalidArgument("a request names its op")
             entry = _OPS.get(op)
             if entry is None:
@@ -215,9 +124,7 @@ class Driver:
             try:
                 params = model.model_validate(request)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "request"
-                raise InvalidArgument(f"{op}: {where}: {first['type']}") from None
+                raise InvalidArgument(f"{op}: {wire.validation_message(exc, 'request')}") from None
             result = method(self, params)
         except AgentAuthError as exc:
             return encode_line({"id": request_id,
@@ -277,26 +184,26 @@ class Driver:
 
     # ------------------------------------------------------------------ operations
 
-    def hello(self, p: _Hello) -> dict[str, Any]:
+    def hello(self, p: Hello) -> dict[str, Any]:
         if INTERFACE_VERSION not in p.interface:
             raise InvalidArgument(f"this driver speaks interface version {INTERFACE_VERSION}")
         return {"interface": INTERFACE_VERSION, "implementation": IMPLEMENTATION,
                 "protocol_versions": list(SUPPORTED_VERSIONS)}
 
-    def create_identity(self, p: _Seed) -> dict[str, Any]:
+    def create_identity(self, p: Seed) -> dict[str, Any]:
         identity = Identity.from_seed(from_hex(p.seed, "seed"))
         if len(self._identities) >= MAX_OBJECTS:
             raise InvalidArgument(f"the driver holds {MAX_OBJECTS} identities")
         self._identities[identity.agent_id] = identity
         return {"agent_id": identity.agent_id, "public_key": identity.public_bytes.hex()}
 
-    def set_clock(self, p: _Clock) -> dict[str, Any]:
+    def set_clock(self, p: Clock) -> dict[str, Any]:
         if not (math.isfinite(p.now) and p.now >= 0):
             raise InvalidArgument("the clock is a finite, non-negative number of seconds")
         self._clock = p.now
         return {}
 
-    def handshake(self, p: _Handshake) -> dict[str, Any]:
+    def handshake(self, p: HandshakeSetup) -> dict[str, Any]:
         policy = HandshakePolicy(
             trust=accept_any_peer if p.trust == "any" else p.trust,
             max_skew=p.max_skew, timeout=p.timeout, versions=tuple(p.versions))
@@ -307,11 +214,11 @@ class Driver:
                      random=_Random(from_hex(p.random, "random")))
         return {"handle": self._add("h", engine), "state": _state(engine)}
 
-    def start(self, p: _Handle) -> dict[str, Any]:
+    def start(self, p: Handle) -> dict[str, Any]:
         engine = self._get(p.handle, Initiator, "initiator")
         return {"message": engine.start().hex(), "state": _state(engine)}
 
-    def receive(self, p: _Message) -> dict[str, Any]:
+    def receive(self, p: Message) -> dict[str, Any]:
         engine = self._get(p.handle, Initiator | Responder, "handshake")
         reply = engine.receive_message(from_hex(p.message, "message"))
         out: dict[str, Any] = {"reply": None if reply is None else reply.hex(),
@@ -323,33 +230,33 @@ class Driver:
                        peer_extensions={k: v.hex() for k, v in result.peer_extensions.items()})
         return out
 
-    def check_timeout(self, p: _Handle) -> dict[str, Any]:
+    def check_timeout(self, p: Handle) -> dict[str, Any]:
         engine = self._get(p.handle, Initiator | Responder, "handshake")
         engine.check_timeout()
         return {"state": _state(engine)}
 
-    def seal(self, p: _Payload) -> dict[str, Any]:
+    def seal(self, p: Payload) -> dict[str, Any]:
         return {"message": self._session(p.handle).seal(from_hex(p.payload, "payload")).hex()}
 
-    def rekey(self, p: _Handle) -> dict[str, Any]:
+    def rekey(self, p: Handle) -> dict[str, Any]:
         return {"message": self._session(p.handle).rekey().hex()}
 
-    def close(self, p: _Handle) -> dict[str, Any]:
+    def close(self, p: Handle) -> dict[str, Any]:
         return {"message": self._session(p.handle).close().hex()}
 
-    def open(self, p: _Message) -> dict[str, Any]:
+    def open(self, p: Message) -> dict[str, Any]:
         payload = self._session(p.handle).open(from_hex(p.message, "message"))
         return {"payload": None if payload is None else payload.hex()}
 
-    def export(self, p: _Export) -> dict[str, Any]:
+    def export(self, p: Export) -> dict[str, Any]:
         value = self._session(p.handle).export(from_hex(p.label, "label"),
                                                from_hex(p.context, "context"), p.length)
         return {"value": value.hex()}
 
-    def channel_binding(self, p: _Handle) -> dict[str, Any]:
+    def channel_binding(self, p: Handle) -> dict[str, Any]:
         return {"channel_binding": self._session(p.handle).channel_binding.hex()}
 
-    def verify_chain(self, p: _Chain) -> dict[str, Any]:
+    def verify_chain(self, p: ChainCheck) -> dict[str, Any]:
         revoked = {from_hex(r, "revoked id") for r in p.revoked}
         request = (None if p.request is None
                    else Request(p.request.resource, p.request.action, p.request.args))
@@ -358,11 +265,11 @@ class Driver:
                      skew=p.skew, revoked=revoked.__contains__, holder=holder, request=request)
         return {}
 
-    def verify_notice(self, p: _Notice) -> dict[str, Any]:
+    def verify_notice(self, p: Notice) -> dict[str, Any]:
         _verify_notice(from_hex(p.notice, "notice"), p.anchors)
         return {}
 
-    def invocation_verifier(self, p: _Verifier) -> dict[str, Any]:
+    def invocation_verifier(self, p: VerifierSetup) -> dict[str, Any]:
         checker: SessionInvocations | DetachedInvocations
         if p.mode == "session":
             if p.peer is None or p.channel_binding is None:
@@ -377,13 +284,13 @@ class Driver:
                                           window=p.window, skew=p.skew)
         return {"handle": self._add("v", checker)}
 
-    def check_invocation(self, p: _Invocation) -> dict[str, Any]:
+    def check_invocation(self, p: Invocation) -> dict[str, Any]:
         checker = self._get(p.handle, SessionInvocations | DetachedInvocations,
                             "invocation verifier")
         checker.check(from_hex(p.invocation, "invocation"))
         return {}
 
-    def envelope_opener(self, p: _Opener) -> dict[str, Any]:
+    def envelope_opener(self, p: OpenerSetup) -> dict[str, Any]:
         me = self._identity(p.recipient)
         pending = PendingRequests()
         for entry in p.pending:
@@ -395,7 +302,7 @@ class Driver:
             opener.store.check_and_insert(from_hex(seen.key, "key"), seen.expires)
         return {"handle": self._add("e", opener)}
 
-    def open_envelope(self, p: _Envelope) -> dict[str, Any]:
+    def open_envelope(self, p: EnvelopeParams) -> dict[str, Any]:
         opener: _EnvelopeOpener = self._get(p.handle, _EnvelopeOpener, "envelope opener")
         trusted = opener.trusted
         trust = None if trusted is None else (lambda peer: peer.agent_id in trusted)
@@ -406,18 +313,18 @@ class Driver:
                 "nonce": opened.nonce.hex(), "time": opened.time,
                 "reply_to": opened.reply_to.hex(), "sealed": opened.sealed}
 
-    def drop(self, p: _Handle) -> dict[str, Any]:
+    def drop(self, p: Handle) -> dict[str, Any]:
         if self._objects.pop(p.handle, None) is None:
             raise InvalidArgument(f"no object with handle {p.handle[:40]!r}")
         return {}
 
-    def reset(self, p: _Empty) -> dict[str, Any]:
+    def reset(self, p: Empty) -> dict[str, Any]:
         self._objects.clear()
         self._identities.clear()
         self._clock = 0
         return {}
 
-    def shutdown(self, p: _Empty) -> dict[str, Any]:
+    def shutdown(self, p: Empty) -> dict[str, Any]:
         self._done = True
         return {}
 
@@ -437,29 +344,29 @@ class _EnvelopeOpener:
         return f"EnvelopeOpener(recipient={self.me.agent_id!r})"
 
 
-_OPS: dict[str, tuple[type[_P], Callable[[Driver, Any], dict[str, Any]]]] = {
-    "hello": (_Hello, Driver.hello),
-    "create_identity": (_Seed, Driver.create_identity),
-    "set_clock": (_Clock, Driver.set_clock),
-    "handshake": (_Handshake, Driver.handshake),
-    "start": (_Handle, Driver.start),
-    "receive": (_Message, Driver.receive),
-    "check_timeout": (_Handle, Driver.check_timeout),
-    "seal": (_Payload, Driver.seal),
-    "rekey": (_Handle, Driver.rekey),
-    "close": (_Handle, Driver.close),
-    "open": (_Message, Driver.open),
-    "export": (_Export, Driver.export),
-    "channel_binding": (_Handle, Driver.channel_binding),
-    "verify_chain": (_Chain, Driver.verify_chain),
-    "verify_notice": (_Notice, Driver.verify_notice),
-    "invocation_verifier": (_Verifier, Driver.invocation_verifier),
-    "check_invocation": (_Invocation, Driver.check_invocation),
-    "envelope_opener": (_Opener, Driver.envelope_opener),
-    "open_envelope": (_Envelope, Driver.open_envelope),
-    "drop": (_Handle, Driver.drop),
-    "reset": (_Empty, Driver.reset),
-    "shutdown": (_Empty, Driver.shutdown),
+_OPS: dict[str, tuple[type[Params], Callable[[Driver, Any], dict[str, Any]]]] = {
+    "hello": (Hello, Driver.hello),
+    "create_identity": (Seed, Driver.create_identity),
+    "set_clock": (Clock, Driver.set_clock),
+    "handshake": (HandshakeSetup, Driver.handshake),
+    "start": (Handle, Driver.start),
+    "receive": (Message, Driver.receive),
+    "check_timeout": (Handle, Driver.check_timeout),
+    "seal": (Payload, Driver.seal),
+    "rekey": (Handle, Driver.rekey),
+    "close": (Handle, Driver.close),
+    "open": (Message, Driver.open),
+    "export": (Export, Driver.export),
+    "channel_binding": (Handle, Driver.channel_binding),
+    "verify_chain": (ChainCheck, Driver.verify_chain),
+    "verify_notice": (Notice, Driver.verify_notice),
+    "invocation_verifier": (VerifierSetup, Driver.invocation_verifier),
+    "check_invocation": (Invocation, Driver.check_invocation),
+    "envelope_opener": (OpenerSetup, Driver.envelope_opener),
+    "open_envelope": (EnvelopeParams, Driver.open_envelope),
+    "drop": (Handle, Driver.drop),
+    "reset": (Empty, Driver.reset),
+    "shutdown": (Empty, Driver.shutdown),
 }
 
 #: The operations this driver implements.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 
-from .harness import T0, Check, Context, Fail, get_hex, get_str
-from .process import DriverProcess, Refused
+from .check import T0, Check, Context, Fail, get_hex, get_str
+from .driver_process import DriverProcess, Refused
 
 __all__ = ["interop_checks"]
 

@@ -12,13 +12,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ..capability import Grant, Range, Request, delegate, encode_chain, invoke
-from ..envelope import seal
-from ..identity import Identity
-from .harness import T0, Check, Context, Fail, expect_refusal, get_hex, get_str
-from .live import Live
+from ...capability import Grant, Range, Request, delegate, encode_chain, invoke
+from ...envelope import seal
+from ...identity import Identity
+from .check import T0, Check, Context, Fail, expect_refusal, get_hex, get_str
+from .conversation import Conversation
 
-__all__ = ["Chain", "Mailbox", "make_chain", "make_mailbox", "oneshot_checks"]
+__all__ = ["Chain", "Mailbox", "make_chain", "make_mailbox", "sessionless_checks"]
 
 _P = "protocol.md §"
 
@@ -137,7 +137,7 @@ _RUN = Request("jobs/nightly", "run")
 
 
 def _invocation_in_session(ctx: Context) -> None:
-    live = Live(ctx, "responder")
+    live = Conversation(ctx, "responder")
     live.complete()
     binding = get_hex(live.result, "channel_binding")
     chain, anchors = _held_by(live.me, ctx)
@@ -234,7 +234,7 @@ def _envelope_refused(what: str, code: str, ctx: Context) -> None:
     expect_refusal(code, lambda: box.open(data), f"an envelope ({what})")
 
 
-def oneshot_checks() -> list[Check]:
+def sessionless_checks() -> list[Check]:
     """Fresh chains for the driver to verify and envelopes for it to open."""
     c: list[tuple[str, str, Callable[[Context], None]]] = [
         ("10.6", "chain-depth-1", functools.partial(_chain_ok, 1)),

@@ -1,8 +1,9 @@
-"""The protocol's test vectors: how they are made, and how an engine is run against them.
+"""The files of ``spec/vectors/``: their names, their exact text, and how they are written
+or checked.
 
-``python -m agentauth.conformance.vectors --write DIR`` writes the JSON files of
-``spec/vectors/``; ``--check DIR`` regenerates them and compares byte for byte. The file
-format is described in ``spec/protocol.md`` section 6 and by the pydantic models below.
+``python -m agentauth.conformance.vectors --write DIR`` writes the JSON files;
+``--check DIR`` regenerates them and compares byte for byte. The file format is described
+in ``spec/protocol.md`` section 6 and by the pydantic models of :mod:`.model`.
 """
 
 from __future__ import annotations
@@ -15,31 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import files, keyfile
-from ..errors import FileError
-from . import _capability, _envelope, _keys, _negative, _positive
-from .model import (
-    HandshakeVector,
-    Inputs,
-    SessionVector,
-    Step,
-    make_engine,
-    run_handshake_vector,
-    run_session_vector,
-)
+from ... import files, keyfile
+from ...errors import FileError
+from . import capability, envelope, handshake_invalid, handshake_valid, keys
 
-__all__ = [
-    "FILES",
-    "MAX_VECTOR_FILE",
-    "HandshakeVector",
-    "Inputs",
-    "SessionVector",
-    "Step",
-    "generate",
-    "make_engine",
-    "run_handshake_vector",
-    "run_session_vector",
-]
+__all__ = ["FILES", "MAX_VECTOR_FILE", "dump", "generate", "main"]
 
 MAX_VECTOR_FILE = 16 * 1024 * 1024  # bytes; the largest of this version is 0.3 MiB
 FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
@@ -48,14 +29,14 @@ FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative
 
 def generate() -> dict[str, Any]:
     """Build every vector file's content from the code (deterministic)."""
-    positive = _positive.build()
+    positive = handshake_valid.build()
     return {
         "handshake-positive.json": positive,
-        "handshake-negative.json": _negative.build_handshake(positive),
-        "session-negative.json": _negative.build_session(positive),
-        "capability.json": _capability.build(),
-        "envelope.json": _envelope.build(),
-        "keys.json": _keys.build(),
+        "handshake-negative.json": handshake_invalid.build_handshake(positive),
+        "session-negative.json": handshake_invalid.build_session(positive),
+        "capability.json": capability.build(),
+        "envelope.json": envelope.build(),
+        "keys.json": keys.build(),
     }
 
 
@@ -69,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     user-given paths (spec 14.7): a FIFO, a device or an oversized file is refused, never
     read; each file is replaced atomically, never written through a symbolic link, and
     never over a key file. A failure is one line on stderr and exit status 3."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m agentauth.conformance.vectors",
+                                     description=__doc__)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", type=Path, metavar="DIR")
     group.add_argument("--check", type=Path, metavar="DIR")
@@ -97,6 +79,3 @@ def _write(folder: Path, content: dict[str, bytes]) -> None:
     for name, data in content.items():
         files.write_file(folder / name, data, mode=0o644, force=True,
                          keep=keyfile.is_key_file, what="vector file")
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,11 +13,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from ..interface import encode_line
 from .attacks import attack_checks
-from .harness import Check, Context, Fail, expect_refusal, get_hex
-from .interface import encode_line
-from .live import Live
-from .oneshot import oneshot_checks
+from .check import Check, Context, Fail, expect_refusal, get_hex
+from .conversation import Conversation
+from .sessionless import sessionless_checks
 
 __all__ = ["interface_checks", "live_checks"]
 
@@ -99,7 +99,7 @@ def interface_checks() -> list[Check]:
 
 
 def _results(role: str, ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, role, ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, role, ordered=ordered, peer_ordered=ordered)
     live.complete()
     binding = get_hex(live.call("channel_binding"), "channel_binding")
     assert live.peer.result is not None
@@ -108,7 +108,7 @@ def _results(role: str, ordered: bool, ctx: Context) -> None:
 
 
 def _data(role: str, ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, role, ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, role, ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     for size in (0, 1, 255, 4096):
         payload = bytes(ctx.rng.randrange(256) for _ in range(size))
@@ -119,7 +119,7 @@ def _data(role: str, ordered: bool, ctx: Context) -> None:
 
 
 def _rekey(role: str, ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, role, ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, role, ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     if live.open(ours.rekey()) is not None:
         raise Fail("a REKEY opened to a payload")
@@ -132,7 +132,7 @@ def _rekey(role: str, ordered: bool, ctx: Context) -> None:
 
 
 def _close(role: str, ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, role, ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, role, ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     message = ours.seal(b"before")
     live.open(message)
@@ -144,7 +144,7 @@ def _close(role: str, ordered: bool, ctx: Context) -> None:
 
 
 def _export(role: str, ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, role, ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, role, ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     for label, context, length in ((b"app key", b"", 32), (b"app key", b"ctx", 64),
                                    (b"other", b"", 16)):
@@ -167,4 +167,4 @@ def live_checks() -> list[Check]:
                 mode = "ordered" if ordered else "unordered"
                 checks.append(Check(_P + section, f"live / driver-{role} / {mode} / {name}",
                                     functools.partial(fn, role, ordered)))
-    return checks + attack_checks() + oneshot_checks()
+    return checks + attack_checks() + sessionless_checks()

@@ -6,12 +6,14 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..handshake import INITIATOR_CONTEXT, RESPONDER_CONTEXT, Initiator, Responder
-from ..identity import Identity
-from ..session import Session
-from ._positive import ALICE, BOB, CAROL, MALLORY, T0, agent_id, cases, fixed
+from ...handshake import INITIATOR_CONTEXT, RESPONDER_CONTEXT, Initiator, Responder
+from ...identity import Identity
+from ...session import Session
 from .forge import Forge, body2, body3
+from .handshake_valid import ALICE, BOB, CAROL, MALLORY, T0, agent_id, cases, fixed
 from .model import Inputs, Step, make_engine
+
+__all__ = ["build_handshake", "build_session", "sessions"]
 
 _LOW_ORDER = {
     "zero": bytes(32),
@@ -294,28 +296,15 @@ def sessions(ordered: bool) -> tuple[Session, Session]:
     return i.result.session, r.result.session
 
 
-def _ready(sender: Session) -> None:
-    # A session builds its epoch-0 cipher with its first message; this generator writes
-    # some messages by hand, so it has that done first (no counter is used).
-    if sender._send_limit == 0:
-        sender._next_epoch()
-
-
 def _at(sender: Session, counter: int, payload: bytes = b"m") -> bytes:
     # The generator reaches a far counter without sealing every message before it. The
     # key stays that of epoch 0: a receiver must refuse a far epoch before decrypting.
-    _ready(sender)
-    sender._send_n = counter
-    sender._send_limit = max(sender._send_limit, counter + 1)
-    return sender.seal(payload)
+    return sender.forge_for_vectors(0, payload, counter)
 
 
 def _control_with_payload(sender: Session, kind: int) -> bytes:
-    # Only a non-conforming sender puts a payload in a control message: built by hand.
-    _ready(sender)
-    header = (kind << 56 | sender._send_n).to_bytes(8, "little")
-    sender._send_n += 1
-    return header + sender._send_cipher.encrypt(bytes(4) + header, b"junk", None)
+    # Only a non-conforming sender puts a payload in a control message.
+    return sender.forge_for_vectors(kind, b"junk")
 
 
 def _session_cases() -> list[tuple[str, str, bool, Callable[[Session], list[bytes]], str]]:

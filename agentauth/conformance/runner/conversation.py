@@ -1,6 +1,6 @@
-"""Live conversations: the runner's own engines as the driver's peer.
+"""Conversations: the runner's own engines as the driver's peer.
 
-:class:`Live` sets up one handshake between the driver (in the role under test) and a
+:class:`Conversation` sets up one handshake between the driver (in the role under test) and a
 reference engine of this implementation, with fresh identities and ephemeral keys drawn
 from the run's seed, and moves the messages between them. The scenarios and the attacks
 build on it: an attacker is the same reference peer with a hand on the bytes in between.
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..handshake import HandshakePolicy, Initiator, Responder
-from ..identity import Identity
-from ..session import Session
-from .harness import T0, Context, Fail, get_hex, get_str
-from .process import DriverProcess
+from ...handshake import HandshakePolicy, Initiator, Responder
+from ...identity import Identity
+from ...session import Session
+from .check import T0, Context, Fail, get_hex, get_str
+from .driver_process import DriverProcess
 
-__all__ = ["Live"]
+__all__ = ["Conversation"]
 
 
-class Live:
+class Conversation:
     """One driver engine and its reference peer, before the first message."""
 
     __slots__ = ("d", "driver_ephemeral", "driver_id", "driver_identity", "driver_role",

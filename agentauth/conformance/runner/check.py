@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ERROR_CODES, DecodeError, RemoteError
-from .interface import from_hex
-from .process import DriverBroken, DriverProcess, Refused, Unimplemented
+from ...errors import ERROR_CODES, DecodeError, RemoteError
+from ..interface import from_hex
+from .driver_process import DriverBroken, DriverProcess, Refused, Unimplemented
 
 __all__ = [
     "REMOTE_CODES",

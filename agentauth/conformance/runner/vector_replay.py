@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import files
-from ..errors import FileError, InvalidArgument
-from . import vectors as _vectors
-from .harness import Check, Context, Fail, expect_refusal, get_hex, get_str, refusal
-from .process import DriverProcess, Refused
+from ... import files
+from ...errors import FileError, InvalidArgument
+from ..vectors import spec_files as _vectors
+from .check import Check, Context, Fail, expect_refusal, get_hex, get_str, refusal
+from .driver_process import DriverProcess, Refused
 
 __all__ = ["handshake_section", "load_vectors", "vector_checks"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import crypto, wire
-from ..capability import Eq, Grant, OneOf, Range, Request, delegate, encode_chain, invoke
-from ..capability.chain import LINK_CONTEXT, NO_PARENT, Link
-from ..capability.revocation import REVOKE_CONTEXT
-from ..identity import Identity, format_agent_id
+from ... import crypto, wire
+from ...capability import Eq, Grant, OneOf, Range, Request, delegate, encode_chain, invoke
+from ...capability.chain import LINK_CONTEXT, NO_PARENT, Link
+from ...capability.revocation import REVOKE_CONTEXT
+from ...identity import Identity, format_agent_id
 
 __all__ = ["BINDING", "NOW", "build", "identity"]
 

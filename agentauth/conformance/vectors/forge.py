@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import crypto, wire
-from ..handshake import INITIATOR_CONTEXT, PROLOGUE, RESPONDER_CONTEXT
-from ..identity import Identity
-from ..noise import SymmetricState
+from ... import crypto, wire
+from ...handshake import INITIATOR_CONTEXT, PROLOGUE, RESPONDER_CONTEXT
+from ...identity import Identity
+from ...noise import SymmetricState
 
 __all__ = ["Forge", "body2", "body3"]
 

@@ -16,11 +16,11 @@ import functools
 import random
 from collections.abc import Callable
 
-from ..errors import AgentAuthError
-from .harness import REMOTE_CODES, Check, Context, Fail, get_hex
-from .live import Live
-from .oneshot import Chain, make_mailbox
-from .process import Refused
+from ...errors import AgentAuthError
+from .check import REMOTE_CODES, Check, Context, Fail, get_hex
+from .conversation import Conversation
+from .driver_process import Refused
+from .sessionless import Chain, make_mailbox
 
 __all__ = ["TARGETS", "mutate", "mutation_checks"]
 
@@ -89,7 +89,7 @@ def _run(target: str, rng: random.Random, ctx: Context) -> None:
         box.open(data)  # nothing was remembered for the refused one
         return
     ordered = target != "unordered"
-    live = Live(ctx, "initiator" if target == "hs2" else "responder", ordered=ordered,
+    live = Conversation(ctx, "initiator" if target == "hs2" else "responder", ordered=ordered,
                 peer_ordered=ordered)
     live.first()
     if target == "hs1":

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import crypto, wire
-from ..envelope import ENVELOPE_CONTEXT, SEALED, seal
-from ..identity import Identity
+from ... import crypto, wire
+from ...envelope import ENVELOPE_CONTEXT, SEALED, seal
+from ...identity import Identity
 
 __all__ = ["NOW", "build", "identity"]
 
@@ -39,8 +39,8 @@ def envelope(sender: Identity, recipient: Identity, payload: bytes, label: str, 
                   random=_fixed(label))
     if not sealed:
         return signed
-    box = crypto._sealed_box_for_vectors(crypto.blake2b_256(b"eph " + label.encode()),
-                                         recipient.public_bytes, signed)
+    box = crypto.sealed_box_for_vectors(crypto.blake2b_256(b"eph " + label.encode()),
+                                        recipient.public_bytes, signed)
     return wire.encode_map(SEALED, recipient.public_bytes, box)
 
 

@@ -13,14 +13,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from .. import crypto, wire
-from ..errors import AgentAuthError
-from ..handshake import SUPPORTED_VERSIONS
-from ..identity import Identity
-from .forge import Forge, body2, body3
-from .harness import REMOTE_CODES, T0, Check, Context, Fail, expect_refusal, get_hex, get_str
-from .live import Live
-from .process import Refused
+from ... import crypto, wire
+from ...errors import AgentAuthError
+from ...handshake import SUPPORTED_VERSIONS
+from ...identity import Identity
+from ..vectors.forge import Forge, body2, body3
+from .check import (
+    REMOTE_CODES,
+    T0,
+    Check,
+    Context,
+    Fail,
+    expect_refusal,
+    get_hex,
+    get_str,
+)
+from .conversation import Conversation
+from .driver_process import Refused
 
 __all__ = ["HANDSHAKE_FIELDS", "SESSION_FIELDS", "attack_checks", "session_field_code"]
 
@@ -63,7 +72,7 @@ def _flip(message: bytes, start: int, end: int, ctx: Context) -> bytes:
     return bytes(out)
 
 
-def _must_not_complete(live: Live, what: str) -> None:
+def _must_not_complete(live: Conversation, what: str) -> None:
     """The driver (responder) accepted a changed HS1: its HS2 must not satisfy the peer."""
     try:
         live.peer.receive_message(get_hex(live.result, "reply"))
@@ -76,7 +85,7 @@ def _must_not_complete(live: Live, what: str) -> None:
 
 
 def _tamper_handshake(msg: str, start: int, end: int, code: str | None, ctx: Context) -> None:
-    live = Live(ctx, "responder" if msg in ("hs1", "hs3") else "initiator")
+    live = Conversation(ctx, "responder" if msg in ("hs1", "hs3") else "initiator")
     live.first()
     if msg == "hs1":
         changed = _flip(live.hs1, start, end, ctx)
@@ -100,7 +109,7 @@ def _tamper_handshake(msg: str, start: int, end: int, code: str | None, ctx: Con
 
 
 def _tamper_session(start: int, end: int, ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, "responder", ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, "responder", ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     message = ours.seal(b"tamper me")
     changed = _flip(message, start, end, ctx)
@@ -114,15 +123,15 @@ def _tamper_session(start: int, end: int, ordered: bool, ctx: Context) -> None:
 
 
 def _replayed_hs2(ctx: Context) -> None:
-    first = Live(ctx, "initiator")
+    first = Conversation(ctx, "initiator")
     first.complete()
-    second = Live(ctx, "initiator")
+    second = Conversation(ctx, "initiator")
     second.first()
     expect_refusal("decrypt_failed", lambda: second.receive(first.hs2), "an earlier HS2")
 
 
 def _replayed_initiator(ctx: Context) -> None:
-    first = Live(ctx, "responder")
+    first = Conversation(ctx, "responder")
     first.complete()
     # A new handshake of the same responder (a fresh ephemeral), fed the old HS1 and HS3.
     first.handle = get_str(first.d.call("handshake", role="responder",
@@ -134,7 +143,7 @@ def _replayed_initiator(ctx: Context) -> None:
 
 
 def _replayed_data(ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, "responder", ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, "responder", ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     message = ours.seal(b"once")
     live.open(message)
@@ -142,7 +151,7 @@ def _replayed_data(ordered: bool, ctx: Context) -> None:
 
 
 def _reflected_ephemeral_hs2(ctx: Context) -> None:
-    live = Live(ctx, "initiator")
+    live = Conversation(ctx, "initiator")
     live.first()
     live.second()
     expect_refusal("reflection", lambda: live.receive(live.hs1[:32] + live.hs2[32:]),
@@ -151,14 +160,14 @@ def _reflected_ephemeral_hs2(ctx: Context) -> None:
 
 def _reflected_ephemeral_hs1(ctx: Context) -> None:
     secret = bytes.fromhex(ctx.seed32())
-    live = Live(ctx, "responder", driver_random=secret.hex())
+    live = Conversation(ctx, "responder", driver_random=secret.hex())
     hs1 = Forge().write_hs1(secret)
     expect_refusal("reflection", lambda: live.receive(hs1),
                    "HS1 carrying the responder's own next ephemeral")
 
 
 def _reflected_identity_hs2(ctx: Context) -> None:
-    live = Live(ctx, "initiator", driver_trust="any", expect=None)
+    live = Conversation(ctx, "initiator", driver_trust="any", expect=None)
     forge = Forge()
     forge.read_hs1(live.first())
     me = live.driver_identity
@@ -167,7 +176,7 @@ def _reflected_identity_hs2(ctx: Context) -> None:
 
 
 def _reflected_identity_hs3(ctx: Context) -> None:
-    live = Live(ctx, "responder", driver_trust="any")
+    live = Conversation(ctx, "responder", driver_trust="any")
     forge = Forge()
     live.receive(forge.write_hs1(bytes.fromhex(ctx.seed32())))
     forge.read_hs2(get_hex(live.result, "reply"))
@@ -177,7 +186,7 @@ def _reflected_identity_hs3(ctx: Context) -> None:
 
 
 def _reflected_data(ctx: Context) -> None:
-    live = Live(ctx, "initiator")
+    live = Conversation(ctx, "initiator")
     live.complete()
     expect_refusal("decrypt_failed", lambda: live.open(live.seal(b"mine")),
                    "the driver's own message sent back to it")
@@ -187,19 +196,19 @@ def _reflected_data(ctx: Context) -> None:
 
 
 def _before_start(ctx: Context) -> None:
-    live = Live(ctx, "initiator")
+    live = Conversation(ctx, "initiator")
     expect_refusal("out_of_order", lambda: live.receive(bytes(200)), "a message before start")
 
 
 def _after_done(role: str, ctx: Context) -> None:
-    live = Live(ctx, role)
+    live = Conversation(ctx, role)
     live.complete()
     late = live.hs2 if role == "initiator" else live.hs3
     expect_refusal("out_of_order", lambda: live.receive(late), "a handshake message after done")
 
 
 def _reordered(ordered: bool, ctx: Context) -> None:
-    live = Live(ctx, "initiator", ordered=ordered, peer_ordered=ordered)
+    live = Conversation(ctx, "initiator", ordered=ordered, peer_ordered=ordered)
     ours = live.complete()
     first, second = ours.seal(b"first"), ours.seal(b"second")
     if ordered:
@@ -214,7 +223,7 @@ def _reordered(ordered: bool, ctx: Context) -> None:
 
 
 def _downgrade(ctx: Context) -> None:
-    live = Live(ctx, "initiator")
+    live = Conversation(ctx, "initiator")
     forge = Forge()
     forge.read_hs1(live.first())
     hs2 = forge.write_hs2(bytes.fromhex(ctx.seed32()), body2(2, live.me.public_bytes, _TS, {}),
@@ -223,7 +232,7 @@ def _downgrade(ctx: Context) -> None:
 
 
 def _offer_edited(ctx: Context) -> None:
-    live = Live(ctx, "initiator")
+    live = Conversation(ctx, "initiator")
     hs1 = live.first()
     edited = hs1[:32] + wire.encode_map(sorted({*SUPPORTED_VERSIONS, 2}))
     reply = live.peer.receive_message(edited)  # the honest responder sees another offer
@@ -235,7 +244,7 @@ def _offer_edited(ctx: Context) -> None:
 def _man_in_the_middle(role: str, ctx: Context) -> None:
     """The attacker runs the DH itself and names the trusted peer, but signs with its own
     key: it cannot sign as the peer."""
-    live = Live(ctx, role)
+    live = Conversation(ctx, role)
     attacker = Identity.from_seed(bytes.fromhex(ctx.seed32()))
     forge = Forge()
     if role == "initiator":
@@ -251,7 +260,7 @@ def _man_in_the_middle(role: str, ctx: Context) -> None:
 
 
 def _window(ctx: Context) -> None:
-    live = Live(ctx, "responder", ordered=False, peer_ordered=False)
+    live = Conversation(ctx, "responder", ordered=False, peer_ordered=False)
     ours = live.complete()
     sent = [ours.seal(n.to_bytes(2, "big")) for n in range(2101)]
     steps = [(0, None), (1, None), (2100, None), (52, "stale"), (53, None), (53, "replayed"),
@@ -266,7 +275,7 @@ def _window(ctx: Context) -> None:
 
 
 def _highest_common(ctx: Context) -> None:
-    live = Live(ctx, "responder")
+    live = Conversation(ctx, "responder")
     forge = Forge()
     offer = sorted({*SUPPORTED_VERSIONS, 2, 3})
     live.receive(forge.write_hs1(bytes.fromhex(ctx.seed32()), wire.encode_map(offer)))
@@ -277,13 +286,13 @@ def _highest_common(ctx: Context) -> None:
 
 
 def _no_common(ctx: Context) -> None:
-    live = Live(ctx, "responder")
+    live = Conversation(ctx, "responder")
     hs1 = Forge().write_hs1(bytes.fromhex(ctx.seed32()), wire.encode_map([2, 3]))
     expect_refusal("no_common_version", lambda: live.receive(hs1), "an offer of [2, 3]")
 
 
 def _skew(role: str, ctx: Context) -> None:
-    live = Live(ctx, role, peer_clock=200.0 if role == "initiator" else -200.0,
+    live = Conversation(ctx, role, peer_clock=200.0 if role == "initiator" else -200.0,
                 peer_skew=1000.0)
     live.first()
     live.second()
@@ -295,7 +304,7 @@ def _skew(role: str, ctx: Context) -> None:
 
 
 def _timeout(poll: bool, ctx: Context) -> None:
-    live = Live(ctx, "initiator", timeout=30.0)
+    live = Conversation(ctx, "initiator", timeout=30.0)
     live.first()
     live.second()
     live.d.call("set_clock", now=T0 + 30.5)
@@ -310,9 +319,9 @@ def _timeout(poll: bool, ctx: Context) -> None:
 def _trust(role: str, kind: str, ctx: Context) -> None:
     stranger = Identity.from_seed(bytes.fromhex(ctx.seed32())).agent_id
     if kind == "untrusted_peer":
-        live = Live(ctx, role, driver_trust=[stranger], expect=None)
+        live = Conversation(ctx, role, driver_trust=[stranger], expect=None)
     else:
-        live = Live(ctx, role, driver_trust="any", expect=stranger)
+        live = Conversation(ctx, role, driver_trust="any", expect=stranger)
     live.first()
     live.second()
     if role == "initiator":
@@ -326,7 +335,7 @@ def _trust(role: str, kind: str, ctx: Context) -> None:
 
 
 def _truncate(msg: str, length: int, code: str, ctx: Context) -> None:
-    live = Live(ctx, "initiator" if msg == "hs2" else "responder")
+    live = Conversation(ctx, "initiator" if msg == "hs2" else "responder")
     live.first()
     if msg == "hs1":
         data = live.hs1
@@ -338,7 +347,7 @@ def _truncate(msg: str, length: int, code: str, ctx: Context) -> None:
 
 
 def _truncate_session(length: int, code: str, ctx: Context) -> None:
-    live = Live(ctx, "responder")
+    live = Conversation(ctx, "responder")
     ours = live.complete()
     message = ours.seal(b"cut")
     expect_refusal(code, lambda: live.open(message[:length]),

@@ -17,8 +17,8 @@ import tempfile
 import time
 from typing import Any
 
-from ..errors import AgentAuthError
-from .interface import INTERFACE_VERSION, MAX_LINE, Reply, encode_line, parse_reply
+from ...errors import AgentAuthError
+from ..interface import INTERFACE_VERSION, MAX_LINE, Reply, encode_line, parse_reply
 
 __all__ = ["DriverBroken", "DriverProcess", "Refused", "Unimplemented"]
 

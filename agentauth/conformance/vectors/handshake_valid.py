@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import crypto
-from ..handshake import Initiator, Responder
-from ..identity import Identity
-from ..session import Session
+from ... import crypto
+from ...handshake import Initiator, Responder
+from ...identity import Identity
 from .model import Inputs, make_engine
+
+__all__ = ["ALICE", "BOB", "CAROL", "MALLORY", "T0", "agent_id", "build", "cases", "fixed", "run"]
 
 T0 = 1_800_000_000
 
@@ -27,11 +28,6 @@ def agent_id(seed_hex: str) -> str:
     return Identity.from_seed(bytes.fromhex(seed_hex)).agent_id
 
 
-def _session_keys(session: Session) -> tuple[bytes, bytes, bytes]:
-    # The generator reads the keys to publish them; nothing else does.
-    return session._send_key, session._recv_key, session._exporter
-
-
 def run(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float],
         session_script: list[tuple[str, str, bytes]]) -> dict[str, Any]:
     """Run both engines; return the expected values the vector records."""
@@ -41,11 +37,11 @@ def run(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float],
     assert isinstance(i, Initiator) and isinstance(r, Responder)
     now[0] = clock[0]
     hs1 = i.start()
-    h1 = i._symmetric.h
+    h1 = i.transcript_hash_for_vectors()
     now[0] = clock[1]
     hs2 = r.receive_message(hs1)
     assert hs2 is not None
-    h2 = r._symmetric.h
+    h2 = r.transcript_hash_for_vectors()
     now[0] = clock[2]
     hs3 = i.receive_message(hs2)
     assert hs3 is not None
@@ -54,7 +50,7 @@ def run(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float],
     ri, rr = i.result, r.result
     assert ri is not None and rr is not None
     assert ri.channel_binding == rr.channel_binding
-    i_send, i_recv, exporter = _session_keys(ri.session)
+    i_send, i_recv, exporter = ri.session.keys_for_vectors()
     ends = {"initiator": ri.session, "responder": rr.session}
     peers = {"initiator": rr.session, "responder": ri.session}
     messages = []

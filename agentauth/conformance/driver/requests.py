@@ -1,0 +1,185 @@
+"""The requests this driver reads: one strict pydantic model for each operation's
+parameters (``spec/conformance.md``). Requests come from another process, so they are
+untrusted: exact types, no coercion, no unknown key; a request that does not fit is
+refused with ``invalid_argument`` naming the first field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ...handshake import SUPPORTED_VERSIONS
+
+__all__ = [
+    "AwaitedReply",
+    "CapabilityRequest",
+    "ChainCheck",
+    "Clock",
+    "Empty",
+    "EnvelopeParams",
+    "Export",
+    "Handle",
+    "HandshakeSetup",
+    "Hello",
+    "Invocation",
+    "Message",
+    "Notice",
+    "OpenerSetup",
+    "Params",
+    "Payload",
+    "Seed",
+    "SeenEnvelope",
+    "VerifierSetup",
+]
+
+
+class Params(BaseModel):
+    """The parameters of one operation: strict types, no unknown key."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class Hello(Params):
+    """``hello``: the interface versions the runner speaks."""
+
+    interface: list[int]
+
+
+class Seed(Params):
+    """``create_identity``: a 32-byte seed, in hex."""
+
+    seed: str
+
+
+class Clock(Params):
+    """``set_clock``: the injected time, in seconds."""
+
+    now: int | float
+
+
+class HandshakeSetup(Params):
+    """``handshake``: an engine in one role, with its policy and injected randomness."""
+
+    role: Literal["initiator", "responder"]
+    identity: str
+    trust: list[str] | Literal["any"]
+    expect: str | None = None
+    versions: list[int] = list(SUPPORTED_VERSIONS)
+    max_skew: float = 120.0
+    timeout: float = 30.0
+    extensions: dict[str, str] = {}
+    ordered: bool = True
+    random: str = ""
+
+
+class Handle(Params):
+    """An operation on one object the driver holds."""
+
+    handle: str
+
+
+class Message(Params):
+    """``receive`` and ``open``: a message for one engine or session, in hex."""
+
+    handle: str
+    message: str
+
+
+class Payload(Params):
+    """``seal``: a payload to seal in one session, in hex."""
+
+    handle: str
+    payload: str
+
+
+class Export(Params):
+    """``export``: a label, a context and a length for the session exporter."""
+
+    handle: str
+    label: str
+    context: str = ""
+    length: int = 32
+
+
+class CapabilityRequest(Params):
+    """The request a chain is checked against."""
+
+    resource: str
+    action: str
+    args: dict[str, bool | int | str] = {}
+
+
+class ChainCheck(Params):
+    """``verify_chain``: a chain, its anchors and what it is checked against."""
+
+    chain: str
+    anchors: dict[str, str]
+    skew: int = 60
+    revoked: list[str] = []
+    holder: str | None = None
+    request: CapabilityRequest | None = None
+
+
+class Notice(Params):
+    """``verify_notice``: a revocation notice and its anchors."""
+
+    notice: str
+    anchors: dict[str, str]
+
+
+class VerifierSetup(Params):
+    """``invocation_verifier``: a session-bound or detached verifier."""
+
+    mode: Literal["session", "detached"]
+    anchors: dict[str, str]
+    skew: int = 60
+    peer: str | None = None
+    channel_binding: str | None = None
+    verifier: str | None = None
+    window: int = 120
+
+
+class Invocation(Params):
+    """``check_invocation``: one invocation for a verifier the driver holds."""
+
+    handle: str
+    invocation: str
+
+
+class AwaitedReply(Params):
+    """A request awaiting its reply, as an envelope opener is given it."""
+
+    nonce: str
+    recipient: str
+    expires: float
+
+
+class SeenEnvelope(Params):
+    """A replay key an envelope opener has already seen."""
+
+    key: str
+    expires: int | float
+
+
+class OpenerSetup(Params):
+    """``envelope_opener``: a recipient, its trust, and its replay and reply state."""
+
+    recipient: str
+    trust: list[str] | None = None
+    pending: list[AwaitedReply] = []
+    seen: list[SeenEnvelope] = []
+    window: int = 300
+    skew: int = 60
+
+
+class EnvelopeParams(Params):
+    """``open_envelope``: an envelope for an opener the driver holds."""
+
+    handle: str
+    envelope: str
+
+
+class Empty(Params):
+    """An operation without parameters (``reset``, ``shutdown``)."""
