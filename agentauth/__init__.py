@@ -17,6 +17,7 @@ from .aio import (
 from .envelope import Envelope, PendingRequests, check_envelope, open_envelope, seal
 from .errors import (
     ERROR_CODES,
+    REFUSAL_KINDS,
     AgentAuthError,
     AuditLogError,
     AuthenticationError,
@@ -32,6 +33,7 @@ from .errors import (
     KeyFileError,
     LocalError,
     ProtocolViolation,
+    Refusal,
     RemoteError,
     ReplayDetected,
     SessionExpired,
@@ -57,6 +59,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ERROR_CODES",
+    "REFUSAL_KINDS",
     "REPLAY_WINDOW",
     "AgentAuthAttribute",
     "AgentAuthError",
@@ -88,6 +91,7 @@ __all__ = [
     "PendingRequests",
     "ProtocolViolation",
     "RedisReplayStore",
+    "Refusal",
     "RemoteError",
     "ReplayDetected",
     "ReplayStore",

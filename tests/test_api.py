@@ -24,7 +24,7 @@ EXPECTED_EXPORTS = {
     "async_replay_store", "MemoryReplayStore", "RedisReplayStore", "ReplayStore",
     "SQLiteReplayStore", "Envelope", "PendingRequests", "check_envelope", "open_envelope",
     "seal", "connect", "create_listener", "serve",
-    "CapabilityDenied",
+    "CapabilityDenied", "Refusal", "REFUSAL_KINDS",
     "KeyFileError", "TrustStoreError", "AuditLogError", "TrustStore", "FileError",
 }
 

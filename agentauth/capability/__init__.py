@@ -1,6 +1,7 @@
 """Capability tokens: grants, their narrowing rule, chains of signed links, invocations,
 and revocation notices with their stores."""
 
+from ..errors import REFUSAL_KINDS, Refusal
 from .admission import CREDENTIAL_EXTENSION, admission
 from .chain import Link, decode_chain, delegate, encode_chain, verify_chain
 from .grants import ANY_ACTION, Eq, Grant, OneOf, Prefix, Range, Request
@@ -18,6 +19,7 @@ from .revocation import (
 __all__ = [
     "ANY_ACTION",
     "CREDENTIAL_EXTENSION",
+    "REFUSAL_KINDS",
     "DetachedInvocations",
     "Eq",
     "Grant",
@@ -28,6 +30,7 @@ __all__ = [
     "Prefix",
     "Range",
     "RedisRevocationStore",
+    "Refusal",
     "Request",
     "RevocationStore",
     "SQLiteRevocationStore",
