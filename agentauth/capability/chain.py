@@ -174,7 +174,7 @@ def delegate(
         try:
             _check_hop(parent, link)
         except CapabilityDenied as exc:  # the caller asked for it: a local error
-            why = "" if exc.refusal is None else f": {exc.refusal}"
+            why = "" if exc.refusal is None else f"; {exc.refusal}"
             raise InvalidArgument(f"{exc.message} ({exc.code}{why})") from None
     return link
 
