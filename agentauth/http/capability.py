@@ -74,6 +74,8 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
     HTTP request maps to (``not_authorized``); ``resource_of`` is called through
     :func:`agentauth.verdict.answer` (an exception or an awaitable from it is
     ``invalid_argument``)."""
+    # Step 8 of spec 13.4; the checks of 13.6 in its order: coverage, the binding, the
+    # chain with the signer as holder, then the request this HTTP request maps to.
     value = message.field(CAPABILITY_HEADER)
     if value is None:
         return None
