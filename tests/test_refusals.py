@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,3 +226,9 @@ def test_delegate_names_the_rule_a_widening_child_breaks() -> None:
                        r"needs actions within list, read, got 'read, write'"):
         delegate(BOB, CAROL, [Grant("fs/reports/x", {"read", "write"}, {"size": Eq(1)})],
                  not_before=NOW, expires=NOW + 1, parent=root)
+
+
+def test_the_readme_shows_a_refusal_as_str_shows_it() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    section = " ".join(readme.split("### Capability tokens", 1)[1].split())
+    assert f"`{CASES['argument/request'][0]()}`" in section
