@@ -116,7 +116,9 @@ async def test_a_capability_without_anchors_is_refused() -> None:
     request = httpx.Request("GET", "http://testserver/x",
                             headers={"agentauth-capability": ":AAAA:"})
     AgentAuth(BOB).sign(request)
-    assert error_of(await call(middleware(), request)) == (403, "untrusted_root")
+    sent = await call(middleware(), request)
+    assert error_of(sent) == (403, "untrusted_root")
+    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "anchor"}
 
 
 async def test_a_store_that_cannot_answer_fails_closed() -> None:

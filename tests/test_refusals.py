@@ -23,7 +23,9 @@ from agentauth.capability import (
     admission,
     delegate,
     encode_chain,
+    revoke,
     verify_chain,
+    verify_notice,
 )
 from agentauth.capability import chain as chain_module
 from agentauth.http.capability import default_resource
@@ -146,6 +148,17 @@ CASES: dict[str, tuple[Callable[[], CapabilityDenied], str, Refusal]] = {
         Refusal("holder", 1, rule=f"the audience {CAROL.agent_id}",
                 value=MALLORY.agent_id)),
 }
+
+
+def _notice_from_another_root() -> CapabilityDenied:
+    with pytest.raises(CapabilityDenied) as info:
+        verify_notice(revoke(BOB, REVOKED), {MALLORY.agent_id: "**"})
+    return info.value
+
+
+CASES["anchor/notice"] = (_notice_from_another_root, "untrusted_root",
+                          Refusal("anchor", 0, rule="a trust anchor as issuer",
+                                  value=ALICE.agent_id))
 
 
 def _admission_without_chain() -> CapabilityDenied:

@@ -494,9 +494,11 @@ def verify_chain(
         links = _verify_chain(chain, anchors, now, skew, revoked, holder, request)
     except RemoteError as exc:
         if audit.enabled("token_refused"):
+            where = exc.refusal.for_peer() if isinstance(exc, CapabilityDenied) and (
+                exc.refusal is not None) else {}
             audit.emit("token_refused", code=exc.code,
                        holder=None if holder is None else holder.agent_id,
-                       resource=None if request is None else request.resource)
+                       resource=None if request is None else request.resource, **where)
         raise
     if audit.enabled("token_verified"):
         audit.emit("token_verified", root=format_agent_id(links[0].issuer),

@@ -274,7 +274,8 @@ class AgentAuthMiddleware:
         if message.field("agentauth-capability") is not None:
             if self._anchors is None:
                 raise CapabilityDenied("this server takes no capabilities",
-                                       code="untrusted_root")
+                                       code="untrusted_root", refusal=Refusal(
+                                           "anchor", rule="a server with trust anchors"))
             found = check_capability(message, verified, self._anchors,
                                      resource_of=self._resource_of, revoked=self._revoked,
                                      clock=self._clock)
