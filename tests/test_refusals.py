@@ -245,3 +245,23 @@ def test_the_readme_shows_a_refusal_as_str_shows_it() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
     section = " ".join(readme.split("### Capability tokens", 1)[1].split())
     assert f"`{CASES['argument/request'][0]()}`" in section
+
+
+def test_a_widening_child_is_named_against_the_nearest_parent_grant() -> None:
+    # Spec 10.6: the first parent grant covering the child's pattern but not its actions
+    # decides (grant 0 here), even though grant 2 fails only on a constraint.
+    root = delegate(ALICE, BOB, [Grant("fs/**", {"read"}), Grant("db/**", {"list"}),
+                                 Grant("fs/**", {"list"}, {"size": Range(0, 10)})],
+                    not_before=NOW - 100, expires=NOW + 3600, budget=1)
+    wide = Grant("fs/a", {"list"}, {"size": Range(0, 20)})
+    error = refused([root, forged_child(root, grants=[LEAF_GRANT, wide])])
+    assert error.code == "widened_action"
+    assert error.refusal == Refusal("action", 1, 1, rule="actions within read", value="list")
+    only = delegate(ALICE, BOB, [Grant("db/**", {"list"}), Grant("fs/**", {"list"},
+                                                                  {"size": Range(0, 10)})],
+                    not_before=NOW - 100, expires=NOW + 3600, budget=1)
+    error = refused([only, forged_child(only, grants=[wide])])
+    assert error.code == "widened_constraint"
+    assert error.refusal == Refusal("argument", 1, 0, "size",
+                                    rule="a constraint within Range(lo=0, hi=10)",
+                                    value="Range(lo=0, hi=20)")

@@ -489,6 +489,10 @@ def verify_chain(
     revoked: a link passes only on exactly ``False`` (spec 7.1); ``True`` is ``revoked``,
     any other answer or an exception ``invalid_argument``. ``holder`` is the authenticated
     peer presenting the chain: the leaf's audience must be that key.
+
+    A refusal from the anchor on is a :class:`~agentauth.CapabilityDenied` whose
+    ``refusal`` names the rule broken, the link and grant at fault (for a request no grant
+    allows, the grant that came nearest) and what was found (spec 10.6, Refusals).
     """
     try:
         links = _verify_chain(chain, anchors, now, skew, revoked, holder, request)
