@@ -445,11 +445,12 @@ def signature_ok(link: Link) -> bool:
     return True
 
 
-def _check_hop(parent: Link, link: Link, index: int | None = None) -> None:
+def _check_hop(parent: Link, link: Link, links: tuple[Link, ...] = ()) -> None:
     """The rules between a link and its parent that need no signature or clock (the
-    issuer, parent id and subject are the parent's by construction); ``index`` is the
-    link's place in its chain, for the refusal."""
+    issuer, parent id and subject are the parent's by construction); ``links`` is the
+    chain, which a refusal names the link's place in (found only once refused)."""
     if not link.budget < parent.budget:
+        index = links.index(link) if links else None
         raise CapabilityDenied(
             f"a link's budget {link.budget} is not below its parent's {parent.budget}",
             code="depth_exceeded", refusal=Refusal(
@@ -458,12 +459,14 @@ def _check_hop(parent: Link, link: Link, index: int | None = None) -> None:
         widened = _widening(grant, parent.grants)
         if widened is not None:
             code, refusal = widened
+            index = links.index(link) if links else None
             raise CapabilityDenied(
                 f"grant on {grant.resource!r} is wider than its parent allows", code=code,
                 refusal=dataclasses.replace(refusal, link=index, grant=next(
                     i for i, g in enumerate(link.grants) if g is grant)))
     if link.not_before < parent.not_before or link.expires > parent.expires:
         bound = "not_before" if link.not_before < parent.not_before else "expires"
+        index = links.index(link) if links else None
         raise CapabilityDenied(
             "a link's validity window is not within its parent's", code="widened_time",
             refusal=Refusal("window", index,
@@ -534,9 +537,9 @@ def _verify_chain(chain: bytes | Iterable[Link], anchors: Mapping[Any, str], now
         raise InvalidArgument("a chain is bytes or a sequence of Link")
     if not links or len(links) > MAX_LINKS:
         raise CapabilityDenied(f"a chain has 1 to {MAX_LINKS} links", code="chain_too_long")
-    # 2. The root and its anchor.
+    # 2. The root and its anchor. (That the first link is a root, and only it, step 1
+    # has checked: each link was just read in its place.)
     root = links[0]
-    check_root(root)
     namespace = roots.get(root.issuer)
     if namespace is None:
         raise CapabilityDenied("the root issuer is not a trust anchor", code="untrusted_root",
@@ -552,8 +555,8 @@ def _verify_chain(chain: bytes | Iterable[Link], anchors: Mapping[Any, str], now
                     value=grant.resource))
     # 3. Narrowing, depth and windows, hop by hop. (Ids chain through their parents, so
     # no link can appear twice.)
-    for index, (parent, link) in enumerate(itertools.pairwise(links), 1):
-        _check_hop(parent, link, index)
+    for parent, link in itertools.pairwise(links):
+        _check_hop(parent, link, links)
     # 4. Revocation.
     if revoked is not None:  # exactly False passes (spec 7.1); None, 0 or "" do not
         for link in links:
