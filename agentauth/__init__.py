@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .envelope import Envelope, PendingRequests, check_envelope, open_envelope, seal
 from .errors import (
     ERROR_CODES,
+    REFUSAL_KINDS,
     AgentAuthError,
     AuditLogError,
     AuthenticationError,
@@ -27,6 +28,7 @@ from .errors import (
     KeyFileError,
     LocalError,
     ProtocolViolation,
+    Refusal,
     RemoteError,
     ReplayDetected,
     SessionExpired,
@@ -85,6 +87,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ERROR_CODES",
+    "REFUSAL_KINDS",
     "REPLAY_WINDOW",
     "AgentAuthAttribute",
     "AgentAuthError",
@@ -116,6 +119,7 @@ __all__ = [
     "PendingRequests",
     "ProtocolViolation",
     "RedisReplayStore",
+    "Refusal",
     "RemoteError",
     "ReplayDetected",
     "ReplayStore",

@@ -35,7 +35,9 @@ class), never on the message text.
     │   │                           widened_constraint, widened_time, not_yet_valid,
     │   │                           expired, holder_mismatch, not_authorized,
     │   │                           wrong_session, stale_invocation,
-    │   │                           unauthorized_revoker, wrong_verifier
+    │   │                           unauthorized_revoker, wrong_verifier,
+    │   │                           wrong_request; its ``refusal`` (a Refusal of
+    │   │                           one of REFUSAL_KINDS) names the rule broken
     │   └── AuthenticationError     decrypt_failed, bad_signature, low_order_point,
     │                               reflection, downgrade, unexpected_peer,
     │                               untrusted_peer, clock_skew, wrong_recipient,
@@ -46,17 +48,21 @@ class), never on the message text.
                                     a replay store cannot answer: the check fails closed
 
 Messages never contain secret material: at most lengths, states, codes and public
-identifiers.
+identifiers. A :class:`CapabilityDenied` may also carry a :class:`Refusal`: which link,
+which grant and which of its rules a chain or a request broke (spec 10.6); only its
+:meth:`Refusal.for_peer` part is meant for the peer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
 __all__ = [
     "ERROR_CODES",
+    "REFUSAL_KINDS",
     "AgentAuthError",
     "AuditLogError",
     "AuthenticationError",
@@ -72,6 +78,7 @@ __all__ = [
     "KeyFileError",
     "LocalError",
     "ProtocolViolation",
+    "Refusal",
     "RemoteError",
     "ReplayDetected",
     "SessionExpired",
@@ -221,8 +228,82 @@ class TransportError(RemoteError):
     codes = frozenset({"unexpected_eof", "connection_lost"})
 
 
+#: Every kind of :class:`Refusal`, with its meaning (spec 10.6 lists the same).
+REFUSAL_KINDS: Mapping[str, str] = MappingProxyType({
+    "anchor": "the root's issuer is not one of the verifier's trust anchors",
+    "resource": "a resource (or a child's pattern) is not within a grant's pattern, or a "
+                "root grant's pattern not within its anchor's namespace",
+    "action": "an action (or a child's actions) is not among a grant's actions",
+    "argument": "an argument's value (or a child's constraint) is not within a grant's "
+                "constraint on it",
+    "missing_argument": "a grant constrains an argument the request (or a child grant) "
+                        "does not have",
+    "budget": "a link's delegation budget is not below its parent's",
+    "window": "the verifier's time (or a child's window) is outside a link's validity "
+              "window",
+    "revoked": "a link of the chain was revoked",
+    "holder": "the leaf's audience is not the agent presenting the chain",
+    "request": "the request made is not the one this operation needs",
+    "no_chain": "no chain was presented where one is needed",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Which rule of a capability chain, or of the request made with it, was broken.
+
+    ``kind`` is one of :data:`REFUSAL_KINDS`. ``link`` is the index of the link at fault
+    (the root is 0), ``grant`` the index of the grant of that link at fault (for a request
+    no grant allows: the grant that came nearest, see spec 10.6), ``argument`` the
+    argument's name, ``rule`` what the rule asks, in words (a pattern, actions, a
+    constraint, a bound), and ``value`` what was found instead. Each is None where the
+    kind has none. It holds no secret: public keys at most, never key or token bytes.
+    ``rule`` and ``value`` may show the verifier's own policy (an anchor's namespace, its
+    clock): they are for the verifier's log and its operator; :meth:`for_peer` is what a
+    peer may be told.
+    """
+
+    kind: str
+    link: int | None = None
+    grant: int | None = None
+    argument: str | None = None
+    rule: str | None = None
+    value: int | str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in REFUSAL_KINDS:
+            raise InvalidArgument(f"no refusal kind {self.kind!r}")
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{name} {value}" for name, value in (
+            ("link", self.link), ("grant", self.grant)) if value is not None)
+        text = self.kind if not where else f"{self.kind} at {where}"
+        if self.argument is not None:
+            text += f", argument {self.argument!r}"
+        if self.rule is not None:
+            text += f": needs {self.rule}"
+        if self.value is not None:
+            text += f", got {self.value!r}"
+        return text
+
+    def for_peer(self) -> dict[str, int | str]:
+        """What a peer may be told (spec 10.6): the kind, and the link, grant and argument
+        named by their place in what the peer itself sent (its chain and its request);
+        never the rule or the value, which may show the verifier's own policy."""
+        told: dict[str, int | str] = {"kind": self.kind}
+        for name in ("link", "grant", "argument"):
+            value = getattr(self, name)
+            if value is not None:
+                told[name] = value
+        return told
+
+
 class CapabilityDenied(RemoteError):
-    """A capability chain, or the request made with it, broke a rule of spec section 10."""
+    """A capability chain, or the request made with it, broke a rule of spec section 10.
+
+    ``refusal``, where not None, names the rule (a :class:`Refusal`); ``str()`` shows it
+    after the message.
+    """
 
     codes = frozenset({
         "chain_too_long", "root_invalid", "untrusted_root", "root_scope", "depth_exceeded",
@@ -231,6 +312,22 @@ class CapabilityDenied(RemoteError):
         "not_yet_valid", "expired", "holder_mismatch", "not_authorized", "wrong_session",
         "stale_invocation", "unauthorized_revoker", "wrong_verifier", "wrong_request",
     })
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 refusal: Refusal | None = None) -> None:
+        super().__init__(message, code=code)
+        self.refusal: Refusal | None = refusal
+
+    def __str__(self) -> str:
+        text = f"[{self.code}] {self.message}"
+        return text if self.refusal is None else f"{text} ({self.refusal})"
+
+    def __reduce__(self) -> tuple[Callable[..., AgentAuthError], tuple[object, ...]]:
+        return _rebuild, (type(self), self.message, self.code, self.refusal)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+                f"refusal={self.refusal!r})")
 
 
 class AuthenticationError(RemoteError):
@@ -392,5 +489,8 @@ def _check_registry() -> None:
 _check_registry()
 
 
-def _rebuild(cls: type[AgentAuthError], message: str, code: str) -> AgentAuthError:
+def _rebuild(cls: type[AgentAuthError], message: str, code: str,
+             refusal: Refusal | None = None) -> AgentAuthError:
+    if refusal is not None and issubclass(cls, CapabilityDenied):
+        return cls(message, code=code, refusal=refusal)
     return cls(message, code=code)

@@ -442,7 +442,8 @@ class _Engine(crypto.KeyHolder):
     def _authenticate(self, identity: bytes, context: bytes, transcript: bytes,
                       body: bytes, signature: bytes, timestamp: int, now: float,
                       extensions: Mapping[str, bytes]) -> PeerKey:
-        """Steps common to HS2 and HS3 after decoding: reflection, signature, policy, time."""
+        """Steps common to HS2 and HS3 after decoding: reflection, signature, policy, time
+        (spec 4.5 steps 10-13, 4.7 steps 6-9)."""
         if crypto.equal(identity, self._identity.public_bytes):
             raise AuthenticationError("peer presented our own identity", code="reflection")
         peer = PeerKey(identity)
@@ -506,28 +507,28 @@ class Initiator(_Engine):
 
     def _read_hs2(self, message: bytes) -> bytes:
         # spec 4.5 steps 1-13.
-        now = self._now()
-        if len(message) < _DH + _TAG + _SIG + 1:
+        now = self._now()  # 1
+        if len(message) < _DH + _TAG + _SIG + 1:  # 2
             raise DecodeError("HS2 is too short", code="malformed")
         re_public = message[:_DH]
-        if crypto.equal(re_public, self._e_public):
+        if crypto.equal(re_public, self._e_public):  # 3
             raise AuthenticationError("HS2 echoes our ephemeral key", code="reflection")
         ss = self._symmetric
-        ss.mix_hash(re_public)
-        ss.mix_key(crypto.x25519(self._e_secret, re_public))
+        ss.mix_hash(re_public)  # 4
+        ss.mix_key(crypto.x25519(self._e_secret, re_public))  # 5
         transcript = ss.h
-        plaintext = ss.decrypt_and_hash(message[_DH:])
+        plaintext = ss.decrypt_and_hash(message[_DH:])  # 6
         signature, body, (version, identity, timestamp, ext) = self._read_signed(
-            plaintext, 4, "HS2 body")
-        if type(version) is not int:
+            plaintext, 4, "HS2 body")  # 7
+        if type(version) is not int:  # 8
             raise DecodeError("HS2 version is not an integer", code="malformed")
         _check_identity_and_time(identity, timestamp, "HS2")
         extensions = _check_extensions(ext, ours=False)
-        if version not in self._policy.versions:
+        if version not in self._policy.versions:  # 9
             raise AuthenticationError(f"responder selected version {version}, not offered",
                                       code="downgrade")
         peer = self._authenticate(identity, RESPONDER_CONTEXT, transcript, body, signature,
-                                  timestamp, now, extensions)
+                                  timestamp, now, extensions)  # 10-13
         # spec 4.6: reveal ourselves only now that the responder is accepted.
         body3 = wire.encode_map(self._identity.public_bytes, int(now), dict(self._extensions))
         hs3 = ss.encrypt_and_hash(self._signed_payload(INITIATOR_CONTEXT, body3))
@@ -543,22 +544,22 @@ class Responder(_Engine):
 
     def _read_hs1(self, message: bytes) -> bytes:
         # spec 4.3 steps 1-6, then 4.4 (writing HS2).
-        now = self._now()
-        if len(message) < _DH + 1:
+        now = self._now()  # 1
+        if len(message) < _DH + 1:  # 2
             raise DecodeError("HS1 is too short", code="malformed")
         ie_public, payload = message[:_DH], message[_DH:]
         if payload == self._policy._offer:  # the common case: the peer offers what we do
-            version = self._policy.versions[-1]
+            version = self._policy.versions[-1]  # (3 and 4 skipped, as 4.3 allows)
         else:
-            version = self._select_version(payload)
+            version = self._select_version(payload)  # 3, 4
         self._version = version
         ss = self._symmetric
-        ss.mix_hash(ie_public)
+        ss.mix_hash(ie_public)  # 5
         ss.mix_hash(payload)
         self._new_ephemeral()
         if crypto.equal(ie_public, self._e_public):
             raise AuthenticationError("HS1 carries our own ephemeral key", code="reflection")
-        ss.mix_hash(self._e_public)
+        ss.mix_hash(self._e_public)  # 6
         ss.mix_key(crypto.x25519(self._e_secret, ie_public))
         body2 = wire.encode_map(version, self._identity.public_bytes, int(now),
                                 dict(self._extensions))
@@ -581,16 +582,16 @@ class Responder(_Engine):
 
     def _read_hs3(self, message: bytes) -> None:
         # spec 4.7 steps 1-9.
-        now = self._now()
-        if len(message) < _TAG + _SIG + 1:
+        now = self._now()  # 1
+        if len(message) < _TAG + _SIG + 1:  # 2
             raise DecodeError("HS3 is too short", code="malformed")
         ss = self._symmetric
         transcript = ss.h
-        plaintext = ss.decrypt_and_hash(message)
+        plaintext = ss.decrypt_and_hash(message)  # 3
         signature, body, (identity, timestamp, ext) = self._read_signed(
-            plaintext, 3, "HS3 body")
-        _check_identity_and_time(identity, timestamp, "HS3")
+            plaintext, 3, "HS3 body")  # 4
+        _check_identity_and_time(identity, timestamp, "HS3")  # 5
         extensions = _check_extensions(ext, ours=False)
         peer = self._authenticate(identity, INITIATOR_CONTEXT, transcript, body, signature,
-                                  timestamp, now, extensions)
+                                  timestamp, now, extensions)  # 6-9
         self._finish(ss, peer, self._version, extensions)

@@ -27,7 +27,7 @@ EXPECTED_EXPORTS = {
     "async_replay_store", "MemoryReplayStore", "RedisReplayStore", "ReplayStore",
     "SQLiteReplayStore", "Envelope", "PendingRequests", "check_envelope", "open_envelope",
     "seal", "connect", "create_listener", "serve",
-    "CapabilityDenied",
+    "CapabilityDenied", "Refusal", "REFUSAL_KINDS",
     "KeyFileError", "TrustStoreError", "AuditLogError", "TrustStore", "FileError",
 }
 
@@ -184,6 +184,18 @@ def test_spec_error_registry_matches_the_code() -> None:
     assert f"the {len(agentauth.ERROR_CODES)} stable codes" in " ".join(section.split())
     for _, code, meaning in rows:
         assert meaning.strip().replace("`", "'") == agentauth.ERROR_CODES[code][1], code
+
+
+def test_spec_refusal_kinds_match_the_code() -> None:
+    # spec/protocol.md section 10.6 lists every refusal kind, in the registry's order, with
+    # the codes that carry it: each a code of CapabilityDenied.
+    spec = (PACKAGE.parent / "spec" / "protocol.md").read_text(encoding="utf-8")
+    section = spec.split("**Refusals.**", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", section, flags=re.MULTILINE)
+    assert [kind for kind, _ in rows] == list(agentauth.REFUSAL_KINDS)
+    for kind, codes in rows:
+        named = set(re.findall(r"`(\w+)`", codes))
+        assert named and named <= agentauth.CapabilityDenied.codes, kind
 
 
 def test_error_registry_is_read_only() -> None:

@@ -1,6 +1,7 @@
 """Capability tokens: grants, their narrowing rule, chains of signed links, invocations,
 and revocation notices (the stores that keep them are in :mod:`agentauth.stores`)."""
 
+from ..errors import REFUSAL_KINDS, Refusal
 from .admission import CREDENTIAL_EXTENSION, admission
 from .chain import Link, decode_chain, delegate, encode_chain, verify_chain
 from .grants import ANY_ACTION, Eq, Grant, OneOf, Prefix, Range, Request
@@ -10,6 +11,7 @@ from .revocation import Notice, RevocationStore, revoke, verify_notice
 __all__ = [
     "ANY_ACTION",
     "CREDENTIAL_EXTENSION",
+    "REFUSAL_KINDS",
     "DetachedInvocations",
     "Eq",
     "Grant",
@@ -18,6 +20,7 @@ __all__ = [
     "OneOf",
     "Prefix",
     "Range",
+    "Refusal",
     "Request",
     "RevocationStore",
     "SessionInvocations",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ..errors import CapabilityDenied, InvalidArgument
+from ..errors import CapabilityDenied, InvalidArgument, Refusal
 from ..identity import PeerKey
 from ..verdict import check_callback, moment
 from .chain import DEFAULT_SKEW, trust_roots, verify_chain
@@ -49,7 +49,8 @@ def admission(
         chain = extensions.get(extension)
         if chain is None:
             raise CapabilityDenied(f"the peer presented no {extension!r} credential",
-                                   code="not_authorized")
+                                   code="not_authorized", refusal=Refusal(
+                                       "no_chain", rule=f"a chain in {extension!r}"))
         verify_chain(chain, trusted, now=int(moment(clock())), skew=skew, revoked=revoked,
                      holder=peer, request=request)
         return True

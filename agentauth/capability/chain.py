@@ -16,6 +16,7 @@ the signatures, the holder, and the request.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import os
@@ -28,6 +29,7 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    Refusal,
     RemoteError,
 )
 from ..identity import Identity, PeerKey, format_agent_id, peer_key
@@ -35,11 +37,13 @@ from ..verdict import ask
 from .grants import (
     Grant,
     Request,
+    actions_text,
     actions_within,
     clear_memos,
     constraint_within,
     parse_resource,
     pattern_within,
+    shortfall,
 )
 
 __all__ = [
@@ -160,7 +164,8 @@ def delegate(
         try:
             _check_hop(parent, link)
         except CapabilityDenied as exc:  # the caller asked for it: a local error
-            raise InvalidArgument(f"{exc.message} ({exc.code})") from None
+            why = "" if exc.refusal is None else f"; {exc.refusal}"
+            raise InvalidArgument(f"{exc.message} ({exc.code}{why})") from None
     return link
 
 
@@ -360,20 +365,27 @@ def _build(data: bytes, payload: bytes, fields: list[Any], parent_id: bytes, iss
 # ------------------------------------------------------------------ verification
 
 
-def _widening(child: Grant, parents: tuple[Grant, ...]) -> str | None:
-    """None if ``child`` is within some parent grant, else the code for the first
-    dimension that fails against the closest one (resource, then action, then args).
+def _widening(child: Grant, parents: tuple[Grant, ...]) -> tuple[str, Refusal] | None:
+    """None if ``child`` is within some parent grant, else the code and the refusal for
+    the first dimension that fails against the nearest parent grant (spec 10.6 step 3):
+    ``widened_resource`` when no parent's pattern covers the child's; else
+    ``widened_action`` against the first covering parent whose actions do not cover the
+    child's, if any; else ``widened_constraint`` against the first covering parent, named
+    by its first constraint (by argument name) that the child drops or relaxes.
 
     A pattern or action set that is the parent's very object (the parse memos hand out one
     object per value) is within it without a walk: each is within itself."""
-    best = "widened_resource"
+    code = "widened_resource"
+    nearest: Grant | None = None
+    argument = ""
     segments, actions, mine = child.segments, child.actions, child.constraints
     for parent in parents:
         if segments is not parent.segments and not pattern_within(segments,
                                                                   parent.segments):
             continue
         if actions is not parent.actions and not actions_within(actions, parent.actions):
-            best = "widened_action"
+            if code != "widened_action":
+                code, nearest, argument = "widened_action", parent, ""
             continue
         for name, bound in parent.constraints.items():
             constraint = mine.get(name)
@@ -381,9 +393,26 @@ def _widening(child: Grant, parents: tuple[Grant, ...]) -> str | None:
                 break
         else:
             return None
-        if best == "widened_resource":
-            best = "widened_constraint"
-    return best
+        if code == "widened_resource":
+            code, nearest, argument = "widened_constraint", parent, name
+    return code, _widened(child, parents, nearest, argument)
+
+
+def _widened(child: Grant, parents: tuple[Grant, ...], nearest: Grant | None,
+             argument: str) -> Refusal:
+    """The refusal :func:`_widening` found, in words (the refusal path only)."""
+    if nearest is None:
+        within = " or ".join(repr(p.resource) for p in parents)
+        return Refusal("resource", rule=f"a pattern within {within}", value=child.resource)
+    if not argument:
+        return Refusal("action", rule=f"actions within {actions_text(nearest.actions)}",
+                       value=actions_text(child.actions))
+    bound, constraint = nearest.constraints[argument], child.constraints.get(argument)
+    if constraint is None:
+        return Refusal("missing_argument", argument=argument,
+                       rule=f"a constraint within {bound!r}")
+    return Refusal("argument", argument=argument, rule=f"a constraint within {bound!r}",
+                   value=repr(constraint))
 
 
 def check_root(root: Link) -> None:
@@ -407,20 +436,33 @@ def signature_ok(link: Link) -> bool:
     return True
 
 
-def _check_hop(parent: Link, link: Link) -> None:
+def _check_hop(parent: Link, link: Link, links: tuple[Link, ...] = ()) -> None:
     """The rules between a link and its parent that need no signature or clock (the
-    issuer, parent id and subject are the parent's by construction)."""
+    issuer, parent id and subject are the parent's by construction); ``links`` is the
+    chain, which a refusal names the link's place in (found only once refused)."""
     if not link.budget < parent.budget:
-        raise CapabilityDenied(f"a link's budget {link.budget} is not below its "
-                               f"parent's {parent.budget}", code="depth_exceeded")
+        index = links.index(link) if links else None
+        raise CapabilityDenied(
+            f"a link's budget {link.budget} is not below its parent's {parent.budget}",
+            code="depth_exceeded", refusal=Refusal(
+                "budget", index, rule=f"a budget below {parent.budget}", value=link.budget))
     for grant in () if link.grants is parent.grants else link.grants:  # same bytes: within
-        code = _widening(grant, parent.grants)
-        if code is not None:
-            raise CapabilityDenied(f"grant on {grant.resource!r} is wider than its "
-                                   f"parent allows", code=code)
+        widened = _widening(grant, parent.grants)
+        if widened is not None:
+            code, refusal = widened
+            index = links.index(link) if links else None
+            raise CapabilityDenied(
+                f"grant on {grant.resource!r} is wider than its parent allows", code=code,
+                refusal=dataclasses.replace(refusal, link=index, grant=next(
+                    i for i, g in enumerate(link.grants) if g is grant)))
     if link.not_before < parent.not_before or link.expires > parent.expires:
-        raise CapabilityDenied("a link's validity window is not within its parent's",
-                               code="widened_time")
+        bound = "not_before" if link.not_before < parent.not_before else "expires"
+        index = links.index(link) if links else None
+        raise CapabilityDenied(
+            "a link's validity window is not within its parent's", code="widened_time",
+            refusal=Refusal("window", index,
+                            rule=f"{bound} within {parent.not_before}..{parent.expires}",
+                            value=getattr(link, bound)))
 
 
 def verify_chain(
@@ -441,15 +483,20 @@ def verify_chain(
     revoked: a link passes only on exactly ``False`` (spec 7.1); ``True`` is ``revoked``,
     any other answer or an exception ``invalid_argument``. ``holder`` is the authenticated
     peer presenting the chain: the leaf's audience must be that key.
+
+    A refusal from the anchor on is a :class:`~agentauth.CapabilityDenied` whose
+    ``refusal`` names the rule broken, the link and grant at fault (for a request no grant
+    allows, the grant that came nearest) and what was found (spec 10.6, Refusals).
     """
     try:
-        links = _verify_chain(chain, anchors, now=now, skew=skew, revoked=revoked,
-                              holder=holder, request=request)
+        links = _verify_chain(chain, anchors, now, skew, revoked, holder, request)
     except RemoteError as exc:
         if audit.enabled("token_refused"):
+            where = exc.refusal.for_peer() if isinstance(exc, CapabilityDenied) and (
+                exc.refusal is not None) else {}
             audit.emit("token_refused", code=exc.code,
                        holder=None if holder is None else holder.agent_id,
-                       resource=None if request is None else request.resource)
+                       resource=None if request is None else request.resource, **where)
         raise
     if audit.enabled("token_verified"):
         audit.emit("token_verified", root=format_agent_id(links[0].issuer),
@@ -460,22 +507,16 @@ def verify_chain(
     return links
 
 
-def _verify_chain(
-    chain: bytes | Iterable[Link],
-    anchors: Mapping[Any, str],
-    *,
-    now: int,
-    skew: int = DEFAULT_SKEW,
-    revoked: Callable[[bytes], bool] | None = None,
-    holder: PeerKey | None = None,
-    request: Request | None = None,
-) -> tuple[Link, ...]:
-    # The checks of verify_chain, in the order of spec 10.6.
+def _verify_chain(chain: bytes | Iterable[Link], anchors: Mapping[Any, str], now: int,
+                  skew: int, revoked: Callable[[bytes], bool] | None,
+                  holder: PeerKey | None, request: Request | None) -> tuple[Link, ...]:
+    # The checks of verify_chain, in the order and by the step numbers of spec 10.6.
     if type(now) is not int or not 0 <= now <= MAX_TIME:
         raise InvalidArgument("now is a non-negative integer number of seconds")
     if type(skew) is not int or not 0 <= skew <= MAX_SKEW:
         raise InvalidArgument(f"skew is an integer from 0 to {MAX_SKEW}")
     roots = trust_roots(anchors)
+    # 1. Sizes and the link count, then each payload's form in its position.
     if type(chain) is bytes:
         links = decode_chain(chain)
     elif isinstance(chain, list | tuple) and not isinstance(chain, Link) and well_formed(
@@ -487,49 +528,85 @@ def _verify_chain(
         raise InvalidArgument("a chain is bytes or a sequence of Link")
     if not links or len(links) > MAX_LINKS:
         raise CapabilityDenied(f"a chain has 1 to {MAX_LINKS} links", code="chain_too_long")
-    # 1. The root and its anchor.
+    # 2. The root and its anchor. (That the first link is a root, and only it, step 1
+    # has checked: each link was just read in its place.)
     root = links[0]
-    if root.parent:
-        raise CapabilityDenied("the first link is not a root", code="root_invalid")
     namespace = roots.get(root.issuer)
     if namespace is None:
-        raise CapabilityDenied("the root issuer is not a trust anchor",
-                               code="untrusted_root")
+        raise CapabilityDenied("the root issuer is not a trust anchor", code="untrusted_root",
+                               refusal=Refusal("anchor", 0, rule="a trust anchor as issuer",
+                                               value=format_agent_id(root.issuer)))
     for grant in () if namespace == _EVERYTHING else root.grants:  # "**" holds them all
         if not pattern_within(grant.segments, namespace):
-            raise CapabilityDenied(f"root grant on {grant.resource!r} is outside the "
-                                   f"anchor's namespace", code="root_scope")
-    # 2. Narrowing, depth and windows, hop by hop. (Ids chain through their parents, so
+            raise CapabilityDenied(
+                f"root grant on {grant.resource!r} is outside the anchor's namespace",
+                code="root_scope", refusal=Refusal(
+                    "resource", 0, root.grants.index(grant),
+                    rule=f"a pattern within the anchor's namespace {'/'.join(namespace)!r}",
+                    value=grant.resource))
+    # 3. Narrowing, depth and windows, hop by hop. (Ids chain through their parents, so
     # no link can appear twice.)
     for parent, link in itertools.pairwise(links):
-        _check_hop(parent, link)
-    # 3. Revocation.
+        _check_hop(parent, link, links)
+    # 4. Revocation.
     if revoked is not None:  # exactly False passes (spec 7.1); None, 0 or "" do not
         for link in links:
             if not ask("revoked callback", False, revoked, link.id):
-                raise CapabilityDenied("a link of the chain was revoked", code="revoked")
-    # 4. Time, on every link.
+                raise CapabilityDenied("a link of the chain was revoked", code="revoked",
+                                       refusal=Refusal("revoked", links.index(link),
+                                                       value=link.id.hex()))
+    # 5. Time, on every link.
     for link in links:
-        if now + skew < link.not_before:
-            raise CapabilityDenied("a link is not valid yet", code="not_yet_valid")
-        if now - skew >= link.expires:
-            raise CapabilityDenied("a link has expired", code="expired")
-    # 5. Signatures: each link by its issuer (the parent's audience: a link moved under
+        if now + skew < link.not_before or now - skew >= link.expires:
+            raise _outside_window(links.index(link), link, now, skew)
+    # 6. Signatures: each link by its issuer (the parent's audience: a link moved under
     # another parent, or signed by anyone else, fails here).
     for link in links:
         if not signature_ok(link):
             raise AuthenticationError("a link's signature does not verify",
                                       code="bad_signature")
-    # 6. The holder and the request.
+    # 7. The holder.
     leaf = links[-1]
     if holder is not None and not crypto.equal(leaf.audience, holder.public_bytes):
-        raise CapabilityDenied("the chain was issued to another agent",
-                               code="holder_mismatch")
+        raise CapabilityDenied("the chain was issued to another agent", code="holder_mismatch",
+                               refusal=Refusal("holder", len(links) - 1, rule=(
+                                   f"the audience {format_agent_id(leaf.audience)}"),
+                                               value=holder.agent_id))
+    # 8. The request.
     if request is not None:
         for grant in leaf.grants:
             if grant.allows(request):
                 break
         else:
             raise CapabilityDenied("no grant of the chain allows the request",
-                                   code="not_authorized")
+                                   code="not_authorized",
+                                   refusal=nearest_miss(leaf.grants, request, len(links) - 1))
     return links
+
+
+def _outside_window(index: int, link: Link, now: int, skew: int) -> CapabilityDenied:
+    """The refusal of a link whose validity window ``now`` (give or take ``skew``) is
+    outside (spec 10.6 step 5)."""
+    if now + skew < link.not_before:
+        return CapabilityDenied("a link is not valid yet", code="not_yet_valid",
+                                refusal=Refusal("window", index, rule=(
+                                    f"a time from not_before {link.not_before} - skew "
+                                    f"{skew}"), value=now))
+    return CapabilityDenied("a link has expired", code="expired", refusal=Refusal(
+        "window", index, rule=f"a time before expires {link.expires} + skew {skew}",
+        value=now))
+
+
+def nearest_miss(grants: tuple[Grant, ...], request: Request, index: int) -> Refusal | None:
+    """Why none of ``grants`` (of the link at ``index``) allows ``request``: the first
+    check that fails of the grant that came nearest, the one that passed the most checks
+    in the fixed order of :func:`~agentauth.capability.grants.shortfall` (the first such
+    grant on a tie). Only the refusal path calls this."""
+    best: tuple[int, int, Refusal] | None = None
+    for position, grant in enumerate(grants):
+        found = shortfall(grant, request)
+        if found is not None and (best is None or found[0] > best[0]):
+            best = (found[0], position, found[1])
+    if best is None:  # the fast path and shortfall disagree: a bug, but still a refusal
+        return None
+    return dataclasses.replace(best[2], link=index, grant=best[1])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
-from ..errors import AgentAuthError, DecodeError, InvalidArgument
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, Refusal
 
 __all__ = [
     "ANY_ACTION",
@@ -38,6 +38,7 @@ __all__ = [
     "constraint_within",
     "parse_resource",
     "pattern_within",
+    "shortfall",
 ]
 
 ANY_ACTION: Final = "*"
@@ -379,6 +380,36 @@ class Grant:
         _set_constraints(grant, MappingProxyType(table))
         _set_segments(grant, segments)
         return grant
+
+
+def actions_text(actions: frozenset[str]) -> str:
+    """A set of actions in words, for a refusal's rule: ``"read, write"``."""
+    return ", ".join(sorted(actions))
+
+
+def shortfall(grant: Grant, request: Request) -> tuple[int, Refusal] | None:
+    """None if ``grant`` allows ``request``; otherwise how many of its checks passed and
+    the first that failed, as a :class:`Refusal` without its link and grant.
+
+    The checks are those of :meth:`Grant.allows`, in its fixed order: the resource, the
+    action, then each constrained argument by name. This is the refusal path only (a
+    property test holds it to ``allows``); the count ranks grants by how near they came.
+    """
+    if not pattern_within(request.segments, grant.segments):
+        return 0, Refusal("resource", rule=f"a resource within {grant.resource!r}",
+                          value=request.resource)
+    if ANY_ACTION not in grant.actions and request.action not in grant.actions:
+        return 1, Refusal("action", rule=f"one of the actions {actions_text(grant.actions)}",
+                          value=request.action)
+    args = request.args
+    for passed, (name, constraint) in enumerate(grant.constraints.items(), start=2):
+        if name not in args:
+            return passed, Refusal("missing_argument", argument=name, rule=repr(constraint))
+        value = args[name]
+        if not constraint.allows(value):
+            return passed, Refusal("argument", argument=name, rule=repr(constraint),
+                                   value=value if isinstance(value, int | str) else repr(value))
+    return None
 
 
 # Building checked grants and constraints on the wire path: each slot set directly.

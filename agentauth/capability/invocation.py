@@ -145,7 +145,8 @@ class SessionInvocations:
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...]]:
         """Verify one invocation; return the request it authorises and the chain."""
-        # In a session the channel authenticates the sender: no signature to check.
+        # In a session the channel authenticates the sender: no signature to check. The
+        # checks of spec 10.7 (in a session), in its order: the binding, the id, the chain.
         _, _, chain, request, binding, _, jti, _ = _decode(invocation)
         if not crypto.equal(binding, self._binding):
             raise CapabilityDenied("the invocation names another session",
@@ -203,6 +204,8 @@ class DetachedInvocations:
 
     def check(self, invocation: bytes) -> tuple[Request, tuple[Link, ...], PeerKey]:
         """Verify one invocation; return the request, the chain and the holder."""
+        # The checks of spec 10.7 (detached), in its order: no binding, the verifier, the
+        # time, the chain and request, the id, the signature.
         payload, signature, chain, request, binding, target, jti, issued = _decode(invocation)
         if binding:
             raise CapabilityDenied("a session invocation cannot be used detached",

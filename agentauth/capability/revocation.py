@@ -34,6 +34,8 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    InvalidState,
+    Refusal,
     StoreError,
 )
 from ..identity import Identity, format_agent_id
@@ -171,7 +173,9 @@ def check_notice(notice: ReadNotice, roots: Mapping[bytes, Any]) -> Notice:
     links, revoker = notice.links, notice.revoker
     if links[0].issuer not in roots:
         raise CapabilityDenied("the notice is about a chain none of our anchors started",
-                               code="untrusted_root")
+                               code="untrusted_root", refusal=Refusal(
+                                   "anchor", 0, rule="a trust anchor as issuer",
+                                   value=format_agent_id(links[0].issuer)))
     last = links[-1]
     upstream = any(crypto.equal(link.issuer, revoker) for link in links)
     surrender = crypto.equal(last.audience, revoker)

@@ -40,6 +40,7 @@ from ..errors import (
     DecodeError,
     InvalidArgument,
     LocalError,
+    Refusal,
     ReplayDetected,
     StoreError,
 )
@@ -49,7 +50,14 @@ from ..verdict import ask_async, check_callback, moment
 from .capability import ResourceOf, check_capability, default_resource
 from .components import HTTPMessage
 from .directory import DIRECTORY_MEDIA_TYPE, DIRECTORY_PATH, directory_document, sign_directory
-from .profile import DEFAULT_LIFETIME, Signer, VerifiedRequest, Verifier, accept_signature
+from .profile import (
+    CAPABILITY_HEADER,
+    DEFAULT_LIFETIME,
+    Signer,
+    VerifiedRequest,
+    Verifier,
+    accept_signature,
+)
 
 __all__ = ["AgentAuthInfo", "AgentAuthMiddleware", "AgentUser", "status_of"]
 
@@ -266,14 +274,16 @@ class AgentAuthMiddleware:
         if message.field("agentauth-capability") is not None:
             if self._anchors is None:
                 raise CapabilityDenied("this server takes no capabilities",
-                                       code="untrusted_root")
+                                       code="untrusted_root", refusal=Refusal(
+                                           "anchor", rule="a server with trust anchors"))
             found = check_capability(message, verified, self._anchors,
                                      resource_of=self._resource_of, revoked=self._revoked,
                                      clock=self._clock)
         if found is None:
             if self._require:
                 raise CapabilityDenied("this request needs a capability",
-                                       code="not_authorized")
+                                       code="not_authorized", refusal=Refusal(
+                                           "no_chain", rule=f"a chain in {CAPABILITY_HEADER}"))
             return AgentAuthInfo(verified.peer.agent_id, verified.keyid, verified.tag,
                                  verified.nonce, verified.covered)
         request, links = found
@@ -460,7 +470,10 @@ async def _refuse(send: Send, error: AgentAuthError) -> None:
     # The reason for a fault of the server's own (its set-up, its replay store: how full,
     # which server failed) stays in the log; the client learns only what to do.
     reason = _OWN_FAULTS.get(status, error.message)
-    body = json.dumps({"error": error.code, "message": reason}).encode("utf-8")
+    answer: dict[str, object] = {"error": error.code, "message": reason}
+    if isinstance(error, CapabilityDenied) and error.refusal is not None:
+        answer["refusal"] = error.refusal.for_peer()  # its places only (spec 13.9)
+    body = json.dumps(answer).encode("utf-8")
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode("ascii")),
                (b"agentauth-error", error.code.encode("ascii"))]

@@ -18,7 +18,7 @@ from typing import Any
 from ..capability.chain import Link
 from ..capability.grants import Request
 from ..capability.invocation import SessionInvocations, invoke
-from ..errors import AuthenticationError, CapabilityDenied, InvalidArgument
+from ..errors import AuthenticationError, CapabilityDenied, InvalidArgument, Refusal
 from ..verdict import answer
 from .components import HTTPMessage, component_id, parse_bytes
 from .profile import CAPABILITY_HEADER, REQUEST_COMPONENTS, VerifiedRequest, invocation_binding
@@ -39,12 +39,17 @@ def default_resource(method: str, path: str) -> Request:
     elsewhere passes for a granted one."""
     if not path.startswith("/") or path.endswith("/") or "//" in path:
         raise CapabilityDenied("the path is not a capability resource: it has an empty "
-                               "segment", code="not_authorized")
+                               "segment", code="not_authorized", refusal=_no_resource(path))
     try:
         return Request(path[1:], method.lower())
     except InvalidArgument as exc:
         raise CapabilityDenied(f"the path is not a capability resource: {exc.message}",
-                               code="not_authorized") from None
+                               code="not_authorized", refusal=_no_resource(path)) from None
+
+
+def _no_resource(path: str) -> Refusal:
+    return Refusal("request", rule="a path whose segments name a resource (spec 10.1)",
+                   value=path[:80])
 
 
 def invocation_for(chain: bytes, request: Request) -> Callable[[bytes], bytes]:
@@ -69,6 +74,8 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
     HTTP request maps to (``not_authorized``); ``resource_of`` is called through
     :func:`agentauth.verdict.answer` (an exception or an awaitable from it is
     ``invalid_argument``)."""
+    # Step 8 of spec 13.4; the checks of 13.6 in its order: coverage, the binding, the
+    # chain with the signer as holder, then the request this HTTP request maps to.
     value = message.field(CAPABILITY_HEADER)
     if value is None:
         return None
@@ -91,11 +98,14 @@ def check_capability(message: HTTPMessage, verified: VerifiedRequest,
                                    code="wrong_request") from None
         raise
     wanted = answer("resource_of", resource_of, message.method, message.path)
+    made = f"{request.action} on {request.resource!r}"
     if not isinstance(wanted, Request):
         raise CapabilityDenied("resource_of maps this request to no capability request",
-                               code="not_authorized")
+                               code="not_authorized", refusal=Refusal(
+                                   "request", rule="a request resource_of names", value=made))
     if request.resource != wanted.resource or request.action != wanted.action:
-        raise CapabilityDenied(f"the invocation is for {request.action} on "
-                               f"{request.resource!r}, not this request",
-                               code="not_authorized")
+        raise CapabilityDenied(f"the invocation is for {made}, not this request",
+                               code="not_authorized", refusal=Refusal(
+                                   "request", rule=f"{wanted.action} on {wanted.resource!r}",
+                                   value=made))
     return request, links

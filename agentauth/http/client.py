@@ -27,7 +27,6 @@ from .profile import (
     ResponseContent,
     Signer,
     check_response_head,
-    check_seconds,
 )
 
 __all__ = ["AgentAuth", "request_message"]

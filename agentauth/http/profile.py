@@ -457,9 +457,10 @@ class Verifier:
         whose fields announce content (a non-zero ``Content-Length``, or
         ``Transfer-Encoding``) with ``body`` left ``None`` is refused at the digest step
         (``invalid_argument``) rather than checked without its content."""
+        # Step 1 (the body's size) is the reader's, before the body exists.
         _check_types(message, body)
         tags = (TAG, WEB_BOT_AUTH_TAG) if self._web else (TAG,)
-        sig = _find(message, tags)
+        sig = _find(message, tags)  # 2. the form of Signature-Input and Signature
         tag = sig.params["tag"]
         required = list(_REQUEST_IDS if tag == TAG else _AUTHORITY_IDS)
         required += [ident for name, ident in _PROTOCOL_IDS.items()
@@ -467,16 +468,17 @@ class Verifier:
         if message.field(SIGNATURE_AGENT) is not None and not any(
                 name == SIGNATURE_AGENT for name, _ in sig.components):
             required.append(_PROTOCOL_IDS[SIGNATURE_AGENT])
-        _require(sig, required)
-        peer = self.resolve(sig.params["keyid"])
+        _require(sig, required)  # 3. the coverage of 13.2
+        peer = self.resolve(sig.params["keyid"])  # 4. the key
         base = signature_base(message, sig.components, sig.params_value, ids=sig.ids)
-        peer.verify(base, sig.signature)
+        peer.verify(base, sig.signature)  # 5. the signature, then the authority
         self.check_authority(message.authority, message.scheme)
         now = moment(self._clock())  # NaN would pass every clock check
-        _times(sig.params, now, self._window, self._skew)
+        _times(sig.params, now, self._window, self._skew)  # 6. the clock
         if body is None and _announces_content(message):
             raise InvalidArgument("the request has content: pass its body to check it")
-        _digest(message, sig, b"" if body is None else body)
+        _digest(message, sig, b"" if body is None else body)  # 7. the content digest
+        # Steps 8 (the capability, http.capability) and 9 (the nonce) are the caller's.
         last = min(sig.params["created"] + self._window, sig.params["expires"]) + self._skew
         return VerifiedRequest(
             peer, sig.params["keyid"], sig.params["nonce"], tag, sig.label,

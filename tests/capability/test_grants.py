@@ -16,7 +16,12 @@ from support import raises
 
 from agentauth import AgentAuthError
 from agentauth.capability import Eq, Grant, OneOf, Prefix, Range, Request
-from agentauth.capability.grants import constraint_within, parse_resource, pattern_within
+from agentauth.capability.grants import (
+    constraint_within,
+    parse_resource,
+    pattern_within,
+    shortfall,
+)
 
 PROPERTY = settings(max_examples=400, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -308,3 +313,19 @@ def test_mutated_wire_forms_give_only_typed_errors(grant: Grant, data: st.DataOb
 def test_odd_local_arguments_are_typed_errors(make: Any, code: str) -> None:
     with raises(code):
         make()
+
+
+@PROPERTY
+@given(data=st.data(), grant=grants(), other=grants())
+def test_shortfall_agrees_with_allows(data: st.DataObject, grant: Grant,
+                                      other: Grant) -> None:
+    # The refusal path re-runs the checks of allows with reasons: it must decide alike,
+    # and count as passed exactly the checks before the one it names.
+    request = data.draw(requests_of(data.draw(st.sampled_from([grant, other]))))
+    found = shortfall(grant, request)
+    assert (found is None) == grant.allows(request)
+    if found is not None:
+        passed, refusal = found
+        order = ["resource", "action", *grant.constraints]
+        named = refusal.argument if refusal.argument is not None else refusal.kind
+        assert order.index(named) == passed

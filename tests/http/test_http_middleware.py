@@ -22,6 +22,7 @@ from support import ALICE, BOB, CAROL
 
 from agentauth import AgentAuthError, MemoryReplayStore, SQLiteReplayStore, StoreError
 from agentauth.capability import Grant, delegate, encode_chain
+from agentauth.capability import Request as CapRequest
 from agentauth.http import AgentAuth, AgentAuthMiddleware, Verifier, status_of
 
 pytestmark = pytest.mark.anyio
@@ -93,11 +94,31 @@ async def test_a_capability_can_be_required() -> None:
                                signed())) == (403, "not_authorized")
 
 
+async def test_a_refusal_tells_the_client_its_kind_and_places_only() -> None:
+    sent = await call(middleware(require_capability=True, anchors={}), signed())
+    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "no_chain"}
+    # The request the server's own mapping wants is its policy, not the client's
+    # business: the answer names the kind, never the rule ("secret/plans") or the value.
+    now = int(time.time())
+    chain = encode_chain([delegate(ALICE, BOB, [Grant("**", {"get"})], not_before=now - 60,
+                                   expires=now + 600)])
+    request = httpx.Request("GET", "http://testserver/x")
+    AgentAuth(BOB, chain=chain).sign(request)
+    app = middleware(anchors={ALICE.agent_id: "**"},
+                     resource_of=lambda method, path: CapRequest("secret/plans", "get"))
+    sent = await call(app, request)
+    assert error_of(sent) == (403, "not_authorized")
+    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "request"}
+    assert b"secret" not in sent[1]["body"]
+
+
 async def test_a_capability_without_anchors_is_refused() -> None:
     request = httpx.Request("GET", "http://testserver/x",
                             headers={"agentauth-capability": ":AAAA:"})
     AgentAuth(BOB).sign(request)
-    assert error_of(await call(middleware(), request)) == (403, "untrusted_root")
+    sent = await call(middleware(), request)
+    assert error_of(sent) == (403, "untrusted_root")
+    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "anchor"}
 
 
 async def test_a_store_that_cannot_answer_fails_closed() -> None:

@@ -129,6 +129,9 @@ async def test_a_delegated_capability_is_checked_and_exposed(alice_url: str) -> 
     assert ok.json()["capability"] == ["reports/q3", "get"]
     assert ok.json()["scopes"] == ["get:reports/**"]
     await refused(outside, 403, "not_authorized")
+    # The client is told which grant of its chain came nearest and which of its checks
+    # failed, by place (spec 10.6): the rule it broke stays in the server's hands.
+    assert outside.json()["refusal"] == {"kind": "resource", "link": 0, "grant": 0}
 
 
 async def test_a_streamed_response_is_signed_without_a_digest(alice_url: str) -> None:

@@ -113,8 +113,10 @@ def test_every_decision_is_an_event(collect: Collect) -> None:
     assert accepted[0]["peer"] == ALICE.agent_id
     verified = next(e for e in events if e["event"] == "token_verified")
     assert verified["root"] == ROOT.agent_id and verified["holder"] == ALICE.agent_id
-    assert next(e for e in events if e["event"] == "token_refused")["code"] == \
-        "untrusted_root"
+    token_refused = next(e for e in events if e["event"] == "token_refused")
+    # The refusal's places go with the code: the root (link 0) has no anchor here.
+    assert (token_refused["code"], token_refused["kind"], token_refused["link"]) == (
+        "untrusted_root", "anchor", 0)
     replay = next(e for e in events if e["event"] == "replay_refused")
     assert replay == {"event": "replay_refused", "kind": "envelope", "code": "replayed",
                       "sender": ALICE.agent_id}

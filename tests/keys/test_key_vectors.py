@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from agentauth import AgentAuthError, AuditLogError, Identity, PeerKey, TrustStore
-from agentauth.keys.auditlog import verify_audit_log
 from agentauth.conformance.vectors import keys as key_vectors
 from agentauth.keyfile import seal_seed
 from agentauth.keys.auditlog import verify_audit_log
