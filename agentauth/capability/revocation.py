@@ -34,7 +34,6 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
-    InvalidState,
     Refusal,
     StoreError,
 )

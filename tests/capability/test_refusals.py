@@ -242,7 +242,7 @@ def test_delegate_names_the_rule_a_widening_child_breaks() -> None:
 
 
 def test_the_readme_shows_a_refusal_as_str_shows_it() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     section = " ".join(readme.split("### Capability tokens", 1)[1].split())
     assert f"`{CASES['argument/request'][0]()}`" in section
 

@@ -14,7 +14,7 @@ from agentauth import AgentAuthError, Identity, PeerKey
 from agentauth.http import directory_document, read_directory
 from agentauth.http.directory import MAX_DIRECTORY
 
-VECTORS = Path(__file__).resolve().parent / "vectors" / "rfc9421"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc9421"
 ALICE, BOB = (Identity.from_seed(bytes([n]) * 32) for n in (1, 2))
 
 
