@@ -3,6 +3,7 @@
 The public API is exactly the names in ``__all__``; a test guards it.
 """
 
+from ._version import __version__
 from .aio import (
     AgentAuthAttribute,
     AgentAuthListener,
@@ -52,8 +53,6 @@ from .identity import Identity, PeerKey, format_agent_id, parse_agent_id
 from .session import REPLAY_WINDOW, Session
 from .stores import MemoryReplayStore, RedisReplayStore, ReplayStore, SQLiteReplayStore
 from .trust import TrustStore
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ERROR_CODES",

@@ -8,13 +8,13 @@ stderr. Exit codes: 0 success, 1 refused, 2 usage error, 3 bad input
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from . import cli_conformance, cli_keys
+from ._version import __version__
 from .aio.demo import run_demo
-from .cli_common import Parser, add_json
+from .cli_common import ENVIRONMENT, EXIT_USAGE, DemoOut, Parser, UsageError, add_json, emit, fail
 from .cli_tokens import add_commands, run
 
 __all__ = ["main"]
@@ -22,14 +22,23 @@ __all__ = ["main"]
 _DESCRIPTION = """\
 Agents prove who they are to each other and decide what each may do.
 
-Every command takes --json and --help (with an example); errors are one line on stderr.
-Exit codes: 0 success, 1 refused (the error code is printed), 2 usage error, 3 bad input
-(a file missing, unreadable or damaged, or a key file that does not unlock)."""
+Every command takes --json (one JSON object on stdout, times in Unix seconds; a failure is
+{"error": {"code", "kind", "reason"}}) and --help (with an example); errors are one line on
+stderr. Exit codes: 0 success, 1 refused (the error code is printed), 2 usage error, 3 bad
+input (a file missing, unreadable or damaged, or a key file that does not unlock)."""
+
+
+def _epilog() -> str:
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    return "environment:\n" + "\n".join(f"  {name:<{width}}  {what}"
+                                        for name, what in ENVIRONMENT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentauth`` command."""
-    parser = Parser(prog="agentauth", description=_DESCRIPTION)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = Parser(prog="agentauth", description=_DESCRIPTION, epilog=_epilog())
+    parser.add_argument("--version", action="version", version=f"agentauth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="four agents over loopback TCP: accepted, "
                                             "refused, and a replay rejected",
@@ -39,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_keys.add_commands(commands)
     add_commands(commands)
     cli_conformance.add_commands(commands)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(arguments)
+    except UsageError as exc:
+        return fail("--json" in arguments, EXIT_USAGE, "usage", exc.message,
+                    "invalid_argument")
     if args.command == "conformance":
         return cli_conformance.run(args)
     return run(args)
@@ -50,7 +63,7 @@ def _demo(args: argparse.Namespace) -> int:
         return run_demo()
     lines: list[str] = []
     status = run_demo(lines.append)
-    print(json.dumps({"ok": status == 0, "log": lines}, indent=2))
+    emit(args, DemoOut(ok=status == 0, log=lines), "")
     return status
 
 

@@ -34,7 +34,7 @@ LAYERS = {
     "session": 3, "capability": 3, "handshake": 4, "conformance": 5, "aio": 5, "http": 5,
     "cli": 6, "cli_tokens": 6, "cli_conformance": 6, "__main__": 7, "__init__": 7,
     "keyfile": 2, "audit": 2, "rotation": 3, "trust": 4, "cli_common": 6, "cli_keys": 6,
-    "verdict": 1, "files": 1,
+    "verdict": 1, "files": 1, "_version": 0,
 }
 # Third-party imports that only one module may make.
 OWNERS = {"nacl": "crypto", "cryptography": "crypto", "msgpack": "wire", "anyio": "aio",

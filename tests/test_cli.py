@@ -45,8 +45,9 @@ def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:
 
     tree = agentauth(tmp_path, "inspect", "bob.chain").stdout
     assert "fs/reports/q3/*: read" in tree and "size in 0..100" in tree
-    links = json.loads(agentauth(tmp_path, "inspect", "--json", "bob.chain").stdout)
-    assert [link["audience"] for link in links] == [ids["alice"], ids["bob"]]
+    shown = json.loads(agentauth(tmp_path, "inspect", "--json", "bob.chain").stdout)
+    assert shown["verified"] is False
+    assert [link["audience"] for link in shown["links"]] == [ids["alice"], ids["bob"]]
 
     base = ["verify", "bob.chain", "--anchor", ids["root"]]
     ok = agentauth(tmp_path, *base, "--request", "fs/reports/q3/x:read", "--arg",

@@ -58,7 +58,8 @@ def test_keygen_and_id_by_environment_and_descriptor(tmp_path: Path) -> None:
     os.write(write, PASSPHRASE.encode() + b"\n")
     os.close(write)
     try:
-        done = agentauth(tmp_path, "id", "a.key", "--passphrase-fd", str(read), fds=(read,))
+        done = agentauth(tmp_path, "id", "a.key", "--verify", "--passphrase-fd", str(read),
+                         fds=(read,))
     finally:
         os.close(read)
     assert done.returncode == 0 and done.stdout.strip() == agent_id, done.stderr
@@ -66,17 +67,21 @@ def test_keygen_and_id_by_environment_and_descriptor(tmp_path: Path) -> None:
                          "--json"))
     assert made["encrypted"] is True and made["preset"] == "interactive"
     assert json.loads(ok(tmp_path, "id", "b.key", *PASS, "--json")) == {
-        "agent_id": made["agent_id"]}
+        "agent_id": made["agent_id"], "verified": False}
+    assert json.loads(ok(tmp_path, "id", "b.key", "--verify", *PASS, "--json")) == {
+        "agent_id": made["agent_id"], "verified": True}
 
 
 def test_passphrases_never_come_from_arguments(tmp_path: Path) -> None:
     keygen(tmp_path, "a.key")
-    done = agentauth(tmp_path, "id", "a.key", "--passphrase", PASSPHRASE)
+    done = agentauth(tmp_path, "id", "a.key", "--verify", "--passphrase", PASSPHRASE)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     # No terminal and no option: a usage error, not a silent default.
-    fails(tmp_path, 2, "invalid_argument", "id", "a.key")
-    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--passphrase-env", "UNSET_VAR")
-    fails(tmp_path, 2, "invalid_argument", "id", "a.key", *PASS, "--passphrase-fd", "0")
+    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--verify")
+    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--verify", "--passphrase-env",
+          "UNSET_VAR")
+    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--verify", *PASS,
+          "--passphrase-fd", "0")
     fails(tmp_path, 2, "invalid_argument", "keygen", "c.key", "--unencrypted", *PASS)
 
 
@@ -84,7 +89,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     keygen(tmp_path, "a.key")
     before = (tmp_path / "a.key").read_bytes()
     env = {**ENV, "KEY_PASS": "wrong"}
-    done = subprocess.run([sys.executable, "-m", "agentauth", "id", "a.key", *PASS],
+    done = subprocess.run([sys.executable, "-m", "agentauth", "id", "a.key", "--verify", *PASS],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 3 and "[wrong_passphrase]" in done.stderr
@@ -100,7 +105,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     tampered[-1] ^= 1
     (tmp_path / "x.key").write_bytes(bytes(tampered))
     (tmp_path / "x.key").chmod(0o600)
-    fails(tmp_path, 3, "wrong_passphrase", "id", "x.key", *PASS)
+    fails(tmp_path, 3, "wrong_passphrase", "id", "x.key", "--verify", *PASS)
     v2 = bytearray(before)
     v2[15] = 2
     (tmp_path / "v2.key").write_bytes(bytes(v2))
@@ -126,8 +131,11 @@ def test_export_forms(tmp_path: Path) -> None:
     assert forms == {"did-key": agent_id, "multibase": agent_id[len("did:key:"):],
                      "jwk": {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(
                          key.public_bytes).rstrip(b"=").decode()},
-                     "thumbprint": key.jwk_thumbprint()}
-    assert forms == json.loads(ok(tmp_path, "export", agent_id, "--json"))  # no key needed
+                     "thumbprint": key.jwk_thumbprint(), "verified": False}
+    # An agent id is what it says; a key file opened with --verify is checked.
+    assert {**forms, "verified": True} == json.loads(ok(tmp_path, "export", agent_id, "--json"))
+    assert {**forms, "verified": True} == json.loads(ok(tmp_path, "export", "a.key", "--verify",
+                                                        *PASS, "--json"))
     # The did:key specification's example key, and its thumbprint computed here by hand.
     example = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
     jwk = json.loads(ok(tmp_path, "export", example, "--format", "jwk"))
@@ -147,7 +155,7 @@ def test_trust_add_list_remove(tmp_path: Path) -> None:
     alice, root = keygen(tmp_path, "alice.key"), keygen(tmp_path, "root.key")
     ok(tmp_path, "trust", "add", "alice", alice)
     ok(tmp_path, "trust", "add", "corp", root, "--anchor", "reports/**")
-    rows = json.loads(ok(tmp_path, "trust", "list", "--json"))
+    rows = json.loads(ok(tmp_path, "trust", "list", "--json"))["entries"]
     assert [(r["kind"], r["name"], r["id"], r["namespace"]) for r in rows] == [
         ("peer", "alice", alice, None), ("anchor", "corp", root, "reports/**")]
     assert "corp" in ok(tmp_path, "trust", "list")
@@ -155,7 +163,8 @@ def test_trust_add_list_remove(tmp_path: Path) -> None:
     fails(tmp_path, 2, "agent_id", "trust", "add", "bob", "did:key:nope")
     fails(tmp_path, 2, "invalid_argument", "trust", "add", "x", root, "--anchor", "a/**/b")
     ok(tmp_path, "trust", "remove", "alice")
-    assert [r["name"] for r in json.loads(ok(tmp_path, "trust", "list", "--json"))] == ["corp"]
+    listed = json.loads(ok(tmp_path, "trust", "list", "--json"))
+    assert listed["store"] == "trust.toml" and [r["name"] for r in listed["entries"]] == ["corp"]
     fails(tmp_path, 2, "no entry", "trust", "remove", "alice")
     store = tmp_path / "trust.toml"
     store.write_text(store.read_text().replace("namespace", "namespaces"))
@@ -177,7 +186,7 @@ def test_rotation_on_the_command_line(tmp_path: Path) -> None:
     assert made["old"] == k0 and made["new"] == k1 and len(made["next"]) == 64
     moved = json.loads(ok(tmp_path, "trust", "rotate", "r1.bin", "--json"))
     assert moved["entries"] == ["alice"] and moved["new"] == k1
-    assert json.loads(ok(tmp_path, "trust", "list", "--json"))[0]["retired"] == [k0]
+    assert json.loads(ok(tmp_path, "trust", "list", "--json"))["entries"][0]["retired"] == [k0]
     fails(tmp_path, 1, "key_rotated", "trust", "rotate", "r1.bin")  # accepted once
     ok(tmp_path, "rotate", "--key", "k0.key", "--new", "k3.key", "--out", "stale.bin", *PASS)
     fails(tmp_path, 1, "key_rotated", "trust", "rotate", "stale.bin")
@@ -185,7 +194,7 @@ def test_rotation_on_the_command_line(tmp_path: Path) -> None:
     fails(tmp_path, 1, "rotation_mismatch", "trust", "rotate", "wrong.bin")
     ok(tmp_path, "rotate", "--key", "k1.key", "--new", "k2.key", "--out", "r2.bin", *PASS)
     ok(tmp_path, "trust", "rotate", "r2.bin")
-    assert json.loads(ok(tmp_path, "trust", "list", "--json"))[0]["id"] == k2
+    assert json.loads(ok(tmp_path, "trust", "list", "--json"))["entries"][0]["id"] == k2
     (tmp_path / "junk.bin").write_bytes(b"\x83\x00")
     fails(tmp_path, 3, "malformed", "trust", "rotate", "junk.bin")
     forged = bytearray((tmp_path / "r2.bin").read_bytes())
@@ -309,11 +318,14 @@ def test_the_passphrase_prompt(tmp_path: Path) -> None:
                                  [PASSPHRASE, PASSPHRASE])
     assert status == 0, out
     assert "passphrase again:" in out and PASSPHRASE not in out  # not echoed
-    agent_id = out.strip().splitlines()[-1].strip()
+    # On a terminal the slow Argon2id step is shown, then its line cleared.
+    assert "agentauth: sealing t.key (Argon2id, interactive)...\r\x1b[K" in out
+    agent_id = out.strip().splitlines()[-1].removeprefix("\x1b[K").strip()
     assert agent_id.startswith("did:key:z6Mk")
     assert ok(tmp_path, "id", "t.key", *PASS).strip() == agent_id
-    status, out = _on_a_terminal(tmp_path, ["id", "t.key"], [PASSPHRASE])
-    assert status == 0 and out.strip().splitlines()[-1].strip() == agent_id, out
+    status, out = _on_a_terminal(tmp_path, ["id", "t.key", "--verify"], [PASSPHRASE])
+    assert status == 0 and "agentauth: unlocking t.key (Argon2id)..." in out, out
+    assert out.strip().splitlines()[-1].removeprefix("\x1b[K").strip() == agent_id, out
     status, out = _on_a_terminal(tmp_path, ["keygen", "u.key"], [PASSPHRASE, "other"])
     assert status == 2 and "the passphrases differ" in out
     assert not (tmp_path / "u.key").exists()

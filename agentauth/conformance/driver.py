@@ -18,6 +18,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .._version import __version__
 from ..capability import DetachedInvocations, Request, SessionInvocations, verify_chain
 from ..capability import verify_notice as _verify_notice
 from ..envelope import PendingRequests, open_envelope
@@ -37,7 +38,7 @@ from .interface import from_hex as _from_hex
 
 __all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "Driver", "main"]
 
-IMPLEMENTATION = "agentauth-python 0.1.0"
+IMPLEMENTATION = f"agentauth-python {__version__}"
 #: Engines, verifiers and openers one driver holds at once (``drop`` frees one).
 MAX_OBJECTS = 4096
 
