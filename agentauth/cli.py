@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from . import cli_conformance, cli_keys
@@ -29,9 +30,10 @@ input (a file missing, unreadable or damaged, or a key file that does not unlock
 
 
 def _epilog() -> str:
-    width = max(len(name) for name, _ in ENVIRONMENT)
-    return "environment:\n" + "\n".join(f"  {name:<{width}}  {what}"
-                                        for name, what in ENVIRONMENT)
+    return "environment:\n" + "\n".join(
+        f"  {name}\n" + textwrap.fill(what, 88, initial_indent=" " * 6,
+                                     subsequent_indent=" " * 6)
+        for name, what in ENVIRONMENT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

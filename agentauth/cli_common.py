@@ -100,7 +100,8 @@ ENVIRONMENT = (
     (PASSPHRASE_VARIABLE, "the passphrase of the key files a command opens or creates, "
                           "when neither --passphrase-env nor --passphrase-fd is given "
                           "(before a terminal prompt)"),
-    ("NAME of --passphrase-env NAME", "the passphrase, from the variable the option names"),
+    ("NAME (of --passphrase-env NAME)", "the passphrase, from the variable the option "
+                                         "names; no other variable is read"),
 )
 
 

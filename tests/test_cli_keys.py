@@ -262,7 +262,7 @@ def test_audit_verify_finds_the_exact_record(tmp_path: Path) -> None:
 
 LEAVES = [("demo",), ("keygen",), ("id",), ("export",), ("trust", "add"), ("trust", "list"),
           ("trust", "remove"), ("trust", "rotate"), ("rotate",), ("audit", "verify"),
-          ("delegate",), ("inspect",), ("verify",), ("revoke",)]
+          ("delegate",), ("inspect",), ("verify",), ("revoke",), ("conformance", "run")]
 
 
 @pytest.mark.parametrize("command", LEAVES, ids=" ".join)
@@ -280,7 +280,8 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
 
-def _on_a_terminal(cwd: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
+def _on_a_terminal(cwd: Path, args: list[str], answers: list[str],
+                   env: dict[str, str] = ENV) -> tuple[int, str]:
     """Run agentauth with a pseudo-terminal as its controlling terminal; answer each
     passphrase prompt in turn. Returns the exit status and everything it wrote."""
     import pty  # noqa: PLC0415  (POSIX only)
@@ -289,7 +290,7 @@ def _on_a_terminal(cwd: Path, args: list[str], answers: list[str]) -> tuple[int,
     if pid == 0:  # the child: the terminal is its controlling terminal
         try:
             os.chdir(cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "agentauth", *args], ENV)
+            os.execve(sys.executable, [sys.executable, "-m", "agentauth", *args], env)
         finally:
             os._exit(127)  # never back into the test runner
     seen = b""
@@ -329,3 +330,74 @@ def test_the_passphrase_prompt(tmp_path: Path) -> None:
     status, out = _on_a_terminal(tmp_path, ["keygen", "u.key"], [PASSPHRASE, "other"])
     assert status == 2 and "the passphrases differ" in out
     assert not (tmp_path / "u.key").exists()
+
+
+def test_argon2id_shows_a_line_on_a_terminal_and_nothing_on_a_pipe(tmp_path: Path) -> None:
+    env = {**ENV, "AGENTAUTH_PASSPHRASE": PASSPHRASE}
+    status, out = _on_a_terminal(tmp_path, ["keygen", "t.key", "--preset", "interactive"], [],
+                                 env)
+    assert status == 0 and "agentauth: sealing t.key (Argon2id, interactive)...\r\x1b[K" in out
+    status, out = _on_a_terminal(tmp_path, ["id", "t.key", "--verify"], [], env)
+    assert status == 0 and "agentauth: unlocking t.key (Argon2id)...\r\x1b[K" in out
+    for args in (["keygen", "p.key", "--preset", "interactive"], ["id", "p.key", "--verify"]):
+        done = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=True, stdin=subprocess.DEVNULL)
+        assert done.stderr == "" and done.stdout.startswith("did:key:z6Mk")
+
+
+def test_version(tmp_path: Path) -> None:
+    import agentauth  # noqa: PLC0415
+    from agentauth.conformance.driver import IMPLEMENTATION  # noqa: PLC0415
+
+    assert ok(tmp_path, "--version") == f"agentauth {agentauth.__version__}\n"
+    assert f"agentauth-python {agentauth.__version__}" == IMPLEMENTATION  # one place
+
+
+def test_id_and_export_read_the_header_with_no_passphrase(tmp_path: Path) -> None:
+    agent_id = keygen(tmp_path, "a.key")
+    env = {k: v for k, v in ENV.items() if k != "KEY_PASS"}
+    for args in (["id", "a.key"], ["export", "a.key", "--format", "did-key"]):
+        done = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=False, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and done.stdout.strip() == agent_id, done.stderr
+    # The header is what the file claims: another key written into it is shown as claimed,
+    # and refused once the file is opened.
+    other = PeerKey.from_agent_id(keygen(tmp_path, "b.key"))
+    data = (tmp_path / "a.key").read_bytes()
+    claimed = PeerKey.from_agent_id(agent_id).public_bytes
+    (tmp_path / "c.key").write_bytes(data.replace(claimed, other.public_bytes))
+    (tmp_path / "c.key").chmod(0o600)
+    shown = json.loads(ok(tmp_path, "id", "c.key", "--json"))
+    assert shown == {"agent_id": other.agent_id, "verified": False}
+    fails(tmp_path, 3, "wrong_passphrase", "id", "c.key", "--verify", *PASS)
+    fails(tmp_path, 3, "wrong_passphrase", "export", "c.key", "--verify", *PASS)
+    # The header's form is still checked, and the file's mode.
+    (tmp_path / "d.key").write_bytes(data[:60])
+    (tmp_path / "d.key").chmod(0o600)
+    fails(tmp_path, 3, "key_file_corrupt", "id", "d.key")
+    (tmp_path / "a.key").chmod(0o644)
+    fails(tmp_path, 3, "key_file_permissions", "id", "a.key")
+
+
+def test_the_passphrase_from_agentauth_passphrase(tmp_path: Path) -> None:
+    env = {**ENV, "AGENTAUTH_PASSPHRASE": PASSPHRASE}
+
+    def run(*args: str, environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
+                              env=environment, capture_output=True, text=True, timeout=60,
+                              check=False, stdin=subprocess.DEVNULL)
+
+    made = run("keygen", "e.key", "--preset", "interactive")
+    assert made.returncode == 0, made.stderr
+    assert ok(tmp_path, "id", "e.key", "--verify", *PASS) == made.stdout  # the same phrase
+    assert run("id", "e.key", "--verify").stdout == made.stdout
+    # An option wins over the variable; an empty variable is refused, never a default.
+    wrong = run("id", "e.key", "--verify", *PASS, environment={**env, "KEY_PASS": "other"})
+    assert wrong.returncode == 3 and "[wrong_passphrase]" in wrong.stderr
+    empty = run("id", "e.key", "--verify", environment={**env, "AGENTAUTH_PASSPHRASE": ""})
+    assert empty.returncode == 2 and "may not be empty" in empty.stderr
+    unset = run("id", "e.key", "--verify", environment=ENV)
+    assert unset.returncode == 2 and "AGENTAUTH_PASSPHRASE" in unset.stderr
+    assert "AGENTAUTH_PASSPHRASE" in ok(tmp_path, "keygen", "--help")

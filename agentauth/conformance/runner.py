@@ -113,7 +113,13 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
     return report
 
 
-def _path(value: str) -> Path:
+#: ``--json`` given with no path (or as ``-``): the report goes to standard output.
+STDOUT: Final = "-"
+
+
+def _path(value: str) -> Path | str:
+    if value == STDOUT:  # argparse passes a bare --json's const through here too
+        return value
     return Path(files.path_argument(value))  # '' is not '.'
 
 
@@ -144,10 +150,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the checks whose id matches (repeatable)")
     parser.add_argument("--list", action="store_true",
                         help="print the id of every check, run nothing")
-
-
-#: ``--json`` given with no path: the report goes to standard output.
-STDOUT: Final = "-"
 
 
 def _print_report(report: Report) -> None:
