@@ -393,7 +393,8 @@ class TrustStore:
     # ---------------------------------------------------------------- writing
 
     def dumps(self) -> str:
-        """The TOML text of this store (comments in a hand-edited file are not kept)."""
+        """The TOML text of this store, written afresh (:meth:`save` edits an existing file
+        instead, keeping its comments and order)."""
         out = [_HEADER, f"version = {STORE_VERSION}\n"]
         for entry in self._entries:
             out.append(f"\n[[{entry.kind}]]\nname = {_string(entry.name)}\n"
@@ -410,13 +411,17 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to ``path`` atomically (a new file, then a rename): what was
         there is replaced, unless it is a key file or not a regular file
-        (:func:`agentauth.files.write_file`)."""
+        (:func:`agentauth.files.write_file`). A trust store already there is edited, not
+        rewritten: its comments, layout and the order of its entries stay, entries gone
+        are removed, changed ones changed in place and new ones added after the last of
+        their kind (:func:`_edit`); the text written loads as exactly this store."""
         name = os.fspath(path)
         try:  # keep the file's mode, less any group or other write bit (the loader's rule)
             mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
         except OSError:  # none yet (or none to be had: the write says why)
             mode = 0o644
-        files.write_file(name, self.dumps().encode("utf-8"), mode=mode, force=True,
+        text = _edit(_previous(name), self) or self.dumps()
+        files.write_file(name, text.encode("utf-8"), mode=mode, force=True,
                          keep=keyfile.is_key_file, what="trust store")
 
     def __repr__(self) -> str:
@@ -521,6 +526,108 @@ def editing(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def _previous(name: str) -> str | None:
+    """The text of the trust store at ``name``, if one that loads is there."""
+    try:
+        text = files.read_file(name, MAX_TRUST_STORE, what="trust store").decode("utf-8")
+        TrustStore.parse(text, name)
+    except (FileError, TrustStoreError, UnicodeDecodeError):
+        return None  # nothing to keep: the store is written afresh (or the write refuses)
+    return text
+
+
+def _edit(previous: str | None, store: TrustStore) -> str | None:
+    """``previous`` (a trust store's text) edited to hold ``store``'s entries, keeping its
+    comments and order; None if that cannot be done (an entry written as an inline table,
+    say), when the store is written afresh instead. Style-preserving edits are what
+    tomlkit is for (the standard library reads TOML but does not write it); it is imported
+    only here, so loading a store never needs it."""
+    if previous is None:
+        return None
+    import tomlkit  # noqa: PLC0415 (only an edit needs it)
+    from tomlkit.items import AoT  # noqa: PLC0415
+
+    document = tomlkit.parse(previous)
+    wanted = {entry.name: entry for entry in store.entries}
+    for kind in ("peer", "anchor"):
+        tables = document.get(kind)
+        if tables is None:
+            continue
+        if not isinstance(tables, AoT):
+            return None
+        for index in reversed(range(len(tables))):
+            entry = wanted.get(str(tables[index].get("name")))
+            if entry is None or entry.kind != kind:
+                # Its closing comments open what follows: the entry before keeps them.
+                trailing = _trailing(tables[index])
+                if index > 0:
+                    for item in trailing:
+                        tables[index - 1].add(item)
+                del tables[index]
+            else:
+                _edit_table(tables[index], entry)
+                del wanted[entry.name]
+        if not tables:
+            del document[kind]  # not left behind as "peer = []"
+    for entry in wanted.values():  # new ones, after the last of their kind
+        if entry.kind not in document:
+            document.append(entry.kind, tomlkit.aot())
+        tables = document[entry.kind]
+        assert isinstance(tables, AoT)
+        table = tomlkit.table()
+        _edit_table(table, entry)
+        if len(tables):  # the comments that end the last table now end the new one
+            trailing = _trailing(tables[-1])
+            tables[-1].add(tomlkit.nl())
+            for item in trailing:
+                table.add(item)
+        tables.append(table)
+    text = tomlkit.dumps(document)
+    try:
+        if _by_kind(TrustStore.parse(text).entries) != _by_kind(store.entries):
+            return None
+    except TrustStoreError:
+        return None
+    return text
+
+
+def _by_kind(entries: Iterable[TrustEntry]) -> list[TrustEntry]:
+    """Peers then anchors, each in their order: the order a file loads in."""
+    return sorted(entries, key=lambda entry: entry.kind != "peer")
+
+
+def _trailing(table: Any) -> list[Any]:
+    """Take the comments and blank lines that end ``table`` (a tomlkit table) off it."""
+    body = table.value.body
+    items: list[Any] = []
+    while body and body[-1][0] is None:
+        items.insert(0, body.pop()[1])
+    return items
+
+
+def _edit_table(table: Any, entry: TrustEntry) -> None:
+    """Make ``table`` (a tomlkit table) say what ``entry`` says, changing only what
+    differs; a new key goes after the table's last key, before its closing comments."""
+    fields: dict[str, object] = {"name": entry.name, "id": entry.agent_id}
+    if entry.namespace is not None:
+        fields["namespace"] = entry.namespace
+    if entry.next is not None:
+        fields["next"] = entry.next.hex()
+    if entry.retired:
+        fields["retired"] = [k.agent_id for k in entry.retired]
+    for key in [k for k in table if k not in fields]:
+        del table[key]
+    for key, value in fields.items():
+        if key in table:
+            if table[key] != value:
+                table[key] = value
+        else:
+            trailing = _trailing(table)
+            table.append(key, value)
+            for item in trailing:
+                table.add(item)
 
 
 def _commitment(next_key: str | None) -> bytes | None:

@@ -167,9 +167,17 @@ def test_trust_add_list_remove(tmp_path: Path) -> None:
     assert listed["store"] == "trust.toml" and [r["name"] for r in listed["entries"]] == ["corp"]
     fails(tmp_path, 2, "no entry", "trust", "remove", "alice")
     store = tmp_path / "trust.toml"
+    # Comments and order written by hand stay through the command's edits.
+    store.write_text("# pinned by hand\n" + store.read_text().replace(
+        "[[anchor]]", "# the corporate root\n[[anchor]]") + "# end of store\n")
+    ok(tmp_path, "trust", "add", "bob", alice)
+    ok(tmp_path, "trust", "remove", "bob")
+    assert store.read_text().startswith("# pinned by hand\n")
+    assert "# the corporate root\n[[anchor]]" in store.read_text()
+    assert store.read_text().endswith("# end of store\n")
     store.write_text(store.read_text().replace("namespace", "namespaces"))
     error = fails(tmp_path, 3, "trust_store_invalid", "trust", "list")
-    assert "line 8: anchor[0].namespaces: unknown field" in error
+    assert "line 10: anchor[0].namespaces: unknown field" in error
     store.write_text("version = 1\n[[peer]\n")
     assert "line 2" in fails(tmp_path, 3, "trust_store_invalid", "trust", "list")
     store.write_text("version = 1\n")
