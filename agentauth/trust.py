@@ -25,6 +25,7 @@ statement moves an entry from its old key to the new one, once (:meth:`accept_ro
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from . import audit, crypto, files, keyfile
 from .capability.grants import parse_resource
@@ -103,6 +104,42 @@ def _locate(text: str) -> dict[tuple[str, int, str], int]:
     return lines
 
 
+@functools.cache
+def _document_model() -> Any:
+    """The pydantic model of a trust store file's document: its keys, their types, what is
+    required. Built on the first load: importing pydantic costs about as much as the rest
+    of the package, and nothing but a load needs it."""
+    from pydantic import BaseModel, ConfigDict, Field  # noqa: PLC0415
+
+    class Peer(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+        name: str
+        id: str
+        next: str | None = None
+        retired: list[str] = Field(default_factory=list)
+
+    class Anchor(Peer):
+        namespace: str
+
+    class Document(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+        version: int
+        peer: list[Peer] = Field(default_factory=list)
+        anchor: list[Anchor] = Field(default_factory=list)
+
+    return Document
+
+
+_AGENT_ID = "an agent id is a string 'did:key:z...'"
+_NAME_RULE = ("a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or "
+              "digit")
+_NEXT_RULE = "a next-key commitment is 64 lower-case hex digits"
+# What each entry field must be, said when the model finds it of the wrong type.
+_FIELD_RULES = {"name": _NAME_RULE, "id": _AGENT_ID, "next": _NEXT_RULE,
+                "retired": "retired is a list of agent ids",
+                "namespace": "not a resource pattern: a namespace is a string"}
+
+
 class _Checker:
     """Turns the parsed TOML into entries; every error names its line and field."""
 
@@ -110,74 +147,77 @@ class _Checker:
         self.lines = _locate(text)
         self.source = source
 
-    def fail(self, message: str, kind: str = "", index: int = -1, field: str = "") -> None:
+    def fail(self, message: str, kind: str = "", index: int = -1, field: str = "") -> NoReturn:
         line = self.lines.get((kind, index, field)) or self.lines.get((kind, index, ""))
         where = f"{kind}[{index}]" + (f".{field}" if field else "") if kind else field
         at = f" line {line}:" if line else ""
         raise TrustStoreError(f"{self.source}:{at} {where}: {message}",
                               code="trust_store_invalid")
 
-    def key(self, value: object, kind: str, index: int, field: str) -> PeerKey:
-        if type(value) is not str:
-            self.fail("an agent id is a string 'did:key:z...'", kind, index, field)
+    def explain(self, errors: list[Any]) -> NoReturn:
+        """Fail with the model's first complaint (an unknown field before any other), in
+        the words and at the line and field a person edits."""
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        loc, problem = error["loc"], error["type"]
+        if len(loc) == 1:  # a top-level key
+            field = str(loc[0])
+            if problem == "extra_forbidden":
+                self.fail("unknown field (allowed: version, peer, anchor)", field=field)
+            if field == "version" and problem == "missing":
+                self.fail("the field 'version' is missing (version = 1)", field=field)
+            if field == "version":
+                self.fail(f"version {error['input']!r} is not one this release reads "
+                          f"({STORE_VERSION})", field=field)
+            self.fail(f"write each {field} as a [[{field}]] table", field=field)
+        kind, index = str(loc[0]), int(loc[1])
+        if len(loc) == 2:
+            self.fail("must be a table", kind, index)
+        field = str(loc[2])
+        if problem == "extra_forbidden":
+            self.fail(f"unknown field (allowed: {', '.join(sorted(_FIELDS[kind]))})",
+                      kind, index, field)
+        if problem == "missing":
+            self.fail(f"the field {field!r} is missing", kind, index)
+        self.fail(_AGENT_ID if len(loc) > 3 else _FIELD_RULES[field], kind, index, field)
+
+    def key(self, value: str, kind: str, index: int, field: str) -> PeerKey:
         try:
-            return PeerKey.from_agent_id(str(value))
+            return PeerKey.from_agent_id(value)
         except AgentAuthError as exc:
             self.fail(exc.message, kind, index, field)
-            raise  # unreachable: fail raises
 
-    def entry(self, kind: str, index: int, table: object) -> TrustEntry:
-        if type(table) is not dict:
-            self.fail("must be a table", kind, index)
-        assert isinstance(table, dict)
-        for field in table:
-            if field not in _FIELDS[kind]:
-                self.fail(f"unknown field (allowed: {', '.join(sorted(_FIELDS[kind]))})",
-                          kind, index, field)
-        for field in _REQUIRED[kind]:
-            if field not in table:
-                self.fail(f"the field {field!r} is missing", kind, index)
-        name = table["name"]
-        if type(name) is not str or not _NAME.fullmatch(name):
-            self.fail("a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
-                      "letter or digit", kind, index, "name")
-        key = self.key(table["id"], kind, index, "id")
+    def entry(self, kind: str, index: int, table: Any) -> TrustEntry:
+        """One entry the model has checked the form of: now its values."""
+        if not _NAME.fullmatch(table.name):
+            self.fail(_NAME_RULE, kind, index, "name")
+        key = self.key(table.id, kind, index, "id")
         namespace = None
         if kind == "anchor":
-            namespace = table["namespace"]
+            namespace = table.namespace
             try:
                 parse_resource(namespace)
             except AgentAuthError as exc:
                 self.fail(f"not a resource pattern: {exc.message}", kind, index, "namespace")
         commitment = None
-        if "next" in table:
-            value = table["next"]
-            if type(value) is not str or not _HEX32.fullmatch(value):
-                self.fail("a next-key commitment is 64 lower-case hex digits", kind, index,
-                          "next")
-            commitment = bytes.fromhex(str(value))
-        retired = table.get("retired", [])
-        if type(retired) is not list:
-            self.fail("retired is a list of agent ids", kind, index, "retired")
-        old = tuple(self.key(v, kind, index, "retired") for v in retired)
-        return TrustEntry(kind, str(name), key, namespace, commitment, old)
+        if table.next is not None:
+            if not _HEX32.fullmatch(table.next):
+                self.fail(_NEXT_RULE, kind, index, "next")
+            commitment = bytes.fromhex(table.next)
+        old = tuple(self.key(v, kind, index, "retired") for v in table.retired)
+        return TrustEntry(kind, table.name, key, namespace, commitment, old)
 
     def store(self, document: dict[str, Any]) -> list[TrustEntry]:
-        for field in document:
-            if field not in ("version", "peer", "anchor"):
-                self.fail("unknown field (allowed: version, peer, anchor)", field=field)
-        if "version" not in document:
-            self.fail("the field 'version' is missing (version = 1)", field="version")
-        version = document["version"]
-        if type(version) is not int or version != STORE_VERSION:
-            self.fail(f"version {version!r} is not one this release reads "
+        from pydantic import ValidationError  # noqa: PLC0415 (loaded by the model already)
+
+        try:
+            checked = _document_model().model_validate(document)
+        except ValidationError as exc:
+            self.explain(exc.errors())
+        if checked.version != STORE_VERSION:
+            self.fail(f"version {checked.version!r} is not one this release reads "
                       f"({STORE_VERSION})", field="version")
-        entries = []
-        for kind in ("peer", "anchor"):
-            tables = document.get(kind, [])
-            if type(tables) is not list:
-                self.fail(f"write each {kind} as a [[{kind}]] table", field=kind)
-            entries += [self.entry(kind, i, t) for i, t in enumerate(tables)]
+        entries = [self.entry(kind, i, t) for kind in ("peer", "anchor")
+                   for i, t in enumerate(getattr(checked, kind))]
         try:
             _check_consistent(entries)
         except TrustStoreError as exc:
