@@ -54,6 +54,7 @@ __all__ = [
     "EXIT_USAGE",
     "PASSPHRASE_VARIABLE",
     "AuditOut",
+    "ConformanceListOut",
     "ConformanceOut",
     "DelegateOut",
     "DemoOut",
@@ -464,6 +465,12 @@ class ConformanceOut(Output):
     totals: dict[str, int]
     sections: dict[str, dict[str, int]]
     checks: list[dict[str, Any]]
+
+
+class ConformanceListOut(Output):
+    """``conformance run --list --json``: the id of every check, in run order."""
+
+    checks: list[str]
 
 
 def emit(args: argparse.Namespace, data: Output, text: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli_common import ConformanceOut, fail
+from .cli_common import ConformanceListOut, ConformanceOut, fail
 from .conformance import driver, runner
 from .conformance.report import Report
 
@@ -41,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     def show(report: Report) -> None:
         print(ConformanceOut.model_validate_json(report.to_json()).model_dump_json(indent=2))
 
+    def show_ids(ids: list[str]) -> None:
+        print(ConformanceListOut(checks=ids).model_dump_json(indent=2))
+
     def error(status: int, message: str, code: str | None) -> int:
         kind = "usage" if status == 2 else "bad input"
         return fail(as_json, status, kind, f"[{code}] {message}" if code else message, code)
 
-    return runner.run_from_args(args, show=show if as_json else None, error=error)
+    return runner.run_from_args(args, show=show if as_json else None,
+                                show_ids=show_ids if as_json else None, error=error)

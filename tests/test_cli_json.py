@@ -101,6 +101,7 @@ def test_every_documented_example_has_the_real_outputs_keys(tmp_path: Path) -> N
     real["conformance run"] = as_json(
         tmp_path, "conformance", "run", "--driver",
         f"{sys.executable} -m agentauth conformance driver", "--mutations", "0")
+    real["conformance run --list"] = as_json(tmp_path, "conformance", "run", "--list")
     refused = agentauth(tmp_path, "verify", "alice.chain", "--anchor", ids["alice"], "--json")
     assert refused.returncode == 1
     real["error"] = json.loads(refused.stdout)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import secrets
 import sys
 import time
@@ -161,16 +162,23 @@ def _print_error(status: int, message: str, code: str | None) -> int:
     return status
 
 
+def _print_ids(ids: list[str]) -> None:
+    sys.stdout.write(json.dumps({"checks": ids}, indent=2) + "\n")
+
+
 def run_from_args(args: argparse.Namespace, *,
                   show: Callable[[Report], None] | None = None,
+                  show_ids: Callable[[list[str]], None] | None = None,
                   error: Callable[[int, str, str | None], int] = _print_error) -> int:
     """Run as the parsed options say; print the summary (or pass the report to ``show``:
-    by default, with ``--json`` and no path, its JSON on standard output); return the
-    exit code. Each failure to run goes to ``error(status, message, code)``, whose return
-    is the exit code (by default a line ``error: ...`` on stderr)."""
+    by default, with ``--json`` and no path, its JSON on standard output; with ``--list``,
+    the ids to ``show_ids``, by default ``{"checks": [...]}`` then); return the exit
+    code. Each failure to run goes to ``error(status, message, code)``, whose return is the
+    exit code (by default a line ``error: ...`` on stderr)."""
     if args.json == STDOUT:
         args.json = None
         show = show or _print_report
+        show_ids = show_ids or _print_ids
     if args.mutations < 0 or args.timeout <= 0 or (args.seed is not None and args.seed < 0):
         return error(2, "--mutations, --seed and --timeout must not be negative",
                      "invalid_argument")
@@ -180,7 +188,10 @@ def run_from_args(args: argparse.Namespace, *,
                                 peer=args.peer_driver is not None)
         except InvalidArgument as exc:
             return error(3, exc.message, exc.code)
-        sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
+        if show_ids is not None:
+            show_ids([c.id for c in checks])
+        else:
+            sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
         return 0
     if not args.driver:
         return error(2, "--driver COMMAND is required", "invalid_argument")
