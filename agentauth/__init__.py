@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .envelope import Envelope, PendingRequests, check_envelope, open_envelope, seal
 from .errors import (
     ERROR_CODES,
@@ -82,8 +83,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _ASYNC)
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ERROR_CODES",

@@ -33,6 +33,7 @@ __all__ = [
     "KEY_FILE_VERSION",
     "PRESETS",
     "check_output",
+    "claimed_public_key",
     "is_encrypted",
     "is_key_file",
     "open_seed",
@@ -130,8 +131,9 @@ def _fields(data: bytes) -> list[object]:
     return fields
 
 
-def open_seed(data: bytes, passphrase: str | bytes) -> tuple[bytes, bytes]:
-    """Open a version 1 key file: ``(seed, public_key)``, or a :class:`KeyFileError`."""
+def _checked(data: bytes) -> tuple[int, int, bytes, bytes, bytes, bytes]:
+    """A version 1 key file's ``(opslimit, memlimit, salt, nonce, public_key, box)``, every
+    element's type, length and range checked (nothing opened)."""
     fields = _fields(data)
     _, _, opslimit, memlimit, salt, nonce, public_key, box = fields
     if not (type(opslimit) is int and _MIN_OPS <= opslimit <= _MAX_OPS
@@ -144,6 +146,22 @@ def open_seed(data: bytes, passphrase: str | bytes) -> tuple[bytes, bytes]:
             and type(box) is bytes and len(box) == _BOX_LEN):
         raise KeyFileError("a key file field has the wrong type or length",
                            code="key_file_corrupt")
+    return opslimit, memlimit, salt, nonce, public_key, box
+
+
+def claimed_public_key(data: bytes) -> bytes:
+    """The public key a version 1 key file's header records, read without the passphrase
+    (and without Argon2id's cost), after the same checks of its form as :func:`open_seed`.
+
+    The header is authenticated only when the file is opened: this is the key the file
+    CLAIMS to hold, enough to say which agent a file is for (``agentauth id``), never to
+    trust it; :func:`open_seed` checks that the sealed seed derives it."""
+    return _checked(data)[4]
+
+
+def open_seed(data: bytes, passphrase: str | bytes) -> tuple[bytes, bytes]:
+    """Open a version 1 key file: ``(seed, public_key)``, or a :class:`KeyFileError`."""
+    opslimit, memlimit, salt, nonce, public_key, box = _checked(data)
     header = data[:len(data) - len(wire.encode_value(box))]  # the exact bytes read
     key = crypto.argon2id(passphrase_bytes(passphrase), salt, opslimit, memlimit)
     try:

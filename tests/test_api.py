@@ -34,7 +34,7 @@ EXPECTED_EXPORTS = {
 # Layer of each module: a module may import only from its own layer or lower ones.
 LAYERS = {
     # foundations
-    "errors": 0, "crypto": 1, "wire": 1, "verdict": 1, "files": 1, "keyfile": 1,
+    "errors": 0, "_version": 0, "crypto": 1, "wire": 1, "verdict": 1, "files": 1, "keyfile": 1,
     # the protocol core
     "identity": 2, "noise": 2, "replay": 2, "audit": 2,
     "envelope": 3, "session": 3, "capability": 3,

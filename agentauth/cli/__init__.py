@@ -8,12 +8,13 @@ stderr. Exit codes: 0 success, 1 refused, 2 usage error, 3 bad input
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import textwrap
 from collections.abc import Sequence
 
+from .._version import __version__
 from . import conformance, keys
-from .common import Parser, add_json
+from .common import ENVIRONMENT, EXIT_USAGE, DemoOut, Parser, UsageError, add_json, emit, fail
 from .demo import run_demo
 from .tokens import add_commands, run
 
@@ -22,14 +23,24 @@ __all__ = ["main"]
 _DESCRIPTION = """\
 Agents prove who they are to each other and decide what each may do.
 
-Every command takes --json and --help (with an example); errors are one line on stderr.
-Exit codes: 0 success, 1 refused (the error code is printed), 2 usage error, 3 bad input
-(a file missing, unreadable or damaged, or a key file that does not unlock)."""
+Every command takes --json (one JSON object on stdout, times in Unix seconds; a failure is
+{"error": {"code", "kind", "reason"}}) and --help (with an example); errors are one line on
+stderr. Exit codes: 0 success, 1 refused (the error code is printed), 2 usage error, 3 bad
+input (a file missing, unreadable or damaged, or a key file that does not unlock)."""
+
+
+def _epilog() -> str:
+    return "environment:\n" + "\n".join(
+        f"  {name}\n" + textwrap.fill(what, 88, initial_indent=" " * 6,
+                                     subsequent_indent=" " * 6)
+        for name, what in ENVIRONMENT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentauth`` command."""
-    parser = Parser(prog="agentauth", description=_DESCRIPTION)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = Parser(prog="agentauth", description=_DESCRIPTION, epilog=_epilog())
+    parser.add_argument("--version", action="version", version=f"agentauth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="four agents over loopback TCP: accepted, "
                                             "refused, and a replay rejected",
@@ -39,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys.add_commands(commands)
     add_commands(commands)
     conformance.add_commands(commands)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(arguments)
+    except UsageError as exc:
+        return fail("--json" in arguments, EXIT_USAGE, "usage", exc.message,
+                    "invalid_argument")
     if args.command == "conformance":
         return conformance.run(args)
     return run(args)
@@ -50,7 +65,7 @@ def _demo(args: argparse.Namespace) -> int:
         return run_demo()
     lines: list[str] = []
     status = run_demo(lines.append)
-    print(json.dumps({"ok": status == 0, "log": lines}, indent=2))
+    emit(args, DemoOut(ok=status == 0, log=lines), "")
     return status
 
 

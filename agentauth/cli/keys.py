@@ -12,13 +12,29 @@ import os
 import time
 from typing import Any
 
-from .. import files
+from .. import files, keyfile
 from ..identity import Identity, PeerKey
 from ..keyfile import DEFAULT_PRESET, PRESETS, check_output, write_output
 from ..keys.auditlog import verify_audit_log
 from ..keys.rotation import MAX_ROTATION, parse_rotation, rotate
 from ..keys.trust import TrustEntry, TrustStore, editing
-from .common import add_passphrase_options, emit, load_identity, new_passphrase, subcommand
+from .common import (
+    AuditOut,
+    ExportOut,
+    IdOut,
+    KeygenOut,
+    RotateOut,
+    TrustChangeOut,
+    TrustEntryOut,
+    TrustListOut,
+    TrustRotateOut,
+    add_passphrase_options,
+    emit,
+    load_identity,
+    new_passphrase,
+    subcommand,
+    working,
+)
 
 __all__ = ["add_commands"]
 
@@ -33,28 +49,41 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if passphrase is None:
         identity.save(args.path, unencrypted=True)
     else:
-        identity.save(args.path, passphrase, preset=args.preset)
-    emit(args, {"agent_id": identity.agent_id, "path": args.path,
-                "encrypted": passphrase is not None,
-                "preset": args.preset if passphrase is not None else None},
+        with working(f"sealing {args.path} (Argon2id, {args.preset})"):
+            identity.save(args.path, passphrase, preset=args.preset)
+    emit(args, KeygenOut(agent_id=identity.agent_id, path=args.path,
+                         encrypted=passphrase is not None,
+                         preset=args.preset if passphrase is not None else None),
          identity.agent_id)
     return 0
 
 
+def key_file_public_key(args: argparse.Namespace, path: str) -> tuple[PeerKey, bool]:
+    """The public key of key file ``path`` and whether it was verified: with ``--verify``
+    (or for an unencrypted file, whose seed is in clear) the file is opened and the seed
+    derives it; else it is what the encrypted file's header claims, read with no
+    passphrase (spec 14.1)."""
+    data = keyfile.read_key_file(path)
+    if args.verify or not keyfile.is_encrypted(data):
+        return load_identity(args, path).peer, True
+    return PeerKey.from_bytes(keyfile.claimed_public_key(data)), False
+
+
 def cmd_id(args: argparse.Namespace) -> int:
-    identity = load_identity(args, args.path)
-    emit(args, {"agent_id": identity.agent_id}, identity.agent_id)
+    key, verified = key_file_public_key(args, args.path)
+    emit(args, IdOut(agent_id=key.agent_id, verified=verified), key.agent_id)
     return 0
 
 
 EXPORT_FORMATS = ("did-key", "multibase", "jwk", "thumbprint")
 
 
-def _public_key(args: argparse.Namespace, source: str) -> PeerKey:
-    """An agent id as given, or the public half of a key file."""
+def _public_key(args: argparse.Namespace, source: str) -> tuple[PeerKey, bool]:
+    """An agent id as given, or the public half of a key file; whether it was verified
+    (an agent id is what it says; a key file's header, see :func:`key_file_public_key`)."""
     if source.startswith("did:"):
-        return PeerKey.from_agent_id(source)
-    return load_identity(args, source).peer
+        return PeerKey.from_agent_id(source), True
+    return key_file_public_key(args, source)
 
 
 def export_forms(key: PeerKey) -> dict[str, Any]:
@@ -64,13 +93,15 @@ def export_forms(key: PeerKey) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    forms = export_forms(_public_key(args, args.source))
+    key, verified = _public_key(args, args.source)
+    forms = export_forms(key)
     if args.format:
         value = forms[args.format]
         text = value if isinstance(value, str) else _compact(value)
-        emit(args, {args.format: value}, text)
+        emit(args, ExportOut.model_validate({args.format: value, "verified": verified}),
+             text)
     else:
-        emit(args, forms, "\n".join(
+        emit(args, ExportOut.model_validate({**forms, "verified": verified}), "\n".join(
             f"{name:<11}{value if isinstance(value, str) else _compact(value)}"
             for name, value in forms.items()))
     return 0
@@ -89,11 +120,11 @@ def _load_store(path: str, *, create: bool = False) -> TrustStore:
     return TrustStore.load(path)
 
 
-def _entry_json(entry: TrustEntry) -> dict[str, Any]:
-    return {"kind": entry.kind, "name": entry.name, "id": entry.agent_id,
-            "namespace": entry.namespace,
-            "next": None if entry.next is None else entry.next.hex(),
-            "retired": [k.agent_id for k in entry.retired]}
+def _entry_json(entry: TrustEntry) -> TrustEntryOut:
+    return TrustEntryOut(kind=entry.kind, name=entry.name, id=entry.agent_id,
+                         namespace=entry.namespace,
+                         next=None if entry.next is None else entry.next.hex(),
+                         retired=[k.agent_id for k in entry.retired])
 
 
 def cmd_trust_add(args: argparse.Namespace) -> int:
@@ -107,7 +138,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         store.save(args.store)
     entry = store.get(args.name)
     assert entry is not None
-    emit(args, _entry_json(entry),
+    emit(args, TrustChangeOut(store=args.store, action="added", entry=_entry_json(entry)),
          f"{args.store}: {entry.kind} {entry.name} {entry.agent_id}"
          + (f" for {entry.namespace}" if entry.namespace else ""))
     return 0
@@ -120,7 +151,7 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
                      + (f"  {e.namespace}" if e.namespace else "")
                      + (f"  ({len(e.retired)} key(s) retired)" if e.retired else "")
                      for e in store.entries) or "(empty)"
-    emit(args, rows, text)
+    emit(args, TrustListOut(store=args.store, entries=rows), text)
     return 0
 
 
@@ -130,7 +161,8 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
         entry = store.get(args.name)
         store.remove(args.name).save(args.store)
     assert entry is not None
-    emit(args, _entry_json(entry), f"{args.store}: removed {entry.kind} {entry.name}")
+    emit(args, TrustChangeOut(store=args.store, action="removed", entry=_entry_json(entry)),
+         f"{args.store}: removed {entry.kind} {entry.name}")
     return 0
 
 
@@ -145,9 +177,9 @@ def cmd_trust_rotate(args: argparse.Namespace) -> int:
         moved, rotation = _load_store(args.store).accept_rotation(statement)
         moved.save(args.store)
     names = [e.name for e in moved.entries if e.key == rotation.new]
-    emit(args, {"old": rotation.old.agent_id, "new": rotation.new.agent_id,
-                "entries": names, "next": None if rotation.next is None else
-                rotation.next.hex()},
+    emit(args, TrustRotateOut(store=args.store, old=rotation.old.agent_id,
+                              new=rotation.new.agent_id, entries=names,
+                              next=None if rotation.next is None else rotation.next.hex()),
          f"{args.store}: {', '.join(names)} now {rotation.new.agent_id}")
     return 0
 
@@ -167,8 +199,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     statement = rotate(old, new, now=int(time.time()), next_key=args.next)
     write_output(args.out, statement, what="statement file")  # never over another file
     rotation = parse_rotation(statement)
-    emit(args, {"out": args.out, "old": old.agent_id, "new": new.agent_id,
-                "next": None if rotation.next is None else rotation.next.hex()},
+    emit(args, RotateOut(out=args.out, old=old.agent_id, new=new.agent_id,
+                         next=None if rotation.next is None else rotation.next.hex()),
          f"{args.out}: {old.agent_id} -> {new.agent_id}"
          + (" (next key committed)" if rotation.next else ""))
     return 0
@@ -179,7 +211,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     summary = verify_audit_log(args.log, head=args.head)
-    emit(args, {"ok": True, "records": summary.records, "head": summary.head},
+    emit(args, AuditOut(ok=True, records=summary.records, head=summary.head),
          f"ok: {summary.records} record(s), head {summary.head}")
     return 0
 
@@ -199,9 +231,11 @@ def add_commands(commands: Any) -> None:
     add_passphrase_options(p, creating=True)
     p.set_defaults(run=cmd_keygen)
 
-    p = subcommand(commands, "id", "print the agent id of a key file",
-                "agentauth id alice.key --passphrase-fd 3 3<passphrase.txt")
+    p = subcommand(commands, "id", "print the agent id of a key file, as its header claims "
+                                   "(no passphrase; --verify opens the file to check it)",
+                "agentauth id alice.key")
     p.add_argument("path", help="the key file")
+    _verify_option(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_id)
 
@@ -210,9 +244,42 @@ def add_commands(commands: Any) -> None:
                 "agentauth export did:key:z6Mk... --format jwk")
     p.add_argument("source", help="a key file, or an agent id (did:key:...)")
     p.add_argument("--format", choices=EXPORT_FORMATS, help="only this form")
+    _verify_option(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_export)
 
+    _add_trust_commands(commands)
+
+    p = subcommand(commands, "rotate", "write a rotation statement from an old key to a new one",
+                "agentauth rotate --key old.key --new new.key --next did:key:z6Mk... "
+                "--out rotation.bin --passphrase-env PASS")
+    p.add_argument("--key", required=True, help="the key file of the key being retired")
+    p.add_argument("--new", required=True, help="the key file of its successor")
+    p.add_argument("--next", metavar="AGENT_ID",
+                   help="commit to the key the new one will rotate to (pre-rotation)")
+    p.add_argument("--out", required=True, help="the statement file to write")
+    add_passphrase_options(p)
+    p.add_argument("--new-passphrase-env", metavar="NAME",
+                   help="the new key file's passphrase, if not the old one's, from NAME")
+    p.add_argument("--new-passphrase-fd", metavar="FD", type=int,
+                   help="the new key file's passphrase, if not the old one's, from FD")
+    p.set_defaults(run=cmd_rotate)
+
+    audit = commands.add_parser("audit", help="check an audit log",
+                                description="check an audit log",
+                                epilog="example:\n  agentauth audit verify audit.log")
+    actions = audit.add_subparsers(dest="action", required=True)
+    p = subcommand(actions, "verify", "check every record of a hash-chained audit log; name "
+                                   "the first one edited, dropped or reordered",
+                "agentauth audit verify audit.log --head 3f1c...")
+    p.add_argument("log")
+    p.add_argument("--head", help="the hash the last record must have (catches records "
+                                  "dropped from the end)")
+    p.set_defaults(run=cmd_audit_verify)
+
+
+def _add_trust_commands(commands: Any) -> None:
+    """Register ``trust add``, ``list``, ``remove`` and ``rotate``."""
     trust = commands.add_parser("trust", help="edit or show a trust store (pinned peers, "
                                               "trust anchors)",
                                 description="edit or show a trust store",
@@ -243,32 +310,11 @@ def add_commands(commands: Any) -> None:
     _store_option(p)
     p.set_defaults(run=cmd_trust_rotate)
 
-    p = subcommand(commands, "rotate", "write a rotation statement from an old key to a new one",
-                "agentauth rotate --key old.key --new new.key --next did:key:z6Mk... "
-                "--out rotation.bin --passphrase-env PASS")
-    p.add_argument("--key", required=True, help="the key file of the key being retired")
-    p.add_argument("--new", required=True, help="the key file of its successor")
-    p.add_argument("--next", metavar="AGENT_ID",
-                   help="commit to the key the new one will rotate to (pre-rotation)")
-    p.add_argument("--out", required=True, help="the statement file to write")
-    add_passphrase_options(p)
-    p.add_argument("--new-passphrase-env", metavar="NAME",
-                   help="the new key file's passphrase, if not the old one's, from NAME")
-    p.add_argument("--new-passphrase-fd", metavar="FD", type=int,
-                   help="the new key file's passphrase, if not the old one's, from FD")
-    p.set_defaults(run=cmd_rotate)
 
-    audit = commands.add_parser("audit", help="check an audit log",
-                                description="check an audit log",
-                                epilog="example:\n  agentauth audit verify audit.log")
-    actions = audit.add_subparsers(dest="action", required=True)
-    p = subcommand(actions, "verify", "check every record of a hash-chained audit log; name "
-                                   "the first one edited, dropped or reordered",
-                "agentauth audit verify audit.log --head 3f1c...")
-    p.add_argument("log")
-    p.add_argument("--head", help="the hash the last record must have (catches records "
-                                  "dropped from the end)")
-    p.set_defaults(run=cmd_audit_verify)
+def _verify_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verify", action="store_true",
+                        help="open the key file (asks for the passphrase) and check that its "
+                             "seed derives the public key its header claims")
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,6 @@ Output files (``--out``) are written atomically and never over an existing file 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -43,12 +42,19 @@ from .common import (
     EXIT_BAD_INPUT,
     EXIT_REFUSED,
     EXIT_USAGE,
+    DelegateOut,
+    GrantOut,
+    InspectOut,
+    LinkOut,
+    RevokeOut,
+    VerifyOut,
     add_force,
     add_passphrase_options,
     emit,
     load_identity,
     run_command,
     subcommand,
+    when,
 )
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "add_commands", "run"]
@@ -102,21 +108,21 @@ def _describe_constraint(c: Any) -> str:
     return f"starts with {c.prefix!r}"
 
 
-def _link_json(link: Link) -> dict[str, Any]:
-    return {
-        "id": link.id.hex(),
-        "issuer": format_agent_id(link.issuer),
-        "audience": format_agent_id(link.audience),
-        "subject": format_agent_id(link.subject),
-        "parent": link.parent.hex() or None,
-        "not_before": link.not_before,
-        "expires": link.expires,
-        "budget": link.budget,
-        "grants": [{"resource": g.resource, "actions": sorted(g.actions),
-                    "constraints": {n: _describe_constraint(c)
-                                    for n, c in g.constraints.items()}}
-                   for g in link.grants],
-    }
+def _link_json(link: Link) -> LinkOut:
+    return LinkOut(
+        id=link.id.hex(),
+        issuer=format_agent_id(link.issuer),
+        audience=format_agent_id(link.audience),
+        subject=format_agent_id(link.subject),
+        parent=link.parent.hex() or None,
+        not_before=link.not_before,
+        expires=link.expires,
+        budget=link.budget,
+        grants=[GrantOut(resource=g.resource, actions=sorted(g.actions),
+                         constraints={n: _describe_constraint(c)
+                                      for n, c in g.constraints.items()})
+                for g in link.grants],
+    )
 
 
 def _read(path: str) -> bytes:
@@ -141,35 +147,54 @@ def cmd_delegate(args: argparse.Namespace) -> int:
                     not_before=not_before, expires=expires, budget=args.budget,
                     parent=parents[-1] if parents else None)
     write_output(args.out, encode_chain([*parents, link]), force=args.force)
-    emit(args, {"out": args.out, "links": len(parents) + 1, "holder": args.to,
-                "link": _link_json(link)},
-         f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}")
+    emit(args, DelegateOut(out=args.out, links=len(parents) + 1, holder=args.to,
+                           link=_link_json(link)),
+         f"{args.out}: {len(parents) + 1} link(s); the holder is {args.to}; expires "
+         f"{when(link.expires, now)}")
     return 0
+
+
+_UNVERIFIED = ("NOT VERIFIED: what the chain claims; no signature, root or time was "
+               "checked (give --anchor to verify)")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    links = decode_chain(_read(args.chain))
-    if args.json:
-        print(json.dumps([_link_json(link) for link in links], indent=2))
-        return 0
+    chain = _read(args.chain)
+    now = int(time.time()) if args.now is None else args.now
+    if args.anchor:  # verified first: a refusal is the answer, with its code (exit 1)
+        links = list(verify_chain(chain, _anchors(args.anchor), now=now))
+        heading = (f"verified at {when(now, now)} against {len(args.anchor)} "
+                   f"anchor(s): signatures, roots, narrowing and times hold")
+    else:
+        links = list(decode_chain(chain))
+        heading = _UNVERIFIED
+    lines = [heading]
     for depth, link in enumerate(links):
         pad = "  " * depth
-        print(f"{pad}link {depth} {link.id.hex()[:16]}  "
-              f"{format_agent_id(link.issuer)} -> {format_agent_id(link.audience)}")
-        print(f"{pad}  valid {link.not_before}..{link.expires}, "
-              f"{link.budget} more delegation(s) allowed")
+        lines.append(f"{pad}link {depth} {link.id.hex()[:16]}  "
+                     f"{format_agent_id(link.issuer)} -> {format_agent_id(link.audience)}")
+        lines.append(f"{pad}  valid from {when(link.not_before, now)} until "
+                     f"{when(link.expires, now)}, {link.budget} more delegation(s) allowed")
         for grant in link.grants:
-            print(f"{pad}  {grant.resource}: {', '.join(sorted(grant.actions))}")
-            for name, c in grant.constraints.items():
-                print(f"{pad}    {name} {_describe_constraint(c)}")
+            lines.append(f"{pad}  {grant.resource}: {', '.join(sorted(grant.actions))}")
+            lines += [f"{pad}    {name} {_describe_constraint(c)}"
+                      for name, c in grant.constraints.items()]
+    emit(args, InspectOut(verified=bool(args.anchor), now=now if args.anchor else None,
+                          links=[_link_json(link) for link in links]), "\n".join(lines))
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def _anchors(items: list[str]) -> dict[str, str]:
+    """``AGENT_ID[=NAMESPACE]`` options as the anchors ``verify_chain`` takes."""
     anchors: dict[str, str] = {}
-    for item in args.anchor:
+    for item in items:
         agent_id, _, namespace = item.partition("=")
         anchors[agent_id] = namespace or "**"
+    return anchors
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    anchors = _anchors(args.anchor)
     request = None
     if args.request is not None:  # an empty one is malformed, not absent
         resource, sep, action = args.request.rpartition(":")
@@ -192,9 +217,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-    emit(args, {"ok": True, "links": len(links),
-                "holder": format_agent_id(links[-1].audience)},
-         f"ok: {len(links)} link(s), holder {format_agent_id(links[-1].audience)}")
+    holder_id = format_agent_id(links[-1].audience)
+    expires = min(link.expires for link in links)
+    emit(args, VerifyOut(ok=True, links=len(links), holder=holder_id, expires=expires),
+         f"ok: {len(links)} link(s), holder {holder_id}, expires {when(expires, now)}")
     return 0
 
 
@@ -215,8 +241,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         store.close()
     if args.out is not None:
         write_output(args.out, notice, force=args.force)
-    emit(args, {"link": args.link, "id": links[args.link].id.hex(), "added": added,
-                "out": args.out},
+    emit(args, RevokeOut(link=args.link, id=links[args.link].id.hex(), added=added,
+                         out=args.out),
          f"link {args.link} ({links[args.link].id.hex()[:16]}) revoked"
          + ("" if added else " (already)"))
     return 0
@@ -243,9 +269,14 @@ def add_commands(commands: Any) -> None:
     add_force(p)
     add_passphrase_options(p)
     p.set_defaults(run=cmd_delegate)
-    p = subcommand(commands, "inspect", "show a chain as a tree (or --json)",
-                "agentauth inspect alice.chain --json")
+    p = subcommand(commands, "inspect", "show a chain as a tree (or --json): NOT verified "
+                                        "unless --anchor is given, then verified first",
+                "agentauth inspect alice.chain --anchor did:key:z6Mk...root")
     p.add_argument("chain")
+    p.add_argument("--anchor", action="append", default=[],
+                   help="AGENT_ID[=NAMESPACE] of a trusted root (repeat for several): verify "
+                        "the chain against them before showing it")
+    p.add_argument("--now", type=int, help="the time to verify at (Unix seconds)")
     p.set_defaults(run=cmd_inspect)
     p = subcommand(commands, "verify", "verify a chain and optionally a request",
                 "agentauth verify alice.chain --anchor did:key:z6Mk...root "

@@ -25,6 +25,7 @@ statement moves an entry from its old key to the new one, once (:meth:`accept_ro
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from .. import audit, crypto, files, keyfile
 from ..capability.grants import parse_resource
@@ -103,6 +104,42 @@ def _locate(text: str) -> dict[tuple[str, int, str], int]:
     return lines
 
 
+@functools.cache
+def _document_model() -> Any:
+    """The pydantic model of a trust store file's document: its keys, their types, what is
+    required. Built on the first load: importing pydantic costs about as much as the rest
+    of the package, and nothing but a load needs it."""
+    from pydantic import BaseModel, ConfigDict, Field  # noqa: PLC0415
+
+    class Peer(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+        name: str
+        id: str
+        next: str | None = None
+        retired: list[str] = Field(default_factory=list)
+
+    class Anchor(Peer):
+        namespace: str
+
+    class Document(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+        version: int
+        peer: list[Peer] = Field(default_factory=list)
+        anchor: list[Anchor] = Field(default_factory=list)
+
+    return Document
+
+
+_AGENT_ID = "an agent id is a string 'did:key:z...'"
+_NAME_RULE = ("a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or "
+              "digit")
+_NEXT_RULE = "a next-key commitment is 64 lower-case hex digits"
+# What each entry field must be, said when the model finds it of the wrong type.
+_FIELD_RULES = {"name": _NAME_RULE, "id": _AGENT_ID, "next": _NEXT_RULE,
+                "retired": "retired is a list of agent ids",
+                "namespace": "not a resource pattern: a namespace is a string"}
+
+
 class _Checker:
     """Turns the parsed TOML into entries; every error names its line and field."""
 
@@ -110,74 +147,77 @@ class _Checker:
         self.lines = _locate(text)
         self.source = source
 
-    def fail(self, message: str, kind: str = "", index: int = -1, field: str = "") -> None:
+    def fail(self, message: str, kind: str = "", index: int = -1, field: str = "") -> NoReturn:
         line = self.lines.get((kind, index, field)) or self.lines.get((kind, index, ""))
         where = f"{kind}[{index}]" + (f".{field}" if field else "") if kind else field
         at = f" line {line}:" if line else ""
         raise TrustStoreError(f"{self.source}:{at} {where}: {message}",
                               code="trust_store_invalid")
 
-    def key(self, value: object, kind: str, index: int, field: str) -> PeerKey:
-        if type(value) is not str:
-            self.fail("an agent id is a string 'did:key:z...'", kind, index, field)
+    def explain(self, errors: list[Any]) -> NoReturn:
+        """Fail with the model's first complaint (an unknown field before any other), in
+        the words and at the line and field a person edits."""
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        loc, problem = error["loc"], error["type"]
+        if len(loc) == 1:  # a top-level key
+            field = str(loc[0])
+            if problem == "extra_forbidden":
+                self.fail("unknown field (allowed: version, peer, anchor)", field=field)
+            if field == "version" and problem == "missing":
+                self.fail("the field 'version' is missing (version = 1)", field=field)
+            if field == "version":
+                self.fail(f"version {error['input']!r} is not one this release reads "
+                          f"({STORE_VERSION})", field=field)
+            self.fail(f"write each {field} as a [[{field}]] table", field=field)
+        kind, index = str(loc[0]), int(loc[1])
+        if len(loc) == 2:
+            self.fail("must be a table", kind, index)
+        field = str(loc[2])
+        if problem == "extra_forbidden":
+            self.fail(f"unknown field (allowed: {', '.join(sorted(_FIELDS[kind]))})",
+                      kind, index, field)
+        if problem == "missing":
+            self.fail(f"the field {field!r} is missing", kind, index)
+        self.fail(_AGENT_ID if len(loc) > 3 else _FIELD_RULES[field], kind, index, field)
+
+    def key(self, value: str, kind: str, index: int, field: str) -> PeerKey:
         try:
-            return PeerKey.from_agent_id(str(value))
+            return PeerKey.from_agent_id(value)
         except AgentAuthError as exc:
             self.fail(exc.message, kind, index, field)
-            raise  # unreachable: fail raises
 
-    def entry(self, kind: str, index: int, table: object) -> TrustEntry:
-        if type(table) is not dict:
-            self.fail("must be a table", kind, index)
-        assert isinstance(table, dict)
-        for field in table:
-            if field not in _FIELDS[kind]:
-                self.fail(f"unknown field (allowed: {', '.join(sorted(_FIELDS[kind]))})",
-                          kind, index, field)
-        for field in _REQUIRED[kind]:
-            if field not in table:
-                self.fail(f"the field {field!r} is missing", kind, index)
-        name = table["name"]
-        if type(name) is not str or not _NAME.fullmatch(name):
-            self.fail("a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
-                      "letter or digit", kind, index, "name")
-        key = self.key(table["id"], kind, index, "id")
+    def entry(self, kind: str, index: int, table: Any) -> TrustEntry:
+        """One entry the model has checked the form of: now its values."""
+        if not _NAME.fullmatch(table.name):
+            self.fail(_NAME_RULE, kind, index, "name")
+        key = self.key(table.id, kind, index, "id")
         namespace = None
         if kind == "anchor":
-            namespace = table["namespace"]
+            namespace = table.namespace
             try:
                 parse_resource(namespace)
             except AgentAuthError as exc:
                 self.fail(f"not a resource pattern: {exc.message}", kind, index, "namespace")
         commitment = None
-        if "next" in table:
-            value = table["next"]
-            if type(value) is not str or not _HEX32.fullmatch(value):
-                self.fail("a next-key commitment is 64 lower-case hex digits", kind, index,
-                          "next")
-            commitment = bytes.fromhex(str(value))
-        retired = table.get("retired", [])
-        if type(retired) is not list:
-            self.fail("retired is a list of agent ids", kind, index, "retired")
-        old = tuple(self.key(v, kind, index, "retired") for v in retired)
-        return TrustEntry(kind, str(name), key, namespace, commitment, old)
+        if table.next is not None:
+            if not _HEX32.fullmatch(table.next):
+                self.fail(_NEXT_RULE, kind, index, "next")
+            commitment = bytes.fromhex(table.next)
+        old = tuple(self.key(v, kind, index, "retired") for v in table.retired)
+        return TrustEntry(kind, table.name, key, namespace, commitment, old)
 
     def store(self, document: dict[str, Any]) -> list[TrustEntry]:
-        for field in document:
-            if field not in ("version", "peer", "anchor"):
-                self.fail("unknown field (allowed: version, peer, anchor)", field=field)
-        if "version" not in document:
-            self.fail("the field 'version' is missing (version = 1)", field="version")
-        version = document["version"]
-        if type(version) is not int or version != STORE_VERSION:
-            self.fail(f"version {version!r} is not one this release reads "
+        from pydantic import ValidationError  # noqa: PLC0415 (loaded by the model already)
+
+        try:
+            checked = _document_model().model_validate(document)
+        except ValidationError as exc:
+            self.explain(exc.errors())
+        if checked.version != STORE_VERSION:
+            self.fail(f"version {checked.version!r} is not one this release reads "
                       f"({STORE_VERSION})", field="version")
-        entries = []
-        for kind in ("peer", "anchor"):
-            tables = document.get(kind, [])
-            if type(tables) is not list:
-                self.fail(f"write each {kind} as a [[{kind}]] table", field=kind)
-            entries += [self.entry(kind, i, t) for i, t in enumerate(tables)]
+        entries = [self.entry(kind, i, t) for kind in ("peer", "anchor")
+                   for i, t in enumerate(getattr(checked, kind))]
         try:
             _check_consistent(entries)
         except TrustStoreError as exc:
@@ -393,7 +433,8 @@ class TrustStore:
     # ---------------------------------------------------------------- writing
 
     def dumps(self) -> str:
-        """The TOML text of this store (comments in a hand-edited file are not kept)."""
+        """The TOML text of this store, written afresh (:meth:`save` edits an existing file
+        instead, keeping its comments and order)."""
         out = [_HEADER, f"version = {STORE_VERSION}\n"]
         for entry in self._entries:
             out.append(f"\n[[{entry.kind}]]\nname = {_string(entry.name)}\n"
@@ -410,13 +451,17 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to ``path`` atomically (a new file, then a rename): what was
         there is replaced, unless it is a key file or not a regular file
-        (:func:`agentauth.files.write_file`)."""
+        (:func:`agentauth.files.write_file`). A trust store already there is edited, not
+        rewritten: its comments, layout and the order of its entries stay, entries gone
+        are removed, changed ones changed in place and new ones added after the last of
+        their kind (:func:`_edit`); the text written loads as exactly this store."""
         name = os.fspath(path)
         try:  # keep the file's mode, less any group or other write bit (the loader's rule)
             mode = stat.S_IMODE(os.stat(name).st_mode) & ~0o022
         except OSError:  # none yet (or none to be had: the write says why)
             mode = 0o644
-        files.write_file(name, self.dumps().encode("utf-8"), mode=mode, force=True,
+        text = _edit(_previous(name), self) or self.dumps()
+        files.write_file(name, text.encode("utf-8"), mode=mode, force=True,
                          keep=keyfile.is_key_file, what="trust store")
 
     def __repr__(self) -> str:
@@ -521,6 +566,108 @@ def editing(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def _previous(name: str) -> str | None:
+    """The text of the trust store at ``name``, if one that loads is there."""
+    try:
+        text = files.read_file(name, MAX_TRUST_STORE, what="trust store").decode("utf-8")
+        TrustStore.parse(text, name)
+    except (FileError, TrustStoreError, UnicodeDecodeError):
+        return None  # nothing to keep: the store is written afresh (or the write refuses)
+    return text
+
+
+def _edit(previous: str | None, store: TrustStore) -> str | None:
+    """``previous`` (a trust store's text) edited to hold ``store``'s entries, keeping its
+    comments and order; None if that cannot be done (an entry written as an inline table,
+    say), when the store is written afresh instead. Style-preserving edits are what
+    tomlkit is for (the standard library reads TOML but does not write it); it is imported
+    only here, so loading a store never needs it."""
+    if previous is None:
+        return None
+    import tomlkit  # noqa: PLC0415 (only an edit needs it)
+    from tomlkit.items import AoT  # noqa: PLC0415
+
+    document = tomlkit.parse(previous)
+    wanted = {entry.name: entry for entry in store.entries}
+    for kind in ("peer", "anchor"):
+        tables = document.get(kind)
+        if tables is None:
+            continue
+        if not isinstance(tables, AoT):
+            return None
+        for index in reversed(range(len(tables))):
+            entry = wanted.get(str(tables[index].get("name")))
+            if entry is None or entry.kind != kind:
+                # Its closing comments open what follows: the entry before keeps them.
+                trailing = _trailing(tables[index])
+                if index > 0:
+                    for item in trailing:
+                        tables[index - 1].add(item)
+                del tables[index]
+            else:
+                _edit_table(tables[index], entry)
+                del wanted[entry.name]
+        if not tables:
+            del document[kind]  # not left behind as "peer = []"
+    for entry in wanted.values():  # new ones, after the last of their kind
+        if entry.kind not in document:
+            document.append(entry.kind, tomlkit.aot())
+        tables = document[entry.kind]
+        assert isinstance(tables, AoT)
+        table = tomlkit.table()
+        _edit_table(table, entry)
+        if len(tables):  # the comments that end the last table now end the new one
+            trailing = _trailing(tables[-1])
+            tables[-1].add(tomlkit.nl())
+            for item in trailing:
+                table.add(item)
+        tables.append(table)
+    text = tomlkit.dumps(document)
+    try:
+        if _by_kind(TrustStore.parse(text).entries) != _by_kind(store.entries):
+            return None
+    except TrustStoreError:
+        return None
+    return text
+
+
+def _by_kind(entries: Iterable[TrustEntry]) -> list[TrustEntry]:
+    """Peers then anchors, each in their order: the order a file loads in."""
+    return sorted(entries, key=lambda entry: entry.kind != "peer")
+
+
+def _trailing(table: Any) -> list[Any]:
+    """Take the comments and blank lines that end ``table`` (a tomlkit table) off it."""
+    body = table.value.body
+    items: list[Any] = []
+    while body and body[-1][0] is None:
+        items.insert(0, body.pop()[1])
+    return items
+
+
+def _edit_table(table: Any, entry: TrustEntry) -> None:
+    """Make ``table`` (a tomlkit table) say what ``entry`` says, changing only what
+    differs; a new key goes after the table's last key, before its closing comments."""
+    fields: dict[str, object] = {"name": entry.name, "id": entry.agent_id}
+    if entry.namespace is not None:
+        fields["namespace"] = entry.namespace
+    if entry.next is not None:
+        fields["next"] = entry.next.hex()
+    if entry.retired:
+        fields["retired"] = [k.agent_id for k in entry.retired]
+    for key in [k for k in table if k not in fields]:
+        del table[key]
+    for key, value in fields.items():
+        if key in table:
+            if table[key] != value:
+                table[key] = value
+        else:
+            trailing = _trailing(table)
+            table.append(key, value)
+            for item in trailing:
+                table.add(item)
 
 
 def _commitment(next_key: str | None) -> bytes | None:

@@ -58,7 +58,8 @@ def test_keygen_and_id_by_environment_and_descriptor(tmp_path: Path) -> None:
     os.write(write, PASSPHRASE.encode() + b"\n")
     os.close(write)
     try:
-        done = agentauth(tmp_path, "id", "a.key", "--passphrase-fd", str(read), fds=(read,))
+        done = agentauth(tmp_path, "id", "a.key", "--verify", "--passphrase-fd", str(read),
+                         fds=(read,))
     finally:
         os.close(read)
     assert done.returncode == 0 and done.stdout.strip() == agent_id, done.stderr
@@ -66,17 +67,21 @@ def test_keygen_and_id_by_environment_and_descriptor(tmp_path: Path) -> None:
                          "--json"))
     assert made["encrypted"] is True and made["preset"] == "interactive"
     assert json.loads(ok(tmp_path, "id", "b.key", *PASS, "--json")) == {
-        "agent_id": made["agent_id"]}
+        "agent_id": made["agent_id"], "verified": False}
+    assert json.loads(ok(tmp_path, "id", "b.key", "--verify", *PASS, "--json")) == {
+        "agent_id": made["agent_id"], "verified": True}
 
 
 def test_passphrases_never_come_from_arguments(tmp_path: Path) -> None:
     keygen(tmp_path, "a.key")
-    done = agentauth(tmp_path, "id", "a.key", "--passphrase", PASSPHRASE)
+    done = agentauth(tmp_path, "id", "a.key", "--verify", "--passphrase", PASSPHRASE)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     # No terminal and no option: a usage error, not a silent default.
-    fails(tmp_path, 2, "invalid_argument", "id", "a.key")
-    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--passphrase-env", "UNSET_VAR")
-    fails(tmp_path, 2, "invalid_argument", "id", "a.key", *PASS, "--passphrase-fd", "0")
+    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--verify")
+    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--verify", "--passphrase-env",
+          "UNSET_VAR")
+    fails(tmp_path, 2, "invalid_argument", "id", "a.key", "--verify", *PASS,
+          "--passphrase-fd", "0")
     fails(tmp_path, 2, "invalid_argument", "keygen", "c.key", "--unencrypted", *PASS)
 
 
@@ -84,7 +89,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     keygen(tmp_path, "a.key")
     before = (tmp_path / "a.key").read_bytes()
     env = {**ENV, "KEY_PASS": "wrong"}
-    done = subprocess.run([sys.executable, "-m", "agentauth", "id", "a.key", *PASS],
+    done = subprocess.run([sys.executable, "-m", "agentauth", "id", "a.key", "--verify", *PASS],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 3 and "[wrong_passphrase]" in done.stderr
@@ -100,7 +105,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     tampered[-1] ^= 1
     (tmp_path / "x.key").write_bytes(bytes(tampered))
     (tmp_path / "x.key").chmod(0o600)
-    fails(tmp_path, 3, "wrong_passphrase", "id", "x.key", *PASS)
+    fails(tmp_path, 3, "wrong_passphrase", "id", "x.key", "--verify", *PASS)
     v2 = bytearray(before)
     v2[15] = 2
     (tmp_path / "v2.key").write_bytes(bytes(v2))
@@ -126,8 +131,11 @@ def test_export_forms(tmp_path: Path) -> None:
     assert forms == {"did-key": agent_id, "multibase": agent_id[len("did:key:"):],
                      "jwk": {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(
                          key.public_bytes).rstrip(b"=").decode()},
-                     "thumbprint": key.jwk_thumbprint()}
-    assert forms == json.loads(ok(tmp_path, "export", agent_id, "--json"))  # no key needed
+                     "thumbprint": key.jwk_thumbprint(), "verified": False}
+    # An agent id is what it says; a key file opened with --verify is checked.
+    assert {**forms, "verified": True} == json.loads(ok(tmp_path, "export", agent_id, "--json"))
+    assert {**forms, "verified": True} == json.loads(ok(tmp_path, "export", "a.key", "--verify",
+                                                        *PASS, "--json"))
     # The did:key specification's example key, and its thumbprint computed here by hand.
     example = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
     jwk = json.loads(ok(tmp_path, "export", example, "--format", "jwk"))
@@ -147,7 +155,7 @@ def test_trust_add_list_remove(tmp_path: Path) -> None:
     alice, root = keygen(tmp_path, "alice.key"), keygen(tmp_path, "root.key")
     ok(tmp_path, "trust", "add", "alice", alice)
     ok(tmp_path, "trust", "add", "corp", root, "--anchor", "reports/**")
-    rows = json.loads(ok(tmp_path, "trust", "list", "--json"))
+    rows = json.loads(ok(tmp_path, "trust", "list", "--json"))["entries"]
     assert [(r["kind"], r["name"], r["id"], r["namespace"]) for r in rows] == [
         ("peer", "alice", alice, None), ("anchor", "corp", root, "reports/**")]
     assert "corp" in ok(tmp_path, "trust", "list")
@@ -155,12 +163,21 @@ def test_trust_add_list_remove(tmp_path: Path) -> None:
     fails(tmp_path, 2, "agent_id", "trust", "add", "bob", "did:key:nope")
     fails(tmp_path, 2, "invalid_argument", "trust", "add", "x", root, "--anchor", "a/**/b")
     ok(tmp_path, "trust", "remove", "alice")
-    assert [r["name"] for r in json.loads(ok(tmp_path, "trust", "list", "--json"))] == ["corp"]
+    listed = json.loads(ok(tmp_path, "trust", "list", "--json"))
+    assert listed["store"] == "trust.toml" and [r["name"] for r in listed["entries"]] == ["corp"]
     fails(tmp_path, 2, "no entry", "trust", "remove", "alice")
     store = tmp_path / "trust.toml"
+    # Comments and order written by hand stay through the command's edits.
+    store.write_text("# pinned by hand\n" + store.read_text().replace(
+        "[[anchor]]", "# the corporate root\n[[anchor]]") + "# end of store\n")
+    ok(tmp_path, "trust", "add", "bob", alice)
+    ok(tmp_path, "trust", "remove", "bob")
+    assert store.read_text().startswith("# pinned by hand\n")
+    assert "# the corporate root\n[[anchor]]" in store.read_text()
+    assert store.read_text().endswith("# end of store\n")
     store.write_text(store.read_text().replace("namespace", "namespaces"))
     error = fails(tmp_path, 3, "trust_store_invalid", "trust", "list")
-    assert "line 8: anchor[0].namespaces: unknown field" in error
+    assert "line 10: anchor[0].namespaces: unknown field" in error
     store.write_text("version = 1\n[[peer]\n")
     assert "line 2" in fails(tmp_path, 3, "trust_store_invalid", "trust", "list")
     store.write_text("version = 1\n")
@@ -177,7 +194,7 @@ def test_rotation_on_the_command_line(tmp_path: Path) -> None:
     assert made["old"] == k0 and made["new"] == k1 and len(made["next"]) == 64
     moved = json.loads(ok(tmp_path, "trust", "rotate", "r1.bin", "--json"))
     assert moved["entries"] == ["alice"] and moved["new"] == k1
-    assert json.loads(ok(tmp_path, "trust", "list", "--json"))[0]["retired"] == [k0]
+    assert json.loads(ok(tmp_path, "trust", "list", "--json"))["entries"][0]["retired"] == [k0]
     fails(tmp_path, 1, "key_rotated", "trust", "rotate", "r1.bin")  # accepted once
     ok(tmp_path, "rotate", "--key", "k0.key", "--new", "k3.key", "--out", "stale.bin", *PASS)
     fails(tmp_path, 1, "key_rotated", "trust", "rotate", "stale.bin")
@@ -185,7 +202,7 @@ def test_rotation_on_the_command_line(tmp_path: Path) -> None:
     fails(tmp_path, 1, "rotation_mismatch", "trust", "rotate", "wrong.bin")
     ok(tmp_path, "rotate", "--key", "k1.key", "--new", "k2.key", "--out", "r2.bin", *PASS)
     ok(tmp_path, "trust", "rotate", "r2.bin")
-    assert json.loads(ok(tmp_path, "trust", "list", "--json"))[0]["id"] == k2
+    assert json.loads(ok(tmp_path, "trust", "list", "--json"))["entries"][0]["id"] == k2
     (tmp_path / "junk.bin").write_bytes(b"\x83\x00")
     fails(tmp_path, 3, "malformed", "trust", "rotate", "junk.bin")
     forged = bytearray((tmp_path / "r2.bin").read_bytes())
@@ -254,7 +271,7 @@ def test_audit_verify_finds_the_exact_record(tmp_path: Path) -> None:
 
 LEAVES = [("demo",), ("keygen",), ("id",), ("export",), ("trust", "add"), ("trust", "list"),
           ("trust", "remove"), ("trust", "rotate"), ("rotate",), ("audit", "verify"),
-          ("delegate",), ("inspect",), ("verify",), ("revoke",)]
+          ("delegate",), ("inspect",), ("verify",), ("revoke",), ("conformance", "run")]
 
 
 @pytest.mark.parametrize("command", LEAVES, ids=" ".join)
@@ -272,7 +289,8 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
 
-def _on_a_terminal(cwd: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
+def _on_a_terminal(cwd: Path, args: list[str], answers: list[str],
+                   env: dict[str, str] = ENV) -> tuple[int, str]:
     """Run agentauth with a pseudo-terminal as its controlling terminal; answer each
     passphrase prompt in turn. Returns the exit status and everything it wrote."""
     import pty  # noqa: PLC0415  (POSIX only)
@@ -281,7 +299,7 @@ def _on_a_terminal(cwd: Path, args: list[str], answers: list[str]) -> tuple[int,
     if pid == 0:  # the child: the terminal is its controlling terminal
         try:
             os.chdir(cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "agentauth", *args], ENV)
+            os.execve(sys.executable, [sys.executable, "-m", "agentauth", *args], env)
         finally:
             os._exit(127)  # never back into the test runner
     seen = b""
@@ -310,11 +328,85 @@ def test_the_passphrase_prompt(tmp_path: Path) -> None:
                                  [PASSPHRASE, PASSPHRASE])
     assert status == 0, out
     assert "passphrase again:" in out and PASSPHRASE not in out  # not echoed
-    agent_id = out.strip().splitlines()[-1].strip()
+    # On a terminal the slow Argon2id step is shown, then its line cleared.
+    assert "agentauth: sealing t.key (Argon2id, interactive)...\r\x1b[K" in out
+    agent_id = out.strip().splitlines()[-1].removeprefix("\x1b[K").strip()
     assert agent_id.startswith("did:key:z6Mk")
     assert ok(tmp_path, "id", "t.key", *PASS).strip() == agent_id
-    status, out = _on_a_terminal(tmp_path, ["id", "t.key"], [PASSPHRASE])
-    assert status == 0 and out.strip().splitlines()[-1].strip() == agent_id, out
+    status, out = _on_a_terminal(tmp_path, ["id", "t.key", "--verify"], [PASSPHRASE])
+    assert status == 0 and "agentauth: unlocking t.key (Argon2id)..." in out, out
+    assert out.strip().splitlines()[-1].removeprefix("\x1b[K").strip() == agent_id, out
     status, out = _on_a_terminal(tmp_path, ["keygen", "u.key"], [PASSPHRASE, "other"])
     assert status == 2 and "the passphrases differ" in out
     assert not (tmp_path / "u.key").exists()
+
+
+def test_argon2id_shows_a_line_on_a_terminal_and_nothing_on_a_pipe(tmp_path: Path) -> None:
+    env = {**ENV, "AGENTAUTH_PASSPHRASE": PASSPHRASE}
+    status, out = _on_a_terminal(tmp_path, ["keygen", "t.key", "--preset", "interactive"], [],
+                                 env)
+    assert status == 0 and "agentauth: sealing t.key (Argon2id, interactive)...\r\x1b[K" in out
+    status, out = _on_a_terminal(tmp_path, ["id", "t.key", "--verify"], [], env)
+    assert status == 0 and "agentauth: unlocking t.key (Argon2id)...\r\x1b[K" in out
+    for args in (["keygen", "p.key", "--preset", "interactive"], ["id", "p.key", "--verify"]):
+        done = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=True, stdin=subprocess.DEVNULL)
+        assert done.stderr == "" and done.stdout.startswith("did:key:z6Mk")
+
+
+def test_version(tmp_path: Path) -> None:
+    import agentauth  # noqa: PLC0415
+    from agentauth.conformance.driver import IMPLEMENTATION  # noqa: PLC0415
+
+    assert ok(tmp_path, "--version") == f"agentauth {agentauth.__version__}\n"
+    assert f"agentauth-python {agentauth.__version__}" == IMPLEMENTATION  # one place
+
+
+def test_id_and_export_read_the_header_with_no_passphrase(tmp_path: Path) -> None:
+    agent_id = keygen(tmp_path, "a.key")
+    env = {k: v for k, v in ENV.items() if k != "KEY_PASS"}
+    for args in (["id", "a.key"], ["export", "a.key", "--format", "did-key"]):
+        done = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=False, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and done.stdout.strip() == agent_id, done.stderr
+    # The header is what the file claims: another key written into it is shown as claimed,
+    # and refused once the file is opened.
+    other = PeerKey.from_agent_id(keygen(tmp_path, "b.key"))
+    data = (tmp_path / "a.key").read_bytes()
+    claimed = PeerKey.from_agent_id(agent_id).public_bytes
+    (tmp_path / "c.key").write_bytes(data.replace(claimed, other.public_bytes))
+    (tmp_path / "c.key").chmod(0o600)
+    shown = json.loads(ok(tmp_path, "id", "c.key", "--json"))
+    assert shown == {"agent_id": other.agent_id, "verified": False}
+    fails(tmp_path, 3, "wrong_passphrase", "id", "c.key", "--verify", *PASS)
+    fails(tmp_path, 3, "wrong_passphrase", "export", "c.key", "--verify", *PASS)
+    # The header's form is still checked, and the file's mode.
+    (tmp_path / "d.key").write_bytes(data[:60])
+    (tmp_path / "d.key").chmod(0o600)
+    fails(tmp_path, 3, "key_file_corrupt", "id", "d.key")
+    (tmp_path / "a.key").chmod(0o644)
+    fails(tmp_path, 3, "key_file_permissions", "id", "a.key")
+
+
+def test_the_passphrase_from_agentauth_passphrase(tmp_path: Path) -> None:
+    env = {**ENV, "AGENTAUTH_PASSPHRASE": PASSPHRASE}
+
+    def run(*args: str, environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
+                              env=environment, capture_output=True, text=True, timeout=60,
+                              check=False, stdin=subprocess.DEVNULL)
+
+    made = run("keygen", "e.key", "--preset", "interactive")
+    assert made.returncode == 0, made.stderr
+    assert ok(tmp_path, "id", "e.key", "--verify", *PASS) == made.stdout  # the same phrase
+    assert run("id", "e.key", "--verify").stdout == made.stdout
+    # An option wins over the variable; an empty variable is refused, never a default.
+    wrong = run("id", "e.key", "--verify", *PASS, environment={**env, "KEY_PASS": "other"})
+    assert wrong.returncode == 3 and "[wrong_passphrase]" in wrong.stderr
+    empty = run("id", "e.key", "--verify", environment={**env, "AGENTAUTH_PASSPHRASE": ""})
+    assert empty.returncode == 2 and "may not be empty" in empty.stderr
+    unset = run("id", "e.key", "--verify", environment=ENV)
+    assert unset.returncode == 2 and "AGENTAUTH_PASSPHRASE" in unset.stderr
+    assert "AGENTAUTH_PASSPHRASE" in ok(tmp_path, "keygen", "--help")

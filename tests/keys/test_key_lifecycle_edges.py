@@ -128,7 +128,8 @@ def test_capability_commands_speak_json(tmp_path: Path) -> None:
     assert made["links"] == 1 and made["link"]["audience"] == ALICE.agent_id
     verified = json.loads(agentauth(tmp_path, "verify", "a.chain", "--anchor", root,
                                     "--json").stdout)
-    assert verified == {"ok": True, "links": 1, "holder": ALICE.agent_id}
+    assert verified == {"ok": True, "links": 1, "holder": ALICE.agent_id,
+                        "expires": made["link"]["expires"]}
     revoked = json.loads(agentauth(tmp_path, "revoke", "--key", "root.key", "--chain",
                                    "a.chain", "--link", "0", "--store", "r.db", *key,
                                    "--json").stdout)

@@ -43,7 +43,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     store = json.loads(subprocess.run(
         [sys.executable, "-m", "agentauth", "trust", "list", "--store", "alice-trust.toml",
          "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
-        timeout=60).stdout)
+        timeout=60).stdout)["entries"]
     bob2 = subprocess.run([sys.executable, "-m", "agentauth", "id", "bob-2.key",
                            "--passphrase-env", "PASS"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, check=True, timeout=60)

@@ -235,3 +235,57 @@ def test_live_trust_follows_the_file(tmp_path: Path,
     with pytest.raises(FileError) as info:
         LiveTrust(path)
     assert info.value.code == "file_not_found"
+
+
+HAND_EDITED = f"""# Alice's trust store: who may talk to her, and whose chains she accepts.
+version = 1
+
+# The build bot, pinned after the 2026 audit.
+[[peer]]
+name = "bob"      # build bot
+id = "{BOB.agent_id}"
+
+[[peer]]
+name = "mallory"
+id = "{MALLORY.agent_id}"  # on probation
+
+# Corporate root; only reports.
+[[anchor]]
+name = "corp"
+id = "{ROOT.agent_id}"
+namespace = "reports/**"  # not finance
+"""
+
+
+def test_saving_keeps_a_hand_edited_files_comments_and_order(tmp_path: Path) -> None:
+    from agentauth.rotation import rotate  # noqa: PLC0415
+
+    path = tmp_path / "trust.toml"
+    path.write_text(HAND_EDITED)
+    store = TrustStore.load(path).add_peer("alice", ALICE.agent_id)
+    store.save(path)
+    saved = path.read_text()
+    assert saved.startswith(HAND_EDITED.split("# Corporate root", maxsplit=1)[0].rstrip())
+    assert saved.index('name = "mallory"') < saved.index('name = "alice"') < saved.index(
+        "# Corporate root") < saved.index('name = "corp"')
+    for line in HAND_EDITED.splitlines():
+        assert line in saved
+    assert [e.name for e in TrustStore.load(path).entries] == ["bob", "mallory", "alice",
+                                                               "corp"]
+    # A rotation changes the entry in place; a removal takes out only that entry.
+    new = Identity.from_seed(bytes([99]) * 32)
+    moved, _ = TrustStore.load(path).accept_rotation(rotate(BOB, new, now=1))
+    moved.remove("mallory").save(path)
+    saved = path.read_text()
+    assert 'name = "bob"      # build bot' in saved and new.agent_id in saved
+    assert "mallory" not in saved and "# on probation" not in saved
+    for line in ("# Alice's trust store", "# The build bot", "# Corporate root",
+                 'namespace = "reports/**"  # not finance'):
+        assert line in saved
+    reloaded = TrustStore.load(path)
+    assert [e.name for e in reloaded.entries] == ["bob", "alice", "corp"]
+    assert reloaded.get("bob") == moved.get("bob")
+    # What tomlkit cannot edit in place (an inline array) is written afresh, and loads the same.
+    path.write_text(f'version = 1\npeer = [{{name = "bob", id = "{BOB.agent_id}"}}]\n')
+    TrustStore.load(path).add_peer("alice", ALICE.agent_id).save(path)
+    assert [e.name for e in TrustStore.load(path).entries] == ["bob", "alice"]

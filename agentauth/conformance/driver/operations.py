@@ -19,6 +19,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from ... import wire
+from ..._version import __version__
 from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
 from ...capability import verify_notice as _verify_notice
 from ...envelope import PendingRequests, open_envelope
@@ -56,7 +57,7 @@ from .requests import (
 
 __all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "OPERATIONS", "Driver", "main"]
 
-IMPLEMENTATION = "agentauth-python 0.1.0"
+IMPLEMENTATION = f"agentauth-python {__version__}"
 #: Engines, verifiers and openers one driver holds at once (``drop`` frees one).
 MAX_OBJECTS = 4096
 

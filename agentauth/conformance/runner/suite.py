@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Final
 
 from ... import files, keyfile
 from ...errors import AgentAuthError, FileError, InvalidArgument
@@ -112,7 +114,13 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
     return report
 
 
-def _path(value: str) -> Path:
+#: ``--json`` given with no path (or as ``-``): the report goes to standard output.
+STDOUT: Final = "-"
+
+
+def _path(value: str) -> Path | str:
+    if value == STDOUT:  # argparse passes a bare --json's const through here too
+        return value
     return Path(files.path_argument(value))  # '' is not '.'
 
 
@@ -124,7 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a second driver to pair with the first, both ways")
     parser.add_argument("--allow-skip", action="store_true",
                         help="exit 0 even if checks were skipped (unimplemented)")
-    parser.add_argument("--json", type=_path, metavar="PATH", help="write the JSON report")
+    parser.add_argument("--json", type=_path, metavar="PATH", nargs="?", const=STDOUT,
+                        help="write the JSON report to PATH; with no PATH, print it on "
+                             "standard output instead of the summary")
     parser.add_argument("--junit", type=_path, metavar="PATH", help="write JUnit XML")
     parser.add_argument("--force", action="store_true",
                         help="replace existing report files (regular files, never a key "
@@ -143,24 +153,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the id of every check, run nothing")
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run as the parsed options say; print the summary; return the exit code."""
+def _print_report(report: Report) -> None:
+    sys.stdout.write(report.to_json())
+
+
+def _print_error(status: int, message: str, code: str | None) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _print_ids(ids: list[str]) -> None:
+    sys.stdout.write(json.dumps({"checks": ids}, indent=2) + "\n")
+
+
+def run_from_args(args: argparse.Namespace, *,
+                  show: Callable[[Report], None] | None = None,
+                  show_ids: Callable[[list[str]], None] | None = None,
+                  error: Callable[[int, str, str | None], int] = _print_error) -> int:
+    """Run as the parsed options say; print the summary (or pass the report to ``show``:
+    by default, with ``--json`` and no path, its JSON on standard output; with ``--list``,
+    the ids to ``show_ids``, by default ``{"checks": [...]}`` then); return the exit
+    code. Each failure to run goes to ``error(status, message, code)``, whose return is the
+    exit code (by default a line ``error: ...`` on stderr)."""
+    if args.json == STDOUT:
+        args.json = None
+        show = show or _print_report
+        show_ids = show_ids or _print_ids
     if args.mutations < 0 or args.timeout <= 0 or (args.seed is not None and args.seed < 0):
-        print("error: --mutations, --seed and --timeout must not be negative",
-              file=sys.stderr)
-        return 2
+        return error(2, "--mutations, --seed and --timeout must not be negative",
+                     "invalid_argument")
     if args.list:
         try:
             checks = all_checks(args.vectors, seed=args.seed or 0, mutations=args.mutations,
                                 peer=args.peer_driver is not None)
         except InvalidArgument as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 3
-        sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
+            return error(3, exc.message, exc.code)
+        if show_ids is not None:
+            show_ids([c.id for c in checks])
+        else:
+            sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
         return 0
     if not args.driver:
-        print("error: --driver COMMAND is required", file=sys.stderr)
-        return 2
+        return error(2, "--driver COMMAND is required", "invalid_argument")
     try:  # before the run: a report that cannot be written is known at once
         if args.json is not None:
             keyfile.check_output(args.json, force=args.force, what="report file")
@@ -168,24 +202,25 @@ def run_from_args(args: argparse.Namespace) -> int:
             keyfile.check_output(args.junit, force=args.force, what="report file",
                                  inputs=[(args.json, "JSON report")])
     except FileError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2 if exc.code == "file_exists" else 3
+        return error(2 if exc.code == "file_exists" else 3, exc.message, exc.code)
     try:
         report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
                      seed=args.seed, mutations=args.mutations, timeout=args.timeout,
                      disabled=args.disable)
     except InvalidArgument as exc:  # the vector files could not be read
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 3
-    sys.stdout.write(report.summary())
+        return error(3, exc.message, exc.code)
+    if show is None:
+        sys.stdout.write(report.summary())
+    else:
+        show(report)
     try:
         for path, text in ((args.json, report.to_json), (args.junit, report.to_junit)):
             if path is not None:
                 keyfile.write_output(path, text().encode("utf-8"), force=args.force,
                                      what="report file")
     except FileError as exc:
-        print(f"error: cannot write the report: {exc.message}", file=sys.stderr)
-        return 2 if exc.code == "file_exists" else 3
+        return error(2 if exc.code == "file_exists" else 3,
+                     f"cannot write the report: {exc.message}", exc.code)
     return report.exit_code(allow_skip=args.allow_skip)
 
 
