@@ -89,7 +89,8 @@ def test_every_documented_example_has_the_real_outputs_keys(tmp_path: Path) -> N
     real["revoke"] = as_json(tmp_path, "revoke", "--key", "root.key", "--chain", "alice.chain",
                              "--link", "0", "--store", "revoked.db")
     script = ("import logging, sys\n"
-              "from agentauth.audit import AuditFileHandler, emit\n"
+              "from agentauth.audit import emit\n"
+              "from agentauth.keys.auditlog import AuditFileHandler\n"
               "logger = logging.getLogger('agentauth.audit')\n"
               "logger.addHandler(AuditFileHandler('audit.log'))\n"
               "logger.setLevel(logging.INFO)\n"

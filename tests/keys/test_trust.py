@@ -258,7 +258,7 @@ namespace = "reports/**"  # not finance
 
 
 def test_saving_keeps_a_hand_edited_files_comments_and_order(tmp_path: Path) -> None:
-    from agentauth.rotation import rotate  # noqa: PLC0415
+    from agentauth.keys.rotation import rotate  # noqa: PLC0415
 
     path = tmp_path / "trust.toml"
     path.write_text(HAND_EDITED)
