@@ -224,6 +224,15 @@ class Shares:
                 else:
                     self._release(source)
 
+    def place_in_store(self, source: bytes, name: str, now: float
+                       ) -> contextlib.AbstractContextManager[Callable[[float, bytes], None]]:
+        """:meth:`expire` what has expired by ``now``, then take a :meth:`place` for
+        ``source`` in front of a replay store (spec 11, rule 11): over its share, or with
+        every place taken, ``store_full`` naming the source as ``name`` (its agent id)."""
+        self.expire(now)
+        return self.place(source, lambda why: StoreError(
+            f"the replay store refuses {name} for now: {why}", code="store_full"))
+
     def expire(self, now: float) -> list[bytes]:
         """Forget the entries whose expiry is before ``now``; return their items."""
         deadlines, items = self._deadlines, []
