@@ -13,6 +13,7 @@ item must not let a forger end the channel).
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Generic, NoReturn, Self, TypeVar
 
@@ -108,10 +109,10 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
                          limits)
 
     @classmethod
+    @abstractmethod
     def _handshake(cls, engine: Initiator | Responder, transport: TransportT
                    ) -> Awaitable[Construct[Self]]:
         """Run the handshake over ``transport``; return what builds the channel."""
-        raise NotImplementedError
 
     # ---------------------------------------------------------------- attributes
 
@@ -138,9 +139,9 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         """``message`` as the transport carries it."""
         return message
 
+    @abstractmethod
     async def _read(self) -> bytes:
         """The next protocol message from the transport."""
-        raise NotImplementedError
 
     def _fail(self, error: AgentAuthError) -> NoReturn:
         """Raise ``error``, and first, if it ends the channel, remember it."""
