@@ -148,9 +148,10 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         raise error
 
     async def _write(self, message: bytes, when: str) -> None:
-        """Hand ``message`` to the transport (the send lock held), within the limits."""
+        """Hand ``message`` to the transport (the send lock held). A channel class that
+        frames its messages, or bounds a send, says so here."""
         try:
-            await self.transport_stream.send(self._frame(message))
+            await self.transport_stream.send(message)
         except TRANSPORT_ERRORS as exc:
             self._fail(transport_error(exc, when))
         self._active = time.monotonic()
@@ -200,14 +201,14 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
                 # REKEY: nothing to deliver; read on.
 
     async def _within_limits(self) -> bytes:
-        limits = self._limits
+        limits, read = self._limits, self._read
         while True:
             deadline = limits.deadline(self._started, self._active)
             try:
                 if deadline is None:
-                    return await self._read()
+                    return await read()
                 with anyio.fail_after(max(deadline - time.monotonic(), 0)):
-                    return await self._read()
+                    return await read()
             except TimeoutError:
                 if not limits.passed(self._started, self._active):
                     continue  # a send moved the idle clock meanwhile: wait on
