@@ -3,11 +3,11 @@ established channel once (the time limits, the locks, the order of ending, the s
 checks), so that a fix made for byte streams holds for message transports too.
 
 A channel class says only how messages cross its transport: :meth:`Channel._handshake`
-runs the handshake, :meth:`Channel._frame` wraps a message for the transport,
-:meth:`Channel._read` takes the next protocol message from it, and :meth:`Channel._fail`
-says whether an error ends the channel (a byte stream: every error does, since the peer
-cannot be followed past it) or only the call (a message transport: a forged or replayed
-item must not let a forger end the channel).
+runs the handshake, :meth:`Channel._frame` wraps a message for the transport and
+:meth:`Channel._write` hands it over, :meth:`Channel._read` takes the next protocol
+message from it, and :meth:`Channel._fail` says whether an error ends the channel (a byte
+stream: every error does, since the peer cannot be followed past it) or only the call (a
+message transport: a forged or replayed item must not let a forger end the channel).
 """
 
 from __future__ import annotations
