@@ -35,7 +35,6 @@ from .errors import (
     InvalidArgument,
     InvalidState,
     ReplayDetected,
-    StoreError,
 )
 from .identity import Identity, PeerKey, peer_key
 from .replay import ReplayStore, Shares
@@ -376,10 +375,8 @@ def _sender_share(envelope: Envelope, shares: Shares | None, now: float
     nothing to take without ``shares``; over the sender's share: ``store_full``."""
     if shares is None:
         return contextlib.nullcontext(lambda expires, item: None)
-    shares.expire(now)
     sender = envelope.sender
-    return shares.place(sender.public_bytes, lambda why: StoreError(
-        f"the replay store refuses {sender.agent_id} for now: {why}", code="store_full"))
+    return shares.place_in_store(sender.public_bytes, sender.agent_id, now)
 
 
 def _release_reply(envelope: Envelope, pending: PendingRequests | None,

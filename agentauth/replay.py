@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Protocol, runtime_checkable
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, StoreError
 from .verdict import check_bounds
 
 __all__ = ["MAX_EXPIRES", "MAX_KEY", "ReplayStore", "Shares", "check_key", "milliseconds"]
@@ -107,6 +107,15 @@ class Shares:
                     heapq.heappush(self._deadlines, kept[0])
                 else:
                     self._release(source)
+
+    def place_in_store(self, source: bytes, name: str, now: float
+                       ) -> contextlib.AbstractContextManager[Callable[[float, bytes], None]]:
+        """:meth:`expire` what has expired by ``now``, then take a :meth:`place` for
+        ``source`` in front of a replay store (spec 11, rule 11): over its share, or with
+        every place taken, ``store_full`` naming the source as ``name`` (its agent id)."""
+        self.expire(now)
+        return self.place(source, lambda why: StoreError(
+            f"the replay store refuses {name} for now: {why}", code="store_full"))
 
     def expire(self, now: float) -> list[bytes]:
         """Forget the entries whose expiry is before ``now``; return their items."""

@@ -3,16 +3,17 @@ established channel once (the time limits, the locks, the order of ending, the s
 checks), so that a fix made for byte streams holds for message transports too.
 
 A channel class says only how messages cross its transport: :meth:`Channel._handshake`
-runs the handshake, :meth:`Channel._frame` wraps a message for the transport,
-:meth:`Channel._read` takes the next protocol message from it, and :meth:`Channel._fail`
-says whether an error ends the channel (a byte stream: every error does, since the peer
-cannot be followed past it) or only the call (a message transport: a forged or replayed
-item must not let a forger end the channel).
+runs the handshake, :meth:`Channel._frame` wraps a message for the transport and
+:meth:`Channel._write` hands it over, :meth:`Channel._read` takes the next protocol
+message from it, and :meth:`Channel._fail` says whether an error ends the channel (a byte
+stream: every error does, since the peer cannot be followed past it) or only the call (a
+message transport: a forged or replayed item must not let a forger end the channel).
 """
 
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Generic, NoReturn, Self, TypeVar
 
@@ -108,10 +109,10 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
                          limits)
 
     @classmethod
+    @abstractmethod
     def _handshake(cls, engine: Initiator | Responder, transport: TransportT
                    ) -> Awaitable[Construct[Self]]:
         """Run the handshake over ``transport``; return what builds the channel."""
-        raise NotImplementedError
 
     # ---------------------------------------------------------------- attributes
 
@@ -138,18 +139,19 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         """``message`` as the transport carries it."""
         return message
 
+    @abstractmethod
     async def _read(self) -> bytes:
         """The next protocol message from the transport."""
-        raise NotImplementedError
 
     def _fail(self, error: AgentAuthError) -> NoReturn:
         """Raise ``error``, and first, if it ends the channel, remember it."""
         raise error
 
     async def _write(self, message: bytes, when: str) -> None:
-        """Hand ``message`` to the transport (the send lock held), within the limits."""
+        """Hand ``message`` to the transport (the send lock held). A channel class that
+        frames its messages, or bounds a send, says so here."""
         try:
-            await self.transport_stream.send(self._frame(message))
+            await self.transport_stream.send(message)
         except TRANSPORT_ERRORS as exc:
             self._fail(transport_error(exc, when))
         self._active = time.monotonic()
@@ -199,14 +201,14 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
                 # REKEY: nothing to deliver; read on.
 
     async def _within_limits(self) -> bytes:
-        limits = self._limits
+        limits, read = self._limits, self._read
         while True:
             deadline = limits.deadline(self._started, self._active)
             try:
                 if deadline is None:
-                    return await self._read()
+                    return await read()
                 with anyio.fail_after(max(deadline - time.monotonic(), 0)):
-                    return await self._read()
+                    return await read()
             except TimeoutError:
                 if not limits.passed(self._started, self._active):
                     continue  # a send moved the idle clock meanwhile: wait on

@@ -26,6 +26,7 @@ from ..capability.chain import parse_links
 from ..capability.revocation import RevocationStore, digest, notice_path
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
 from ..session import OVERHEAD
+from ._channel import TRANSPORT_ERRORS
 from ._common import transport_error
 from .stream import AgentAuthStream
 
@@ -43,8 +44,6 @@ _LIST_LIMIT: Final = PAGE_IDS * 35 + 64  # 32-byte ids with their 2-byte headers
 MESSAGE_BYTES: Final = 2 * PAGE_BYTES  # a page with its headers, generously
 _STEP: Final = 64  # notices ordered between two checkpoints
 
-_ENDED: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
-                 OSError)
 _rotation = random.SystemRandom()
 logger = logging.getLogger("agentauth.aio")
 
@@ -257,7 +256,7 @@ async def _swap(channel: Any, message: bytes) -> bytes:
     async def run(step: Any, *args: Any) -> None:
         try:
             result = await step(*args)
-        except _ENDED as exc:  # the peer closed, or the transport broke: typed, not anyio's
+        except TRANSPORT_ERRORS as exc:  # the peer closed, or the transport broke: typed
             errors.append(transport_error(exc, "during the revocation exchange"))
             tg.cancel_scope.cancel()
         except Exception as exc:

@@ -199,10 +199,9 @@ class AgentAuthMiddleware:
 
     async def _remember(self, verified: VerifiedRequest) -> None:
         """Put the request's nonce through the store, within its signer's share."""
-        self._shares.expire(self._clock())
-        with self._shares.place(verified.peer.public_bytes, lambda why: StoreError(
-                f"the replay store refuses {verified.peer.agent_id} for now: {why}",
-                code="store_full")) as keep:
+        peer = verified.peer
+        with self._shares.place_in_store(peer.public_bytes, peer.agent_id,
+                                         self._clock()) as keep:
             new = await ask_async("replay store", True, self._store.check_and_insert,
                                   verified.replay_key, verified.replay_expires)
             if not new:  # exactly False: seen; anything but a bool raised (spec 7.1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from typing import Any
 
 import httpx
 
@@ -182,38 +183,32 @@ def _wire_content(response: httpx.Response) -> bytes:
     return response.content
 
 
-class _SyncChecked(httpx.SyncByteStream):
-    # The response's stream, each part through its ResponseContent.
-    def __init__(self, stream: httpx.SyncByteStream, content: ResponseContent) -> None:
+class _Checked:
+    # A response's stream, each part through its ResponseContent (which holds the rule);
+    # the two classes below only iterate, one synchronously, one not.
+    def __init__(self, stream: Any, content: ResponseContent) -> None:
         self._stream = stream
         self._content = content
 
+
+class _SyncChecked(_Checked, httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         for part in self._stream:
-            ready = self._content.update(part)
-            if ready:
+            if ready := self._content.update(part):
                 yield ready
-        last = self._content.finish()
-        if last:
+        if last := self._content.finish():
             yield last
 
     def close(self) -> None:
         self._stream.close()
 
 
-class _AsyncChecked(httpx.AsyncByteStream):
-    # The async twin of _SyncChecked: the rule itself is ResponseContent's.
-    def __init__(self, stream: httpx.AsyncByteStream, content: ResponseContent) -> None:
-        self._stream = stream
-        self._content = content
-
+class _AsyncChecked(_Checked, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for part in self._stream:
-            ready = self._content.update(part)
-            if ready:
+            if ready := self._content.update(part):
                 yield ready
-        last = self._content.finish()
-        if last:
+        if last := self._content.finish():
             yield last
 
     async def aclose(self) -> None:
