@@ -59,19 +59,19 @@ def decode_json_object(data: bytes, limit: int, what: str) -> dict[str, Any]:
     """One JSON object from untrusted bytes, as every document from outside is read: at
     most ``limit`` bytes, checked before parsing (``oversize``); UTF-8, no duplicate key
     (two readers must not see two documents), no ``NaN`` or ``Infinity``, and an object at
-    the top (``malformed``). ``what`` names the document in error messages."""
+    the top (``malformed``). ``what`` names the document in error messages ("line")."""
     if type(data) is not bytes:
-        raise DecodeError(f"{what} is bytes", code="malformed")
+        raise DecodeError(f"a {what} is bytes", code="malformed")
     if len(data) > limit:
-        raise DecodeError(f"{what} of {len(data)} bytes is over {limit}", code="oversize")
+        raise DecodeError(f"a {what} of {len(data)} bytes is over {limit}", code="oversize")
     try:
         value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
                            parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise DecodeError(f"{what} is not JSON: {type(exc).__name__}",
+        raise DecodeError(f"not a JSON {what}: {type(exc).__name__}",
                           code="malformed") from None
     if type(value) is not dict:
-        raise DecodeError(f"{what} is one JSON object", code="malformed")
+        raise DecodeError(f"a {what} is one JSON object", code="malformed")
     return value
 
 

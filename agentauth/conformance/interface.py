@@ -47,7 +47,7 @@ _MAX_ID = 2**53  # exact in every JSON implementation
 def decode_line(line: bytes) -> dict[str, Any]:
     """One line (without its newline) as a JSON object (:func:`~agentauth.wire.decode_json_object`
     with the line limit)."""
-    return wire.decode_json_object(line, MAX_LINE, "a line")
+    return wire.decode_json_object(line, MAX_LINE, "line")
 
 
 def encode_line(value: dict[str, Any]) -> bytes:

@@ -104,7 +104,7 @@ def read_directory(body: bytes) -> tuple[PeerKey, ...]:
     (``invalid_key``) and ``kid`` its thumbprint (``malformed``). A directory with no
     Ed25519 signing key is ``malformed``. The keys are what the directory claims: trust
     them only once its response's signatures are verified for the host it came from."""
-    value = wire.decode_json_object(body, MAX_DIRECTORY, "a key directory")
+    value = wire.decode_json_object(body, MAX_DIRECTORY, "key directory")
     try:
         directory = _Directory.model_validate(value)
     except ValidationError as exc:
