@@ -2,13 +2,15 @@
 
 The first byte chooses how the bytes become text (UTF-8 with replacement, or with lone
 surrogates kept, as a caller's ``str`` may hold them); the rest is the text. A store that
-parses must write itself out as text that parses back to the same entries.
+parses must write itself out as text that parses back to the same entries, and the edit a
+save makes of the text (keeping its comments), with its first entry removed, must be
+text that parses back to the store saved, or none (written afresh then).
 """
 
 from __future__ import annotations
 
 from agentauth.errors import AgentAuthError
-from agentauth.keys.trust import TrustStore
+from agentauth.keys.trust import TrustStore, _by_kind, _edit
 
 from ._common import run, vectors
 
@@ -24,6 +26,10 @@ def one(data: bytes) -> None:
         return
     again = TrustStore.parse(store.dumps())
     assert again.entries == store.entries, (store.entries, again.entries)
+    smaller = store.remove(store.entries[0].name) if store.entries else store
+    edited = _edit(text, smaller)
+    if edited is not None:
+        assert _by_kind(TrustStore.parse(edited).entries) == _by_kind(smaller.entries)
 
 
 def seeds() -> list[bytes]:

@@ -151,7 +151,8 @@ class _Checker:
         line = self.lines.get((kind, index, field)) or self.lines.get((kind, index, ""))
         where = f"{kind}[{index}]" + (f".{field}" if field else "") if kind else field
         at = f" line {line}:" if line else ""
-        raise TrustStoreError(f"{self.source}:{at} {where}: {message}",
+        where = f" {where}:" if where else ""
+        raise TrustStoreError(f"{self.source}:{at}{where} {message}",
                               code="trust_store_invalid")
 
     def explain(self, errors: list[Any]) -> NoReturn:
@@ -159,6 +160,11 @@ class _Checker:
         the words and at the line and field a person edits."""
         error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc, problem = error["loc"], error["type"]
+        if problem == "string_unicode" or not loc:  # a lone surrogate in a key or value
+            unicode = "a key or value is not valid Unicode text (it holds a lone surrogate)"
+            if len(loc) >= 2:
+                self.fail(unicode, str(loc[0]), int(loc[1]))
+            self.fail(unicode)
         if len(loc) == 1:  # a top-level key
             field = str(loc[0])
             if problem == "extra_forbidden":
@@ -586,6 +592,20 @@ def _edit(previous: str | None, store: TrustStore) -> str | None:
     only here, so loading a store never needs it."""
     if previous is None:
         return None
+    try:
+        text = _edited(previous, store)
+    except Exception:  # tomlkit refuses what tomllib read, or cannot edit it: start afresh
+        return None
+    try:
+        if text is None or _by_kind(TrustStore.parse(text).entries) != _by_kind(store.entries):
+            return None
+    except TrustStoreError:
+        return None
+    return text
+
+
+def _edited(previous: str, store: TrustStore) -> str | None:
+    """The edit of :func:`_edit`, unchecked."""
     import tomlkit  # noqa: PLC0415 (only an edit needs it)
     from tomlkit.items import AoT  # noqa: PLC0415
 
@@ -624,13 +644,7 @@ def _edit(previous: str | None, store: TrustStore) -> str | None:
             for item in trailing:
                 table.add(item)
         tables.append(table)
-    text = tomlkit.dumps(document)
-    try:
-        if _by_kind(TrustStore.parse(text).entries) != _by_kind(store.entries):
-            return None
-    except TrustStoreError:
-        return None
-    return text
+    return tomlkit.dumps(document)
 
 
 def _by_kind(entries: Iterable[TrustEntry]) -> list[TrustEntry]:

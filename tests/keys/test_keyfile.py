@@ -245,3 +245,21 @@ def test_mutated_files_are_a_typed_error(data: st.DataObject) -> None:
     except KeyFileError:
         return
     assert mutated == good and seed == bytes(range(32))
+
+
+def test_the_claimed_public_key_needs_no_passphrase_and_is_only_a_claim(
+        identity: Identity) -> None:
+    data = fast_file(identity)
+    assert keyfile.claimed_public_key(data) == identity.public_bytes
+    other = Identity.from_seed(bytes(32))
+    forged = data.replace(identity.public_bytes, other.public_bytes)
+    assert keyfile.claimed_public_key(forged) == other.public_bytes  # what it claims
+    with pytest.raises(KeyFileError) as info:  # refused once opened
+        keyfile.open_seed(forged, PASS)
+    assert info.value.code == "wrong_passphrase"
+    for broken, code in ((data[:40], "key_file_corrupt"),
+                         (fast_file(identity, version=2), "key_file_version"),
+                         (fast_file(identity, recorded_memlimit=1), "key_file_corrupt")):
+        with pytest.raises(KeyFileError) as info:  # the form is checked as a load does
+            keyfile.claimed_public_key(broken)
+        assert info.value.code == code

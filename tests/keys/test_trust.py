@@ -289,3 +289,12 @@ def test_saving_keeps_a_hand_edited_files_comments_and_order(tmp_path: Path) -> 
     path.write_text(f'version = 1\npeer = [{{name = "bob", id = "{BOB.agent_id}"}}]\n')
     TrustStore.load(path).add_peer("alice", ALICE.agent_id).save(path)
     assert [e.name for e in TrustStore.load(path).entries] == ["bob", "alice"]
+
+
+def test_a_lone_surrogate_is_a_typed_error_naming_where() -> None:
+    # Text a caller decoded with surrogateescape: the document model refuses the string
+    # with no field to name, and the refusal is still a TrustStoreError (fuzzing found it).
+    assert refused('["did:key:z6Mk\udcbb"]\n').endswith(
+        "trust.toml: a key or value is not valid Unicode text (it holds a lone surrogate)")
+    assert "line 2: peer[0]: a key or value is not valid Unicode" in refused(
+        'version = 1\n[[peer]]\n"a\udcbb" = 1\n')
