@@ -6,11 +6,11 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ...handshake import INITIATOR_CONTEXT, RESPONDER_CONTEXT, Initiator, Responder
+from ...handshake import INITIATOR_CONTEXT, RESPONDER_CONTEXT
 from ...identity import Identity
 from ...session import Session
 from .forge import Forge, body2, body3
-from .handshake_valid import ALICE, BOB, CAROL, MALLORY, T0, agent_id, cases, fixed
+from .handshake_valid import ALICE, BOB, CAROL, MALLORY, T0, agent_id, cases, fixed, handshake
 from .model import Inputs, Step, make_engine
 
 __all__ = ["build_handshake", "build_session", "sessions"]
@@ -278,20 +278,7 @@ def sessions(ordered: bool) -> tuple[Session, Session]:
     """Initiator and responder sessions of the ``basic`` positive vector."""
     _, _, ini, res, clock = cases()[0]
     res = res.model_copy(update={"ordered": ordered})
-    now = [0.0]
-    i = make_engine("initiator", ini, lambda: now[0])
-    r = make_engine("responder", res, lambda: now[0])
-    assert isinstance(i, Initiator) and isinstance(r, Responder)
-    now[0] = clock[0]
-    hs1 = i.start()
-    now[0] = clock[1]
-    hs2 = r.receive_message(hs1)
-    assert hs2 is not None
-    now[0] = clock[2]
-    hs3 = i.receive_message(hs2)
-    assert hs3 is not None
-    now[0] = clock[3]
-    r.receive_message(hs3)
+    i, r, _ = handshake(ini, res, clock)
     assert i.result is not None and r.result is not None
     return i.result.session, r.result.session
 

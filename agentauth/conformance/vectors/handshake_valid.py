@@ -9,7 +9,8 @@ from ...handshake import Initiator, Responder
 from ...identity import Identity
 from .model import Inputs, make_engine
 
-__all__ = ["ALICE", "BOB", "CAROL", "MALLORY", "T0", "agent_id", "build", "cases", "fixed", "run"]
+__all__ = ["ALICE", "BOB", "CAROL", "MALLORY", "T0", "agent_id", "build", "cases", "fixed",
+           "handshake", "run"]
 
 T0 = 1_800_000_000
 
@@ -28,9 +29,10 @@ def agent_id(seed_hex: str) -> str:
     return Identity.from_seed(bytes.fromhex(seed_hex)).agent_id
 
 
-def run(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float],
-        session_script: list[tuple[str, str, bytes]]) -> dict[str, Any]:
-    """Run both engines; return the expected values the vector records."""
+def handshake(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float]
+              ) -> tuple[Initiator, Responder, tuple[bytes, bytes, bytes, bytes, bytes]]:
+    """Both engines through the three messages, each step at its time of ``clock``: the
+    engines, and the messages with the transcript hash after each of the first two."""
     now = [0.0]
     i = make_engine("initiator", initiator_inputs, lambda: now[0])
     r = make_engine("responder", responder_inputs, lambda: now[0])
@@ -47,6 +49,13 @@ def run(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float],
     assert hs3 is not None
     now[0] = clock[3]
     r.receive_message(hs3)
+    return i, r, (hs1, h1, hs2, h2, hs3)
+
+
+def run(initiator_inputs: Inputs, responder_inputs: Inputs, clock: list[float],
+        session_script: list[tuple[str, str, bytes]]) -> dict[str, Any]:
+    """Run both engines; return the expected values the vector records."""
+    i, r, (hs1, h1, hs2, h2, hs3) = handshake(initiator_inputs, responder_inputs, clock)
     ri, rr = i.result, r.result
     assert ri is not None and rr is not None
     assert ri.channel_binding == rr.channel_binding
