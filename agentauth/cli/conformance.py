@@ -5,7 +5,7 @@ standard input and output. ``agentauth conformance run --driver "COMMAND"`` runs
 against any driver; the exit code is 0 if every check passed (and none was skipped, unless
 ``--allow-skip``), 1 otherwise, 2 for a usage error and 3 if the vector files could not be
 read or a report could not be written. ``--json`` with no path prints the report as one JSON
-object (:class:`~agentauth.cli_common.ConformanceOut`) instead of the summary, and a failure
+object (:class:`~agentauth.cli.common.ConformanceOut`) instead of the summary, and a failure
 to run as the ``{"error": ...}`` object every command prints.
 """
 
