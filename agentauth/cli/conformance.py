@@ -24,11 +24,18 @@ __all__ = ["add_commands", "run"]
 
 def add_commands(commands: Any) -> None:
     """Register ``conformance driver`` and ``conformance run``."""
-    parser = commands.add_parser("conformance", help="the conformance driver and runner")
+    about = "the conformance driver and runner"
+    parser = commands.add_parser("conformance", help=about, description=about,
+                                 epilog="example:\n  agentauth conformance run --driver "
+                                        "\"python3 -m agentauth conformance driver\"")
     sub = parser.add_subparsers(dest="conformance_command", required=True)
-    sub.add_parser("driver", help="speak the driver interface on stdin and stdout")
+    about = "speak the driver interface on stdin and stdout"
+    sub.add_parser("driver", help=about, description=about,
+                   epilog="example:\n  agentauth conformance run --driver "
+                          "\"python3 -m agentauth conformance driver\"")
     runner.add_arguments(sub.add_parser(
         "run", help="run the conformance suite against a driver",
+        description="run the conformance suite against a driver",
         epilog='example:\n  agentauth conformance run --driver "python3 -m agentauth '
                'conformance driver" --json'))
 
