@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="agentauth", description=_DESCRIPTION, epilog=_epilog())
     parser.add_argument("--version", action="version", version=f"agentauth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="four agents over loopback TCP: accepted, "
-                                            "refused, and a replay rejected",
+    about = "four agents over loopback TCP: accepted, refused, and a replay rejected"
+    demo = commands.add_parser("demo", help=about, description=about,
                                epilog="example:\n  agentauth demo --json")
     add_json(demo)
     demo.set_defaults(run=_demo)

@@ -5,7 +5,7 @@ standard input and output. ``agentauth conformance run --driver "COMMAND"`` runs
 against any driver; the exit code is 0 if every check passed (and none was skipped, unless
 ``--allow-skip``), 1 otherwise, 2 for a usage error and 3 if the vector files could not be
 read or a report could not be written. ``--json`` with no path prints the report as one JSON
-object (:class:`~agentauth.cli_common.ConformanceOut`) instead of the summary, and a failure
+object (:class:`~agentauth.cli.common.ConformanceOut`) instead of the summary, and a failure
 to run as the ``{"error": ...}`` object every command prints.
 """
 
@@ -24,11 +24,18 @@ __all__ = ["add_commands", "run"]
 
 def add_commands(commands: Any) -> None:
     """Register ``conformance driver`` and ``conformance run``."""
-    parser = commands.add_parser("conformance", help="the conformance driver and runner")
+    about = "the conformance driver and runner"
+    parser = commands.add_parser("conformance", help=about, description=about,
+                                 epilog="example:\n  agentauth conformance run --driver "
+                                        "\"python3 -m agentauth conformance driver\"")
     sub = parser.add_subparsers(dest="conformance_command", required=True)
-    sub.add_parser("driver", help="speak the driver interface on stdin and stdout")
+    about = "speak the driver interface on stdin and stdout"
+    sub.add_parser("driver", help=about, description=about,
+                   epilog="example:\n  agentauth conformance run --driver "
+                          "\"python3 -m agentauth conformance driver\"")
     runner.add_arguments(sub.add_parser(
         "run", help="run the conformance suite against a driver",
+        description="run the conformance suite against a driver",
         epilog='example:\n  agentauth conformance run --driver "python3 -m agentauth '
                'conformance driver" --json'))
 

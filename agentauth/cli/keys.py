@@ -272,7 +272,7 @@ def add_commands(commands: Any) -> None:
     p = subcommand(actions, "verify", "check every record of a hash-chained audit log; name "
                                    "the first one edited, dropped or reordered",
                 "agentauth audit verify audit.log --head 3f1c...")
-    p.add_argument("log")
+    p.add_argument("log", help="the audit log file")
     p.add_argument("--head", help="the hash the last record must have (catches records "
                                   "dropped from the end)")
     p.set_defaults(run=cmd_audit_verify)
@@ -288,7 +288,8 @@ def _add_trust_commands(commands: Any) -> None:
     p = subcommand(actions, "add", "pin a peer, or with --anchor add a trust anchor",
                 "agentauth trust add bob did:key:z6Mk... --store trust.toml")
     p.add_argument("name", help="a name for the entry (letters, digits, '.', '_', '-')")
-    p.add_argument("agent_id", metavar="AGENT_ID")
+    p.add_argument("agent_id", metavar="AGENT_ID",
+                   help="the agent to pin, or to trust as an anchor (did:key:...)")
     p.add_argument("--anchor", metavar="NAMESPACE",
                    help="a trust anchor that may delegate NAMESPACE (e.g. 'reports/**')")
     p.add_argument("--next", metavar="AGENT_ID",
@@ -300,7 +301,7 @@ def _add_trust_commands(commands: Any) -> None:
     p.set_defaults(run=cmd_trust_list)
     p = subcommand(actions, "remove", "remove an entry by name",
                 "agentauth trust remove bob --store trust.toml")
-    p.add_argument("name")
+    p.add_argument("name", help="the name of the entry to remove")
     _store_option(p)
     p.set_defaults(run=cmd_trust_remove)
     p = subcommand(actions, "rotate", "accept a rotation statement: the entries that pinned "

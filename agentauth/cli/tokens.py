@@ -272,7 +272,7 @@ def add_commands(commands: Any) -> None:
     p = subcommand(commands, "inspect", "show a chain as a tree (or --json): NOT verified "
                                         "unless --anchor is given, then verified first",
                 "agentauth inspect alice.chain --anchor did:key:z6Mk...root")
-    p.add_argument("chain")
+    p.add_argument("chain", help="the chain file")
     p.add_argument("--anchor", action="append", default=[],
                    help="AGENT_ID[=NAMESPACE] of a trusted root (repeat for several): verify "
                         "the chain against them before showing it")
@@ -281,7 +281,7 @@ def add_commands(commands: Any) -> None:
     p = subcommand(commands, "verify", "verify a chain and optionally a request",
                 "agentauth verify alice.chain --anchor did:key:z6Mk...root "
                 "--request 'fs/reports/q3:read' --holder did:key:z6Mk...alice")
-    p.add_argument("chain")
+    p.add_argument("chain", help="the chain file")
     p.add_argument("--anchor", action="append", required=True,
                    help="AGENT_ID[=NAMESPACE] of a trusted root (repeat for several)")
     p.add_argument("--request", help="RESOURCE:ACTION")
@@ -295,8 +295,8 @@ def add_commands(commands: Any) -> None:
     p = subcommand(commands, "revoke", "revoke a link of a chain you issued or hold",
                 "agentauth revoke --key root.key --chain alice.chain --link 0 "
                 "--store revoked.db --passphrase-env PASS")
-    p.add_argument("--key", required=True)
-    p.add_argument("--chain", required=True)
+    p.add_argument("--key", required=True, help="the key file that signs the notice")
+    p.add_argument("--chain", required=True, help="the chain file holding the link")
     p.add_argument("--link", type=int, required=True, help="index of the link, root = 0")
     p.add_argument("--store", required=True, help="the revocation store (SQLite file; made "
                                                   "if missing)")

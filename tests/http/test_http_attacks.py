@@ -1,4 +1,4 @@
-"""Attacks on the HTTP binding found in review, each refused (spec 13): a request relayed by
+"""Attacks on the HTTP binding, each refused (spec 13): a request relayed by
 its first server to another, a signed request re-sent by httpx's redirect handling, an
 app's file body bypassing the signing send, a capability on a request whose target is not
 signed, and spellings of a path that pass for a granted resource."""

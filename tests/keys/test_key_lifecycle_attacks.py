@@ -1,5 +1,5 @@
-"""Findings of a review of the key lifecycle (spec section 14), each pinned by a test that
-failed before its fix: a key file writer that dies part way, a hand-built Rotation, a trust
+"""Attacks on the key lifecycle (spec section 14) and the faults an attacker can arrange,
+each refused or survived: a key file writer that dies part way, a hand-built Rotation, a trust
 store cut off at its size limit, a chmod that LiveTrust did not see, the commitment compared
 in constant time, a statement read from a FIFO, a passphrase cut short, audit fields
 posing as others, a passphrase that is not Unicode text, a store save blocked by a
