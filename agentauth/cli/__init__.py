@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from .._version import __version__
 from . import conformance, keys
 from .common import ENVIRONMENT, EXIT_USAGE, DemoOut, Parser, UsageError, add_json, emit, fail
-from .demo import run_demo
 from .tokens import add_commands, run
 
 __all__ = ["main"]
@@ -61,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo runs an event loop (anyio), which no other command needs.
+    from .demo import run_demo  # noqa: PLC0415
+
     if not args.json:
         return run_demo()
     lines: list[str] = []

@@ -48,6 +48,7 @@ from ..errors import (
 )
 from ..handshake import HandshakePolicy
 from ..identity import PeerKey
+from ..verdict import is_seconds
 from .rotation import Rotation, next_key_commitment, parse_rotation
 
 __all__ = ["MAX_TRUST_STORE", "LiveTrust", "TrustEntry", "TrustStore", "editing"]
@@ -490,8 +491,7 @@ class LiveTrust:
 
     def __init__(self, path: str | os.PathLike[str], *, interval: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
-                0 <= interval < float("inf")):
+        if not is_seconds(interval):
             raise InvalidArgument("interval is a finite number of seconds, at least 0")
         self._path = os.fspath(path)
         self._interval = float(interval)
