@@ -319,13 +319,9 @@ class Requests:
             request = Request(frame.resource, frame.action, frame.args or {})
         except InvalidArgument as exc:
             raise DecodeError(f"bad request: {exc.message}", code="malformed") from None
-        # 4. A handler declared for the resource and action.
-        route = next((r for r in self._routes if r.grant.allows(request)), None)
-        if route is None:
-            raise RequestError(f"no handler serves {request.action!r} on "
-                               f"{request.resource!r}", code="no_handler")
-        # 5. The chain it names: presented on this channel, and verified again now (time,
-        # revocation, holder) for this request.
+        # 4. The chain it names: presented on this channel, and verified again now (time,
+        # revocation, holder) for this request. (Before the handlers: a peer without a
+        # capability for a resource learns nothing of what this agent serves there.)
         if frame.ref == 0:
             raise CapabilityDenied("the request carries no capability", code="not_authorized",
                                    refusal=Refusal("no_chain"))
@@ -337,6 +333,11 @@ class Requests:
             raise chain
         links = verify_chain(chain, self._anchors, now=int(moment(self._clock())),
                              revoked=self._revoked, holder=self._peer, request=request)
+        # 5. A handler declared for the resource and action.
+        route = next((r for r in self._routes if r.grant.allows(request)), None)
+        if route is None:
+            raise RequestError(f"no handler serves {request.action!r} on "
+                               f"{request.resource!r}", code="no_handler")
         return Call(frame.id, request, frame.body, links, route.handler)
 
     def done(self, request_id: int) -> None:

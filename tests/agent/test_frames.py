@@ -51,7 +51,7 @@ FUZZ = settings(max_examples=300, deadline=None, database=None,
 
 def requests(*, revoked: bool = False, max_in_flight: int = 4) -> Requests:
     return Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
-                    (Route.make("reports/**", "read", "handler"),),
+                    (Route.make("reports/*", "read", "handler"),),
                     revoked=lambda _: revoked, max_payload=LIMIT,
                     max_in_flight=max_in_flight, clock=lambda: float(NOW))
 
@@ -79,9 +79,10 @@ def test_a_request_passes_the_checks_in_order() -> None:
 
 
 @pytest.mark.parametrize(("frame", "code"), [
-    (encode_request(1, "other/x", "read", {}, b"", 1), "no_handler"),
-    (encode_request(1, "reports/x", "read", {}, b"", 0), "not_authorized"),
-    (encode_request(1, "reports/x", "read", {}, b"", 2), "unknown_chain"),
+    (encode_request(1, "reports/a/b", "read", {}, b"", 1), "no_handler"),
+    (encode_request(1, "other/x", "read", {}, b"", 1), "not_authorized"),
+    (encode_request(1, "reports/qx", "read", {}, b"", 0), "not_authorized"),
+    (encode_request(1, "reports/qx", "read", {}, b"", 2), "unknown_chain"),
     (encode_request(1, "reports/x", "read", {}, b"x" * (LIMIT - 16_000), 1), "oversize"),
     (encode_request(1, "../x", "read", {}, b"", 1), "malformed"),
 ])
@@ -110,9 +111,9 @@ def test_the_bounds_of_a_channel() -> None:
     state = requests(max_in_flight=2)
     state.receive(FRAMES[0])
     for n in (1, 2):
-        assert isinstance(state.receive(encode_request(n, "reports/a", "read", {}, b"", 1)),
+        assert isinstance(state.receive(encode_request(n, "reports/qa", "read", {}, b"", 1)),
                           Call)
-    out = state.receive(encode_request(3, "reports/a", "read", {}, b"", 1))
+    out = state.receive(encode_request(3, "reports/qa", "read", {}, b"", 1))
     assert isinstance(out, Refused) and out.error.code == "over_limit"
     for ref in range(2, 17):
         state.receive(encode_present(ref, CHAIN))
