@@ -388,7 +388,7 @@ class Server:
 
     async def _answer(self, channel: AgentAuthStream, requests: Requests, call: Call,
                       scope: anyio.CancelScope, cancels: dict[int, anyio.CancelScope]) -> None:
-        # 6. The handler runs; its answer, or its failure, goes back (spec 15.5).
+        # Spec 15.5: the handler runs; its answer, or its failure, goes back.
         frame: bytes | None = None
         self._scopes.add(scope)
         try:

@@ -281,7 +281,7 @@ class Requests:
         if frame.kind != REQUEST:
             raise ProtocolViolation("a serving side receives no RESPONSE or ERROR",
                                     code="out_of_order")
-        # 2. The id: not in flight already; room for one more.
+        # 2. The id: not in flight already (then, in _check, room for one more).
         if frame.id in self.in_flight:
             raise ProtocolViolation(f"request {frame.id} is already in flight",
                                     code="out_of_order")
@@ -308,6 +308,7 @@ class Requests:
             self._chains[frame.ref] = frame.chain
 
     def _check(self, frame: Frame) -> Call:
+        # 2. (continued) Room for one more request in flight.
         if len(self.in_flight) >= self._max_in_flight:
             raise RequestError(f"a channel has at most {self._max_in_flight} requests in "
                                f"flight", code="over_limit")
