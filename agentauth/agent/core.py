@@ -200,14 +200,18 @@ class Agent:
 
     # ------------------------------------------------------------ capabilities
 
-    def handles(self, resource: str, action: str) -> Callable[[Handler], Handler]:
+    def handles(self, resource: str, action: str, *, capability: bool = True
+                ) -> Callable[[Handler], Handler]:
         """Declare the decorated ``async def`` as the handler of ``action`` on the
         resources matching the pattern ``resource`` (a grant's pattern). A request reaches
-        it only with a capability whose chain allows it (spec 15.4)."""
+        it only with a capability whose chain allows it (spec 15.4); with
+        ``capability=False``, also without one, from any peer the agent's ``trust``
+        admitted (an agent with such a handler must be given ``trust``)."""
         def register(handler: Handler) -> Handler:
             if not callable(handler):
                 raise InvalidArgument("a handler is an async function")
-            self._routes = (*self._routes, Route.make(resource, action, handler))
+            route = Route.make(resource, action, handler, capability=capability)
+            self._routes = (*self._routes, route)
             return handler
         return register
 
@@ -257,6 +261,9 @@ class Agent:
         :class:`~agentauth.aio.AgentAuthListener`'s."""
         if not self._routes:
             raise InvalidState("declare a handler (@agent.handles) before serving")
+        if self._trust is None and not all(route.capability for route in self._routes):
+            raise InvalidState("a handler open without a capability needs a trust policy: "
+                               "give the agent trust=")
         listener = await create_listener(host, port, self.identity, self.policy, **options)
         server = Server(self, listener)
         raised: BaseException | None = None

@@ -218,15 +218,20 @@ def error_from_frame(frame: Frame) -> AgentAuthError:
 @dataclass(frozen=True, slots=True)
 class Route:
     """A handler's declaration: the resources (a grant pattern) and the action it serves,
-    and what it is (opaque here)."""
+    what it is (opaque here), and whether a request needs a capability to reach it
+    (``capability=False``: any peer the channel's trust policy admitted)."""
 
     grant: Grant
     handler: Any
+    capability: bool = True
 
     @classmethod
-    def make(cls, pattern: str, action: str, handler: Any) -> Route:
+    def make(cls, pattern: str, action: str, handler: Any, *, capability: bool = True
+             ) -> Route:
         """Check the declaration as a grant is checked."""
-        return cls(Grant(pattern, {action}), handler)
+        if type(capability) is not bool:
+            raise InvalidArgument("capability is True or False")
+        return cls(Grant(pattern, {action}), handler, capability)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +329,9 @@ class Requests:
         # revocation, holder) for this request. (Before the handlers: a peer without a
         # capability for a resource learns nothing of what this agent serves there.)
         if frame.ref == 0:
+            route = self._route(request)
+            if route is not None and not route.capability:  # declared open to the trusted
+                return Call(frame.id, request, frame.body, (), route.handler)
             raise CapabilityDenied("the request carries no capability", code="not_authorized",
                                    refusal=Refusal("no_chain"))
         chain = self._chains.get(frame.ref)
@@ -335,11 +343,14 @@ class Requests:
         links = verify_chain(chain, self._anchors, now=int(moment(self._clock())),
                              revoked=self._revoked, holder=self._peer, request=request)
         # 5. A handler declared for the resource and action.
-        route = next((r for r in self._routes if r.grant.allows(request)), None)
+        route = self._route(request)
         if route is None:
             raise RequestError(f"no handler serves {request.action!r} on "
                                f"{request.resource!r}", code="no_handler")
         return Call(frame.id, request, frame.body, links, route.handler)
+
+    def _route(self, request: Request) -> Route | None:
+        return next((r for r in self._routes if r.grant.allows(request)), None)
 
     def done(self, request_id: int) -> None:
         """The request's answer was sent (or it was cancelled): its id may be used again."""

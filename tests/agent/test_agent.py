@@ -16,6 +16,7 @@ from agentauth import (
     AgentAuthError,
     CapabilityDenied,
     Identity,
+    InvalidState,
     ReplayDetected,
     RequestError,
 )
@@ -274,3 +275,23 @@ async def test_envelopes_open_once() -> None:
     assert opened.payload == b"for your queue"
     with pytest.raises(ReplayDetected):
         await alice.open(sealed)
+
+
+async def test_a_handler_open_without_capability_serves_trusted_peers_only() -> None:
+    bob = Agent.generate()
+    alice = make_server(trust=[bob.id])
+
+    @alice.handles("health", "read", capability=False)
+    async def health(request: Incoming) -> bytes:
+        return b"ok"
+
+    async with pair(alice, bob) as peer:
+        assert await peer.request("health", "read") == b"ok"
+        with pytest.raises(CapabilityDenied) as caught:
+            await peer.request("reports/q3", "read", {"size": 1})
+        assert caught.value.code == "not_authorized"
+    careless = make_server()  # trusts any peer: an open handler would be open to all
+    careless.handles("health", "read", capability=False)(health)
+    with pytest.raises(InvalidState):
+        async with careless.serve("127.0.0.1", 0):
+            pass
