@@ -122,7 +122,8 @@ class Agent:
     ``state``: None keeps replay keys and revocation notices in memory; a ``redis://``
     URL keeps them in Redis; a path keeps them in SQLite files (``path`` and
     ``path.revocations``). ``audit``: a path appends the audit events of this process to
-    a hash-chained file while the agent is open (:class:`AuditFileHandler`).
+    a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
+    INFO) until :meth:`aclose`.
     """
 
     def __init__(self, identity: Identity, *, trust: Trust = None,
@@ -156,8 +157,12 @@ class Agent:
         self.anchors: Mapping[str, str] = roots
         self.replay, self.revocations = _stores(state, roots)
         self._audit = None if audit is None else AuditFileHandler(audit)
-        if self._audit is not None:
-            logging.getLogger(AUDIT_LOGGER).addHandler(self._audit)
+        self._audit_level = logging.NOTSET
+        if self._audit is not None:  # every event, admissions (INFO) too, while open
+            log = logging.getLogger(AUDIT_LOGGER)
+            self._audit_level = log.level
+            log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
+            log.addHandler(self._audit)
         self._routes: tuple[Route, ...] = ()
         self._servers: set[Server] = set()
 
@@ -194,7 +199,9 @@ class Agent:
         for server in list(self._servers):
             await server.aclose()
         if self._audit is not None:
-            logging.getLogger(AUDIT_LOGGER).removeHandler(self._audit)
+            log = logging.getLogger(AUDIT_LOGGER)
+            log.removeHandler(self._audit)
+            log.setLevel(self._audit_level)
             self._audit.close()
             self._audit = None
 
