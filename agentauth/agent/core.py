@@ -372,29 +372,40 @@ class Server:
         requests = Requests(peer, agent.anchors, agent._routes, revoked=agent._revoked,
                             max_payload=channel.max_payload, max_in_flight=agent.max_in_flight)
         cancels: dict[int, anyio.CancelScope] = {}
+        broken: AgentAuthError | None = None
         async with anyio.create_task_group() as group:
-            while True:
-                try:
-                    data = await channel.receive()
-                except anyio.EndOfStream:
-                    break
-                out = requests.receive(data)  # a broken frame ends the channel here
-                if isinstance(out, Call):
-                    if self._closing:
-                        requests.done(out.id)
-                        await channel.send(encode_error(out.id, RequestError(
-                            "the agent is closing", code="shutting_down")))
-                        continue
-                    scope = anyio.CancelScope()
-                    cancels[out.id] = scope
-                    self._start()
-                    group.start_soon(self._answer, channel, requests, out, scope, cancels)
-                elif isinstance(out, Refused):
-                    await channel.send(out.frame)
-                elif isinstance(out, int) and out in cancels:
-                    cancels[out].cancel()
-            for scope in cancels.values():  # the peer has gone: nobody waits for answers
-                scope.cancel()
+            try:
+                while True:
+                    try:
+                        data = await channel.receive()
+                    except anyio.EndOfStream:
+                        break
+                    out = requests.receive(data)  # a broken frame ends the channel here
+                    if isinstance(out, Call):
+                        await self._dispatch(channel, requests, out, cancels, group)
+                    elif isinstance(out, Refused):
+                        await channel.send(out.frame)
+                    elif isinstance(out, int) and out in cancels:
+                        cancels[out].cancel()
+            except AgentAuthError as exc:
+                broken = exc
+            finally:
+                for scope in cancels.values():  # the channel is over: nobody waits
+                    scope.cancel()
+        if broken is not None:
+            logger.info("channel with %s ended: %s", channel.peer_id, broken)
+
+    async def _dispatch(self, channel: AgentAuthStream, requests: Requests, call: Call,
+                        cancels: dict[int, anyio.CancelScope], group: TaskGroup) -> None:
+        if self._closing:
+            requests.done(call.id)
+            await channel.send(encode_error(call.id, RequestError(
+                "the agent is closing", code="shutting_down")))
+            return
+        scope = anyio.CancelScope()
+        cancels[call.id] = scope
+        self._start()
+        group.start_soon(self._answer, channel, requests, call, scope, cancels)
 
     def _start(self) -> None:
         self._in_flight += 1

@@ -295,3 +295,18 @@ async def test_a_handler_open_without_capability_serves_trusted_peers_only() -> 
     with pytest.raises(InvalidState):
         async with careless.serve("127.0.0.1", 0):
             pass
+
+
+async def test_a_broken_frame_ends_its_channel_only() -> None:
+    alice, bob = make_server(), Agent.generate()
+    chain = alice.delegate(to=bob.id, grants=READ)
+    with anyio.fail_after(DEADLINE):
+        async with alice.serve("127.0.0.1", 0) as server:
+            async with bob.connect("127.0.0.1", server.port, expect=alice.id,
+                                   capability=chain) as peer:
+                await peer.channel.send(b"\x93not a frame")
+                with pytest.raises(AgentAuthError):  # the server closed this channel
+                    await peer.request("reports/q3", "read", {"size": 1})
+            async with bob.connect("127.0.0.1", server.port, expect=alice.id,
+                                   capability=chain) as peer:
+                assert await peer.request("reports/q3", "read", {"size": 1})
