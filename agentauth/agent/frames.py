@@ -150,7 +150,10 @@ def decode_frame(data: bytes, limit: int) -> Frame:
     fields = data[0] - 0x80 if data and 0x82 <= data[0] <= 0x87 else 0
     if not fields:
         raise DecodeError("a frame is a map of 2 to 7 fields", code="malformed")
-    values = wire.decode_map(data, fields, limit, "frame")
+    # The flat decoder's fast path does not check nested values while parsing: the kind's
+    # checks below type every value, args and refusal entries included, and the bytes
+    # must re-encode to themselves (so a repeated key inside args is refused too).
+    values = wire.decode_flat_map(data, fields, limit, "frame")
     kind, frame_id = values[0], values[1]
     if type(kind) is not int or type(frame_id) is not int:
         raise DecodeError("a frame's kind and id are integers", code="malformed")
