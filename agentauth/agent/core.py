@@ -23,7 +23,13 @@ from typing import Any, Final, Self
 import anyio
 from anyio.abc import SocketAttribute, TaskGroup
 
-from ..aio import AgentAuthListener, AgentAuthStream, create_listener, exchange_revocations
+from ..aio import (
+    AgentAuthAttribute,
+    AgentAuthListener,
+    AgentAuthStream,
+    create_listener,
+    exchange_revocations,
+)
 from ..aio import connect as aio_connect
 from ..aio import open_envelope as aio_open_envelope
 from ..audit import AUDIT_LOGGER
@@ -55,6 +61,7 @@ from ..stores import (
 from ..verdict import is_seconds
 from .frames import (
     ERROR,
+    MAX_CHAINS,
     MAX_IN_FLIGHT,
     RESPONSE,
     Call,
@@ -331,7 +338,6 @@ class Server:
         self.agent = agent
         self.listener = listener
         self.port: int = listener.extra(SocketAttribute.local_port)
-        self._group: TaskGroup | None = None
         self._closing = False
         self._in_flight = 0
         self._idle = anyio.Event()
@@ -342,7 +348,6 @@ class Server:
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Accept channels until closed (then every channel is ended)."""
         async with anyio.create_task_group() as group:
-            self._group = group
             task_status.started()
             group.start_soon(self.listener.serve, self._channel, group)
             await self._closed.wait()
@@ -368,8 +373,8 @@ class Server:
     async def _channel(self, channel: AgentAuthStream) -> None:
         agent = self.agent
         await exchange_revocations(channel, agent.revocations)
-        peer = PeerKey.from_agent_id(channel.peer_id)
-        requests = Requests(peer, agent.anchors, agent._routes, revoked=agent._revoked,
+        requests = Requests(channel.extra(AgentAuthAttribute.peer_key), agent.anchors,
+                            agent._routes, revoked=agent._revoked,
                             max_payload=channel.max_payload, max_in_flight=agent.max_in_flight)
         cancels: dict[int, anyio.CancelScope] = {}
         broken: AgentAuthError | None = None
@@ -482,6 +487,8 @@ class Peer:
         chain = capability if isinstance(capability, bytes) else encode_chain(capability)
         ref = self._refs.get(chain)
         if ref is None:
+            if len(self._refs) >= MAX_CHAINS:
+                raise InvalidState(f"a channel presents at most {MAX_CHAINS} chains")
             ref = self._refs[chain] = len(self._refs) + 1
             await self.channel.send(encode_present(ref, chain))
         return ref
