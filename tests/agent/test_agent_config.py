@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from support.aio import DEADLINE
+from support.redis_server import redis_server
 
 from agentauth import (
     Agent,
@@ -80,3 +81,17 @@ def test_bad_ttls_are_refused(ttl: object) -> None:
     alice = Agent.generate()
     with pytest.raises(InvalidArgument):
         alice.delegate(to=alice.id, grants=[Grant("a", {"r"})], ttl=ttl)  # type: ignore[arg-type]
+
+
+async def test_replicas_sharing_redis_state_refuse_each_other_s_replays() -> None:
+    bob = Agent.generate()
+    key = Identity.generate()
+    with redis_server() as url:
+        first, second = Agent(key, state=url), Agent(key, state=url)  # two replicas
+        sealed = bob.seal(to=first.id, body=b"once")
+        assert (await first.open(sealed)).payload == b"once"
+        with pytest.raises(ReplayDetected):
+            await second.open(sealed)
+        chain = first.delegate(to=bob.id, grants=[Grant("a", {"r"})])
+        first.revoke(chain)
+        assert second.revocations.is_revoked(decode_chain(chain)[-1].id) is True
