@@ -150,3 +150,26 @@ def test_hostile_frames_give_only_typed_errors(data: bytes) -> None:
         except AgentAuthError as exc:
             assert exc.code in ERROR_CODES
             assert isinstance(exc, ERROR_CODES[exc.code][0])
+
+
+_POOL = [*FRAMES, encode_present(2, b"not a chain"), encode_present(1, CHAIN),
+         *(encode_request(n, "reports/q3", "read", {}, b"", ref) for n in (1, 2, 3)
+           for ref in (0, 1, 2)),
+         *(encode_cancel(n) for n in (1, 2, 3))]
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.sampled_from(_POOL), _mutated()), max_size=30),
+       st.lists(st.integers(0, 8), max_size=30))
+def test_frames_in_any_order_keep_the_state_within_its_bounds(
+        frames: list[bytes], finished: list[int]) -> None:
+    state = requests(max_in_flight=2)
+    for data, done in zip(frames, [*finished, *[0] * len(frames)], strict=False):
+        try:
+            out = state.receive(data)
+        except AgentAuthError as exc:
+            assert isinstance(exc, ERROR_CODES[exc.code][0])
+            continue
+        assert out is None or isinstance(out, Call | Refused | int)
+        assert len(state.in_flight) <= 2
+        state.done(done)  # a handler that finished (or an id never used: no effect)
