@@ -128,13 +128,16 @@ class Agent:
 
     ``state``: None keeps replay keys and revocation notices in memory; a ``redis://``
     URL keeps them in Redis; a path keeps them in SQLite files (``path`` and
-    ``path.revocations``). ``audit``: a path appends the audit events of this process to
+    ``path.revocations``). Every request asks the revocation store about each link of its
+    chain, in the serving task: a Redis store makes that a network round trip each.
+    ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
     """
 
     def __init__(self, identity: Identity, *, trust: Trust = None,
-                 anchors: Mapping[str, str] | None = None, state: str | None = None,
+                 anchors: Mapping[str, str] | None = None,
+                 state: str | os.PathLike[str] | None = None,
                  audit: str | os.PathLike[str] | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT,
                  drain_timeout: float = DRAIN_TIMEOUT) -> None:
@@ -320,10 +323,12 @@ class Agent:
             raise raised
 
 
-def _stores(state: str | None, anchors: Mapping[str, str]
+def _stores(state: str | os.PathLike[str] | None, anchors: Mapping[str, str]
             ) -> tuple[ReplayStore, RevocationStore]:
     if state is None:
         return MemoryReplayStore(), MemoryRevocationStore(anchors)
+    if isinstance(state, os.PathLike):
+        state = os.fspath(state)
     if not isinstance(state, str):
         raise InvalidArgument("state is None, a redis:// URL or a file path")
     if state.startswith(("redis://", "rediss://", "unix://")):

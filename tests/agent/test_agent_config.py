@@ -53,7 +53,7 @@ async def test_an_agent_from_files_serves_audits_and_keeps_its_state(tmp_path: P
     sealed = bob.seal(to=alice.id, body=b"once")
     assert (await alice.open(sealed)).payload == b"once"
     alice.revoke(chain)
-    again = Agent.load(key, passphrase="correct horse", trust=trust, state=str(state))
+    again = Agent.load(key, passphrase="correct horse", trust=trust, state=state)
     with pytest.raises(ReplayDetected):  # the nonce was kept on disk
         await again.open(sealed)
     assert again.revocations.is_revoked(decode_chain(chain)[-1].id) is True
