@@ -1,7 +1,8 @@
 """agentauth: agents prove who they are to each other and decide what each may do.
 
 The public API is exactly the names in ``__all__``; a test guards it. The names of the
-async layer (:mod:`agentauth.aio`) are imported when first used (PEP 562), so that the
+async layers (:mod:`agentauth.aio`, and :class:`Agent` from :mod:`agentauth.agent`) are
+imported when first used (PEP 562), so that the
 sans-I/O core (``import agentauth.wire``, ``agentauth.handshake``...) never imports anyio.
 """
 
@@ -32,6 +33,7 @@ from .errors import (
     Refusal,
     RemoteError,
     ReplayDetected,
+    RequestError,
     SessionExpired,
     StoreError,
     TransportError,
@@ -53,6 +55,7 @@ from .session import REPLAY_WINDOW, Session
 from .stores import MemoryReplayStore, RedisReplayStore, SQLiteReplayStore
 
 if TYPE_CHECKING:
+    from .agent import Agent
     from .aio import (
         AgentAuthAttribute,
         AgentAuthListener,
@@ -65,17 +68,18 @@ if TYPE_CHECKING:
         serve,
     )
 
-_ASYNC = frozenset({"AgentAuthAttribute", "AgentAuthListener", "AgentAuthMessageStream",
-                    "AgentAuthStream", "AsyncReplayStore", "async_replay_store", "connect",
-                    "create_listener", "serve"})
+_ASYNC = frozenset({"Agent", "AgentAuthAttribute", "AgentAuthListener",
+                    "AgentAuthMessageStream", "AgentAuthStream", "AsyncReplayStore",
+                    "async_replay_store", "connect", "create_listener", "serve"})
 
 
 def __getattr__(name: str) -> Any:
     """The async layer's names, imported from :mod:`agentauth.aio` on first use."""
     if name in _ASYNC:
-        from . import aio  # noqa: PLC0415 (lazy: keeps anyio out of the sans-I/O core)
+        # lazy: keeps anyio out of the sans-I/O core
+        from . import agent, aio  # noqa: PLC0415
 
-        value = getattr(aio, name)
+        value = getattr(agent if name == "Agent" else aio, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'agentauth' has no attribute {name!r}")
@@ -88,6 +92,7 @@ __all__ = [
     "ERROR_CODES",
     "REFUSAL_KINDS",
     "REPLAY_WINDOW",
+    "Agent",
     "AgentAuthAttribute",
     "AgentAuthError",
     "AgentAuthListener",
@@ -122,6 +127,7 @@ __all__ = [
     "RemoteError",
     "ReplayDetected",
     "ReplayStore",
+    "RequestError",
     "Responder",
     "Role",
     "SQLiteReplayStore",

@@ -29,6 +29,8 @@ class), never on the message text.
     │   ├── HandshakeTimeout        handshake_timeout
     │   ├── ReplayDetected          replayed, stale
     │   ├── TransportError          unexpected_eof, connection_lost
+    │   ├── RequestError            no_handler, handler_failed, over_limit,
+    │   │                           unknown_chain, request_timeout, shutting_down
     │   ├── CapabilityDenied        chain_too_long, root_invalid, untrusted_root,
     │   │                           root_scope, depth_exceeded, revoked,
     │   │                           widened_resource, widened_action,
@@ -81,6 +83,7 @@ __all__ = [
     "Refusal",
     "RemoteError",
     "ReplayDetected",
+    "RequestError",
     "SessionExpired",
     "StoreError",
     "TransportError",
@@ -226,6 +229,15 @@ class TransportError(RemoteError):
     """The transport under a channel ended or broke before the protocol was done."""
 
     codes = frozenset({"unexpected_eof", "connection_lost"})
+
+
+class RequestError(RemoteError):
+    """A request on a channel (spec section 15) was not answered: no handler serves it,
+    its handler failed, a bound of the channel was reached, it names a chain never
+    presented, no answer came in time, or the serving agent closed first."""
+
+    codes = frozenset({"no_handler", "handler_failed", "over_limit", "unknown_chain",
+                       "request_timeout", "shutting_down"})
 
 
 #: Every kind of :class:`Refusal`, with its meaning (spec 10.6 lists the same).
@@ -463,6 +475,14 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
                                              "digest, or has none"),
     "uncovered_component": (AuthenticationError, "an HTTP signature leaves a required "
                                                  "component uncovered"),
+    "no_handler": (RequestError, "no handler is declared for the request's resource and "
+                                 "action"),
+    "handler_failed": (RequestError, "the request's handler failed on the serving side"),
+    "over_limit": (RequestError, "a channel's bound on requests in flight or chains "
+                                 "presented was reached"),
+    "unknown_chain": (RequestError, "a request names a chain not presented on its channel"),
+    "request_timeout": (RequestError, "no answer to a request came within its timeout"),
+    "shutting_down": (RequestError, "the serving agent closed before answering"),
     "idle_timeout": (SessionExpired, "nothing was sent or received for the idle timeout"),
     "lifetime_exceeded": (SessionExpired, "the channel reached its maximum lifetime"),
     "store_full": (StoreError, "a replay store is full of live entries, or a revocation "
@@ -481,7 +501,8 @@ def _check_registry() -> None:
                             CounterExhausted, KeyFileError, TrustStoreError,
                             AuditLogError, FileError, DecodeError, ProtocolViolation,
                             HandshakeTimeout, ReplayDetected, AuthenticationError,
-                            TransportError, SessionExpired, CapabilityDenied, StoreError))
+                            TransportError, SessionExpired, CapabilityDenied, StoreError,
+                            RequestError))
     )
     assert every == set(ERROR_CODES), every ^ set(ERROR_CODES)
 

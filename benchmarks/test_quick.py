@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import conformance, envelopes, handshake, http, keys, load, replay, tokens
+from benchmarks import (
+    agent,
+    conformance,
+    envelopes,
+    handshake,
+    http,
+    keys,
+    load,
+    replay,
+    tokens,
+)
 
 
 def test_quick_run_writes_every_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,3 +122,12 @@ def test_conformance_quick_run_reports_the_run_time(tmp_path: Path,
     assert report["checks"] == sum(report["sections"].values()) > 200
     assert [t["name"] for t in report["targets"]] == ["suite run time (s)"]
     assert "ratio pipes / in process" in capsys.readouterr().out
+
+
+def test_agent_quick_run_reports_both_widths(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "agent.json"
+    assert agent.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["seconds_per_request"]) == 6 and len(report["targets"]) == 2
+    assert "capability / open handler" in capsys.readouterr().out
