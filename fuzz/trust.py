@@ -10,7 +10,8 @@ text that parses back to the store saved, or none (written afresh then).
 from __future__ import annotations
 
 from agentauth.errors import AgentAuthError
-from agentauth.keys.trust import TrustStore, _by_kind, _edit
+from agentauth.keys.trust import TrustStore
+from agentauth.keys.trustfile import by_kind, edit_text
 
 from ._common import run, vectors
 
@@ -27,9 +28,9 @@ def one(data: bytes) -> None:
     again = TrustStore.parse(store.dumps())
     assert again.entries == store.entries, (store.entries, again.entries)
     smaller = store.remove(store.entries[0].name) if store.entries else store
-    edited = _edit(text, smaller)
+    edited = edit_text(text, smaller.entries)
     if edited is not None:
-        assert _by_kind(TrustStore.parse(edited).entries) == _by_kind(smaller.entries)
+        assert by_kind(TrustStore.parse(edited).entries) == by_kind(smaller.entries)
 
 
 def seeds() -> list[bytes]:
