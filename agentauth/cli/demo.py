@@ -193,8 +193,11 @@ async def _run(demo: _Demo, port: int) -> None:
 
 async def _replay(demo: _Demo, relay: _Relay, peer: Peer) -> None:
     # Alice's last frame through the relay is her last request (the delete): send it again.
+    if relay.to_server is None or not relay.frames:
+        demo.say("attacker         captured nothing")
+        demo.ok = False
+        return
     captured = relay.frames[-1]
-    assert relay.to_server is not None
     before = len(demo.recorder.lines)
     demo.say(f"attacker         re-sends alice's captured request ({len(captured)} bytes) "
              "to bob")
