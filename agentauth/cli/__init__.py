@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="agentauth", description=_DESCRIPTION, epilog=_epilog())
     parser.add_argument("--version", action="version", version=f"agentauth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    about = "four agents over loopback TCP: accepted, refused, and a replay rejected"
+    about = ("four agents on the Agent API over loopback TCP: requests answered and refused, "
+             "an untrusted agent, replays and a revocation")
     demo = commands.add_parser("demo", help=about, description=about,
                                epilog="example:\n  agentauth demo --json")
     add_json(demo)

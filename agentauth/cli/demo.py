@@ -1,10 +1,13 @@
-"""``agentauth demo``: four agents over real loopback TCP, in one process.
+"""``agentauth demo``: four agents on the :class:`~agentauth.Agent` API over real loopback
+TCP, in one process.
 
-Bob serves on 127.0.0.1 and trusts Alice and Carol. Alice and Carol connect (each pins
-Bob), authenticate, and exchange encrypted messages. Mallory proves who she is, and Bob
-refuses her because she is not trusted. Alice's connection runs through a relay that
-records her frames, like an attacker on the wire; the relay then sends one of them again,
-and Bob rejects the replay and drops the connection.
+Bob's agent serves reports to Alice and Carol, whom he trusts, each with a capability Bob
+delegated: a read is answered, a delete (not granted) is refused with its rule. Mallory
+proves who she is, and Bob refuses her channel because she is not trusted. Alice's
+channel runs through a relay that records her frames, like an attacker on the wire; the
+relay sends her last request again, and Bob rejects the replay and drops the channel. An
+envelope Alice sealed for Bob opens once and is refused the second time. Bob revokes
+Carol's capability, and her next request on the same channel is refused.
 """
 
 from __future__ import annotations
@@ -14,21 +17,22 @@ import time
 from collections.abc import Callable
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.abc import ByteStream, SocketAttribute
 
-from ..aio import AgentAuthAttribute, connect, create_listener
-from ..aio.stream import FRAME_HEADER, AgentAuthStream
+from ..agent import Agent, Incoming, Peer
+from ..aio.stream import FRAME_HEADER
+from ..capability.grants import Grant
 from ..errors import AgentAuthError
-from ..handshake import HandshakePolicy
-from ..identity import Identity
 
 __all__ = ["run_demo"]
 
 HOST = "127.0.0.1"
+#: The loggers that say why Bob dropped a channel.
+_LOGGERS = ("agentauth.aio", "agentauth.agent")
 
 
 class _Recorder(logging.Handler):
-    """Collects the server's log lines (why a connection was dropped) for the report."""
+    """Collects Bob's log lines (why a channel was dropped) for the report."""
 
     def __init__(self, names: dict[str, str]) -> None:
         super().__init__(logging.INFO)
@@ -88,97 +92,149 @@ class _Relay:
         scope.cancel()
 
 
+class _Demo:
+    """The four agents, the log of what happened, and whether each step went as it should."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.ok = True
+        self.alice, self.carol, self.mallory = (Agent.generate() for _ in range(3))
+        self.bob = Agent.generate(trust=[self.alice.id, self.carol.id])
+        self.names = {self.alice.id: "alice", self.bob.id: "bob", self.carol.id: "carol",
+                      self.mallory.id: "mallory"}
+        self.recorder = _Recorder(self.names)
+
+        @self.bob.handles("reports/**", "read")
+        async def read_report(request: Incoming) -> bytes:
+            return f"{request.resource} for {self.names[request.peer_id]}".encode()
+
+    async def request(self, name: str, peer: Peer, action: str, *, expect: str) -> None:
+        """``name`` asks Bob to ``action`` reports/q3; ``expect`` is the answer's code, or
+        "ok"."""
+        try:
+            answer = await peer.request("reports/q3", action)
+        except AgentAuthError as exc:
+            self.say(f"{name:<7} -> bob   {action} reports/q3: refused {exc}")
+            self.ok &= exc.code == expect
+        else:
+            self.say(f"{name:<7} -> bob   {action} reports/q3: answered {answer.decode()!r}")
+            self.ok &= expect == "ok"
+
+    async def bob_says(self, before: int, word: str) -> None:
+        """Report Bob's log lines from ``before`` on, once one holds ``word``."""
+        lines = self.recorder.lines
+        await self.recorder.wait_for(lambda: any(word in line for line in lines[before:]))
+        found = [line for line in lines[before:] if word in line]
+        for line in found:
+            self.say(f"bob              {line}")
+        self.ok &= bool(found)
+
+
 async def _main(say: Callable[[str], None]) -> bool:
     started = time.monotonic()
-    names = ["alice", "bob", "carol", "mallory"]
-    agents = {name: Identity.generate() for name in names}
-    alice, bob, carol, mallory = (agents[n] for n in names)
-    name_of = {agents[n].agent_id: n for n in names}
-    ok = True
+    demo = _Demo(say)
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    saved = [(log.level, log.propagate) for log in loggers]
+    for log in loggers:
+        log.addHandler(demo.recorder)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    try:
+        async with demo.bob, demo.bob.serve(HOST, 0) as server:
+            await _run(demo, server.port)
+            accepted, failed = server.listener.accepted, server.listener.failed
+    finally:
+        for log, (level, propagate) in zip(loggers, saved, strict=True):
+            log.removeHandler(demo.recorder)
+            log.setLevel(level)
+            log.propagate = propagate
+    say("")
+    say(f"done in {time.monotonic() - started:.2f} s: bob accepted {accepted} channels "
+        f"and refused {failed}")
+    return demo.ok and accepted == 2 and failed == 1
 
-    recorder = _Recorder(name_of)
-    log = logging.getLogger("agentauth.aio")
-    log.addHandler(recorder)
-    log.setLevel(logging.INFO)
-    log.propagate = False
 
-    async def handle(channel: AgentAuthStream) -> None:
-        peer = name_of[channel.peer_id]
-        async for message in channel:
-            await channel.send(b"bob got " + message + b" from " + peer.encode())
-
-    listener = await create_listener(HOST, 0, bob, HandshakePolicy(
-        trust=[alice.agent_id, carol.agent_id]), handshake_timeout=5)
-    port = listener.extra(SocketAttribute.local_port)
+async def _run(demo: _Demo, port: int) -> None:
+    say, bob, alice, carol = demo.say, demo.bob, demo.alice, demo.carol
     say("agents")
-    for name in names:
-        say(f"  {name:<8} {agents[name].agent_id}")
-    say(f"bob listens on {HOST}:{port} and trusts alice and carol")
+    for agent_id, name in sorted(demo.names.items(), key=lambda item: item[1]):
+        say(f"  {name:<8} {agent_id}")
+    say(f"bob serves read on reports/** at {HOST}:{port} and trusts alice and carol")
+    grants = [Grant("reports/**", {"read"})]
+    chains = {name: bob.delegate(to=agent.id, grants=grants, ttl="5m")
+              for name, agent in (("alice", alice), ("carol", carol))}
+    say("bob delegates read on reports/** to alice and to carol, for 5 minutes")
     say("")
 
     relay_listener = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
-    relay_port = relay_listener.extra(SocketAttribute.local_port)
     relay = _Relay(port)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle)
+    async with relay_listener, anyio.create_task_group() as tg:
         tg.start_soon(relay_listener.serve, relay.serve_one)
-
-        for name, who, via in (("alice", alice, relay_port), ("carol", carol, port)):
-            async with await connect(HOST, via, who, expect=bob.agent_id) as channel:
-                binding = channel.extra(AgentAuthAttribute.channel_binding).hex()[:16]
-                say(f"{name} -> bob   accepted: each verified the other "
-                    f"(channel binding {binding}...)")
-                for text in (b"hello bob", b"pay 10 to carol" if name == "alice" else b"hi"):
-                    await channel.send(text)
-                    reply = await channel.receive()
-                    say(f"{name} -> bob   sent {text.decode()!r}, got {reply.decode()!r}")
-                if name == "alice":
-                    ok &= await _replay(relay, recorder, channel, say, tg)
-
-        await _mallory(port, mallory, bob, recorder, say, tg)
+        relay_port = relay_listener.extra(SocketAttribute.local_port)
+        async with alice.connect(HOST, relay_port, expect=bob.id,
+                                 capability=chains["alice"]) as peer:
+            say("alice   -> bob   channel open: each verified the other (through a relay)")
+            await demo.request("alice", peer, "read", expect="ok")
+            await demo.request("alice", peer, "delete", expect="not_authorized")
+            await _replay(demo, relay, peer)
         tg.cancel_scope.cancel()
-    await listener.aclose()
-    await relay_listener.aclose()
-    say("")
-    say(f"done in {time.monotonic() - started:.2f} s: bob accepted {listener.accepted} "
-        f"channels and refused {listener.failed}")
-    return ok and listener.accepted == 2 and listener.failed == 1
+
+    await _envelope(demo)
+
+    async with carol.connect(HOST, port, expect=bob.id, capability=chains["carol"]) as peer:
+        say("carol   -> bob   channel open: each verified the other")
+        await demo.request("carol", peer, "read", expect="ok")
+        bob.revoke(chains["carol"])
+        say("bob              revokes the capability he delegated to carol")
+        await demo.request("carol", peer, "read", expect="revoked")
+
+    await _mallory(demo, port)
 
 
-async def _replay(relay: _Relay, recorder: _Recorder, channel: AgentAuthStream,
-                  say: Callable[[str], None], tg: TaskGroup) -> bool:
-    # Frames so far: HS1, HS3, then alice's two messages. Re-send "pay 10 to carol".
-    captured = relay.frames[3]
-    assert relay.to_server is not None
-    say(f"attacker    re-sends alice's captured frame ({len(captured)} bytes) to bob")
+async def _replay(demo: _Demo, relay: _Relay, peer: Peer) -> None:
+    # Alice's last frame through the relay is her last request (the delete): send it again.
+    if relay.to_server is None or not relay.frames:
+        demo.say("attacker         captured nothing")
+        demo.ok = False
+        return
+    captured = relay.frames[-1]
+    before = len(demo.recorder.lines)
+    demo.say(f"attacker         re-sends alice's captured request ({len(captured)} bytes) "
+             "to bob")
     await relay.to_server.send(captured)
+    await demo.bob_says(before, "replayed")
     try:
-        await channel.receive()
-    except AgentAuthError as exc:  # bob hung up: the channel was not closed in order
-        say(f"alice       sees the connection end: [{exc.code}]")
-    except anyio.EndOfStream:
-        say("alice       sees the connection end")
-    await recorder.wait_for(lambda: any("replayed" in line for line in recorder.lines))
-    reason = next((line for line in recorder.lines if "replayed" in line), "")
-    say(f"bob         rejected the replay and dropped the connection: {reason}")
-    return bool(reason)
-
-
-async def _mallory(port: int, mallory: Identity, bob: Identity, recorder: _Recorder,
-                   say: Callable[[str], None], tg: TaskGroup) -> None:
-    before = len(recorder.lines)
-    channel = await connect(HOST, port, mallory, expect=bob.agent_id)
-    try:
-        await channel.send(b"let me in")
-        await channel.receive()
+        await peer.request("reports/q3", "read")
     except AgentAuthError as exc:
-        say(f"mallory -> bob refused: mallory sees the connection end [{exc.code}]")
-    finally:
-        await channel.aclose()
-    await recorder.wait_for(lambda: len(recorder.lines) > before)
-    for line in recorder.lines[before:]:
-        say(f"bob         {line}")
+        demo.say(f"alice            sees the channel end [{exc.code}]")
+    else:
+        demo.ok = False
+
+
+async def _envelope(demo: _Demo) -> None:
+    sealed = demo.alice.seal(demo.bob.id, b"pay 10 to carol", encrypt=True)
+    opened = await demo.bob.open(sealed)
+    demo.say(f"alice   => bob   envelope ({len(sealed)} bytes) opened: "
+             f"{opened.payload.decode()!r} from {demo.names[opened.sender.agent_id]}")
+    try:
+        await demo.bob.open(sealed)
+    except AgentAuthError as exc:
+        demo.say(f"attacker         re-sends the envelope: bob refuses it {exc}")
+        demo.ok &= exc.code == "replayed"
+    else:
+        demo.ok = False
+
+
+async def _mallory(demo: _Demo, port: int) -> None:
+    before = len(demo.recorder.lines)
+    try:
+        async with demo.mallory.connect(HOST, port, expect=demo.bob.id) as peer:
+            await peer.request("reports/q3", "read")
+    except AgentAuthError as exc:
+        demo.say(f"mallory -> bob   refused: mallory sees the channel end [{exc.code}]")
+    else:
+        demo.ok = False
+    await demo.bob_says(before, "not trusted")
 
 
 def run_demo(say: Callable[[str], None] = print) -> int:

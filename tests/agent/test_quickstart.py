@@ -1,5 +1,5 @@
 """The quickstart runs as a real process and exits by itself, and it is the README's first
-code example under "Use"."""
+code block, under "Quickstart", before the set-up."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ def test_quickstart_runs() -> None:
     assert refused == "refused: not_authorized action at link 0, grant 0"
 
 
-def test_quickstart_is_the_first_example_of_the_readme() -> None:
+def test_quickstart_is_the_first_code_block_of_the_readme() -> None:
     text = QUICKSTART.read_text()
     assert len(text.splitlines()) < 25
-    use = (ROOT / "README.md").read_text().split("\n## Use\n", 1)[1]
-    first = re.search(r"```python\n(.*?)```", use, re.S)
+    readme = (ROOT / "README.md").read_text()
+    first = re.search(r"^```[a-z]*\n(.*?)^```$", readme, re.S | re.M)
     assert first is not None and first[1] == text
+    assert first[0].startswith("```python\n")
+    assert readme.index("\n## Quickstart\n") < first.start() < readme.index("\n## Set-up\n")

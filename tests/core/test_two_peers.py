@@ -79,16 +79,6 @@ def test_echo_server_and_client_in_two_processes(tmp_path: Path) -> None:
         server.wait(timeout=10)
 
 
-def test_demo_runs() -> None:
-    demo = run("-m", "agentauth", "demo")
-    assert demo.returncode == 0, demo.stderr
-    out = demo.stdout
-    assert "alice -> bob   accepted" in out and "carol -> bob   accepted" in out
-    assert "[untrusted_peer] peer mallory is not trusted" in out
-    assert "rejected the replay" in out and "[replayed]" in out
-    assert "bob accepted 2 channels and refused 1" in out
-
-
 def test_mailbox_agents_that_are_never_online_together(tmp_path: Path) -> None:
     box = tmp_path / "box"
     script = str(ROOT / "examples" / "mailbox.py")
