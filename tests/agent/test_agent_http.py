@@ -6,6 +6,9 @@ httpx client on the test's backend (spec 15.7)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -180,3 +183,18 @@ def test_requests_without_capabilities_need_the_agent_s_trust() -> None:
     assert isinstance(alice.asgi(routes()), AgentAuthMiddleware)
     trusting = Agent.generate(trust=[alice.id])
     assert isinstance(trusting.asgi(routes(), require_capability=True), AgentAuthMiddleware)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agent_http.py"
+
+
+def test_the_http_example_runs_and_is_the_readme_s() -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLE)],
+                          env={**os.environ, "PYTHONPATH": str(EXAMPLE.parents[1])},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    allowed, refused = done.stdout.splitlines()
+    assert allowed.startswith("/reports/q3 for did:key:z6Mk")
+    assert refused == "403 not_authorized"
+    readme = (EXAMPLE.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"```python\n{EXAMPLE.read_text(encoding='utf-8')}```" in readme
