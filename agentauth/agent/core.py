@@ -302,7 +302,9 @@ class Agent:
         ``http`` extra."""
         if require_capability is None:
             require_capability = self._trust is None
-        elif require_capability is not True and self._trust is None:
+        elif type(require_capability) is not bool:
+            raise InvalidArgument("require_capability is True, False or None")
+        elif not require_capability and self._trust is None:
             raise InvalidState("requests without a capability need a trust policy: give "
                                "the agent trust=")
         middleware: AgentAuthMiddleware = _http().AgentAuthMiddleware(

@@ -24,7 +24,8 @@ from starlette.routing import Route
 from support.aio import DEADLINE
 from support.http_server import serving
 
-from agentauth import Agent, AgentAuthError, InvalidState, TrustStore
+import agentauth
+from agentauth import Agent, AgentAuthError, InvalidArgument, InvalidState, TrustStore
 from agentauth.agent import Incoming
 from agentauth.capability import Grant
 from agentauth.http import AgentAuthMiddleware
@@ -180,6 +181,8 @@ def test_requests_without_capabilities_need_the_agent_s_trust() -> None:
     alice = Agent.generate()
     with pytest.raises(InvalidState):
         alice.asgi(routes(), require_capability=False)
+    with pytest.raises(InvalidArgument):  # not read as a truth value either way
+        Agent.generate(trust=[alice.id]).asgi(routes(), require_capability=0)  # type: ignore[arg-type]
     assert isinstance(alice.asgi(routes()), AgentAuthMiddleware)
     trusting = Agent.generate(trust=[alice.id])
     assert isinstance(trusting.asgi(routes(), require_capability=True), AgentAuthMiddleware)
@@ -198,3 +201,13 @@ def test_the_http_example_runs_and_is_the_readme_s() -> None:
     assert refused == "403 not_authorized"
     readme = (EXAMPLE.parents[1] / "README.md").read_text(encoding="utf-8")
     assert f"```python\n{EXAMPLE.read_text(encoding='utf-8')}```" in readme
+
+
+def test_without_the_http_extra_an_agent_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(agentauth, "http")
+    monkeypatch.setitem(sys.modules, "agentauth.http", None)  # as if httpx were absent
+    alice = Agent.generate()
+    for make in (alice.http_auth, lambda: alice.asgi(routes()), alice.verifier):
+        with pytest.raises(InvalidState, match=r"agentauth\[http\]"):
+            make()
