@@ -4,7 +4,8 @@ requests on channels (spec section 15) and sealing and opening envelopes.
 The rules live in the layers below; this module ties them together and does the I/O:
 :class:`~agentauth.agent.frames.Requests` checks every request, :mod:`agentauth.aio` makes
 the channels, :mod:`agentauth.capability` the chains, :mod:`agentauth.envelope` the
-envelopes, :mod:`agentauth.stores` the stores.
+envelopes, :mod:`agentauth.stores` the stores, and :mod:`agentauth.http` (the ``http``
+extra, imported on first use) the HTTP client auth and middleware (spec 15.7).
 """
 
 from __future__ import annotations
@@ -121,11 +122,13 @@ def _seconds(ttl: str | float) -> int:
 class Agent:
     """One identity, its trust policy, its replay and revocation stores and its audit.
 
-    ``trust`` says who may open a channel to this agent and whose envelopes it opens: a
-    trust store (or its path), a callable judging a :class:`PeerKey`, or agent ids. With
-    None, any peer that proves its key may open a channel, and every request on it still
-    needs a capability rooted at one of ``anchors``; envelopes from any sender whose
-    signature verifies are opened. ``anchors`` (agent id to resource namespace) are the
+    ``trust`` says who may open a channel to this agent, whose envelopes it opens and
+    whose signed HTTP requests its :meth:`asgi` middleware accepts: a trust store (or its
+    path), a callable judging a :class:`PeerKey` (a :class:`~agentauth.keys.LiveTrust`
+    follows a trust store file), or agent ids. With None, any peer that proves its key
+    may open a channel (or sign an HTTP request), and every request still needs a
+    capability rooted at one of ``anchors``; envelopes from any sender whose signature
+    verifies are opened. ``anchors`` (agent id to resource namespace) are the
     roots a capability may start at: this agent itself (``"**"``), a trust store's
     anchors, and those given.
 
