@@ -285,6 +285,7 @@ class Agent:
         checked). ``capability`` (a chain this agent holds) rides on every request, for
         the resource its method and path name. ``options`` are
         :class:`~agentauth.http.AgentAuth`'s. Needs the ``http`` extra."""
+        _own(options, "identity", "chain")
         auth: AgentAuth = _http().AgentAuth(self.identity, server=server, chain=capability,
                                             **options)
         return auth
@@ -303,6 +304,7 @@ class Agent:
         :class:`~agentauth.http.Verifier`: give them whenever they are known);
         ``options`` are :class:`~agentauth.http.AgentAuthMiddleware`'s. Needs the
         ``http`` extra."""
+        _own(options, "identity", "verifier", "replay", "anchors", "revoked")
         if require_capability is None:
             require_capability = self._trust is None
         elif type(require_capability) is not bool:
@@ -322,6 +324,7 @@ class Agent:
         agent's ``trust`` admits peers to its channels (the same policy object, asked on
         every request, so a change to it governs both); with no ``trust``, any signer
         whose key verifies. ``options`` are the verifier's."""
+        _own(options, "trust")
         trust = accept_any_peer if self._trust is None else self._trust
         verifier: Verifier = _http().Verifier(trust=trust, **options)
         return verifier
@@ -378,6 +381,13 @@ class Agent:
                     group.cancel_scope.cancel()
         if raised is not None:
             raise raised
+
+
+def _own(options: Mapping[str, Any], *names: str) -> None:
+    # What the agent holds is given once, to the agent: not again per transport.
+    given = sorted(set(options) & set(names))
+    if given:
+        raise InvalidArgument(f"{', '.join(given)}: the agent's own, given to the agent")
 
 
 def _http() -> Any:

@@ -25,7 +25,14 @@ from support.aio import DEADLINE
 from support.http_server import serving
 
 import agentauth
-from agentauth import Agent, AgentAuthError, InvalidArgument, InvalidState, TrustStore
+from agentauth import (
+    Agent,
+    AgentAuthError,
+    InvalidArgument,
+    InvalidState,
+    MemoryReplayStore,
+    TrustStore,
+)
 from agentauth.agent import Incoming
 from agentauth.capability import Grant
 from agentauth.http import AgentAuthMiddleware
@@ -185,6 +192,10 @@ def test_requests_without_capabilities_need_the_agent_s_trust() -> None:
         Agent.generate(trust=[alice.id]).asgi(routes(), require_capability=0)  # type: ignore[arg-type]
     assert isinstance(alice.asgi(routes()), AgentAuthMiddleware)
     trusting = Agent.generate(trust=[alice.id])
+    with pytest.raises(InvalidArgument):  # the agent's stores are not given twice
+        trusting.asgi(routes(), replay=MemoryReplayStore())
+    with pytest.raises(InvalidArgument):
+        trusting.http_auth(chain=b"")
     assert isinstance(trusting.asgi(routes(), require_capability=True), AgentAuthMiddleware)
 
 
