@@ -87,6 +87,15 @@ async def test_an_agent_the_server_does_not_trust_is_refused() -> None:
     assert "accept-signature" in answer.headers
 
 
+async def test_the_agent_s_middleware_refuses_a_request_signed_for_another_host() -> None:
+    bob = Agent.generate()
+    alice = Agent.generate(trust=[bob.id])
+    with behind(alice, authorities=["alice.example"]) as url:
+        async with httpx.AsyncClient(base_url=url, auth=bob.http_auth(alice.id)) as client:
+            answer = await client.get("/whoami")
+    assert refusal(answer) == (401, "wrong_recipient")
+
+
 async def test_a_request_replayed_to_another_app_of_the_same_agent_is_refused(
         tmp_path: Path) -> None:
     # Two apps (two processes behind a balancer, say) of one agent keep their nonces in
@@ -104,10 +113,10 @@ async def test_a_request_replayed_to_another_app_of_the_same_agent_is_refused(
 
 
 def _to(request: httpx.Request, base: str) -> httpx.Request:
-    # The same signed bytes, sent to another port (no authorities are given: the host
-    # is not checked here).
+    # The same signed bytes, its Host line too, sent to a server's port (no authorities
+    # are given to the middleware: the port is not checked here).
     return httpx.Request(request.method, base + request.url.raw_path.decode(),
-                         headers=[(k, v) for k, v in request.headers.raw if k != b"host"])
+                         headers=request.headers.raw)
 
 
 async def test_capabilities_allow_and_refuse_with_their_refusal_places() -> None:
