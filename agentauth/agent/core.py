@@ -4,7 +4,8 @@ requests on channels (spec section 15) and sealing and opening envelopes.
 The rules live in the layers below; this module ties them together and does the I/O:
 :class:`~agentauth.agent.frames.Requests` checks every request, :mod:`agentauth.aio` makes
 the channels, :mod:`agentauth.capability` the chains, :mod:`agentauth.envelope` the
-envelopes, :mod:`agentauth.stores` the stores.
+envelopes, :mod:`agentauth.stores` the stores, and :mod:`agentauth.http` (the ``http``
+extra, imported on first use) the HTTP client auth and middleware (spec 15.7).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import anyio
 from anyio.abc import SocketAttribute, TaskGroup
@@ -78,6 +79,9 @@ from .frames import (
     error_from_frame,
 )
 
+if TYPE_CHECKING:  # the http extra is optional: imported when an agent first uses it
+    from ..http import AgentAuth, AgentAuthMiddleware, Verifier
+
 __all__ = ["Agent", "Incoming", "Peer", "Server"]
 
 logger = logging.getLogger("agentauth.agent")
@@ -118,11 +122,13 @@ def _seconds(ttl: str | float) -> int:
 class Agent:
     """One identity, its trust policy, its replay and revocation stores and its audit.
 
-    ``trust`` says who may open a channel to this agent and whose envelopes it opens: a
-    trust store (or its path), a callable judging a :class:`PeerKey`, or agent ids. With
-    None, any peer that proves its key may open a channel, and every request on it still
-    needs a capability rooted at one of ``anchors``; envelopes from any sender whose
-    signature verifies are opened. ``anchors`` (agent id to resource namespace) are the
+    ``trust`` says who may open a channel to this agent, whose envelopes it opens and
+    whose signed HTTP requests its :meth:`asgi` middleware accepts: a trust store (or its
+    path), a callable judging a :class:`PeerKey` (a :class:`~agentauth.keys.LiveTrust`
+    follows a trust store file), or agent ids. With None, any peer that proves its key
+    may open a channel (or sign an HTTP request), and every request still needs a
+    capability rooted at one of ``anchors``; envelopes from any sender whose signature
+    verifies are opened. ``anchors`` (agent id to resource namespace) are the
     roots a capability may start at: this agent itself (``"**"``), a trust store's
     anchors, and those given.
 
@@ -269,6 +275,60 @@ class Agent:
         its nonce checked and kept in the replay store."""
         return await aio_open_envelope(sealed, self.identity, self.replay, trust=self._trust)
 
+    # ------------------------------------------------------------ HTTP
+
+    def http_auth(self, server: str | PeerKey | None = None, *,
+                  capability: bytes | None = None, **options: Any) -> AgentAuth:
+        """An ``httpx.Auth`` that signs every request as this agent (spec 13) and checks
+        that every answer is signed by ``server`` (an agent id or key: the agent this one
+        expects to answer, as ``expect`` is for :meth:`connect`; None: answers are not
+        checked). ``capability`` (a chain this agent holds) rides on every request, for
+        the resource its method and path name. ``options`` are
+        :class:`~agentauth.http.AgentAuth`'s. Needs the ``http`` extra."""
+        _own(options, "identity", "chain")
+        auth: AgentAuth = _http().AgentAuth(self.identity, server=server, chain=capability,
+                                            **options)
+        return auth
+
+    def asgi(self, app: Any, *, authorities: Iterable[str] | None = None,
+             require_capability: bool | None = None, web_bot_auth: bool = False,
+             **options: Any) -> AgentAuthMiddleware:
+        """``app`` behind the ASGI middleware of spec 13, configured as this agent's
+        channels are: requests signed by a peer this agent's ``trust`` admits, their
+        nonces kept in this agent's replay store, their capabilities checked against its
+        ``anchors`` and revocation store; answers signed as this agent.
+
+        ``require_capability`` (default: True when the agent has no ``trust``, as every
+        request on its channels then needs a capability) refuses a request that carries
+        none (403). ``authorities`` are this server's hosts (see
+        :class:`~agentauth.http.Verifier`: give them whenever they are known);
+        ``options`` are :class:`~agentauth.http.AgentAuthMiddleware`'s. Needs the
+        ``http`` extra."""
+        _own(options, "identity", "verifier", "replay", "anchors", "revoked")
+        if require_capability is None:
+            require_capability = self._trust is None
+        elif type(require_capability) is not bool:
+            raise InvalidArgument("require_capability is True, False or None")
+        elif not require_capability and self._trust is None:
+            raise InvalidState("requests without a capability need a trust policy: give "
+                               "the agent trust=")
+        middleware: AgentAuthMiddleware = _http().AgentAuthMiddleware(
+            app, identity=self.identity,
+            verifier=self.verifier(authorities=authorities, web_bot_auth=web_bot_auth),
+            replay=self.replay, anchors=self.anchors, revoked=self._revoked,
+            require_capability=require_capability, **options)
+        return middleware
+
+    def verifier(self, **options: Any) -> Verifier:
+        """A :class:`~agentauth.http.Verifier` that accepts request signers as this
+        agent's ``trust`` admits peers to its channels (the same policy object, asked on
+        every request, so a change to it governs both); with no ``trust``, any signer
+        whose key verifies. ``options`` are the verifier's."""
+        _own(options, "trust")
+        trust = accept_any_peer if self._trust is None else self._trust
+        verifier: Verifier = _http().Verifier(trust=trust, **options)
+        return verifier
+
     # ------------------------------------------------------------ channels
 
     @asynccontextmanager
@@ -321,6 +381,22 @@ class Agent:
                     group.cancel_scope.cancel()
         if raised is not None:
             raise raised
+
+
+def _own(options: Mapping[str, Any], *names: str) -> None:
+    # What the agent holds is given once, to the agent: not again per transport.
+    given = sorted(set(options) & set(names))
+    if given:
+        raise InvalidArgument(f"{', '.join(given)}: the agent's own, given to the agent")
+
+
+def _http() -> Any:
+    # The HTTP binding needs its extra; an agent that does not speak HTTP does not.
+    try:
+        from .. import http  # noqa: PLC0415 (optional: agentauth[http])
+    except ImportError as exc:
+        raise InvalidState("HTTP needs the http extra: install agentauth[http]") from exc
+    return http
 
 
 def _stores(state: str | os.PathLike[str] | None, anchors: Mapping[str, str]

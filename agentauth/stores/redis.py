@@ -88,11 +88,19 @@ return 1
 """
 
 
+def _no_client() -> InvalidState:
+    # The client library is the redis extra's; without it, a Redis store is a set-up
+    # error that says what to install, not a ModuleNotFoundError.
+    return InvalidState("a Redis store needs the redis extra: install agentauth[redis]")
+
+
 def _connect(client: redis.Redis | str, timeout: float) -> redis.Redis:
     """``client``, or a client for a URL with our timeouts and no retries of its own; either
     way one whose every wait is bounded."""
-    import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
-
+    try:
+        import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
+    except ImportError as exc:
+        raise _no_client() from exc
     if type(timeout) not in (int, float) or not 0 < timeout <= 600:  # NaN too
         raise InvalidArgument("timeout is a positive number of seconds, at most 600")
     if not isinstance(client, redis_module.Redis | str):
@@ -138,8 +146,10 @@ class _Redis:
                  clock: Callable[[], float], margin: float = 0.0, *,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
                  allow_volatile: bool = False) -> None:
-        import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
-
+        try:
+            import redis as redis_module  # noqa: PLC0415 (optional: agentauth[redis])
+        except ImportError as exc:
+            raise _no_client() from exc
         if type(prefix) is not bytes or not 0 < len(prefix) <= 64 or any(
                 c in prefix for c in b"*?[]\\"):
             raise InvalidArgument("prefix is 1 to 64 bytes, with no glob characters")

@@ -4,6 +4,7 @@ file, each one argument (and the state surviving a restart)."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import anyio
@@ -16,6 +17,7 @@ from agentauth import (
     AuthenticationError,
     Identity,
     InvalidArgument,
+    InvalidState,
     ReplayDetected,
     TrustStore,
 )
@@ -95,3 +97,10 @@ async def test_replicas_sharing_redis_state_refuse_each_other_s_replays() -> Non
         chain = first.delegate(to=bob.id, grants=[Grant("a", {"r"})])
         first.revoke(chain)
         assert second.revocations.is_revoked(decode_chain(chain)[-1].id) is True
+
+
+def test_without_the_redis_extra_a_redis_state_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if the client were absent
+    with pytest.raises(InvalidState, match=r"agentauth\[redis\]"):
+        Agent.generate(state="redis://127.0.0.1:1")
