@@ -4,8 +4,7 @@ scenarios (15.4): a channel's state fed PRESENT, REQUEST and CANCEL frames in or
 the decision for each.
 
 Everything is fixed: keys from seeds, nonces, the clock. The serving side under test is
-:class:`agentauth.agent.frames.Requests`; :func:`run_scenario` replays a scenario on it,
-and :func:`answer` is the JSON form of one decision that the driver gives too.
+:class:`agentauth.agent.frames.Requests`; :func:`run_scenario` replays a scenario on it.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from ...agent.frames import (
     ERROR,
     REQUEST,
     RESPONSE,
-    Call,
-    Refused,
     Requests,
     Route,
     decode_frame,
@@ -33,9 +30,9 @@ from ...capability import Grant, Range, delegate, encode_chain
 from ...capability.chain import Link
 from ...errors import AgentAuthError, CapabilityDenied, Refusal, RequestError
 from ...identity import Identity, PeerKey
-from ..interface import frame_to_json
+from ..interface import decision_to_json, frame_to_json
 
-__all__ = ["MAX_PAYLOAD", "NOW", "answer", "build", "identity", "run_scenario"]
+__all__ = ["MAX_PAYLOAD", "NOW", "build", "identity", "run_scenario"]
 
 NOW = 1_800_000_000
 NBF, EXP = NOW - 100, NOW + 3600
@@ -276,21 +273,6 @@ def _scenarios() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ replay
 
 
-def answer(result: Call | Refused | int | None, routes: list[Route]) -> dict[str, Any]:
-    """The JSON form of one decision of :meth:`Requests.receive` (``spec/conformance.md``,
-    ``request_receive``)."""
-    if result is None:
-        return {"answer": "none"}
-    if isinstance(result, int):
-        return {"answer": "cancelled", "id": result}
-    if isinstance(result, Refused):
-        told = decode_frame(result.frame, len(result.frame))
-        return {"answer": "refused", "id": result.id, "code": told.code,
-                "refusal": dict(told.refusal or {})}
-    route = next(i for i, r in enumerate(routes) if r.handler is result.handler)
-    return {"answer": "call", "id": result.id, "route": route}
-
-
 def run_scenario(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     """Replay a scenario on this implementation's serving side; the answer to each frame
     step (an ``{"error": code}`` ends it)."""
@@ -308,7 +290,7 @@ def run_scenario(scenario: dict[str, Any]) -> list[dict[str, Any]]:
             state.done(step["done"])
             continue
         try:
-            answers.append(answer(state.receive(bytes.fromhex(step["frame"])), routes))
+            answers.append(decision_to_json(state.receive(bytes.fromhex(step["frame"]))))
         except AgentAuthError as exc:
             answers.append({"error": exc.code})
             break
