@@ -13,8 +13,8 @@ from agentauth import AgentAuthError, PeerKey
 from agentauth.agent.frames import Call, Refused, Requests, Route, decode_frame
 from agentauth.conformance.interface import frame_to_json
 
-CONTENT = json.loads((Path(__file__).resolve().parents[2] / "spec" / "vectors"
-                      / "requests.json").read_text())
+SPEC = Path(__file__).resolve().parents[2] / "spec" / "vectors"
+CONTENT = json.loads((SPEC / "requests.json").read_text())
 FRAMES: list[dict[str, Any]] = CONTENT["frames"]
 SCENARIOS: list[dict[str, Any]] = CONTENT["scenarios"]
 
@@ -81,3 +81,6 @@ def test_request_vectors_cover_the_rules() -> None:
             "out_of_order", "unknown_field"} <= decisions
     ids = [v["id"] for v in FRAMES] + [s["id"] for s in SCENARIOS]
     assert len(ids) == len(set(ids))
+    elsewhere = {v["id"] for path in SPEC.glob("*.json") if path.name != "requests.json"
+                 for v in json.loads(path.read_text())["vectors"]}
+    assert not elsewhere & set(ids), "a vector id is unique across the files (spec 6.1)"

@@ -239,9 +239,9 @@ def _envelope(vector: dict[str, Any], ctx: Context) -> None:
         raise Fail("the opened payloads differ from the vector's")
 
 
-_FRAME_SCENARIO_SECTIONS = {"in-flight-limit": "15.3", "chain-limit": "15.3",
-                            "oversize-frame": "15.3", "response-to-server": "15.2",
-                            "error-to-server": "15.2", "broken-frame": "15.2"}
+_CHANNEL_SECTIONS = {"channel-in-flight-limit": "15.3", "channel-chain-limit": "15.3",
+                     "channel-oversize-frame": "15.3", "channel-response-to-server": "15.2",
+                     "channel-error-to-server": "15.2", "channel-broken-frame": "15.2"}
 
 
 def _request_frame(vector: dict[str, Any], ctx: Context) -> None:
@@ -304,10 +304,10 @@ def vector_checks(files: dict[str, Any]) -> list[Check]:
     requests = files["requests.json"]
     for vector in requests["frames"]:
         section = "15.3" if vector.get("error") == "oversize" else "15.2"
-        checks.append(Check(_P + section, f"requests / frame / {vector['id']}",
+        checks.append(Check(_P + section, f"requests / {vector['id']}",
                             functools.partial(_request_frame, vector)))
     for scenario in requests["scenarios"]:
-        checks.append(Check(_P + _FRAME_SCENARIO_SECTIONS.get(scenario["id"], "15.4"),
-                            f"requests / scenario / {scenario['id']}",
+        checks.append(Check(_P + _CHANNEL_SECTIONS.get(scenario["id"], "15.4"),
+                            f"requests / {scenario['id']}",
                             functools.partial(_request_scenario, scenario)))
     return checks

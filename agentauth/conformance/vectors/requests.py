@@ -69,7 +69,7 @@ REVOKED_LINK = _link(BOB, "revoked")
 
 def _frame(vid: str, description: str, data: bytes, *, limit: int = LIMIT,
            error: str | None = None) -> dict[str, Any]:
-    vector: dict[str, Any] = {"id": vid, "description": description, "limit": limit,
+    vector: dict[str, Any] = {"id": f"frame-{vid}", "description": description, "limit": limit,
                               "frame": data.hex()}
     if error is None:
         vector["decoded"] = frame_to_json(decode_frame(data, limit))
@@ -188,7 +188,7 @@ def _scenario(vid: str, description: str, steps: list[tuple[str, dict[str, Any]]
               max_in_flight: int = 128, max_chains: int = 16,
               revoked: list[bytes] | None = None, peer: Identity = BOB) -> dict[str, Any]:
     return {
-        "id": vid,
+        "id": f"channel-{vid}",
         "description": description,
         "peer": peer.agent_id,
         "anchors": {ROOT.agent_id: "files/**"},
