@@ -19,6 +19,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import wire
+from ..agent.frames import (
+    CANCEL,
+    ERROR,
+    PRESENT,
+    REQUEST,
+    RESPONSE,
+    Call,
+    Frame,
+    Refused,
+    decode_frame,
+)
 from ..errors import ERROR_CODES, DecodeError
 
 __all__ = [
@@ -28,8 +39,10 @@ __all__ = [
     "Reply",
     "ReplyLine",
     "RequestLine",
+    "decision_to_json",
     "decode_line",
     "encode_line",
+    "frame_to_json",
     "from_hex",
     "parse_reply",
     "parse_request",
@@ -42,6 +55,42 @@ INTERFACE_VERSION = 1
 MAX_LINE = 1 << 20
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _MAX_ID = 2**53  # exact in every JSON implementation
+_KINDS = {PRESENT: "present", REQUEST: "request", RESPONSE: "response", ERROR: "error",
+          CANCEL: "cancel"}
+
+
+def frame_to_json(frame: Frame) -> dict[str, Any]:
+    """A request frame (spec/protocol.md 15.2) as the interface and the vectors show it:
+    its kind by name and its fields by name, bytes in hex, ``args`` and ``refusal`` as
+    objects (``spec/conformance.md``)."""
+    if frame.kind == PRESENT:
+        return {"kind": "present", "ref": frame.ref, "chain": frame.chain.hex()}
+    out: dict[str, Any] = {"kind": _KINDS[frame.kind], "id": frame.id}
+    if frame.kind == REQUEST:
+        out.update(resource=frame.resource, action=frame.action, args=dict(frame.args or {}),
+                   body=frame.body.hex(), ref=frame.ref)
+    elif frame.kind == RESPONSE:
+        out["body"] = frame.body.hex()
+    elif frame.kind == ERROR:
+        out.update(code=frame.code, reason=frame.reason, refusal=dict(frame.refusal or {}))
+    return out
+
+
+def decision_to_json(result: Call | Refused | int | None) -> dict[str, Any]:
+    """What the serving side decided for one frame (spec/protocol.md 15.4), as the
+    interface and the vectors show it: ``none`` (a chain was presented, or a CANCEL named
+    no request in flight), ``call`` with the request id and the route (the handler of a
+    :class:`Call` is its route's index), ``refused`` with the id, the code and the refusal
+    the ERROR frame tells the peer, or ``cancelled`` with the id."""
+    if result is None:
+        return {"answer": "none"}
+    if isinstance(result, int):
+        return {"answer": "cancelled", "id": result}
+    if isinstance(result, Refused):
+        told = decode_frame(result.frame, len(result.frame))
+        return {"answer": "refused", "id": result.id, "code": told.code,
+                "refusal": dict(told.refusal or {})}
+    return {"answer": "call", "id": result.id, "route": result.handler}
 
 
 def decode_line(line: bytes) -> dict[str, Any]:

@@ -43,7 +43,8 @@ def test_the_whole_suite_passes_against_our_driver(tmp_path: Path) -> None:
                    "protocol.md §4.12", "protocol.md §4.13", "protocol.md §5.5",
                    "protocol.md §5.6", "protocol.md §6.3", "protocol.md §8.5",
                    "protocol.md §10.6", "protocol.md §10.7", "protocol.md §10.8",
-                   "protocol.md §12.2"):
+                   "protocol.md §12.2", "protocol.md §15.2", "protocol.md §15.3",
+                   "protocol.md §15.4"):
         assert sections[needed]["PASS"] > 0, needed
     ids = [c["id"] for c in report["checks"]]
     assert len(ids) == len(set(ids))
@@ -82,6 +83,10 @@ def test_every_check_names_a_section_that_exists() -> None:
     ("crash-export", "protocol.md §6.3 / handshake-positive / basic / initiator",
      "the driver closed its output"),
     ("garbage", "protocol.md §", "bad reply: [malformed] not a JSON line"),
+    ("lax-requests", "protocol.md §15.4 / requests / channel-serve",
+     "step 2: decided {'answer': 'call'"),
+    ("lax-requests", "protocol.md §15.4 / live / request-no-chain",
+     "a request naming no chain: decided {'answer': 'call'"),
     ("mistyped-field", "protocol.md §6.3 / handshake-positive / basic / initiator",
      "the result's 'channel_binding' is missing or not lowercase hex: '42'"),
 ])
@@ -114,7 +119,8 @@ def test_every_check_that_expects_a_refusal_fails_when_everything_is_accepted(
     """A driver that accepts whatever it is given fails every negative vector, attack and
     mutation round that asks for a refusal: none of them passes without it. (Those that
     pass: a changed HS1 may be answered, as long as the answer is useless; an unordered
-    session opens swapped messages; a responder picks the common version.)"""
+    session opens swapped messages; a responder picks the common version; a changed request
+    frame may still be a frame.)"""
     done = conformance("run", "--driver", f"{BROKEN} accept-all", "--mutations", "35",
                        "--json", str(tmp_path / "r.json"))
     assert done.returncode == 1
@@ -124,7 +130,7 @@ def test_every_check_that_expects_a_refusal_fails_when_everything_is_accepted(
     assert len(negative) > 160
     passed = {c["id"].split(" / ")[2] for c in negative if c["status"] != "FAIL"}
     assert passed <= {"tamper-hs1-ephemeral", "tamper-hs1-offer", "reordered-unordered",
-                      "highest-common-version", "hs1"}, passed
+                      "highest-common-version", "hs1", "frame"}, passed
     refused = [c for c in checks if "/ capability /" in c["id"] or "/ envelope /" in c["id"]]
     assert any(c["status"] == "FAIL" for c in refused)
 

@@ -63,8 +63,8 @@ PARTS = {
         "run_checks", "run_from_args"},
     "agentauth.conformance.interface": {
         "INTERFACE_VERSION", "MAX_LINE", "ErrorBody", "Reply", "ReplyLine", "RequestLine",
-        "decode_line", "encode_line", "from_hex", "parse_reply",
-        "parse_request"},
+        "decision_to_json", "decode_line", "encode_line", "frame_to_json", "from_hex",
+        "parse_reply", "parse_request"},
 }
 
 
@@ -180,7 +180,8 @@ OPS = sorted(drv.OPERATIONS - {"shutdown"})
 @given(st.sampled_from(OPS), st.dictionaries(st.sampled_from(
     ["handle", "message", "seed", "now", "role", "identity", "trust", "payload", "label",
      "chain", "anchors", "mode", "envelope", "recipient", "interface", "random", "request",
-     "pending", "length", "extra"]), json_values, max_size=6))
+     "pending", "length", "frame", "limit", "peer", "routes", "request_id", "extra"]),
+    json_values, max_size=6))
 def test_the_driver_answers_any_request(op: str, params: dict[str, Any]) -> None:
     value = _reply_of(encode_line({"id": 7, "op": op, **params}).rstrip(b"\n"))
     assert value["id"] == 7

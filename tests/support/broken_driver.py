@@ -15,6 +15,8 @@ afresh after one that broke the interface). MODE is one of:
 - ``corrupt-seal``: the last bit of every sealed message is flipped;
 - ``accept-all``: every error is reported as an empty result;
 - ``mistyped-field``: every ``channel_binding`` in a result is a number;
+- ``lax-requests``: a request the serving side refused (``request_receive``) is reported
+  as served by the first handler;
 - ``chaos``: one reply in 60, chosen by a seeded generator, has one byte replaced by
   printable ASCII (often still JSON, with a wrong value).
 """
@@ -84,6 +86,9 @@ def main() -> int:
             reply = {"id": reply["id"], "result": {}}
         elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
             error["code"] = "bad_signature"
+        elif (mode == "lax-requests" and op == "request_receive" and result
+              and result.get("answer") == "refused"):
+            reply["result"] = {"answer": "call", "id": result["id"], "route": 0}
         elif mode == "mistyped-field" and result and "channel_binding" in result:
             result["channel_binding"] = 42
         out.write(json.dumps(reply).encode() + b"\n")

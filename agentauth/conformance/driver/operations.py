@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ... import wire
 from ..._version import __version__
+from ...agent.frames import Requests, Route, body_limit, decode_frame
 from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
 from ...capability import verify_notice as _verify_notice
 from ...envelope import PendingRequests, open_envelope
@@ -34,7 +35,14 @@ from ...handshake import (
 from ...identity import Identity, PeerKey
 from ...session import Session
 from ...stores import MemoryReplayStore
-from ..interface import INTERFACE_VERSION, MAX_LINE, encode_line, parse_request
+from ..interface import (
+    INTERFACE_VERSION,
+    MAX_LINE,
+    decision_to_json,
+    encode_line,
+    frame_to_json,
+    parse_request,
+)
 from ..interface import from_hex as _from_hex
 from .requests import (
     ChainCheck,
@@ -42,6 +50,7 @@ from .requests import (
     Empty,
     EnvelopeParams,
     Export,
+    FrameParams,
     Handle,
     HandshakeSetup,
     Hello,
@@ -51,6 +60,9 @@ from .requests import (
     OpenerSetup,
     Params,
     Payload,
+    RequestDone,
+    RequestFrame,
+    RequestServerSetup,
     Seed,
     VerifierSetup,
 )
@@ -314,6 +326,36 @@ class Driver:
                 "nonce": opened.nonce.hex(), "time": opened.time,
                 "reply_to": opened.reply_to.hex(), "sealed": opened.sealed}
 
+    def frame_decode(self, p: FrameParams) -> dict[str, Any]:
+        if not 0 < p.limit <= MAX_LINE:
+            raise InvalidArgument(f"a frame's limit is 1 to {MAX_LINE} bytes")
+        return {"frame": frame_to_json(decode_frame(from_hex(p.frame, "frame"), p.limit))}
+
+    def request_server(self, p: RequestServerSetup) -> dict[str, Any]:
+        for name, value in (("max_payload", p.max_payload), ("max_in_flight", p.max_in_flight),
+                            ("max_chains", p.max_chains)):
+            if not 0 < value <= MAX_LINE:
+                raise InvalidArgument(f"{name} is 1 to {MAX_LINE}")
+        if body_limit(p.max_payload) < 0:
+            raise InvalidArgument("max_payload leaves no room for a frame's fields")
+        routes = tuple(Route.make(r.pattern, r.action, i, capability=r.capability)
+                       for i, r in enumerate(p.routes))
+        revoked = frozenset(from_hex(r, "revoked id") for r in p.revoked)
+        server = Requests(PeerKey.from_agent_id(p.peer), p.anchors, routes,
+                          revoked=revoked.__contains__, max_payload=p.max_payload,
+                          max_in_flight=p.max_in_flight, max_chains=p.max_chains,
+                          clock=self._now)
+        return {"handle": self._add("r", server)}
+
+    def request_receive(self, p: RequestFrame) -> dict[str, Any]:
+        server: Requests = self._get(p.handle, Requests, "request server")
+        return decision_to_json(server.receive(from_hex(p.frame, "frame")))
+
+    def request_done(self, p: RequestDone) -> dict[str, Any]:
+        server: Requests = self._get(p.handle, Requests, "request server")
+        server.done(p.request_id)
+        return {}
+
     def drop(self, p: Handle) -> dict[str, Any]:
         if self._objects.pop(p.handle, None) is None:
             raise InvalidArgument(f"no object with handle {p.handle[:40]!r}")
@@ -365,6 +407,10 @@ _OPS: dict[str, tuple[type[Params], Callable[[Driver, Any], dict[str, Any]]]] = 
     "check_invocation": (Invocation, Driver.check_invocation),
     "envelope_opener": (OpenerSetup, Driver.envelope_opener),
     "open_envelope": (EnvelopeParams, Driver.open_envelope),
+    "frame_decode": (FrameParams, Driver.frame_decode),
+    "request_server": (RequestServerSetup, Driver.request_server),
+    "request_receive": (RequestFrame, Driver.request_receive),
+    "request_done": (RequestDone, Driver.request_done),
     "drop": (Handle, Driver.drop),
     "reset": (Empty, Driver.reset),
     "shutdown": (Empty, Driver.shutdown),

@@ -20,6 +20,7 @@ __all__ = [
     "Empty",
     "EnvelopeParams",
     "Export",
+    "FrameParams",
     "Handle",
     "HandshakeSetup",
     "Hello",
@@ -29,6 +30,10 @@ __all__ = [
     "OpenerSetup",
     "Params",
     "Payload",
+    "RequestDone",
+    "RequestFrame",
+    "RequestRoute",
+    "RequestServerSetup",
     "Seed",
     "SeenEnvelope",
     "VerifierSetup",
@@ -183,3 +188,46 @@ class EnvelopeParams(Params):
 
 class Empty(Params):
     """An operation without parameters (``reset``, ``shutdown``)."""
+
+
+class FrameParams(Params):
+    """``frame_decode``: one request frame (protocol.md 15.2), in hex, and the channel's
+    largest message."""
+
+    frame: str
+    limit: int
+
+
+class RequestRoute(Params):
+    """A handler a request server declares: a grant pattern and one action; ``capability``
+    False serves any peer the channel admitted."""
+
+    pattern: str
+    action: str
+    capability: bool = True
+
+
+class RequestServerSetup(Params):
+    """``request_server``: one channel's serving side (protocol.md 15.4)."""
+
+    peer: str
+    anchors: dict[str, str]
+    routes: list[RequestRoute]
+    revoked: list[str] = []
+    max_payload: int = 1 << 20
+    max_in_flight: int = 128
+    max_chains: int = 16
+
+
+class RequestFrame(Params):
+    """``request_receive``: a frame for a request server the driver holds."""
+
+    handle: str
+    frame: str
+
+
+class RequestDone(Params):
+    """``request_done``: a request's answer was sent; its id is free again."""
+
+    handle: str
+    request_id: int

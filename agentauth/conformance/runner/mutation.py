@@ -1,13 +1,16 @@
 """Random mutation rounds: genuine messages changed at random, from a recorded seed.
 
-Round ``r`` targets ``TARGETS[r % 7]``; like every check, it draws everything else (the
+Round ``r`` targets ``TARGETS[r % 8]``; like every check, it draws everything else (the
 keys of its handshake, the mutation) from a generator seeded with the run's seed and its
 own id, so one failing round comes out the same however it is rerun. Whatever a mutation
 does, the bytes differ from the genuine message, and the rules say what must follow: a
 changed HS2, HS3, session message, capability chain or envelope is refused with a code of
 a remote error; a changed HS1 is refused, or answered with an HS2 the honest peer cannot
 accept (the transcript covers HS1's exact bytes); after a refused session message the
-genuine one still opens, and so does a genuine envelope after a changed one.
+genuine one still opens, and so does a genuine envelope after a changed one. A changed
+request frame may still be a frame (a flipped bit in a body is one): the driver must decode
+it to what this implementation decodes it to, or refuse it as this implementation does,
+with a code of a remote error.
 """
 
 from __future__ import annotations
@@ -16,17 +19,27 @@ import functools
 import random
 from collections.abc import Callable
 
-from ...errors import AgentAuthError
+from ...agent.frames import (
+    decode_frame,
+    encode_cancel,
+    encode_error,
+    encode_present,
+    encode_request,
+    encode_response,
+)
+from ...errors import AgentAuthError, CapabilityDenied, Refusal
+from ..interface import frame_to_json
 from .check import REMOTE_CODES, Check, Context, Fail, get_hex
 from .conversation import Conversation
 from .driver_process import Refused
 from .sessionless import Chain, make_mailbox
 
-__all__ = ["TARGETS", "mutate", "mutation_checks"]
+__all__ = ["TARGETS", "make_frame", "mutate", "mutation_checks"]
 
-TARGETS = ("hs1", "hs2", "hs3", "ordered", "unordered", "chain", "envelope")
+TARGETS = ("hs1", "hs2", "hs3", "ordered", "unordered", "chain", "envelope", "frame")
 _SECTION = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7", "ordered": "5.5", "unordered": "5.6",
-            "chain": "10.6", "envelope": "12.2"}
+            "chain": "10.6", "envelope": "12.2", "frame": "15.2"}
+_FRAME_LIMIT = 4096
 
 
 def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
@@ -72,11 +85,47 @@ def _refused_remotely(call: Callable[[], object], what: str) -> None:
     raise Fail(f"{what}: accepted")
 
 
+def make_frame(rng: random.Random) -> bytes:
+    """A genuine request frame of a kind drawn from ``rng``."""
+    request_id = rng.randrange(2**rng.choice((8, 32, 64)))
+    kind = rng.randrange(5)
+    if kind == 0:
+        return encode_present(rng.randrange(1, 2**32), rng.randbytes(rng.randrange(90, 200)))
+    if kind == 1:
+        args = {f"a{i}": rng.choice((rng.randrange(-2**33, 2**33), "text", False))
+                for i in range(rng.randrange(4))}
+        return encode_request(request_id, "jobs/nightly", "run", args,
+                              rng.randbytes(rng.randrange(40)), rng.randrange(2**32))
+    if kind == 2:
+        return encode_response(request_id, rng.randbytes(rng.randrange(40)))
+    if kind == 3:
+        return encode_error(request_id, CapabilityDenied(
+            "no grant allows it", code="not_authorized", refusal=Refusal("action", 0, 0)))
+    return encode_cancel(request_id)
+
+
+def _frame(rng: random.Random, ctx: Context) -> None:
+    changed, what = mutate(make_frame(rng), rng)
+    try:
+        want: object = frame_to_json(decode_frame(changed, _FRAME_LIMIT))
+    except AgentAuthError:
+        _refused_remotely(lambda: ctx.driver().call(
+            "frame_decode", frame=changed.hex(), limit=_FRAME_LIMIT), f"frame, {what}")
+        return
+    got = ctx.driver().call("frame_decode", frame=changed.hex(), limit=_FRAME_LIMIT)
+    if got.get("frame") != want:
+        raise Fail(f"frame, {what}: still a frame, decoded to {str(got)[:120]}, expected "
+                   f"{str(want)[:120]}")
+
+
 def _round(index: int, ctx: Context) -> None:
     _run(TARGETS[index % len(TARGETS)], ctx.rng, ctx)
 
 
 def _run(target: str, rng: random.Random, ctx: Context) -> None:
+    if target == "frame":
+        _frame(rng, ctx)
+        return
     if target == "chain":
         chain = Chain(ctx)
         changed, what = mutate(chain.data, rng)

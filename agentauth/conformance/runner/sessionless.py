@@ -1,5 +1,6 @@
 """Live checks of what needs no handshake: capability chains and one-shot envelopes made by
-the runner with fresh keys, for the driver to verify and open.
+the runner with fresh keys, for the driver to verify and open, and request frames for the
+driver's serving side of a channel to decide (spec 15).
 
 The vectors pin exact bytes for fixed keys; these make new chains and envelopes from the
 run's seed, so an implementation that only recognises the vectors fails them. Each
@@ -12,13 +13,15 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from ...agent.frames import encode_cancel, encode_present, encode_request
 from ...capability import Grant, Range, Request, delegate, encode_chain, invoke
 from ...envelope import seal
 from ...identity import Identity
 from .check import T0, Check, Context, Fail, expect_refusal, get_hex, get_str
 from .conversation import Conversation
 
-__all__ = ["Chain", "Mailbox", "make_chain", "make_mailbox", "sessionless_checks"]
+__all__ = ["Chain", "Mailbox", "RequestServer", "make_chain", "make_mailbox",
+           "sessionless_checks"]
 
 _P = "protocol.md §"
 
@@ -234,6 +237,126 @@ def _envelope_refused(what: str, code: str, ctx: Context) -> None:
     expect_refusal(code, lambda: box.open(data), f"an envelope ({what})")
 
 
+# ------------------------------------------------------------------ request checks
+
+
+class RequestServer:
+    """One channel's serving side in the driver (spec 15.4), for a fresh peer holding a
+    fresh chain; the runner writes the peer's frames."""
+
+    __slots__ = ("_root", "chain", "ctx", "handle", "peer")
+
+    #: The handlers it declares: a capability one, an open one.
+    ROUTES = ({"pattern": "jobs/**", "action": "run", "capability": True},
+              {"pattern": "status", "action": "get", "capability": False})
+
+    def __init__(self, ctx: Context, *, max_in_flight: int = 128) -> None:
+        self.ctx = ctx
+        peer = Identity.from_seed(bytes.fromhex(ctx.seed32()))
+        root = Identity.from_seed(bytes.fromhex(ctx.seed32()))
+        self._root = root
+        self.peer = peer.agent_id
+        self.chain = self.issue(root, peer)
+        d = ctx.driver()
+        d.call("set_clock", now=float(T0))
+        self.handle = get_str(d.call("request_server", peer=self.peer,
+                                     anchors={root.agent_id: "**"},
+                                     routes=list(self.ROUTES), max_in_flight=max_in_flight),
+                              "handle")
+
+    def issue(self, root: Identity, holder: Identity) -> bytes:
+        """A chain from ``root`` to ``holder`` allowing run and stop on ``jobs/**``."""
+        return encode_chain([delegate(root, holder, [Grant("jobs/**", {"run", "stop"})],
+                                      not_before=T0 - 60, expires=T0 + 3600,
+                                      nonce=self.ctx.rng.randbytes(16))])
+
+    def stolen(self) -> bytes:
+        """A chain of the same root, issued to someone else."""
+        return self.issue(self._root, Identity.from_seed(bytes.fromhex(self.ctx.seed32())))
+
+    def send(self, frame: bytes) -> dict[str, Any]:
+        """The driver's decision on ``frame``."""
+        return self.ctx.driver().call("request_receive", handle=self.handle, frame=frame.hex())
+
+    def expect(self, frame: bytes, want: dict[str, Any], what: str) -> None:
+        """Fail unless the driver decides ``want`` for ``frame``."""
+        got = self.send(frame)
+        if got != want:
+            raise Fail(f"{what}: decided {str(got)[:160]}, expected {want}")
+
+
+def _ask(request_id: int, ref: int, action: str = "run", resource: str = "jobs/nightly"
+         ) -> bytes:
+    return encode_request(request_id, resource, action, {}, b"job", ref)
+
+
+def _call(request_id: int, route: int) -> dict[str, Any]:
+    return {"answer": "call", "id": request_id, "route": route}
+
+
+def _refused(request_id: int, code: str, **refusal: Any) -> dict[str, Any]:
+    return {"answer": "refused", "id": request_id, "code": code, "refusal": refusal}
+
+
+def _request_served(ctx: Context) -> None:
+    server = RequestServer(ctx)
+    server.expect(encode_present(5, server.chain), {"answer": "none"}, "PRESENT")
+    first = ctx.rng.randrange(2**32)
+    server.expect(_ask(first, 5), _call(first, 0), "a request under the chain")
+    server.expect(_ask(first + 1, 0, "get", "status"), _call(first + 1, 1),
+                  "a request to the open handler")
+    server.expect(encode_cancel(first), {"answer": "cancelled", "id": first}, "CANCEL")
+
+
+def _request_refused(what: str, ctx: Context) -> None:
+    server = RequestServer(ctx)
+    if what == "no-chain":
+        server.expect(_ask(1, 0), _refused(1, "not_authorized", kind="no_chain"),
+                      "a request naming no chain")
+    elif what == "unknown-chain":
+        server.expect(_ask(1, 3), _refused(1, "unknown_chain"), "a chain never presented")
+    elif what == "stolen-chain":
+        server.expect(encode_present(1, server.stolen()), {"answer": "none"}, "PRESENT")
+        server.expect(_ask(1, 1), _refused(1, "holder_mismatch", kind="holder", link=0),
+                      "a chain issued to another")
+    elif what == "no-handler":
+        server.expect(encode_present(1, server.chain), {"answer": "none"}, "PRESENT")
+        server.expect(_ask(1, 1, "stop"), _refused(1, "no_handler"),
+                      "an allowed action no handler serves")
+    else:  # other-action
+        server.expect(encode_present(1, server.chain), {"answer": "none"}, "PRESENT")
+        server.expect(_ask(1, 1, "delete"), _refused(1, "not_authorized", kind="action",
+                                                     link=0, grant=0),
+                      "an action the chain does not grant")
+
+
+def _request_limits(ctx: Context) -> None:
+    server = RequestServer(ctx, max_in_flight=1)
+    server.expect(_ask(1, 0, "get", "status"), _call(1, 1), "the first request")
+    server.expect(_ask(2, 0, "get", "status"), _refused(2, "over_limit"),
+                  "a second request in flight")
+    ctx.driver().call("request_done", handle=server.handle, request_id=1)
+    server.expect(_ask(2, 0, "get", "status"), _call(2, 1), "after the first was answered")
+    expect_refusal("out_of_order", lambda: server.send(_ask(2, 0, "get", "status")),
+                   "a request whose id is in flight")
+
+
+def _frame_round_trip(ctx: Context) -> None:
+    rng = ctx.rng
+    args = {f"k{i}": rng.choice([rng.randrange(-2**40, 2**40), "v" * rng.randrange(5), True])
+            for i in range(rng.randrange(6))}
+    request_id, ref, body = rng.randrange(2**53), rng.randrange(2**32), rng.randbytes(40)
+    frame = encode_request(request_id, "jobs/x", "run", args, body, ref)
+    got = ctx.driver().call("frame_decode", frame=frame.hex(), limit=len(frame)).get("frame")
+    want = {"kind": "request", "id": request_id, "resource": "jobs/x", "action": "run",
+            "args": dict(sorted(args.items())), "body": body.hex(), "ref": ref}
+    if got != want:
+        raise Fail(f"decoded to {str(got)[:160]}, expected {want}")
+    expect_refusal("oversize", lambda: ctx.driver().call("frame_decode", frame=frame.hex(),
+                                                         limit=len(frame) - 1),
+                   "the frame one byte over its limit")
+
+
 def sessionless_checks() -> list[Check]:
     """Fresh chains for the driver to verify and envelopes for it to open."""
     c: list[tuple[str, str, Callable[[Context], None]]] = [
@@ -263,5 +386,11 @@ def sessionless_checks() -> list[Check]:
             _envelope_refused, "wrong-recipient", "wrong_recipient")),
         ("12.2", "envelope-untrusted", functools.partial(_envelope_refused, "untrusted",
                                                          "untrusted_peer")),
+        ("15.2", "request-frame-round-trip", _frame_round_trip),
+        ("15.3", "request-limits", _request_limits),
+        ("15.4", "request-served", _request_served),
+        *(("15.4", f"request-{what}", functools.partial(_request_refused, what))
+          for what in ("no-chain", "unknown-chain", "stolen-chain", "no-handler",
+                       "other-action")),
     ]
     return [Check(_P + section, f"live / {name}", fn) for section, name, fn in c]

@@ -3,7 +3,8 @@
 Positive vectors must give exact bytes, negative vectors the exact error code at the exact
 step (``spec/protocol.md`` section 6). Each check's section is the rule the vector tests:
 the message it breaks (4.3, 4.5, 4.7), or the rule its code names (4.9 downgrade, 4.11
-time, 4.13 order, 5.5 to 5.7 sessions, 10.6 to 10.8 capabilities, 12.2 envelopes).
+time, 4.13 order, 5.5 to 5.7 sessions, 10.6 to 10.8 capabilities, 12.2 envelopes, 15.2
+to 15.4 requests on a channel).
 """
 
 from __future__ import annotations
@@ -238,6 +239,45 @@ def _envelope(vector: dict[str, Any], ctx: Context) -> None:
         raise Fail("the opened payloads differ from the vector's")
 
 
+_CHANNEL_SECTIONS = {"channel-in-flight-limit": "15.3", "channel-chain-limit": "15.3",
+                     "channel-oversize-frame": "15.3", "channel-response-to-server": "15.2",
+                     "channel-error-to-server": "15.2", "channel-broken-frame": "15.2"}
+
+
+def _request_frame(vector: dict[str, Any], ctx: Context) -> None:
+    call = functools.partial(ctx.driver().call, "frame_decode", frame=vector["frame"],
+                             limit=vector["limit"])
+    if "error" in vector:
+        expect_refusal(vector["error"], call, "the frame")
+        return
+    got = call().get("frame")
+    if got != vector["decoded"]:
+        raise Fail(f"decoded to {str(got)[:120]}, expected {str(vector['decoded'])[:120]}")
+
+
+def _request_scenario(scenario: dict[str, Any], ctx: Context) -> None:
+    d = ctx.driver()
+    d.call("set_clock", now=scenario["now"])
+    handle = get_str(d.call("request_server", peer=scenario["peer"],
+                            anchors=scenario["anchors"], routes=scenario["routes"],
+                            revoked=scenario["revoked"], max_payload=scenario["max_payload"],
+                            max_in_flight=scenario["max_in_flight"],
+                            max_chains=scenario["max_chains"]), "handle")
+    for index, step in enumerate(scenario["steps"]):
+        if "done" in step:
+            d.call("request_done", handle=handle, request_id=step["done"])
+            continue
+        call = functools.partial(d.call, "request_receive", handle=handle, frame=step["frame"])
+        want = step["expected"]
+        if "error" in want:
+            expect_refusal(want["error"], call, f"step {index} (ends the channel)")
+            continue
+        got = call()
+        if got != want:
+            raise Fail(f"step {index}: decided {str(got)[:160]}, expected {str(want)[:160]}")
+    d.call("drop", handle=handle)
+
+
 def vector_checks(files: dict[str, Any]) -> list[Check]:
     """One check per vector (two per positive vector: one per side)."""
     checks = []
@@ -261,4 +301,13 @@ def vector_checks(files: dict[str, Any]) -> list[Check]:
     for vector in files["envelope.json"]["vectors"]:
         checks.append(Check(_P + "12.2", f"envelope / {vector['id']}",
                             functools.partial(_envelope, vector)))
+    requests = files["requests.json"]
+    for vector in requests["frames"]:
+        section = "15.3" if vector.get("error") == "oversize" else "15.2"
+        checks.append(Check(_P + section, f"requests / {vector['id']}",
+                            functools.partial(_request_frame, vector)))
+    for scenario in requests["scenarios"]:
+        checks.append(Check(_P + _CHANNEL_SECTIONS.get(scenario["id"], "15.4"),
+                            f"requests / {scenario['id']}",
+                            functools.partial(_request_scenario, scenario)))
     return checks

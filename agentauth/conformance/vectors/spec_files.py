@@ -18,13 +18,13 @@ from typing import Any
 
 from ... import files, keyfile
 from ...errors import FileError
-from . import capability, envelope, handshake_invalid, handshake_valid, keys
+from . import capability, envelope, handshake_invalid, handshake_valid, keys, requests
 
 __all__ = ["FILES", "MAX_VECTOR_FILE", "dump", "generate", "main"]
 
 MAX_VECTOR_FILE = 16 * 1024 * 1024  # bytes; the largest of this version is 0.3 MiB
 FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
-         "capability.json", "envelope.json", "keys.json")
+         "capability.json", "envelope.json", "keys.json", "requests.json")
 
 
 def generate() -> dict[str, Any]:
@@ -37,6 +37,7 @@ def generate() -> dict[str, Any]:
         "capability.json": capability.build(),
         "envelope.json": envelope.build(),
         "keys.json": keys.build(),
+        "requests.json": requests.build(),
     }
 
 
