@@ -444,6 +444,16 @@ class Server:
                                      call.request.resource)
                     frame = encode_error(call.id, RequestError(
                         "the handler failed", code="handler_failed"))
+                except BaseException as exc:
+                    # Cancellation and a process's own exit go on; any other BaseException
+                    # a handler raises is its failure, not the end of every channel.
+                    if isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt
+                                  | SystemExit):
+                        raise
+                    logger.exception("handler for %s %s failed", call.request.action,
+                                     call.request.resource)
+                    frame = encode_error(call.id, RequestError(
+                        "the handler failed", code="handler_failed"))
             if scope.cancelled_caught and self._closing:
                 frame = encode_error(call.id, RequestError(
                     "the agent closed before answering", code="shutting_down"))
