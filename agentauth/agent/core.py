@@ -465,7 +465,10 @@ class Server:
                     await channel.send(frame)
         finally:
             self._scopes.discard(scope)
-            cancels.pop(call.id, None)
+            # The id was released before the answer went out: the peer may already have
+            # reused it, and that request's scope is not this one's to drop.
+            if cancels.get(call.id) is scope:
+                del cancels[call.id]
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()

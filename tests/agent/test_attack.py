@@ -13,6 +13,14 @@ from support.aio import DEADLINE
 
 from agentauth import Agent, RequestError
 from agentauth.agent import Incoming, Peer
+from agentauth.agent.frames import (
+    RESPONSE,
+    decode_frame,
+    encode_cancel,
+    encode_present,
+    encode_request,
+)
+from agentauth.aio import connect, exchange_revocations
 from agentauth.capability import Grant
 
 pytestmark = pytest.mark.anyio
@@ -87,3 +95,40 @@ async def test_a_handler_raising_a_base_exception_fails_its_request_only() -> No
         assert await peer.request("echo/a", "read", body=b"still") == b"still"
         async with channel(alice, Agent.generate(), port) as other:  # the server lives
             assert await other.request("echo/a", "read", body=b"on") == b"on"
+
+
+async def test_an_id_reused_once_answered_can_still_be_cancelled() -> None:
+    """The server frees an id before its answer is written; a peer that reuses it at once
+    must not lose the new request's cancellation when the old answer's write ends."""
+    alice, held = make_server()
+    bob = Agent.generate()
+    chain = alice.delegate(to=bob.id, grants=ALL)
+    cancelled = anyio.Event()
+
+    @alice.handles("hang/*", "read")
+    async def hang(request: Incoming) -> bytes:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+        return b""  # pragma: no cover
+
+    async with serving(alice) as port:
+        raw = await connect("127.0.0.1", port, bob.identity, expect=alice.id)
+        async with raw:
+            await exchange_revocations(raw, bob.revocations)
+            await raw.send(encode_present(1, chain))
+            # Twenty answers of 1 MB nobody reads: the server's writes stop on a full
+            # socket, each id already released.
+            for n in range(1, 21):
+                await raw.send(encode_request(n, "big/a", "read", {}, b"", 1))
+            await raw.send(encode_request(21, "held/a", "read", {}, b"", 1))
+            await held.reach(1)
+            await raw.send(encode_request(20, "hang/a", "read", {}, b"", 1))  # reused
+            answered = 0
+            while answered < 20:  # the old answers drain, 20 among them
+                frame = decode_frame(await raw.receive(), raw.max_payload)
+                answered += frame.kind == RESPONSE and frame.body[:1] == b"x"
+            await raw.send(encode_cancel(20))  # the new request 20
+            await cancelled.wait()
+            held.release.set()
