@@ -84,6 +84,12 @@ logger = logging.getLogger("agentauth.agent")
 
 #: How long closing waits for requests in flight, by default (seconds).
 DRAIN_TIMEOUT: Final = 5.0
+#: Channels a server keeps open at once, in all and from one peer key, by default.
+MAX_CHANNELS: Final = 1024
+MAX_CHANNELS_PER_PEER: Final = 16
+#: Handlers a server runs at once, in all and for one peer key, by default.
+MAX_HANDLERS: Final = 2048
+MAX_HANDLERS_PER_PEER: Final = 256
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -133,6 +139,12 @@ class Agent:
     ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
+
+    A server bounds per peer key as well as in all (spec 15.3): ``max_channels_per_peer``
+    and ``max_channels`` the channels open at once (one more is closed as it opens),
+    ``max_in_flight`` the requests in flight on one channel, ``max_handlers_per_peer`` and
+    ``max_handlers`` the handlers running at once (one more is refused ``over_limit``).
+    ``drain_timeout`` is how long closing waits for handlers running.
     """
 
     def __init__(self, identity: Identity, *, trust: Trust = None,
@@ -140,16 +152,28 @@ class Agent:
                  state: str | os.PathLike[str] | None = None,
                  audit: str | os.PathLike[str] | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT,
-                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
+                 drain_timeout: float = DRAIN_TIMEOUT,
+                 max_channels: int = MAX_CHANNELS,
+                 max_channels_per_peer: int = MAX_CHANNELS_PER_PEER,
+                 max_handlers: int = MAX_HANDLERS,
+                 max_handlers_per_peer: int = MAX_HANDLERS_PER_PEER) -> None:
         if not isinstance(identity, Identity):
             raise InvalidArgument("an agent's identity is an Identity")
-        if type(max_in_flight) is not int or max_in_flight < 1:
-            raise InvalidArgument("max_in_flight is a positive integer")
+        bounds = {"max_in_flight": max_in_flight, "max_channels": max_channels,
+                  "max_channels_per_peer": max_channels_per_peer,
+                  "max_handlers": max_handlers, "max_handlers_per_peer": max_handlers_per_peer}
+        for name, bound in bounds.items():
+            if type(bound) is not int or bound < 1:
+                raise InvalidArgument(f"{name} is a positive integer")
+        if max_channels_per_peer > max_channels or max_handlers_per_peer > max_handlers:
+            raise InvalidArgument("a bound per peer is at most the global one")
         if not is_seconds(drain_timeout):
             raise InvalidArgument("drain_timeout is a finite number of seconds")
         self.identity = identity
         self.max_in_flight = max_in_flight
         self.drain_timeout = drain_timeout
+        self.max_channels, self.max_channels_per_peer = max_channels, max_channels_per_peer
+        self.max_handlers, self.max_handlers_per_peer = max_handlers, max_handlers_per_peer
         if isinstance(trust, str | os.PathLike):
             trust = TrustStore.load(trust)
         roots: dict[str, str] = {identity.agent_id: "**"}
@@ -349,6 +373,12 @@ class Server:
         self._idle.set()
         self._scopes: set[anyio.CancelScope] = set()  # of every running handler
         self._closed = anyio.Event()
+        # By peer id: its channels open and its handlers running, so that one peer's flood
+        # (many channels, each with its requests in flight and its chains) meets its own
+        # bound before the global one, which still leaves room for others.
+        self._channels: dict[str, int] = {}
+        self._open = 0
+        self._running: dict[str, int] = {}
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Accept channels until closed (then every channel is ended)."""
@@ -376,6 +406,20 @@ class Server:
         self._closed.set()
 
     async def _channel(self, channel: AgentAuthStream) -> None:
+        agent, peer = self.agent, channel.peer_id
+        if (self._open >= agent.max_channels
+                or self._channels.get(peer, 0) >= agent.max_channels_per_peer):
+            logger.info("channel with %s refused: over the bound on channels open", peer)
+            return  # the listener closes it
+        _count(self._channels, peer, 1)
+        self._open += 1
+        try:
+            await self._serve_channel(channel)
+        finally:
+            _count(self._channels, peer, -1)
+            self._open -= 1
+
+    async def _serve_channel(self, channel: AgentAuthStream) -> None:
         agent = self.agent
         await exchange_revocations(channel, agent.revocations)
         requests = Requests(channel.extra(AgentAuthAttribute.peer_key), agent.anchors,
@@ -407,17 +451,27 @@ class Server:
 
     async def _dispatch(self, channel: AgentAuthStream, requests: Requests, call: Call,
                         cancels: dict[int, anyio.CancelScope], group: TaskGroup) -> None:
+        agent, peer = self.agent, channel.peer_id
+        refusal = None
         if self._closing:
+            refusal = RequestError("the agent is closing", code="shutting_down")
+        elif self._running.get(peer, 0) >= agent.max_handlers_per_peer:
+            refusal = RequestError(f"a peer has at most {agent.max_handlers_per_peer} "
+                                   f"requests running at once", code="over_limit")
+        elif self._in_flight >= agent.max_handlers:
+            refusal = RequestError("the agent runs as many requests as it may",
+                                   code="over_limit")
+        if refusal is not None:
             requests.done(call.id)
-            await channel.send(encode_error(call.id, RequestError(
-                "the agent is closing", code="shutting_down")))
+            await channel.send(encode_error(call.id, refusal))
             return
         scope = anyio.CancelScope()
         cancels[call.id] = scope
-        self._start()
+        self._start(peer)
         group.start_soon(self._answer, channel, requests, call, scope, cancels)
 
-    def _start(self) -> None:
+    def _start(self, peer: str) -> None:
+        _count(self._running, peer, 1)
         self._in_flight += 1
         self._idle = anyio.Event() if self._in_flight == 1 else self._idle
 
@@ -469,9 +523,18 @@ class Server:
             # reused it, and that request's scope is not this one's to drop.
             if cancels.get(call.id) is scope:
                 del cancels[call.id]
+            _count(self._running, channel.peer_id, -1)
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+
+def _count(counts: dict[str, int], key: str, step: int) -> None:
+    left = counts.get(key, 0) + step
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 class _Waiting:

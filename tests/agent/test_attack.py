@@ -11,7 +11,7 @@ import anyio
 import pytest
 from support.aio import DEADLINE
 
-from agentauth import Agent, RequestError
+from agentauth import Agent, AgentAuthError, InvalidArgument, RequestError
 from agentauth.agent import Incoming, Peer
 from agentauth.agent.frames import (
     RESPONSE,
@@ -97,6 +97,46 @@ async def test_a_handler_raising_a_base_exception_fails_its_request_only() -> No
             assert await other.request("echo/a", "read", body=b"on") == b"on"
 
 
+async def test_one_peer_holds_at_most_its_channels_and_others_still_connect() -> None:
+    alice, _ = make_server(max_channels_per_peer=2, max_channels=3)
+    bob, carol, dave = Agent.generate(), Agent.generate(), Agent.generate()
+    async with serving(alice) as port, channel(alice, bob, port) as one, channel(
+            alice, bob, port) as two:
+        with pytest.raises(AgentAuthError):  # a third from the same key is closed
+            async with channel(alice, bob, port) as three:
+                await three.request("echo/a", "read")
+        async with channel(alice, carol, port) as other:
+            assert await other.request("echo/a", "read", body=b"c") == b"c"
+            with pytest.raises(AgentAuthError):  # the global bound
+                async with channel(alice, dave, port) as fourth:
+                    await fourth.request("echo/a", "read")
+        assert await one.request("echo/a", "read", body=b"1") == b"1"
+        assert await two.request("echo/a", "read", body=b"2") == b"2"
+    async with serving(alice) as port, channel(alice, bob, port) as again:  # released
+        assert await again.request("echo/a", "read", body=b"3") == b"3"
+
+
+async def test_one_peer_runs_at_most_its_handlers_across_its_channels() -> None:
+    alice, held = make_server(max_handlers_per_peer=2, max_handlers=3)
+    bob, carol = Agent.generate(), Agent.generate()
+    async with serving(alice) as port, channel(alice, bob, port) as one, channel(
+            alice, bob, port) as two, channel(alice, carol, port) as other, (
+            anyio.create_task_group()) as group:
+        group.start_soon(one.request, "held/a", "read")
+        group.start_soon(two.request, "held/a", "read")
+        await held.reach(2)
+        with pytest.raises(RequestError) as caught:  # bob's third, on either channel
+            await two.request("held/a", "read")
+        assert caught.value.code == "over_limit"
+        group.start_soon(other.request, "held/a", "read")  # carol still has room
+        await held.reach(3)
+        with pytest.raises(RequestError) as caught:  # now the global bound
+            await other.request("held/a", "read")
+        assert caught.value.code == "over_limit"
+        held.release.set()
+    assert held.running == 3
+
+
 async def test_an_id_reused_once_answered_can_still_be_cancelled() -> None:
     """The server frees an id before its answer is written; a peer that reuses it at once
     must not lose the new request's cancellation when the old answer's write ends."""
@@ -132,3 +172,13 @@ async def test_an_id_reused_once_answered_can_still_be_cancelled() -> None:
             await raw.send(encode_cancel(20))  # the new request 20
             await cancelled.wait()
             held.release.set()
+
+
+@pytest.mark.parametrize("options", [
+    {"max_channels": 0}, {"max_handlers_per_peer": True}, {"max_channels_per_peer": 1.5},
+    {"max_channels": 4, "max_channels_per_peer": 5},
+    {"max_handlers": 4, "max_handlers_per_peer": 5}])
+def test_bounds_are_positive_integers_per_peer_within_global(options: dict[str, object]
+                                                             ) -> None:
+    with pytest.raises(InvalidArgument):
+        Agent.generate(**options)
