@@ -34,7 +34,7 @@ from ..aio import connect as aio_connect
 from ..aio import open_envelope as aio_open_envelope
 from ..audit import AUDIT_LOGGER
 from ..capability.chain import Link, decode_chain, delegate, encode_chain
-from ..capability.grants import Grant
+from ..capability.grants import Grant, Request
 from ..capability.revocation import RevocationStore, revoke
 from ..envelope import Envelope, seal
 from ..errors import (
@@ -590,6 +590,10 @@ class Peer:
             raise InvalidArgument(f"a body is bytes, at most {self._limit} of them")
         if timeout is not None and not is_seconds(timeout, positive=True):
             raise InvalidArgument("timeout is a positive number of seconds")
+        # Checked here as the server checks it (15.4 step 3), so that a bad value is the
+        # caller's error and not a frame the server must refuse as broken, which would
+        # end the channel and every request on it.
+        Request(resource, action, args or {})
         ref = self.default if capability is None else await self.present(capability)
         async with self._slots:
             self._check_open()

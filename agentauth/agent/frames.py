@@ -64,6 +64,7 @@ MAX_REASON: Final = 512
 #: Room left in a channel message for a frame's fields beside its body.
 HEADROOM: Final = 16_384
 _MAX_ARGS: Final = 32
+_MIN_INT: Final = -(2**63)
 
 
 def body_limit(max_payload: int) -> int:
@@ -94,9 +95,10 @@ class Frame:
 
 def _args(args: Mapping[str, object]) -> dict[str, int | str | bool]:
     if not isinstance(args, Mapping) or len(args) > _MAX_ARGS or any(
-            type(k) is not str or type(v) not in (int, str, bool) for k, v in args.items()):
-        raise InvalidArgument(f"request arguments map at most {_MAX_ARGS} names to int, "
-                              f"str or bool")
+            type(k) is not str or type(v) not in (int, str, bool)
+            or (type(v) is int and not _MIN_INT <= v <= MAX_ID) for k, v in args.items()):
+        raise InvalidArgument(f"request arguments map at most {_MAX_ARGS} names to int "
+                              f"(64-bit), str or bool")
     return dict(sorted(args.items()))  # type: ignore[arg-type]
 
 

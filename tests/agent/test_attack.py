@@ -137,6 +137,30 @@ async def test_one_peer_runs_at_most_its_handlers_across_its_channels() -> None:
     assert held.running == 3
 
 
+async def test_a_bad_request_is_the_callers_error_and_the_channel_lives() -> None:
+    alice, _ = make_server()
+    bob = Agent.generate()
+    async with serving(alice) as port, channel(alice, bob, port) as peer:
+        for resource, action, args in [
+                (None, "read", {}), ("", "read", {}), ("echo/a", "READ ME", {}),
+                ("echo/a", "read", {"n": 2**64}), ("echo/a", "read", {"n": -(2**63) - 1}),
+                ("echo/a", "read", {"n": 1.5}), ("echo/a", "read", [("n", 1)])]:
+            with pytest.raises(InvalidArgument):
+                await peer.request(resource, action, args)  # type: ignore[arg-type]
+        assert await peer.request("echo/a", "read", {"n": 2**64 - 1}) == b""
+
+
+async def test_a_request_too_large_for_one_message_is_refused_before_sending() -> None:
+    alice, _ = make_server()
+    bob = Agent.generate()
+    async with serving(alice) as port, channel(alice, bob, port) as peer:
+        body = b"b" * (peer.channel.max_payload - 16_384)  # the largest body
+        args = {f"a{n}": "v" * 1000 for n in range(20)}  # and 20 kB of arguments
+        with pytest.raises(InvalidArgument):
+            await peer.request("echo/a", "read", args, body=body)
+        assert await peer.request("echo/a", "read", body=body) == body
+
+
 async def test_an_id_reused_once_answered_can_still_be_cancelled() -> None:
     """The server frees an id before its answer is written; a peer that reuses it at once
     must not lose the new request's cancellation when the old answer's write ends."""
