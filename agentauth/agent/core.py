@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -105,8 +105,8 @@ class Incoming:
     resource: str
     action: str
     args: Mapping[str, int | str | bool]
-    body: bytes
-    capability: tuple[Link, ...]  # the verified chain, root first
+    body: bytes = field(repr=False)  # a handler's log line shows neither
+    capability: tuple[Link, ...] = field(repr=False)  # the verified chain, root first
 
 
 def _seconds(ttl: str | float) -> int:

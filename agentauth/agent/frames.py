@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .. import wire
@@ -82,9 +82,9 @@ class Frame:
     resource: str = ""
     action: str = ""
     args: Mapping[str, int | str | bool] | None = None
-    body: bytes = b""
+    body: bytes = field(default=b"", repr=False)  # the application's bytes, and a
     ref: int = 0
-    chain: bytes = b""
+    chain: bytes = field(default=b"", repr=False)  # capability, stay out of logs
     code: str = ""
     reason: str = ""
     refusal: Mapping[str, int | str] | None = None
@@ -199,7 +199,10 @@ def error_from_frame(frame: Frame) -> AgentAuthError:
     (a :class:`CapabilityDenied` with the peer's view of its :class:`Refusal`). A code of
     a class the serving side never sends (a local error) is ``malformed``."""
     cls = ERROR_CODES[frame.code][0]
-    reason = f"the peer refused the request: {frame.reason}"
+    # The peer's text reaches the application's logs: no control characters (a forged
+    # line, a terminal escape), each shown as "?".
+    told_reason = "".join(c if c.isprintable() else "?" for c in frame.reason)
+    reason = f"the peer refused the request: {told_reason}"
     if not issubclass(cls, RemoteError | StoreError):
         return DecodeError(f"an ERROR frame names the local error {frame.code!r}",
                            code="malformed")
@@ -245,9 +248,9 @@ class Call:
 
     id: int
     request: Request
-    body: bytes
-    links: tuple[Link, ...]
-    handler: Any
+    body: bytes = field(repr=False)
+    links: tuple[Link, ...] = field(repr=False)
+    handler: Any = None
 
 
 class Requests:

@@ -11,14 +11,16 @@ import anyio
 import pytest
 from support.aio import DEADLINE
 
-from agentauth import Agent, AgentAuthError, InvalidArgument, RequestError
+from agentauth import Agent, AgentAuthError, InvalidArgument, RequestError, wire
 from agentauth.agent import Incoming, Peer
 from agentauth.agent.frames import (
+    ERROR,
     RESPONSE,
     decode_frame,
     encode_cancel,
     encode_present,
     encode_request,
+    error_from_frame,
 )
 from agentauth.aio import connect, exchange_revocations
 from agentauth.capability import Grant
@@ -206,3 +208,22 @@ def test_bounds_are_positive_integers_per_peer_within_global(options: dict[str, 
                                                              ) -> None:
     with pytest.raises(InvalidArgument):
         Agent.generate(**options)
+
+
+def test_reprs_show_neither_bodies_nor_chains() -> None:
+    alice, bob = Agent.generate(), Agent.generate()
+    chain = alice.delegate(to=bob.id, grants=ALL)
+    present = decode_frame(encode_present(1, chain), 1 << 20)
+    request = decode_frame(encode_request(1, "echo/a", "read", {}, b"SECRET-BODY", 1), 1 << 20)
+    incoming = Incoming(bob.id, "echo/a", "read", {}, b"SECRET-BODY", ())
+    for thing in (present, request, incoming):
+        text = repr(thing)
+        assert "SECRET" not in text and repr(chain)[2:40] not in text
+
+
+def test_an_error_reason_reaches_the_application_without_control_characters() -> None:
+    frame = wire.encode_map(ERROR, 7, "over_limit", "busy\nFORGED LOG LINE\x1b[2J", {})
+    error = error_from_frame(decode_frame(frame, 1 << 20))
+    assert isinstance(error, RequestError) and error.code == "over_limit"
+    assert "\n" not in str(error) and "\x1b" not in str(error)
+    assert "busy?FORGED LOG LINE?[2J" in str(error)
