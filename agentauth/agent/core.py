@@ -343,6 +343,8 @@ class Agent:
                     raised = exc
                 finally:
                     group.cancel_scope.cancel()
+                    peer._end(InvalidState("the channel was closed when its connect block "
+                                           "ended"))
         if raised is not None:
             raise raised
 
@@ -565,14 +567,31 @@ class Peer:
 
     async def present(self, capability: bytes | Sequence[Link]) -> int:
         """Present a chain on this channel (once); return its reference."""
-        chain = capability if isinstance(capability, bytes) else encode_chain(capability)
+        if isinstance(capability, bytes):
+            chain = capability
+        else:
+            given: object = capability
+            links = list(given) if isinstance(given, Sequence) and not isinstance(
+                given, str) else []
+            if not links or not all(isinstance(link, Link) for link in links):
+                raise InvalidArgument("a capability is a chain's bytes or its links")
+            chain = encode_chain(link for link in links if isinstance(link, Link))
         ref = self._refs.get(chain)
         if ref is None:
+            self._check_open()
             if len(self._refs) >= MAX_CHAINS:
                 raise InvalidState(f"a channel presents at most {MAX_CHAINS} chains")
             ref = self._refs[chain] = len(self._refs) + 1
-            await self.channel.send(encode_present(ref, chain))
+            await self._send(encode_present(ref, chain))
         return ref
+
+    async def _send(self, frame: bytes) -> None:
+        try:
+            await self.channel.send(frame)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            self._check_open()  # the reason the channel ended, if it is known
+            raise TransportError(f"the channel ended ({type(exc).__name__})",
+                                 code="connection_lost") from None
 
     async def request(self, resource: str, action: str,
                       args: Mapping[str, int | str | bool] | None = None, *,
@@ -603,7 +622,7 @@ class Peer:
             waiting = self._waiting[request_id] = _Waiting()
             answered = False
             try:
-                await self.channel.send(frame)
+                await self._send(frame)
                 if timeout is None:  # no cancel scope to enter and leave: a few µs saved
                     await waiting.done.wait()
                 else:
@@ -654,7 +673,8 @@ class Peer:
                                      code="connection_lost"))
 
     def _end(self, error: AgentAuthError) -> None:
-        self._ended = error
+        if self._ended is None:  # the first reason stays
+            self._ended = error
         for waiting in self._waiting.values():
             if not waiting.done.is_set():
                 waiting.answer = error

@@ -4,25 +4,37 @@ reaches logs and the application (spec 15)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 import pytest
+from anyio.abc import SocketAttribute
 from support.aio import DEADLINE
 
-from agentauth import Agent, AgentAuthError, InvalidArgument, RequestError, wire
+from agentauth import (
+    Agent,
+    AgentAuthError,
+    AgentAuthStream,
+    InvalidArgument,
+    InvalidState,
+    RequestError,
+    wire,
+)
 from agentauth.agent import Incoming, Peer
 from agentauth.agent.frames import (
     ERROR,
+    REQUEST,
     RESPONSE,
+    Frame,
     decode_frame,
     encode_cancel,
     encode_present,
     encode_request,
+    encode_response,
     error_from_frame,
 )
-from agentauth.aio import connect, exchange_revocations
+from agentauth.aio import connect, create_listener, exchange_revocations
 from agentauth.capability import Grant
 
 pytestmark = pytest.mark.anyio
@@ -227,3 +239,65 @@ def test_an_error_reason_reaches_the_application_without_control_characters() ->
     assert isinstance(error, RequestError) and error.code == "over_limit"
     assert "\n" not in str(error) and "\x1b" not in str(error)
     assert "busy?FORGED LOG LINE?[2J" in str(error)
+
+
+@asynccontextmanager
+async def hostile_server(alice: Agent, answer: Callable[[AgentAuthStream, Frame], Awaitable[None]]
+                         ) -> AsyncIterator[int]:
+    """A server that answers each REQUEST with ``answer``, however it likes."""
+    listener = await create_listener("127.0.0.1", 0, alice.identity, alice.policy)
+
+    async def one(raw: AgentAuthStream) -> None:
+        await exchange_revocations(raw, alice.revocations)
+        while True:
+            frame = decode_frame(await raw.receive(), raw.max_payload)
+            if frame.kind == REQUEST:
+                await answer(raw, frame)
+
+    with anyio.fail_after(DEADLINE):
+        async with listener, anyio.create_task_group() as group:
+            group.start_soon(listener.serve, one)
+            yield listener.extra(SocketAttribute.local_port)
+            group.cancel_scope.cancel()
+
+
+async def test_a_requester_keeps_only_answers_it_awaits_and_typed_errors() -> None:
+    alice, bob = Agent.generate(), Agent.generate()
+
+    async def answer(raw: AgentAuthStream, frame: Frame) -> None:
+        if frame.resource == "twice/a":  # an id never asked, then the answer twice
+            await raw.send(encode_response(frame.id + 1000, b"stray"))
+            await raw.send(encode_response(frame.id, b"first"))
+            await raw.send(encode_response(frame.id, b"second"))
+        elif frame.resource == "local/a":  # a code no server sends
+            await raw.send(wire.encode_map(ERROR, frame.id, "invalid_state", "x", {}))
+        else:  # a code outside the registry, and a reason past its bound
+            await raw.send(wire.encode_map(ERROR, frame.id, "no_such_code", "x" * 9999, {}))
+
+    async with hostile_server(alice, answer) as port, bob.connect(
+            "127.0.0.1", port, expect=alice.id) as peer:
+        assert await peer.request("twice/a", "read") == b"first"
+        assert await peer.request("twice/a", "read") == b"first"  # "second" was dropped
+        with pytest.raises(AgentAuthError) as caught:
+            await peer.request("local/a", "read")
+        assert caught.value.code == "malformed"
+        with pytest.raises(AgentAuthError) as caught:  # the frame is broken: the end
+            await peer.request("huge/a", "read")
+        assert caught.value.code == "malformed" and len(str(caught.value)) < 600
+        with pytest.raises(AgentAuthError):
+            await peer.request("twice/a", "read")
+
+
+async def test_a_closed_peer_and_a_bad_capability_raise_typed_errors() -> None:
+    alice, _ = make_server()
+    bob = Agent.generate()
+    async with serving(alice) as port:
+        async with channel(alice, bob, port) as peer:
+            for capability in ("a chain", [1, 2], [], 7):
+                with pytest.raises(InvalidArgument):
+                    await peer.request("echo/a", "read", capability=capability)  # type: ignore[arg-type]
+            assert await peer.request("echo/a", "read", body=b"ok") == b"ok"
+        with pytest.raises(InvalidState):  # its block ended: not an anyio error
+            await peer.request("echo/a", "read")
+        with pytest.raises(InvalidState):
+            await peer.present(alice.delegate(to=bob.id, grants=ALL))
