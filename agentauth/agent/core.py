@@ -9,6 +9,7 @@ envelopes, :mod:`agentauth.stores` the stores.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -249,8 +250,11 @@ class Agent:
         ``capability=False``, also without one, from any peer the agent's ``trust``
         admitted (an agent with such a handler must be given ``trust``)."""
         def register(handler: Handler) -> Handler:
-            if not callable(handler):
-                raise InvalidArgument("a handler is an async function")
+            # A plain ``def`` would fail every request it gets: refused here, where the
+            # mistake is made (a callable object is taken on trust).
+            if not callable(handler) or ((inspect.isfunction(handler) or inspect.ismethod(
+                    handler)) and not inspect.iscoroutinefunction(handler)):
+                raise InvalidArgument("a handler is an async function (async def)")
             route = Route.make(resource, action, handler, capability=capability)
             self._routes = (*self._routes, route)
             return handler
@@ -488,9 +492,16 @@ class Server:
                     body = await call.handler(Incoming(
                         channel.peer_id, call.request.resource, call.request.action,
                         call.request.args, call.body, call.links))  # type: ignore[arg-type]
-                    if type(body) is not bytes or len(body) > body_limit(channel.max_payload):
-                        raise InvalidArgument("a handler returns bytes within the body limit")
-                    frame = encode_response(call.id, body)
+                    limit = body_limit(channel.max_payload)
+                    if type(body) is bytes and len(body) <= limit:
+                        frame = encode_response(call.id, body)
+                    else:  # the handler's bug, not a refusal: said as loudly as a raise
+                        logger.error("handler for %s %s returned %s, not bytes within %d",
+                                     call.request.action, call.request.resource,
+                                     f"{len(body)} bytes" if type(body) is bytes
+                                     else type(body).__name__, limit)
+                        frame = encode_error(call.id, RequestError(
+                            "the handler failed", code="handler_failed"))
                 except AgentAuthError as exc:
                     logger.info("request %d from %s refused: %s", call.id, channel.peer_id,
                                 exc)

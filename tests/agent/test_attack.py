@@ -4,6 +4,7 @@ reaches logs and the application (spec 15)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -301,3 +302,32 @@ async def test_a_closed_peer_and_a_bad_capability_raise_typed_errors() -> None:
             await peer.request("echo/a", "read")
         with pytest.raises(InvalidState):
             await peer.present(alice.delegate(to=bob.id, grants=ALL))
+
+
+def test_a_plain_function_is_refused_as_a_handler_when_declared() -> None:
+    alice = Agent.generate()
+
+    def sync(request: Incoming) -> bytes:
+        return b""  # pragma: no cover
+
+    with pytest.raises(InvalidArgument):
+        alice.handles("echo/*", "read")(sync)  # type: ignore[arg-type]
+
+
+async def test_a_handler_returning_no_bytes_fails_loudly(caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    alice, _ = make_server()
+    bob = Agent.generate()
+
+    @alice.handles("none/*", "read")
+    async def forgot(request: Incoming) -> bytes:
+        request.body.upper()  # and no return
+        return None  # type: ignore[return-value]
+
+    caplog.set_level(logging.INFO, "agentauth.agent")
+    async with serving(alice) as port, channel(alice, bob, port) as peer:
+        with pytest.raises(RequestError) as caught:
+            await peer.request("none/a", "read", body=b"private")
+        assert caught.value.code == "handler_failed"
+    [record] = [r for r in caplog.records if "NoneType" in r.getMessage()]
+    assert record.levelno == logging.ERROR and "private" not in record.getMessage()
