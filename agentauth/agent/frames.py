@@ -315,6 +315,8 @@ class Requests:
         try:  # Verified now, whole, to the holder; kept only as bytes, checked at each use.
             verify_chain(frame.chain, self._anchors, now=int(moment(self._clock())),
                          revoked=self._revoked, holder=self._peer)
+        except StoreError:  # no verdict on the chain: each use is checked whole anyway,
+            self._chains[frame.ref] = frame.chain  # and fails closed while the store does
         except AgentAuthError as exc:
             self._chains[frame.ref] = exc
         else:
