@@ -110,7 +110,10 @@ def encode_present(ref: int, chain: bytes) -> bytes:
 def encode_request(request_id: int, resource: str, action: str, args: Mapping[str, object],
                    body: bytes, ref: int) -> bytes:
     """A REQUEST frame (``ref`` 0: no chain)."""
-    return wire.encode_map(REQUEST, request_id, resource, action, _args(args), body, ref)
+    try:
+        return wire.encode_map(REQUEST, request_id, resource, action, _args(args), body, ref)
+    except UnicodeEncodeError:  # a lone surrogate, from bytes decoded with surrogateescape
+        raise InvalidArgument("a request's texts are valid Unicode") from None
 
 
 def encode_response(request_id: int, body: bytes) -> bytes:
@@ -132,7 +135,10 @@ def encode_error(request_id: int, error: AgentAuthError) -> bytes:
         error = RequestError("the request failed on the serving side", code="handler_failed")
     refusal = error.refusal if isinstance(error, CapabilityDenied) else None
     told = {} if refusal is None else refusal.for_peer()
-    return wire.encode_map(ERROR, request_id, error.code, error.message[:MAX_REASON], told)
+    # A handler's message may hold anything a str can, lone surrogates included: what goes
+    # out is valid UTF-8 (each such character as "?"), or the answer could not be sent.
+    reason = error.message[:MAX_REASON].encode("utf-8", "replace").decode("utf-8")
+    return wire.encode_map(ERROR, request_id, error.code, reason, told)
 
 
 # ------------------------------------------------------------------ decoding

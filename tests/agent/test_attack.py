@@ -331,3 +331,21 @@ async def test_a_handler_returning_no_bytes_fails_loudly(caplog: pytest.LogCaptu
         assert caught.value.code == "handler_failed"
     [record] = [r for r in caplog.records if "NoneType" in r.getMessage()]
     assert record.levelno == logging.ERROR and "private" not in record.getMessage()
+
+
+async def test_texts_that_are_not_valid_unicode_neither_escape_nor_end_the_channel() -> None:
+    alice, _ = make_server()
+    bob = Agent.generate()
+
+    @alice.handles("odd/*", "read")
+    async def odd(request: Incoming) -> bytes:  # a file name decoded with surrogateescape
+        name = b"caf\xe9".decode(errors="surrogateescape")
+        raise RequestError(f"no file {name}", code="no_handler")
+
+    async with serving(alice) as port, channel(alice, bob, port) as peer:
+        with pytest.raises(RequestError) as caught:
+            await peer.request("odd/a", "read")
+        assert caught.value.code == "no_handler" and "no file caf?" in str(caught.value)
+        with pytest.raises(InvalidArgument):
+            await peer.request("echo/a", "read", {"name": "caf\udce9"})
+        assert await peer.request("echo/a", "read", body=b"on") == b"on"
