@@ -567,6 +567,7 @@ class Peer:
         self._slots = anyio.Semaphore(max_in_flight)
         self._waiting: dict[int, _Waiting] = {}
         self._refs: dict[bytes, int] = {}
+        self._presented = 0
         self._next = 0
         self._ended: AgentAuthError | None = None
         self._limit = body_limit(channel.max_payload)
@@ -590,10 +591,15 @@ class Peer:
         ref = self._refs.get(chain)
         if ref is None:
             self._check_open()
-            if len(self._refs) >= MAX_CHAINS:
+            if self._presented >= MAX_CHAINS:
                 raise InvalidState(f"a channel presents at most {MAX_CHAINS} chains")
-            ref = self._refs[chain] = len(self._refs) + 1
-            await self._send(encode_present(ref, chain))
+            self._presented += 1  # a ref is never used twice, even one that failed
+            ref = self._refs[chain] = self._presented
+            try:
+                await self._send(encode_present(ref, chain))
+            except BaseException:  # not sent (a cancelled caller): presented anew next time
+                del self._refs[chain]
+                raise
         return ref
 
     async def _send(self, frame: bytes) -> None:

@@ -349,3 +349,14 @@ async def test_texts_that_are_not_valid_unicode_neither_escape_nor_end_the_chann
         with pytest.raises(InvalidArgument):
             await peer.request("echo/a", "read", {"name": "caf\udce9"})
         assert await peer.request("echo/a", "read", body=b"on") == b"on"
+
+
+async def test_a_present_cancelled_before_it_was_sent_is_sent_again() -> None:
+    alice, _ = make_server()
+    bob = Agent.generate()
+    chain = alice.delegate(to=bob.id, grants=ALL)
+    async with serving(alice) as port, bob.connect("127.0.0.1", port,
+                                                   expect=alice.id) as peer:
+        with anyio.move_on_after(0):  # the caller gives up before the frame goes out
+            await peer.present(chain)
+        assert await peer.request("echo/a", "read", body=b"x", capability=chain) == b"x"
