@@ -360,3 +360,18 @@ async def test_a_present_cancelled_before_it_was_sent_is_sent_again() -> None:
         with anyio.move_on_after(0):  # the caller gives up before the frame goes out
             await peer.present(chain)
         assert await peer.request("echo/a", "read", body=b"x", capability=chain) == b"x"
+
+
+@pytest.mark.parametrize("answer", [1, "yes", None, [True]])
+async def test_a_trust_callable_admits_only_on_exactly_true(answer: object) -> None:
+    bob = Agent.generate()
+    alice, _ = make_server(trust=lambda peer: answer)
+    sealed = bob.seal(alice.id, b"hello")
+    with pytest.raises(AgentAuthError):
+        await alice.open(sealed)
+    async with serving(alice) as port:
+        with pytest.raises(AgentAuthError):
+            async with channel(alice, bob, port) as peer:
+                await peer.request("echo/a", "read")
+    admitting, _ = make_server(trust=lambda peer: True)
+    assert (await admitting.open(bob.seal(admitting.id, b"hello"))).payload == b"hello"
