@@ -35,7 +35,7 @@ from agentauth.agent.frames import (
     error_from_frame,
 )
 from agentauth.capability import Grant, Range, decode_chain, delegate, encode_chain
-from agentauth.errors import ERROR_CODES, AgentAuthError
+from agentauth.errors import ERROR_CODES, AgentAuthError, StoreError
 from agentauth.identity import Identity
 
 from ._common import Clock, join, pick, run, split
@@ -57,8 +57,16 @@ CHAINS = (
     _chain(OTHER, NOW - 60, NOW + 3600, 2),  # another holder's
     _chain(PEER, NOW - 7200, NOW - 3600, 3),  # expired
     _chain(PEER, NOW - 60, NOW + 3600, 4),  # revoked below
+    _chain(PEER, NOW - 60, NOW + 3600, 5),  # its revocation store cannot answer
 )
 REVOKED = frozenset({decode_chain(CHAINS[3])[-1].id})
+UNANSWERED = decode_chain(CHAINS[4])[-1].id
+
+
+def _revoked(link: bytes) -> bool:
+    if link == UNANSWERED:
+        raise StoreError("the revocation store is down", code="store_unavailable")
+    return link in REVOKED
 ROUTES = (Route.make("reports/**", "read", "read"),
           Route.make("health", "read", "health", capability=False))
 #: (max_payload, max_in_flight, max_chains): a body limit of 3616 bytes and more.
@@ -69,7 +77,7 @@ def _server(data: bytes) -> tuple[Requests, int, int, bytes]:
     index, rest = pick(data, len(BOUNDS))
     payload, in_flight, chains = BOUNDS[index]
     requests = Requests(PEER.peer, {SERVER.agent_id: "**"}, ROUTES,
-                        revoked=lambda link: link in REVOKED, max_payload=payload,
+                        revoked=_revoked, max_payload=payload,
                         max_in_flight=in_flight, max_chains=chains, clock=Clock(NOW))
     return requests, payload, in_flight, rest
 
@@ -147,6 +155,7 @@ def seeds() -> list[bytes]:
                 ("reports/q3", "write", {"size": 5}, 1), ("secrets/a", "read", {}, 1),
                 ("reports/q3", "read", {"size": 5}, 2), ("reports/q3", "read", {}, 3),
                 ("reports/q3", "read", {"size": 5}, 4), ("reports/q3", "read", {}, 9),
+                ("reports/q3", "read", {"size": 5}, 5),
                 ("health", "read", {}, 0), ("reports/q3", "read", {"size": 1}, 0)])]
     answers = [bytes([3]) + frame for frame in (
         encode_response(1, b"ok"),
