@@ -15,6 +15,7 @@ import atheris
 
 with atheris.instrument_imports(include=["agentauth"]):
     import agentauth
+    import agentauth.agent
     import agentauth.audit
     import agentauth.capability
     import agentauth.conformance.driver
@@ -26,4 +27,4 @@ with atheris.instrument_imports(include=["agentauth"]):
 #: Every harness, by module name, in the order the runner takes them.
 HARNESSES = ("wire", "handshake", "session", "chain", "invocation", "notice", "envelope",
              "http_fields", "asgi", "asgi_scope", "keyfile", "trust", "rotation", "audit",
-             "driver")
+             "driver", "frames")

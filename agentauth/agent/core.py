@@ -10,6 +10,7 @@ extra, imported on first use) the HTTP client auth and middleware (spec 15.7).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -17,7 +18,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -35,7 +36,7 @@ from ..aio import connect as aio_connect
 from ..aio import open_envelope as aio_open_envelope
 from ..audit import AUDIT_LOGGER
 from ..capability.chain import Link, decode_chain, delegate, encode_chain
-from ..capability.grants import Grant
+from ..capability.grants import Grant, Request
 from ..capability.revocation import RevocationStore, revoke
 from ..envelope import Envelope, seal
 from ..errors import (
@@ -88,6 +89,12 @@ logger = logging.getLogger("agentauth.agent")
 
 #: How long closing waits for requests in flight, by default (seconds).
 DRAIN_TIMEOUT: Final = 5.0
+#: Channels a server keeps open at once, in all and from one peer key, by default.
+MAX_CHANNELS: Final = 1024
+MAX_CHANNELS_PER_PEER: Final = 16
+#: Handlers a server runs at once, in all and for one peer key, by default.
+MAX_HANDLERS: Final = 2048
+MAX_HANDLERS_PER_PEER: Final = 256
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -103,8 +110,8 @@ class Incoming:
     resource: str
     action: str
     args: Mapping[str, int | str | bool]
-    body: bytes
-    capability: tuple[Link, ...]  # the verified chain, root first
+    body: bytes = field(repr=False)  # a handler's log line shows neither
+    capability: tuple[Link, ...] = field(repr=False)  # the verified chain, root first
 
 
 def _seconds(ttl: str | float) -> int:
@@ -139,6 +146,12 @@ class Agent:
     ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
+
+    A server bounds per peer key as well as in all (spec 15.3): ``max_channels_per_peer``
+    and ``max_channels`` the channels open at once (one more is closed as it opens),
+    ``max_in_flight`` the requests in flight on one channel, ``max_handlers_per_peer`` and
+    ``max_handlers`` the handlers running at once (one more is refused ``over_limit``).
+    ``drain_timeout`` is how long closing waits for handlers running.
     """
 
     def __init__(self, identity: Identity, *, trust: Trust = None,
@@ -146,16 +159,28 @@ class Agent:
                  state: str | os.PathLike[str] | None = None,
                  audit: str | os.PathLike[str] | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT,
-                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
+                 drain_timeout: float = DRAIN_TIMEOUT,
+                 max_channels: int = MAX_CHANNELS,
+                 max_channels_per_peer: int = MAX_CHANNELS_PER_PEER,
+                 max_handlers: int = MAX_HANDLERS,
+                 max_handlers_per_peer: int = MAX_HANDLERS_PER_PEER) -> None:
         if not isinstance(identity, Identity):
             raise InvalidArgument("an agent's identity is an Identity")
-        if type(max_in_flight) is not int or max_in_flight < 1:
-            raise InvalidArgument("max_in_flight is a positive integer")
+        bounds = {"max_in_flight": max_in_flight, "max_channels": max_channels,
+                  "max_channels_per_peer": max_channels_per_peer,
+                  "max_handlers": max_handlers, "max_handlers_per_peer": max_handlers_per_peer}
+        for name, bound in bounds.items():
+            if type(bound) is not int or bound < 1:
+                raise InvalidArgument(f"{name} is a positive integer")
+        if max_channels_per_peer > max_channels or max_handlers_per_peer > max_handlers:
+            raise InvalidArgument("a bound per peer is at most the global one")
         if not is_seconds(drain_timeout):
             raise InvalidArgument("drain_timeout is a finite number of seconds")
         self.identity = identity
         self.max_in_flight = max_in_flight
         self.drain_timeout = drain_timeout
+        self.max_channels, self.max_channels_per_peer = max_channels, max_channels_per_peer
+        self.max_handlers, self.max_handlers_per_peer = max_handlers, max_handlers_per_peer
         if isinstance(trust, str | os.PathLike):
             trust = TrustStore.load(trust)
         roots: dict[str, str] = {identity.agent_id: "**"}
@@ -231,8 +256,11 @@ class Agent:
         ``capability=False``, also without one, from any peer the agent's ``trust``
         admitted (an agent with such a handler must be given ``trust``)."""
         def register(handler: Handler) -> Handler:
-            if not callable(handler):
-                raise InvalidArgument("a handler is an async function")
+            # A plain ``def`` would fail every request it gets: refused here, where the
+            # mistake is made (a callable object is taken on trust).
+            if not callable(handler) or ((inspect.isfunction(handler) or inspect.ismethod(
+                    handler)) and not inspect.iscoroutinefunction(handler)):
+                raise InvalidArgument("a handler is an async function (async def)")
             route = Route.make(resource, action, handler, capability=capability)
             self._routes = (*self._routes, route)
             return handler
@@ -379,6 +407,8 @@ class Agent:
                     raised = exc
                 finally:
                     group.cancel_scope.cancel()
+                    peer._end(InvalidState("the channel was closed when its connect block "
+                                           "ended"))
         if raised is not None:
             raise raised
 
@@ -425,6 +455,12 @@ class Server:
         self._idle.set()
         self._scopes: set[anyio.CancelScope] = set()  # of every running handler
         self._closed = anyio.Event()
+        # By peer id: its channels open and its handlers running, so that one peer's flood
+        # (many channels, each with its requests in flight and its chains) meets its own
+        # bound before the global one, which still leaves room for others.
+        self._channels: dict[str, int] = {}
+        self._open = 0
+        self._running: dict[str, int] = {}
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Accept channels until closed (then every channel is ended)."""
@@ -452,6 +488,20 @@ class Server:
         self._closed.set()
 
     async def _channel(self, channel: AgentAuthStream) -> None:
+        agent, peer = self.agent, channel.peer_id
+        if (self._open >= agent.max_channels
+                or self._channels.get(peer, 0) >= agent.max_channels_per_peer):
+            logger.info("channel with %s refused: over the bound on channels open", peer)
+            return  # the listener closes it
+        _count(self._channels, peer, 1)
+        self._open += 1
+        try:
+            await self._serve_channel(channel)
+        finally:
+            _count(self._channels, peer, -1)
+            self._open -= 1
+
+    async def _serve_channel(self, channel: AgentAuthStream) -> None:
         agent = self.agent
         await exchange_revocations(channel, agent.revocations)
         requests = Requests(channel.extra(AgentAuthAttribute.peer_key), agent.anchors,
@@ -483,17 +533,27 @@ class Server:
 
     async def _dispatch(self, channel: AgentAuthStream, requests: Requests, call: Call,
                         cancels: dict[int, anyio.CancelScope], group: TaskGroup) -> None:
+        agent, peer = self.agent, channel.peer_id
+        refusal = None
         if self._closing:
+            refusal = RequestError("the agent is closing", code="shutting_down")
+        elif self._running.get(peer, 0) >= agent.max_handlers_per_peer:
+            refusal = RequestError(f"a peer has at most {agent.max_handlers_per_peer} "
+                                   f"requests running at once", code="over_limit")
+        elif self._in_flight >= agent.max_handlers:
+            refusal = RequestError("the agent runs as many requests as it may",
+                                   code="over_limit")
+        if refusal is not None:
             requests.done(call.id)
-            await channel.send(encode_error(call.id, RequestError(
-                "the agent is closing", code="shutting_down")))
+            await channel.send(encode_error(call.id, refusal))
             return
         scope = anyio.CancelScope()
         cancels[call.id] = scope
-        self._start()
+        self._start(peer)
         group.start_soon(self._answer, channel, requests, call, scope, cancels)
 
-    def _start(self) -> None:
+    def _start(self, peer: str) -> None:
+        _count(self._running, peer, 1)
         self._in_flight += 1
         self._idle = anyio.Event() if self._in_flight == 1 else self._idle
 
@@ -508,14 +568,31 @@ class Server:
                     body = await call.handler(Incoming(
                         channel.peer_id, call.request.resource, call.request.action,
                         call.request.args, call.body, call.links))  # type: ignore[arg-type]
-                    if type(body) is not bytes or len(body) > body_limit(channel.max_payload):
-                        raise InvalidArgument("a handler returns bytes within the body limit")
-                    frame = encode_response(call.id, body)
+                    limit = body_limit(channel.max_payload)
+                    if type(body) is bytes and len(body) <= limit:
+                        frame = encode_response(call.id, body)
+                    else:  # the handler's bug, not a refusal: said as loudly as a raise
+                        logger.error("handler for %s %s returned %s, not bytes within %d",
+                                     call.request.action, call.request.resource,
+                                     f"{len(body)} bytes" if type(body) is bytes
+                                     else type(body).__name__, limit)
+                        frame = encode_error(call.id, RequestError(
+                            "the handler failed", code="handler_failed"))
                 except AgentAuthError as exc:
                     logger.info("request %d from %s refused: %s", call.id, channel.peer_id,
                                 exc)
                     frame = encode_error(call.id, exc)
                 except Exception:
+                    logger.exception("handler for %s %s failed", call.request.action,
+                                     call.request.resource)
+                    frame = encode_error(call.id, RequestError(
+                        "the handler failed", code="handler_failed"))
+                except BaseException as exc:
+                    # Cancellation and a process's own exit go on; any other BaseException
+                    # a handler raises is its failure, not the end of every channel.
+                    if isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt
+                                  | SystemExit):
+                        raise
                     logger.exception("handler for %s %s failed", call.request.action,
                                      call.request.resource)
                     frame = encode_error(call.id, RequestError(
@@ -531,10 +608,22 @@ class Server:
                     await channel.send(frame)
         finally:
             self._scopes.discard(scope)
-            cancels.pop(call.id, None)
+            # The id was released before the answer went out: the peer may already have
+            # reused it, and that request's scope is not this one's to drop.
+            if cancels.get(call.id) is scope:
+                del cancels[call.id]
+            _count(self._running, channel.peer_id, -1)
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+
+def _count(counts: dict[str, int], key: str, step: int) -> None:
+    left = counts.get(key, 0) + step
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 class _Waiting:
@@ -554,6 +643,7 @@ class Peer:
         self._slots = anyio.Semaphore(max_in_flight)
         self._waiting: dict[int, _Waiting] = {}
         self._refs: dict[bytes, int] = {}
+        self._presented = 0
         self._next = 0
         self._ended: AgentAuthError | None = None
         self._limit = body_limit(channel.max_payload)
@@ -565,14 +655,36 @@ class Peer:
 
     async def present(self, capability: bytes | Sequence[Link]) -> int:
         """Present a chain on this channel (once); return its reference."""
-        chain = capability if isinstance(capability, bytes) else encode_chain(capability)
+        if isinstance(capability, bytes):
+            chain = capability
+        else:
+            given: object = capability
+            links = list(given) if isinstance(given, Sequence) and not isinstance(
+                given, str) else []
+            if not links or not all(isinstance(link, Link) for link in links):
+                raise InvalidArgument("a capability is a chain's bytes or its links")
+            chain = encode_chain(link for link in links if isinstance(link, Link))
         ref = self._refs.get(chain)
         if ref is None:
-            if len(self._refs) >= MAX_CHAINS:
+            self._check_open()
+            if self._presented >= MAX_CHAINS:
                 raise InvalidState(f"a channel presents at most {MAX_CHAINS} chains")
-            ref = self._refs[chain] = len(self._refs) + 1
-            await self.channel.send(encode_present(ref, chain))
+            self._presented += 1  # a ref is never used twice, even one that failed
+            ref = self._refs[chain] = self._presented
+            try:
+                await self._send(encode_present(ref, chain))
+            except BaseException:  # not sent (a cancelled caller): presented anew next time
+                del self._refs[chain]
+                raise
         return ref
+
+    async def _send(self, frame: bytes) -> None:
+        try:
+            await self.channel.send(frame)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            self._check_open()  # the reason the channel ended, if it is known
+            raise TransportError(f"the channel ended ({type(exc).__name__})",
+                                 code="connection_lost") from None
 
     async def request(self, resource: str, action: str,
                       args: Mapping[str, int | str | bool] | None = None, *,
@@ -590,6 +702,10 @@ class Peer:
             raise InvalidArgument(f"a body is bytes, at most {self._limit} of them")
         if timeout is not None and not is_seconds(timeout, positive=True):
             raise InvalidArgument("timeout is a positive number of seconds")
+        # Checked here as the server checks it (15.4 step 3), so that a bad value is the
+        # caller's error and not a frame the server must refuse as broken, which would
+        # end the channel and every request on it.
+        Request(resource, action, args or {})
         ref = self.default if capability is None else await self.present(capability)
         async with self._slots:
             self._check_open()
@@ -599,7 +715,7 @@ class Peer:
             waiting = self._waiting[request_id] = _Waiting()
             answered = False
             try:
-                await self.channel.send(frame)
+                await self._send(frame)
                 if timeout is None:  # no cancel scope to enter and leave: a few µs saved
                     await waiting.done.wait()
                 else:
@@ -650,7 +766,8 @@ class Peer:
                                      code="connection_lost"))
 
     def _end(self, error: AgentAuthError) -> None:
-        self._ended = error
+        if self._ended is None:  # the first reason stays
+            self._ended = error
         for waiting in self._waiting.values():
             if not waiting.done.is_set():
                 waiting.answer = error

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .. import wire
@@ -64,6 +64,7 @@ MAX_REASON: Final = 512
 #: Room left in a channel message for a frame's fields beside its body.
 HEADROOM: Final = 16_384
 _MAX_ARGS: Final = 32
+_MIN_INT: Final = -(2**63)
 
 
 def body_limit(max_payload: int) -> int:
@@ -81,9 +82,9 @@ class Frame:
     resource: str = ""
     action: str = ""
     args: Mapping[str, int | str | bool] | None = None
-    body: bytes = b""
+    body: bytes = field(default=b"", repr=False)  # the application's bytes, and a
     ref: int = 0
-    chain: bytes = b""
+    chain: bytes = field(default=b"", repr=False)  # capability, stay out of logs
     code: str = ""
     reason: str = ""
     refusal: Mapping[str, int | str] | None = None
@@ -94,9 +95,10 @@ class Frame:
 
 def _args(args: Mapping[str, object]) -> dict[str, int | str | bool]:
     if not isinstance(args, Mapping) or len(args) > _MAX_ARGS or any(
-            type(k) is not str or type(v) not in (int, str, bool) for k, v in args.items()):
-        raise InvalidArgument(f"request arguments map at most {_MAX_ARGS} names to int, "
-                              f"str or bool")
+            type(k) is not str or type(v) not in (int, str, bool)
+            or (type(v) is int and not _MIN_INT <= v <= MAX_ID) for k, v in args.items()):
+        raise InvalidArgument(f"request arguments map at most {_MAX_ARGS} names to int "
+                              f"(64-bit), str or bool")
     return dict(sorted(args.items()))  # type: ignore[arg-type]
 
 
@@ -108,7 +110,10 @@ def encode_present(ref: int, chain: bytes) -> bytes:
 def encode_request(request_id: int, resource: str, action: str, args: Mapping[str, object],
                    body: bytes, ref: int) -> bytes:
     """A REQUEST frame (``ref`` 0: no chain)."""
-    return wire.encode_map(REQUEST, request_id, resource, action, _args(args), body, ref)
+    try:
+        return wire.encode_map(REQUEST, request_id, resource, action, _args(args), body, ref)
+    except UnicodeEncodeError:  # a lone surrogate, from bytes decoded with surrogateescape
+        raise InvalidArgument("a request's texts are valid Unicode") from None
 
 
 def encode_response(request_id: int, body: bytes) -> bytes:
@@ -130,7 +135,10 @@ def encode_error(request_id: int, error: AgentAuthError) -> bytes:
         error = RequestError("the request failed on the serving side", code="handler_failed")
     refusal = error.refusal if isinstance(error, CapabilityDenied) else None
     told = {} if refusal is None else refusal.for_peer()
-    return wire.encode_map(ERROR, request_id, error.code, error.message[:MAX_REASON], told)
+    # A handler's message may hold anything a str can, lone surrogates included: what goes
+    # out is valid UTF-8 (each such character as "?"), or the answer could not be sent.
+    reason = error.message[:MAX_REASON].encode("utf-8", "replace").decode("utf-8")
+    return wire.encode_map(ERROR, request_id, error.code, reason, told)
 
 
 # ------------------------------------------------------------------ decoding
@@ -197,7 +205,10 @@ def error_from_frame(frame: Frame) -> AgentAuthError:
     (a :class:`CapabilityDenied` with the peer's view of its :class:`Refusal`). A code of
     a class the serving side never sends (a local error) is ``malformed``."""
     cls = ERROR_CODES[frame.code][0]
-    reason = f"the peer refused the request: {frame.reason}"
+    # The peer's text reaches the application's logs: no control characters (a forged
+    # line, a terminal escape), each shown as "?".
+    told_reason = "".join(c if c.isprintable() else "?" for c in frame.reason)
+    reason = f"the peer refused the request: {told_reason}"
     if not issubclass(cls, RemoteError | StoreError):
         return DecodeError(f"an ERROR frame names the local error {frame.code!r}",
                            code="malformed")
@@ -243,9 +254,9 @@ class Call:
 
     id: int
     request: Request
-    body: bytes
-    links: tuple[Link, ...]
-    handler: Any
+    body: bytes = field(repr=False)
+    links: tuple[Link, ...] = field(repr=False)
+    handler: Any = None
 
 
 class Requests:
@@ -310,6 +321,8 @@ class Requests:
         try:  # Verified now, whole, to the holder; kept only as bytes, checked at each use.
             verify_chain(frame.chain, self._anchors, now=int(moment(self._clock())),
                          revoked=self._revoked, holder=self._peer)
+        except StoreError:  # no verdict on the chain: each use is checked whole anyway,
+            self._chains[frame.ref] = frame.chain  # and fails closed while the store does
         except AgentAuthError as exc:
             self._chains[frame.ref] = exc
         else:

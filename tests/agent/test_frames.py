@@ -14,6 +14,7 @@ from agentauth import (
     Identity,
     InvalidArgument,
     Refusal,
+    StoreError,
     wire,
 )
 from agentauth.agent.frames import (
@@ -105,6 +106,25 @@ def test_revocation_is_asked_at_every_use() -> None:
     assert isinstance(state.receive(FRAMES[1]), Call)  # asks again
     out = state.receive(encode_request(8, "reports/q3", "read", {}, b"", 1))
     assert isinstance(out, Refused) and out.error.code == "revoked"
+
+
+def test_a_store_failing_at_present_is_not_kept_as_the_chains_refusal() -> None:
+    answers: list[object] = [StoreError("the store is down", code="store_unavailable")]
+
+    def revoked(link_id: bytes) -> bool:
+        answer = answers.pop(0) if answers else False
+        if isinstance(answer, StoreError):
+            raise answer
+        return bool(answer)
+
+    state = Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
+                     (Route.make("reports/**", "read", "h"),), revoked=revoked,
+                     max_payload=LIMIT, clock=lambda: float(NOW))
+    state.receive(FRAMES[0])  # the store fails now: nothing is decided for good
+    assert isinstance(state.receive(FRAMES[1]), Call)  # it answers now: checked, allowed
+    answers.append(StoreError("the store is down", code="store_unavailable"))
+    out = state.receive(encode_request(8, "reports/q3", "read", {}, b"", 1))
+    assert isinstance(out, Refused) and out.error.code == "store_unavailable"  # closed
 
 
 def test_the_bounds_of_a_channel() -> None:
