@@ -21,12 +21,14 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import anyio
+import anyio.to_thread
 from anyio.abc import SocketAttribute, TaskGroup
 
 from ..aio import (
     AgentAuthAttribute,
     AgentAuthListener,
     AgentAuthStream,
+    async_replay_store,
     create_listener,
     exchange_revocations,
 )
@@ -65,6 +67,7 @@ from .frames import (
     MAX_IN_FLIGHT,
     RESPONSE,
     Call,
+    Checking,
     Refused,
     Requests,
     Route,
@@ -84,6 +87,9 @@ logger = logging.getLogger("agentauth.agent")
 
 #: How long closing waits for requests in flight, by default (seconds).
 DRAIN_TIMEOUT: Final = 5.0
+#: Worker threads one agent's stores may hold at once (a SQLite or Redis store is asked
+#: from a thread; a slow one holds these, never every thread of the process).
+STORE_THREADS: Final = 8
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -129,7 +135,10 @@ class Agent:
     ``state``: None keeps replay keys and revocation notices in memory; a ``redis://``
     URL keeps them in Redis; a path keeps them in SQLite files (``path`` and
     ``path.revocations``). Every request asks the revocation store about each link of its
-    chain, in the serving task: a Redis store makes that a network round trip each.
+    chain: a memory store in the serving task; a SQLite or Redis store in a worker thread
+    (one hop per request for all its links, at most :data:`STORE_THREADS` at once per
+    agent), so that while it waits the event loop serves other channels. Opening an
+    envelope asks the replay store the same way.
     ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
@@ -166,6 +175,10 @@ class Agent:
         roots.update(anchors or {})
         self.anchors: Mapping[str, str] = roots
         self.replay, self.revocations = _stores(state, roots)
+        # A memory store answers at once: asked in the task, with no thread hop.
+        self._inline = isinstance(self.revocations, MemoryRevocationStore)
+        self._limiter = anyio.CapacityLimiter(STORE_THREADS)
+        self._replay = async_replay_store(self.replay, limiter=self._limiter)
         self._audit = None if audit is None else AuditFileHandler(audit)
         self._audit_level = logging.NOTSET
         if self._audit is not None:  # every event, admissions (INFO) too, while open
@@ -254,8 +267,28 @@ class Agent:
         self.revocations.add(notice)
         return notice
 
-    def _revoked(self, link_id: bytes) -> bool:
-        return self.revocations.is_revoked(link_id)
+    async def _checked(self, flow: Checking) -> Call | Refused | int | None:
+        """Drive one frame's check, answering the revocation lookups it asks for: in this
+        task from a memory store, else in a worker thread (see the class). A failure of
+        the store is thrown into the check, which refuses the request with it."""
+        try:
+            ids = flow.send(None)  # type: ignore[arg-type]  # a generator starts on None
+            while True:
+                try:
+                    if self._inline:
+                        answers = self._lookup(ids)
+                    else:
+                        answers = await anyio.to_thread.run_sync(self._lookup, ids,
+                                                                 limiter=self._limiter)
+                except Exception as exc:
+                    ids = flow.throw(exc)
+                else:
+                    ids = flow.send(answers)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _lookup(self, ids: tuple[bytes, ...]) -> list[object]:
+        return [self.revocations.is_revoked(link_id) for link_id in ids]
 
     # ------------------------------------------------------------ envelopes
 
@@ -267,7 +300,7 @@ class Agent:
     async def open(self, sealed: bytes) -> Envelope:
         """Open an envelope sent to this agent: verified, from a sender this agent trusts,
         its nonce checked and kept in the replay store."""
-        return await aio_open_envelope(sealed, self.identity, self.replay, trust=self._trust)
+        return await aio_open_envelope(sealed, self.identity, self._replay, trust=self._trust)
 
     # ------------------------------------------------------------ channels
 
@@ -379,8 +412,8 @@ class Server:
         agent = self.agent
         await exchange_revocations(channel, agent.revocations)
         requests = Requests(channel.extra(AgentAuthAttribute.peer_key), agent.anchors,
-                            agent._routes, revoked=agent._revoked,
-                            max_payload=channel.max_payload, max_in_flight=agent.max_in_flight)
+                            agent._routes, max_payload=channel.max_payload,
+                            max_in_flight=agent.max_in_flight)
         cancels: dict[int, anyio.CancelScope] = {}
         broken: AgentAuthError | None = None
         async with anyio.create_task_group() as group:
@@ -390,7 +423,9 @@ class Server:
                         data = await channel.receive()
                     except anyio.EndOfStream:
                         break
-                    out = requests.receive(data)  # a broken frame ends the channel here
+                    # One frame at a time: its check (and any store lookup) ends before the
+                    # next frame is read. A broken frame ends the channel here.
+                    out = await agent._checked(requests.receiving(data))
                     if isinstance(out, Call):
                         await self._dispatch(channel, requests, out, cancels, group)
                     elif isinstance(out, Refused):
