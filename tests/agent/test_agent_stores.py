@@ -58,6 +58,12 @@ async def channels(alice: Agent, slow: Agent, fast: Agent, slow_chain: bytes | N
         yield first, second
 
 
+def closed(agent: Agent) -> None:
+    """Close the stores ``agent`` opened (their connections)."""
+    for store in (agent.replay, agent.revocations):
+        store.close()  # type: ignore[union-attr]
+
+
 @contextmanager
 def redis_behind_proxy() -> Iterator[tuple[RedisServer, FaultProxy]]:
     with redis_process() as server:
@@ -107,6 +113,7 @@ async def test_a_slow_sqlite_store_holds_its_request_not_the_event_loop(
         async with channels(alice, slow, fast, chain) as (first, second):
             slow_links.update(link.id for link in decode_chain(chain))  # from now on
             answers = await served_in_order(first, second, "reports/fast", stalled, gate.set)
+    closed(alice)
     assert answers == [b"reports/fast", b"reports/slow"]
 
 
@@ -120,8 +127,7 @@ async def test_a_slow_redis_store_holds_its_request_not_the_event_loop() -> None
                 # The other channel's request needs no store: only the event loop.
                 answers = await served_in_order(first, second, "status", proxy.holding,
                                                 proxy.release)
-        alice.replay.close()  # type: ignore[attr-defined]
-        alice.revocations.close()
+        closed(alice)
     assert answers == [b"up", b"reports/slow"]
 
 
@@ -140,8 +146,7 @@ async def test_a_failing_redis_store_refuses_with_its_error_and_the_channel_live
                 assert await second.request("status", "read") == b"up"
                 proxy.retarget(server.port)  # back: the same channels serve again
                 assert await first.request("reports/q3", "read") == b"reports/q3"
-        alice.replay.close()  # type: ignore[attr-defined]
-        alice.revocations.close()
+        closed(alice)
 
 
 async def test_a_failing_sqlite_store_refuses_with_its_error_and_the_channel_lives(
@@ -150,7 +155,7 @@ async def test_a_failing_sqlite_store_refuses_with_its_error_and_the_channel_liv
     alice = serving(tmp_path / "alice.db", slow, fast)
     with anyio.fail_after(DEADLINE):
         async with channels(alice, slow, fast, fast_chain=False) as (first, second):
-            alice.revocations.close()  # the store's connection is gone
+            closed(alice)  # the stores' connections are gone
             for _ in range(2):  # refused each time, and the channel lives on
                 with pytest.raises(StoreError) as caught:
                     await first.request("reports/q3", "read")
