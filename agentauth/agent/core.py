@@ -268,22 +268,24 @@ class Agent:
         return notice
 
     async def _checked(self, flow: Checking) -> Call | Refused | int | None:
-        """Drive one frame's check, answering the revocation lookups it asks for: in this
-        task from a memory store, else in a worker thread (see the class). A failure of
-        the store is thrown into the check, which refuses the request with it."""
+        """Drive one frame's check, giving it the ``revoked`` callback it asks for: a
+        memory store's own method (asked in this task, as the check goes); for a store
+        that does I/O, the answers for the chain's links fetched first, all in one worker
+        thread (see the class). A store that fails there fails each link asked about, as
+        it would have failed in the check (fail closed: the request is refused with it)."""
         try:
             ids = flow.send(None)  # type: ignore[arg-type]  # a generator starts on None
             while True:
+                if self._inline or not ids:
+                    ids = flow.send(self.revocations.is_revoked)
+                    continue
                 try:
-                    if self._inline:
-                        answers = self._lookup(ids)
-                    else:
-                        answers = await anyio.to_thread.run_sync(self._lookup, ids,
-                                                                 limiter=self._limiter)
+                    answers = await anyio.to_thread.run_sync(self._lookup, ids,
+                                                             limiter=self._limiter)
                 except Exception as exc:
-                    ids = flow.throw(exc)
+                    ids = flow.send(_raising(exc))
                 else:
-                    ids = flow.send(answers)
+                    ids = flow.send(dict(zip(ids, answers, strict=True)).__getitem__)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -354,6 +356,13 @@ class Agent:
                     group.cancel_scope.cancel()
         if raised is not None:
             raise raised
+
+
+def _raising(error: Exception) -> Callable[[bytes], bool]:
+    """A ``revoked`` callback that raises ``error`` (a store's failure) when asked."""
+    def revoked(link_id: bytes) -> bool:
+        raise error
+    return revoked
 
 
 def _stores(state: str | os.PathLike[str] | None, anchors: Mapping[str, str]

@@ -20,7 +20,7 @@ and runs the handlers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
@@ -44,7 +44,8 @@ from ..verdict import moment
 
 __all__ = [
     "CANCEL", "ERROR", "MAX_CHAINS", "MAX_IN_FLIGHT", "PRESENT", "REQUEST", "RESPONSE",
-    "Call", "Checking", "Frame", "Refused", "Requests", "Route", "body_limit", "decode_frame",
+    "Call", "Checking", "Frame", "Refused", "Requests", "Revoked", "Route", "body_limit",
+    "decode_frame",
     "encode_cancel", "encode_error", "encode_present", "encode_request", "encode_response",
     "error_from_frame",
 ]
@@ -250,28 +251,14 @@ class Call:
     handler: Any
 
 
+#: A ``revoked`` callback, as :func:`verify_chain` takes it (judged there: a link passes
+#: only on exactly False; an exception is translated there).
+Revoked: TypeAlias = Callable[[bytes], Any]
 #: The check of one frame (:meth:`Requests.receiving`): it yields the ids of the links whose
-#: revocation it must know, is sent the store's answers to them in the same order (or has
-#: the store's failure thrown in), and returns what the frame comes to.
-Checking: TypeAlias = Generator[tuple[bytes, ...], Sequence[object],
-                                "Call | Refused | int | None"]
-
-
-def _answers(ids: tuple[bytes, ...], answers: Sequence[object]) -> Callable[[bytes], Any]:
-    """The ``revoked`` callback :func:`verify_chain` asks: the answers fetched for ``ids``,
-    judged there as any store's answer is (exactly False lets a link through)."""
-    if len(answers) != len(ids):
-        raise StoreError(f"the revocation store gave {len(answers)} answers for "
-                         f"{len(ids)} links", code="store_unavailable")
-    return dict(zip(ids, answers, strict=True)).__getitem__
-
-
-def _failing(error: Exception) -> Callable[[bytes], Any]:
-    """The ``revoked`` callback of a lookup that failed: it raises the store's error where
-    :func:`verify_chain` asks, which translates it as it does any store's."""
-    def revoked(link_id: bytes) -> Any:
-        raise error
-    return revoked
+#: revocation it must know and is sent the ``revoked`` callback that answers for them
+#: (the store's own method, or the answers fetched for those ids); it returns what the
+#: frame comes to.
+Checking: TypeAlias = Generator[tuple[bytes, ...], Revoked, "Call | Refused | int | None"]
 
 
 class Requests:
@@ -280,8 +267,9 @@ class Requests:
 
     ``peer`` is the channel's authenticated peer; ``anchors`` the roots a chain must start
     at; ``routes`` the handlers, first match wins. Every link of a chain is looked up in
-    the revocation store at every use: the check asks its caller for the answers
-    (:data:`Checking`), so the store's I/O happens wherever the caller chooses. The
+    the revocation store at every use: the check asks its caller for a ``revoked``
+    callback for the chain's links (:data:`Checking`), so the store's I/O happens
+    wherever the caller chooses. The
     channel's binding is this object itself: a reference means nothing on another
     channel, whose state is another object.
     """
@@ -328,7 +316,7 @@ class Requests:
         self.in_flight.add(frame.id)
         return call
 
-    def _present(self, frame: Frame) -> Generator[tuple[bytes, ...], Sequence[object], None]:
+    def _present(self, frame: Frame) -> Generator[tuple[bytes, ...], Revoked, None]:
         if frame.ref in self._chains:
             raise ProtocolViolation(f"chain reference {frame.ref} is taken",
                                     code="out_of_order")
@@ -340,7 +328,7 @@ class Requests:
                 ids = tuple(link.id for link in decode_chain(frame.chain))
             except AgentAuthError:
                 ids = ()  # nothing to look up: verify_chain refuses it as it reads it
-            revoked = yield from _lookup(ids)
+            revoked = yield ids
             verify_chain(frame.chain, self._anchors, now=int(moment(self._clock())),
                          revoked=revoked, holder=self._peer)
         except StoreError:  # not the chain's fault: every use verifies it again anyway
@@ -350,7 +338,7 @@ class Requests:
         else:
             self._chains[frame.ref] = (frame.chain, ids)
 
-    def _check(self, frame: Frame) -> Generator[tuple[bytes, ...], Sequence[object], Call]:
+    def _check(self, frame: Frame) -> Generator[tuple[bytes, ...], Revoked, Call]:
         # 2. (continued) Room for one more request in flight.
         if len(self.in_flight) >= self._max_in_flight:
             raise RequestError(f"a channel has at most {self._max_in_flight} requests in "
@@ -379,7 +367,7 @@ class Requests:
         if isinstance(presented, AgentAuthError):
             raise presented
         chain, ids = presented
-        revoked = yield from _lookup(ids)
+        revoked = yield ids
         links = verify_chain(chain, self._anchors, now=int(moment(self._clock())),
                              revoked=revoked, holder=self._peer, request=request)
         # 5. A handler declared for the resource and action.
@@ -395,19 +383,6 @@ class Requests:
     def done(self, request_id: int) -> None:
         """The request's answer was sent (or it was cancelled): its id may be used again."""
         self.in_flight.discard(request_id)
-
-
-def _lookup(ids: tuple[bytes, ...]
-            ) -> Generator[tuple[bytes, ...], Sequence[object], Callable[[bytes], Any]]:
-    """Ask the caller whether the links ``ids`` are revoked; the answers, or the failure,
-    as the ``revoked`` callback :func:`verify_chain` takes."""
-    if not ids:
-        return _answers((), ())
-    try:
-        answers = yield ids
-    except Exception as exc:  # the store failed: verify_chain meets it at the first link
-        return _failing(exc)
-    return _answers(ids, answers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,8 +54,8 @@ FUZZ = settings(max_examples=300, deadline=None, database=None,
 
 
 class Answered:
-    """A channel's :class:`Requests` whose revocation lookups ``revoked`` answers at once
-    (its exception thrown into the check), as the agent answers them from its store."""
+    """A channel's :class:`Requests` whose checks ``revoked`` answers, as the agent gives
+    them a memory store's method; the ids each check asked about are kept."""
 
     def __init__(self, state: Requests, revoked: Callable[[bytes], object]) -> None:
         self.state = state
@@ -68,12 +68,7 @@ class Answered:
             ids = next(flow)
             while True:
                 self.asked.append(ids)
-                try:
-                    answers = [self.revoked(link_id) for link_id in ids]
-                except Exception as exc:
-                    ids = flow.throw(exc)
-                else:
-                    ids = flow.send(answers)
+                ids = flow.send(self.revoked)
         except StopIteration as done:
             return done.value
 
