@@ -138,7 +138,8 @@ class Agent:
     chain: a memory store in the serving task; a SQLite or Redis store in a worker thread
     (one hop per request for all its links, at most :data:`STORE_THREADS` at once per
     agent), so that while it waits the event loop serves other channels. Opening an
-    envelope asks the replay store the same way.
+    envelope asks the replay store the same way, and so does the exchange of revocation
+    notices when a channel opens.
     ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
@@ -342,7 +343,7 @@ class Agent:
         channel = await aio_connect(host, port, self.identity, expect=expect, **options)
         raised: BaseException | None = None
         async with channel:
-            await exchange_revocations(channel, self.revocations)
+            await exchange_revocations(channel, self.revocations, limiter=self._limiter)
             async with anyio.create_task_group() as group:
                 peer = Peer(channel, self.max_in_flight)
                 group.start_soon(peer.read)
@@ -419,7 +420,7 @@ class Server:
 
     async def _channel(self, channel: AgentAuthStream) -> None:
         agent = self.agent
-        await exchange_revocations(channel, agent.revocations)
+        await exchange_revocations(channel, agent.revocations, limiter=agent._limiter)
         requests = Requests(channel.extra(AgentAuthAttribute.peer_key), agent.anchors,
                             agent._routes, max_payload=channel.max_payload,
                             max_in_flight=agent.max_in_flight)
