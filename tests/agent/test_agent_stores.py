@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
@@ -18,6 +18,7 @@ from support.redis_server import FaultProxy, RedisServer, free_port, redis_proce
 
 from agentauth import Agent, StoreError
 from agentauth.agent import Incoming, Peer
+from agentauth.agent.core import STORE_THREADS
 from agentauth.capability import Grant, decode_chain
 
 pytestmark = pytest.mark.anyio
@@ -161,3 +162,49 @@ async def test_a_failing_sqlite_store_refuses_with_its_error_and_the_channel_liv
                     await first.request("reports/q3", "read")
                 assert caught.value.code == "store_unavailable"
             assert await second.request("status", "read") == b"up"
+
+
+async def test_a_stalled_store_holds_at_most_the_agent_s_threads(tmp_path: Path) -> None:
+    # Ten channels' requests wait on a stalled SQLite store: eight worker threads hold them
+    # (the agent's limiter), and the process's other threads stay free for other work.
+    peers = [Agent.generate() for _ in range(STORE_THREADS + 2)]
+    alice = serving(tmp_path / "alice.db", *peers)
+    store = alice.revocations
+    asked = store.is_revoked
+    lock, gate = threading.Condition(), threading.Event()
+    inside = 0
+    stalling = False
+
+    def is_revoked(link_id: bytes) -> bool:
+        nonlocal inside
+        if stalling:
+            with lock:
+                inside += 1
+                lock.notify_all()
+            gate.wait(DEADLINE / 2)
+        return asked(link_id)
+
+    def full() -> bool:
+        with lock:
+            return lock.wait_for(lambda: inside >= STORE_THREADS, DEADLINE)
+
+    store.is_revoked = is_revoked  # type: ignore[method-assign]
+    with anyio.fail_after(DEADLINE):
+        async with alice, alice.serve("127.0.0.1", 0) as server, AsyncExitStack() as stack:
+            channels = [await stack.enter_async_context(peer.connect(
+                "127.0.0.1", server.port, expect=alice.id,
+                capability=alice.delegate(to=peer.id, grants=READ))) for peer in peers]
+            stalling = True
+            answers: list[bytes] = []
+
+            async def ask(channel: Peer) -> None:
+                answers.append(await channel.request("reports/x", "read"))
+
+            async with anyio.create_task_group() as group:
+                for channel in channels:
+                    group.start_soon(ask, channel)
+                assert await anyio.to_thread.run_sync(full)  # a thread of its own
+                assert inside == STORE_THREADS  # the other two wait for a token
+                gate.set()
+            assert answers == [b"reports/x"] * len(peers)
+    closed(alice)
