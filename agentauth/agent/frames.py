@@ -45,9 +45,8 @@ from ..verdict import moment
 __all__ = [
     "CANCEL", "ERROR", "MAX_CHAINS", "MAX_IN_FLIGHT", "PRESENT", "REQUEST", "RESPONSE",
     "Call", "Checking", "Frame", "Refused", "Requests", "Revoked", "Route", "body_limit",
-    "decode_frame",
-    "encode_cancel", "encode_error", "encode_present", "encode_request", "encode_response",
-    "error_from_frame",
+    "decode_frame", "encode_cancel", "encode_error", "encode_present", "encode_request",
+    "encode_response", "error_from_frame",
 ]
 
 PRESENT: Final = 1
@@ -268,10 +267,9 @@ class Requests:
     ``peer`` is the channel's authenticated peer; ``anchors`` the roots a chain must start
     at; ``routes`` the handlers, first match wins. Every link of a chain is looked up in
     the revocation store at every use: the check asks its caller for a ``revoked``
-    callback for the chain's links (:data:`Checking`), so the store's I/O happens
-    wherever the caller chooses. The
-    channel's binding is this object itself: a reference means nothing on another
-    channel, whose state is another object.
+    callback for the chain's links (:data:`Checking`), so the store's I/O happens where
+    the caller chooses. The channel's binding is this object itself: a reference means
+    nothing on another channel, whose state is another object.
     """
 
     def __init__(self, peer: PeerKey, anchors: Mapping[Any, str], routes: tuple[Route, ...],
