@@ -91,6 +91,7 @@ _SQLITE_REASONS = {
     "SQLITE_IOERR": "reading or writing it failed",
     "SQLITE_NOTADB": "it is not a SQLite database",
     "SQLITE_CORRUPT": "it is damaged",
+    "CLOSED": "this process closed its connection to it (close() was called)",
 }
 
 
@@ -99,6 +100,8 @@ def sqlite_failure(exc: sqlite3.Error, what: str) -> StoreError:
     ``what``, with a reason an operator can act on (a lock another process holds, a full
     disk, a damaged file), never the ``sqlite3`` error itself."""
     name = getattr(exc, "sqlite_errorname", None) or ""  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):  # the module's
+        name = "CLOSED"
     reason = _SQLITE_REASONS.get("_".join(name.split("_")[:2]),
                                  f"it is not one, or cannot be read or written "
                                  f"({type(exc).__name__})")

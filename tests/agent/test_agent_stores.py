@@ -161,6 +161,7 @@ async def test_a_failing_sqlite_store_refuses_with_its_error_and_the_channel_liv
                 with pytest.raises(StoreError) as caught:
                     await first.request("reports/q3", "read")
                 assert caught.value.code == "store_unavailable"
+                assert "closed its connection" in caught.value.message
             assert await second.request("status", "read") == b"up"
 
 
