@@ -51,6 +51,8 @@ _STEP: Final = 64  # notices ordered between two checkpoints
 _rotation = random.SystemRandom()
 T = TypeVar("T")
 
+logger = logging.getLogger("agentauth.aio")
+
 
 class _Store:
     """``store`` as the exchange asks it: a SQLite or Redis store in a worker thread
@@ -82,7 +84,6 @@ def _add(store: RevocationStore, notices: list[bytes]) -> list[bool | str]:
         except AgentAuthError as exc:
             out.append(exc.code)
     return out
-logger = logging.getLogger("agentauth.aio")
 
 
 async def exchange_revocations(channel: Any, store: RevocationStore, *,
@@ -96,11 +97,10 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     up to 256 KiB and 1,024 notices; what does not fit goes in the next exchange, in the
     fair order of :func:`offer_order`. A SQLite or Redis store is asked from worker
     threads (each holding one of ``limiter``'s tokens, if given, else the default
-    limiter's). A
-    channel that cannot carry messages of
-    ``MESSAGE_BYTES`` is refused at once (``invalid_argument``); one that ends or breaks
-    mid-exchange raises a :class:`~agentauth.errors.TransportError`, and the notices
-    stored until then stay stored.
+    limiter's). A channel that cannot carry messages of ``MESSAGE_BYTES`` is refused at
+    once (``invalid_argument``); one that ends or breaks mid-exchange raises a
+    :class:`~agentauth.errors.TransportError`, and the notices stored until then stay
+    stored.
     """
     if type(pages) is not int or not 1 <= pages <= NOTICE_ROUNDS:
         raise InvalidArgument(f"pages is an integer from 1 to {NOTICE_ROUNDS}")
