@@ -33,6 +33,7 @@ from agentauth.agent.frames import (
     encode_request,
     encode_response,
     error_from_frame,
+    settle,
 )
 from agentauth.capability import Grant, Range, decode_chain, delegate, encode_chain
 from agentauth.errors import ERROR_CODES, AgentAuthError, StoreError
@@ -77,7 +78,7 @@ def _server(data: bytes) -> tuple[Requests, int, int, bytes]:
     index, rest = pick(data, len(BOUNDS))
     payload, in_flight, chains = BOUNDS[index]
     requests = Requests(PEER.peer, {SERVER.agent_id: "**"}, ROUTES,
-                        revoked=_revoked, max_payload=payload,
+                        max_payload=payload,
                         max_in_flight=in_flight, max_chains=chains, clock=Clock(NOW))
     return requests, payload, in_flight, rest
 
@@ -126,7 +127,7 @@ def one(data: bytes) -> None:
             continue
         before = set(requests.in_flight)
         try:
-            out = requests.receive(body)
+            out = settle(requests.receiving(body), _revoked)
         except AgentAuthError:
             return  # the channel ends
         frame = decode_frame(body, limit)

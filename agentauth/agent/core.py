@@ -23,12 +23,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import anyio
+import anyio.to_thread
 from anyio.abc import SocketAttribute, TaskGroup
 
 from ..aio import (
     AgentAuthAttribute,
     AgentAuthListener,
     AgentAuthStream,
+    async_replay_store,
     create_listener,
     exchange_revocations,
 )
@@ -67,6 +69,7 @@ from .frames import (
     MAX_IN_FLIGHT,
     RESPONSE,
     Call,
+    Checking,
     Refused,
     Requests,
     Route,
@@ -95,6 +98,10 @@ MAX_CHANNELS_PER_PEER: Final = 16
 #: Handlers a server runs at once, in all and for one peer key, by default.
 MAX_HANDLERS: Final = 2048
 MAX_HANDLERS_PER_PEER: Final = 256
+
+#: Worker threads one agent's stores may hold at once (a SQLite or Redis store is asked
+#: from a thread; a slow one holds these, never every thread of the process).
+STORE_THREADS: Final = 8
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -142,7 +149,11 @@ class Agent:
     ``state``: None keeps replay keys and revocation notices in memory; a ``redis://``
     URL keeps them in Redis; a path keeps them in SQLite files (``path`` and
     ``path.revocations``). Every request asks the revocation store about each link of its
-    chain, in the serving task: a Redis store makes that a network round trip each.
+    chain: a memory store in the serving task; a SQLite or Redis store in a worker thread
+    (one hop per request for all its links, at most :data:`STORE_THREADS` at once per
+    agent), so that while it waits the event loop serves other channels. Opening an
+    envelope asks the replay store the same way, and so does the exchange of revocation
+    notices when a channel opens.
     ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
@@ -197,6 +208,10 @@ class Agent:
         roots.update(anchors or {})
         self.anchors: Mapping[str, str] = roots
         self.replay, self.revocations = _stores(state, roots)
+        # A memory store answers at once: asked in the task, with no thread hop.
+        self._inline = isinstance(self.revocations, MemoryRevocationStore)
+        self._limiter = anyio.CapacityLimiter(STORE_THREADS)
+        self._replay = async_replay_store(self.replay, limiter=self._limiter)
         self._audit = None if audit is None else AuditFileHandler(audit)
         self._audit_level = logging.NOTSET
         if self._audit is not None:  # every event, admissions (INFO) too, while open
@@ -288,8 +303,30 @@ class Agent:
         self.revocations.add(notice)
         return notice
 
-    def _revoked(self, link_id: bytes) -> bool:
-        return self.revocations.is_revoked(link_id)
+    async def _checked(self, flow: Checking) -> Call | Refused | int | None:
+        """Drive one frame's check, giving it the ``revoked`` callback it asks for: a
+        memory store's own method (asked in this task, as the check goes); for a store
+        that does I/O, the answers for the chain's links fetched first, all in one worker
+        thread (see the class). A store that fails there fails each link asked about, as
+        it would have failed in the check (fail closed: the request is refused with it)."""
+        try:
+            ids = flow.send(None)  # type: ignore[arg-type]  # a generator starts on None
+            while True:
+                if self._inline or not ids:
+                    ids = flow.send(self.revocations.is_revoked)
+                    continue
+                try:
+                    answers = await anyio.to_thread.run_sync(self._lookup, ids,
+                                                             limiter=self._limiter)
+                except Exception as exc:
+                    ids = flow.send(_raising(exc))
+                else:
+                    ids = flow.send(dict(zip(ids, answers, strict=True)).__getitem__)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _lookup(self, ids: tuple[bytes, ...]) -> list[object]:
+        return [self.revocations.is_revoked(link_id) for link_id in ids]
 
     # ------------------------------------------------------------ envelopes
 
@@ -301,7 +338,7 @@ class Agent:
     async def open(self, sealed: bytes) -> Envelope:
         """Open an envelope sent to this agent: verified, from a sender this agent trusts,
         its nonce checked and kept in the replay store."""
-        return await aio_open_envelope(sealed, self.identity, self.replay, trust=self._trust)
+        return await aio_open_envelope(sealed, self.identity, self._replay, trust=self._trust)
 
     # ------------------------------------------------------------ HTTP
 
@@ -343,7 +380,7 @@ class Agent:
         middleware: AgentAuthMiddleware = _http().AgentAuthMiddleware(
             app, identity=self.identity,
             verifier=self.verifier(authorities=authorities, web_bot_auth=web_bot_auth),
-            replay=self.replay, anchors=self.anchors, revoked=self._revoked,
+            replay=self.replay, anchors=self.anchors, revoked=self.revocations.is_revoked,
             require_capability=require_capability, **options)
         return middleware
 
@@ -395,7 +432,7 @@ class Agent:
         channel = await aio_connect(host, port, self.identity, expect=expect, **options)
         raised: BaseException | None = None
         async with channel:
-            await exchange_revocations(channel, self.revocations)
+            await exchange_revocations(channel, self.revocations, limiter=self._limiter)
             async with anyio.create_task_group() as group:
                 peer = Peer(channel, self.max_in_flight)
                 group.start_soon(peer.read)
@@ -427,6 +464,12 @@ def _http() -> Any:
     except ImportError as exc:
         raise InvalidState("HTTP needs the http extra: install agentauth[http]") from exc
     return http
+
+def _raising(error: Exception) -> Callable[[bytes], bool]:
+    """A ``revoked`` callback that raises ``error`` (a store's failure) when asked."""
+    def revoked(link_id: bytes) -> bool:
+        raise error
+    return revoked
 
 
 def _stores(state: str | os.PathLike[str] | None, anchors: Mapping[str, str]
@@ -503,10 +546,10 @@ class Server:
 
     async def _serve_channel(self, channel: AgentAuthStream) -> None:
         agent = self.agent
-        await exchange_revocations(channel, agent.revocations)
+        await exchange_revocations(channel, agent.revocations, limiter=agent._limiter)
         requests = Requests(channel.extra(AgentAuthAttribute.peer_key), agent.anchors,
-                            agent._routes, revoked=agent._revoked,
-                            max_payload=channel.max_payload, max_in_flight=agent.max_in_flight)
+                            agent._routes, max_payload=channel.max_payload,
+                            max_in_flight=agent.max_in_flight)
         cancels: dict[int, anyio.CancelScope] = {}
         broken: AgentAuthError | None = None
         async with anyio.create_task_group() as group:
@@ -516,7 +559,9 @@ class Server:
                         data = await channel.receive()
                     except anyio.EndOfStream:
                         break
-                    out = requests.receive(data)  # a broken frame ends the channel here
+                    # One frame at a time: its check (and any store lookup) ends before the
+                    # next frame is read. A broken frame ends the channel here.
+                    out = await agent._checked(requests.receiving(data))
                     if isinstance(out, Call):
                         await self._dispatch(channel, requests, out, cancels, group)
                     elif isinstance(out, Refused):

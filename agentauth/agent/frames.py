@@ -13,18 +13,19 @@ Each channel message is one frame, a canonical map whose field 0 is the kind:
 * CANCEL ``{0: 5, 1: id}``: the requester gave up on a request.
 
 Nothing here does I/O or reads a clock of its own: the async layer (:mod:`agentauth.agent`)
-feeds frames in and runs the handlers.
+feeds frames in, answers the revocation lookups a check asks for (:meth:`Requests.receiving`)
+and runs the handlers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from .. import wire
-from ..capability.chain import Link, verify_chain
+from ..capability.chain import Link, decode_chain, verify_chain
 from ..capability.grants import Grant, Request
 from ..errors import (
     ERROR_CODES,
@@ -42,9 +43,29 @@ from ..identity import PeerKey
 from ..verdict import moment
 
 __all__ = [
-    "CANCEL", "ERROR", "MAX_CHAINS", "MAX_IN_FLIGHT", "PRESENT", "REQUEST", "RESPONSE",
-    "Call", "Frame", "Refused", "Requests", "Route", "body_limit", "decode_frame", "encode_cancel",
-    "encode_error", "encode_present", "encode_request", "encode_response", "error_from_frame",
+    "CANCEL",
+    "ERROR",
+    "MAX_CHAINS",
+    "MAX_IN_FLIGHT",
+    "PRESENT",
+    "REQUEST",
+    "RESPONSE",
+    "Call",
+    "Checking",
+    "Frame",
+    "Refused",
+    "Requests",
+    "Revoked",
+    "Route",
+    "body_limit",
+    "decode_frame",
+    "encode_cancel",
+    "encode_error",
+    "encode_present",
+    "encode_request",
+    "encode_response",
+    "error_from_frame",
+    "settle",
 ]
 
 PRESENT: Final = 1
@@ -259,41 +280,66 @@ class Call:
     handler: Any = None
 
 
+#: A ``revoked`` callback, as :func:`verify_chain` takes it (judged there: a link passes
+#: only on exactly False; an exception is translated there).
+Revoked: TypeAlias = Callable[[bytes], Any]
+#: The check of one frame (:meth:`Requests.receiving`): it yields the ids of the links whose
+#: revocation it must know and is sent the ``revoked`` callback that answers for them
+#: (the store's own method, or the answers fetched for those ids); it returns what the
+#: frame comes to.
+Checking: TypeAlias = Generator[tuple[bytes, ...], Revoked, "Call | Refused | int | None"]
+
+
+def settle(flow: Checking, revoked: Revoked) -> Call | Refused | int | None:
+    """Drive one frame's check (:meth:`Requests.receiving`) to its end with ``revoked``
+    answering every question, for a caller that asks its store in place (the conformance
+    driver, the vectors, a memory store); the agent drives it itself, asking a store that
+    does I/O from a worker thread."""
+    try:
+        next(flow)
+        while True:
+            flow.send(revoked)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
 class Requests:
     """The serving side's state for one channel: the chains its peer presented, the
     requests in flight, and the checks of spec 15.4 for each frame.
 
     ``peer`` is the channel's authenticated peer; ``anchors`` the roots a chain must start
-    at; ``revoked`` is asked about every link on every use; ``routes`` the handlers, first
-    match wins. The channel's binding is this object itself: a reference means nothing on
-    another channel, whose state is another object.
+    at; ``routes`` the handlers, first match wins. Every link of a chain is looked up in
+    the revocation store at every use: the check asks its caller for a ``revoked``
+    callback for the chain's links (:data:`Checking`), so the store's I/O happens where
+    the caller chooses. The channel's binding is this object itself: a reference means
+    nothing on another channel, whose state is another object.
     """
 
     def __init__(self, peer: PeerKey, anchors: Mapping[Any, str], routes: tuple[Route, ...],
-                 *, revoked: Callable[[bytes], bool], max_payload: int,
-                 max_in_flight: int = MAX_IN_FLIGHT, max_chains: int = MAX_CHAINS,
-                 clock: Callable[[], float] = time.time) -> None:
+                 *, max_payload: int, max_in_flight: int = MAX_IN_FLIGHT,
+                 max_chains: int = MAX_CHAINS, clock: Callable[[], float] = time.time
+                 ) -> None:
         self._peer = peer
         self._anchors = dict(anchors)
         self._routes = routes
-        self._revoked = revoked
         self._limit = max_payload
         self._body = body_limit(max_payload)
         self._max_in_flight = max_in_flight
         self._max_chains = max_chains
         self._clock = clock
-        # ref -> the chain's bytes, or the error its PRESENT met (told at each use).
-        self._chains: dict[int, bytes | AgentAuthError] = {}
+        # ref -> the chain's bytes and its links' ids, or the error its PRESENT met (told
+        # at each use).
+        self._chains: dict[int, tuple[bytes, tuple[bytes, ...]] | AgentAuthError] = {}
         self.in_flight: set[int] = set()
 
-    def receive(self, data: bytes) -> Call | Refused | int | None:
-        """Take one frame from the peer. Returns the :class:`Call` to run, a
-        :class:`Refused` request (an ERROR frame to send), the id of a request the peer
-        cancelled (an int), or None (a chain was presented). A frame that breaks the
-        framing raises its typed error, which ends the channel."""
+    def receiving(self, data: bytes) -> Checking:
+        """Take one frame from the peer (a :data:`Checking` to drive). It returns the
+        :class:`Call` to run, a :class:`Refused` request (an ERROR frame to send), the id
+        of a request the peer cancelled (an int), or None (a chain was presented). A frame
+        that breaks the framing raises its typed error, which ends the channel."""
         frame = decode_frame(data, self._limit)  # 1. the frame
         if frame.kind == PRESENT:
-            self._present(frame)
+            yield from self._present(frame)
             return None
         if frame.kind == CANCEL:
             return frame.id if frame.id in self.in_flight else None
@@ -305,13 +351,13 @@ class Requests:
             raise ProtocolViolation(f"request {frame.id} is already in flight",
                                     code="out_of_order")
         try:
-            call = self._check(frame)
+            call = yield from self._check(frame)
         except AgentAuthError as exc:
             return Refused(frame.id, exc, encode_error(frame.id, exc))
         self.in_flight.add(frame.id)
         return call
 
-    def _present(self, frame: Frame) -> None:
+    def _present(self, frame: Frame) -> Generator[tuple[bytes, ...], Revoked, None]:
         if frame.ref in self._chains:
             raise ProtocolViolation(f"chain reference {frame.ref} is taken",
                                     code="out_of_order")
@@ -319,16 +365,21 @@ class Requests:
             raise RequestError(f"a channel presents at most {self._max_chains} chains",
                                code="over_limit")
         try:  # Verified now, whole, to the holder; kept only as bytes, checked at each use.
+            try:
+                ids = tuple(link.id for link in decode_chain(frame.chain))
+            except AgentAuthError:
+                ids = ()  # nothing to look up: verify_chain refuses it as it reads it
+            revoked = yield ids
             verify_chain(frame.chain, self._anchors, now=int(moment(self._clock())),
-                         revoked=self._revoked, holder=self._peer)
-        except StoreError:  # no verdict on the chain: each use is checked whole anyway,
-            self._chains[frame.ref] = frame.chain  # and fails closed while the store does
+                         revoked=revoked, holder=self._peer)
+        except StoreError:  # not the chain's fault: every use verifies it again anyway
+            self._chains[frame.ref] = (frame.chain, ids)
         except AgentAuthError as exc:
             self._chains[frame.ref] = exc
         else:
-            self._chains[frame.ref] = frame.chain
+            self._chains[frame.ref] = (frame.chain, ids)
 
-    def _check(self, frame: Frame) -> Call:
+    def _check(self, frame: Frame) -> Generator[tuple[bytes, ...], Revoked, Call]:
         # 2. (continued) Room for one more request in flight.
         if len(self.in_flight) >= self._max_in_flight:
             raise RequestError(f"a channel has at most {self._max_in_flight} requests in "
@@ -350,14 +401,16 @@ class Requests:
                 return Call(frame.id, request, frame.body, (), route.handler)
             raise CapabilityDenied("the request carries no capability", code="not_authorized",
                                    refusal=Refusal("no_chain"))
-        chain = self._chains.get(frame.ref)
-        if chain is None:
+        presented = self._chains.get(frame.ref)
+        if presented is None:
             raise RequestError(f"no chain {frame.ref} was presented on this channel",
                                code="unknown_chain")
-        if isinstance(chain, AgentAuthError):
-            raise chain
+        if isinstance(presented, AgentAuthError):
+            raise presented
+        chain, ids = presented
+        revoked = yield ids
         links = verify_chain(chain, self._anchors, now=int(moment(self._clock())),
-                             revoked=self._revoked, holder=self._peer, request=request)
+                             revoked=revoked, holder=self._peer, request=request)
         # 5. A handler declared for the resource and action.
         route = self._route(request)
         if route is None:

@@ -8,17 +8,20 @@ a fixed bound whatever the stores hold, and every page carries what there is to 
 no store size stops the exchange. Every notice received is verified by the store before it
 is kept; a refused one is dropped and counted, and never passed on. Ordering the offer
 and checking what arrives yield to other tasks every few notices: a store of 100,000 or a
-page of hundreds of checks and writes does not stall the event loop.
+page of hundreds of checks and writes does not stall the event loop; a store that does
+I/O (SQLite, Redis) is asked from a worker thread, a page's checks and writes in a few
+calls, and any other store in the calling task.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final, TypeVar
 
 import anyio
+import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from .. import wire
@@ -26,6 +29,7 @@ from ..capability.chain import parse_links
 from ..capability.revocation import RevocationStore, digest, notice_path
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, ProtocolViolation
 from ..session import OVERHEAD
+from ..stores import RedisRevocationStore, SQLiteRevocationStore
 from ._channel import TRANSPORT_ERRORS
 from ._common import transport_error
 from .stream import AgentAuthStream
@@ -45,20 +49,58 @@ MESSAGE_BYTES: Final = 2 * PAGE_BYTES  # a page with its headers, generously
 _STEP: Final = 64  # notices ordered between two checkpoints
 
 _rotation = random.SystemRandom()
+T = TypeVar("T")
+
 logger = logging.getLogger("agentauth.aio")
 
 
+class _Store:
+    """``store`` as the exchange asks it: a SQLite or Redis store in a worker thread
+    (holding one of ``limiter``'s tokens, if given), any other (a memory store, an
+    application's own) in the calling task, as before."""
+
+    def __init__(self, store: RevocationStore, limiter: anyio.CapacityLimiter | None
+                 ) -> None:
+        self.store = store
+        self.inline = not isinstance(store, SQLiteRevocationStore | RedisRevocationStore)
+        self._limiter = limiter
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            return work(*args)
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
+
+
+def _notices(store: RevocationStore, ids: list[bytes]) -> list[bytes | None]:
+    return [store.notice(link_id) for link_id in ids]
+
+
+def _add(store: RevocationStore, notices: list[bytes]) -> list[bool | str]:
+    """Each notice added: whether it was new, or the code that refused it."""
+    out: list[bool | str] = []
+    for notice in notices:
+        try:
+            out.append(store.add(notice))
+        except AgentAuthError as exc:
+            out.append(exc.code)
+    return out
+
+
 async def exchange_revocations(channel: Any, store: RevocationStore, *,
-                               pages: int = DEFAULT_PAGES) -> tuple[int, int]:
+                               pages: int = DEFAULT_PAGES,
+                               limiter: anyio.CapacityLimiter | None = None
+                               ) -> tuple[int, int]:
     """Synchronise ``store`` with the peer's over ``channel`` (an established agentauth
     channel); return (notices received and kept, notices refused).
 
     ``pages`` (1 to 64) is how many pages of notices this side sends in this exchange, each
     up to 256 KiB and 1,024 notices; what does not fit goes in the next exchange, in the
-    fair order of :func:`offer_order`. A channel that cannot carry messages of
-    ``MESSAGE_BYTES`` is refused at once (``invalid_argument``); one that ends or breaks
-    mid-exchange raises a :class:`~agentauth.errors.TransportError`, and the notices
-    stored until then stay stored.
+    fair order of :func:`offer_order`. A SQLite or Redis store is asked from worker
+    threads (each holding one of ``limiter``'s tokens, if given, else the default
+    limiter's). A channel that cannot carry messages of ``MESSAGE_BYTES`` is refused at
+    once (``invalid_argument``); one that ends or breaks mid-exchange raises a
+    :class:`~agentauth.errors.TransportError`, and the notices stored until then stay
+    stored.
     """
     if type(pages) is not int or not 1 <= pages <= NOTICE_ROUNDS:
         raise InvalidArgument(f"pages is an integer from 1 to {NOTICE_ROUNDS}")
@@ -67,15 +109,16 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
             f"the revocation exchange needs a channel carrying messages of "
             f"{MESSAGE_BYTES} bytes; this one carries {channel.max_payload}: give the "
             f"handshake policy a max_message of at least {MESSAGE_BYTES + OVERHEAD}")
-    ours = store.ids()
+    asked = _Store(store, limiter)
+    ours = await asked.run(store.ids)
     mine = digest(ours)
     if _read_hello(await _swap(channel, wire.encode_map(VERSION, mine))) == mine:
         return 0, 0
     lacking = await _list(channel, ours)
     tree = _Tree()
     unreadable = 0
-    for count, link_id in enumerate(lacking, 1):  # ordering 100,000 takes seconds: in steps
-        notice = store.notice(link_id)
+    found = await asked.run(_notices, store, lacking)
+    for count, notice in enumerate(found, 1):  # ordering 100,000 takes seconds: in steps
         if notice is not None:
             try:
                 tree.add(notice)
@@ -86,7 +129,7 @@ async def exchange_revocations(channel: Any, store: RevocationStore, *,
     if unreadable:
         logger.warning("revocation exchange: %d stored notice(s) could not be read and were "
                        "not offered", unreadable)
-    return await _trade(channel, store, tree.top.emit(), pages)
+    return await _trade(channel, asked, tree.top.emit(), pages)
 
 
 def _read_hello(message: bytes) -> bytes:
@@ -128,7 +171,7 @@ async def _list(channel: Any, ours: list[bytes]) -> list[bytes]:
     return [i for i in ours if i in unlisted]
 
 
-async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
+async def _trade(channel: Any, store: _Store, offer: Iterator[bytes],
                  pages: int) -> tuple[int, int]:
     """Swap pages of notices, ours in ``offer``'s order, until neither side has more."""
     kept = refused = 0
@@ -151,13 +194,17 @@ async def _trade(channel: Any, store: RevocationStore, offer: Iterator[bytes],
         if len(received) > PAGE_NOTICES or sum(len(n) for n in received) > PAGE_BYTES:
             raise DecodeError(f"a notice page holds over {PAGE_NOTICES} notices or over "
                               f"{PAGE_BYTES} bytes of them", code="oversize")
-        for notice in received:
-            try:
-                kept += store.add(notice)
-            except AgentAuthError as exc:
-                refused += 1
-                codes[exc.code] = codes.get(exc.code, 0) + 1
-            await checkpoint()  # a page holds hundreds of checks and writes: let others run
+        # A page holds hundreds of checks and writes: in steps, letting others run between
+        # (a memory store one notice at a time, in this task; another a step per thread).
+        step = 1 if store.inline else _STEP
+        for start in range(0, len(received), step):
+            for answer in await store.run(_add, store.store, received[start:start + step]):
+                if isinstance(answer, str):
+                    refused += 1
+                    codes[answer] = codes.get(answer, 0) + 1
+                elif answer:
+                    kept += 1
+            await checkpoint()
         if not (more or their_more):
             break
     if codes:

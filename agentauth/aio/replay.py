@@ -48,11 +48,13 @@ class _Direct:
 
 
 class _Threaded:
-    def __init__(self, store: ReplayStore) -> None:
+    def __init__(self, store: ReplayStore, limiter: anyio.CapacityLimiter | None) -> None:
         self._store = store
+        self._limiter = limiter
 
     async def check_and_insert(self, key: bytes, expires: float) -> bool:
-        return await anyio.to_thread.run_sync(self._judged, key, expires)
+        return await anyio.to_thread.run_sync(self._judged, key, expires,
+                                              limiter=self._limiter)
 
     def _judged(self, key: bytes, expires: float) -> bool:
         # Judged in the worker thread: an awaitable answer is refused (and closed) there,
@@ -61,11 +63,14 @@ class _Threaded:
 
     async def check_and_insert_many(self, items: Sequence[tuple[bytes, float]]
                                     ) -> list[bool]:
-        return await anyio.to_thread.run_sync(self._store.check_and_insert_many, items)
+        return await anyio.to_thread.run_sync(self._store.check_and_insert_many, items,
+                                              limiter=self._limiter)
 
 
-def async_replay_store(store: ReplayStore | AsyncReplayStore) -> AsyncReplayStore:
-    """The async interface over ``store`` (memory: in the task; others: in a thread). A
+def async_replay_store(store: ReplayStore | AsyncReplayStore, *,
+                       limiter: anyio.CapacityLimiter | None = None) -> AsyncReplayStore:
+    """The async interface over ``store`` (memory: in the task; others: in a thread,
+    holding one of ``limiter``'s tokens if given, else one of the default limiter's). A
     store that is async already (its ``check_and_insert`` an ``async def``) is returned
     as it is: it has the same method names as a synchronous one, so only that tells them
     apart, and calling it from a thread would give back a coroutine, never an answer."""
@@ -74,7 +79,8 @@ def async_replay_store(store: ReplayStore | AsyncReplayStore) -> AsyncReplayStor
     if not isinstance(store, ReplayStore):
         raise InvalidArgument("store is a replay store (check_and_insert and "
                               "check_and_insert_many)")
-    return _Direct(store) if isinstance(store, MemoryReplayStore) else _Threaded(store)
+    return _Direct(store) if isinstance(store, MemoryReplayStore) else _Threaded(store,
+                                                                                  limiter)
 
 
 async def open_envelope(

@@ -91,6 +91,7 @@ _SQLITE_REASONS = {
     "SQLITE_IOERR": "reading or writing it failed",
     "SQLITE_NOTADB": "it is not a SQLite database",
     "SQLITE_CORRUPT": "it is damaged",
+    "CLOSED": "this process closed its connection to it (close() was called)",
 }
 
 
@@ -99,6 +100,8 @@ def sqlite_failure(exc: sqlite3.Error, what: str) -> StoreError:
     ``what``, with a reason an operator can act on (a lock another process holds, a full
     disk, a damaged file), never the ``sqlite3`` error itself."""
     name = getattr(exc, "sqlite_errorname", None) or ""  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):  # the module's
+        name = "CLOSED"
     reason = _SQLITE_REASONS.get("_".join(name.split("_")[:2]),
                                  f"it is not one, or cannot be read or written "
                                  f"({type(exc).__name__})")
@@ -263,7 +266,9 @@ class SQLiteReplayStore:
 
 
 class SQLiteRevocationStore:
-    """Notices in a SQLite file: they survive restarts. One connection per store. At most
+    """Notices in a SQLite file: they survive restarts. One connection per store, usable
+    from any thread (each use holds the store's lock), so an event loop may ask it from a
+    worker thread. At most
     ``per_revoker`` notices about the links of each issuer key (spec 10.8), with ``clock``,
     as for the memory store.
 
@@ -283,7 +288,10 @@ class SQLiteRevocationStore:
         self._limit = check_per_revoker(per_revoker)
         self._sweep = QuotaSweep(clock, self.prune)
         self._read_only = not create
-        self._db = open_sqlite(path, create=create, what="revocation store", timeout=timeout)
+        # Reentrant: add() holds it across its count and its insert, which run statements.
+        self._lock = threading.RLock()
+        self._db = open_sqlite(path, create=create, what="revocation store", timeout=timeout,
+                               check_same_thread=False)
         try:
             tables = {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = "
                                               "'table'")}
@@ -308,12 +316,22 @@ class SQLiteRevocationStore:
             raise InvalidState("this revocation store was opened only to read (create=False): "
                                "it is never written")
 
-    def _run(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        """Run one statement; a failure of SQLite is ``store_unavailable``."""
-        try:
-            return self._db.execute(sql, parameters)
-        except sqlite3.Error as exc:
-            raise _failed(exc) from None
+    def _run(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        """Run one statement and fetch its rows under the lock; a failure of SQLite is
+        ``store_unavailable``."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise _failed(exc) from None
+
+    def _write(self, sql: str, parameters: tuple[object, ...]) -> int:
+        """Run one statement that writes; return how many rows it changed."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, parameters).rowcount
+            except sqlite3.Error as exc:
+                raise _failed(exc) from None
 
     def add(self, notice: bytes) -> bool:
         """Verify and keep a notice; True if it was new."""
@@ -321,37 +339,36 @@ class SQLiteRevocationStore:
         read = read_notice(notice)
 
         def count() -> int:
-            (found,) = self._run("SELECT count(*) FROM revoked WHERE revoker = ?",
-                                 (read.charged,)).fetchone()
-            return int(found)
+            return int(self._run("SELECT count(*) FROM revoked WHERE revoker = ?",
+                                 (read.charged,))[0][0])
 
-        checked = admit_notice(read, self.is_revoked(read.target), count, self._limit,
-                         self._anchors, self._sweep)
-        if checked is None:
-            return False
-        # Counted again in the statement that writes: processes sharing the file share the
-        # quota.
-        cursor = self._run(
-            "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) SELECT ?, ?, ?, ? "
-            "WHERE (SELECT count(*) FROM revoked WHERE revoker = ?) < ?",
-            (checked.target, checked.expires, checked.data, read.charged,
-             read.charged, self._limit))
-        if cursor.rowcount != 1:
-            if self.is_revoked(checked.target):
+        with self._lock:  # a thread's "already revoked" and "stored" do not interleave
+            checked = admit_notice(read, self.is_revoked(read.target), count, self._limit,
+                                   self._anchors, self._sweep)
+            if checked is None:
                 return False
-            raise over_quota(read.charged, self._limit)
+            # Counted again in the statement that writes: processes sharing the file share
+            # the quota.
+            changed = self._write(
+                "INSERT OR IGNORE INTO revoked (id, expires, notice, revoker) "
+                "SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM revoked WHERE revoker = ?) < ?",
+                (checked.target, checked.expires, checked.data, read.charged,
+                 read.charged, self._limit))
+            if changed != 1:
+                if self.is_revoked(checked.target):
+                    return False
+                raise over_quota(read.charged, self._limit)
         announce_stored(checked, "sqlite")
         return True
 
     def is_revoked(self, link_id: bytes) -> bool:
         """Whether the link with this id is revoked."""
-        row = self._run("SELECT 1 FROM revoked WHERE id = ?", (link_id,)).fetchone()
-        return row is not None
+        return bool(self._run("SELECT 1 FROM revoked WHERE id = ?", (link_id,)))
 
     def prune(self, now: int) -> int:
         """Forget notices whose target can no longer verify at ``now``; return how many."""
         self._writable()
-        return self._run("DELETE FROM revoked WHERE expires <= ?", (now - MAX_SKEW,)).rowcount
+        return self._write("DELETE FROM revoked WHERE expires <= ?", (now - MAX_SKEW,))
 
     def ids(self) -> list[bytes]:
         """The ids of every revoked link, ascending."""
@@ -359,16 +376,16 @@ class SQLiteRevocationStore:
 
     def notice(self, link_id: bytes) -> bytes | None:
         """The notice that revoked ``link_id``, if any."""
-        row = self._run("SELECT notice FROM revoked WHERE id = ?", (link_id,)).fetchone()
-        return bytes(row[0]) if row else None
+        rows = self._run("SELECT notice FROM revoked WHERE id = ?", (link_id,))
+        return bytes(rows[0][0]) if rows else None
 
     def __len__(self) -> int:
-        (count,) = self._run("SELECT count(*) FROM revoked").fetchone()
-        return int(count)
+        return int(self._run("SELECT count(*) FROM revoked")[0][0])
 
     def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 def _failed(exc: sqlite3.Error) -> StoreError:

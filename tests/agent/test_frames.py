@@ -3,6 +3,9 @@ order of the checks, and hostile bytes (random and mutated frames give only type
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +33,7 @@ from agentauth.agent.frames import (
     encode_response,
     error_from_frame,
 )
-from agentauth.capability import Grant, delegate, encode_chain
+from agentauth.capability import Grant, decode_chain, delegate, encode_chain
 from agentauth.identity import PeerKey
 
 ALICE, BOB = Identity.from_seed(bytes(32)), Identity.from_seed(bytes([1]) * 32)
@@ -50,11 +53,38 @@ FUZZ = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
-def requests(*, revoked: bool = False, max_in_flight: int = 4) -> Requests:
-    return Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
-                    (Route.make("reports/*", "read", "handler"),),
-                    revoked=lambda _: revoked, max_payload=LIMIT,
-                    max_in_flight=max_in_flight, clock=lambda: float(NOW))
+class Answered:
+    """A channel's :class:`Requests` whose checks ``revoked`` answers, as the agent gives
+    them a memory store's method; the ids each check asked about are kept."""
+
+    def __init__(self, state: Requests, revoked: Callable[[bytes], object]) -> None:
+        self.state = state
+        self.revoked = revoked
+        self.asked: list[tuple[bytes, ...]] = []
+
+    def receive(self, data: bytes) -> Any:
+        flow = self.state.receiving(data)
+        try:
+            ids = next(flow)
+            while True:
+                self.asked.append(ids)
+                ids = flow.send(self.revoked)
+        except StopIteration as done:
+            return done.value
+
+    @property
+    def in_flight(self) -> set[int]:
+        return self.state.in_flight
+
+    def done(self, request_id: int) -> None:
+        self.state.done(request_id)
+
+
+def requests(*, revoked: bool = False, max_in_flight: int = 4) -> Answered:
+    return Answered(Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
+                             (Route.make("reports/*", "read", "handler"),),
+                             max_payload=LIMIT, max_in_flight=max_in_flight,
+                             clock=lambda: float(NOW)), lambda _: revoked)
 
 
 def test_frames_round_trip() -> None:
@@ -98,14 +128,45 @@ def test_refusals_become_error_frames(frame: bytes, code: str) -> None:
 
 def test_revocation_is_asked_at_every_use() -> None:
     answers = [False, False, True]
-    state = Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
-                     (Route.make("reports/**", "read", "h"),),
-                     revoked=lambda _: answers.pop(0), max_payload=LIMIT,
-                     clock=lambda: float(NOW))
+    state = Answered(Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
+                              (Route.make("reports/**", "read", "h"),), max_payload=LIMIT,
+                              clock=lambda: float(NOW)), lambda _: answers.pop(0))
     state.receive(FRAMES[0])  # asks once
     assert isinstance(state.receive(FRAMES[1]), Call)  # asks again
     out = state.receive(encode_request(8, "reports/q3", "read", {}, b"", 1))
     assert isinstance(out, Refused) and out.error.code == "revoked"
+    # One question per use, for every link of the chain at once.
+    assert state.asked == [(decode_chain(CHAIN)[0].id,)] * 3
+
+
+def test_a_store_failure_refuses_the_request_with_its_error_and_spares_the_chain() -> None:
+    failing = True
+
+    def revoked(link_id: bytes) -> bool:
+        if failing:
+            raise StoreError("the revocation store failed: it is locked",
+                             code="store_unavailable")
+        return False
+
+    state = Answered(Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
+                              (Route.make("reports/**", "read", "h"),), max_payload=LIMIT,
+                              clock=lambda: float(NOW)), revoked)
+    assert state.receive(FRAMES[0]) is None  # presented while the store fails
+    out = state.receive(FRAMES[1])
+    assert isinstance(out, Refused) and out.error.code == "store_unavailable"
+    told = error_from_frame(decode_frame(out.frame, LIMIT))
+    assert isinstance(told, StoreError) and "locked" in told.message
+    assert not state.in_flight
+    failing = False  # the store is back: the chain presented meanwhile serves
+    assert isinstance(state.receive(FRAMES[1]), Call)
+
+
+def test_an_answer_that_is_not_exactly_false_refuses() -> None:
+    state = requests()
+    state.revoked = lambda _: None  # fail closed: only False lets a link through
+    state.receive(FRAMES[0])
+    out = state.receive(FRAMES[1])
+    assert isinstance(out, Refused) and out.error.code == "invalid_argument"
 
 
 def test_a_store_failing_at_present_is_not_kept_as_the_chains_refusal() -> None:
@@ -117,9 +178,9 @@ def test_a_store_failing_at_present_is_not_kept_as_the_chains_refusal() -> None:
             raise answer
         return bool(answer)
 
-    state = Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
-                     (Route.make("reports/**", "read", "h"),), revoked=revoked,
-                     max_payload=LIMIT, clock=lambda: float(NOW))
+    state = Answered(Requests(PeerKey(BOB.public_bytes), {ALICE.agent_id: "**"},
+                              (Route.make("reports/**", "read", "h"),),
+                              max_payload=LIMIT, clock=lambda: float(NOW)), revoked)
     state.receive(FRAMES[0])  # the store fails now: nothing is decided for good
     assert isinstance(state.receive(FRAMES[1]), Call)  # it answers now: checked, allowed
     answers.append(StoreError("the store is down", code="store_unavailable"))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentauth import AgentAuthError, PeerKey
-from agentauth.agent.frames import Call, Refused, Requests, Route, decode_frame
+from agentauth.agent.frames import Call, Refused, Requests, Route, decode_frame, settle
 from agentauth.conformance.interface import frame_to_json
 
 SPEC = Path(__file__).resolve().parents[2] / "spec" / "vectors"
@@ -50,7 +50,7 @@ def test_scenario_vectors(scenario: dict[str, Any]) -> None:
                          capability=r["capability"]) for i, r in enumerate(scenario["routes"])]
     revoked = {bytes.fromhex(x) for x in scenario["revoked"]}
     state = Requests(PeerKey.from_agent_id(scenario["peer"]), scenario["anchors"],
-                     tuple(routes), revoked=revoked.__contains__,
+                     tuple(routes),
                      max_payload=scenario["max_payload"],
                      max_in_flight=scenario["max_in_flight"],
                      max_chains=scenario["max_chains"], clock=lambda: scenario["now"])
@@ -61,10 +61,11 @@ def test_scenario_vectors(scenario: dict[str, Any]) -> None:
         elif "error" in step["expected"]:
             assert index == len(steps) - 1, "a channel-ending step is the last"
             with pytest.raises(AgentAuthError) as caught:
-                state.receive(bytes.fromhex(step["frame"]))
+                settle(state.receiving(bytes.fromhex(step["frame"])), revoked.__contains__)
             assert caught.value.code == step["expected"]["error"]
         else:
-            got = _decision(state.receive(bytes.fromhex(step["frame"])), routes)
+            flow = state.receiving(bytes.fromhex(step["frame"]))
+            got = _decision(settle(flow, revoked.__contains__), routes)
             assert got == step["expected"], f"step {index}"
 
 

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import sqlite3
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from anyio.streams.stapled import StapledObjectStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import ALICE, BOB, CAROL, MALLORY, raises
-from support.aio import memory_pair
+from support.aio import DEADLINE, memory_pair
 from support.chains import ANCHORS, NOW, PARENT_GRANT, ROOT
 from support.redis_server import redis_server
 
@@ -776,3 +777,39 @@ async def test_a_stored_notice_that_cannot_be_read_does_not_stop_the_others(
     assert await exchange(sender, receiver) == ((0, 0), (2, 0))
     assert receiver.is_revoked(LF.id) and receiver.is_revoked(D.id)
     assert "2 stored notice(s) could not be read" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_stalled_sqlite_store_holds_its_exchange_not_the_event_loop(
+        flood: list[bytes], tmp_path: Path) -> None:
+    # The exchange asks a SQLite store from a worker thread: while the store stalls, the
+    # event loop runs other tasks (here, this one), with no sleeps: events only.
+    stalled, gate = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    class Stalled(SQLiteRevocationStore):
+        """A real SQLite store whose listing waits behind a gate (the first time)."""
+
+        def ids(self) -> list[bytes]:
+            if not stalled.is_set():
+                stalled.set()
+                gate.wait(DEADLINE / 2)  # a blocked event loop fails the test, not hangs it
+                order.append("store")
+            return super().ids()
+
+    store = Stalled(tmp_path / "revoked.db", ANCHORS, per_revoker=FLOOD, clock=at_now)
+    results: list[tuple[int, int]] = []
+
+    async def receive(channel: Any) -> None:
+        results.append(await exchange_revocations(channel, store))
+
+    with anyio.fail_after(DEADLINE):
+        async with pair() as (a, b), anyio.create_task_group() as tasks:
+            tasks.start_soon(exchange_revocations, a, Held(flood[:200]))
+            tasks.start_soon(receive, b)
+            assert await anyio.to_thread.run_sync(stalled.wait, DEADLINE)
+            order.append("loop")
+            gate.set()
+    assert order == ["loop", "store"]
+    assert results == [(200, 0)] and len(store) == 200  # a page, in steps of threads
+    store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,33 @@ async def test_gossip_between_a_memory_store_and_a_redis_store(redis_url: str) -
         await exchange_revocations(right, shared)
     assert memory.ids() == shared.ids() == sorted([links[1].id, links[2].id])
     shared.close()
+
+
+def test_one_sqlite_store_serves_many_threads_at_once(tmp_path: Path) -> None:
+    # An event loop asks its store from worker threads: one connection, any thread.
+    store = SQLiteRevocationStore(tmp_path / "revoked.db", ANCHORS)
+    threads, each = 8, 6
+    links = [[delegate(ROOT, ALICE, [PARENT_GRANT], not_before=NOW - 100,
+                       expires=NOW + 3600) for _ in range(each)] for _ in range(threads)]
+    notices = [[revoke(ROOT, [link], clock=at_now) for link in mine] for mine in links]
+    start = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            start.wait()
+            for link, notice in zip(links[index], notices[index], strict=True):
+                assert store.add(notice) and not store.add(notice)
+                assert store.is_revoked(link.id) and store.notice(link.id) == notice
+                assert link.id in store.ids() and len(store) >= 1
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert len(store) == threads * each
+    store.close()

@@ -93,8 +93,10 @@ def redis_server(*, volatile: bool = False) -> Iterator[str]:
 class FaultProxy:
     """A TCP proxy on 127.0.0.1 in front of ``port``. Requests pass at once; each chunk of
     replies is held for ``delay`` seconds with probability ``late`` (so a client with a
-    shorter timeout gives up, although the server did the work). Threads, one pair per
-    connection; :meth:`close` ends them all."""
+    shorter timeout gives up, although the server did the work), and every reply between
+    :meth:`hold` and :meth:`release` is held until the release (``holding`` is set once
+    one is: a test waits on events, not on time). Threads, one pair per connection;
+    :meth:`close` ends them all."""
 
     def __init__(self, port: int, *, late: float, delay: float, seed: int = 1) -> None:
         self._target = port
@@ -106,6 +108,8 @@ class FaultProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self.holding = threading.Event()
+        self._gate: threading.Event | None = None
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
 
@@ -113,11 +117,15 @@ class FaultProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
-                server = socket.create_connection(("127.0.0.1", self._target))
             except OSError:
                 if self._closed.is_set():
                     return
-                continue  # the server is down: the client sees its connection closed
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self._target))
+            except OSError:
+                client.close()  # the server is down: the client sees its connection closed
+                continue
             with self._lock:
                 self._sockets |= {client, server}
             for source, sink, hold in ((client, server, False), (server, client, True)):
@@ -131,6 +139,12 @@ class FaultProxy:
             while data := source.recv(65536):
                 with self._lock:
                     late = hold and self._random.random() < self.late
+                    gate = self._gate if hold else None
+                if gate is not None:
+                    self.holding.set()
+                    gate.wait()
+                    if self._closed.is_set():
+                        return
                 if late and self._closed.wait(self._delay):
                     return
                 sink.sendall(data)
@@ -145,6 +159,19 @@ class FaultProxy:
                 self._threads = [t for t in self._threads if t.is_alive()]
             source.close()
 
+    def hold(self) -> None:
+        """Hold every reply from now on until :meth:`release`."""
+        with self._lock:
+            self.holding.clear()
+            self._gate = threading.Event()
+
+    def release(self) -> None:
+        """Let the held replies, and every later one, through."""
+        with self._lock:
+            gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
+
     def retarget(self, port: int) -> None:
         """Send new connections to ``port`` and cut the open ones (a failover: the same
         address now reaches another server)."""
@@ -156,6 +183,7 @@ class FaultProxy:
 
     def close(self) -> None:
         self._closed.set()
+        self.release()
         with suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept
         self._listener.close()

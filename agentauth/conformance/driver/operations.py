@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ... import wire
 from ..._version import __version__
-from ...agent.frames import Requests, Route, body_limit, decode_frame
+from ...agent.frames import Requests, Revoked, Route, body_limit, decode_frame, settle
 from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
 from ...capability import verify_notice as _verify_notice
 from ...envelope import PendingRequests, open_envelope
@@ -342,18 +342,18 @@ class Driver:
                        for i, r in enumerate(p.routes))
         revoked = frozenset(from_hex(r, "revoked id") for r in p.revoked)
         server = Requests(PeerKey.from_agent_id(p.peer), p.anchors, routes,
-                          revoked=revoked.__contains__, max_payload=p.max_payload,
-                          max_in_flight=p.max_in_flight, max_chains=p.max_chains,
-                          clock=self._now)
-        return {"handle": self._add("r", server)}
+                          max_payload=p.max_payload, max_in_flight=p.max_in_flight,
+                          max_chains=p.max_chains, clock=self._now)
+        return {"handle": self._add("r", _RequestServer(server, revoked.__contains__))}
 
     def request_receive(self, p: RequestFrame) -> dict[str, Any]:
-        server: Requests = self._get(p.handle, Requests, "request server")
-        return decision_to_json(server.receive(from_hex(p.frame, "frame")))
+        server: _RequestServer = self._get(p.handle, _RequestServer, "request server")
+        flow = server.state.receiving(from_hex(p.frame, "frame"))
+        return decision_to_json(settle(flow, server.revoked))
 
     def request_done(self, p: RequestDone) -> dict[str, Any]:
-        server: Requests = self._get(p.handle, Requests, "request server")
-        server.done(p.request_id)
+        server: _RequestServer = self._get(p.handle, _RequestServer, "request server")
+        server.state.done(p.request_id)
         return {}
 
     def drop(self, p: Handle) -> dict[str, Any]:
@@ -370,6 +370,18 @@ class Driver:
     def shutdown(self, p: Empty) -> dict[str, Any]:
         self._done = True
         return {}
+
+
+class _RequestServer:
+    """One channel's serving side and the revoked link ids its checks are answered from."""
+
+    __slots__ = ("revoked", "state")
+
+    def __init__(self, state: Requests, revoked: Revoked) -> None:
+        self.state, self.revoked = state, revoked
+
+    def __repr__(self) -> str:
+        return f"RequestServer(in_flight={len(self.state.in_flight)})"
 
 
 class _EnvelopeOpener:

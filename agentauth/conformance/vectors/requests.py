@@ -25,6 +25,7 @@ from ...agent.frames import (
     encode_present,
     encode_request,
     encode_response,
+    settle,
 )
 from ...capability import Grant, Range, delegate, encode_chain
 from ...capability.chain import Link
@@ -280,7 +281,7 @@ def run_scenario(scenario: dict[str, Any]) -> list[dict[str, Any]]:
               for i, r in enumerate(scenario["routes"])]
     revoked = {bytes.fromhex(r) for r in scenario["revoked"]}
     state = Requests(PeerKey.from_agent_id(scenario["peer"]), scenario["anchors"],
-                     tuple(routes), revoked=revoked.__contains__,
+                     tuple(routes),
                      max_payload=scenario["max_payload"],
                      max_in_flight=scenario["max_in_flight"],
                      max_chains=scenario["max_chains"], clock=lambda: scenario["now"])
@@ -290,7 +291,8 @@ def run_scenario(scenario: dict[str, Any]) -> list[dict[str, Any]]:
             state.done(step["done"])
             continue
         try:
-            answers.append(decision_to_json(state.receive(bytes.fromhex(step["frame"]))))
+            flow = state.receiving(bytes.fromhex(step["frame"]))
+            answers.append(decision_to_json(settle(flow, revoked.__contains__)))
         except AgentAuthError as exc:
             answers.append({"error": exc.code})
             break
