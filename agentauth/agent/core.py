@@ -154,6 +154,8 @@ class Agent:
     agent), so that while it waits the event loop serves other channels. Opening an
     envelope asks the replay store the same way, and so does the exchange of revocation
     notices when a channel opens.
+    The stores ``state`` opens are the agent's: :meth:`aclose` closes them (a store
+    used after that refuses with ``store_unavailable``).
     ``audit``: a path appends the audit events of this process to
     a hash-chained file (:class:`AuditFileHandler` on the ``agentauth.audit`` logger, at
     INFO) until :meth:`aclose`.
@@ -251,9 +253,14 @@ class Agent:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every server this agent runs (draining their requests) and its audit."""
+        """Close every server this agent runs (draining their requests), the stores its
+        ``state`` opened and its audit file."""
         for server in list(self._servers):
             await server.aclose()
+        for store in (self.replay, self.revocations):
+            close = getattr(store, "close", None)
+            if close is not None:  # SQLite and Redis; memory stores hold nothing to close
+                await anyio.to_thread.run_sync(close, limiter=self._limiter)
         if self._audit is not None:
             log = logging.getLogger(AUDIT_LOGGER)
             log.removeHandler(self._audit)

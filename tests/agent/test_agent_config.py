@@ -19,6 +19,7 @@ from agentauth import (
     InvalidArgument,
     InvalidState,
     ReplayDetected,
+    StoreError,
     TrustStore,
 )
 from agentauth.agent import Incoming
@@ -43,18 +44,21 @@ async def test_an_agent_from_files_serves_audits_and_keeps_its_state(tmp_path: P
         return request.peer_id.encode()
 
     chain = alice.delegate(to=bob.id, grants=[Grant("reports/**", {"read"})], ttl=600)
+    sealed = bob.seal(to=alice.id, body=b"once")
     with anyio.fail_after(DEADLINE):
         async with alice, alice.serve("127.0.0.1", 0) as server, bob.connect(
                 "127.0.0.1", server.port, expect=alice.id, capability=chain) as peer:
             assert await peer.request("reports/q3", "read") == bob.id.encode()
+            assert (await alice.open(sealed)).payload == b"once"
+            alice.revoke(chain)
+    with pytest.raises(StoreError) as closed:  # the stores its state opened closed with it
+        await alice.open(bob.seal(to=alice.id, body=b"later"))
+    assert closed.value.code == "store_unavailable"
     assert alice._audit is None  # closed with the agent, and taken off the logger
     assert all(h.__class__.__name__ != "AuditFileHandler"
                for h in logging.getLogger(AUDIT_LOGGER).handlers)
     assert verify_audit_log(audit).records >= 2  # the handshake and the chain, at least
 
-    sealed = bob.seal(to=alice.id, body=b"once")
-    assert (await alice.open(sealed)).payload == b"once"
-    alice.revoke(chain)
     again = Agent.load(key, passphrase="correct horse", trust=trust, state=state)
     with pytest.raises(ReplayDetected):  # the nonce was kept on disk
         await again.open(sealed)
