@@ -81,6 +81,7 @@ from .frames import (
     encode_request,
     encode_response,
     error_from_frame,
+    settle,
 )
 
 if TYPE_CHECKING:  # the http extra is optional: imported when an agent first uses it
@@ -316,10 +317,12 @@ class Agent:
         that does I/O, the answers for the chain's links fetched first, all in one worker
         thread (see the class). A store that fails there fails each link asked about, as
         it would have failed in the check (fail closed: the request is refused with it)."""
+        if self._inline:
+            return settle(flow, self.revocations.is_revoked)
         try:
-            ids = flow.send(None)  # type: ignore[arg-type]  # a generator starts on None
+            ids = next(flow)
             while True:
-                if self._inline or not ids:
+                if not ids:  # nothing to look up: no thread hop
                     ids = flow.send(self.revocations.is_revoked)
                     continue
                 try:
