@@ -250,6 +250,9 @@ REFUSAL_KINDS: Mapping[str, str] = MappingProxyType({
                 "constraint on it",
     "missing_argument": "a grant constrains an argument the request (or a child grant) "
                         "does not have",
+    "extra_argument": "a closed grant does not name an argument the request has (or a "
+                      "child grant names an argument beyond a closed parent's, or is "
+                      "open-world under it)",
     "budget": "a link's delegation budget is not below its parent's",
     "window": "the verifier's time (or a child's window) is outside a link's validity "
               "window",
@@ -268,8 +271,9 @@ class Refusal:
     (the root is 0), ``grant`` the index of the grant of that link at fault (for a request
     no grant allows: the grant that came nearest, see spec 10.6), ``argument`` the
     argument's name, ``rule`` what the rule asks, in words (a pattern, actions, a
-    constraint, a bound), and ``value`` what was found instead. Each is None where the
-    kind has none. It holds no secret: public keys at most, never key or token bytes.
+    constraint, a bound), ``value`` what was found instead, and ``problem`` what is wrong
+    with it, in words ("a '..' segment", "out of bounds"). Each is None where the kind has
+    none. It holds no secret: public keys at most, never key or token bytes.
     ``rule`` and ``value`` may show the verifier's own policy (an anchor's namespace, its
     clock): they are for the verifier's log and its operator; :meth:`for_peer` is what a
     peer may be told.
@@ -281,6 +285,7 @@ class Refusal:
     argument: str | None = None
     rule: str | None = None
     value: int | str | None = None
+    problem: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in REFUSAL_KINDS:
@@ -296,6 +301,8 @@ class Refusal:
             text += f": needs {self.rule}"
         if self.value is not None:
             text += f", got {self.value!r}"
+        if self.problem is not None:
+            text += f" ({self.problem})"
         return text
 
     def for_peer(self) -> dict[str, int | str]:

@@ -40,6 +40,7 @@ from .grants import (
     actions_text,
     actions_within,
     clear_memos,
+    closure_gap,
     constraint_within,
     parse_resource,
     pattern_within,
@@ -371,13 +372,13 @@ def _widening(child: Grant, parents: tuple[Grant, ...]) -> tuple[str, Refusal] |
     ``widened_resource`` when no parent's pattern covers the child's; else
     ``widened_action`` against the first covering parent whose actions do not cover the
     child's, if any; else ``widened_constraint`` against the first covering parent, named
-    by its first constraint (by argument name) that the child drops or relaxes.
+    by its first constraint (by argument name) that the child drops or relaxes, or else
+    by the argument the child adds to (or the open world it lets into) a closed parent.
 
     A pattern or action set that is the parent's very object (the parse memos hand out one
     object per value) is within it without a walk: each is within itself."""
     code = "widened_resource"
     nearest: Grant | None = None
-    argument = ""
     segments, actions, mine = child.segments, child.actions, child.constraints
     for parent in parents:
         if segments is not parent.segments and not pattern_within(segments,
@@ -385,34 +386,42 @@ def _widening(child: Grant, parents: tuple[Grant, ...]) -> tuple[str, Refusal] |
             continue
         if actions is not parent.actions and not actions_within(actions, parent.actions):
             if code != "widened_action":
-                code, nearest, argument = "widened_action", parent, ""
+                code, nearest = "widened_action", parent
             continue
         for name, bound in parent.constraints.items():
             constraint = mine.get(name)
             if constraint is None or not constraint_within(constraint, bound):
                 break
         else:
-            return None
+            if closure_gap(child, parent) is None:
+                return None
         if code == "widened_resource":
-            code, nearest, argument = "widened_constraint", parent, name
-    return code, _widened(child, parents, nearest, argument)
+            code, nearest = "widened_constraint", parent
+    return code, _widened(child, parents, nearest, code)
 
 
 def _widened(child: Grant, parents: tuple[Grant, ...], nearest: Grant | None,
-             argument: str) -> Refusal:
+             code: str) -> Refusal:
     """The refusal :func:`_widening` found, in words (the refusal path only)."""
     if nearest is None:
         within = " or ".join(repr(p.resource) for p in parents)
         return Refusal("resource", rule=f"a pattern within {within}", value=child.resource)
-    if not argument:
+    if code == "widened_action":
         return Refusal("action", rule=f"actions within {actions_text(nearest.actions)}",
                        value=actions_text(child.actions))
-    bound, constraint = nearest.constraints[argument], child.constraints.get(argument)
-    if constraint is None:
-        return Refusal("missing_argument", argument=argument,
-                       rule=f"a constraint within {bound!r}")
-    return Refusal("argument", argument=argument, rule=f"a constraint within {bound!r}",
-                   value=repr(constraint))
+    for argument, bound in nearest.constraints.items():
+        constraint = child.constraints.get(argument)
+        if constraint is None:
+            return Refusal("missing_argument", argument=argument,
+                           rule=f"a constraint within {bound!r}")
+        if not constraint_within(constraint, bound):
+            return Refusal("argument", argument=argument,
+                           rule=f"a constraint within {bound!r}", value=repr(constraint))
+    gap = closure_gap(child, nearest)
+    rule = f"a closed grant naming only {', '.join(nearest.constraints)}"
+    if not gap:
+        return Refusal("extra_argument", rule=rule, value="open-world")
+    return Refusal("extra_argument", argument=gap, rule=rule)
 
 
 def check_root(root: Link) -> None:

@@ -9,10 +9,12 @@ grant allows is also allowed by a parent grant; a property test holds it to that
   one segment), and the last segment may be ``**`` (zero or more). No other wildcard
   exists, so ``reports/**`` never covers ``reportsX``.
 * **Actions** are a set of names, or exactly ``{"*"}`` for any action.
-* **Constraints** map an argument name to ``Eq(v)``, ``OneOf({v, ...})``,
-  ``Range(lo, hi)`` (integers, inclusive) or ``Prefix(p)`` (strings). Values are int or
-  str; a bool is never an int. A child keeps every constraint of its parent (dropping one
-  would widen) and may add its own.
+* **Constraints** map an argument name to a constraint of one of the kinds of
+  :mod:`.constraints` (``Eq``, ``OneOf``, ``Range``, ``Subpath``, ``Url``, ...). A grant
+  with constraints is **closed**: a request with an argument it does not name is refused,
+  unless the grant is built with ``open_world=True``. A child keeps every constraint of
+  its parent (dropping one would widen), narrowing each; under a closed parent it is
+  closed and names the same arguments, under an open one it may add its own.
 """
 
 from __future__ import annotations
@@ -21,9 +23,19 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from ..errors import AgentAuthError, DecodeError, InvalidArgument, Refusal
+from .constraints import (
+    Constraint,
+    Eq,
+    OneOf,
+    Prefix,
+    Range,
+    constraint_from_wire,
+    constraint_within,
+)
+from .values import Kind
 
 __all__ = [
     "ANY_ACTION",
@@ -35,6 +47,7 @@ __all__ = [
     "Range",
     "Request",
     "actions_within",
+    "closure_gap",
     "constraint_within",
     "parse_resource",
     "pattern_within",
@@ -46,10 +59,7 @@ MAX_SEGMENTS = 32
 MAX_SEGMENT = 64
 MAX_ACTIONS = 64
 MAX_CONSTRAINTS = 16
-MAX_SET = 64
 MAX_STRING = 256
-MAX_INT = 2**63 - 1
-MIN_INT = -(2**63)
 
 _SEGMENT_CHARS = r"[A-Za-z0-9._~:@+=,;!$'()-]{1,64}"
 _SEGMENT = re.compile(_SEGMENT_CHARS)
@@ -60,9 +70,6 @@ _CONCRETE = re.compile(rf"{_LITERAL}(?:/{_LITERAL})*")
 _PATTERN = re.compile(rf"\*\*|(?:\*|{_LITERAL})(?:/(?:\*|{_LITERAL}))*(?:/\*\*)?")
 _ACTION = re.compile(r"[a-z0-9_.-]{1,32}")
 _ARG_NAME = re.compile(r"[a-z0-9_]{1,32}")
-
-Value: TypeAlias = int | str
-
 
 def _fail(remote: bool, message: str) -> AgentAuthError:
     return DecodeError(message, code="malformed") if remote else InvalidArgument(message)
@@ -137,116 +144,6 @@ def actions_within(child: frozenset[str], parent: frozenset[str]) -> bool:
     return ANY_ACTION not in child and child <= parent
 
 
-# ------------------------------------------------------------------ constraints
-
-
-def _value(value: object, remote: bool) -> Value:
-    if type(value) is int:
-        if not MIN_INT <= value <= MAX_INT:
-            raise _fail(remote, "integer values fit in 64 bits")
-        return value
-    if type(value) is str:
-        try:
-            size = len(value.encode())
-        except UnicodeEncodeError:  # a lone surrogate: not text
-            raise _fail(remote, "string values are valid Unicode text") from None
-        if size > MAX_STRING:
-            raise _fail(remote, f"string values are at most {MAX_STRING} bytes")
-        return value
-    raise _fail(remote, "constraint values are integers or strings (never booleans)")
-
-
-@dataclass(frozen=True, slots=True)
-class Eq:
-    """The argument equals ``value`` (same type)."""
-
-    value: Value
-
-    def allows(self, arg: object) -> bool:
-        """Whether ``arg`` satisfies this constraint."""
-        return type(arg) is type(self.value) and arg == self.value
-
-
-@dataclass(frozen=True, slots=True)
-class OneOf:
-    """The argument is one of ``values`` (all of one type)."""
-
-    values: frozenset[Value]
-
-    def allows(self, arg: object) -> bool:
-        """Whether ``arg`` satisfies this constraint."""
-        return type(arg) in (int, str) and arg in self.values and _same_type(arg, self.values)
-
-
-@dataclass(frozen=True, slots=True)
-class Range:
-    """An integer argument within ``lo..hi``, both included."""
-
-    lo: int
-    hi: int
-
-    def allows(self, arg: object) -> bool:
-        """Whether ``arg`` satisfies this constraint."""
-        return type(arg) is int and self.lo <= arg <= self.hi
-
-
-@dataclass(frozen=True, slots=True)
-class Prefix:
-    """A string argument that starts with ``prefix``."""
-
-    prefix: str
-
-    def allows(self, arg: object) -> bool:
-        """Whether ``arg`` satisfies this constraint."""
-        return type(arg) is str and arg.startswith(self.prefix)
-
-
-Constraint: TypeAlias = Eq | OneOf | Range | Prefix
-
-
-def _same_type(value: object, values: frozenset[Value]) -> bool:
-    return all(type(v) is type(value) for v in values)
-
-
-def _check_constraint(constraint: object, remote: bool) -> Constraint:
-    if isinstance(constraint, Eq):
-        _value(constraint.value, remote)
-    elif isinstance(constraint, OneOf):
-        values = constraint.values
-        if not isinstance(values, frozenset) or not 0 < len(values) <= MAX_SET:
-            raise _fail(remote, f"one-of holds 1 to {MAX_SET} values")
-        kinds = {type(_value(v, remote)) for v in values}
-        if len(kinds) != 1:
-            raise _fail(remote, "one-of values are all integers or all strings")
-    elif isinstance(constraint, Range):
-        lo, hi = _value(constraint.lo, remote), _value(constraint.hi, remote)
-        if type(lo) is not int or type(hi) is not int or lo > hi:
-            raise _fail(remote, "a range is two integers, lo <= hi")
-    elif isinstance(constraint, Prefix):
-        if type(_value(constraint.prefix, remote)) is not str:
-            raise _fail(remote, "a prefix is a string")
-    else:
-        raise _fail(remote, "a constraint is Eq, OneOf, Range or Prefix")
-    return constraint
-
-
-def constraint_within(child: Constraint, parent: Constraint) -> bool:
-    """Whether every argument value ``child`` allows is allowed by ``parent``."""
-    if type(parent) is Range and type(child) is Range:  # the common narrowing, first
-        return parent.lo <= child.lo and child.hi <= parent.hi
-    if isinstance(parent, Eq):
-        return isinstance(child, Eq) and parent.allows(child.value)
-    if isinstance(child, Eq):
-        return parent.allows(child.value)
-    if isinstance(parent, OneOf):
-        return isinstance(child, OneOf) and all(parent.allows(v) for v in child.values)
-    if isinstance(child, OneOf):
-        return all(parent.allows(v) for v in child.values)
-    if isinstance(parent, Range):
-        return isinstance(child, Range) and parent.lo <= child.lo and child.hi <= parent.hi
-    return isinstance(child, Prefix) and child.prefix.startswith(parent.prefix)
-
-
 # ------------------------------------------------------------------ grants
 
 
@@ -272,18 +169,25 @@ class Request:
 class Grant:
     """A resource pattern, its actions and argument constraints.
 
-    ``Grant("reports/**", {"read"}, {"year": Range(2020, 2026)})``.
+    ``Grant("reports/**", {"read"}, {"year": Range(2020, 2026)})``. A grant that constrains
+    any argument is closed: it refuses a request with an argument it does not name.
+    ``open_world=True`` lets arguments it does not name through, with any value (a grant
+    without constraints is open already).
     """
 
     resource: str
     actions: frozenset[str]
     constraints: Mapping[str, Constraint] = field(
         default_factory=lambda: MappingProxyType({}))
+    open_world: bool = False
+    closed: bool = field(init=False, repr=False, compare=False)
+    """Whether the grant refuses arguments it does not name: it has constraints and is not
+    open-world."""
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __init__(self, resource: str, actions: Iterable[str],
                  constraints: Mapping[str, Constraint] | None = None, *,
-                 remote: bool = False) -> None:
+                 open_world: bool = False, remote: bool = False) -> None:
         segments = parse_resource(resource, remote=remote)
         checked = _actions(actions, remote)
         given = constraints if constraints is not None else {}
@@ -293,10 +197,18 @@ class Grant:
         for name, constraint in given.items():
             if type(name) is not str or not _ARG_NAME.fullmatch(name):
                 raise _fail(remote, "argument names are [a-z0-9_]{1,32}")
-            table[name] = _check_constraint(constraint, remote)
+            if not isinstance(constraint, Kind):
+                raise _fail(remote, f"the constraint on {name!r} is a constraint such as "
+                                    f"Eq, OneOf, Range, Subpath or Url, not a "
+                                    f"{type(constraint).__name__}")
+            table[name] = constraint
+        if type(open_world) is not bool:
+            raise InvalidArgument("open_world is True or False")
         object.__setattr__(self, "resource", resource)
         object.__setattr__(self, "actions", checked)
         object.__setattr__(self, "constraints", MappingProxyType(dict(sorted(table.items()))))
+        object.__setattr__(self, "open_world", open_world and bool(table))
+        object.__setattr__(self, "closed", bool(table) and not open_world)
         object.__setattr__(self, "segments", segments)
 
     def within(self, parent: Grant) -> bool:
@@ -310,10 +222,11 @@ class Grant:
             constraint = mine.get(name)
             if constraint is None or not constraint_within(constraint, bound):
                 return False  # a dropped constraint widens
-        return True
+        return closure_gap(self, parent) is None
 
     def allows(self, request: Request) -> bool:
-        """Whether this grant allows ``request`` (every constrained argument present)."""
+        """Whether this grant allows ``request``: every constrained argument present and
+        within its constraint, and (closed) no other argument."""
         if not pattern_within(request.segments, self.segments):
             return False
         if ANY_ACTION not in self.actions and request.action not in self.actions:
@@ -322,17 +235,21 @@ class Grant:
         for name, constraint in self.constraints.items():
             if name not in args or not constraint.allows(args[name]):
                 return False
-        return True
+        # Every constrained name is present, so a closed grant sees another argument
+        # exactly when there are more arguments than constraints.
+        return not self.closed or len(args) == len(self.constraints)
 
     # ------------------------------------------------------------ wire form
 
     def to_wire(self) -> list[Any]:
-        """The grant as a canonical structure: ``[resource, [actions...], {name: c}]``.
+        """The grant as a canonical structure: ``[resource, [actions...], {name: c}]``,
+        and ``true`` after them for an open-world grant (spec 10.3).
 
-        Actions are sorted; constraint names are sorted; a constraint is ``[kind, ...]``
-        with kind 0 eq, 1 one-of (sorted values), 2 range, 3 prefix.
+        Actions are sorted; constraint names are sorted; a constraint is ``[kind, ...]``.
         """
-        constraints = {name: _constraint_to_wire(c) for name, c in self.constraints.items()}
+        constraints = {name: c.to_wire() for name, c in self.constraints.items()}
+        if self.open_world:
+            return [self.resource, sorted(self.actions), constraints, True]
         return [self.resource, sorted(self.actions), constraints]
 
     @classmethod
@@ -340,9 +257,15 @@ class Grant:
         """Check and build a grant from its decoded wire form (``malformed`` or
         ``non_canonical`` on any deviation). Every check of the constructor runs here too,
         once (chains are verified often: this is on their path)."""
-        if type(value) is not list or len(value) != 3:
-            raise DecodeError("a grant is [resource, actions, constraints]", code="malformed")
-        resource, actions, constraints = value
+        if type(value) is not list or not 3 <= len(value) <= 4:
+            raise DecodeError("a grant is [resource, actions, constraints] or, open-world, "
+                              "[resource, actions, constraints, true]", code="malformed")
+        resource, actions, constraints = value[0], value[1], value[2]
+        open_world = len(value) == 4
+        if open_world and value[3] is not True:
+            raise DecodeError("a grant's fourth element is true (open-world) or absent",
+                              code="malformed" if type(value[3]) is not bool else
+                              "non_canonical")
         if type(actions) is not list or type(constraints) is not dict:
             raise DecodeError("grant actions are an array, constraints a map",
                               code="malformed")
@@ -373,13 +296,32 @@ class Grant:
             if len(constraints) > 1 and list(constraints) != sorted(constraints):
                 raise DecodeError("constraint names are not sorted", code="non_canonical")
             for name, constraint in constraints.items():
-                table[name] = _constraint_from_wire(constraint)
+                table[name] = constraint_from_wire(constraint)
+        elif open_world:
+            raise DecodeError("a grant without constraints is open already: no fourth "
+                              "element", code="non_canonical")
         grant = _new(cls)
         _set_resource(grant, resource)
         _set_actions(grant, checked)
         _set_constraints(grant, MappingProxyType(table))
+        _set_open_world(grant, open_world)
+        _set_closed(grant, bool(table) and not open_world)
         _set_segments(grant, segments)
         return grant
+
+
+def closure_gap(child: Grant, parent: Grant) -> str | None:
+    """None if ``child`` keeps ``parent``'s closed world (or the parent is open-world);
+    else the first argument the child names beyond the parent's, or ``""`` when the child
+    lets every argument through (spec 10.2 rule 3: a child may close an open parent, never
+    open a closed one). The child is taken to keep each of the parent's constraints."""
+    if not parent.closed:
+        return None
+    if not child.closed:
+        return ""
+    if len(child.constraints) == len(parent.constraints):
+        return None
+    return next(name for name in child.constraints if name not in parent.constraints)
 
 
 def actions_text(actions: frozenset[str]) -> str:
@@ -408,15 +350,21 @@ def shortfall(grant: Grant, request: Request) -> tuple[int, Refusal] | None:
         value = args[name]
         if not constraint.allows(value):
             return passed, Refusal("argument", argument=name, rule=repr(constraint),
+                                   problem=constraint.problem(value),
                                    value=value if isinstance(value, int | str) else repr(value))
+    if grant.closed and len(args) > len(grant.constraints):
+        extra = min(name for name in args if name not in grant.constraints)
+        return 2 + len(grant.constraints), Refusal(
+            "extra_argument", argument=extra,
+            rule=f"only the arguments {', '.join(grant.constraints)} (a closed grant)")
     return None
 
 
 # Building checked grants and constraints on the wire path: each slot set directly.
 _new = object.__new__
-_set_resource, _set_actions, _set_constraints, _set_segments = (
-    Grant.__dict__[name].__set__ for name in ("resource", "actions", "constraints", "segments"))
-_set_lo, _set_hi = Range.__dict__["lo"].__set__, Range.__dict__["hi"].__set__
+(_set_resource, _set_actions, _set_constraints, _set_open_world, _set_closed,
+ _set_segments) = (Grant.__dict__[name].__set__ for name in (
+     "resource", "actions", "constraints", "open_world", "closed", "segments"))
 
 
 _MEMO_SIZE = 4096
@@ -452,54 +400,3 @@ def _actions_from_wire(actions: list[Any]) -> frozenset[str]:
             if not _ACTION.fullmatch(action):
                 raise DecodeError("action names are [a-z0-9_.-]{1,32}", code="malformed")
     return frozenset(actions)
-
-
-_EQ, _ONE_OF, _RANGE, _PREFIX = 0, 1, 2, 3
-
-
-def _constraint_to_wire(constraint: Constraint) -> list[Any]:
-    if isinstance(constraint, Eq):
-        return [_EQ, constraint.value]
-    if isinstance(constraint, OneOf):
-        return [_ONE_OF, sorted(constraint.values)]
-    if isinstance(constraint, Range):
-        return [_RANGE, constraint.lo, constraint.hi]
-    return [_PREFIX, constraint.prefix]
-
-
-def _constraint_from_wire(value: object) -> Constraint:
-    """A constraint from its wire form, checked completely."""
-    if type(value) is not list or not value or type(value[0]) is not int:
-        raise DecodeError("a constraint is [kind, ...]", code="malformed")
-    kind = value[0]
-    if kind == _RANGE and len(value) == 3:  # the common case, first
-        _, lo, hi = value
-        if type(lo) is not int or type(hi) is not int or not MIN_INT <= lo <= hi <= MAX_INT:
-            raise DecodeError("a range is two 64-bit integers, lo <= hi", code="malformed")
-        bounds = _new(Range)
-        _set_lo(bounds, lo)
-        _set_hi(bounds, hi)
-        return bounds
-    rest = value[1:]
-    if kind == _EQ and len(rest) == 1:
-        return Eq(_value(rest[0], True))
-    if kind == _ONE_OF and len(rest) == 1 and type(rest[0]) is list:
-        values = [_value(v, True) for v in rest[0]]
-        if not 0 < len(values) <= MAX_SET or len({type(v) for v in values}) != 1:
-            raise DecodeError(f"one-of holds 1 to {MAX_SET} values of one type",
-                              code="malformed")
-        if values != sorted(set(values)):
-            raise DecodeError("one-of values are not sorted and unique",
-                              code="non_canonical")
-        return OneOf(frozenset(values))
-    if kind == _RANGE and len(rest) == 2:
-        lo, hi = rest
-        if type(lo) is not int or type(hi) is not int or not MIN_INT <= lo <= hi <= MAX_INT:
-            raise DecodeError("a range is two 64-bit integers, lo <= hi", code="malformed")
-        return Range(lo, hi)
-    if kind == _PREFIX and len(rest) == 1:
-        prefix = _value(rest[0], True)
-        if type(prefix) is not str:
-            raise DecodeError("a prefix is a string", code="malformed")
-        return Prefix(prefix)
-    raise DecodeError(f"unknown constraint kind {kind} or wrong arity", code="unknown_field")

@@ -163,7 +163,9 @@ def widening_as_written(child: Grant, parents: tuple[Grant, ...]) -> str | None:
             continue
         if all(name in child.constraints
                and constraint_within(child.constraints[name], bound)
-               for name, bound in parent.constraints.items()):
+               for name, bound in parent.constraints.items()) and (
+                   not parent.closed or (child.closed and set(child.constraints)
+                                         == set(parent.constraints))):
             return None
         if best == "widened_resource":
             best = "widened_constraint"
