@@ -103,6 +103,8 @@ SUBPACKAGE_EXPORTS = {
              "verify_audit_log"},
     "cli": {"main"},
     "capability": {"ANY_ACTION", "CREDENTIAL_EXTENSION", "DetachedInvocations", "Eq", "Grant",
+                   "AnyOf", "AnyValue", "Cidr", "Constraint", "Contains", "Length",
+                   "NotOneOf", "Pattern", "Subpath", "Subset", "Url",
                    "Link", "Notice", "OneOf", "Prefix", "REFUSAL_KINDS", "Range", "Refusal",
                    "Request", "RevocationStore", "SessionInvocations", "admission",
                    "decode_chain", "delegate", "encode_chain", "invoke", "revoke",

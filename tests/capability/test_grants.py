@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from support import raises
 
 from agentauth import AgentAuthError
-from agentauth.capability import Eq, Grant, OneOf, Prefix, Range, Request
+from agentauth.capability import AnyValue, Eq, Grant, OneOf, Prefix, Range, Request
 from agentauth.capability.grants import (
     constraint_within,
     parse_resource,
@@ -99,7 +99,8 @@ def test_requests_name_concrete_resources() -> None:
 
 def test_grant_allows_and_within() -> None:
     parent = Grant("fs/reports/**", {"read", "list"},
-                   {"year": Range(2020, 2026), "fmt": OneOf(frozenset({"csv", "pdf"}))})
+                   {"year": Range(2020, 2026), "fmt": OneOf(frozenset({"csv", "pdf"}))},
+                   open_world=True)
     child = Grant("fs/reports/q3/*", {"read"},
                   {"year": Eq(2024), "fmt": Eq("pdf"), "team": Prefix("ops-")})
     assert child.within(parent) and not parent.within(child)
@@ -114,6 +115,50 @@ def test_grant_allows_and_within() -> None:
     assert not Grant("fs/reports/**", {"*"}).within(parent)
     assert Grant("fs/reports/x", {"read"}, {"year": Eq(2021), "fmt": Eq("csv")}).within(
         Grant("fs/**", {"*"}))
+
+
+def test_a_constrained_grant_is_closed() -> None:
+    # On 0.1.0 every grant was open-world: an argument nobody constrained was free.
+    grant = Grant("tools/fetch", {"call"}, {"url": Prefix("https://api.example.com/")})
+    assert grant.closed and not grant.open_world
+    allowed = {"url": "https://api.example.com/v1"}
+    assert grant.allows(Request("tools/fetch", "call", allowed))
+    assert not grant.allows(Request("tools/fetch", "call", {**allowed, "proxy": "evil"}))
+    found = shortfall(grant, Request("tools/fetch", "call", {**allowed, "proxy": "evil"}))
+    assert found is not None and found[1].kind == "extra_argument"
+    assert found[1].argument == "proxy" and found[0] == 3
+    opened = Grant("tools/fetch", {"call"}, {"url": Prefix("https://api.example.com/")},
+                   open_world=True)
+    assert opened.allows(Request("tools/fetch", "call", {**allowed, "proxy": "evil"}))
+    assert not Grant("tools/fetch", {"call"}).closed  # nothing constrained: open
+    assert Grant("tools/fetch", {"call"}).allows(Request("tools/fetch", "call", {"a": 1}))
+
+
+def test_a_child_may_close_an_open_parent_but_never_open_a_closed_one() -> None:
+    url = {"url": Prefix("https://api.example.com/")}
+    closed = Grant("tools/fetch", {"call"}, url)
+    opened = Grant("tools/fetch", {"call"}, url, open_world=True)
+    assert closed.within(opened) and opened.within(opened) and closed.within(closed)
+    assert not opened.within(closed)
+    more = Grant("tools/fetch", {"call"}, {**url, "timeout": Range(1, 30)})
+    assert more.within(opened) and not more.within(closed)
+    assert not Grant("tools/fetch", {"call"}).within(closed)  # no constraint: open
+    assert Grant("tools/fetch", {"call"}, {**url, "timeout": AnyValue()}).within(opened)
+
+
+def test_closed_world_on_the_wire() -> None:
+    url = {"url": Prefix("https://api.example.com/")}
+    assert Grant("t", {"call"}, url).to_wire() == ["t", ["call"], {"url": [3, url[
+        "url"].prefix]}]
+    opened = Grant("t", {"call"}, url, open_world=True)
+    assert opened.to_wire()[3] is True and Grant.from_wire(opened.to_wire()) == opened
+    for bad, code in ((["t", ["call"], {"url": [3, "h"]}, False], "non_canonical"),
+                      (["t", ["call"], {}, True], "non_canonical"),
+                      (["t", ["call"], {"url": [3, "h"]}, 1], "malformed"),
+                      (["t", ["call"], {"url": [3, "h"]}, True, True], "malformed")):
+        with raises(code):
+            Grant.from_wire(bad)
+    assert Grant("t", {"call"}, open_world=True).to_wire() == ["t", ["call"], {}]
 
 
 @pytest.mark.parametrize(("child", "parent", "within"), [
@@ -131,10 +176,14 @@ def test_constraint_containment_table(child: Any, parent: Any, within: bool) -> 
     assert constraint_within(child, parent) is within
 
 
+BUILD: Any = (Eq, Range, OneOf, Prefix)  # called with what their types refuse
+_EQ, _RANGE, _ONE_OF, _PREFIX = BUILD
+
+
 @pytest.mark.parametrize("build", [
-    lambda: Eq(1.5), lambda: Range(3, 1), lambda: Range(True, 2), lambda: OneOf(frozenset()),
-    lambda: OneOf(frozenset({1, "1"})), lambda: OneOf("ab"), lambda: OneOf(3),
-    lambda: Prefix(3), lambda: Eq(2**63)])
+    lambda: _EQ(1.5), lambda: Range(3, 1), lambda: _RANGE(True, 2), lambda: OneOf(frozenset()),
+    lambda: OneOf(frozenset({1, "1"})), lambda: OneOf("ab"), lambda: _ONE_OF(3),
+    lambda: _PREFIX(3), lambda: Eq(2**63)])
 def test_bad_constraints_are_refused_where_they_are_built(build: Any) -> None:
     with raises("invalid_argument"):
         build()
@@ -216,7 +265,7 @@ def constraints(draw: st.DrawFn) -> Any:
 def grants(draw: st.DrawFn) -> Grant:
     table = draw(st.dictionaries(st.sampled_from(["x", "y"]), constraints(), max_size=2))
     actions = draw(st.one_of(ACTIONS, st.just(frozenset({"*"}))))
-    return Grant(draw(patterns()), actions, table)
+    return Grant(draw(patterns()), actions, table, open_world=draw(st.booleans()))
 
 
 @st.composite
@@ -268,9 +317,10 @@ def test_narrowed_children_stay_within(data: st.DataObject, parent: Grant) -> No
                else frozenset(data.draw(st.lists(st.sampled_from(sorted(parent.actions)),
                                                  min_size=1))))
     table = dict(parent.constraints)
-    if data.draw(st.booleans()):
+    if not parent.closed and data.draw(st.booleans()):  # only an open parent takes more
         table["w"] = Eq(1)
-    child = Grant("/".join(segments), actions, table)
+    opened = not parent.closed and data.draw(st.booleans())
+    child = Grant("/".join(segments), actions, table, open_world=opened)
     assert child.within(parent)
     request = data.draw(requests_of(child))
     if child.allows(request):
@@ -329,6 +379,7 @@ def test_shortfall_agrees_with_allows(data: st.DataObject, grant: Grant,
     assert (found is None) == grant.allows(request)
     if found is not None:
         passed, refusal = found
-        order = ["resource", "action", *grant.constraints]
-        named = refusal.argument if refusal.argument is not None else refusal.kind
+        order = ["resource", "action", *grant.constraints, "extra_argument"]
+        named = (refusal.kind if refusal.argument is None or refusal.kind == "extra_argument"
+                 else refusal.argument)
         assert order.index(named) == passed
