@@ -304,3 +304,30 @@ def test_edited_link_objects_are_refused_or_reread() -> None:
                 links[0]):  # the last: one Link, which is a tuple, instead of a sequence
         with raises("invalid_argument"):
             verify_chain(odd, ANCHORS, now=NOW)
+
+
+def test_a_hop_found_narrowing_is_remembered_by_its_link_id(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    links = [delegate(ROOT, ALICE, [PARENT_GRANT], not_before=NOW - 100, expires=NOW + 3600,
+                      budget=1)]
+    links.append(delegate(ALICE, BOB, [CHILD_GRANT], not_before=NOW - 60, expires=NOW + 60,
+                          parent=links[0]))
+    chain_module.clear_caches()
+    calls: list[object] = []
+    widening = chain_module._widening
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return widening(*args)
+
+    monkeypatch.setattr(chain_module, "_widening", counted)
+    for _ in range(3):
+        verify_chain(links, ANCHORS, now=NOW)
+    assert len(calls) == len(links) - 1  # each hop's grants compared once, then remembered
+    assert chain_module._hops_within == {link.id for link in links[1:]}
+    # A hop refused is never remembered, and a link's id names its parent too: the same
+    # child payload under another parent is another id, checked afresh.
+    wide = forge(ALICE, parent=links[0], grants=[Grant("**", {"*"})])
+    with raises("widened_resource"):
+        verify([links[0], wide])
+    assert chain_module._hops_within == {link.id for link in links[1:]}
