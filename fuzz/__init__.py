@@ -25,6 +25,6 @@ with atheris.instrument_imports(include=["agentauth"]):
     import agentauth.keys.trust  # noqa: F401
 
 #: Every harness, by module name, in the order the runner takes them.
-HARNESSES = ("wire", "handshake", "session", "chain", "constraints", "invocation", "notice", "envelope",
-             "http_fields", "asgi", "asgi_scope", "keyfile", "trust", "rotation", "audit",
-             "driver", "frames")
+HARNESSES = ("wire", "handshake", "session", "chain", "constraints", "invocation", "notice",
+             "envelope", "http_fields", "asgi", "asgi_scope", "keyfile", "trust", "rotation",
+             "audit", "driver", "frames")
