@@ -197,7 +197,7 @@ class Contains(_Values):
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a list holding every value (it may hold more)."""
-        items = _items(arg, self.value_type())
+        items = _items(arg, self.item_type())
         return items is not None and self.values <= set(items)
 
     def narrows(self, parent: Contains) -> bool:
@@ -357,8 +357,8 @@ class Length(Kind):
 
 def _bounds(lo: object, hi: object, remote: bool, what: str, least: int) -> tuple[int, int]:
     if type(lo) is not int or type(hi) is not int or not least <= lo <= hi <= MAX_INT:
-        raise fail(remote, f"{what} is two 64-bit integers, {least} <= lo <= hi"
-                   if least else f"{what} is two 64-bit integers, lo <= hi")
+        raise fail(remote, f"{what} is two 64-bit integers, 0 <= lo <= hi"
+                   if least == 0 else f"{what} is two 64-bit integers, lo <= hi")
     return lo, hi
 
 
