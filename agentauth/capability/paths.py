@@ -100,10 +100,11 @@ class Subpath(Kind):
         if type(arg) is not str or not (arg == self.root or arg.startswith(self._under)):
             return False
         # Rule 4 holds now if rules 1 to 3 do: arg starts with the root's whole segments.
-        # The common case first, with str methods (0.35 µs; the plain check, 4 µs): a
+        # The common case first, with str methods (a 4-segment path: about 0.45 µs in
+        # all, where the plain check takes 3 to 4 µs, and one compiled regex 1.2): a
         # printable ASCII path (always NFKC) with no backslash, '%', '//', '/.' (so no
         # '.' or '..' segment, and no dot file either: those take the plain check) and no
-        # trailing '/'. A property test holds allows() to a plain reading of the rules.
+        # trailing '/'. test_subpath.py's test_allows_is_the_plain_reading_of_the_rules pins it.
         if (arg.isascii() and arg.isprintable() and "\\" not in arg and "%" not in arg
                 and "//" not in arg and "/." not in arg and arg[-1] != "/"):
             return True
