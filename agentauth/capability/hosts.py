@@ -75,9 +75,9 @@ _MAPPED: Final = _networks("::ffff:0:0/96")[0]
 
 
 # The same few hosts and addresses come back request after request, so the answers of
-# ip_value, value_host_problem and host_match_problem are kept (at most MEMO of each): a hit costs some 0.2 us
-# where reading an IPv4 address costs 2 us and an IPv6 address 25 us (ipaddress parses
-# and prints it). The tables of test_networks pin both, cached or not.
+# ip_value, value_host_problem and host_match_problem are kept (at most MEMO of each): a
+# hit costs some 0.2 us where reading an IPv4 address costs 2 us and an IPv6 address 25 us
+# (ipaddress parses and prints it). The tables of test_networks pin the answers.
 MEMO: Final = 4096
 
 

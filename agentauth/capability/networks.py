@@ -89,7 +89,7 @@ def _port_problem(port: str) -> str | None:
         return None
     if not port:
         return "an empty port"
-    return "a port with leading zeros" if port[0] == "0" else "a port out of range"
+    return "a port with leading zeros" if port[0] == "0" != port else "a port out of range"
 
 
 def _prefix_problem(path: str) -> str | None:
@@ -115,7 +115,7 @@ def _checked(scheme: object, host: object, port: object, path: object,
     problem = wildcard_problem(host)
     if problem is not None:
         canonical = wildcard_problem(_canonical_host(host)) is None
-        raise fail(remote, f"a URL's host: {problem}",
+        raise fail(remote, f"a URL's host {host!r}: {problem}",
                    "non_canonical" if canonical else "malformed")
     if type(port) is not int or not 1 <= port <= 65535:
         raise fail(remote, "a URL's port is 1 to 65535")
@@ -123,7 +123,7 @@ def _checked(scheme: object, host: object, port: object, path: object,
     problem = _prefix_problem(path)
     if problem is not None:
         canonical = _prefix_problem(_canonical_path(path)) is None
-        raise fail(remote, f"a URL's path: {problem}",
+        raise fail(remote, f"a URL's path {path!r}: {problem}",
                    "non_canonical" if canonical else "malformed")
     return scheme, host, port, path
 
@@ -281,7 +281,7 @@ def _network(network: object, remote: bool) -> tuple[int, int, int]:
         raise fail(remote, "a network is an IPv4 or IPv6 address/length") from None
     first, last = int(net.network_address), int(net.broadcast_address)
     if int(given) != first:
-        raise fail(remote, "a network's host bits are zero")
+        raise fail(remote, f"a network's host bits are zero: {network!r} means {str(net)!r}")
     if net.version == 6 and net.subnet_of(_MAPPED):
         raise fail(remote, "a network is not IPv4-mapped")
     if str(net) != network:
