@@ -81,11 +81,15 @@ _MAPPED: Final = _networks("::ffff:0:0/96")[0]
 MEMO: Final = 4096
 
 
-@lru_cache(maxsize=MEMO)
 def ip_value(literal: str) -> tuple[int, int] | None:
     """``(address, version)`` for an IP address in canonical text (IPv4 dotted decimal
     without leading zeros, IPv6 RFC 5952 lowercase without brackets or zone, not
     IPv4-mapped), else None."""
+    return _ip_value(literal) if len(literal) <= 39 else None  # the memo holds short keys
+
+
+@lru_cache(maxsize=MEMO)
+def _ip_value(literal: str) -> tuple[int, int] | None:
     match = IPV4.fullmatch(literal)
     if match is not None:
         a, b, c, d = match.groups()
@@ -135,11 +139,17 @@ def dns_name_problem(name: str) -> str | None:
     return "a host that is not a DNS name"
 
 
-@lru_cache(maxsize=MEMO)
 def value_host_problem(host: str) -> str | None:
     """Why ``host`` is not a host a URL value may name (spec 10.1 rule 4): a bracketed
     IPv6 literal, canonical and unmapped; a canonical IPv4 literal (a last label all digits
     or starting with ``0x`` makes an IPv4 literal); else a lowercase DNS name."""
+    if len(host) > 253:  # no host is longer: the memo holds short keys
+        return "a host longer than 253 characters"
+    return _value_host_problem(host)
+
+
+@lru_cache(maxsize=MEMO)
+def _value_host_problem(host: str) -> str | None:
     if len(host) <= 253 and _DNS_NAME.fullmatch(host) is not None:  # the common case
         return None  # (a DNS name's last label starts with a letter: no IPv4 literal)
     if host.startswith("["):

@@ -46,7 +46,6 @@ _URL_CHARS = frozenset(
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-_MAPPED_FIRST, _MAPPED_LAST = int(_MAPPED.network_address), int(_MAPPED.broadcast_address)
 
 
 def url_shape_problem(url: str) -> str:
@@ -321,18 +320,9 @@ class Cidr(Kind):
                 and self._first <= found[0] <= self._last)
 
     def narrows(self, parent: Cidr) -> bool:
-        """A network within the parent's, of the same version: complete (an IPv6 network
-        holding ``::ffff:0:0/96`` is read without it, since no value names a mapped
-        address: ``::fffe:0:0/95`` allows only what ``::fffe:0:0/96`` allows)."""
-        return self._version == parent._version and all(
-            parent._first <= first and last <= parent._last for first, last in self._spans())
-
-    def _spans(self) -> tuple[tuple[int, int], ...]:
-        """The address ranges a value may name: the network, less the mapped range."""
-        if self._version == 6 and self._first <= _MAPPED_FIRST and self._last >= _MAPPED_LAST:
-            return tuple((lo, hi) for lo, hi in ((self._first, _MAPPED_FIRST - 1),
-                                                 (_MAPPED_LAST + 1, self._last)) if lo <= hi)
-        return ((self._first, self._last),)
+        """A network within the parent's, of the same version (spec 10.2)."""
+        return (self._version == parent._version and parent._first <= self._first
+                and self._last <= parent._last)
 
     def value_type(self) -> type:
         """``str``."""
