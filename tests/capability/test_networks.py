@@ -390,9 +390,9 @@ def test_a_bad_wire_form_is_refused_with_its_code(value: list[Any], code: str) -
 # ------------------------------------------------------------------ properties
 
 SCHEMES = ("https", "http")
-HOSTS = ("*", "*.example.com", "*.a.example.com", "*.localhost", "example.com",
-         "a.example.com", "b.a.example.com", "evil-example.com", "localhost", "a.localhost",
-         "10.0.0.5", "8.8.8.8", "[2606:4700::1]", "[::1]")
+HOSTS = ("*", "*.example.com", "*.a.example.com", "*.evil-example.com", "*.localhost",
+         "example.com", "a.example.com", "b.a.example.com", "evil-example.com", "localhost",
+         "a.localhost", "10.0.0.5", "8.8.8.8", "[2606:4700::1]", "[::1]")
 PATHS = ("/", "/v1", "/v1/r", "/v1evil", "/v2")
 DEFAULT = {"http": 80, "https": 443}
 
@@ -460,11 +460,14 @@ def _witnesses(child: Url) -> list[str]:
     return [value for value in found if child.allows(value)]
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=120)  # each example checks some 300 sampled values
 @given(pattern_pairs(), labels, ips)
 def test_url_narrowing_is_sound_and_complete(pair: tuple[Url, Url], label: str,
                                              ip: str) -> None:
-    child, parent = pair
+    _check_pair(*pair, label, ip)
+
+
+def _check_pair(child: Url, parent: Url, label: str, ip: str) -> None:
     witnesses = _witnesses(child)
     assert witnesses, child  # every pattern in the pools allows something
     if child.narrows(parent):
@@ -472,6 +475,17 @@ def test_url_narrowing_is_sound_and_complete(pair: tuple[Url, Url], label: str,
             assert not child.allows(value) or parent.allows(value), (child, parent, value)
     else:
         assert any(not parent.allows(value) for value in witnesses), (child, parent)
+
+
+def test_url_narrowing_is_sound_and_complete_on_every_pair_of_hosts_and_of_paths() -> None:
+    for child_host in HOSTS:
+        for parent_host in HOSTS:
+            _check_pair(Url(f"https://{child_host}"), Url(f"https://{parent_host}"), "q",
+                        "8.8.8.8")
+    for child_path in PATHS:
+        for parent_path in PATHS:
+            _check_pair(Url(f"https://*.example.com{child_path}"),
+                        Url(f"https://*.example.com{parent_path}"), "q", "8.8.8.8")
 
 
 def _network(version: int, address: int, length: int) -> Cidr:
