@@ -38,7 +38,7 @@ DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_NAME = re.compile(rf"(?:{_LABEL}\.)*(?!\d){_LABEL}")
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 _IPV6_TEXT = re.compile(r"[0-9a-f:]{2,39}")
 # An empty segment that is not the last, or a '.' or '..' segment.
 _BAD_SEGMENT = re.compile(r"//|/\.{1,2}(?=/|\Z)")
@@ -90,7 +90,7 @@ def ip_value(literal: str) -> tuple[int, int] | None:
 
 @lru_cache(maxsize=MEMO)
 def _ip_value(literal: str) -> tuple[int, int] | None:
-    match = IPV4.fullmatch(literal)
+    match = _IPV4.fullmatch(literal)
     if match is not None:
         a, b, c, d = match.groups()
         return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d), 4
@@ -158,7 +158,7 @@ def _value_host_problem(host: str) -> str | None:
         return ipv6_problem(host[1:-1])
     last = host.rpartition(".")[2]
     if _DIGITS.fullmatch(last) is not None or last[:2].lower() == "0x":
-        return None if IPV4.fullmatch(host) is not None else "a non-canonical IPv4 form"
+        return None if _IPV4.fullmatch(host) is not None else "a non-canonical IPv4 form"
     return dns_name_problem(host)
 
 
@@ -180,7 +180,7 @@ def _literal(host: str) -> tuple[int, int] | None:
     """A valid value host's address, if it is an IP literal."""
     if host.startswith("["):
         return ip_value(host[1:-1])
-    return ip_value(host) if IPV4.fullmatch(host) is not None else None
+    return ip_value(host) if _IPV4.fullmatch(host) is not None else None
 
 
 @lru_cache(maxsize=MEMO)
