@@ -1,18 +1,159 @@
-"""``Url`` and ``Cidr``: network destinations an argument may name (spec 10.1)."""
+"""``Url`` and ``Cidr``: network destinations an argument may name (spec 10.1).
+
+Both parse their constraint once, into slots, so that ``allows`` (run on every request) is
+one compiled regex for the overall shape and then comparisons. The host, address and path
+rules they share live in :mod:`.hosts`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import InvalidArgument
+from .hosts import (
+    DEFAULT_PORTS,
+    host_match_problem,
+    host_pattern_within,
+    ip_value,
+    path_problem,
+    path_within,
+    percent_problem,
+    value_host_problem,
+    wildcard_problem,
+)
 from .values import Kind, fail, text
 
-__all__ = ["Cidr", "Url"]
+__all__ = ["MAX_URL", "Cidr", "Url"]
+
+MAX_URL = 2048
+"""The longest URL value (in bytes: a URL value is ASCII) a ``url`` constraint allows."""
+
+_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="  # unreserved and sub-delims (with '*')
+# Rules 1 to 3 of a URL value in one pass: the characters, scheme://authority, a path, a
+# query, no '#', no '@' in the authority, a decimal port. Groups: scheme, authority, host,
+# port, path, query. Whatever it refuses, url_shape_problem explains (refusal path only).
+_SHAPE = re.compile(
+    r"(https?|wss?)://"
+    rf"((\[[0-9A-Za-z:.%]*\]|[{_SUB}%]*)(?::([0-9]*))?)"
+    rf"(/[{_SUB}%:@/\[\]]*)?"
+    rf"(?:\?([{_SUB}%:@/?\[\]]*))?")
+_PATH = re.compile(rf"/[{_SUB}%:@/\[\]]*")
+_URL_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
+_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
-@dataclass(frozen=True, slots=True, init=False)
+def url_shape_problem(url: str) -> str:
+    """Why ``url`` does not have the overall shape of a URL value (rules 1 to 3)."""
+    for char in url:
+        if char not in _URL_CHARS:
+            if char == "\\":
+                return "a backslash"
+            if char == " ":
+                return "a space"
+            if char < " " or char == "\x7f":
+                return "a control character"
+            return "a non-ASCII character" if char > "\x7f" else f"the character {char!r}"
+    if "#" in url:
+        return "a fragment"
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        return "not an absolute URL (scheme://host/path)"
+    if scheme not in DEFAULT_PORTS:
+        if scheme.lower() in DEFAULT_PORTS:
+            return "an uppercase scheme"
+        return "a scheme other than http, https, ws or wss"
+    authority = re.split(r"[/?]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        return "userinfo"
+    port = None
+    if authority.startswith("["):
+        after = authority.partition("]")[2]
+        if after.startswith(":"):
+            port = after[1:]
+    elif ":" in authority:
+        port = authority.partition(":")[2]
+    if port and not port.isdecimal():
+        return "a port that is not decimal"
+    return "a malformed authority"
+
+
+def _port_problem(port: str) -> str | None:
+    if _PORT.fullmatch(port) is not None and int(port) <= 65535:
+        return None
+    if not port:
+        return "an empty port"
+    return "a port with leading zeros" if port[0] == "0" != port else "a port out of range"
+
+
+def _prefix_problem(path: str) -> str | None:
+    """Why ``path`` is not a URL constraint's path prefix."""
+    if _PATH.fullmatch(path) is None:
+        return "a path prefix is '/' and URL path characters"
+    problem = path_problem(path)
+    if problem is not None:
+        return problem
+    return "a path prefix has no trailing '/'" if path != "/" and path.endswith("/") else None
+
+
+def _checked(scheme: object, host: object, port: object, path: object,
+             remote: bool) -> tuple[str, str, int, str]:
+    """The four fields of a URL constraint, each in its grammar and canonical: from the wire
+    ``malformed``, or ``non_canonical`` where the canonical text of the field would do;
+    from the application ``invalid_argument``."""
+    if type(scheme) is not str or scheme not in DEFAULT_PORTS:
+        canonical = type(scheme) is str and scheme.lower() in DEFAULT_PORTS
+        raise fail(remote, "a URL's scheme is http, https, ws or wss",
+                   "non_canonical" if canonical else "malformed")
+    host = text(host, remote, "a URL's host")
+    problem = wildcard_problem(host)
+    if problem is not None:
+        canonical = wildcard_problem(_canonical_host(host)) is None
+        raise fail(remote, f"a URL's host {host!r}: {problem}",
+                   "non_canonical" if canonical else "malformed")
+    if type(port) is not int or not 1 <= port <= 65535:
+        raise fail(remote, "a URL's port is 1 to 65535")
+    path = text(path, remote, "a URL's path")
+    problem = _prefix_problem(path)
+    if problem is not None:
+        canonical = _prefix_problem(_canonical_path(path)) is None
+        raise fail(remote, f"a URL's path {path!r}: {problem}",
+                   "non_canonical" if canonical else "malformed")
+    return scheme, host, port, path
+
+
+def _canonical_host(host: str) -> str:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1])}]"
+        except ValueError:
+            return host
+    return host.lower().removesuffix(".")
+
+
+def _canonical_path(path: str) -> str:
+    if not path.startswith("/"):
+        return path
+    path = _ESCAPE.sub(lambda m: m.group().upper(), path)
+    return path.rstrip("/") or "/"
+
+
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Url(Kind):
-    """A URL argument within a URL pattern: ``Url("https://*.example.com/v1/")``."""
+    """A URL argument within a URL pattern: ``Url("https://*.example.com:8443/v1")``.
+
+    The pattern is a URL without query: the host may be ``*.name`` (any name below
+    ``name``) or ``*`` (any DNS name but ``localhost`` and any globally reachable IP
+    literal); a missing port is the scheme's default; a missing path is ``/``. A value is
+    allowed when it is a URL in canonical form (no userinfo, no fragment, lowercase,
+    canonical IP literals, no dot segments or encoded ``/``) with the same scheme and
+    effective port, a matching host, and a path within the pattern's (spec 10.1).
+    """
 
     CODE = 10
     NAME = "url"
@@ -20,20 +161,77 @@ class Url(Kind):
     host: str
     port: int
     path: str
+    _authorities: frozenset[str] = field(compare=False)
 
     def __init__(self, pattern: str) -> None:
         text(pattern, False, "a URL pattern")
-        for name, value in zip(("scheme", "host", "port", "path"), ("https", "", 443, "/"),
-                               strict=True):
+        match = _SHAPE.fullmatch(pattern)
+        if match is None:
+            raise InvalidArgument(f"a URL pattern is scheme://host[:port][/path]; "
+                                  f"{pattern!r} has {url_shape_problem(pattern)}")
+        scheme, _, host, port, path, query = match.groups()
+        if query is not None:
+            raise InvalidArgument("a URL pattern has no query")
+        if port is not None:
+            problem = _port_problem(port)
+            if problem is not None:
+                raise InvalidArgument(f"a URL pattern's port: {problem}")
+        self._fill(*_checked(scheme, host, int(port) if port else DEFAULT_PORTS[scheme],
+                             path or "/", False))
+
+    def _fill(self, scheme: str, host: str, port: int, path: str) -> None:
+        for name, value in (("scheme", scheme), ("host", host), ("port", port),
+                            ("path", path)):
             object.__setattr__(self, name, value)
+        # An exact host: the authorities that name it and the port, decided by one lookup.
+        exact = "*" not in host
+        names = {f"{host}:{port}"} | ({host} if port == DEFAULT_PORTS[scheme] else set())
+        object.__setattr__(self, "_authorities", frozenset(names) if exact else frozenset())
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a URL within the pattern."""
-        return False
+        return self._problem(arg) is None
+
+    def _problem(self, arg: object) -> str | None:
+        """The first rule of spec 10.1 ``arg`` breaks, or None: the one decision that both
+        ``allows`` and ``problem`` give."""
+        if type(arg) is not str:
+            return f"a {type(arg).__name__}, not a str"
+        if len(arg) > MAX_URL:  # a longer allowed value would have a non-ASCII character
+            return f"longer than {MAX_URL} bytes"
+        match = _SHAPE.fullmatch(arg)
+        if match is None:
+            return url_shape_problem(arg)
+        scheme, authority, host, port, path, query = match.groups()
+        exact = authority in self._authorities
+        if not exact:
+            if port is not None:
+                problem = _port_problem(port)
+                if problem is not None:
+                    return problem
+            problem = value_host_problem(host)
+            if problem is not None:
+                return problem
+        path = path or "/"
+        problem = path_problem(path) or (percent_problem(query) if query else None)
+        if problem is not None:
+            return problem
+        if scheme != self.scheme:
+            return "another scheme"
+        if not exact:
+            if (int(port) if port else DEFAULT_PORTS[scheme]) != self.port:
+                return "another port"
+            problem = host_match_problem(host, self.host)
+            if problem is not None:
+                return problem
+        return None if path_within(path, self.path) else "outside the path"
 
     def narrows(self, parent: Url) -> bool:
-        """A pattern within the parent's."""
-        return False
+        """The same scheme and port, a host within the parent's, a path prefix within the
+        parent's: complete."""
+        return (self.scheme == parent.scheme and self.port == parent.port
+                and path_within(self.path, parent.path)
+                and host_pattern_within(self.host, parent.host))
 
     def value_type(self) -> type:
         """``str``."""
@@ -45,30 +243,86 @@ class Url(Kind):
 
     @classmethod
     def from_wire(cls, fields: list[Any]) -> Url:
-        """``[scheme, host, port, path]``."""
+        """``[scheme, host, port, path]``, each in its grammar (``malformed``) and canonical
+        (``non_canonical``)."""
         if len(fields) != 4:
             raise fail(True, "a url is [10, scheme, host, port, path]")
-        raise fail(True, "not yet")
+        made = object.__new__(cls)
+        scheme, host, port, path = fields
+        made._fill(*_checked(scheme, host, port, path, True))
+        return made
+
+    def problem(self, arg: object) -> str:
+        """The first rule ``arg`` breaks, in words."""
+        return self._problem(arg) or "not allowed"
+
+    def pattern(self) -> str:
+        """The pattern as text: ``https://*.example.com/v1`` (the default port and the
+        path ``/`` left out)."""
+        port = "" if self.port == DEFAULT_PORTS[self.scheme] else f":{self.port}"
+        path = "" if self.path == "/" else self.path
+        return f"{self.scheme}://{self.host}{port}{path}"
+
+    def __repr__(self) -> str:
+        return f"Url({self.pattern()!r})"
+
+
+def _network(network: object, remote: bool) -> tuple[int, int, int]:
+    """``(first, last, version)`` of a canonical network ``address/length``."""
+    network = text(network, remote, "a network")
+    address, sep, _ = network.partition("/")
+    if not sep or "%" in network:
+        raise fail(remote, "a network is address/length")
+    try:
+        net = ipaddress.ip_network(network, strict=False)
+        given = ipaddress.ip_address(address)
+    except ValueError:
+        raise fail(remote, "a network is an IPv4 or IPv6 address/length") from None
+    first, last = int(net.network_address), int(net.broadcast_address)
+    if int(given) != first:
+        raise fail(remote, f"a network's host bits are zero: {network!r} means {str(net)!r}")
+    if net.version == 6 and net.subnet_of(_MAPPED):
+        raise fail(remote, "a network is not IPv4-mapped")
+    if str(net) != network:
+        raise fail(remote, f"a network in canonical text is {str(net)!r}", "non_canonical")
+    return first, last, net.version
 
 
 @dataclass(frozen=True, slots=True)
 class Cidr(Kind):
-    """An IP address argument within ``network``: ``Cidr("10.0.0.0/8")``."""
+    """An IP address argument within ``network``: ``Cidr("10.0.0.0/8")``.
+
+    The network is canonical text with its host bits zero; a value is one IP address of
+    the network's version in canonical text (IPv6 without brackets or zone, never
+    IPv4-mapped) within it (spec 10.1).
+    """
 
     CODE = 11
     NAME = "cidr"
     network: str
+    _first: int = field(init=False, repr=False, compare=False)
+    _last: int = field(init=False, repr=False, compare=False)
+    _version: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        text(self.network, False, "a network")
+        self._fill(_network(self.network, False))
+
+    def _fill(self, parsed: tuple[int, int, int]) -> None:
+        for name, value in zip(("_first", "_last", "_version"), parsed, strict=True):
+            object.__setattr__(self, name, value)
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is an address within the network."""
-        return False
+        if type(arg) is not str:
+            return False
+        found = ip_value(arg)
+        return (found is not None and found[1] == self._version
+                and self._first <= found[0] <= self._last)
 
     def narrows(self, parent: Cidr) -> bool:
-        """A network within the parent's."""
-        return False
+        """A network within the parent's, of the same version (spec 10.2)."""
+        return (self._version == parent._version and parent._first <= self._first
+                and self._last <= parent._last)
 
     def value_type(self) -> type:
         """``str``."""
@@ -80,7 +334,28 @@ class Cidr(Kind):
 
     @classmethod
     def from_wire(cls, fields: list[Any]) -> Cidr:
-        """``[network]``."""
+        """``[network]``: ``malformed`` out of grammar or with host bits set,
+        ``non_canonical`` where the address reads but is not in canonical text."""
         if len(fields) != 1:
             raise fail(True, "a cidr is [11, network]")
-        return cls(text(fields[0], True, "a network"))
+        parsed = _network(fields[0], True)
+        made = object.__new__(cls)
+        object.__setattr__(made, "network", fields[0])
+        made._fill(parsed)
+        return made
+
+    def problem(self, arg: object) -> str:
+        """Why ``arg`` is refused."""
+        if type(arg) is not str:
+            return f"a {type(arg).__name__}, not a str"
+        found = ip_value(arg)
+        if found is None:
+            try:
+                mapped = ipaddress.IPv6Address(arg).ipv4_mapped is not None
+            except ValueError:
+                mapped = False
+            return ("an IPv4-mapped IPv6 address" if mapped
+                    else "not an IP address in canonical text")
+        if found[1] != self._version:
+            return f"an IPv{found[1]} address, not IPv{self._version}"
+        return "outside the network"
