@@ -418,15 +418,16 @@ _NARROWING: list[tuple[str, list[Any], list[Any], bool]] = [
     ("one-of-outside-cidr", [1, ["10.0.0.1", "11.0.0.2"]], [11, "10.0.0.0/8"], False),
 ]
 
-# Wire faults (10.3): (id, kind under test, constraint wire form or its exact bytes, code).
+# Wire faults (10.3): (id, kind under test ("wire": the form every constraint shares),
+# constraint wire form or its exact bytes, code).
 _FAULTS: list[tuple[str, str, list[Any] | bytes, str]] = [
-    ("not-an-array", "eq", b"\xa1x", "malformed"),
-    ("empty-array", "eq", [], "malformed"),
-    ("kind-not-integer", "eq", ["eq", 1], "malformed"),
-    ("kind-float", "eq", [0.0, 1], "malformed"),
-    ("unknown-kind", "eq", [99, "x"], "unknown_field"),
-    ("unknown-kind-14", "eq", [14], "unknown_field"),
-    ("unknown-kind-negative", "eq", [-1], "unknown_field"),
+    ("not-an-array", "wire", b"\xa1x", "malformed"),
+    ("empty-array", "wire", [], "malformed"),
+    ("kind-not-integer", "wire", ["eq", 1], "malformed"),
+    ("kind-float", "wire", [0.0, 1], "malformed"),
+    ("unknown-kind", "wire", [99, "x"], "unknown_field"),
+    ("unknown-kind-14", "wire", [14], "unknown_field"),
+    ("unknown-kind-negative", "wire", [-1], "unknown_field"),
     ("eq-no-value", "eq", [0], "malformed"),
     ("eq-two-values", "eq", [0, 1, 2], "malformed"),
     ("eq-float", "eq", [0, 1.5], "malformed"),
