@@ -280,8 +280,7 @@ def test_constraint_vectors_replay() -> None:
 def test_constraint_vectors_cover_every_ready_kind_and_code() -> None:
     ready = {cls.NAME for cls in KINDS.values()} - constraints.PENDING_KINDS
     for group in ("matching", "narrowing", "faults"):
-        assert {x["kind"] for x in CONSTRAINTS[group]} >= ready - {"any"} or group == "faults"
-    assert {x["kind"] for x in CONSTRAINTS["matching"]} == ready
+        assert {x["kind"] for x in CONSTRAINTS[group]} - {"wire"} == ready, group
     assert {x["allowed"] for x in CONSTRAINTS["matching"]} == {True, False}
     assert {x["within"] for x in CONSTRAINTS["narrowing"]} == {True, False}
     assert {x["error"] for x in CONSTRAINTS["faults"]} == {
