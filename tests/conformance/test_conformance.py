@@ -42,6 +42,7 @@ def test_the_whole_suite_passes_against_our_driver(tmp_path: Path) -> None:
                    "protocol.md §4.7", "protocol.md §4.9", "protocol.md §4.11",
                    "protocol.md §4.12", "protocol.md §4.13", "protocol.md §5.5",
                    "protocol.md §5.6", "protocol.md §6.3", "protocol.md §8.5",
+                   "protocol.md §10.1", "protocol.md §10.2", "protocol.md §10.3",
                    "protocol.md §10.6", "protocol.md §10.7", "protocol.md §10.8",
                    "protocol.md §12.2", "protocol.md §15.2", "protocol.md §15.3",
                    "protocol.md §15.4"):
@@ -49,7 +50,7 @@ def test_the_whole_suite_passes_against_our_driver(tmp_path: Path) -> None:
     ids = [c["id"] for c in report["checks"]]
     assert len(ids) == len(set(ids))
     for kind in ("handshake-positive", "handshake-negative", "session-negative", "capability",
-                 "envelope", "live", "attack", "mutation", "interop"):
+                 "constraints", "envelope", "live", "attack", "mutation", "interop"):
         assert any(f"/ {kind} /" in i for i in ids), kind
     # The readable summary: one line per section with its counts, and the seed to rerun.
     for section, counts in sections.items():
@@ -217,6 +218,31 @@ def test_vectors_from_a_directory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:]
     missing = conformance("run", "--driver", DRIVER, "--vectors", str(tmp_path))
     assert missing.returncode == 3 and "cannot read the vectors" in missing.stderr
+
+
+def test_a_constraint_vector_the_driver_disagrees_with_fails_its_check(tmp_path: Path
+                                                                       ) -> None:
+    """Replayed from a directory whose constraints.json expects the opposite of the spec in
+    one matching and one fault case: exactly those two checks fail, naming the case."""
+    for source in (ROOT / "spec" / "vectors").iterdir():
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    content = json.loads((tmp_path / "constraints.json").read_text())
+    matching = next(x for x in content["matching"] if x["id"] == "range-above")
+    matching["allowed"] = True
+    fault = next(x for x in content["grant_faults"] if x["id"] == "open-world-false")
+    fault["error"] = "malformed"
+    (tmp_path / "constraints.json").write_text(json.dumps(content))
+    done = conformance("run", "--driver", DRIVER, "--vectors", str(tmp_path), "--mutations",
+                       "0", "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 1, done.stdout[-2000:]
+    failed = {c["id"]: c["message"] for c in json.loads((tmp_path / "r.json").read_text())[
+        "checks"] if c["status"] == "FAIL"}
+    assert failed.keys() == {"protocol.md §10.1 / constraints / matching / range",
+                             "protocol.md §10.3 / constraints / grant_faults"}
+    assert "range-above: got False, expected True" in failed[
+        "protocol.md §10.1 / constraints / matching / range"]
+    assert "open-world-false: got non_canonical, expected malformed" in failed[
+        "protocol.md §10.3 / constraints / grant_faults"]
 
 
 def test_a_driver_that_stops_reading_cannot_hang_the_runner() -> None:

@@ -21,8 +21,15 @@ from pydantic import ValidationError
 from ... import wire
 from ..._version import __version__
 from ...agent.frames import Requests, Revoked, Route, body_limit, decode_frame, settle
-from ...capability import DetachedInvocations, Request, SessionInvocations, verify_chain
+from ...capability import (
+    DetachedInvocations,
+    Grant,
+    Request,
+    SessionInvocations,
+    verify_chain,
+)
 from ...capability import verify_notice as _verify_notice
+from ...capability.constraints import Constraint, constraint_from_wire, constraint_within
 from ...envelope import PendingRequests, open_envelope
 from ...errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
 from ...handshake import (
@@ -47,10 +54,12 @@ from ..interface import from_hex as _from_hex
 from .requests import (
     ChainCheck,
     Clock,
+    ConstraintCheck,
     Empty,
     EnvelopeParams,
     Export,
     FrameParams,
+    GrantCheck,
     Handle,
     HandshakeSetup,
     Hello,
@@ -58,6 +67,7 @@ from .requests import (
     Message,
     Notice,
     OpenerSetup,
+    Pair,
     Params,
     Payload,
     RequestDone,
@@ -72,6 +82,8 @@ __all__ = ["IMPLEMENTATION", "MAX_OBJECTS", "OPERATIONS", "Driver", "main"]
 IMPLEMENTATION = f"agentauth-python {__version__}"
 #: Engines, verifiers and openers one driver holds at once (``drop`` frees one).
 MAX_OBJECTS = 4096
+#: The largest constraint or grant the constraint operations decode, in bytes.
+MAX_GRANT = 1 << 16
 
 
 def from_hex(value: str, what: str) -> bytes:
@@ -95,6 +107,16 @@ class _Random:
             out, self._data = self._data[:n], self._data[n:]
             return out
         return os.urandom(n)
+
+
+def _constraint(value: str, what: str) -> Constraint:
+    """A constraint from its wire bytes in hex, checked as a link's are (spec 10.3)."""
+    return constraint_from_wire(wire.decode_array(from_hex(value, what), MAX_GRANT, what))
+
+
+def _grant(value: str, what: str) -> Grant:
+    """A grant from its wire bytes in hex, checked as a link's are (spec 10.3)."""
+    return Grant.from_wire(wire.decode_array(from_hex(value, what), MAX_GRANT, what))
 
 
 def _state(engine: Initiator | Responder) -> str:
@@ -278,6 +300,21 @@ class Driver:
                      skew=p.skew, revoked=revoked.__contains__, holder=holder, request=request)
         return {}
 
+    def constraint_allows(self, p: ConstraintCheck) -> dict[str, Any]:
+        return {"allowed": _constraint(p.constraint, "constraint").allows(p.value)}
+
+    def constraint_within(self, p: Pair) -> dict[str, Any]:
+        return {"within": constraint_within(_constraint(p.child, "child"),
+                                            _constraint(p.parent, "parent"))}
+
+    def grant_allows(self, p: GrantCheck) -> dict[str, Any]:
+        grant = _grant(p.grant, "grant")
+        return {"allowed": grant.allows(Request(p.request.resource, p.request.action,
+                                                p.request.args))}
+
+    def grant_within(self, p: Pair) -> dict[str, Any]:
+        return {"within": _grant(p.child, "child").within(_grant(p.parent, "parent"))}
+
     def verify_notice(self, p: Notice) -> dict[str, Any]:
         _verify_notice(from_hex(p.notice, "notice"), p.anchors)
         return {}
@@ -415,6 +452,10 @@ _OPS: dict[str, tuple[type[Params], Callable[[Driver, Any], dict[str, Any]]]] = 
     "channel_binding": (Handle, Driver.channel_binding),
     "verify_chain": (ChainCheck, Driver.verify_chain),
     "verify_notice": (Notice, Driver.verify_notice),
+    "constraint_allows": (ConstraintCheck, Driver.constraint_allows),
+    "constraint_within": (Pair, Driver.constraint_within),
+    "grant_allows": (GrantCheck, Driver.grant_allows),
+    "grant_within": (Pair, Driver.grant_within),
     "invocation_verifier": (VerifierSetup, Driver.invocation_verifier),
     "check_invocation": (Invocation, Driver.check_invocation),
     "envelope_opener": (OpenerSetup, Driver.envelope_opener),

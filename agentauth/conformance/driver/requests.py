@@ -6,7 +6,7 @@ refused with ``invalid_argument`` naming the first field at fault.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,10 +17,13 @@ __all__ = [
     "CapabilityRequest",
     "ChainCheck",
     "Clock",
+    "ConstraintCheck",
     "Empty",
     "EnvelopeParams",
     "Export",
     "FrameParams",
+    "GrantCheck",
+    "GrantRequest",
     "Handle",
     "HandshakeSetup",
     "Hello",
@@ -28,6 +31,7 @@ __all__ = [
     "Message",
     "Notice",
     "OpenerSetup",
+    "Pair",
     "Params",
     "Payload",
     "RequestDone",
@@ -125,6 +129,37 @@ class ChainCheck(Params):
     revoked: list[str] = []
     holder: str | None = None
     request: CapabilityRequest | None = None
+
+
+class ConstraintCheck(Params):
+    """``constraint_allows``: a constraint's wire bytes, in hex, and an argument's value (any
+    JSON value)."""
+
+    constraint: str
+    value: Any = None
+
+
+class GrantRequest(Params):
+    """A request a grant is checked against: its arguments are any JSON values."""
+
+    resource: str
+    action: str
+    args: dict[str, Any] = {}
+
+
+class GrantCheck(Params):
+    """``grant_allows``: a grant's wire bytes, in hex, and a request."""
+
+    grant: str
+    request: GrantRequest
+
+
+class Pair(Params):
+    """``constraint_within``, ``grant_within``: a child's and a parent's wire bytes, in
+    hex."""
+
+    child: str
+    parent: str
 
 
 class Notice(Params):

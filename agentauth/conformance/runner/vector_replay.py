@@ -3,8 +3,8 @@
 Positive vectors must give exact bytes, negative vectors the exact error code at the exact
 step (``spec/protocol.md`` section 6). Each check's section is the rule the vector tests:
 the message it breaks (4.3, 4.5, 4.7), or the rule its code names (4.9 downgrade, 4.11
-time, 4.13 order, 5.5 to 5.7 sessions, 10.6 to 10.8 capabilities, 12.2 envelopes, 15.2
-to 15.4 requests on a channel).
+time, 4.13 order, 5.5 to 5.7 sessions, 10.1 to 10.3 argument constraints, 10.6 to 10.8
+capabilities, 12.2 envelopes, 15.2 to 15.4 requests on a channel).
 """
 
 from __future__ import annotations
@@ -239,6 +239,66 @@ def _envelope(vector: dict[str, Any], ctx: Context) -> None:
         raise Fail("the opened payloads differ from the vector's")
 
 
+# The constraint vectors: each group's section, the driver's operation, the case's fields
+# it is given (as the operation's parameters) and the field it answers with.
+_CONSTRAINT_GROUPS: dict[str, tuple[str, str, dict[str, str], str]] = {
+    "matching": ("10.1", "constraint_allows", {"constraint": "constraint", "value": "value"},
+                 "allowed"),
+    "narrowing": ("10.2", "constraint_within", {"child": "child", "parent": "parent"},
+                  "within"),
+    "faults": ("10.3", "constraint_allows", {"constraint": "constraint"}, "error"),
+    "grants": ("10.1", "grant_allows", {"grant": "grant", "request": "request"}, "allowed"),
+    "grant_narrowing": ("10.2", "grant_within", {"child": "child", "parent": "parent"},
+                        "within"),
+    "grant_faults": ("10.3", "grant_allows", {"grant": "grant", "request": "request"},
+                     "error"),
+}
+_ANY_REQUEST = ["x", "read", {}]
+
+
+def _constraint_case(group: str, case: dict[str, Any], ctx: Context) -> str | None:
+    """What is wrong with the driver's answer to one constraint vector, or None."""
+    _, op, fields, answer = _CONSTRAINT_GROUPS[group]
+    params: dict[str, Any] = {param: case.get(field) for param, field in fields.items()}
+    if "request" in params:  # a fault's case has none: any request will do
+        resource, action, args = params["request"] or _ANY_REQUEST
+        params["request"] = {"resource": resource, "action": action, "args": args}
+    want = case[answer]
+    try:
+        result = ctx.driver().call(op, **params)
+    except Refused as exc:
+        got: object = exc.code
+    else:
+        key = "allowed" if op.endswith("allows") else "within"
+        got = result.get(key)
+        if type(got) is not bool:
+            return f"{case['id']}: no boolean {key} in {str(result)[:80]}"
+    if got != want:
+        return f"{case['id']}: got {got}, expected {want}"
+    return None
+
+
+def _constraints(group: str, cases: list[dict[str, Any]], ctx: Context) -> None:
+    wrong = [w for case in cases if (w := _constraint_case(group, case, ctx)) is not None]
+    if wrong:
+        more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
+        raise Fail(f"{len(wrong)} of {len(cases)} cases: {'; '.join(wrong[:3])}{more}")
+
+
+def _constraint_checks(content: dict[str, Any]) -> list[Check]:
+    """One check per kind of constraint in each constraint group, one per grant group."""
+    checks = []
+    for group, (section, _, _, _) in _CONSTRAINT_GROUPS.items():
+        kinds: dict[str, list[dict[str, Any]]] = {}
+        for case in content.get(group, []):
+            kinds.setdefault(case.get("kind", ""), []).append(case)
+        for kind, cases in kinds.items():
+            name = f"constraints / {group}" + (f" / {kind}" if kind else "")
+            checks.append(Check(_P + section, name,
+                                functools.partial(_constraints, group, cases)))
+    return checks
+
+
 _CHANNEL_SECTIONS = {"channel-in-flight-limit": "15.3", "channel-chain-limit": "15.3",
                      "channel-oversize-frame": "15.3", "channel-response-to-server": "15.2",
                      "channel-error-to-server": "15.2", "channel-broken-frame": "15.2"}
@@ -298,6 +358,7 @@ def vector_checks(files: dict[str, Any]) -> list[Check]:
     for vector in files["capability.json"]["vectors"]:
         checks.append(Check(_P + sections[vector["kind"]], f"capability / {vector['id']}",
                             functools.partial(_capability, vector)))
+    checks.extend(_constraint_checks(files["constraints.json"]))
     for vector in files["envelope.json"]["vectors"]:
         checks.append(Check(_P + "12.2", f"envelope / {vector['id']}",
                             functools.partial(_envelope, vector)))

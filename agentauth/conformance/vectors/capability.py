@@ -218,9 +218,31 @@ def _negatives() -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
         ("unknown-field", "a root with an eighth field",
          lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, extra=(0,))]),
                          "unknown_field")),
-        ("unknown-constraint", "a constraint of unknown kind 9",
+        ("unknown-constraint", "a constraint of unknown kind 99",
          lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, grants=[
-             ["fs/**", ["read"], {"size": [9, "x"]}]])]), "unknown_field")),
+             ["fs/**", ["read"], {"size": [99, "x"]}]])]), "unknown_field")),
+        ("constraint-wrong-arity", "a range constraint with one bound: a known kind out "
+         "of shape",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, grants=[
+             ["fs/**", ["read"], {"size": [2, 0]}]])]), "malformed")),
+        ("open-world-false", "a grant whose fourth element is false, not absent",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, grants=[
+             [*WIDE.to_wire(), False]])]), "non_canonical")),
+        ("open-world-unconstrained", "a grant marked open-world with no constraints",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, grants=[
+             ["fs/**", ["read"], {}, True]])]), "non_canonical")),
+        ("extra-argument", "a request with an argument the closed grants do not name",
+         lambda: _vector("", "", encode_chain(three), "not_authorized", holder=CAROL,
+                         request=Request("fs/reports/a", "read", {"fmt": "pdf", "size": 1,
+                                                                  "mode": "x"}))),
+        ("widen-open-world", "child lets arguments its closed parent does not name through "
+         "(open world)",
+         lambda: _vector("", "", child(grants=[[*grant("fs/reports/**", {"read"}, narrow)[0],
+                                                True]]), "widened_constraint")),
+        ("widen-extra-argument", "child names an argument its closed parent does not",
+         lambda: _vector("", "", child(grants=grant("fs/reports/**", {"read"},
+                                                    {**narrow, "mode": Eq("r")})),
+                         "widened_constraint")),
         ("short-link", "a link of 64 bytes: a signature and no payload",
          lambda: _vector("", "", _chain_bytes([root, bytes(64)]), "malformed")),
         ("trailing-byte", "a chain followed by one more byte",
