@@ -110,7 +110,8 @@ grants (--grant, repeat for several):
   Everything after KIND: is the value, so URLs, paths and globs need no escaping; a
   ; inside a value is kept unless NAME= follows it. Values of eq, one-of, not-one-of,
   contains and subset: digits are an integer, true/false a boolean, anything else a
-  string; write "42" for the string 42. | separates values, so none may hold a |.
+  string; write "42" for the string 42. | separates values ("a|b" is one value). A
+  value cannot hold ;NAME= nor end in ;* (build such grants with the library).
   NAME+=KIND:VALUE after NAME=... adds an alternative (any-of: one must allow).
   One example per kind:
 """ + "".join(f"    ;{example}\n" for example in KIND_EXAMPLES.values())
@@ -129,7 +130,25 @@ def _value(text: str) -> int | str | bool:
 
 
 def _values(text: str) -> list[int | str | bool]:
-    return [_value(v) for v in text.split("|")]
+    """Values separated by ``|``; one in double quotes may hold a ``|`` (not ``"|``)."""
+    values: list[int | str | bool] = []
+    rest = text
+    while True:
+        if rest.startswith('"'):
+            end = rest.find('"|', 1)
+            if end == -1 and len(rest) >= 2 and rest.endswith('"'):
+                end = len(rest) - 1
+            if end != -1:
+                values.append(rest[1:end])
+                rest = rest[end + 1:]
+                if not rest:
+                    return values
+                rest = rest[1:]
+                continue
+        item, sep, rest = rest.partition("|")
+        values.append(_value(item))
+        if not sep:
+            return values
 
 
 def _bounds(text: str, kind: str) -> tuple[int, int]:
@@ -225,14 +244,17 @@ def parse_grant(text: str) -> Grant:
         raise InvalidArgument(f"grant {text!r}: {exc.message}") from None
 
 
-def _show(value: object) -> str:
-    """A value as :func:`_value` reads it back (a string quoted when it would not be)."""
+def _show(value: object, among: bool = False) -> str:
+    """A value as :func:`_value` (``among`` others: :func:`_values`) reads it back: a
+    string in quotes when it would read as something else."""
     if type(value) is bool:
         return "true" if value else "false"
-    if type(value) is str and value and _value(value) == value and type(
-            _value(value)) is str:
+    if type(value) is not str:
+        return str(value)
+    if value and type(_value(value)) is str and _value(value) == value and not (
+            among and ("|" in value or value.startswith('"'))):
         return value
-    return f'"{value}"' if type(value) is str else str(value)
+    return f'"{value}"'
 
 
 def _url_text(url: Url) -> str:
@@ -245,7 +267,7 @@ def _describe_one(c: Constraint) -> str:
     if isinstance(c, Eq):
         return f"eq:{_show(c.value)}"
     if isinstance(c, OneOf | NotOneOf | Contains | Subset):
-        return f"{c.NAME}:" + "|".join(_show(v) for v in sorted(c.values))
+        return f"{c.NAME}:" + "|".join(_show(v, among=True) for v in sorted(c.values))
     if isinstance(c, Range | Length):
         return f"{c.NAME}:{c.lo}..{c.hi}"
     if isinstance(c, Url):
@@ -376,10 +398,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         resource, sep, action = args.request.rpartition(":")
         if not sep:
             raise InvalidArgument("a request is RESOURCE:ACTION")
-        values = {}
+        values: dict[str, object] = {}
         for item in args.arg:
             name, _, value = item.partition("=")
             values[name] = _value(value)
+        for item in args.arg_list:
+            name, _, value = item.partition("=")
+            values[name] = _values(value) if value else []
         request = Request(resource, action, values)
     holder = PeerKey.from_agent_id(args.holder) if args.holder is not None else None
     now = int(time.time()) if args.now is None else args.now
@@ -463,7 +488,12 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--anchor", action="append", required=True,
                    help="AGENT_ID[=NAMESPACE] of a trusted root (repeat for several)")
     p.add_argument("--request", help="RESOURCE:ACTION")
-    p.add_argument("--arg", action="append", default=[], help="NAME=VALUE of the request")
+    p.add_argument("--arg", action="append", default=[],
+                   help="NAME=VALUE of the request: digits are an integer, true/false a "
+                        "boolean, \"42\" the string 42")
+    p.add_argument("--arg-list", action="append", default=[], metavar="NAME=V|V...",
+                   help="a list argument of the request (for contains and subset); "
+                        "NAME= is the empty list")
     p.add_argument("--holder", metavar="AGENT_ID", help="who presents the chain")
     p.add_argument("--revoked", type=files.path_argument,
                    help="a revocation store (SQLite file) to check; it must exist, and is "

@@ -4,12 +4,15 @@ and written back by ``inspect`` and ``--json``."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentauth.capability import Grant
 from agentauth.capability.constraints import KINDS as WIRE_KINDS
@@ -196,3 +199,71 @@ def test_delegate_inspect_verify_with_a_subpath_grant(tmp_path: Path) -> None:
         refused = agentauth(tmp_path, *base, *args)
         assert refused.returncode == 1 and "[not_authorized]" in refused.stderr, args
         assert "'path'" in refused.stderr or "'mode'" in refused.stderr, refused.stderr
+
+
+# ------------------------------------------------------------------ any value, shown and read
+
+# What the syntax cannot carry (documented): a ';' followed by NAME= or by a final '*' in
+# any value, and '"|' in a value among others.
+_ITEM_LIKE = re.compile(r";(?:[^;=:/]{1,64}=|\*(?:;|\Z))")
+texts = st.text(st.characters(codec="utf-8"), max_size=12).filter(
+    lambda s: not _ITEM_LIKE.search(s + ";"))  # as if another item followed
+among = texts.filter(lambda s: '"|' not in s)
+ints = st.integers(-(2**63), 2**63 - 1)
+scalars = st.one_of(ints, st.booleans(), texts)
+
+
+def _sets(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.frozensets(values, min_size=1, max_size=5)
+
+
+plain = st.one_of(
+    scalars.map(Eq),
+    st.one_of(_sets(ints), _sets(among), _sets(st.booleans())).map(OneOf),
+    st.one_of(_sets(ints), _sets(among)).map(NotOneOf),
+    st.one_of(_sets(ints), _sets(among)).map(Contains),
+    st.one_of(_sets(ints), _sets(among)).map(Subset),
+    st.tuples(ints, ints).map(sorted).map(lambda b: Range(*b)),
+    st.tuples(ints.map(abs), ints.map(abs)).map(sorted).map(
+        lambda b: Length(min(b[0], 2**63 - 1), min(b[1], 2**63 - 1))),
+    texts.map(Prefix),
+    st.just(AnyValue()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z0-9_]{1,8}", fullmatch=True), plain,
+                       min_size=1, max_size=4),
+       st.booleans())
+def test_every_grant_of_plain_kinds_is_read_back_as_shown(
+        constraints: dict[str, Any], open_world: bool) -> None:
+    grant = Grant("fs/**", {"read"}, constraints, open_world=open_world)
+    shown = describe_grant(grant)
+    assert parse_grant(shown) == grant, shown
+
+
+def test_quoted_values_may_hold_the_separator() -> None:
+    grant = parse_grant('fs=read;x=one-of:"a|b"|c|""|"7"|"\"q"')
+    assert grant.constraints["x"] == OneOf({"a|b", "c", "", "7", '"q'})
+    assert parse_grant(describe_grant(grant)) == grant
+    assert parse_grant("fs=read;x=eq:a|b").constraints["x"] == Eq("a|b")  # one value
+
+
+def test_verify_takes_list_arguments_and_an_open_grant_lets_others_pass(
+        tmp_path: Path) -> None:
+    done = agentauth(tmp_path, "keygen", "root.key")
+    assert done.returncode == 0, done.stderr
+    me = done.stdout.strip()
+    done = agentauth(tmp_path, "delegate", "--key", "root.key", "--to", me, "--grant",
+                     "fs/**=read;tags=subset:audit|q3;*", "--out", "a.chain")
+    assert done.returncode == 0, done.stderr
+    tree = agentauth(tmp_path, "inspect", "a.chain").stdout
+    assert "tags=subset:audit|q3" in tree and "* (open world" in tree
+    base = ["verify", "a.chain", "--anchor", me, "--request", "fs/x:read"]
+    for args in (["--arg-list", "tags=q3|audit", "--arg", "mode=fast"],
+                 ["--arg-list", "tags="]):  # the empty list
+        ok = agentauth(tmp_path, *base, *args)
+        assert ok.returncode == 0, ok.stderr
+    for args in (["--arg-list", "tags=q3|x"], ["--arg", "tags=q3"], ["--arg", "mode=fast"]):
+        refused = agentauth(tmp_path, *base, *args)
+        assert refused.returncode == 1 and "'tags'" in refused.stderr, refused.stderr
