@@ -78,7 +78,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_USAGE", "GRANT_HELP", "KIND_E
            "add_commands", "describe_constraint", "describe_grant", "parse_grant", "run"]
 
 
-_ITEM = re.compile(r";(?=[^;=:/]{1,64}=|\*(?:;|\Z))")
+_ITEM = re.compile(r';(?=[^;=:/|"]{1,64}=|\*(?:;|\Z))')
 """Where a grant's text splits into items: a ``;`` followed by ``NAME=`` (or ``NAME+=``)
 or by the open-world mark ``*``. A ``;`` elsewhere belongs to the value it is in."""
 _INT = re.compile(r"-?[0-9]+")

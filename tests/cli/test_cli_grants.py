@@ -205,7 +205,7 @@ def test_delegate_inspect_verify_with_a_subpath_grant(tmp_path: Path) -> None:
 
 # What the syntax cannot carry (documented): a ';' followed by NAME= or by a final '*' in
 # any value, and '"|' in a value among others.
-_ITEM_LIKE = re.compile(r";(?:[^;=:/]{1,64}=|\*(?:;|\Z))")
+_ITEM_LIKE = re.compile(r';(?:[^;=:/|"]{1,64}=|\*(?:;|\Z))')
 texts = st.text(st.characters(codec="utf-8"), max_size=12).filter(
     lambda s: not _ITEM_LIKE.search(s + ";"))  # as if another item followed
 among = texts.filter(lambda s: '"|' not in s)
@@ -229,13 +229,23 @@ plain = st.one_of(
     texts.map(Prefix),
     st.just(AnyValue()),
 )
+# The kinds with a grammar of their own, from valid texts (one of them any-of members).
+shaped = st.one_of(
+    st.sampled_from(["*.csv", "a;b*", "?", "reports/*-q?.csv"]).map(Pattern),
+    st.sampled_from(["/", "/data/reports", "/a b/c"]).map(Subpath),
+    st.sampled_from(["https://*.example.com:8443/v1", "http://[2001:db8::1]/",
+                     "wss://a.example", "https://*/", "http://10.0.0.1:8080/a/b"]).map(Url),
+    st.sampled_from(["10.0.0.0/8", "::/0", "2001:db8::/32", "192.0.2.1/32"]).map(Cidr),
+)
+members = st.one_of(plain.filter(lambda c: not isinstance(c, AnyValue)), shaped)
+kinds = st.one_of(plain, shaped, st.lists(members, min_size=2, max_size=3).map(AnyOf))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.from_regex(r"[a-z0-9_]{1,8}", fullmatch=True), plain,
+@given(st.dictionaries(st.from_regex(r"[a-z0-9_]{1,8}", fullmatch=True), kinds,
                        min_size=1, max_size=4),
        st.booleans())
-def test_every_grant_of_plain_kinds_is_read_back_as_shown(
+def test_every_grant_is_read_back_as_shown(
         constraints: dict[str, Any], open_world: bool) -> None:
     grant = Grant("fs/**", {"read"}, constraints, open_world=open_world)
     shown = describe_grant(grant)
