@@ -115,6 +115,7 @@ grants (--grant, repeat for several):
   NAME+=KIND:VALUE after NAME=... adds an alternative (any-of: one must allow).
   One example per kind:
 """ + "".join(f"    ;{example}\n" for example in KIND_EXAMPLES.values())
+"""The grant syntax, as ``delegate --help`` shows it below its options."""
 
 
 def _value(text: str) -> int | str | bool:
