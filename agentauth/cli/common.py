@@ -389,11 +389,13 @@ class AuditOut(Output):
 
 
 class GrantOut(Output):
-    """One grant of a link; constraints described in words."""
+    """One grant of a link; each constraint as ``delegate --grant`` writes it after
+    ``NAME=``; ``open_world`` when arguments it does not name pass."""
 
     resource: str
     actions: list[str]
     constraints: dict[str, str]
+    open_world: bool
 
 
 class LinkOut(Output):

@@ -47,7 +47,7 @@ def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:
     assert widen.returncode == 2 and "widened_resource" in widen.stderr
 
     tree = agentauth(tmp_path, "inspect", "bob.chain").stdout
-    assert "fs/reports/q3/*: read" in tree and "size in 0..100" in tree
+    assert "fs/reports/q3/*: read" in tree and "size=range:0..100" in tree
     shown = json.loads(agentauth(tmp_path, "inspect", "--json", "bob.chain").stdout)
     assert shown["verified"] is False
     assert [link["audience"] for link in shown["links"]] == [ids["alice"], ids["bob"]]
