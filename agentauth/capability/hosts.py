@@ -28,6 +28,7 @@ __all__ = [
     "path_within",
     "percent_problem",
     "publicly_routable",
+    "query_problem",
     "value_host_problem",
     "wildcard_problem",
 ]
@@ -46,6 +47,7 @@ _DIGITS = re.compile(r"[0-9]+")
 # A percent sign not followed by two uppercase hex digits.
 _BAD_PERCENT = re.compile(r"%(?![0-9A-F]{2})")
 _ESCAPE = re.compile(r"%([0-9A-F]{2})")
+_LOOSE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -238,6 +240,14 @@ def percent_problem(text: str) -> str | None:
             return "an encoded NUL"
         if byte in (0x2F, 0x5C):
             return f"an encoded {chr(byte)!r}"
+    return None
+
+
+def query_problem(query: str) -> str | None:
+    """Why a URL's query breaks spec 10.1.4 rule 5: each ``%`` is followed by two hex
+    digits. A query is not matched against anything, so what it encodes is its own."""
+    if "%" in query and _LOOSE_PERCENT.search(query) is not None:
+        return "a percent sign not followed by two hex digits"
     return None
 
 

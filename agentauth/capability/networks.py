@@ -20,7 +20,7 @@ from .hosts import (
     ip_value,
     path_problem,
     path_within,
-    percent_problem,
+    query_problem,
     value_host_problem,
     wildcard_problem,
 )
@@ -213,7 +213,7 @@ class Url(Kind):
             if problem is not None:
                 return problem
         path = path or "/"
-        problem = path_problem(path) or (percent_problem(query) if query else None)
+        problem = path_problem(path) or (query_problem(query) if query else None)
         if problem is not None:
             return problem
         if scheme != self.scheme:
