@@ -16,6 +16,7 @@ literal, a ``?`` or a ``*``): sound, not complete (spec 10.2).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,10 @@ from .values import Kind, fail, text
 __all__ = ["Pattern"]
 
 # A piece of a glob (its text between two '*'), ready to match: the piece itself, and,
-# when it holds a '?', its literal runs with their offsets (None: no '?', plain text).
-_Piece = tuple[str, tuple[tuple[int, str], ...] | None]
+# when it holds a '?', a regular expression of fixed length for it (None: plain text, for
+# which the str methods are faster). The expression has no repetition, so a search costs
+# at most len(value) * len(piece) steps, as the plain text's does.
+_Piece = tuple[str, re.Pattern[str] | None]
 
 # The child's tokens when a glob is read as tokens (narrowing): a literal character is
 # itself (a str of length 1); the wildcards are these two markers, never equal to a str.
@@ -38,45 +41,25 @@ _Token = str | int
 def _piece(text_: str) -> _Piece:
     if "?" not in text_:
         return text_, None
-    runs = []
-    offset = 0
-    for run in text_.split("?"):
-        if run:
-            runs.append((offset, run))
-        offset += len(run) + 1
-    # The longest literal run first: the one most likely to rule a place out.
-    runs.sort(key=lambda item: -len(item[1]))
-    return text_, tuple(runs)
+    return text_, re.compile(".".join(re.escape(run) for run in text_.split("?")), re.DOTALL)
 
 
 def _at(value: str, piece: _Piece, at: int) -> bool:
     """Whether ``piece`` matches ``value`` at ``at`` (the caller checks the length)."""
-    literal, runs = piece
-    if runs is None:
+    literal, expression = piece
+    if expression is None:
         return value.startswith(literal, at)
-    return all(value.startswith(run, at + offset) for offset, run in runs)
+    return expression.match(value, at) is not None
 
 
 def _find(value: str, piece: _Piece, start: int, end: int) -> int:
     """The leftmost place from ``start`` where ``piece`` matches within ``value[:end]``,
     or -1."""
-    literal, runs = piece
-    if runs is None:
+    literal, expression = piece
+    if expression is None:
         return value.find(literal, start, end)
-    last = end - len(literal)
-    if not runs:  # only '?': any place with room
-        return start if start <= last else -1
-    anchor_offset, anchor = runs[0]  # jump from one place of the longest run to the next
-    at = start
-    while at <= last:
-        found = value.find(anchor, at + anchor_offset, last + anchor_offset + len(anchor))
-        if found < 0:
-            return -1
-        at = found - anchor_offset
-        if _at(value, piece, at):
-            return at
-        at += 1
-    return -1
+    found = expression.search(value, start, end)
+    return -1 if found is None else found.start()
 
 
 def _tokens_match(pieces: Sequence[str], tokens: Sequence[_Token],
