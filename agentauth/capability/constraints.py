@@ -197,7 +197,7 @@ class Contains(_Values):
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a list holding every value (it may hold more)."""
-        items = _items(arg, self.value_type())
+        items = _items(arg, self.item_type())
         return items is not None and self.values <= set(items)
 
     def narrows(self, parent: Contains) -> bool:
