@@ -428,3 +428,10 @@ def test_closed_and_open_grants_by_example() -> None:
     assert closed.within(opened) and not opened.within(closed)
     wider = Grant("a/**", {"read"}, {"x": Pattern("*.csv"), "y": AnyValue()})
     assert not wider.within(closed) and wider.within(opened)
+
+
+def test_request_argument_names_are_strings() -> None:
+    # A name of another type reached the refusal path, where naming the first extra
+    # argument compared it with strings and raised TypeError.
+    with raises("invalid_argument"):
+        Request("a/b", "read", {"x": 1, 2: 3, "y": 1})  # type: ignore[dict-item]
