@@ -173,14 +173,13 @@ def widening_as_written(child: Grant, parents: tuple[Grant, ...]) -> str | None:
 
 
 def constraint_within_as_written(child: Any, parent: Any) -> bool:
-    if isinstance(parent, Eq):
-        return isinstance(child, Eq) and parent.allows(child.value)
+    # Spec 10.2: a child eq or one-of is within when the parent allows each of its values.
     if isinstance(child, Eq):
         return parent.allows(child.value)  # type: ignore[no-any-return]
-    if isinstance(parent, OneOf):
-        return isinstance(child, OneOf) and all(parent.allows(v) for v in child.values)
     if isinstance(child, OneOf):
         return all(parent.allows(v) for v in child.values)
+    if isinstance(parent, Eq | OneOf):
+        return False
     if isinstance(parent, Range):
         return isinstance(child, Range) and parent.lo <= child.lo and child.hi <= parent.hi
     return isinstance(child, Prefix) and child.prefix.startswith(parent.prefix)
