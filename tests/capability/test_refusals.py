@@ -110,7 +110,8 @@ CASES: dict[str, tuple[Callable[[], CapabilityDenied], str, Refusal]] = {
     "argument/request": (
         by_request(Request("fs/reports/q3/summary", "read", {"size": 500, "tag": "q3"})),
         "not_authorized",
-        Refusal("argument", 1, 0, "size", rule="Range(lo=0, hi=100)", value=500)),
+        Refusal("argument", 1, 0, "size", rule="Range(lo=0, hi=100)", value=500,
+                problem="out of bounds")),
     "argument/widened": (
         by_hop(grants=[Grant("fs/reports/x", {"read"}, {"size": Range(0, 2000),
                                                          "tag": Eq("q1")})]),
@@ -126,6 +127,23 @@ CASES: dict[str, tuple[Callable[[], CapabilityDenied], str, Refusal]] = {
         "widened_constraint",
         Refusal("missing_argument", 1, 0, "tag", rule="a constraint within "
                 "Prefix(prefix='q')")),
+    "extra_argument/request": (
+        by_request(Request("fs/reports/q3/summary", "read", {"size": 5, "tag": "q3",
+                                                             "x": 1})),
+        "not_authorized",
+        Refusal("extra_argument", 1, 0, "x",
+                rule="only the arguments size, tag (a closed grant)")),
+    "extra_argument/widened": (
+        by_hop(grants=[Grant("fs/reports/x", {"read"}, {"size": Eq(1), "tag": Eq("q"),
+                                                         "x": Eq(1)})]),
+        "widened_constraint",
+        Refusal("extra_argument", 1, 0, "x", rule="a closed grant naming only size, tag")),
+    "extra_argument/opened": (
+        by_hop(grants=[Grant("fs/reports/x", {"read"}, {"size": Eq(1), "tag": Eq("q")},
+                             open_world=True)]),
+        "widened_constraint",
+        Refusal("extra_argument", 1, 0, rule="a closed grant naming only size, tag",
+                value="open-world")),
     "budget": (by_hop(budget=1), "depth_exceeded",
                Refusal("budget", 1, rule="a budget below 1", value=1)),
     "window/not_yet_valid": (
@@ -203,11 +221,11 @@ def test_the_nearest_grant_is_the_one_that_passed_the_most_checks() -> None:
               Grant("fs/*", {"read"}, {"n": Range(0, 9), "x": Eq("2")})]  # a tie with 1
     leaf = delegate(ALICE, CAROL, grants, not_before=NOW - 1, expires=NOW + 9)
     error = refused([leaf], request=Request("fs/a", "read", {"n": 1, "x": "3"}))
-    assert error.refusal == Refusal("argument", 0, 1, "x",
-                                    rule="OneOf(values=frozenset({'1'}))", value="3")
+    assert error.refusal == Refusal("argument", 0, 1, "x", rule="OneOf({'1'})", value="3",
+                                    problem="not one of the values")
     nearer = refused([leaf], request=Request("fs/b", "read", {"n": 1, "x": "3"}))
     assert nearer.refusal == Refusal("argument", 0, 2, "x", rule="Eq(value='2')",
-                                     value="3")
+                                     value="3", problem="another value")
 
 
 def test_a_peer_is_told_the_places_never_the_rule_or_the_value() -> None:
