@@ -37,6 +37,11 @@ _ONE = 1
 _ANY = 2
 _Token = str | int
 
+# The shapes of glob that allows decides with one str operation (any other: _GENERAL).
+_EXACT, _STARTS, _ENDS, _HOLDS, _PLAIN, _GENERAL = range(6)
+# _PLAIN: no '?', so every piece is matched by str methods without a call of ours (on
+# "a*b*c" this halves the time of the general way).
+
 
 def _piece(text_: str) -> _Piece:
     if "?" not in text_:
@@ -107,7 +112,8 @@ class Pattern(Kind):
     NAME = "pattern"
     glob: str
     _pieces: tuple[_Piece, ...] = field(init=False, repr=False, compare=False)
-    # How allows decides: 0 exact text, 1 a prefix and a trailing '*', 2 the general way.
+    # How allows decides: the general way, or by one str operation for the common shapes
+    # without '?' ("text", "text*", "*text", "*text*"); see _prepare.
     _shape: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -117,12 +123,16 @@ class Pattern(Kind):
     def _prepare(self) -> None:
         glob = self.glob
         parts = glob.split("*")
-        if len(parts) == 1 and "?" not in glob:
-            shape = 0
-        elif len(parts) == 2 and parts[1] == "" and "?" not in glob:
-            shape = 1
-        else:
-            shape = 2
+        shape = _GENERAL
+        if "?" not in glob:
+            if len(parts) == 1:
+                shape = _EXACT
+            elif len(parts) == 2:
+                shape = _STARTS if parts[1] == "" else _ENDS if parts[0] == "" else _GENERAL
+            elif len(parts) == 3 and parts[0] == parts[2] == "":
+                shape = _HOLDS
+            if shape == _GENERAL:
+                shape = _PLAIN
         object.__setattr__(self, "_pieces", tuple(_piece(p) for p in parts))
         object.__setattr__(self, "_shape", shape)
 
@@ -131,11 +141,27 @@ class Pattern(Kind):
         if type(arg) is not str:
             return False
         shape = self._shape
-        if shape == 0:  # no wildcard: one comparison
+        if shape == _EXACT:  # no wildcard: one comparison
             return arg == self.glob
         pieces = self._pieces
-        if shape == 1:  # "text*": one startswith
+        if shape == _STARTS:  # "text*": one startswith
             return arg.startswith(pieces[0][0])
+        if shape == _ENDS:  # "*text"
+            return arg.endswith(pieces[1][0])
+        if shape == _HOLDS:  # "*text*"
+            return pieces[1][0] in arg
+        if shape == _PLAIN:
+            head, tail = pieces[0][0], pieces[-1][0]
+            end = len(arg) - len(tail)
+            start = len(head)
+            if end < start or not arg.startswith(head) or not arg.endswith(tail):
+                return False
+            for piece in pieces[1:-1]:
+                found = arg.find(piece[0], start, end)
+                if found < 0:
+                    return False
+                start = found + len(piece[0])
+            return True
         first, last = pieces[0], pieces[-1]
         if len(pieces) == 1:  # '?' but no '*'
             return len(arg) == len(first[0]) and _at(arg, first, 0)

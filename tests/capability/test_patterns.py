@@ -136,7 +136,8 @@ def test_a_match_in_the_worst_shape_is_found_as_cheaply() -> None:
     assert count[0] <= 10 * len("*a*a*a*a*a*a*a*c")
 
 
-@pytest.mark.parametrize(("glob", "most"), [("exact/text", 4), ("prefix/*", 6)])
+@pytest.mark.parametrize(("glob", "most"), [("exact/text", 4), ("prefix/*", 6),
+                                            ("*/" + "x" * 10, 7), ("*/x*", 8)])
 def test_simple_shapes_take_one_string_operation(glob: str, most: int) -> None:
     pattern = Pattern(glob)
     with counting() as count:
