@@ -498,8 +498,12 @@ KINDS: Final[dict[int, type[Kind]]] = {kind.CODE: kind for kind in (
 
 
 def _type_problem(arg: object, kind: type | None) -> str:
-    found = type(arg).__name__
-    return f"a {found}, not a {kind.__name__}" if kind is not None else f"a {found}"
+    found = _a(type(arg).__name__)
+    return f"{found}, not {_a(kind.__name__)}" if kind is not None else found
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 # ------------------------------------------------------------------ narrowing

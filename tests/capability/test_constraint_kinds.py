@@ -95,16 +95,16 @@ def test_no_kind_raises_on_odd_values(constraint: Any) -> None:
 
 
 @pytest.mark.parametrize(("constraint", "value", "words"), [
-    (Eq(3), 4, "another value"), (Eq(3), "3", "a str, not a int"),
-    (Eq(True), 1, "a int, not a bool"), (OneOf({1}), 2, "not one of the values"),
-    (NotOneOf({1}), 1, "one of the excluded values"), (NotOneOf({1}), "a", "a str, not a int"),
-    (Range(1, 2), 3, "out of bounds"), (Range(1, 2), None, "a NoneType, not a int"),
+    (Eq(3), 4, "another value"), (Eq(3), "3", "a str, not an int"),
+    (Eq(True), 1, "an int, not a bool"), (OneOf({1}), 2, "not one of the values"),
+    (NotOneOf({1}), 1, "one of the excluded values"), (NotOneOf({1}), "a", "a str, not an int"),
+    (Range(1, 2), 3, "out of bounds"), (Range(1, 2), None, "a NoneType, not an int"),
     (Length(1, 2), "abc", "a length out of bounds"), (Prefix("a"), "b", "another start"),
     (Contains({"a", "b"}), ["a"], "1 required values missing"),
     (Contains({"a"}), "a", "not a list of str"), (Subset({"a"}), ["b", "c"],
                                                  "2 values outside the set"),
     (Subset({1}), [True], "not a list of int"),
-    (AnyOf([Eq(1), Prefix("a")]), "b", "a str, not a int; another start"),
+    (AnyOf([Eq(1), Prefix("a")]), "b", "a str, not an int; another start"),
 ])
 def test_problems_say_what_is_wrong(constraint: Any, value: object, words: str) -> None:
     assert not constraint.allows(value)
