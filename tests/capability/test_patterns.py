@@ -215,6 +215,22 @@ def test_the_documented_miss_is_a_miss_not_a_difference() -> None:
     assert not Pattern("*?").narrows(Pattern("?*"))
 
 
+def test_narrowing_is_sound_everywhere_and_misses_only_beside_a_parent_star() -> None:
+    # Every glob of up to four characters over "ab?*", against every string of up to seven
+    # over "abc" ('c' stands for any other character). An unsound pair would show a string
+    # the child allows and the parent refuses. Every pair the rule misses has a '?' beside
+    # a '*' in the parent (as '*?' against '?*'), where the tokens could shift.
+    globs_ = [canonical("".join(p)) for n in range(5) for p in itertools.product("ab?*", repeat=n)]
+    world = ["".join(p) for n in range(8) for p in itertools.product("abc", repeat=n)]
+    allowed = {g: frozenset(w for w in world if Pattern(g).allows(w)) for g in set(globs_)}
+    for child, parent in itertools.product(sorted(allowed), repeat=2):
+        semantic = allowed[child] <= allowed[parent]
+        if Pattern(child).narrows(Pattern(parent)):
+            assert semantic, ("unsound", child, parent)
+        elif semantic:
+            assert "?*" in parent or "*?" in parent, ("missed", child, parent)
+
+
 @pytest.mark.parametrize(("prefix", "glob", "within"), [
     ("ab", "a*", True), ("ab", "ab*", True), ("ab", "*", True), ("", "*", True),
     ("a", "ab*", False), ("ab", "a?*", True), ("a", "a?*", False),
