@@ -468,6 +468,8 @@ class AnyOf(Kind):
         """``[[member, ...]]``."""
         if len(fields) != 1 or type(fields[0]) is not list:
             raise fail(True, "any-of holds one array of constraints")
+        if not 2 <= len(fields[0]) <= MAX_MEMBERS:  # before decoding any of them
+            raise fail(True, f"any-of holds 2 to {MAX_MEMBERS} constraints")
         made = object.__new__(cls)
         object.__setattr__(made, "members", _members(
             [constraint_from_wire(m) for m in fields[0]], True))

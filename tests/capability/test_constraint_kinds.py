@@ -435,3 +435,11 @@ def test_request_argument_names_are_strings() -> None:
     # argument compared it with strings and raised TypeError.
     with raises("invalid_argument"):
         Request("a/b", "read", {"x": 1, 2: 3, "y": 1})  # type: ignore[dict-item]
+
+
+def test_an_any_of_is_counted_before_its_members_are_decoded() -> None:
+    # Thousands of members were each decoded, then the count refused: now the count
+    # comes first, so a member past the eighth is never read (this one would be
+    # unknown_field if it were).
+    with raises("malformed"):
+        constraint_from_wire([12, [[0, i] for i in range(8)] + [[99]]])
