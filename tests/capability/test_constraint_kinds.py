@@ -443,3 +443,11 @@ def test_an_any_of_is_counted_before_its_members_are_decoded() -> None:
     # unknown_field if it were).
     with raises("malformed"):
         constraint_from_wire([12, [[0, i] for i in range(8)] + [[99]]])
+
+
+def test_a_value_set_is_counted_before_its_values_are_checked() -> None:
+    # A 65th value is refused for the count (malformed), whatever it holds: the values
+    # are not each checked first.
+    with raises("malformed") as info:
+        constraint_from_wire([1, [*range(64), "x"]])
+    assert "64" in info.value.message
