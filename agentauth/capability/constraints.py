@@ -468,6 +468,8 @@ class AnyOf(Kind):
         """``[[member, ...]]``."""
         if len(fields) != 1 or type(fields[0]) is not list:
             raise fail(True, "any-of holds one array of constraints")
+        if not 2 <= len(fields[0]) <= MAX_MEMBERS:  # before decoding any of them
+            raise fail(True, f"any-of holds 2 to {MAX_MEMBERS} constraints")
         made = object.__new__(cls)
         object.__setattr__(made, "members", _members(
             [constraint_from_wire(m) for m in fields[0]], True))
@@ -498,8 +500,12 @@ KINDS: Final[dict[int, type[Kind]]] = {kind.CODE: kind for kind in (
 
 
 def _type_problem(arg: object, kind: type | None) -> str:
-    found = type(arg).__name__
-    return f"a {found}, not a {kind.__name__}" if kind is not None else f"a {found}"
+    found = _a(type(arg).__name__)
+    return f"{found}, not {_a(kind.__name__)}" if kind is not None else found
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 # ------------------------------------------------------------------ narrowing

@@ -162,6 +162,8 @@ class Request:
             raise InvalidArgument("a request names one action, [a-z0-9_.-]{1,32}")
         if not isinstance(self.args, Mapping):
             raise InvalidArgument("request arguments are a mapping")
+        if any(type(name) is not str for name in self.args):
+            raise InvalidArgument("request argument names are strings")
         object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
 
 

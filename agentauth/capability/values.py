@@ -78,6 +78,8 @@ def scalars(values: object, remote: bool, what: str, *, least: int = 1,
     if remote:
         if type(values) is not list:
             raise fail(True, f"{what} values are an array")
+        if len(values) > MAX_SET:  # unique on the wire: too many, before checking each
+            raise fail(True, f"{what} holds {least} to {MAX_SET} values")
         items: list[Any] = values
     else:
         if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
