@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from agentauth.capability.constraints import Subpath
 from benchmarks import (
     agent,
     conformance,
@@ -135,13 +134,6 @@ def test_agent_quick_run_reports_both_widths(tmp_path: Path,
     assert "capability / open handler" in capsys.readouterr().out
 
 
-# Until the path, URL, network and glob kinds are implemented they refuse every value, so
-# the benchmark's start-up check (its request is allowed) fails: expected, and only then.
-_STUB_KINDS = not Subpath("/data").allows("/data/a")
-
-
-@pytest.mark.xfail(_STUB_KINDS, raises=AssertionError, strict=True,
-                   reason="the path, URL, network and glob kinds are stubs")
 def test_constraints_quick_run_compares_new_and_plain_kinds(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "constraints.json"
