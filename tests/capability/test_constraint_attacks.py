@@ -1,0 +1,146 @@
+"""Attacks on the argument constraints (spec 10.1 to 10.3) and the hop check.
+
+Each test either documents an attack that is refused (unmarked) or names a finding: a
+test marked ``xfail(strict=True)`` fails now and passes once the finding is fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import msgpack
+import pytest
+from support import ALICE, BOB
+
+from agentauth import wire
+from agentauth.capability import Grant, Request, delegate, verify_chain
+from agentauth.capability.constraints import (
+    AnyOf,
+    AnyValue,
+    Cidr,
+    Contains,
+    Eq,
+    Length,
+    NotOneOf,
+    OneOf,
+    Pattern,
+    Prefix,
+    Range,
+    Subpath,
+    Subset,
+    Url,
+    constraint_from_wire,
+)
+from agentauth.errors import AgentAuthError
+
+NOW = 1_800_000_000
+
+
+def _nested_any_of(depth: int) -> list[Any]:
+    """``[12, [[12, [... [13] ...], [13]]], [13]]``: any-of nested ``depth`` deep."""
+    value: list[Any] = [13]
+    for _ in range(depth):
+        value = [12, [value, [13]]]
+    return value
+
+
+def _unsigned_root(grants: list[Any]) -> bytes:
+    """A chain of one root link carrying ``grants`` as given, with a zero signature: what
+    anyone can send, before any signature or anchor is checked."""
+    root = delegate(ALICE, BOB, [Grant("x", {"call"})], not_before=NOW - 100,
+                    expires=NOW + 3600, budget=1)
+    fields = msgpack.unpackb(root.payload)
+    fields[2] = grants
+    return bytes(wire.encode_value([1, wire.encode_value(fields) + bytes(64)]))
+
+
+# ------------------------------------------------------------------ exceptions
+
+
+@pytest.mark.xfail(strict=True, reason="finding 1: any-of decodes its members before "
+                   "refusing a nested any-of, so deep nesting raises RecursionError")
+def test_deeply_nested_any_of_on_the_wire_is_malformed_not_a_recursion_error() -> None:
+    with pytest.raises(AgentAuthError):
+        constraint_from_wire(_nested_any_of(2000))
+
+
+@pytest.mark.xfail(strict=True, reason="finding 1: RecursionError escapes Grant.from_wire")
+def test_a_grant_with_deeply_nested_any_of_is_malformed() -> None:
+    with pytest.raises(AgentAuthError):
+        Grant.from_wire(["x", ["call"], {"a": _nested_any_of(2000)}])
+
+
+@pytest.mark.xfail(strict=True, reason="finding 1: an unsigned 1.8 kB root link makes "
+                   "verify_chain raise RecursionError")
+def test_verify_chain_refuses_an_unsigned_link_with_nested_any_of_cleanly() -> None:
+    chain = _unsigned_root([["x", ["call"], {"a": _nested_any_of(330)}]])
+    assert len(chain) < 2048
+    with pytest.raises(AgentAuthError):
+        verify_chain(chain, {ALICE.agent_id: "**"}, now=NOW)
+
+
+def test_shallow_nested_any_of_is_malformed() -> None:
+    with pytest.raises(AgentAuthError) as info:
+        constraint_from_wire(_nested_any_of(2))
+    assert info.value.code == "malformed"
+
+
+class _Unhashable:
+    """An application's argument object whose hash fails with its own exception."""
+
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no equality")
+
+
+@pytest.mark.xfail(strict=True, reason="finding 2: one-of hashes the argument before "
+                   "checking its type, so a hash that raises escapes allows")
+@pytest.mark.parametrize("arg", [_Unhashable(), (_Unhashable(),)])
+def test_one_of_refuses_an_argument_whose_hash_raises(arg: object) -> None:
+    assert not OneOf({1, 2}).allows(arg)
+
+
+@pytest.mark.xfail(strict=True, reason="finding 2: the escape reaches Grant.allows too")
+def test_a_grant_refuses_an_argument_whose_hash_raises() -> None:
+    grant = Grant("x", {"call"}, {"a": AnyOf([OneOf({"p"}), Eq("q")])})
+    assert not grant.allows(Request("x", "call", {"a": _Unhashable()}))
+
+
+@pytest.mark.parametrize("arg", [[1], {"a": 1}, [[1]], float("nan"), 2**70, b"x", None,
+                                 "\ud800", "/a/\ud800", "https://\ud800/"])
+def test_no_kind_raises_on_an_argument_of_an_odd_type(arg: object) -> None:
+    kinds = [Eq(1), Eq("a"), OneOf({1, 2}), OneOf({"a"}), NotOneOf({"a"}), Range(0, 5),
+             Length(0, 5), Prefix("a"), Contains({1}), Subset({"a"}), Pattern("a*"),
+             Subpath("/a"), Url("https://*"), Cidr("10.0.0.0/8"),
+             AnyOf([Eq(1), Eq(2)]), AnyValue()]
+    for kind in kinds:
+        allowed = kind.allows(arg)
+        assert type(allowed) is bool
+        if not allowed:
+            assert isinstance(kind.problem(arg), str)
+
+
+class _Counted:
+    """An iterable that counts the items taken from it (endless)."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def __iter__(self) -> Any:
+        for value in itertools.count():
+            self.taken += 1
+            if self.taken > 100_000:
+                raise AssertionError("read far past the limit of 64 values")
+            yield value
+
+
+@pytest.mark.xfail(strict=True, reason="finding 3: a set kind reads the whole iterable "
+                   "before counting it (an endless one never returns)")
+def test_one_of_stops_reading_values_past_the_limit() -> None:
+    values = _Counted()
+    with pytest.raises(AgentAuthError):
+        OneOf(values)
+    assert values.taken <= 65
