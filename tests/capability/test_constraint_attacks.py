@@ -33,6 +33,7 @@ from agentauth.capability.constraints import (
     Subset,
     Url,
     constraint_from_wire,
+    constraint_within,
 )
 from agentauth.errors import AgentAuthError
 
@@ -186,3 +187,99 @@ def test_an_unsigned_chain_is_refused_cheaply() -> None:
     elapsed = time.perf_counter() - started
     assert info.value.code == "bad_signature"
     assert elapsed < 0.04, f"{elapsed * 1000:.0f} ms"
+
+
+# ------------------------------------------------------------------ URL values
+
+ANY_HOST = Url("https://*")
+API = Url("https://api.example.com/v1")
+BELOW = Url("https://*.example.com/v1")
+
+# Reaching a loopback, private, link-local, metadata or multicast address, or another
+# host, by any spelling: all refused under the host '*'.
+SSRF = [
+    "https://127.0.0.1/", "https://2130706433/", "https://0x7f000001/",
+    "https://0x7f.0.0.1/", "https://0177.0.0.1/", "https://127.1/", "https://127.0.1/",
+    "https://017700000001/", "https://127.0.0.1./", "https://[::1]/",
+    "https://[0:0:0:0:0:0:0:1]/", "https://[::ffff:127.0.0.1]/", "https://[::ffff:7f00:1]/",
+    "https://[::127.0.0.1]/", "https://[::7f00:1]/", "https://[64:ff9b::7f00:1]/",
+    "https://[64:ff9b:1::a00:1]/", "https://[2002:7f00:1::]/", "https://[2001::1]/",
+    "https://[fe80::1%25eth0]/", "https://[FE80::1]/", "https://[fe80::1]/",
+    "https://169.254.169.254/", "https://[fd00:ec2::254]/", "https://100.100.100.200/",
+    "https://localhost/", "https://LOCALHOST/", "https://localhost./",
+    "https://foo.localhost/", "https://evil.com@127.0.0.1/", "https://127.0.0.1#@evil.com/",
+    "https://127.0.0.1\\@evil.com/", "https://evil.com\\@127.0.0.1/",
+    "https://127.0.0.1%2F@evil.com/", "https://127.0.0.1%09/", "https://127.0.0.1\t/",
+    "https://127.0.0.1\n/", "https://%31%32%37.0.0.1/", "https://127%2E0%2E0%2E1/",
+    "https://\u2460\u2461\u2466.0.0.1/", "https://127\u30020.0.1/", "https://a..example.com/",
+    "https://.example.com/", "https://[::1]:443/", "https://0.0.0.0/", "https://0/",
+    "https://[::]/", "https://224.0.0.1/", "https://255.255.255.255/", "https://[ff02::1]/",
+    "https://10.0.0.1/", "https://172.16.0.1/", "https://192.168.1.1/",
+    "https://100.64.0.1/", "https://198.18.0.1/", "https://[fc00::1]/",
+    "https://[fec0::1]/", "https://[100::1]/", "https://[3fff::1]/", "https://[5f00::1]/",
+    "HTTPS://example.com/", "https:/example.com/", "https:example.com/",
+    "//example.com/", "https:///example.com/", "https://example.com\\.evil.com/",
+    "https://example.com:0/", "https://example.com:443:443/", "https://example.com:/",
+    "https://example.com:0443/", "https://example.com:65536/", "https://example.com/#x",
+]
+
+
+@pytest.mark.parametrize("value", SSRF)
+def test_the_wildcard_host_refuses_every_spelling_of_a_private_or_malformed_host(
+        value: str) -> None:
+    assert not ANY_HOST.allows(value)
+    assert ANY_HOST.problem(value) != "not allowed"
+
+
+ESCAPES = [
+    "https://api.example.com/v1/../admin", "https://api.example.com/v1/%2e%2e/admin",
+    "https://api.example.com/v1/%2E%2E/admin", "https://api.example.com/v1%2F..%2Fadmin",
+    "https://api.example.com/v1/%5C..%5Cadmin", "https://api.example.com/v1\\..\\admin",
+    "https://api.example.com/v1/./x", "https://api.example.com/v1//x",
+    "https://api.example.com/v1/x/..", "https://api.example.com/v2",
+    "https://api.example.com/v10", "https://api.example.com/V1",
+    "https://api.example.com/%76%31", "https://api.example.com:8443/v1",
+    "https://api.example.com:0443/v1", "http://api.example.com/v1",
+    "wss://api.example.com/v1", "https://api.example.com.evil.com/v1",
+    "https://evil.com/api.example.com/v1", "https://api.example.com@evil.com/v1",
+    "https://evil.com#api.example.com/v1", "https://API.example.com/v1",
+    "https://api.example.com./v1", "https://api.example.com/v1/%00",
+    "https://api.example.com/v1/x#frag", "https://api.example.com/v1/\u2025",
+    "https://api.example.com/v1/%c0%ae%c0%ae", "https://api.example.com/v1/%C0%AE/x/.",
+    "https://api.example.com\t/v1", "https://api.example.com/v1\r\n",
+]
+
+
+@pytest.mark.parametrize("value", ESCAPES)
+def test_an_exact_url_refuses_traversal_and_other_hosts(value: str) -> None:
+    assert not API.allows(value)
+
+
+@pytest.mark.parametrize("value", [
+    "https://example.com/v1", "https://a.example.com.evil/v1", "https://aexample.com/v1",
+    "https://a.example.com:443/v2", "https://evil.com/a.example.com/v1",
+    "https://a.example.com.:443/v1", "https://-a.example.com/v1",
+    "https://a-.example.com/v1", "https://a_b.example.com/v1",
+    "https://1.example.com.1/v1", "https://*.example.com/v1"])
+def test_a_wildcard_host_refuses_the_name_itself_and_look_alikes(value: str) -> None:
+    assert not BELOW.allows(value)
+
+
+def test_url_narrowing_is_sound_over_a_grid() -> None:
+    hosts = ["*", "*.example.com", "*.a.example.com", "example.com", "a.example.com",
+             "localhost", "*.localhost", "1.1.1.1", "127.0.0.1", "[::1]",
+             "[2606:4700::1]", "*.com"]
+    patterns = [Url(f"{scheme}://{host}{port}{path}")
+                for scheme in ("https", "wss", "http") for host in hosts
+                for port in ("", ":443", ":8443") for path in ("", "/v1", "/v1/a")]
+    value_hosts = [h for h in hosts if "*" not in h] + [
+        "x.example.com", "x.a.example.com", "x.localhost", "8.8.8.8", "10.0.0.1", "[::]"]
+    values = [f"{scheme}://{host}{port}{path}"
+              for scheme in ("https", "wss", "http") for host in value_hosts
+              for port in ("", ":443", ":80", ":8443")
+              for path in ("", "/", "/v1", "/v1/", "/v1/a/x", "/v10")]
+    allowed = {p: frozenset(v for v in values if p.allows(v)) for p in patterns}
+    for child in patterns:
+        for parent in patterns:
+            if constraint_within(child, parent):
+                assert allowed[child] <= allowed[parent], (child, parent)
