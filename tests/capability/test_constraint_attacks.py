@@ -389,3 +389,48 @@ def test_pattern_narrowing_and_prefix_pairs_are_sound_over_every_small_glob() ->
     ("a*b*c", "acb"), ("x", "X"), ("?", "")])
 def test_a_pattern_refuses_what_it_should(glob: str, value: str) -> None:
     assert not Pattern(glob).allows(value)
+
+
+# ------------------------------------------------------------------ every pair of kinds
+
+POOL: list[Any] = [
+    Eq(1), Eq(True), Eq(False), Eq("a"), Eq("/data/x"), Eq("10.0.0.1"), Eq(""),
+    Eq("https://a.example.com/v1"), OneOf({1, 2}), OneOf({True}), OneOf({"a", "ab"}),
+    OneOf({"/data/x", "/data/y"}), OneOf({"10.0.0.1", "8.8.8.8"}), NotOneOf({1}),
+    NotOneOf({True}), NotOneOf({"a"}), NotOneOf({"a", "b", ""}), Range(0, 5), Range(1, 2),
+    Range(-(2**63), 2**63 - 1), Length(0, 1), Length(1, 3), Length(0, 0), Prefix(""),
+    Prefix("a"), Prefix("ab"), Prefix("/data"), Prefix("https://"), Pattern("*"),
+    Pattern("a*"), Pattern("a?"), Pattern("?*"), Pattern("*b"), Pattern("/data/*"),
+    Pattern("https://*"), Subpath("/"), Subpath("/data"), Subpath("/data/x"),
+    Url("https://*"), Url("https://*.example.com"), Url("https://a.example.com/v1"),
+    Cidr("0.0.0.0/0"), Cidr("10.0.0.0/8"), Cidr("::/0"), Contains({1}), Contains({1, 2}),
+    Contains({"a"}), Subset({1}), Subset({1, 2}), Subset({"a", "b"}), AnyValue(),
+    AnyOf([Eq(1), Eq(2)]), AnyOf([Eq("a"), Prefix("ab")]), AnyOf([Range(0, 5), Eq(True)]),
+    AnyOf([Subpath("/data"), Pattern("a*")]), AnyOf([Cidr("10.0.0.0/8"), Eq("8.8.8.8")]),
+    AnyOf([Contains({1}), Subset({1, 2})]), AnyOf([NotOneOf({"a"}), Eq(1)]),
+    AnyOf([Url("https://a.example.com/v1"), Prefix("https://b")]),
+]
+
+SAMPLES: list[Any] = [
+    0, 1, 2, 3, 5, 6, -1, 2**63 - 1, -(2**63), True, False, "", "a", "b", "ab", "abc",
+    "ba", "b" * 4, "\u00e9", "/", "/data", "/data/x", "/data/y", "/data/x/z", "/datax",
+    "/data/../x", "10.0.0.1", "8.8.8.8", "10.0.0.01", "::1", "2001:db8::1",
+    "https://a.example.com/v1", "https://a.example.com/v1/x", "https://b.example.com/",
+    "https://example.com/", "https://127.0.0.1/", "https://b", [], [1], [2], [1, 2],
+    [1, 2, 3], ["a"], ["a", "b"], ["c"], [True], [1, "a"], (1,), None, 1.0, {"a": 1},
+]
+
+
+def test_no_pair_of_kinds_narrows_unsoundly_over_the_samples() -> None:
+    allowed = {id(c): [s for s in SAMPLES if c.allows(s)] for c in POOL}
+    for child in POOL:
+        for parent in POOL:
+            if constraint_within(child, parent):
+                for value in allowed[id(child)]:
+                    assert parent.allows(value), (child, parent, value)
+
+
+def test_every_kind_is_within_itself_and_any() -> None:
+    for constraint in POOL:
+        assert constraint_within(constraint, constraint), constraint
+        assert constraint_within(constraint, AnyValue()), constraint
