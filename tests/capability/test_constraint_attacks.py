@@ -434,3 +434,98 @@ def test_every_kind_is_within_itself_and_any() -> None:
     for constraint in POOL:
         assert constraint_within(constraint, constraint), constraint
         assert constraint_within(constraint, AnyValue()), constraint
+
+
+# ------------------------------------------------------------------ grants
+
+
+def _grants() -> list[Grant]:
+    maps: list[dict[str, Any]] = [
+        {}, {"a": Eq(1)}, {"a": Range(0, 5)}, {"a": AnyValue()}, {"b": Eq(1)},
+        {"a": Eq(1), "b": AnyValue()}, {"a": Range(0, 5), "b": Eq("x")},
+        {"a": AnyOf([Eq(1), Eq("x")])}, {"a": NotOneOf({2})}]
+    grants = []
+    for resource in ("x/**", "x/*", "x/y"):
+        for actions in ({"*"}, {"call"}, {"call", "read"}):
+            for constraints in maps:
+                for open_world in (False, True):
+                    grants.append(Grant(resource, actions, constraints,
+                                        open_world=open_world))
+    return grants
+
+
+def _requests() -> list[Request]:
+    argument_maps: list[dict[str, Any]] = [
+        {}, {"a": 1}, {"a": 2}, {"a": 6}, {"a": "x"}, {"a": True}, {"b": 1}, {"b": "x"},
+        {"a": 1, "b": 1}, {"a": 1, "b": "x"}, {"a": 3, "b": "x"}, {"a": 1, "c": 0},
+        {"a": 1, "b": "x", "c": 0}, {"c": 0}, {"a": 1, "A": 0}]
+    return [Request(resource, action, args) for resource in ("x", "x/y", "x/z", "x/y/z")
+            for action in ("call", "read", "write") for args in argument_maps]
+
+
+def test_grant_narrowing_is_sound_with_and_without_the_closed_world() -> None:
+    grants, requests = _grants(), _requests()
+    allowed = {id(g): [r for r in requests if g.allows(r)] for g in grants}
+    for child in grants:
+        for parent in grants:
+            if child.within(parent):
+                for request in allowed[id(child)]:
+                    assert parent.allows(request), (child, parent, request)
+
+
+@pytest.mark.parametrize(("child", "parent"), [
+    (Grant("x", {"call"}, {"a": Eq(1)}, open_world=True), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("x", {"call"}, {"a": Eq(1), "b": Eq(2)}), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("x", {"call"}, {"b": Eq(2)}), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("x", {"call"}), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("x", {"call"}, {"a": AnyValue()}), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("x", {"call"}, {"a": AnyOf([Eq(1), Eq(2)])}), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("x", {"*"}, {"a": Eq(1)}), Grant("x", {"call"}, {"a": Eq(1)})),
+    (Grant("*", {"call"}, {"a": Eq(1)}), Grant("x", {"call"}, {"a": Eq(1)})),
+])
+def test_a_child_may_not_widen_the_closed_world_or_drop_a_constraint(
+        child: Grant, parent: Grant) -> None:
+    assert not child.within(parent)
+
+
+def test_a_closed_grant_refuses_a_request_with_an_extra_or_a_missing_argument() -> None:
+    grant = Grant("x", {"call"}, {"a": Eq(1), "b": AnyValue()})
+    assert grant.allows(Request("x", "call", {"a": 1, "b": None}))
+    assert not grant.allows(Request("x", "call", {"a": 1}))
+    assert not grant.allows(Request("x", "call", {"a": 1, "b": 0, "B": 0}))
+    assert not grant.allows(Request("x", "call", {"a": 1, "b": 0, "a ": 0}))
+    assert not grant.allows(Request("x", "call", {"a": True, "b": 0}))
+
+
+@pytest.mark.parametrize(("wire_form", "code"), [
+    (["x", ["call"], {"a": [0, 1]}, False], "non_canonical"),
+    (["x", ["call"], {"a": [0, 1]}, 1], "malformed"),
+    (["x", ["call"], {"a": [0, 1]}, None], "malformed"),
+    (["x", ["call"], {}, True], "non_canonical"),
+    (["x", ["call"], {"b": [0, 1], "a": [0, 1]}], "non_canonical"),
+    (["x", ["call"], {"A": [0, 1]}], "malformed"),
+    (["x", ["call"], {"a": [14]}], "unknown_field"),
+    (["x", ["call"], {"a": [0, 1.0]}], "malformed"),
+    (["x", ["call"], {"a": [12, [[0, 1]]]}], "malformed"),
+    (["x", ["call"], {"a": [12, [[0, 1]] * 9]}], "malformed"),
+    (["x", ["call"], {"a": [12, [[0, 1], [13]]]}], "malformed"),
+    (["x", ["call"], {"a": [1, list(range(65))]}], "malformed"),
+    (["x", ["call"], {"a": [1, [2, 1]]}], "non_canonical"),
+    (["x", ["call"], {"a": [1, [1, True]]}], "malformed"),
+    (["x", ["call"], {"a": [2, 5, 1]}], "malformed"),
+    (["x", ["call"], {"a": [2, True, 5]}], "malformed"),
+    (["x", ["call"], {"a": [2, 0, 2**63]}], "malformed"),
+    (["x", ["call"], {"a": [10, "https", "*", True, "/"]}], "malformed"),
+    (["x", ["call"], {"a": [10, "https", "Example.com", 443, "/"]}], "non_canonical"),
+    (["x", ["call"], {"a": [10, "https", "127.1", 443, "/"]}], "malformed"),
+    (["x", ["call"], {"a": [10, "https", "a@b.com", 443, "/"]}], "malformed"),
+    (["x", ["call"], {"a": [10, "https", "example.com", 443, "/%2e%2e"]}], "malformed"),
+    (["x", ["call"], {"a": [10, "https", "example.com", 443, "/a%3c"]}], "non_canonical"),
+    (["x", ["call"], {"a": [11, "::ffff:10.0.0.0/104"]}], "malformed"),
+    (["x", ["call"], {"a": [9, "/a/\uff0e\uff0e"]}], "malformed"),
+])
+def test_a_grant_out_of_shape_on_the_wire_is_refused_with_its_code(
+        wire_form: list[Any], code: str) -> None:
+    with pytest.raises(AgentAuthError) as info:
+        Grant.from_wire(wire_form)
+    assert info.value.code == code
