@@ -22,7 +22,13 @@ from agentauth.capability.constraints import (
     constraint_from_wire,
     constraint_within,
 )
-from agentauth.capability.hosts import NOT_PUBLIC, ipv4_network, path_problem, publicly_routable
+from agentauth.capability.hosts import (
+    NOT_PUBLIC,
+    ip_value,
+    ipv4_network,
+    path_problem,
+    publicly_routable,
+)
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -805,3 +811,28 @@ def test_ipv4_network_reads_as_ipaddress_does(address: int, length: int, form: s
         if 0 <= number < 2**32:
             value = str(ipaddress.IPv4Address(number))
             assert read.allows(value) is (masked <= number <= top)
+
+
+def _ipaddress_value(text: str) -> tuple[int, int] | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if str(address) != text or (address.version == 6 and address.ipv4_mapped is not None):
+        return None
+    return int(address), address.version
+
+
+@PROPERTY
+@given(st.one_of(
+    st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n))),
+    st.integers(0, 2**32 - 1).map(lambda n: "0" + str(ipaddress.IPv4Address(n))),
+    st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n)) + "\n"),
+    st.text(alphabet="0123456789.", max_size=17),
+    st.text(alphabet="0125.:af x", max_size=20),
+    st.sampled_from(("1.2.3.4.5", "1.2.3", "256.0.0.1", "1.2.3.-4", "1.2.3.+4", "\uff11.2.3.4",
+                     "::ffff:1.2.3.4", "::1.2.3.4", "1.2.3.4/8", "", "..."))))
+def test_ip_value_reads_ipv4_as_ipaddress_does(text: str) -> None:
+    """An IPv4 address is read by splitting and looking up canonical octets: it agrees
+    with ``ipaddress`` reading the text and printing it back the same."""
+    assert ip_value(text) == _ipaddress_value(text), text
