@@ -8,11 +8,11 @@ import ipaddress
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from support import ALICE, BOB, CAROL, raises
 
-from agentauth import CapabilityDenied, InvalidArgument, wire
+from agentauth import CapabilityDenied, DecodeError, InvalidArgument, wire
 from agentauth.capability import Grant, Link, Request, delegate, encode_chain, verify_chain
 from agentauth.capability import chain as chain_module
 from agentauth.capability.constraints import (
@@ -22,7 +22,13 @@ from agentauth.capability.constraints import (
     constraint_from_wire,
     constraint_within,
 )
-from agentauth.capability.hosts import NOT_PUBLIC, path_problem, publicly_routable
+from agentauth.capability.hosts import (
+    NOT_PUBLIC,
+    ip_value,
+    ipv4_network,
+    path_problem,
+    publicly_routable,
+)
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -666,3 +672,171 @@ def _plain_segments_ok(path: str) -> bool:
 @given(st.text(alphabet="/.a", max_size=12).map(lambda s: "/" + s))
 def test_the_segment_regex_agrees_with_the_segment_rule(path: str) -> None:
     assert (path_problem(path) is None) is _plain_segments_ok(path), path
+
+
+# ------------------------------------------------------------------ fast paths held to the rules
+
+FAST_PATTERNS = (API, ANY, WILD, Url("https://*.example.com:8443/v1/a"),
+                 Url("http://localhost:8080/x"), Url("wss://10.0.0.1/"),
+                 Url("https://[::1]/v1"), Url("ws://a-b.example.com"))
+# Pieces of URL values: the common valid forms Url.allows decides at once, and near misses
+# (uppercase, a leading or trailing hyphen, a digit or 0x last label, ports with leading
+# zeros or out of range, dot and empty segments, escapes, brackets, fragments) that must
+# go the rule-by-rule way and be refused there.
+FAST_SCHEMES = ("https", "http", "ws", "wss", "HTTPS", "ftp")
+FAST_HOSTS = ("api.example.com", "example.com", "a-b.example.com", "x.a-b.example.com",
+              "localhost", "db.localhost", "zq.example.org", "Api.example.com", "-a.example.com",
+              "a-.example.com", "a..example.com", "example.com.", "10.0.0.1", "127.1",
+              "0x7f.example", "1.example", "[::1]", "", "a" * 64 + ".com", "a" * 63 + ".com",
+              ".".join(["abcdefghi"] * 25) + ".com", ".".join(["abcdefgh"] * 28) + ".com")
+FAST_PORTS = ("", ":443", ":8443", ":80", ":8080", ":0443", ":65535", ":65536", ":99999", ":",
+              ":0")
+FAST_SEGMENTS = ("v1", "a", "reports", ".", "..", "...", ".a", "", "%2F", "%41", "%2f", "%C3",
+                 "[x]", "*", "a@b", "a:b", "~u", "x\\y", "x y", "é")
+FAST_QUERIES = ("", "?", "?year=2026", "?a=%2F", "?a=%zz", "?a=b/c?d", "?[x]", "#f", "?a#f")
+
+
+@st.composite
+def url_values(draw: st.DrawFn) -> str:
+    segments = draw(st.lists(st.sampled_from(FAST_SEGMENTS), max_size=4))
+    path = "".join("/" + s for s in segments)
+    return (draw(st.sampled_from(FAST_SCHEMES)) + "://" + draw(st.sampled_from(FAST_HOSTS))
+            + draw(st.sampled_from(FAST_PORTS)) + path + draw(st.sampled_from(FAST_QUERIES)))
+
+
+def common_url_values() -> st.SearchStrategy[str]:
+    """Values the fast path decides: every piece of the common valid form."""
+    return st.builds(
+        lambda scheme, host, port, segments, query: (
+            f"{scheme}://{host}{port}" + "".join("/" + s for s in segments) + query),
+        st.sampled_from(FAST_SCHEMES[:4]), st.sampled_from(FAST_HOSTS[:7] + FAST_HOSTS[19:21]),
+        st.sampled_from((*FAST_PORTS[:5], ":65535")),
+        st.lists(st.sampled_from(("v1", "a", "reports", "...", ".a", "*", "a@b", "a:b", "~u")),
+                 max_size=4),
+        st.sampled_from(("", "?", "?year=2026", "?a=b/c?d", "/", "/?q")))
+
+
+@settings(PROPERTY, max_examples=600)
+@given(st.one_of(common_url_values(), url_values(),
+                 st.text(alphabet="htpsw:/.a-e1?%[]#@", max_size=30)))
+def test_url_fast_path_answers_as_the_rules_do(value: str) -> None:
+    """``allows`` decides the common valid URL by one regex and comparisons; ``problem``
+    always goes rule by rule. They agree on every value, valid or a near miss."""
+    for constraint in FAST_PATTERNS:
+        assert constraint.allows(value) is (constraint.problem(value) == "not allowed"), (
+            constraint, value)
+
+
+def test_url_fast_path_answers_on_the_common_values() -> None:
+    """A few values the fast path decides, each with the answer the spec's rules give."""
+    assert WILD.allows("https://api.example.com/v1/reports?year=2026")
+    assert WILD.allows("https://api.example.com:443/")
+    assert not WILD.allows("https://example.com/")
+    assert not WILD.allows("https://api.example.com:8443/")
+    assert not WILD.allows("http://api.example.com/")
+    assert API.allows("https://api.example.com/v1/")
+    assert not API.allows("https://api.example.com/v10")
+    assert not API.allows("https://api.example.com/")
+    assert ANY.allows("https://zq.example.org")
+    assert not ANY.allows("https://localhost/")
+    assert not ANY.allows("https://db.localhost/")
+    assert not WILD.allows("https://" + ".".join(["abcdefghi"] * 25) + ".example.com/")
+
+
+@settings(PROPERTY, max_examples=300)
+@given(st.sampled_from(FAST_SCHEMES),
+       st.one_of(st.sampled_from((*FAST_HOSTS, "*", "*.example.com", "*.", "**", "*.Example.com",
+                                  "*.10.0.0.1", "[::0:1]", "[2001:DB8::1]")),
+                 st.text(alphabet="a-.*1", max_size=12)),
+       st.integers(1, 65535),
+       st.one_of(st.sampled_from(("/", "/v1", "/v1/", "/v1/a", "/./a", "//", "/%2F", "/%41",
+                                  "/%c3", "/[x]", "/a*", "/..", "/...")),
+                 st.text(alphabet="/a.%2F", max_size=10).map(lambda s: "/" + s)))
+def test_url_from_wire_fast_path_accepts_what_the_pattern_grammar_accepts(
+        scheme: str, host: str, port: int, path: str) -> None:
+    """``from_wire`` takes fields in their common canonical forms after two regexes; the
+    same fields as an API pattern go the full way. They accept and refuse alike."""
+    pattern = f"{scheme}://{host}:{port}{path}"
+    assume(len(pattern) <= 256)  # an API pattern is one string value; fields are four
+    try:
+        made: Url | None = Url(pattern)
+    except InvalidArgument:
+        made = None
+    fields = [Url.CODE, scheme, host, port, path]
+    if made is None:
+        with pytest.raises(DecodeError):
+            constraint_from_wire(fields)
+    else:
+        read = constraint_from_wire(fields)
+        assert read == made and repr(read) == repr(made)
+        for value in ("https://api.example.com/v1/x", f"{scheme}://q.example.com:{port}/v1",
+                      f"{scheme}://{host}:{port}{path}"):
+            assert read.allows(value) is made.allows(value)
+
+
+def _ipaddress_network(text: str) -> tuple[int, int] | None:
+    try:
+        net = ipaddress.IPv4Network(text)  # strict: host bits set is an error
+    except ValueError:
+        return None
+    if str(net) != text:
+        return None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+@PROPERTY
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32),
+       st.sampled_from(("plain", "lead-octet", "lead-length", "long", "mask", "space")))
+def test_ipv4_network_reads_as_ipaddress_does(address: int, length: int, form: str) -> None:
+    """The regex-and-arithmetic reading of a canonical IPv4 network agrees with
+    ``ipaddress`` (strict, and printing the same text) on canonical networks, networks
+    with host bits set, and non-canonical texts."""
+    dotted = str(ipaddress.IPv4Address(address))
+    text = {
+        "plain": f"{dotted}/{length}",
+        "lead-octet": "0" + dotted + f"/{length}",
+        "lead-length": f"{dotted}/0{length}",
+        "long": f"{dotted}/{length + 32}",
+        "mask": f"{dotted}/{ipaddress.IPv4Network(f'0.0.0.0/{length}').netmask}",
+        "space": f" {dotted}/{length}",
+    }[form]
+    assert ipv4_network(text) == _ipaddress_network(text), text
+    masked = address & ~((1 << (32 - length)) - 1)
+    text = f"{ipaddress.IPv4Address(masked)}/{length}"
+    assert ipv4_network(text) == _ipaddress_network(text) is not None
+    read = constraint_from_wire([Cidr.CODE, text])
+    assert read == Cidr(text)
+    top = masked | ((1 << (32 - length)) - 1)
+    for number in (masked, top, masked - 1, top + 1):
+        if 0 <= number < 2**32:
+            value = str(ipaddress.IPv4Address(number))
+            assert read.allows(value) is (masked <= number <= top)
+
+
+def _ipaddress_value(text: str) -> tuple[int, int] | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if str(address) != text or (address.version == 6 and address.ipv4_mapped is not None):
+        return None
+    return int(address), address.version
+
+
+@PROPERTY
+@given(st.one_of(
+    st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n))),
+    st.integers(0, 2**32 - 1).map(lambda n: "0" + str(ipaddress.IPv4Address(n))),
+    st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n)) + "\n"),
+    st.lists(st.one_of(st.integers(0, 255).map(str), st.from_regex(r"0[0-9]{1,2}", fullmatch=True),
+                       st.text(alphabet="0123456789", max_size=4)),
+             min_size=4, max_size=4).map(".".join),
+    st.lists(st.integers(0, 255).map(str), min_size=3, max_size=5).map(".".join),
+    st.text(alphabet="0123456789.", max_size=17),
+    st.text(alphabet="0125.:af x", max_size=20),
+    st.sampled_from(("1.2.3.4.5", "1.2.3", "256.0.0.1", "1.2.3.-4", "1.2.3.+4", "\uff11.2.3.4",
+                     "::ffff:1.2.3.4", "::1.2.3.4", "1.2.3.4/8", "", "..."))))
+def test_ip_value_reads_ipv4_as_ipaddress_does(text: str) -> None:
+    """An IPv4 address is read by splitting and looking up canonical octets: it agrees
+    with ``ipaddress`` reading the text and printing it back the same."""
+    assert ip_value(text) == _ipaddress_value(text), text
