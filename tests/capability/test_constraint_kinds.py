@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import raises
 
+from agentauth import DecodeError
 from agentauth.capability import Grant, Request
 from agentauth.capability.constraints import (
     AnyOf,
@@ -30,6 +31,7 @@ from agentauth.capability.constraints import (
     constraint_within,
 )
 from agentauth.capability.grants import shortfall
+from agentauth.capability.values import scalars
 
 PROPERTY = settings(max_examples=500, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -451,3 +453,50 @@ def test_a_value_set_is_counted_before_its_values_are_checked() -> None:
     with raises("malformed") as info:
         constraint_from_wire([1, [*range(64), "x"]])
     assert "64" in info.value.message
+
+
+class Text(str):
+    """A str subclass: never a string value."""
+
+
+WIRE_VALUE = st.one_of(st.integers(min_value=-(2**64), max_value=2**64), st.booleans(),
+                       st.text(max_size=4), st.text(alphabet="ab", min_size=255, max_size=258),
+                       st.sampled_from(["\ud800", "é" * 129, "é" * 128, None, 1.0, b"a"]))
+
+
+@PROPERTY
+@given(st.one_of(st.lists(WIRE_VALUE, max_size=6),
+                 st.lists(st.integers(), max_size=66).map(sorted),
+                 st.lists(st.text(max_size=3), max_size=8).map(sorted),
+                 st.lists(st.text(max_size=3), unique=True, max_size=8).map(sorted),
+                 st.just([False, True]), WIRE_VALUE),
+       st.sampled_from([(1, (int, str, bool)), (0, (int, str)), (1, (int, str))]))
+def test_the_fast_wire_set_is_the_plain_reading(values: Any, rule: Any) -> None:
+    # A wire value set is read in one pass in the common case; that reading accepts and
+    # refuses exactly what the plain rule does, with the same code.
+    least, kinds = rule
+
+    def read(plain: bool) -> object:
+        try:
+            return scalars(values, True, "set", least=least, kinds=kinds, plain=plain)
+        except DecodeError as error:
+            return error.code
+
+    assert read(False) == read(True)
+
+
+@PROPERTY
+@given(st.lists(st.one_of(st.integers(0, 3), st.booleans(), st.sampled_from(["a", "b", "c"]),
+                          st.builds(Text, st.sampled_from(["a", "b"])), st.just([1])),
+                max_size=5),
+       st.sampled_from([list, tuple, iter, str]),
+       st.sampled_from([{1, 2}, {"a", "b"}, {0, 1, 3}]))
+def test_subset_allows_is_the_plain_reading(items: list[Any], container: Any,
+                                             values: set[Any]) -> None:
+    arg = container(items)
+    kind = type(next(iter(values)))
+    plain = (type(arg) in (list, tuple) and all(type(i) is kind for i in arg)
+             and all(i in values for i in arg))
+    assert Subset(values).allows(arg) is plain
+    assert constraint_from_wire(Subset(values).to_wire()).allows(arg) is plain
+
