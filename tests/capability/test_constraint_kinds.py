@@ -414,6 +414,21 @@ def test_shortfall_agrees_with_allows_in_the_closed_world(data: st.DataObject,
 
 
 @PROPERTY
+@given(data=st.data(), grant=grants())
+def test_a_grant_allows_by_the_plain_walk(data: st.DataObject, grant: Grant) -> None:
+    # Grant.allows walks a tuple of bound allows, one lookup per argument; built by the
+    # constructor or read from the wire, it decides as the plain walk over the mapping.
+    request = data.draw(requests_for((grant,)))
+    args = request.args
+    plain = ("a/b".startswith(grant.resource.removesuffix("**")) or grant.resource == "**"
+             ) and all(name in args and constraint.allows(args[name])
+                       for name, constraint in grant.constraints.items()) and (
+        not grant.closed or set(args) == set(grant.constraints))
+    assert grant.allows(request) is plain
+    assert Grant.from_wire(grant.to_wire()).allows(request) is plain
+
+
+@PROPERTY
 @given(grant=grants())
 def test_grants_with_every_kind_round_trip(grant: Grant) -> None:
     assert Grant.from_wire(grant.to_wire()) == grant
