@@ -12,7 +12,7 @@ complete wherever spec 10.2 says so; a pair it cannot decide is refused, never g
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from ..errors import DecodeError, InvalidArgument
@@ -235,6 +235,19 @@ class Subset(_Values):
     NAME = "subset"
     ITEMS = _ITEM_TYPES
     values: frozenset[Scalar]
+    # The values' one type, found once (allows would otherwise find it on each call).
+    _item: type = field(init=False, repr=False, compare=False)
+
+    def __init__(self, values: Iterable[Scalar]) -> None:
+        _Values.__init__(self, values)
+        _set_item(self, type(next(iter(self.values))))
+
+    @classmethod
+    def from_wire(cls, fields: list[Any]) -> Subset:
+        """``[[values, strictly ascending]]``."""
+        made: Subset = _Values.from_wire.__func__(cls, fields)  # type: ignore[attr-defined]
+        _set_item(made, type(next(iter(made.values))))
+        return made
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a list of values only from the set."""
@@ -249,7 +262,7 @@ class Subset(_Values):
                 return False
         except TypeError:
             return False
-        kind = type(next(iter(self.values)))
+        kind = self._item
         for item in arg:  # noqa: SIM110 (a loop: no generator, as in AnyOf.allows)
             if type(item) is not kind:
                 return False
@@ -578,6 +591,7 @@ _set_length_lo, _set_length_hi = Length.__dict__["lo"].__set__, Length.__dict__[
 _set_value = Eq.__dict__["value"].__set__
 _set_prefix = Prefix.__dict__["prefix"].__set__
 _set_members = AnyOf.__dict__["members"].__set__
+_set_item = Subset.__dict__["_item"].__set__
 _SET_VALUES: Final[dict[type, Any]] = {
     cls: cls.__dict__["values"].__set__ for cls in (OneOf, NotOneOf, Contains, Subset)}
 
