@@ -163,10 +163,24 @@ class NotOneOf(_Values):
     CODE = 4
     NAME = "not-one-of"
     values: frozenset[Scalar]
+    # The values' one type, found once (allows would otherwise find it on each call;
+    # test_allows_table and test_no_kind_raises_on_any_value pin the rule).
+    _item: type = field(init=False, repr=False, compare=False)
+
+    def __init__(self, values: Iterable[Scalar]) -> None:
+        _Values.__init__(self, values)
+        _set_excluded_type(self, type(next(iter(self.values))))
+
+    @classmethod
+    def from_wire(cls, fields: list[Any]) -> NotOneOf:
+        """``[[values, strictly ascending]]``."""
+        made: NotOneOf = _Values.from_wire.__func__(cls, fields)  # type: ignore[attr-defined]
+        _set_excluded_type(made, type(next(iter(made.values))))
+        return made
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` has the values' type and is none of them."""
-        return type(arg) is self.value_type() and arg not in self.values
+        return type(arg) is self._item and arg not in self.values
 
     def narrows(self, parent: NotOneOf) -> bool:
         """Excludes at least what the parent excludes (same type)."""
@@ -352,8 +366,10 @@ class Length(Kind):
         """Whether ``arg`` is a string of ``lo`` to ``hi`` bytes."""
         if type(arg) is not str:
             return False
-        # Each character is 1 to 4 bytes: most strings are decided without encoding them.
         size = len(arg)
+        if arg.isascii():  # one byte a character (known without a scan): no encoding
+            return self.lo <= size <= self.hi
+        # Each character is 1 to 4 bytes: most strings are decided without encoding them.
         if size > self.hi or size * 4 < self.lo:
             return False
         try:
@@ -592,6 +608,7 @@ _set_value = Eq.__dict__["value"].__set__
 _set_prefix = Prefix.__dict__["prefix"].__set__
 _set_members = AnyOf.__dict__["members"].__set__
 _set_item = Subset.__dict__["_item"].__set__
+_set_excluded_type = NotOneOf.__dict__["_item"].__set__
 _SET_VALUES: Final[dict[type, Any]] = {
     cls: cls.__dict__["values"].__set__ for cls in (OneOf, NotOneOf, Contains, Subset)}
 

@@ -515,3 +515,18 @@ def test_subset_allows_is_the_plain_reading(items: list[Any], container: Any,
     assert Subset(values).allows(arg) is plain
     assert constraint_from_wire(Subset(values).to_wire()).allows(arg) is plain
 
+
+
+@PROPERTY
+@given(st.one_of(st.text(max_size=12), st.text(alphabet="ab\x00\x7f", max_size=12),
+                 st.sampled_from(["\ud800", "é", "日本", "😀"])),
+       st.integers(0, 14), st.integers(0, 14))
+def test_length_allows_is_the_plain_reading(value: str, lo: int, hi: int) -> None:
+    # An ASCII string is measured by its length, any other by its UTF-8 encoding.
+    lo, hi = min(lo, hi), max(lo, hi)
+    try:
+        plain = lo <= len(value.encode()) <= hi
+    except UnicodeEncodeError:
+        plain = False
+    assert Length(lo, hi).allows(value) is plain
+    assert Length(lo, hi).allows(Text(value)) is False
