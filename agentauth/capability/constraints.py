@@ -12,7 +12,7 @@ complete wherever spec 10.2 says so; a pair it cannot decide is refused, never g
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from ..errors import DecodeError, InvalidArgument
@@ -85,7 +85,10 @@ class Eq(Kind):
         """``[value]``."""
         if len(fields) != 1:
             raise fail(True, "eq holds one value")
-        return cls(scalar(fields[0], True))
+        # Checked once here, then set in its slot: the constructor would check it again.
+        made = _new(cls)
+        _set_value(made, scalar(fields[0], True))
+        return made
 
     def problem(self, arg: object) -> str:
         """What differs."""
@@ -118,9 +121,9 @@ class _Values(Kind):
         """``[[values, strictly ascending]]``."""
         if len(fields) != 1:
             raise fail(True, f"{cls.NAME} holds one array of values")
-        made = object.__new__(cls)
-        object.__setattr__(made, "values", scalars(fields[0], True, cls.NAME,
-                                                   least=cls.LEAST, kinds=cls.ITEMS))
+        made = _new(cls)
+        _SET_VALUES[cls](made, scalars(fields[0], True, cls.NAME, least=cls.LEAST,
+                                       kinds=cls.ITEMS))
         return made
 
     def __repr__(self) -> str:
@@ -160,10 +163,24 @@ class NotOneOf(_Values):
     CODE = 4
     NAME = "not-one-of"
     values: frozenset[Scalar]
+    # The values' one type, found once (allows would otherwise find it on each call;
+    # test_allows_table and test_no_kind_raises_on_any_value pin the rule).
+    _item: type = field(init=False, repr=False, compare=False)
+
+    def __init__(self, values: Iterable[Scalar]) -> None:
+        _Values.__init__(self, values)
+        _set_excluded_type(self, type(next(iter(self.values))))
+
+    @classmethod
+    def from_wire(cls, fields: list[Any]) -> NotOneOf:
+        """``[[values, strictly ascending]]``."""
+        made: NotOneOf = _Values.from_wire.__func__(cls, fields)  # type: ignore[attr-defined]
+        _set_excluded_type(made, type(next(iter(made.values))))
+        return made
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` has the values' type and is none of them."""
-        return type(arg) is self.value_type() and arg not in self.values
+        return type(arg) is self._item and arg not in self.values
 
     def narrows(self, parent: NotOneOf) -> bool:
         """Excludes at least what the parent excludes (same type)."""
@@ -232,11 +249,38 @@ class Subset(_Values):
     NAME = "subset"
     ITEMS = _ITEM_TYPES
     values: frozenset[Scalar]
+    # The values' one type, found once (allows would otherwise find it on each call).
+    _item: type = field(init=False, repr=False, compare=False)
+
+    def __init__(self, values: Iterable[Scalar]) -> None:
+        _Values.__init__(self, values)
+        _set_item(self, type(next(iter(self.values))))
+
+    @classmethod
+    def from_wire(cls, fields: list[Any]) -> Subset:
+        """``[[values, strictly ascending]]``."""
+        made: Subset = _Values.from_wire.__func__(cls, fields)  # type: ignore[attr-defined]
+        _set_item(made, type(next(iter(made.values))))
+        return made
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a list of values only from the set."""
-        items = _items(arg, self.item_type())
-        return items is not None and self.values.issuperset(items)
+        # The common case without a copy or a call per item: a list (or tuple) every
+        # item of which is in the set (one C call) and of the values' exact type (a
+        # bool equals an int, a str subclass a str). An unhashable item is no value of
+        # ours. test_subset_allows_is_the_plain_reading holds it to _items.
+        if type(arg) is not list and type(arg) is not tuple:
+            return False
+        try:
+            if not self.values.issuperset(arg):
+                return False
+        except TypeError:
+            return False
+        kind = self._item
+        for item in arg:  # noqa: SIM110 (a loop: no generator, as in AnyOf.allows)
+            if type(item) is not kind:
+                return False
+        return True
 
     def narrows(self, parent: Subset) -> bool:
         """Draws from a subset of the parent's values."""
@@ -322,8 +366,10 @@ class Length(Kind):
         """Whether ``arg`` is a string of ``lo`` to ``hi`` bytes."""
         if type(arg) is not str:
             return False
-        # Each character is 1 to 4 bytes: most strings are decided without encoding them.
         size = len(arg)
+        if arg.isascii():  # one byte a character (known without a scan): no encoding
+            return self.lo <= size <= self.hi
+        # Each character is 1 to 4 bytes: most strings are decided without encoding them.
         if size > self.hi or size * 4 < self.lo:
             return False
         try:
@@ -348,7 +394,11 @@ class Length(Kind):
         """``[lo, hi]``, ``0 <= lo <= hi``."""
         if len(fields) != 2:
             raise fail(True, "a length is [5, lo, hi]")
-        return cls(*_bounds(fields[0], fields[1], True, "a length", 0))
+        lo, hi = _bounds(fields[0], fields[1], True, "a length", 0)
+        made = _new(cls)  # checked once, as a range is: no constructor to check again
+        _set_length_lo(made, lo)
+        _set_length_hi(made, hi)
+        return made
 
     def problem(self, arg: object) -> str:
         """Too short or too long."""
@@ -398,7 +448,9 @@ class Prefix(Kind):
         """``[prefix]``."""
         if len(fields) != 1:
             raise fail(True, "a prefix is [3, prefix]")
-        return cls(text(fields[0], True, "a prefix"))
+        made = _new(cls)  # checked once: no constructor to check again
+        _set_prefix(made, text(fields[0], True, "a prefix"))
+        return made
 
     def problem(self, arg: object) -> str:
         """Another start."""
@@ -452,7 +504,12 @@ class AnyOf(Kind):
 
     def allows(self, arg: object) -> bool:
         """Whether some member allows ``arg``."""
-        return any(member.allows(arg) for member in self.members)
+        # A loop, not any() over a generator: no generator to build and resume (about
+        # half the cost with two members). test_allows_table pins the rule.
+        for member in self.members:  # noqa: SIM110
+            if member.allows(arg):
+                return True
+        return False
 
     def narrows(self, parent: AnyOf) -> bool:
         """Each member within some member of the parent (sound; not complete: a member
@@ -470,9 +527,8 @@ class AnyOf(Kind):
             raise fail(True, "any-of holds one array of constraints")
         if not 2 <= len(fields[0]) <= MAX_MEMBERS:  # before decoding any of them
             raise fail(True, f"any-of holds 2 to {MAX_MEMBERS} constraints")
-        made = object.__new__(cls)
-        object.__setattr__(made, "members", _members(
-            [constraint_from_wire(m) for m in fields[0]], True))
+        made = _new(cls)
+        _set_members(made, _members([constraint_from_wire(m) for m in fields[0]], True))
         return made
 
     def problem(self, arg: object) -> str:
@@ -485,7 +541,8 @@ def _members(members: list[Any], remote: bool) -> tuple[Constraint, ...]:
     if not 2 <= len(members) <= MAX_MEMBERS:
         raise fail(remote, f"any-of holds 2 to {MAX_MEMBERS} constraints")
     for member in members:
-        if not isinstance(member, Kind) or isinstance(member, AnyOf | AnyValue):
+        # A tuple, not AnyOf | AnyValue: isinstance reads a tuple faster than a union.
+        if not isinstance(member, Kind) or isinstance(member, (AnyOf, AnyValue)):
             raise fail(remote, "an any-of member is a constraint, neither any-of nor any")
     return tuple(members)
 
@@ -541,8 +598,19 @@ def constraint_within(child: Constraint, parent: Constraint) -> bool:
 
 # ------------------------------------------------------------------ wire form
 
+# Building checked constraints on the wire path: each slot set directly, once its value
+# is checked (a constructor would check it again). The wire round-trip and wire-fault
+# tests of test_constraint_kinds.py pin that nothing is skipped.
 _new = object.__new__
 _set_lo, _set_hi = Range.__dict__["lo"].__set__, Range.__dict__["hi"].__set__
+_set_length_lo, _set_length_hi = Length.__dict__["lo"].__set__, Length.__dict__["hi"].__set__
+_set_value = Eq.__dict__["value"].__set__
+_set_prefix = Prefix.__dict__["prefix"].__set__
+_set_members = AnyOf.__dict__["members"].__set__
+_set_item = Subset.__dict__["_item"].__set__
+_set_excluded_type = NotOneOf.__dict__["_item"].__set__
+_SET_VALUES: Final[dict[type, Any]] = {
+    cls: cls.__dict__["values"].__set__ for cls in (OneOf, NotOneOf, Contains, Subset)}
 
 
 def constraint_from_wire(value: object) -> Constraint:

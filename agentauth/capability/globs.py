@@ -38,9 +38,13 @@ _ANY = 2
 _Token = str | int
 
 # The shapes of glob that allows decides with one str operation (any other: _GENERAL).
-_EXACT, _STARTS, _ENDS, _HOLDS, _PLAIN, _GENERAL = range(6)
+_EXACT, _ENDS, _HOLDS, _PLAIN, _GENERAL = range(5)
 # _PLAIN: no '?', so every piece is matched by str methods without a call of ours (on
-# "a*b*c" this halves the time of the general way).
+# "a*b*c" this halves the time of the general way). _ENDS: "head*tail" without '?'
+# ("text*", "*text" and "report-*.pdf" alike): a length check (the ends never overlap), a
+# startswith and an endswith, about 0.25 µs where _PLAIN takes 0.5 on "report-*.pdf";
+# test_simple_shapes_take_one_string_operation and test_pattern_allows_is_the_plain_reading
+# pin it.
 
 
 def _piece(text_: str) -> _Piece:
@@ -115,6 +119,8 @@ class Pattern(Kind):
     # How allows decides: the general way, or by one str operation for the common shapes
     # without '?' ("text", "text*", "*text", "*text*"); see _prepare.
     _shape: int = field(init=False, repr=False, compare=False)
+    # _ENDS only: the head, the tail and their joint length (else empty).
+    _ends: tuple[str, str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check(self.glob, False)
@@ -128,13 +134,15 @@ class Pattern(Kind):
             if len(parts) == 1:
                 shape = _EXACT
             elif len(parts) == 2:
-                shape = _STARTS if parts[1] == "" else _ENDS if parts[0] == "" else _GENERAL
+                shape = _ENDS
             elif len(parts) == 3 and parts[0] == parts[2] == "":
                 shape = _HOLDS
             if shape == _GENERAL:
                 shape = _PLAIN
-        object.__setattr__(self, "_pieces", tuple(_piece(p) for p in parts))
-        object.__setattr__(self, "_shape", shape)
+        _set_pieces(self, tuple([_piece(p) for p in parts]))
+        _set_shape(self, shape)
+        _set_ends(self, (parts[0], parts[1], len(parts[0]) + len(parts[1])) if shape == _ENDS
+                  else ("", "", 0))
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a string the glob matches, whole."""
@@ -143,11 +151,10 @@ class Pattern(Kind):
         shape = self._shape
         if shape == _EXACT:  # no wildcard: one comparison
             return arg == self.glob
+        if shape == _ENDS:  # "head*tail", "text*", "*text": the two ends, not overlapping
+            head, tail, least = self._ends
+            return len(arg) >= least and arg.startswith(head) and arg.endswith(tail)
         pieces = self._pieces
-        if shape == _STARTS:  # "text*": one startswith
-            return arg.startswith(pieces[0][0])
-        if shape == _ENDS:  # "*text"
-            return arg.endswith(pieces[1][0])
         if shape == _HOLDS:  # "*text*"
             return pieces[1][0] in arg
         if shape == _PLAIN:
@@ -214,8 +221,8 @@ class Pattern(Kind):
         """``[glob]``: at most 256 bytes, never ``**`` (``non_canonical``)."""
         if len(fields) != 1:
             raise fail(True, "a pattern is [8, glob]")
-        made: Pattern = object.__new__(cls)
-        object.__setattr__(made, "glob", _check(fields[0], True))
+        made: Pattern = _new(cls)  # checked once, then set in its slot
+        _set_glob(made, _check(fields[0], True))
         made._prepare()
         return made
 
@@ -232,3 +239,10 @@ def _check(glob: object, remote: bool) -> str:
         raise fail(remote, "a pattern never has two adjacent '*' (one '*' already matches "
                            "any run of characters)", "non_canonical")
     return checked
+
+
+# Building a checked pattern on the wire path: each slot set directly (the frozen
+# dataclass's __setattr__ refuses, and object.__setattr__ looks the slot up each time).
+_new = object.__new__
+_set_glob, _set_pieces, _set_shape, _set_ends = (
+    Pattern.__dict__[name].__set__ for name in ("glob", "_pieces", "_shape", "_ends"))

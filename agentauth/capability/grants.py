@@ -186,6 +186,10 @@ class Grant:
     """Whether the grant refuses arguments it does not name: it has constraints and is not
     open-world."""
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # Each constrained argument's name and its constraint, in name order: allows() walks
+    # this tuple rather than the mapping's items (see allows).
+    _checks: tuple[tuple[str, Constraint], ...] = field(
+        init=False, repr=False, compare=False)
 
     def __init__(self, resource: str, actions: Iterable[str],
                  constraints: Mapping[str, Constraint] | None = None, *,
@@ -212,6 +216,7 @@ class Grant:
         object.__setattr__(self, "open_world", open_world and bool(table))
         object.__setattr__(self, "closed", bool(table) and not open_world)
         object.__setattr__(self, "segments", segments)
+        object.__setattr__(self, "_checks", _checks(self.constraints))
 
     def within(self, parent: Grant) -> bool:
         """Whether every request this grant allows is allowed by ``parent``."""
@@ -234,8 +239,18 @@ class Grant:
         if ANY_ACTION not in self.actions and request.action not in self.actions:
             return False
         args = request.args
-        for name, constraint in self.constraints.items():
-            if name not in args or not constraint.allows(args[name]):
+        # A tuple, not the mapping's items, and one lookup per argument (a missing one
+        # raises KeyError, which costs nothing until raised): about 0.05 µs a constraint
+        # of the 0.15 the mapping walk took. (allows is looked up on each call, not bound
+        # once: a kind's method stays the class's.)
+        # test_shortfall_agrees_with_allows_in_the_closed_world and
+        # test_a_grant_allows_by_the_plain_walk pin it.
+        for name, constraint in self._checks:
+            try:
+                value = args[name]
+            except KeyError:  # a constrained argument is missing
+                return False
+            if not constraint.allows(value):
                 return False
         # Every constrained name is present, so a closed grant sees another argument
         # exactly when there are more arguments than constraints.
@@ -309,6 +324,7 @@ class Grant:
         _set_open_world(grant, open_world)
         _set_closed(grant, bool(table) and not open_world)
         _set_segments(grant, segments)
+        _set_checks(grant, _checks(table))
         return grant
 
 
@@ -365,8 +381,13 @@ def shortfall(grant: Grant, request: Request) -> tuple[int, Refusal] | None:
 # Building checked grants and constraints on the wire path: each slot set directly.
 _new = object.__new__
 (_set_resource, _set_actions, _set_constraints, _set_open_world, _set_closed,
- _set_segments) = (Grant.__dict__[name].__set__ for name in (
-     "resource", "actions", "constraints", "open_world", "closed", "segments"))
+ _set_segments, _set_checks) = (Grant.__dict__[name].__set__ for name in (
+     "resource", "actions", "constraints", "open_world", "closed", "segments", "_checks"))
+
+
+def _checks(constraints: Mapping[str, Constraint]) -> tuple[tuple[str, Constraint], ...]:
+    """What :meth:`Grant.allows` walks: each name and its constraint."""
+    return tuple(constraints.items())
 
 
 _MEMO_SIZE = 4096

@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import Kind, fail, text
+from .values import MAX_STRING, Kind, fail, text
 
 __all__ = ["Subpath"]
 
@@ -67,9 +67,26 @@ def _fault(value: str) -> str | None:
     return None
 
 
+def _plain_path(value: str) -> bool:
+    """Whether ``value`` is an absolute path in the common shape that breaks none of rules
+    1 to 3, decided with str methods only: printable ASCII (so NFKC, no control, no lone
+    surrogate) with no backslash, '%', '//', '/.' (so no '.' or '..' segment; a dot file
+    takes the plain check), starting with '/' and with no trailing '/' (or exactly '/').
+    False says nothing: the plain check decides. About 0.3 µs for a 4-segment path where
+    _fault takes 3 to 4. test_subpath.py's test_allows_is_the_plain_reading_of_the_rules
+    and test_plain_path_is_the_plain_reading pin it."""
+    return (value.isascii() and value.isprintable() and value[:1] == "/"
+            and "\\" not in value and "%" not in value and "//" not in value
+            and "/." not in value and (value[-1] != "/" or value == "/"))
+
+
 def _check_root(root: object, remote: bool) -> str:
     """``root`` if it is a valid root; otherwise ``malformed`` (wire) or
     ``invalid_argument`` (API), saying which rule it breaks."""
+    # The common root, at most MAX_STRING ASCII characters in the plain shape, in one
+    # pass: text() and _fault() would only agree (they run for anything else).
+    if type(root) is str and len(root) <= MAX_STRING and _plain_path(root):
+        return root
     value = text(root, remote, "a subpath root")
     fault = _fault(value)
     if fault is not None:
@@ -107,7 +124,7 @@ class Subpath(Kind):
         # trailing '/'. test_subpath.py's test_allows_is_the_plain_reading_of_the_rules pins it.
         if (arg.isascii() and arg.isprintable() and "\\" not in arg and "%" not in arg
                 and "//" not in arg and "/." not in arg and arg[-1] != "/"):
-            return True
+            return True  # (the shape of _plain_path, inline: a call costs 0.05 µs)
         return _fault(arg) is None
 
     def narrows(self, parent: Subpath) -> bool:
@@ -127,7 +144,11 @@ class Subpath(Kind):
         """``[root]``: an absolute path (``malformed`` otherwise)."""
         if len(fields) != 1:
             raise fail(True, "a subpath is [9, root]")
-        return cls(_check_root(fields[0], True))
+        root = _check_root(fields[0], True)
+        made = _new(cls)  # the root checked once, not again by the constructor
+        _set_root(made, root)
+        _set_under(made, root if root == "/" else root + "/")
+        return made
 
     def problem(self, arg: object) -> str:
         """The first rule ``arg`` breaks, in words: ``a '..' segment``, ``outside the
@@ -140,3 +161,8 @@ class Subpath(Kind):
         if not (arg == self.root or arg.startswith(self._under)):
             return "outside the root"
         return "not allowed"  # allows() said no: unreachable by the property tests
+
+
+# Building a checked subpath on the wire path: each slot set directly.
+_new = object.__new__
+_set_root, _set_under = (Subpath.__dict__[name].__set__ for name in ("root", "_under"))

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import raises
 
+from agentauth import DecodeError
 from agentauth.capability import Grant, Request
 from agentauth.capability.constraints import (
     AnyOf,
@@ -30,6 +31,7 @@ from agentauth.capability.constraints import (
     constraint_within,
 )
 from agentauth.capability.grants import shortfall
+from agentauth.capability.values import scalars
 
 PROPERTY = settings(max_examples=500, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -412,6 +414,21 @@ def test_shortfall_agrees_with_allows_in_the_closed_world(data: st.DataObject,
 
 
 @PROPERTY
+@given(data=st.data(), grant=grants())
+def test_a_grant_allows_by_the_plain_walk(data: st.DataObject, grant: Grant) -> None:
+    # Grant.allows walks a tuple of bound allows, one lookup per argument; built by the
+    # constructor or read from the wire, it decides as the plain walk over the mapping.
+    request = data.draw(requests_for((grant,)))
+    args = request.args
+    plain = ("a/b".startswith(grant.resource.removesuffix("**")) or grant.resource == "**"
+             ) and all(name in args and constraint.allows(args[name])
+                       for name, constraint in grant.constraints.items()) and (
+        not grant.closed or set(args) == set(grant.constraints))
+    assert grant.allows(request) is plain
+    assert Grant.from_wire(grant.to_wire()).allows(request) is plain
+
+
+@PROPERTY
 @given(grant=grants())
 def test_grants_with_every_kind_round_trip(grant: Grant) -> None:
     assert Grant.from_wire(grant.to_wire()) == grant
@@ -451,3 +468,65 @@ def test_a_value_set_is_counted_before_its_values_are_checked() -> None:
     with raises("malformed") as info:
         constraint_from_wire([1, [*range(64), "x"]])
     assert "64" in info.value.message
+
+
+class Text(str):
+    """A str subclass: never a string value."""
+
+
+WIRE_VALUE = st.one_of(st.integers(min_value=-(2**64), max_value=2**64), st.booleans(),
+                       st.text(max_size=4), st.text(alphabet="ab", min_size=255, max_size=258),
+                       st.sampled_from(["\ud800", "é" * 129, "é" * 128, None, 1.0, b"a"]))
+
+
+@PROPERTY
+@given(st.one_of(st.lists(WIRE_VALUE, max_size=6),
+                 st.lists(st.integers(), max_size=66).map(sorted),
+                 st.lists(st.text(max_size=3), max_size=8).map(sorted),
+                 st.lists(st.text(max_size=3), unique=True, max_size=8).map(sorted),
+                 st.just([False, True]), WIRE_VALUE),
+       st.sampled_from([(1, (int, str, bool)), (0, (int, str)), (1, (int, str))]))
+def test_the_fast_wire_set_is_the_plain_reading(values: Any, rule: Any) -> None:
+    # A wire value set is read in one pass in the common case; that reading accepts and
+    # refuses exactly what the plain rule does, with the same code.
+    least, kinds = rule
+
+    def read(plain: bool) -> object:
+        try:
+            return scalars(values, True, "set", least=least, kinds=kinds, plain=plain)
+        except DecodeError as error:
+            return error.code
+
+    assert read(False) == read(True)
+
+
+@PROPERTY
+@given(st.lists(st.one_of(st.integers(0, 3), st.booleans(), st.sampled_from(["a", "b", "c"]),
+                          st.builds(Text, st.sampled_from(["a", "b"])), st.just([1])),
+                max_size=5),
+       st.sampled_from([list, tuple, iter, str]),
+       st.sampled_from([{1, 2}, {"a", "b"}, {0, 1, 3}]))
+def test_subset_allows_is_the_plain_reading(items: list[Any], container: Any,
+                                             values: set[Any]) -> None:
+    arg = container(items)
+    kind = type(next(iter(values)))
+    plain = (type(arg) in (list, tuple) and all(type(i) is kind for i in arg)
+             and all(i in values for i in arg))
+    assert Subset(values).allows(arg) is plain
+    assert constraint_from_wire(Subset(values).to_wire()).allows(arg) is plain
+
+
+
+@PROPERTY
+@given(st.one_of(st.text(max_size=12), st.text(alphabet="ab\x00\x7f", max_size=12),
+                 st.sampled_from(["\ud800", "é", "日本", "😀"])),
+       st.integers(0, 14), st.integers(0, 14))
+def test_length_allows_is_the_plain_reading(value: str, lo: int, hi: int) -> None:
+    # An ASCII string is measured by its length, any other by its UTF-8 encoding.
+    lo, hi = min(lo, hi), max(lo, hi)
+    try:
+        plain = lo <= len(value.encode()) <= hi
+    except UnicodeEncodeError:
+        plain = False
+    assert Length(lo, hi).allows(value) is plain
+    assert Length(lo, hi).allows(Text(value)) is False

@@ -352,3 +352,22 @@ def test_allows_never_raises(glob: str, value: object) -> None:
     assert result is (type(value) is str and reference(glob, value))
     if not result:
         assert isinstance(pattern.problem(value), str)
+
+
+@PROPERTY
+@given(st.text(alphabet="ab.-?", max_size=4), st.text(alphabet="ab.-?", max_size=4),
+       st.lists(st.text(alphabet="ab.-/é", max_size=10), max_size=10))
+def test_pattern_allows_is_the_plain_reading(head: str, tail: str, values: list[str]) -> None:
+    # "head*tail" (both ends plain text) is decided by a length check, a startswith and
+    # an endswith; from the wire as from the constructor, it agrees with the reference.
+    glob = f"{head}*{tail}"
+    for pattern in (Pattern(glob), constraint_from_wire([8, glob])):
+        for value in [*values, head + tail, head + "-" + tail, (head + tail)[1:]]:
+            assert pattern.allows(value) is reference(glob, value), (glob, value)
+
+
+def test_head_star_tail_takes_a_few_string_operations() -> None:
+    pattern = Pattern("report-*.pdf")
+    with counting() as count:
+        pattern.allows("report-" + "x" * 1000 + ".pdf")
+    assert count[0] <= 12

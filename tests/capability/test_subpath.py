@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from support import ALICE, BOB, raises
 from support.chains import ANCHORS, NOW, ROOT
 
-from agentauth import CapabilityDenied, wire
+from agentauth import CapabilityDenied, DecodeError, wire
 from agentauth.capability import (
     Grant,
     Link,
@@ -424,3 +424,20 @@ def test_invalid_utf8_in_an_argument_is_malformed_before_any_constraint_runs(
     with raises("malformed"):
         checker()(good.replace(MARK, bad))
     assert calls == []
+
+
+@PROPERTY
+@given(st.one_of(values_near("/a/b"), st.text(), st.text(alphabet="/.ab%\\\x00é", max_size=12),
+                 st.text(alphabet="/ab", min_size=250, max_size=260)))
+def test_a_root_is_read_by_the_plain_rule(root: str) -> None:
+    # The wire reads a common root in one pass (no text() or rule-by-rule check): it
+    # accepts exactly the roots that the rules accept.
+    valid = len(root.encode("utf-8", "surrogatepass")) <= 256 and plain_allows("/", root)
+    try:
+        made = constraint_from_wire([9, root])
+    except DecodeError as error:
+        assert not valid, root
+        assert error.code == "malformed"
+    else:
+        assert valid, root
+        assert made == Subpath(root) and made.allows(root) and made.allows(root.rstrip("/") + "/x")
