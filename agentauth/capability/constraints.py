@@ -11,6 +11,7 @@ complete wherever spec 10.2 says so; a pair it cannot decide is refused, never g
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
@@ -141,10 +142,8 @@ class OneOf(_Values):
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is one of the values, of their type."""
-        try:
-            return arg in self.values and type(arg) is self.value_type()
-        except TypeError:  # unhashable: no value of ours
-            return False
+        # The type first: an int, str or bool hashes without calling anyone's code.
+        return type(arg) is self.value_type() and arg in self.values
 
     def narrows(self, parent: OneOf) -> bool:
         """A subset."""
@@ -500,7 +499,8 @@ class AnyOf(Kind):
     def __init__(self, members: Iterable[Constraint]) -> None:
         if isinstance(members, Kind) or not isinstance(members, Iterable):
             raise InvalidArgument("AnyOf takes a collection of constraints")
-        object.__setattr__(self, "members", _members(list(members), False))
+        given = list(itertools.islice(members, MAX_MEMBERS + 1))  # an endless one too
+        object.__setattr__(self, "members", _members(given, False))
 
     def allows(self, arg: object) -> bool:
         """Whether some member allows ``arg``."""
@@ -527,6 +527,9 @@ class AnyOf(Kind):
             raise fail(True, "any-of holds one array of constraints")
         if not 2 <= len(fields[0]) <= MAX_MEMBERS:  # before decoding any of them
             raise fail(True, f"any-of holds 2 to {MAX_MEMBERS} constraints")
+        for member in fields[0]:  # its kind first: any-of never nests, so no recursion
+            if type(member) is list and member and member[0] in (cls.CODE, AnyValue.CODE):
+                raise fail(True, "an any-of member is a constraint, neither any-of nor any")
         made = _new(cls)
         _set_members(made, _members([constraint_from_wire(m) for m in fields[0]], True))
         return made

@@ -19,6 +19,7 @@ grant allows is also allowed by a parent grant; a property test holds it to that
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ __all__ = [
     "parse_resource",
     "pattern_within",
     "shortfall",
+    "shown",
 ]
 
 ANY_ACTION: Final = "*"
@@ -121,7 +123,9 @@ def pattern_within(child: tuple[str, ...], parent: tuple[str, ...]) -> bool:
 def _actions(values: Iterable[str], remote: bool) -> frozenset[str]:
     if isinstance(values, str) or not isinstance(values, Iterable):
         raise _fail(remote, "actions are a collection of names, not one string")
-    values = list(values)
+    values = list(itertools.islice(values, 16 * MAX_ACTIONS + 1))  # an endless one too
+    if len(values) > 16 * MAX_ACTIONS:
+        raise _fail(remote, f"a grant has 1 to {MAX_ACTIONS} actions")
     if any(type(v) is not str for v in values):
         raise _fail(remote, "action names are strings")
     actions = frozenset(values)
@@ -347,6 +351,26 @@ def actions_text(actions: frozenset[str]) -> str:
     return ", ".join(sorted(actions))
 
 
+MAX_SHOWN = 200
+
+
+def shown(value: object) -> int | str:
+    """An argument's value as a refusal may hold it: an integer or a string of at most
+    :data:`MAX_SHOWN` characters, never an object of the caller's whose ``repr`` could
+    raise or run long."""
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        text = value
+    else:
+        try:
+            text = repr(value) if type(value) in (bool, float, bytes, list, tuple, dict) \
+                else f"a {type(value).__name__}"
+        except Exception:  # a list holding an object whose repr raises
+            text = f"a {type(value).__name__}"
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
+
+
 def shortfall(grant: Grant, request: Request) -> tuple[int, Refusal] | None:
     """None if ``grant`` allows ``request``; otherwise how many of its checks passed and
     the first that failed, as a :class:`Refusal` without its link and grant.
@@ -369,7 +393,7 @@ def shortfall(grant: Grant, request: Request) -> tuple[int, Refusal] | None:
         if not constraint.allows(value):
             return passed, Refusal("argument", argument=name, rule=repr(constraint),
                                    problem=constraint.problem(value),
-                                   value=value if isinstance(value, int | str) else repr(value))
+                                   value=shown(value))
     if grant.closed and len(args) > len(grant.constraints):
         extra = min(name for name in args if name not in grant.constraints)
         return 2 + len(grant.constraints), Refusal(

@@ -46,7 +46,7 @@ _IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 _IPV4_NETWORK = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(3[0-2]|[12][0-9]|[0-9])")
 _IPV6_TEXT = re.compile(r"[0-9a-f:]{2,39}")
 # An empty segment that is not the last, or a '.' or '..' segment.
-_BAD_SEGMENT = re.compile(r"//|/\.{1,2}(?=/|\Z)")
+_BAD_SEGMENT = re.compile(r"//|/\.{1,2}(?=[/;]|\Z)")  # ";": "..;x" is ".." to some servers
 _DIGITS = re.compile(r"[0-9]+")
 # A percent sign not followed by two uppercase hex digits.
 _BAD_PERCENT = re.compile(r"%(?![0-9A-F]{2})")
@@ -73,7 +73,7 @@ NOT_PUBLIC: Final[dict[int, tuple[tuple[int, int], ...]]] = {
         "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
         "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"),
     6: _networks(
-        "::/96", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+        "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
         "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7",
         "fe80::/10", "fec0::/10", "ff00::/8"),
 }
@@ -273,7 +273,7 @@ def percent_problem(text: str) -> str | None:
             return "an encoded unreserved character"
         if byte == 0:
             return "an encoded NUL"
-        if byte in (0x2F, 0x5C):
+        if byte in (0x2F, 0x5C, 0x25):  # "%25": a second decoding would see what follows
             return f"an encoded {chr(byte)!r}"
     return None
 

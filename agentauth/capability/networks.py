@@ -53,7 +53,7 @@ _COMMON = re.compile(
     r"(https?|wss?)://"
     r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?)"
     r"(?::([1-9][0-9]{0,4}))?"
-    rf"((?:/(?!\.\.?(?:[/?]|\Z))[{_SEGMENT_CHARS}]+)*/?)"
+    rf"((?:/(?!\.\.?(?:[/?;]|\Z))[{_SEGMENT_CHARS}]+)*/?)"
     rf"(?:\?[{_SEGMENT_CHARS}/?]*)?")
 # A constraint's host and path prefix in their common canonical forms (Url.from_wire's fast
 # path): a DNS name, '*.' and a DNS name, or '*'; '/' or non-empty segments, neither '.'
@@ -61,7 +61,7 @@ _COMMON = re.compile(
 # _checked, which decides and explains.
 _COMMON_HOST = re.compile(
     r"\*|(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_COMMON_PREFIX = re.compile(rf"/|(?:/(?!\.\.?(?:/|\Z))[{_SEGMENT_CHARS}]+)+")
+_COMMON_PREFIX = re.compile(rf"/|(?:/(?!\.\.?(?:[/;]|\Z))[{_SEGMENT_CHARS}]+)+")
 # How a constraint's host matches a value's DNS name (Url._mode): equal, by suffix, or '*'.
 _EXACT, _SUFFIX, _ANY = 0, 1, 2
 _URL_CHARS = frozenset(
@@ -346,9 +346,9 @@ def _network(network: object, remote: bool) -> tuple[int, int, int]:
         if fast is not None:
             return fast[0], fast[1], 4
     network = text(network, remote, "a network")
-    address, sep, _ = network.partition("/")
-    if not sep or "%" in network:
-        raise fail(remote, "a network is address/length")
+    address, sep, length = network.partition("/")
+    if not sep or "%" in network or not length.isascii() or not length.isdigit():
+        raise fail(remote, "a network is address/length, the length in decimal")
     try:
         net = ipaddress.ip_network(network, strict=False)
         given = ipaddress.ip_address(address)

@@ -5,7 +5,8 @@ each segment non-empty and neither ``.`` nor ``..``, with no trailing ``/``; it 
 rules 1 and 2 below. A value is allowed when it is a string (of exactly type ``str``) and,
 checked in this order (the first rule broken is the refusal's problem):
 
-1. it holds no control character (U+0000 to U+001F, U+007F), no backslash and no ``%``:
+1. it holds no control character (U+0000 to U+001F, U+007F to U+009F), no line or
+   paragraph separator (U+2028, U+2029), no backslash and no ``%``:
    nothing is percent-decoded, and ``%`` is refused so that no decoder after the check
    can turn ``%2e%2e`` into ``..``; nor a lone surrogate (no valid Unicode text holds one);
 2. it is in Unicode normal form NFKC, so look-alikes that fold to ``.`` or ``/`` (U+FF0E,
@@ -33,7 +34,7 @@ from .values import MAX_STRING, Kind, fail, text
 __all__ = ["Subpath"]
 
 # One character that rule 1 refuses: a control, a backslash, '%', a lone surrogate.
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\%\ud800-\udfff]")
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\%\ud800-\udfff]")
 
 
 def _fault(value: str) -> str | None:

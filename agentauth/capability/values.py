@@ -9,6 +9,7 @@ refusal path only, the *problem* with a value it refuses, in words an operator c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Self, TypeAlias
 
@@ -132,7 +133,9 @@ def scalars(values: object, remote: bool, what: str, *, least: int = 1,
             raise InvalidArgument(
                 f"{what} takes a collection of values, such as {{'a', 'b'}}, not a "
                 f"{type(values).__name__}: write {what}({{value}}) for one value")
-        items = list(values)
+        items = list(itertools.islice(values, MAX_SET + 1))  # an endless one too
+        if len(items) > MAX_SET:
+            raise InvalidArgument(f"{what} takes at most {MAX_SET} values (given: more)")
     checked = [scalar(v, remote) for v in items]
     types = {type(v) for v in checked}
     if len(types) > 1:

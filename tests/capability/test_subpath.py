@@ -277,7 +277,8 @@ def plain_allows(root: str, value: object) -> bool:
     """The rules of spec 10.1 as written, one after another (no fast path)."""
     if type(value) is not str:
         return False
-    if any(ord(c) < 0x20 or c in "\x7f\\%" or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029\\%"
+           or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         return False
     if not unicodedata.is_normalized("NFKC", value) or not value.startswith("/"):
         return False
