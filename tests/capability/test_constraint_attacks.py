@@ -36,6 +36,7 @@ from agentauth.capability.constraints import (
     constraint_from_wire,
     constraint_within,
 )
+from agentauth.capability.grants import shortfall
 from agentauth.errors import AgentAuthError
 
 NOW = 1_800_000_000
@@ -512,3 +513,43 @@ def test_a_grant_out_of_shape_on_the_wire_is_refused_with_its_code(
     with pytest.raises(AgentAuthError) as info:
         Grant.from_wire(wire_form)
     assert info.value.code == code
+
+
+# ------------------------------------------------------------------ gaps closed after review
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("https://api.example.com/v1/..;/admin", "a '.' or '..' segment"),
+    ("https://api.example.com/v1/.;x/admin", "a '.' or '..' segment"),
+    ("https://api.example.com/v1/%252E%252E/admin", "an encoded '%'"),
+])
+def test_url_paths_refuse_what_a_server_may_read_as_a_dot_segment(value: str,
+                                                                  problem: str) -> None:
+    # Each was allowed by the first version of the url kind: Tomcat and Spring read
+    # "..;" as "..", and a server that decodes twice reads "%252E" as ".".
+    url = Url("https://api.example.com/v1")
+    assert not url.allows(value) and url.problem(value) == problem
+
+
+def test_an_ipv4_translated_address_is_not_public() -> None:
+    # RFC 2765's ::ffff:0:a.b.c.d carries an IPv4 address a translator would reach.
+    assert not Url("https://*").allows("https://[::ffff:0:7f00:1]/")
+
+
+@pytest.mark.parametrize("char", ["\x85", "\x9b", "\u2028", "\u2029"])
+def test_a_subpath_refuses_c1_controls_and_line_separators(char: str) -> None:
+    assert not Subpath("/data").allows(f"/data/a{char}b")
+
+
+def test_a_refusal_never_calls_the_callers_repr_and_caps_what_it_shows() -> None:
+    class Loud:
+        def __repr__(self) -> str:
+            raise RuntimeError("called")
+
+    grant = Grant("t", {"call"}, {"x": Eq(1)})
+    for value, shown in ((Loud(), "a Loud"), ([Loud()], "a list"), ("y" * 999, None)):
+        found = shortfall(grant, Request("t", "call", {"x": value}))
+        assert found is not None
+        text = found[1].value
+        assert isinstance(text, str) and len(text) <= 203
+        assert shown is None or text == shown
