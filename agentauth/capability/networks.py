@@ -250,19 +250,17 @@ class Url(Kind):
         if type(arg) is str and len(arg) <= MAX_URL:
             match = _COMMON.fullmatch(arg)
             if match is not None:
-                scheme, host, port, path = match.groups()
                 mode, suffix, below, digits, bare = self._match
-                if scheme != self.scheme or (port != digits if port else not bare):
-                    return False
-                if below and path != self.path and not path.startswith(below):
-                    return False
-                if mode == _EXACT:
-                    return host == self.host
-                if len(host) > 253:
-                    return False
-                if mode == _SUFFIX:
-                    return host.endswith(suffix)
-                return host != "localhost" and not host.endswith(".localhost")
+                scheme, host, port, path = match.groups()
+                if (scheme == self.scheme and (port == digits if port else bare)
+                        and (not below or path.startswith(below) or path == self.path)):
+                    if mode == _EXACT:
+                        return host == self.host
+                    if mode == _SUFFIX:
+                        return len(host) <= 253 and host.endswith(suffix)
+                    return (len(host) <= 253 and host != "localhost"
+                            and not host.endswith(".localhost"))
+                return False
         return self._problem(arg) is None
 
     def _problem(self, arg: object) -> str | None:
