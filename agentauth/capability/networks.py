@@ -47,7 +47,7 @@ _PATH = re.compile(rf"/[{_SUB}%:@/\[\]]*")
 # without leading zeros, a path of non-empty segments that are neither '.' nor '..' (a
 # final '/' allowed) and a query, neither with '%', '[', ']' or '#'. Whatever it admits
 # obeys rules 1 to 5 once the host is at most 253 characters and the port at most 65535;
-# whatever it refuses goes the rule-by-rule way. Groups: scheme, host, port, path.
+# whatever it refuses goes the rule-by-rule way.
 _SEGMENT_CHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@"
 #
 # Written so that the engine never backtracks on a value it admits (some 0.55 us for a
@@ -58,10 +58,12 @@ _SEGMENT_CHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@"
 # follows each can never use what it would give back: a label's dot, a segment's '/', the
 # query's '?'). test_networks.test_url_fast_path_answers_as_the_rules_do holds allows to
 # problem(), and test_url_value_regex_is_the_backtracking_one to the earlier spelling.
+#
+# Groups: the origin (scheme://host[:port], as written), scheme, host, port, path.
 _COMMON = re.compile(
-    r"(https?|wss?)://"
+    r"((https?|wss?)://"
     r"((?:[a-z0-9][a-z0-9-]{0,62}+(?<!-)\.)*+[a-z][a-z0-9-]{0,62}+(?<!-))"
-    r"(?::([1-9][0-9]{0,4}))?"
+    r"(?::([1-9][0-9]{0,4}))?)"
     rf"((?:/(?!\.\.?+(?:[/?]|\Z))[{_SEGMENT_CHARS}]++)*+/?)"
     rf"(?:\?[{_SEGMENT_CHARS}/?]*+)?")
 # A constraint's host and path prefix in their common canonical forms (Url.from_wire's fast
@@ -194,7 +196,7 @@ class Url(Kind):
     port: int
     path: str
     _authorities: frozenset[str] = field(compare=False)
-    _match: tuple[int, str, str, str, bool] = field(compare=False)
+    _match: tuple[Any, ...] = field(compare=False)
 
     def __init__(self, pattern: str) -> None:
         text(pattern, False, "a URL pattern")
@@ -229,38 +231,63 @@ class Url(Kind):
             set_authorities(self, frozenset((f"{host}:{port}", host)))
         else:
             set_authorities(self, frozenset((f"{host}:{port}",)))
-        # For the fast path of allows, in one slot: how the host matches, the suffix a name
-        # under '*.n' ends with ('.n'), what a path below the prefix starts with ('' for
-        # '/'), the port as a value writes it (decimal, no leading zero) and whether a value
-        # may leave it out (it is the scheme's default).
-        set_match(self, (_ANY if host == "*" else _SUFFIX if host[:2] == "*." else _EXACT,
-                         host[1:], "" if path == "/" else path + "/", str(port),
-                         port == DEFAULT_PORTS[scheme]))
+        # For the fast path of allows, in one slot: how the host matches; for an exact host
+        # every origin (scheme://host[:port]) a value in the common form may write for it
+        # (the port left out or written, when it is the scheme's default), by its length;
+        # for '*.n' the head 'scheme://', the ends of an origin under it ('.n', '.n:port')
+        # and the longest origin whose host has at most 253 characters; for '*' the head,
+        # the port as a value writes it and whether a value may leave it out; what a path
+        # below the prefix starts with ('' for '/'), and the prefix.
+        head = f"{scheme}://"
+        bare = port == DEFAULT_PORTS[scheme]
+        below = "" if path == "/" else path + "/"
+        if host == "*":
+            set_match(self, (_ANY, head, str(port), bare, below, path))
+        elif host[:2] == "*.":
+            ends = (host[1:], f"{host[1:]}:{port}") if bare else (f"{host[1:]}:{port}",)
+            set_match(self, (_SUFFIX, head, ends, len(head) + 253, below, path))
+        else:
+            origins = (f"{head}{host}:{port}", f"{head}{host}") if bare else (
+                f"{head}{host}:{port}",)
+            set_match(self, (_EXACT, {len(o): o for o in origins}, None, 0, below, path))
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a URL within the pattern."""
         # Fast path for the common valid URL (_COMMON): one regex over the whole value,
         # then comparisons with the forms _fill computed, where the rule-by-rule path costs
         # some 3 us (and more for a host its memos have not seen). A value _COMMON admits
-        # obeys rules 1 to 5 but for the host's length, so each comparison of rule 6 that
-        # fails refuses it (as _problem would: it refuses another scheme, port, host or path
-        # whatever else holds), and it is allowed once all hold and the host is at most 253
-        # characters. The port is compared as text: _COMMON admits no leading zero.
-        # test_networks.test_url_fast_path_answers_as_the_rules_do holds it to problem().
+        # obeys rules 1 to 5 but for the host's length, and its origin is lowercase, with
+        # no trailing dot and a port without leading zeros: so its origin names the
+        # pattern's scheme, host and port exactly when it is one of the spellings _fill
+        # listed (an exact host), or starts with the scheme's head and ends with one of the
+        # listed ends ('*.n'). Each comparison of rule 6 that fails refuses the value (as
+        # _problem would: it refuses another scheme, port, host or path whatever else
+        # holds). An origin longer than the limit, or a '*' host, takes the fields one by
+        # one. test_networks.test_url_fast_path_answers_as_the_rules_do holds it to
+        # problem(), and test_url_allows_is_the_backtracking_reading to the first fast path.
+        # The origin and the path are compared in place, by their positions in the value
+        # (no group is copied out, except for '*').
         if type(arg) is str and len(arg) <= MAX_URL:
             match = _COMMON.fullmatch(arg)
             if match is not None:
-                mode, suffix, below, digits, bare = self._match
-                scheme, host, port, path = match.groups()
-                if (scheme == self.scheme and (port == digits if port else bare)
-                        and (not below or path.startswith(below) or path == self.path)):
-                    if mode == _EXACT:
-                        return host == self.host
-                    if mode == _SUFFIX:
-                        return len(host) <= 253 and host.endswith(suffix)
-                    return (len(host) <= 253 and host != "localhost"
+                mode, origins, ends, limit, below, root = self._match
+                end = match.end(1)  # where the origin ends and the path starts
+                if below and not arg.startswith(below, end) and not (
+                        match.end(5) == end + len(root) and arg.startswith(root, end)):
+                    return False
+                if mode == _EXACT:
+                    origin = origins.get(end)
+                    return origin is not None and arg.startswith(origin)
+                if mode == _SUFFIX:
+                    if not arg.startswith(origins) or not arg.endswith(ends, 0, end):
+                        return False
+                    if end <= limit:
+                        return True
+                else:  # '*': any DNS name but localhost's, the scheme's and the port
+                    host, port = match.group(3, 4)
+                    return (arg.startswith(origins) and (port == ends if port else limit)
+                            and len(host) <= 253 and host != "localhost"
                             and not host.endswith(".localhost"))
-                return False
         return self._problem(arg) is None
 
     def _problem(self, arg: object) -> str | None:
