@@ -57,7 +57,7 @@ _SEGMENT_CHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@"
 # the labels with their dots, the segments and the query are taken possessively (what
 # follows each can never use what it would give back: a label's dot, a segment's '/', the
 # query's '?'). test_networks.test_url_fast_path_answers_as_the_rules_do holds allows to
-# problem(), and test_url_value_regex_is_the_backtracking_one to the earlier spelling.
+# problem(), and test_url_allows_is_the_backtracking_reading to the earlier spelling.
 #
 # Groups: the origin (scheme://host[:port], as written), scheme, host, port, path.
 _COMMON = re.compile(
