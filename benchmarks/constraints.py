@@ -9,13 +9,17 @@ with one request that every constraint allows, cold (every link forgotten before
 and warm (the same chain again, as a verifier sees it on every request): once with 8
 constraints of the new kinds (subpath, url, cidr, pattern, not-one-of, subset, length,
 any-of), once with 8 of the plain kinds (eq, one-of, range, prefix, two of each), beside
-the Ed25519 verifications of the 4 links. Interleaved rounds in a shuffled order; per case
-the 25th percentile and the median of wall and CPU time per call; ratios from the same run.
+the Ed25519 verifications of the 4 links. Warm again with fresh values: each request's
+arguments differ from the last (another path, URL, address, name, ..., drawn in turn from
+a list built beforehand), as a verifier sees them, so that nothing a value leaves behind
+can flatter a kind. Interleaved rounds in a shuffled order; per case the 25th percentile
+and the median of wall and CPU time per call; ratios from the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import statistics
@@ -46,7 +50,8 @@ from agentauth.capability.constraints import (
     Url,
 )
 
-__all__ = ["CASES", "DELEGATIONS", "check_allowed", "main", "measure", "ratios", "targets"]
+__all__ = ["CASES", "DELEGATIONS", "FRESH", "FRESH_VALUES", "check_allowed", "main", "measure",
+           "ratios", "targets"]
 
 DELEGATIONS = 3
 RESOURCE = "tools/fetch"
@@ -103,11 +108,48 @@ def old_kinds() -> tuple[dict[str, Constraint], dict[str, object]]:
 CASES: dict[str, Callable[[], tuple[dict[str, Constraint], dict[str, object]]]] = {
     "new kinds": new_kinds, "plain kinds": old_kinds}
 
+FRESH = 1000
+"""How many different requests a fresh-values run draws from, in turn."""
 
-def chain_work(constraints: Mapping[str, Constraint], args: Mapping[str, object]
-               ) -> tuple[Work, Work, Work]:
-    """(cold verify, warm verify, the Ed25519 floor) for root + 3 delegations, every link
-    granting ``constraints``, and a request with ``args``."""
+
+def new_fresh(i: int) -> dict[str, object]:
+    """The ``i``-th fresh arguments for :func:`new_kinds`: each value differs from the last."""
+    return {
+        "path": f"/data/reports/{2000 + i % 97}/q{i % 4 + 1}/summary-{i}.pdf",
+        "url": f"https://api{i}.example.com/v1/reports/{i}?year={2000 + i % 97}",
+        "addr": f"10.{i % 256}.{i * 7 % 256}.{i * 13 % 256}",
+        "name": f"report-{i}-q{i % 4 + 1}.pdf",
+        "user": f"user{i}",
+        "tags": [f"q{i % 4 + 1}", f"q{(i + 1) % 4 + 1}"],
+        "title": f"Quarterly summary {i}",
+        "fmt": "pdf" if i % 2 else f"csv-{i}",
+    }
+
+
+def old_fresh(i: int) -> dict[str, object]:
+    """The ``i``-th fresh arguments for :func:`old_kinds`: each value differs from the last
+    where the constraint allows more than one."""
+    return {
+        "year": 2026,
+        "user": "alice",
+        "fmt": ("csv", "pdf")[i % 2],
+        "region": ("eu", "us", "ap")[i % 3],
+        "size": i % 1001,
+        "page": 1 + i % 500,
+        "path": f"/data/reports/{2000 + i % 97}/q{i % 4 + 1}/summary-{i}.pdf",
+        "url": f"https://api.example.com/v1/reports/{i}?year={2000 + i % 97}",
+    }
+
+
+FRESH_VALUES: dict[str, Callable[[int], dict[str, object]]] = {
+    "new kinds": new_fresh, "plain kinds": old_fresh}
+
+
+def chain_work(constraints: Mapping[str, Constraint], args: Mapping[str, object],
+               fresh: Sequence[Mapping[str, object]] = ()) -> tuple[Work, Work, Work, Work]:
+    """(cold verify, warm verify, warm verify with fresh values, the Ed25519 floor) for
+    root + 3 delegations, every link granting ``constraints``, and a request with ``args``
+    (with fresh values: a request with each of ``fresh`` in turn, built beforehand)."""
     root = Identity.generate()
     holders = [Identity.generate() for _ in range(DELEGATIONS + 1)]
     grant = Grant("tools/**", {"call"}, constraints)
@@ -129,13 +171,19 @@ def chain_work(constraints: Mapping[str, Constraint], args: Mapping[str, object]
         clear_caches()
         return warm()
 
+    requests = itertools.cycle([Request(RESOURCE, "call", values) for values in fresh]
+                               or [request])
+
+    def warm_fresh() -> object:
+        return verify_chain(data, anchors, now=NOW, holder=holder, request=next(requests))
+
     signed = [(link.signature + LINK_CONTEXT + (link.parent or NO_PARENT) + link.payload,
                link.issuer) for link in links]
 
     def floor() -> object:
         return [sodium.crypto_sign_open(message, key) for message, key in signed]
 
-    return cold, warm, floor
+    return cold, warm, warm_fresh, floor
 
 
 def check_allowed() -> None:
@@ -147,8 +195,16 @@ def check_allowed() -> None:
         for name, constraint in constraints.items():
             assert constraint.allows(args[name]), (
                 f"{case}: {constraint!r} refuses the benchmark's {name}={args[name]!r}")
-        cold, _, _ = chain_work(constraints, args)
+        cold, _, _, _ = chain_work(constraints, args)
         cold()  # raises if the chain or the request is refused
+        fresh = [FRESH_VALUES[case](i) for i in range(FRESH)]
+        for values in fresh:
+            for name, constraint in constraints.items():
+                assert constraint.allows(values[name]), (
+                    f"{case}: {constraint!r} refuses the fresh {name}={values[name]!r}")
+        _, _, warm_fresh, _ = chain_work(constraints, args, fresh)
+        for _ in fresh:
+            warm_fresh()
 
 
 def time_slice(call: Work, seconds: float) -> tuple[float, float]:
@@ -166,8 +222,10 @@ def measure(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
     """Per case and clock, the 25th percentile and the median of seconds per call."""
     work: dict[str, Work] = {}
     for case, make in CASES.items():
-        cold, warm, floor = chain_work(*make())
+        fresh = [FRESH_VALUES[case](i) for i in range(FRESH)]
+        cold, warm, warm_fresh, floor = chain_work(*make(), fresh)
         work[f"{case}, cold"], work[f"{case}, warm"] = cold, warm
+        work[f"{case}, fresh"] = warm_fresh
         if case == "plain kinds":
             work["Ed25519 floor"] = floor
     walls: dict[str, list[float]] = {name: [] for name in work}
@@ -190,11 +248,12 @@ def measure(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
 
 
 def ratios(figures: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """New kinds / plain kinds, cold and warm, for each figure of :func:`measure`."""
+    """New kinds / plain kinds, cold, warm and warm with fresh values, for each figure of
+    :func:`measure`."""
     return {state: {key: figures[f"new kinds, {state}"][key]
                     / figures[f"plain kinds, {state}"][key]
                     for key in ("wall_p25", "wall_median", "cpu_p25", "cpu_median")}
-            for state in ("cold", "warm")}
+            for state in ("cold", "warm", "fresh")}
 
 
 def targets(figures: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
@@ -217,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds, seconds = (1, 0.02) if args.quick else (args.rounds, 0.05)
     figures = measure(rounds, seconds)
     print(f"python {sys.version.split()[0]}, {rounds} round(s), root + {DELEGATIONS} "
-          f"delegations, 8 constraints per grant")
+          f"delegations, 8 constraints per grant; fresh: warm, {FRESH} requests in turn")
     print(f"{'case':20} {'wall p25 µs':>12} {'median':>8} {'cpu p25 µs':>11} {'median':>8}")
     for name, row in figures.items():
         print(f"{name:20} {row['wall_p25'] * 1e6:>12.1f} {row['wall_median'] * 1e6:>8.1f} "

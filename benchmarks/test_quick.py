@@ -140,11 +140,11 @@ def test_constraints_quick_run_compares_new_and_plain_kinds(
     assert constraints.main(["--quick", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["seconds_per_call"]) == {
-        "new kinds, cold", "new kinds, warm", "plain kinds, cold", "plain kinds, warm",
-        "Ed25519 floor"}
+        "new kinds, cold", "new kinds, warm", "new kinds, fresh", "plain kinds, cold",
+        "plain kinds, warm", "plain kinds, fresh", "Ed25519 floor"}
     assert all(value > 0 for row in report["seconds_per_call"].values()
                for value in row.values())
-    assert set(report["ratios"]) == {"cold", "warm"}
+    assert set(report["ratios"]) == {"cold", "warm", "fresh"}
     assert [t["name"] for t in report["targets"]] == [
         "cold: new kinds / plain kinds", "warm: new kinds / plain kinds"]
     assert "new kinds / plain kinds" in capsys.readouterr().out

@@ -115,17 +115,22 @@ class Subpath(Kind):
 
     def allows(self, arg: object) -> bool:
         """Whether ``arg`` is a path within the root."""
+        # The common case first, in one condition with str methods (a 4-segment path:
+        # about 0.45 µs in all, where the plain check takes 3 to 4 µs, and one compiled
+        # regex 1.2, more among the rest of a verification): a path below the root (so
+        # rule 4 holds once rules 1 to 3 do: it starts with the root's whole segments),
+        # printable ASCII (always NFKC) with no backslash, '%', '//', '/.' (so no '.' or
+        # '..' segment, and no dot file either: those take the plain check) and no
+        # trailing '/'. (The shape of _plain_path, inline: a call costs 0.05 µs; the root
+        # itself, compared only when this fails, saves a comparison on the common case.)
+        # test_subpath.py's
+        # test_allows_is_the_plain_reading_of_the_rules pins it.
+        if (type(arg) is str and arg.startswith(self._under) and arg.isascii()
+                and arg.isprintable() and "\\" not in arg and "%" not in arg
+                and "//" not in arg and "/." not in arg and arg[-1] != "/"):
+            return True
         if type(arg) is not str or not (arg == self.root or arg.startswith(self._under)):
             return False
-        # Rule 4 holds now if rules 1 to 3 do: arg starts with the root's whole segments.
-        # The common case first, with str methods (a 4-segment path: about 0.45 µs in
-        # all, where the plain check takes 3 to 4 µs, and one compiled regex 1.2): a
-        # printable ASCII path (always NFKC) with no backslash, '%', '//', '/.' (so no
-        # '.' or '..' segment, and no dot file either: those take the plain check) and no
-        # trailing '/'. test_subpath.py's test_allows_is_the_plain_reading_of_the_rules pins it.
-        if (arg.isascii() and arg.isprintable() and "\\" not in arg and "%" not in arg
-                and "//" not in arg and "/." not in arg and arg[-1] != "/"):
-            return True  # (the shape of _plain_path, inline: a call costs 0.05 µs)
         return _fault(arg) is None
 
     def narrows(self, parent: Subpath) -> bool:
