@@ -163,7 +163,7 @@ def delegate(
     link = _parse_link(payload + signature, parent)
     if parent is not None:
         try:
-            _check_hop(parent, link)
+            _check_hop(parent, link, remember=False)
         except CapabilityDenied as exc:  # the caller asked for it: a local error
             why = "" if exc.refusal is None else f"; {exc.refusal}"
             raise InvalidArgument(f"{exc.message} ({exc.code}{why})") from None
@@ -452,11 +452,14 @@ def signature_ok(link: Link) -> bool:
     return True
 
 
-def _check_hop(parent: Link, link: Link, links: tuple[Link, ...] = ()) -> None:
+def _check_hop(parent: Link, link: Link, links: tuple[Link, ...] = (), *,
+               remember: bool = True) -> None:
     """The rules between a link and its parent that need no signature or clock (the
     issuer, parent id and subject are the parent's by construction); ``links`` is the
-    chain, which a refusal names the link's place in (found only once refused)."""
-    if link.id in _hops_within:
+    chain, which a refusal names the link's place in (found only once refused).
+    ``remember=False``: the parent is the caller's object, not read from bytes here (its
+    fields could have been edited), so the hop is checked but not remembered."""
+    if remember and link.id in _hops_within:
         return
     if not link.budget < parent.budget:
         index = links.index(link) if links else None
@@ -481,6 +484,8 @@ def _check_hop(parent: Link, link: Link, links: tuple[Link, ...] = ()) -> None:
             refusal=Refusal("window", index,
                             rule=f"{bound} within {parent.not_before}..{parent.expires}",
                             value=getattr(link, bound)))
+    if not remember:
+        return
     if len(_hops_within) >= _CACHE_SIZE:
         _hops_within.clear()
     _hops_within.add(link.id)

@@ -331,3 +331,18 @@ def test_a_hop_found_narrowing_is_remembered_by_its_link_id(
     with raises("widened_resource"):
         verify([links[0], wide])
     assert chain_module._hops_within == {link.id for link in links[1:]}
+
+
+def test_a_hop_checked_for_delegate_is_not_remembered() -> None:
+    # delegate() takes the parent as the caller's object, whose fields could have been
+    # edited: a hop it checks must not vouch for the link at verification, where the
+    # parent is read from its bytes.
+    root = delegate(ROOT, ALICE, [CHILD_GRANT], not_before=NOW - 100, expires=NOW + 3600,
+                    budget=1)
+    edited = root._replace(grants=(Grant("**", {"*"}),))
+    chain_module.clear_caches()
+    wide = delegate(ALICE, BOB, [Grant("fs/**", {"*"})], not_before=NOW - 60,
+                    expires=NOW + 60, parent=edited)
+    assert wide.id not in chain_module._hops_within
+    with raises("widened_resource"):
+        verify([root, wide])
