@@ -178,8 +178,10 @@ class NotOneOf(_Values):
         return made
 
     def allows(self, arg: object) -> bool:
-        """Whether ``arg`` has the values' type and is none of them."""
-        return type(arg) is self._item and arg not in self.values
+        """Whether ``arg`` has the values' type and is none of them (an integer within 64
+        bits: no constraint but any allows another, spec 10.1.1)."""
+        return (type(arg) is self._item and arg not in self.values
+                and (type(arg) is not int or MIN_INT <= arg <= MAX_INT))
 
     def narrows(self, parent: NotOneOf) -> bool:
         """Excludes at least what the parent excludes (same type)."""
@@ -197,7 +199,7 @@ def _items(arg: object, kind: type | None) -> list[Any] | None:
         return None
     items: list[Any] = list(arg)
     for item in items:
-        if type(item) is not kind:
+        if type(item) is not kind or (type(item) is int and not MIN_INT <= item <= MAX_INT):
             return None
     return items
 

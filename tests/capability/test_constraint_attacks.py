@@ -553,3 +553,13 @@ def test_a_refusal_never_calls_the_callers_repr_and_caps_what_it_shows() -> None
         text = found[1].value
         assert isinstance(text, str) and len(text) <= 203
         assert shown is None or text == shown
+
+
+@pytest.mark.parametrize("build", [lambda: NotOneOf({1}), lambda: Contains({1}),
+                                   lambda: Subset({1, 2})])
+def test_an_integer_beyond_64_bits_is_allowed_by_no_kind_but_any(build: Any) -> None:
+    # Spec 10.1.1: an argument's integer is in the signed 64-bit range; a request decoded
+    # from the wire may carry up to 2**64 - 1, which not-one-of and contains allowed.
+    constraint = build()
+    for big in (2**63, 2**64 - 1, -(2**63) - 1):
+        assert not constraint.allows(big if isinstance(constraint, NotOneOf) else [1, big])
