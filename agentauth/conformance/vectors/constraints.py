@@ -112,6 +112,9 @@ _MATCHING: list[tuple[str, list[Any], Any, bool]] = [
     ("pattern-star-empty", [8, "*.pdf"], ".pdf", True),
     ("pattern-star-other", [8, "*.pdf"], "a.txt", False),
     ("pattern-whole-value", [8, "*.pdf"], "a.pdf.txt", False),
+    ("pattern-pieces-never-overlap", [8, "ab*b"], "ab", False),
+    ("not-one-of-beyond-64-bits", [4, [1]], 2**64 - 1, False),
+    ("contains-item-beyond-64-bits", [6, [1]], [1, 2**63], False),
     ("pattern-given-int", [8, "*"], 5, False),
     ("pattern-question", [8, "a?c"], "abc", True),
     ("pattern-question-code-point", [8, "a?c"], "a\u00e9c", True),
@@ -286,6 +289,8 @@ _MATCHING: list[tuple[str, list[Any], Any, bool]] = [
 
 # Narrowing (10.2): (id, child wire form, parent wire form, within).
 _NARROWING: list[tuple[str, list[Any], list[Any], bool]] = [
+    ("one-of-under-any-of-of-eqs", [1, [1, 2]], [12, [[0, 1], [0, 2]]], True),
+    ("range-under-any-of-of-eqs", [2, 1, 2], [12, [[0, 1], [0, 2]]], False),
     ("eq-same", [0, 5], [0, 5], True),
     ("eq-other", [0, 5], [0, 6], False),
     ("eq-bool-under-int", [0, True], [0, 1], False),
@@ -573,6 +578,9 @@ _GRANT_NARROWING: list[tuple[str, list[Any], list[Any], bool]] = [
 
 # Grant wire faults (10.3): (id, grant wire form or bytes, code).
 _GRANT_FAULTS: list[tuple[str, list[Any] | bytes, str]] = [
+    ("first-fault-wins-names-before-kinds",
+     ["fs/**", ["read"], {"b": [99], "a": [2, 0, 10]}], "non_canonical"),
+    ("first-fault-wins-fourth-element-first", [1, ["read"], {}, False], "non_canonical"),
     ("open-world-false", ["fs/**", ["read"], {"size": [2, 0, 10]}, False], "non_canonical"),
     ("open-world-without-constraints", ["fs/**", ["read"], {}, True], "non_canonical"),
     ("open-world-int", ["fs/**", ["read"], {"size": [2, 0, 10]}, 1], "malformed"),
