@@ -206,6 +206,23 @@ def test_spec_error_registry_matches_the_code() -> None:
         assert meaning.strip().replace("`", "'") == agentauth.ERROR_CODES[code][1], code
 
 
+def test_spec_error_registry_introduces_every_class() -> None:
+    # Section 7's opening paragraph says what each class of error means: every class that
+    # carries a code is named there, each local or remote one in its own list.
+    spec = (PACKAGE.parent / "spec" / "protocol.md").read_text(encoding="utf-8")
+    section = spec.split("## 7. Error registry", 1)[1].split("\n## ", 1)[0]
+    intro = " ".join(section.split("| class |", 1)[0].split())
+    local = intro.split("Local errors (`LocalError`: classes ", 1)[1].split(")", 1)[0]
+    remote = intro.split("remote errors (`RemoteError`: ", 1)[1].split(")", 1)[0]
+    for cls in {cls for cls, _ in agentauth.ERROR_CODES.values()}:
+        if issubclass(cls, agentauth.LocalError):
+            assert cls.__name__ in local.split(", "), cls
+        elif issubclass(cls, agentauth.RemoteError):
+            assert cls.__name__ in remote.split(", "), cls
+        else:
+            assert f"`{cls.__name__}`" in intro, cls
+
+
 def test_spec_refusal_kinds_match_the_code() -> None:
     # spec/protocol.md section 10.6 lists every refusal kind, in the registry's order, with
     # the codes that carry it: each a code of CapabilityDenied.
