@@ -1,9 +1,10 @@
 """Cryptographic primitives: the only module that imports a cryptography library.
 
 * Ed25519 and X25519 come from libsodium through PyNaCl. libsodium's verification is
-  strict (canonical ``S``, no small-order or non-canonical ``A`` or ``R``) and its X25519
-  refuses to return the all-zero output of a small-order point; agentauth relies on both
-  rules and the Wycheproof vectors pin them.
+  strict (canonical ``S``, no small-order or non-canonical ``A`` or ``R``: the six
+  conditions of spec 2.3) and its X25519 refuses to return the all-zero output of a
+  small-order point; agentauth relies on both rules, and the Wycheproof vectors and
+  ``tests/core/test_primitive_definitions.py`` pin them.
 * ChaCha20-Poly1305 (IETF, 96-bit nonce) comes from the ``cryptography`` package: it is
   the same AEAD as libsodium's, about four times faster per call from Python.
 * Argon2id (``crypto_pwhash``) and XChaCha20-Poly1305 come from libsodium: they derive a
@@ -148,8 +149,9 @@ SEALED_OVERHEAD = 48  # an ephemeral X25519 key and a Poly1305 tag
 
 
 def sealed_box(ed25519_public: bytes, message: bytes) -> bytes:
-    """Encrypt ``message`` to the holder of an Ed25519 key, anonymously (libsodium's
-    sealed box to the key's X25519 form: a fresh ephemeral key per message)."""
+    """Encrypt ``message`` to the holder of an Ed25519 key, anonymously: spec 2.5's
+    ``SealedBox``, libsodium's sealed box to the key's X25519 form (spec 2.4), with a fresh
+    ephemeral key per message. A key that has no X25519 form is ``invalid_key``."""
     if type(ed25519_public) is not bytes or type(message) is not bytes:
         raise InvalidKey("a sealed box takes a key and a message as bytes")
     try:
@@ -277,7 +279,8 @@ ARGON2ID_PRESETS: dict[str, tuple[int, int]] = {
 
 
 def argon2id(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
-    """A 32-byte key from ``passphrase`` by Argon2id v1.3 (libsodium's ``crypto_pwhash``).
+    """A 32-byte key from ``passphrase`` by Argon2id v1.3 (libsodium's ``crypto_pwhash``):
+    RFC 9106 with one lane, ``opslimit`` passes and ``memlimit // 1024`` KiB (spec 14.1).
 
     The caller bounds ``opslimit`` and ``memlimit``: they decide the time and memory spent.
     """
