@@ -10,14 +10,19 @@ the same cases.
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import msgpack
 import nacl.bindings as sodium
+import nacl.exceptions
 import pytest
 from argon2.low_level import Type, hash_secret_raw
 
 from agentauth import Identity, PeerKey, crypto, keyfile
 from agentauth.errors import AuthenticationError, InvalidKey
+
+ENVELOPE_VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "envelope.json"
 
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
@@ -205,6 +210,33 @@ def test_sealed_boxes_follow_the_steps_both_ways(seed: bytes) -> None:
         theirs = crypto.sealed_box(identity.public_bytes, message)
         assert len(theirs) == 48 + len(message)
         assert open_by_the_steps(seed, theirs) == message
+
+
+def test_the_sealed_envelope_vectors_open_by_the_steps() -> None:
+    # Every sealed box of spec/vectors/envelope.json opens by 2.5's steps exactly when the
+    # recipient's own opener opens it, to the same bytes.
+    opened = 0
+    for vector in json.loads(ENVELOPE_VECTORS.read_text(encoding="utf-8"))["vectors"]:
+        seed = bytes.fromhex(vector["me_seed"])
+        for data in vector["envelopes"]:
+            try:
+                outer = msgpack.unpackb(bytes.fromhex(data), strict_map_key=False)
+            except (ValueError, msgpack.UnpackException):
+                continue
+            if not (isinstance(outer, dict) and outer.get(0) == 2
+                    and isinstance(outer.get(2), bytes) and len(outer[2]) >= 48):
+                continue
+            try:
+                theirs: bytes | None = Identity.from_seed(seed).open_sealed(outer[2])
+            except AuthenticationError:
+                theirs = None
+            try:
+                ours: bytes | None = open_by_the_steps(seed, outer[2])
+            except (AssertionError, nacl.exceptions.CryptoError):
+                ours = None
+            assert ours == theirs, vector["id"]
+            opened += ours is not None
+    assert opened >= 1
 
 
 def refused_keys() -> list[bytes]:
