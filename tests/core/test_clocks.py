@@ -24,6 +24,7 @@ from agentauth.capability import (
     encode_chain,
     invoke,
 )
+from agentauth.capability.revocation import QuotaSweep
 from agentauth.http import HTTPMessage, Signer, Verifier
 
 SKEW = 60  # the default skew of envelopes, HTTP signatures and capability checks
@@ -177,3 +178,17 @@ def test_a_replay_entry_lives_while_the_store_reading_is_at_most_its_expiry() ->
     assert store.check_and_insert(b"second", T0 + 10.5) is False  # never inserted
     clock.now = T0
     assert store.check_and_insert(b"second", T0 + 10.5) is True
+
+
+def test_a_revocation_store_forgets_by_the_reading_rounded_down() -> None:
+    # A store at a key's quota forgets notices with floor(r) >= expires + 300 (10.8); its
+    # prune takes the reading rounded down (tests/capability/test_revocation.py pins the
+    # bound itself).
+    asked: list[int] = []
+
+    def prune(now: int) -> int:
+        asked.append(now)
+        return 0
+
+    assert QuotaSweep(lambda: T0 + 0.999, prune)() is False
+    assert asked == [int(T0)] and type(asked[0]) is int
