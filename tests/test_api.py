@@ -223,6 +223,17 @@ def test_spec_error_registry_introduces_every_class() -> None:
             assert f"`{cls.__name__}`" in intro, cls
 
 
+def test_spec_vector_layout_lists_every_vector_file() -> None:
+    # spec/protocol.md section 6.1 gives one list item to each file of spec/vectors/.
+    spec = (PACKAGE.parent / "spec" / "protocol.md").read_text(encoding="utf-8")
+    section = spec.split("### 6.1 Layout", 1)[1].split("\n### ", 1)[0]
+    listed = re.findall(r"^- `([\w-]+\.json)`", section, flags=re.MULTILINE)
+    files = sorted(path.name for path in (PACKAGE.parent / "spec" / "vectors").iterdir())
+    assert sorted(listed) == files
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    assert f"holds {words[len(files) - 1]} JSON files" in " ".join(section.split())
+
+
 def test_spec_refusal_kinds_match_the_code() -> None:
     # spec/protocol.md section 10.6 lists every refusal kind, in the registry's order, with
     # the codes that carry it: each a code of CapabilityDenied.
