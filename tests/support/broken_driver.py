@@ -9,6 +9,8 @@ afresh after one that broke the interface). MODE is one of:
   bytes is flipped (the interface checks' engines take the system's);
 - ``accept-downgrade``: an HS2 refused as ``downgrade`` is reported accepted;
 - ``wrong-code``: every ``decrypt_failed`` is reported as ``bad_signature``;
+- ``one-wrong-code``: the first ``reflection`` is reported as ``decrypt_failed``, and
+  nothing else is changed;
 - ``skip-notice``: ``verify_notice`` answers ``unimplemented``;
 - ``garbage``: the reply to the 200th request (past the interface checks) is not JSON;
 - ``crash-export``: the process exits when asked to ``export``;
@@ -91,6 +93,9 @@ def main() -> int:
             reply = {"id": reply["id"], "result": {}}
         elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
             error["code"] = "bad_signature"
+        elif mode == "one-wrong-code" and error and error["code"] == "reflection":
+            error["code"] = "decrypt_failed"
+            mode = "honest"
         elif (mode == "lax-requests" and op == "request_receive" and result
               and result.get("answer") == "refused"):
             reply["result"] = {"answer": "call", "id": result["id"], "route": 0}
