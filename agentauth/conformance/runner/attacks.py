@@ -2,10 +2,12 @@
 
 Each attack changes the conversation in one way (replay, reflection, reordering,
 tampering with one field, downgrade, truncation, a clock off by too much, a peer that is
-not trusted) and names the code the spec's processing order gives for it. Where the
-processing order leaves more than one code possible, the table says which are allowed.
-After a refused session message the genuine one must still open (no desynchronisation,
-section 5.5); after a refused handshake message the engine stays failed (section 4.13).
+not trusted) and names the one code the spec's processing order gives for it; where the
+code depends on where a random bit landed (a bit flipped in HS1), it is the code a
+reference engine given the driver's inputs gives for the same bytes. After a refused
+session message the genuine one must still open (no desynchronisation, section 5.5);
+after a refused handshake message the engine stays failed with the same code (section
+4.13).
 """
 
 from __future__ import annotations
