@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from agentauth.conformance.runner import DriverBroken, DriverProcess, all_checks
+from agentauth.conformance.runner import (
+    Context,
+    DriverBroken,
+    DriverProcess,
+    Report,
+    all_checks,
+    run_checks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -49,6 +56,11 @@ def test_the_whole_suite_passes_against_our_driver(tmp_path: Path) -> None:
         assert sections[needed]["PASS"] > 0, needed
     ids = [c["id"] for c in report["checks"]]
     assert len(ids) == len(set(ids))
+    # Each check about a code records the code it expected and the one it got.
+    coded = [c["code"] for c in report["checks"] if c["code"] is not None]
+    assert len(coded) > 250 and all(c["expected"] == c["got"] for c in coded)
+    assert all(c["code"] is None for c in report["checks"] if "positive" in c["id"])
+    assert {"conformance.md §5", "conformance.md §6"} <= set(sections)
     for kind in ("handshake-positive", "handshake-negative", "session-negative", "capability",
                  "constraints", "envelope", "live", "attack", "mutation", "interop"):
         assert any(f"/ {kind} /" in i for i in ids), kind
@@ -103,6 +115,31 @@ def test_a_broken_driver_fails_naming_the_section(mode: str, section: str, detai
     assert total is not None
     passed, failed = int(total[1]), int(total[2])
     assert failed == len(failures) >= 1 and passed > 150  # the run carried on
+
+
+def test_one_wrong_code_fails_exactly_the_check_it_answers() -> None:
+    """A driver right in everything but one code, given once: the check that got it fails,
+    saying which code it expected and which it got, and every other check passes (the
+    honest driver passes them all: the whole-suite test). In process, on the checks about
+    reflection."""
+    checks = [c for c in all_checks(None, seed=3, mutations=0, peer=False)
+              if "reflect" in c.id]
+    assert len(checks) >= 8
+    command = f"{BROKEN} one-wrong-code"
+    report = Report(driver=command, seed=3, mutations=0)
+    ctx = Context([command], seed=3, timeout=10.0)
+    try:
+        run_checks(checks, ctx, report)
+    finally:
+        ctx.close()
+    failed = [o for o in report.outcomes if o.status != "PASS"]
+    assert [o.id for o in failed] == [checks[0].id]
+    assert "refused with decrypt_failed, expected reflection" in failed[0].message
+    assert report.outcomes[0].compared == ("reflection", "decrypt_failed")
+    assert all(o.compared is not None and o.compared[0] == o.compared[1]
+               for o in report.outcomes[1:])
+    entry = json.loads(report.to_json())["checks"][0]
+    assert entry["code"] == {"expected": "reflection", "got": "decrypt_failed"}
 
 
 def test_a_driver_whose_replies_are_garbled_at_random_never_crashes_the_runner() -> None:

@@ -5,11 +5,14 @@ Usage: ``python broken_driver.py MODE [ONCE]``. With a path ``ONCE``, the fault 
 one process only: the first to find no file there creates it (the runner starts a driver
 afresh after one that broke the interface). MODE is one of:
 
-- ``corrupt-field``: one bit of the first HS1 the driver writes is flipped;
+- ``corrupt-field``: one bit of the first HS1 the driver writes from injected random
+  bytes is flipped (the interface checks' engines take the system's);
 - ``accept-downgrade``: an HS2 refused as ``downgrade`` is reported accepted;
 - ``wrong-code``: every ``decrypt_failed`` is reported as ``bad_signature``;
+- ``one-wrong-code``: the first ``reflection`` is reported as ``decrypt_failed``, and
+  nothing else is changed;
 - ``skip-notice``: ``verify_notice`` answers ``unimplemented``;
-- ``garbage``: the reply to the 40th request is not JSON;
+- ``garbage``: the reply to the 200th request (past the interface checks) is not JSON;
 - ``crash-export``: the process exits when asked to ``export``;
 - ``stall-binding``: ``channel_binding`` requests are never answered;
 - ``corrupt-seal``: the last bit of every sealed message is flipped;
@@ -43,6 +46,7 @@ def main() -> int:
     out = sys.stdout.buffer
     count = 0
     corrupted = False
+    injected: set[str] = set()  # the engines given random bytes
     rng = random.Random(7)
     for line in sys.stdin.buffer:
         count += 1
@@ -62,7 +66,7 @@ def main() -> int:
         raw = real.stdout.readline()
         if mode == "stall-binding" and op == "channel_binding":
             continue
-        if mode == "garbage" and count == 40:
+        if mode == "garbage" and count == 200:
             out.write(b"this is not a reply\n")
             out.flush()
             continue
@@ -73,7 +77,10 @@ def main() -> int:
             continue
         reply = json.loads(raw)
         result, error = reply.get("result"), reply.get("error")
-        if mode == "corrupt-field" and op == "start" and not corrupted:
+        if op == "handshake" and request.get("random") and result:
+            injected.add(result["handle"])
+        if (mode == "corrupt-field" and op == "start" and not corrupted
+                and request["handle"] in injected):
             message = result["message"]
             result["message"] = f"{int(message[0], 16) ^ 1:x}" + message[1:]
             corrupted = True
@@ -86,6 +93,9 @@ def main() -> int:
             reply = {"id": reply["id"], "result": {}}
         elif mode == "wrong-code" and error and error["code"] == "decrypt_failed":
             error["code"] = "bad_signature"
+        elif mode == "one-wrong-code" and error and error["code"] == "reflection":
+            error["code"] = "decrypt_failed"
+            mode = "honest"
         elif (mode == "lax-requests" and op == "request_receive" and result
               and result.get("answer") == "refused"):
             reply["result"] = {"answer": "call", "id": result["id"], "route": 0}

@@ -35,11 +35,12 @@ from ...errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
 from ...handshake import (
     SUPPORTED_VERSIONS,
     HandshakePolicy,
+    HandshakeState,
     Initiator,
     Responder,
     accept_any_peer,
 )
-from ...identity import Identity, PeerKey
+from ...identity import Identity, PeerKey, parse_agent_id
 from ...session import Session
 from ...stores import MemoryReplayStore
 from ..interface import (
@@ -205,6 +206,7 @@ class Driver:
         return obj
 
     def _identity(self, agent_id: str) -> Identity:
+        parse_agent_id(agent_id)  # a string that is no agent id gets its own code
         identity = self._identities.get(agent_id)
         if identity is None:
             raise InvalidArgument("no identity with that agent id: create_identity first")
@@ -250,7 +252,11 @@ class Driver:
         return {"handle": self._add("h", engine), "state": _state(engine)}
 
     def start(self, p: Handle) -> dict[str, Any]:
-        engine = self._get(p.handle, Initiator, "initiator")
+        engine = self._get(p.handle, Initiator | Responder, "handshake")
+        if isinstance(engine, Responder):  # no start row (protocol.md 4.13, in its order)
+            if engine.state is HandshakeState.FAILED:
+                engine.check_timeout()  # a failed engine repeats its first error
+            raise InvalidState("a responder has no start: it reads HS1")
         return {"message": engine.start().hex(), "state": _state(engine)}
 
     def receive(self, p: Message) -> dict[str, Any]:
@@ -346,7 +352,8 @@ class Driver:
         for entry in p.pending:
             pending.expect(from_hex(entry.nonce, "nonce"), entry.recipient,
                            expires=entry.expires)
-        trusted = None if p.trust is None else frozenset(p.trust)
+        trusted = (None if p.trust is None
+                   else frozenset(PeerKey.from_agent_id(a).agent_id for a in p.trust))
         opener = _EnvelopeOpener(me, pending, trusted, p.window, p.skew)
         for seen in p.seen:
             opener.store.check_and_insert(from_hex(seen.key, "key"), seen.expires)

@@ -15,32 +15,44 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import ERROR_CODES, DecodeError, RemoteError
+from ...errors import AgentAuthError, DecodeError
 from ..interface import from_hex
 from .driver_process import DriverBroken, DriverProcess, Refused, Unimplemented
 
 __all__ = [
-    "REMOTE_CODES",
     "T0",
     "Check",
     "Context",
+    "Expected",
     "Fail",
+    "compare_codes",
+    "compare_reference",
     "expect_refusal",
     "get_hex",
     "get_str",
+    "reference_code",
     "refusal",
 ]
 
 #: The base time of the live scenarios (the vectors' own).
 T0 = 1_800_000_000
-#: Every code a driver may give when the bytes it was fed broke a rule.
-REMOTE_CODES = frozenset(c for c, (cls, _) in ERROR_CODES.items() if issubclass(cls, RemoteError))
 
 _START_ATTEMPTS = 2
 
 
+#: What a check expects of a call: one code, a set of codes the spec allows (where it
+#: truly leaves a choice), or None: the call is accepted.
+Expected = str | frozenset[str] | None
+
+
 class Fail(Exception):
-    """The check failed; the message says what was expected and what came back."""
+    """The check failed; the message says what was expected and what came back. A failed
+    code comparison also carries it: ``compared`` is (expected, got), None otherwise."""
+
+    def __init__(self, message: str, *,
+                 compared: tuple[Expected, str | None] | None = None) -> None:
+        super().__init__(message)
+        self.compared = compared
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +72,8 @@ class Check:
 class Context:
     """The drivers a check talks to and the run's seeded randomness."""
 
-    __slots__ = ("_drivers", "_failed_starts", "_started", "commands", "rng", "seed",
-                 "timeout")
+    __slots__ = ("_drivers", "_failed_starts", "_started", "commands", "compared", "rng",
+                 "seed", "timeout")
 
     def __init__(self, commands: list[str], *, seed: int, timeout: float) -> None:
         self.commands = commands
@@ -71,6 +83,8 @@ class Context:
         self._drivers: list[DriverProcess | None] = [None] * len(commands)
         self._started: list[dict[str, Any]] = [{} for _ in commands]
         self._failed_starts = [0] * len(commands)
+        #: The last code comparison of the running check, (expected, got): the report's.
+        self.compared: tuple[Expected, str | None] | None = None
 
     def driver(self, index: int = 0) -> DriverProcess:
         """Driver ``index`` (0: the one under test, 1: the peer driver), started on demand."""
@@ -119,6 +133,7 @@ class Context:
         """Before ``check``: its own randomness, from the run's seed and its id, so that a
         check draws the same keys whatever ran before it."""
         self.rng = random.Random(f"{self.seed}/{check.id}")
+        self.compared = None
 
     def seed32(self) -> str:
         """32 fresh bytes from the run's seed, as hex (identity seeds, ephemerals)."""
@@ -155,16 +170,48 @@ def refusal(call: Callable[[], object]) -> str | None:
     return None
 
 
-def expect_refusal(codes: str | Iterable[str] | None, call: Callable[[], object],
+def reference_code(call: Callable[[], object]) -> str | None:
+    """Run ``call`` on this implementation (the runner's reference); return the code it
+    refused with, or None if it accepted."""
+    try:
+        call()
+    except AgentAuthError as exc:
+        return exc.code
+    return None
+
+
+def compare_codes(ctx: Context, expected: Expected, got: str | None, what: str) -> None:
+    """Record the comparison in ``ctx`` and fail unless ``got`` is what was ``expected``:
+    a code, a set of codes the spec allows, or None (accepted)."""
+    ctx.compared = (expected, got)
+    if isinstance(expected, frozenset) and got in expected:
+        return
+    if got == expected:
+        return
+    want = "acceptance" if expected is None else _codes_text(expected)
+    raise Fail(f"{what}: {'accepted' if got is None else f'refused with {got}'}, expected "
+               f"{want}", compared=(expected, got))
+
+
+def compare_reference(ctx: Context, reference: Callable[[], object],
+                      call: Callable[[], object], what: str) -> str | None:
+    """Fail unless the driver's ``call`` answers as the reference's ``reference`` does for
+    the same bytes: refused with its code, or accepted; return that code."""
+    expected = reference_code(reference)
+    compare_codes(ctx, expected, refusal(call), what)
+    return expected
+
+
+def expect_refusal(ctx: Context, codes: str | Iterable[str], call: Callable[[], object],
                    what: str) -> str:
-    """Fail unless ``call`` is refused with one of ``codes`` (None: with any code); return
-    the code."""
-    allowed = {codes} if isinstance(codes, str) else None if codes is None else set(codes)
+    """Fail unless ``call`` is refused with ``codes`` (one code, or the codes the spec
+    allows); return the code. The comparison is recorded in ``ctx`` for the report."""
+    expected: Expected = codes if isinstance(codes, str) else frozenset(codes)
     got = refusal(call)
-    want = ("a refusal" if allowed is None or len(allowed) > 3
-            else " or ".join(sorted(allowed)))
-    if got is None:
-        raise Fail(f"{what}: accepted, expected {want}")
-    if allowed is not None and got not in allowed:
-        raise Fail(f"{what}: refused with {got}, expected {want}")
+    compare_codes(ctx, expected, got, what)
+    assert got is not None
     return got
+
+
+def _codes_text(codes: str | frozenset[str]) -> str:
+    return codes if isinstance(codes, str) else " or ".join(sorted(codes))

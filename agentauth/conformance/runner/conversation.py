@@ -8,9 +8,10 @@ build on it: an attacker is the same reference peer with a hand on the bytes in 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from ...handshake import HandshakePolicy, Initiator, Responder
+from ...handshake import HandshakePolicy, Initiator, Responder, accept_any_peer
 from ...identity import Identity
 from ...session import Session
 from .check import T0, Context, Fail, get_hex, get_str
@@ -22,8 +23,8 @@ __all__ = ["Conversation"]
 class Conversation:
     """One driver engine and its reference peer, before the first message."""
 
-    __slots__ = ("d", "driver_ephemeral", "driver_id", "driver_identity", "driver_role",
-                 "handle", "hs1", "hs2", "hs3", "me", "now", "peer", "result")
+    __slots__ = ("_fed", "_inputs", "d", "driver_ephemeral", "driver_id", "driver_identity",
+                 "driver_role", "handle", "hs1", "hs2", "hs3", "me", "now", "peer", "result")
 
     def __init__(self, ctx: Context, driver_role: str, *, ordered: bool = True,
                  driver_trust: list[str] | str | None = None, expect: Any = "peer",
@@ -43,11 +44,13 @@ class Conversation:
         if expect == "peer":
             expect = self.me.agent_id if driver_role == "initiator" else None
         self.d.call("set_clock", now=float(T0))
+        self._inputs: dict[str, Any] = {
+            "trust": [self.me.agent_id] if driver_trust is None else driver_trust,
+            "expect": expect, "ordered": ordered, "timeout": timeout}
         self.handle = get_str(self.d.call(
             "handshake", role=driver_role, identity=self.driver_id,
-            trust=[self.me.agent_id] if driver_trust is None else driver_trust,
-            expect=expect, ordered=ordered, random=self.driver_ephemeral,
-            timeout=timeout), "handle")
+            random=self.driver_ephemeral, **self._inputs), "handle")
+        self._fed: list[bytes | None] = []  # what the driver's engine took: None for start
         self.now = [float(T0) + peer_clock]
         eph = bytes.fromhex(ctx.seed32())
         policy = HandshakePolicy(trust=[self.driver_id] if peer_trust is None else peer_trust,
@@ -63,12 +66,37 @@ class Conversation:
 
     def call(self, op: str, **params: Any) -> dict[str, Any]:
         """An operation on the driver's engine or session."""
-        return self.d.call(op, handle=self.handle, **params)
+        result = self.d.call(op, handle=self.handle, **params)
+        if op == "start":
+            self._fed.append(None)
+        return result
 
     def receive(self, message: bytes) -> dict[str, Any]:
         """Deliver ``message`` to the driver's engine."""
         self.result = self.call("receive", message=message.hex())
+        self._fed.append(message)
         return self.result
+
+    def twin(self) -> Initiator | Responder:
+        """A reference engine of this implementation built from the driver's engine's inputs
+        (identity, policy, random, clock) and given every input the driver's engine took:
+        what it answers to the next message is what the spec's ordered checks give, and
+        so what the driver must answer (the reference's code for the same bytes)."""
+        trust = self._inputs["trust"]
+        policy = HandshakePolicy(trust=accept_any_peer if trust == "any" else trust,
+                                 timeout=self._inputs["timeout"])
+        secret = bytes.fromhex(self.driver_ephemeral)
+        cls = Initiator if self.driver_role == "initiator" else Responder
+        engine = cls(self.driver_identity, policy, expect=self._inputs["expect"],
+                     ordered=self._inputs["ordered"], clock=lambda: float(T0),
+                     random=lambda n: secret[:n] if len(secret) >= n else os.urandom(n))
+        for message in self._fed:
+            if message is None:
+                assert isinstance(engine, Initiator)
+                engine.start()
+            else:
+                engine.receive_message(message)
+        return engine
 
     def open(self, message: bytes) -> bytes | None:
         """Deliver ``message`` to the driver's session; return what it opened to."""

@@ -54,7 +54,7 @@ def _exchange(src: DriverProcess, hs: str, dst: DriverProcess, hd: str, text: by
             opened = dst.call("open", handle=hd, message=sealed.hex())
         except Refused as exc:
             raise Fail(f"a message {text.decode()} was refused at the other end with "
-                       f"{exc.code}") from None
+                       f"{exc.code}", compared=(None, exc.code)) from None
         if opened.get("payload") != payload.hex():
             raise Fail(f"a message {text.decode()} did not open to what was sealed")
 

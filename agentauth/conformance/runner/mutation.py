@@ -3,21 +3,20 @@
 Round ``r`` targets ``TARGETS[r % 8]``; like every check, it draws everything else (the
 keys of its handshake, the mutation) from a generator seeded with the run's seed and its
 own id, so one failing round comes out the same however it is rerun. Whatever a mutation
-does, the bytes differ from the genuine message, and the rules say what must follow: a
-changed HS2, HS3, session message, capability chain or envelope is refused with a code of
-a remote error; a changed HS1 is refused, or answered with an HS2 the honest peer cannot
-accept (the transcript covers HS1's exact bytes); after a refused session message the
-genuine one still opens, and so does a genuine envelope after a changed one. A changed
-request frame may still be a frame (a flipped bit in a body is one): the driver must decode
-it to what this implementation decodes it to, or refuse it as this implementation does,
-with a code of a remote error.
+does, the driver must answer the changed bytes as this implementation (the reference) does:
+refused with the reference's code, which is the code of the first rule the bytes break in
+the order the spec checks them, or accepted where the reference accepts. A changed HS1 the
+reference accepts must be answered with an HS2 the honest peer cannot accept (the
+transcript covers HS1's exact bytes); after a refused session message the genuine one still
+opens, and so does a genuine envelope after a changed one. A changed request frame may still
+be a frame (a flipped bit in a body is one): the driver must then decode it to what the
+reference decodes it to.
 """
 
 from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable
 
 from ...agent.frames import (
     decode_frame,
@@ -29,9 +28,16 @@ from ...agent.frames import (
 )
 from ...errors import AgentAuthError, CapabilityDenied, Refusal
 from ..interface import frame_to_json
-from .check import REMOTE_CODES, Check, Context, Fail, get_hex
+from .check import (
+    Check,
+    Context,
+    Fail,
+    compare_codes,
+    compare_reference,
+    get_hex,
+    refusal,
+)
 from .conversation import Conversation
-from .driver_process import Refused
 from .sessionless import Chain, make_mailbox
 
 __all__ = ["TARGETS", "make_frame", "mutate", "mutation_checks"]
@@ -74,17 +80,6 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     return data + b"\x00", "a zero byte appended"
 
 
-def _refused_remotely(call: Callable[[], object], what: str) -> None:
-    try:
-        call()
-    except Refused as exc:
-        if exc.code not in REMOTE_CODES:
-            raise Fail(f"{what}: refused with {exc.code}, a local error, for bytes from the "
-                       f"network") from None
-        return
-    raise Fail(f"{what}: accepted")
-
-
 def make_frame(rng: random.Random) -> bytes:
     """A genuine request frame of a kind drawn from ``rng``."""
     request_id = rng.randrange(2**rng.choice((8, 32, 64)))
@@ -108,9 +103,9 @@ def _frame(rng: random.Random, ctx: Context) -> None:
     changed, what = mutate(make_frame(rng), rng)
     try:
         want: object = frame_to_json(decode_frame(changed, _FRAME_LIMIT))
-    except AgentAuthError:
-        _refused_remotely(lambda: ctx.driver().call(
-            "frame_decode", frame=changed.hex(), limit=_FRAME_LIMIT), f"frame, {what}")
+    except AgentAuthError as exc:
+        compare_codes(ctx, exc.code, refusal(lambda: ctx.driver().call(
+            "frame_decode", frame=changed.hex(), limit=_FRAME_LIMIT)), f"frame, {what}")
         return
     got = ctx.driver().call("frame_decode", frame=changed.hex(), limit=_FRAME_LIMIT)
     if got.get("frame") != want:
@@ -129,46 +124,51 @@ def _run(target: str, rng: random.Random, ctx: Context) -> None:
     if target == "chain":
         chain = Chain(ctx)
         changed, what = mutate(chain.data, rng)
-        _refused_remotely(lambda: chain.verify(ctx, changed), f"chain, {what}")
+        compare_reference(ctx, lambda: chain.reference(changed),
+                      lambda: chain.verify(ctx, changed), f"chain, {what}")
         return
     if target == "envelope":
         box, data = make_mailbox(ctx)
         changed, what = mutate(data, rng)
-        _refused_remotely(lambda: box.open(changed), f"envelope, {what}")
-        box.open(data)  # nothing was remembered for the refused one
+        if compare_reference(ctx, lambda: box.reference(changed), lambda: box.open(changed),
+                         f"envelope, {what}") is not None:
+            box.open(data)  # nothing was remembered for the refused one
         return
     ordered = target != "unordered"
     live = Conversation(ctx, "initiator" if target == "hs2" else "responder", ordered=ordered,
-                peer_ordered=ordered)
-    live.first()
+                        peer_ordered=ordered)
     if target == "hs1":
-        changed, what = mutate(live.hs1, rng)
-        try:
-            live.receive(changed)
-        except Refused as exc:
-            if exc.code not in REMOTE_CODES:
-                raise Fail(f"HS1, {what}: refused with {exc.code}, a local error") from None
+        changed, what = mutate(live.first(), rng)
+        twin = live.twin()
+        if compare_reference(ctx, lambda: twin.receive_message(changed),
+                         lambda: live.receive(changed), f"HS1, {what}") is not None:
             return
         try:
             live.peer.receive_message(get_hex(live.result, "reply"))
         except AgentAuthError:
             return
         raise Fail(f"HS1, {what}: the handshake went on as if HS1 had not been changed")
+    live.first()
     live.second()
-    if target == "hs2":
-        changed, what = mutate(live.hs2, rng)
-        _refused_remotely(lambda: live.receive(changed), f"HS2, {what}")
+    if target in ("hs2", "hs3"):
+        if target == "hs3":
+            live.third()
+        changed, what = mutate(live.hs2 if target == "hs2" else live.hs3, rng)
+        twin = live.twin()
+        compare_reference(ctx, lambda: twin.receive_message(changed),
+                      lambda: live.receive(changed), f"{target.upper()}, {what}")
         return
     live.third()
-    if target == "hs3":
-        changed, what = mutate(live.hs3, rng)
-        _refused_remotely(lambda: live.receive(changed), f"HS3, {what}")
-        return
     ours = live.complete()
     payload = rng.randbytes(rng.randrange(0, 64))
     message = ours.seal(payload)
     changed, what = mutate(message, rng)
-    _refused_remotely(lambda: live.open(changed), f"session message, {what}")
+    twin = live.twin()
+    assert twin.result is not None
+    session = twin.result.session
+    if compare_reference(ctx, lambda: session.open(changed), lambda: live.open(changed),
+                     f"session message, {what}") is None:
+        return
     if live.open(message) != payload:
         raise Fail(f"session message, {what}: the genuine message did not open afterwards")
 

@@ -28,6 +28,10 @@ class Outcome:
     status: Status
     message: str = ""
     seconds: float = 0.0
+    #: For a check about a code, its deciding comparison (for a FAIL, the one that failed;
+    #: for a PASS, the last): the code expected (a list: the codes the spec allows; None:
+    #: acceptance) and the one the driver gave (None: it accepted). None for other checks.
+    compared: tuple[str | list[str] | None, str | None] | None = None
 
 
 @dataclass(slots=True)
@@ -90,7 +94,7 @@ class Report:
             "mutations": self.mutations, "seconds": round(self.seconds, 3),
             "totals": {s: self.total(s) for s in ("PASS", "FAIL", "SKIP")},
             "sections": self.counts(),
-            "checks": [asdict(o) | {"seconds": round(o.seconds, 6)} for o in self.outcomes],
+            "checks": [_check_json(o) for o in self.outcomes],
         }
         return json.dumps(content, indent=1) + "\n"
 
@@ -115,6 +119,15 @@ class Report:
                     ET.SubElement(case, "skipped", message=text[:500])
         ET.indent(root)
         return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _check_json(o: Outcome) -> dict[str, Any]:
+    # A check about a code has "code": {"expected", "got"}; any other has "code": null.
+    out = asdict(o) | {"seconds": round(o.seconds, 6)}
+    del out["compared"]
+    out["code"] = None if o.compared is None else dict(zip(("expected", "got"), o.compared,
+                                                           strict=True))
+    return out
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")

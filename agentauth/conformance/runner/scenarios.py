@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
+from ...identity import Identity
 from ..interface import encode_line
 from .attacks import attack_checks
-from .check import Check, Context, Fail, expect_refusal, get_hex
+from .check import T0, Check, Context, Fail, expect_refusal, get_hex, get_str
 from .conversation import Conversation
 from .sessionless import sessionless_checks
 
@@ -40,7 +42,7 @@ def _hello(ctx: Context) -> None:
 
 
 def _hello_unknown_version(ctx: Context) -> None:
-    expect_refusal("invalid_argument",
+    expect_refusal(ctx, "invalid_argument",
                    lambda: ctx.driver().call("hello", interface=[99]), "hello interface [99]")
 
 
@@ -63,16 +65,124 @@ def _malformed(ctx: Context) -> None:
 
 def _bad_params(ctx: Context) -> None:
     d = ctx.driver()
-    expect_refusal("invalid_argument", lambda: d.call("set_clock", now=1, extra=2),
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("set_clock", now=1, extra=2),
                    "set_clock with an unknown parameter")
-    expect_refusal("invalid_argument", lambda: d.call("set_clock", now="1"),
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("set_clock", now="1"),
                    "set_clock with a string")
-    expect_refusal("invalid_argument", lambda: d.call("set_clock", now=True),
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("set_clock", now=True),
                    "set_clock with a boolean")
-    expect_refusal("invalid_argument", lambda: d.call("create_identity", seed="AB" * 32),
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("create_identity", seed="AB" * 32),
                    "create_identity with upper-case hex")
-    expect_refusal("invalid_argument", lambda: d.call("seal", handle="nothing", payload=""),
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("seal", handle="nothing", payload=""),
                    "seal on an unknown handle")
+
+
+def _identity(ctx: Context) -> str:
+    d = ctx.driver()
+    d.call("set_clock", now=float(T0))
+    return get_str(d.call("create_identity", seed=ctx.seed32()), "agent_id")
+
+
+def _unknown_handles(ctx: Context) -> None:
+    d = ctx.driver()
+    me = _identity(ctx)
+    handle = d.call("handshake", role="initiator", identity=me, trust="any").get("handle")
+    if type(handle) is not str or not 1 <= len(handle) <= 64:
+        raise Fail(f"handshake gave the handle {str(handle)[:70]!r}, not a string of 1 to 64 "
+                   f"characters")
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("seal", handle="nothing", payload=""),
+                   "seal on a handle never given")
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("start", handle=1),
+                   "start on a handle that is a number")
+    d.call("drop", handle=handle)
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("start", handle=handle),
+                   "start on a dropped handle")
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("drop", handle=handle),
+                   "drop of a dropped handle")
+
+
+def _handle_of_another_kind(ctx: Context) -> None:
+    d = ctx.driver()
+    me = _identity(ctx)
+    engine = get_str(d.call("handshake", role="responder", identity=me, trust="any"), "handle")
+    opener = get_str(d.call("envelope_opener", recipient=me, trust=None), "handle")
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("receive", handle=opener,
+                                                           message="00" * 32),
+                   "receive on an envelope opener's handle")
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("check_invocation", handle=engine,
+                                                           invocation="00"),
+                   "check_invocation on an engine's handle")
+    expect_refusal(ctx, "invalid_argument", lambda: d.call("open_envelope", handle=engine,
+                                                           envelope="00"),
+                   "open_envelope on an engine's handle")
+
+
+def _start_out_of_place(ctx: Context) -> None:
+    d = ctx.driver()
+    me = _identity(ctx)
+    responder = get_str(d.call("handshake", role="responder", identity=me, trust="any"),
+                        "handle")
+    expect_refusal(ctx, "invalid_state", lambda: d.call("start", handle=responder),
+                   "start on a responder")
+    state = d.call("check_timeout", handle=responder).get("state")
+    if state != "await_hs1":
+        raise Fail(f"after a refused start the responder is {str(state)[:20]!r}, not "
+                   f"await_hs1: a refused start changes nothing")
+    initiator = get_str(d.call("handshake", role="initiator", identity=me, trust="any"),
+                        "handle")
+    get_hex(d.call("start", handle=initiator), "message")
+    expect_refusal(ctx, "invalid_state", lambda: d.call("start", handle=initiator),
+                   "start on an initiator that has started")
+    expect_refusal(ctx, "invalid_state", lambda: d.call("seal", handle=initiator, payload=""),
+                   "seal on an engine that is not done")
+
+
+def _unsupported_versions(ctx: Context) -> None:
+    d = ctx.driver()
+    me = _identity(ctx)
+    supported = ctx.hello().get("protocol_versions")
+    if not isinstance(supported, list) or not all(type(v) is int for v in supported):
+        raise Fail(f"hello lists protocol versions {str(supported)[:40]}")
+    beyond = max([0, *supported]) + 1
+    for versions in ([beyond], [], [*supported, *supported[-1:]], [*supported, beyond]):
+        expect_refusal(ctx, "invalid_argument",
+                       functools.partial(d.call, "handshake", role="initiator", identity=me,
+                                         trust="any", versions=versions),
+                       f"handshake with versions {versions}")
+
+
+def _not_agent_ids(ctx: Context) -> None:
+    d = ctx.driver()
+    me = _identity(ctx)
+    unknown = Identity.from_seed(bytes.fromhex(ctx.seed32())).agent_id
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("agent_id_prefix", "handshake with the identity 'alice'",
+         {"op": "handshake", "role": "initiator", "identity": "alice", "trust": "any"}),
+        ("agent_id_encoding", "handshake with an identity holding a '0'",
+         {"op": "handshake", "role": "initiator", "identity": "did:key:z6Mk0", "trust": "any"}),
+        ("agent_id_length", "handshake with an identity of 65 characters",
+         {"op": "handshake", "role": "initiator", "identity": "did:key:z" + "1" * 56,
+          "trust": "any"}),
+        ("invalid_argument", "handshake with an identity never created",
+         {"op": "handshake", "role": "initiator", "identity": unknown, "trust": "any"}),
+        ("agent_id_prefix", "handshake trusting 'bob'",
+         {"op": "handshake", "role": "initiator", "identity": me, "trust": ["bob"]}),
+        ("agent_id_prefix", "handshake expecting 'bob'",
+         {"op": "handshake", "role": "initiator", "identity": me, "trust": "any",
+          "expect": "bob"}),
+        ("agent_id_prefix", "envelope_opener for the recipient 'alice'",
+         {"op": "envelope_opener", "recipient": "alice", "trust": None}),
+        ("invalid_argument", "envelope_opener for a recipient never created",
+         {"op": "envelope_opener", "recipient": unknown, "trust": None}),
+        ("agent_id_prefix", "envelope_opener trusting 'bob'",
+         {"op": "envelope_opener", "recipient": me, "trust": ["bob"]}),
+        ("invalid_key", "create_identity with a 31-byte seed",
+         {"op": "create_identity", "seed": "11" * 31}),
+    ]
+    for code, what, request in cases:
+        params = dict(request)
+        op = params.pop("op")
+        expect_refusal(ctx, code, functools.partial(d.call, op, **params), what)
 
 
 def _ids_echoed(ctx: Context) -> None:
@@ -92,6 +202,11 @@ def interface_checks() -> list[Check]:
         Check(_C + "2", "malformed-lines-get-errors", _malformed),
         Check(_C + "2", "largest-id-echoed", _ids_echoed),
         Check(_C + "3", "bad-parameters-get-invalid_argument", _bad_params),
+        Check(_C + "5", "agent-ids-are-parsed", _not_agent_ids),
+        Check(_C + "6", "unknown-handles", _unknown_handles),
+        Check(_C + "6", "handle-of-another-kind", _handle_of_another_kind),
+        Check(_C + "6", "start-on-a-responder-or-twice", _start_out_of_place),
+        Check(_C + "6", "unsupported-versions", _unsupported_versions),
     ]
 
 
@@ -138,7 +253,7 @@ def _close(role: str, ordered: bool, ctx: Context) -> None:
     live.open(message)
     if live.open(ours.close()) is not None:
         raise Fail("a CLOSE opened to a payload")
-    expect_refusal("session_closed", lambda: live.open(message), "a message after CLOSE")
+    expect_refusal(ctx, "session_closed", lambda: live.open(message), "a message after CLOSE")
     if ours.open(get_hex(live.call("close"), "message")) is not None or not ours.peer_closed:
         raise Fail("the driver's CLOSE did not close the peer's session")
 

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ...agent.frames import encode_cancel, encode_present, encode_request
-from ...capability import Grant, Range, Request, delegate, encode_chain, invoke
-from ...envelope import seal
-from ...identity import Identity
+from ...capability import Grant, Range, Request, delegate, encode_chain, invoke, verify_chain
+from ...envelope import PendingRequests, open_envelope, seal
+from ...identity import Identity, PeerKey
+from ...stores import MemoryReplayStore
 from .check import T0, Check, Context, Fail, expect_refusal, get_hex, get_str
 from .conversation import Conversation
 
@@ -46,8 +47,14 @@ class Chain:
         self.data = encode_chain(links)
         self.anchors = {root.agent_id: "fs/**"}
         self.bob = (bob if depth > 1 else alice).agent_id
-        self.request = {"resource": "fs/reports/q3/summary", "action": "read",
-                        "args": {"size": 50}}
+        self.request: dict[str, Any] = {"resource": "fs/reports/q3/summary",
+                                        "action": "read", "args": {"size": 50}}
+
+    def reference(self, data: bytes) -> None:
+        """Verify ``data`` as :meth:`verify` asks the driver to, with this implementation."""
+        request = self.request
+        verify_chain(data, self.anchors, now=T0, holder=PeerKey.from_agent_id(self.bob),
+                     request=Request(request["resource"], request["action"], request["args"]))
 
     def verify(self, ctx: Context, data: bytes | None = None, **override: Any) -> object:
         """Ask the driver to verify the chain (or ``data``) for bob's request, at T0."""
@@ -68,7 +75,7 @@ def make_chain(ctx: Context) -> Chain:
 class Mailbox:
     """A recipient identity in the driver, an opener for it, and a sender in the runner."""
 
-    __slots__ = ("ctx", "handle", "me", "sender")
+    __slots__ = ("_identity", "ctx", "handle", "me", "sender")
 
     def __init__(self, ctx: Context, *, trust: list[str] | None = None,
                  pending: list[dict[str, Any]] | None = None,
@@ -76,7 +83,9 @@ class Mailbox:
         self.ctx = ctx
         d = ctx.driver()
         self.sender = Identity.from_seed(bytes.fromhex(ctx.seed32()))
-        self.me = get_str(d.call("create_identity", seed=ctx.seed32()), "agent_id")
+        self._identity = Identity.from_seed(bytes.fromhex(ctx.seed32()))
+        self.me = get_str(d.call("create_identity", seed=self._identity.export_seed().hex()),
+                          "agent_id")
         d.call("set_clock", now=float(T0))
         self.handle = get_str(d.call("envelope_opener", recipient=self.me, trust=trust,
                                      pending=pending or [], seen=seen or []), "handle")
@@ -87,6 +96,12 @@ class Mailbox:
         nonce = self.ctx.rng.randbytes(16) if nonce is None else nonce
         return seal(self.sender, self.me, payload, encrypt=encrypt, reply_to=reply_to,
                     clock=lambda: at, random=lambda _: nonce)
+
+    def reference(self, data: bytes) -> None:
+        """Open ``data`` as a fresh opener of the driver's would, with this implementation
+        (the mutation rounds' mailbox: any sender, no pending reply, an empty store)."""
+        open_envelope(data, self._identity, MemoryReplayStore(), clock=lambda: T0,
+                      pending=PendingRequests())
 
     def open(self, data: bytes) -> dict[str, Any]:
         """The driver opens ``data``."""
@@ -117,14 +132,14 @@ def _chain_refused(what: str, code: str, ctx: Context) -> None:
         "anchor": {"anchors": {Identity.from_seed(bytes.fromhex(ctx.seed32())).agent_id:
                                "**"}},
     }
-    expect_refusal(code, lambda: chain.verify(ctx, **overrides[what]), f"a chain ({what})")
+    expect_refusal(ctx, code, lambda: chain.verify(ctx, **overrides[what]), f"a chain ({what})")
 
 
 def _chain_time(offset: int, code: str, ctx: Context) -> None:
     chain = Chain(ctx)
     d = ctx.driver()
     d.call("set_clock", now=float(T0 + offset))
-    expect_refusal(code, lambda: d.call("verify_chain", chain=chain.data.hex(),
+    expect_refusal(ctx, code, lambda: d.call("verify_chain", chain=chain.data.hex(),
                                         anchors=chain.anchors, holder=chain.bob,
                                         request=chain.request), f"a chain at T0{offset:+d}")
 
@@ -154,10 +169,10 @@ def _invocation_in_session(ctx: Context) -> None:
     first = invoke(chain, _RUN, channel_binding=binding, clock=lambda: T0,
                    random=ctx.rng.randbytes)
     check(first)
-    expect_refusal("replayed", lambda: check(first), "the same invocation again")
+    expect_refusal(ctx, "replayed", lambda: check(first), "the same invocation again")
     other = invoke(chain, _RUN, channel_binding=ctx.rng.randbytes(64), clock=lambda: T0,
                    random=ctx.rng.randbytes)
-    expect_refusal("wrong_session", lambda: check(other), "an invocation of another session")
+    expect_refusal(ctx, "wrong_session", lambda: check(other), "an invocation of another session")
     check(invoke(chain, _RUN, channel_binding=binding, clock=lambda: T0,
                  random=ctx.rng.randbytes))
 
@@ -180,11 +195,11 @@ def _invocation_detached(ctx: Context) -> None:
 
     first = signed(verifier)
     check(first)
-    expect_refusal("replayed", lambda: check(first), "the same invocation again")
+    expect_refusal(ctx, "replayed", lambda: check(first), "the same invocation again")
     elsewhere = signed(Identity.from_seed(bytes.fromhex(ctx.seed32())).agent_id)
-    expect_refusal("wrong_verifier", lambda: check(elsewhere), "an invocation for another")
+    expect_refusal(ctx, "wrong_verifier", lambda: check(elsewhere), "an invocation for another")
     old = signed(verifier, T0 - 1000)
-    expect_refusal("stale_invocation", lambda: check(old), "an invocation 1000 s old")
+    expect_refusal(ctx, "stale_invocation", lambda: check(old), "an invocation 1000 s old")
 
 
 # ------------------------------------------------------------------ envelope checks
@@ -198,7 +213,7 @@ def _envelope_once(encrypt: bool, ctx: Context) -> None:
         raise Fail("the envelope opened to another payload or sender")
     if opened.get("sealed") is not encrypt:
         raise Fail(f"sealed is {opened.get('sealed')!r}, expected {encrypt}")
-    expect_refusal("replayed", lambda: box.open(data), "the same envelope again")
+    expect_refusal(ctx, "replayed", lambda: box.open(data), "the same envelope again")
 
 
 def _envelope_seen(ctx: Context) -> None:
@@ -207,7 +222,7 @@ def _envelope_seen(ctx: Context) -> None:
     box = Mailbox(ctx, seen=[{"key": (sender.public_bytes + nonce).hex(),
                               "expires": T0 + 360}])
     data = seal(sender, box.me, b"x", clock=lambda: T0, random=lambda _: nonce)
-    expect_refusal("replayed", lambda: box.open(data), "an envelope the store has seen")
+    expect_refusal(ctx, "replayed", lambda: box.open(data), "an envelope the store has seen")
 
 
 def _envelope_reply(ctx: Context) -> None:
@@ -220,7 +235,7 @@ def _envelope_reply(ctx: Context) -> None:
     if get_hex(box.open(reply), "reply_to") != asked:
         raise Fail("the reply opened without its request's nonce")
     again = box.envelope(b"answer again", reply_to=asked)
-    expect_refusal("unexpected_reply", lambda: box.open(again), "a second reply")
+    expect_refusal(ctx, "unexpected_reply", lambda: box.open(again), "a second reply")
 
 
 def _envelope_refused(what: str, code: str, ctx: Context) -> None:
@@ -234,7 +249,7 @@ def _envelope_refused(what: str, code: str, ctx: Context) -> None:
         data = seal(box.sender, other.agent_id, b"x", clock=lambda: T0)
     else:
         data = box.envelope(b"x")
-    expect_refusal(code, lambda: box.open(data), f"an envelope ({what})")
+    expect_refusal(ctx, code, lambda: box.open(data), f"an envelope ({what})")
 
 
 # ------------------------------------------------------------------ request checks
@@ -337,7 +352,7 @@ def _request_limits(ctx: Context) -> None:
                   "a second request in flight")
     ctx.driver().call("request_done", handle=server.handle, request_id=1)
     server.expect(_ask(2, 0, "get", "status"), _call(2, 1), "after the first was answered")
-    expect_refusal("out_of_order", lambda: server.send(_ask(2, 0, "get", "status")),
+    expect_refusal(ctx, "out_of_order", lambda: server.send(_ask(2, 0, "get", "status")),
                    "a request whose id is in flight")
 
 
@@ -352,7 +367,7 @@ def _frame_round_trip(ctx: Context) -> None:
             "args": dict(sorted(args.items())), "body": body.hex(), "ref": ref}
     if got != want:
         raise Fail(f"decoded to {str(got)[:160]}, expected {want}")
-    expect_refusal("oversize", lambda: ctx.driver().call("frame_decode", frame=frame.hex(),
+    expect_refusal(ctx, "oversize", lambda: ctx.driver().call("frame_decode", frame=frame.hex(),
                                                          limit=len(frame) - 1),
                    "the frame one byte over its limit")
 

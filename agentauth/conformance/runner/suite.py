@@ -26,7 +26,7 @@ from typing import Final
 from ... import files, keyfile
 from ...errors import AgentAuthError, FileError, InvalidArgument
 from . import interop, mutation, scenarios
-from .check import Check, Context, Fail
+from .check import Check, Context, Expected, Fail
 from .driver_process import DriverBroken, Refused, Unimplemented
 from .report import Outcome, Report, Status
 from .vector_replay import load_vectors, vector_checks
@@ -52,14 +52,18 @@ def _outcome(check: Check, ctx: Context) -> Outcome:
     started = time.perf_counter()
     status: Status = "PASS"
     message = ""
+    compared: tuple[Expected, str | None] | None = None
     try:
         check.run(ctx)
+        compared = ctx.compared  # the last code it compared, if any
     except Fail as exc:
         status, message = "FAIL", str(exc)
+        compared = exc.compared  # a failure about no code has no comparison to show
     except Unimplemented as exc:
         status, message = "SKIP", f"unimplemented: {exc}"
     except Refused as exc:
         status, message = "FAIL", f"unexpected refusal: {exc}"
+        compared = (None, exc.code)
     except DriverBroken as exc:
         status, message = "FAIL", f"driver broke the interface: {exc}"
         ctx.restart()
@@ -70,7 +74,12 @@ def _outcome(check: Check, ctx: Context) -> Outcome:
         ctx.restart()
     seconds = time.perf_counter() - started
     return Outcome(_printable(check.id), _printable(check.section), status, _printable(message),
-                   seconds)
+                   seconds, None if compared is None else _listed(*compared))
+
+
+def _listed(expected: Expected, got: str | None) -> tuple[str | list[str] | None, str | None]:
+    # A set of allowed codes is reported as a sorted list.
+    return (sorted(expected) if isinstance(expected, frozenset) else expected), got
 
 
 def _printable(text: str) -> str:

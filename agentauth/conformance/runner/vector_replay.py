@@ -17,7 +17,16 @@ from typing import Any
 from ... import files
 from ...errors import FileError, InvalidArgument
 from ..vectors import spec_files as _vectors
-from .check import Check, Context, Fail, expect_refusal, get_hex, get_str, refusal
+from .check import (
+    Check,
+    Context,
+    Fail,
+    compare_codes,
+    expect_refusal,
+    get_hex,
+    get_str,
+    refusal,
+)
 from .driver_process import DriverProcess, Refused
 
 __all__ = ["handshake_section", "load_vectors", "vector_checks"]
@@ -93,15 +102,14 @@ def _negative_handshake(vector: dict[str, Any], ctx: Context) -> None:
         else:
             call = functools.partial(d.call, "receive", handle=handle, message=step["receive"])
         if index < last:
-            code = refusal(call)
-            if code is not None:
-                raise Fail(f"{what}: refused with {code}, expected no error before step {last}")
+            compare_codes(ctx, None, refusal(call), f"{what}, before the last step")
         else:
-            expect_refusal(vector["error"], call, what)
-    # Sticky failure (4.13): the engine refuses whatever comes next.
+            expect_refusal(ctx, vector["error"], call, what)
+    # Sticky failure (4.13 step 2): whatever comes next fails with the first error's code
+    # (a late message to a finished engine, which did not fail, is out_of_order again).
     again = vector["steps"][-1]["receive"] or "00" * 32
-    expect_refusal(None, functools.partial(d.call, "receive", handle=handle, message=again),
-                   "after the failure")
+    expect_refusal(ctx, vector["error"], functools.partial(d.call, "receive", handle=handle,
+                                                           message=again), "after the failure")
     d.call("drop", handle=handle)
 
 
@@ -169,29 +177,26 @@ def _negative_session(vector: dict[str, Any], positive: dict[str, Any], ctx: Con
     for index, message in enumerate(vector["steps"]):
         call = functools.partial(d.call, "open", handle=handle, message=message)
         if index < last:
-            code = refusal(call)
-            if code is not None:
-                raise Fail(f"message {index}: refused with {code}, expected no error before "
-                           f"message {last}")
+            compare_codes(ctx, None, refusal(call), f"message {index}, before the last")
         else:
-            expect_refusal(vector["error"], call, f"message {index}")
+            expect_refusal(ctx, vector["error"], call, f"message {index}")
     d.call("drop", handle=handle)
 
 
-def _code_of(call: Any) -> str:
-    try:
-        call()
-    except Refused as exc:
-        return exc.code
-    return "ok"
+def _same_codes(ctx: Context, got: list[str | None], expected: list[str], what: str) -> None:
+    """Compare a vector's outcomes one by one, in order (``"ok"`` in a vector: accepted)."""
+    for index, (code, want) in enumerate(zip(got, expected, strict=True)):
+        compare_codes(ctx, None if want == "ok" else want, code,
+                      what if len(expected) == 1 else f"{what} {index}")
 
 
 def _capability(vector: dict[str, Any], ctx: Context) -> None:
     d = ctx.driver()
     anchors = vector["anchors"]
     if vector["kind"] == "notice":
-        got: str | list[str] = _code_of(functools.partial(
-            d.call, "verify_notice", notice=vector["notice"], anchors=anchors))
+        got = [refusal(functools.partial(d.call, "verify_notice", notice=vector["notice"],
+                                         anchors=anchors))]
+        _same_codes(ctx, got, [vector["expected"]], "the notice")
     elif vector["kind"] == "invocation":
         d.call("set_clock", now=vector["now"])
         if vector["mode"] == "session":
@@ -200,19 +205,19 @@ def _capability(vector: dict[str, Any], ctx: Context) -> None:
             params = {"verifier": vector["verifier"], "window": vector["window"]}
         handle = get_str(d.call("invocation_verifier", mode=vector["mode"], anchors=anchors,
                                 skew=vector["skew"], **params), "handle")
-        got = [_code_of(functools.partial(d.call, "check_invocation", handle=handle,
-                                          invocation=x)) for x in vector["invocations"]]
+        got = [refusal(functools.partial(d.call, "check_invocation", handle=handle,
+                                         invocation=x)) for x in vector["invocations"]]
         d.call("drop", handle=handle)
+        _same_codes(ctx, got, vector["expected"], "invocation")
     else:
         d.call("set_clock", now=vector["now"])
         request = vector["request"]
-        got = _code_of(functools.partial(
+        got = [refusal(functools.partial(
             d.call, "verify_chain", chain=vector["chain"], anchors=anchors, skew=vector["skew"],
             revoked=vector["revoked"], holder=vector["holder"],
             request=None if request is None else
-            {"resource": request[0], "action": request[1], "args": request[2]}))
-    if got != vector["expected"]:
-        raise Fail(f"got {got}, expected {vector['expected']}")
+            {"resource": request[0], "action": request[1], "args": request[2]}))]
+        _same_codes(ctx, got, [vector["expected"]], "the chain")
 
 
 def _envelope(vector: dict[str, Any], ctx: Context) -> None:
@@ -222,7 +227,8 @@ def _envelope(vector: dict[str, Any], ctx: Context) -> None:
     handle = get_str(d.call("envelope_opener", recipient=me, trust=vector["trusted"],
                             pending=vector["pending"], window=vector["window"],
                             skew=vector["skew"]), "handle")
-    codes, payloads = [], []
+    codes: list[str | None] = []
+    payloads = []
     for data in vector["envelopes"]:
         try:
             opened = d.call("open_envelope", handle=handle, envelope=data)
@@ -230,11 +236,10 @@ def _envelope(vector: dict[str, Any], ctx: Context) -> None:
             codes.append(exc.code)
             payloads.append("")
         else:
-            codes.append("ok")
+            codes.append(None)
             payloads.append(get_hex(opened, "payload").hex())
     d.call("drop", handle=handle)
-    if codes != vector["expected"]:
-        raise Fail(f"got {codes}, expected {vector['expected']}")
+    _same_codes(ctx, codes, vector["expected"], "envelope")
     if "payloads" in vector and payloads != vector["payloads"]:
         raise Fail("the opened payloads differ from the vector's")
 
@@ -257,7 +262,8 @@ _ANY_REQUEST = ["x", "read", {}]
 
 
 def _constraint_case(group: str, case: dict[str, Any], ctx: Context) -> str | None:
-    """What is wrong with the driver's answer to one constraint vector, or None."""
+    """What is wrong with the driver's answer to one constraint vector, or None. A fault's
+    code comparison is recorded in ``ctx``."""
     _, op, fields, answer = _CONSTRAINT_GROUPS[group]
     params: dict[str, Any] = {param: case.get(field) for param, field in fields.items()}
     if "request" in params:  # a fault's case has none: any request will do
@@ -273,16 +279,25 @@ def _constraint_case(group: str, case: dict[str, Any], ctx: Context) -> str | No
         got = result.get(key)
         if type(got) is not bool:
             return f"{case['id']}: no boolean {key} in {str(result)[:80]}"
+    if answer == "error":
+        ctx.compared = (want, got if isinstance(got, str) else None)
     if got != want:
         return f"{case['id']}: got {got}, expected {want}"
     return None
 
 
 def _constraints(group: str, cases: list[dict[str, Any]], ctx: Context) -> None:
-    wrong = [w for case in cases if (w := _constraint_case(group, case, ctx)) is not None]
+    wrong = []
+    compared = None  # the first wrong fault's code comparison
+    for case in cases:
+        ctx.compared = None
+        if (w := _constraint_case(group, case, ctx)) is not None:
+            wrong.append(w)
+            compared = compared or ctx.compared
     if wrong:
         more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
-        raise Fail(f"{len(wrong)} of {len(cases)} cases: {'; '.join(wrong[:3])}{more}")
+        raise Fail(f"{len(wrong)} of {len(cases)} cases: {'; '.join(wrong[:3])}{more}",
+                   compared=compared)
 
 
 def _constraint_checks(content: dict[str, Any]) -> list[Check]:
@@ -308,7 +323,7 @@ def _request_frame(vector: dict[str, Any], ctx: Context) -> None:
     call = functools.partial(ctx.driver().call, "frame_decode", frame=vector["frame"],
                              limit=vector["limit"])
     if "error" in vector:
-        expect_refusal(vector["error"], call, "the frame")
+        expect_refusal(ctx, vector["error"], call, "the frame")
         return
     got = call().get("frame")
     if got != vector["decoded"]:
@@ -330,7 +345,7 @@ def _request_scenario(scenario: dict[str, Any], ctx: Context) -> None:
         call = functools.partial(d.call, "request_receive", handle=handle, frame=step["frame"])
         want = step["expected"]
         if "error" in want:
-            expect_refusal(want["error"], call, f"step {index} (ends the channel)")
+            expect_refusal(ctx, want["error"], call, f"step {index} (ends the channel)")
             continue
         got = call()
         if got != want:
