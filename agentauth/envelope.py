@@ -140,11 +140,11 @@ def _signed(body: bytes, signature: bytes, me: bytes, sealed: bool) -> Envelope:
         raise DecodeError(f"a nonce is {NONCE_LEN} to {MAX_NONCE} bytes", code="malformed")
     if type(sent) is not int or not 0 <= sent <= MAX_TIME:
         raise DecodeError("an envelope's time is a non-negative integer", code="malformed")
+    if len(signature) != crypto.SIGNATURE_LEN:  # the form (spec 12.2 step 1), like the rest
+        raise DecodeError("a signature is 64 bytes", code="malformed")
     if not crypto.equal(recipient, me):
         raise AuthenticationError("the envelope is addressed to another agent",
                                   code="wrong_recipient")
-    if len(signature) != crypto.SIGNATURE_LEN:
-        raise DecodeError("a signature is 64 bytes", code="malformed")
     if not crypto.ed25519_verify(sender, ENVELOPE_CONTEXT + body, signature):
         raise AuthenticationError("the envelope's signature does not verify",
                                   code="bad_signature")

@@ -176,11 +176,21 @@ class TrustStoreError(LocalError):
 
 
 class AuditLogError(LocalError):
-    """A tamper-evident audit log whose chain of hashes breaks: the message names the first
-    record at fault."""
+    """A tamper-evident audit log whose chain of hashes breaks: ``record`` is the first
+    record at fault, counted from 1 (None for a log that is sound but ends before the head
+    it was checked against, or one refused for appending); the message says what is wrong
+    with it, in words that are not part of the spec (14.5)."""
 
     codes = frozenset({"audit_log_broken"})
     default_code = "audit_log_broken"
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 record: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.record: int | None = record
+
+    def __reduce__(self) -> tuple[Callable[..., AgentAuthError], tuple[object, ...]]:
+        return _rebuild, (type(self), self.message, self.code, None, self.record)
 
 
 class FileError(LocalError):
@@ -518,7 +528,9 @@ _check_registry()
 
 
 def _rebuild(cls: type[AgentAuthError], message: str, code: str,
-             refusal: Refusal | None = None) -> AgentAuthError:
+             refusal: Refusal | None = None, record: int | None = None) -> AgentAuthError:
     if refusal is not None and issubclass(cls, CapabilityDenied):
         return cls(message, code=code, refusal=refusal)
+    if record is not None and issubclass(cls, AuditLogError):
+        return cls(message, code=code, record=record)
     return cls(message, code=code)

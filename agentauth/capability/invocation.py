@@ -92,6 +92,8 @@ def invoke(
     if (holder is None) == (not channel_binding) or (holder is None) != (verifier is None):
         raise InvalidArgument("give a channel_binding (in a session), or a holder and a "
                               "verifier (detached)")
+    if type(channel_binding) is not bytes or len(channel_binding) not in (0, BINDING_LEN):
+        raise InvalidArgument(f"a channel binding is the session's {BINDING_LEN} bytes")
     target = b"" if verifier is None else peer_key(verifier).public_bytes
     jti = random(_ID_LEN)
     if type(jti) is not bytes or len(jti) != _ID_LEN:
@@ -114,9 +116,12 @@ def _decode(data: bytes) -> tuple[bytes, bytes, bytes, Request, bytes, bytes, by
         raise DecodeError("an invocation's version is an integer", code="malformed")
     if version != VERSION:
         raise DecodeError(f"invocation version {version} is not 1", code="unknown_field")
-    if (type(chain) is not bytes or type(binding) is not bytes or type(jti) is not bytes
-            or type(target) is not bytes or len(target) not in (0, 32)
-            or len(jti) != _ID_LEN or type(issued) is not int or issued < 0):
+    # Spec 10.7, the form: every length is fixed here, before any check of either mode.
+    if (type(chain) is not bytes or type(binding) is not bytes
+            or len(binding) not in (0, BINDING_LEN) or type(target) is not bytes
+            or len(target) not in (0, 32) or type(jti) is not bytes or len(jti) != _ID_LEN
+            or type(issued) is not int or issued < 0
+            or len(signature) not in (0, crypto.SIGNATURE_LEN)):
         raise DecodeError("invocation fields are out of shape", code="malformed")
     return (payload, signature, chain, _request_from_wire(request), binding, target, jti,
             issued)
@@ -147,10 +152,10 @@ class SessionInvocations:
         """Verify one invocation; return the request it authorises and the chain."""
         # In a session the channel authenticates the sender: no signature to check. The
         # checks of spec 10.7 (in a session), in its order: the binding, the id, the chain.
-        _, _, chain, request, binding, _, jti, _ = _decode(invocation)
-        if not crypto.equal(binding, self._binding):
-            raise CapabilityDenied("the invocation names another session",
-                                   code="wrong_session")
+        _, signature, chain, request, binding, target, jti, _ = _decode(invocation)
+        if not crypto.equal(binding, self._binding) or target or signature:
+            raise CapabilityDenied("the invocation names another session, or is a detached "
+                                   "one", code="wrong_session")
         if jti in self._seen:
             audit.emit("replay_refused", kind="invocation", code="replayed",
                        holder=self._peer.agent_id)

@@ -160,7 +160,8 @@ def _fields(data: bytes) -> tuple[bytes, bytes, bytes, list[Any]]:
     if version != VERSION:
         raise DecodeError(f"notice version {version} is not 1", code="unknown_field")
     if (type(revoker) is not bytes or len(revoker) != 32 or type(items) is not list
-            or type(issued) is not int):
+            or type(issued) is not int or issued < 0
+            or len(signature) != crypto.SIGNATURE_LEN):
         raise DecodeError("notice fields are out of shape", code="malformed")
     return payload, signature, revoker, items
 

@@ -42,28 +42,32 @@ def format_record(seq: int, prev: str, created: float, data: dict[str, str | int
     return f'{body},"hash":"{digest}"}}\n'.encode("ascii")
 
 
-def _parse(line: bytes, number: int) -> tuple[int, str, str]:
-    """(seq, prev, hash) of one record line (without its newline), its own hash checked."""
+def _parse(line: bytes, number: int | None) -> tuple[int, str, str]:
+    """(seq, prev, hash) of one record line (without its newline), its own hash checked;
+    ``number`` is the record's, counted from 1 (None: the last of a log being extended)."""
+    name = "the last record" if number is None else f"record {number}"
     if len(line) < _SUFFIX_LEN + 2 or not line.endswith(b'"}'):
-        raise AuditLogError(f"record {number} is not a complete record",
-                            code="audit_log_broken")
+        raise AuditLogError(f"{name} is not a complete record",
+                            code="audit_log_broken", record=number)
     body, suffix = line[:-_SUFFIX_LEN], line[-_SUFFIX_LEN:]
     written = suffix[len(b',"hash":"'):-2]
     if not suffix.startswith(b',"hash":"'):
-        raise AuditLogError(f"record {number} has no hash", code="audit_log_broken")
+        raise AuditLogError(f"{name} has no hash", code="audit_log_broken",
+                            record=number)
     try:
         record = json.loads(body + b"}")
         text = written.decode("ascii")
     except (ValueError, UnicodeDecodeError, RecursionError):  # nesting: never written
-        raise AuditLogError(f"record {number} is not valid JSON",
-                            code="audit_log_broken") from None
+        raise AuditLogError(f"{name} is not valid JSON",
+                            code="audit_log_broken", record=number) from None
     if (type(record) is not dict or type(record.get("seq")) is not int
             or type(record.get("prev")) is not str):
-        raise AuditLogError(f"record {number} lacks its sequence number or link",
-                            code="audit_log_broken")
+        raise AuditLogError(f"{name} lacks its sequence number or link",
+                            code="audit_log_broken", record=number)
     if not crypto.equal(crypto.sha256(body).hex().encode(), written):
-        raise AuditLogError(f"record {number} (seq {record['seq']}) was edited: its hash "
-                            f"does not match its content", code="audit_log_broken")
+        raise AuditLogError(f"{name} (seq {record['seq']}) was edited: its hash "
+                            f"does not match its content", code="audit_log_broken",
+                            record=number)
     return record["seq"], record["prev"], text
 
 
@@ -82,22 +86,24 @@ def _walk(file: BinaryIO) -> tuple[int, str]:
     for number, raw in enumerate(iter(lambda: file.readline(_MAX_RECORD + 1), b""), 1):
         if len(raw) > _MAX_RECORD:
             raise AuditLogError(f"record {number} is longer than {_MAX_RECORD} bytes",
-                                code="audit_log_broken")
+                                code="audit_log_broken", record=number)
         if not raw.endswith(b"\n"):
             raise AuditLogError(f"record {number} is cut short (no end of line)",
-                                code="audit_log_broken")
+                                code="audit_log_broken", record=number)
         seq, link, digest = _parse(raw[:-1], number)
         if seq > expected_seq:
             raise AuditLogError(f"record {number} has seq {seq}: record(s) "
                                 f"{expected_seq}..{seq - 1} were dropped",
-                                code="audit_log_broken")
+                                code="audit_log_broken", record=number)
         if seq < expected_seq:
             raise AuditLogError(f"record {number} has seq {seq} after "
                                 f"{expected_seq - 1}: records were reordered or "
-                                f"repeated", code="audit_log_broken")
+                                f"repeated", code="audit_log_broken",
+                                record=number)
         if link != prev:
             raise AuditLogError(f"record {number} does not follow record {number - 1}: "
-                                f"one of them was rewritten", code="audit_log_broken")
+                                f"one of them was rewritten", code="audit_log_broken",
+                                record=number)
         expected_seq, prev = seq + 1, digest
     return number, prev
 
@@ -135,7 +141,7 @@ def _last_record(descriptor: int, size: int) -> tuple[int, str]:
         raise AuditLogError("the audit log ends in an incomplete record",
                             code="audit_log_broken")
     line = tail[:-1].rsplit(b"\n", 1)[-1]
-    seq, _, digest = _parse(line, -1)
+    seq, _, digest = _parse(line, None)
     return seq, digest
 
 

@@ -16,7 +16,13 @@ from support import ALICE, BOB, CAROL, MALLORY, raises
 from support.aio import DEADLINE, memory_pair, stream_pair
 from support.chains import ANCHORS, NOW, PARENT_GRANT, ROOT, chain_of
 
-from agentauth import AgentAuthAttribute, AgentAuthError, MemoryReplayStore, SQLiteReplayStore
+from agentauth import (
+    AgentAuthAttribute,
+    AgentAuthError,
+    MemoryReplayStore,
+    SQLiteReplayStore,
+    wire,
+)
 from agentauth.capability import (
     DetachedInvocations,
     Request,
@@ -211,6 +217,43 @@ def test_delegated_chain_used_by_the_leaf_holder() -> None:
     with raises("holder_mismatch"):  # BOB holds the middle link, not the leaf
         session_checker(peer=BOB.peer).check(
             invoke(chain, REQUEST, channel_binding=BINDING, clock=lambda: NOW))
+
+
+def _reshaped(invocation: bytes, field: int, value: object, *,
+              signature: bytes | None = None) -> bytes:
+    """``invocation`` with one payload field replaced (and, given, its signature)."""
+    payload, old = wire.decode_map(invocation, 2, 1 << 16, "invocation")
+    fields = wire.decode_map(payload, 7, 1 << 16, "payload")
+    fields[field] = value
+    return wire.encode_map(wire.encode_map(*fields), old if signature is None else signature)
+
+
+def test_the_form_fixes_every_length_before_either_mode_reads_it() -> None:
+    """Spec 10.7, the form: binding 0 or 64 bytes, verifier 0 or 32, signature 0 or 64, time
+    an unsigned integer; else malformed, whichever mode reads it. In a session the verifier
+    and signature fields are empty (a detached invocation is wrong_session there)."""
+    chain = alice_chain()
+    inside = invoke(chain, REQUEST, channel_binding=BINDING, clock=lambda: NOW)
+    detached = invoke(chain, REQUEST, holder=ALICE, verifier=BOB.agent_id, clock=lambda: NOW)
+    in_session = session_checker()
+    alone = DetachedInvocations(ANCHORS, verifier=BOB, clock=lambda: NOW)
+    for bad in (_reshaped(inside, 3, BINDING[:32]), _reshaped(inside, 6, -1),
+                _reshaped(inside, 0, 1, signature=bytes(10))):
+        for checker in (in_session.check, alone.check):
+            with raises("malformed"):
+                checker(bad)
+    with raises("malformed"):
+        alone.check(_reshaped(detached, 3, bytes(63)))
+    with raises("wrong_session"):  # a detached invocation is never used in a session
+        in_session.check(_reshaped(detached, 3, BINDING))
+    with raises("wrong_session"):
+        in_session.check(_reshaped(inside, 4, BOB.public_bytes))
+    with raises("bad_signature"):  # the form allows an empty signature; detached, it fails
+        alone.check(_reshaped(detached, 0, 1, signature=b""))
+    with raises("invalid_argument"):
+        invoke(chain, REQUEST, channel_binding=BINDING[:32])
+    in_session.check(inside)
+    alone.check(detached)
 
 
 @settings(max_examples=200, deadline=None, database=None)

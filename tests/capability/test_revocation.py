@@ -117,6 +117,13 @@ def test_notice_fields_have_their_types() -> None:
     payload = wire.encode_map(True, ROOT.public_bytes, [links[0].data], NOW)
     with raises("malformed"):  # a boolean is never the version 1
         verify_notice(wire.encode_map(payload, ROOT.sign(REVOKE_CONTEXT + payload)), ANCHORS)
+    payload = wire.encode_map(1, ROOT.public_bytes, [links[0].data], -1)
+    with raises("malformed"):  # the time is an unsigned integer
+        verify_notice(wire.encode_map(payload, ROOT.sign(REVOKE_CONTEXT + payload)), ANCHORS)
+    payload = wire.encode_map(1, ROOT.public_bytes, [links[0].data], NOW)
+    with raises("malformed"):  # a signature is 64 bytes: the form, before any check
+        verify_notice(wire.encode_map(payload, ROOT.sign(REVOKE_CONTEXT + payload)[:63]),
+                      ANCHORS)
 
 
 @pytest.fixture(scope="module")

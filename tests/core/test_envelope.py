@@ -92,6 +92,8 @@ def test_each_check_has_its_code() -> None:
         check_envelope(data[:1] + b"\xcc" + data[1:2] + data[2:], BOB, now=NOW)
     with raises("malformed"):
         check_envelope(data + b"\x00", BOB, now=NOW)
+    with raises("malformed"):  # a short signature is the form (step 1), before the recipient
+        check_envelope(wire.encode_map(kind, body, signature[:63]), CAROL, now=NOW)
 
 
 def test_clock_window_boundaries() -> None:

@@ -132,6 +132,9 @@ def _negatives() -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
         return [Grant(resource, actions, constraints).to_wire()]
 
     narrow = {"fmt": Eq("pdf"), "size": Range(0, 10)}
+    two = delegate(ROOT, ALICE, [Grant("fs/reports/**", {"read"}, {"size": Range(0, 10)}),
+                                 Grant("fs/reports/**", {"list"}, {"size": Range(0, 1000)})],
+                   not_before=NBF, expires=EXP, budget=1, nonce=_nonce("two grants"))
     cases: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         ("widen-resource", "child grants fs/** under fs/reports/**",
          lambda: _vector("", "", child(grants=grant("fs/**", {"read"}, narrow)),
@@ -255,6 +258,21 @@ def _negatives() -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
          lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE,
                                                      issuer=bytes(32))]), "bad_signature",
                          anchors={format_agent_id(bytes(32)): "**"})),
+        ("link-scalars-before-grants", "a root whose nonce is 15 bytes and whose grant "
+         "has a constraint of unknown kind: a link's own fields are read before its grants",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, raw=wire.encode_value([
+             ROOT.public_bytes, ALICE.public_bytes, [["fs/**", ["read"], {"size": [99]}]],
+             NBF, EXP, 0, bytes(15)]))]), "malformed")),
+        ("link-grants-in-order", "a root whose first grant has a constraint of unknown "
+         "kind and whose second is out of shape: grants are read in order",
+         lambda: _vector("", "", _chain_bytes([forge(ROOT, audience=ALICE, grants=[
+             ["fs/**", ["read"], {"size": [99]}], ["fs/**", ["read"], {"size": [2, 0]}]])]),
+             "unknown_field")),
+        ("widen-nearest-parent-grant", "the parent holds two grants on fs/reports/**: the "
+         "first with read but a narrower size, the second with list only; the child's read "
+         "with a wider size is reported against the second, whose actions do not cover it",
+         lambda: _vector("", "", _chain_bytes([two, forge(ALICE, parent=two, grants=grant(
+             "fs/reports/**", {"read"}, {"size": Range(0, 100)}))]), "widened_action")),
         ("bool-argument", "a request giving true for an integer argument",
          lambda: _vector("", "", encode_chain(three), "not_authorized", holder=CAROL,
                          request=Request("fs/reports/a", "read", {"fmt": "pdf",
@@ -268,6 +286,26 @@ def notice(signer: Identity, path: Sequence[Link | bytes], *, time: int = NOW) -
     payload = wire.encode_map(1, signer.public_bytes,
                               [x.data if isinstance(x, Link) else x for x in path], time)
     return wire.encode_map(payload, signer.sign(REVOKE_CONTEXT + payload))
+
+
+def _resigned(data: bytes, change: Callable[[bytes], bytes]) -> bytes:
+    """A notice or invocation ``{0: payload, 1: signature}`` with its signature changed."""
+    payload, signature = wire.decode_map(data, 2, 1 << 16, "signed")
+    return wire.encode_map(payload, change(signature))
+
+
+def _versioned(path: Sequence[Link]) -> bytes:
+    """A notice by ROOT whose path is written as a chain, ``[1, link, ...]``."""
+    payload = wire.encode_map(1, ROOT.public_bytes, [1, *(x.data for x in path)], NOW)
+    return wire.encode_map(payload, ROOT.sign(REVOKE_CONTEXT + payload))
+
+
+def _reshaped(invocation: bytes, field: int, value: Any) -> bytes:
+    """An invocation with one payload field replaced, its signature kept."""
+    payload, signature = wire.decode_map(invocation, 2, 1 << 16, "invocation")
+    fields = wire.decode_map(payload, 7, 1 << 16, "payload")
+    fields[field] = value
+    return wire.encode_map(wire.encode_map(*fields), signature)
 
 
 def _notices() -> list[dict[str, Any]]:
@@ -292,6 +330,12 @@ def _notices() -> list[dict[str, Any]]:
          notice(ROOT, [three[0], three[2]]), "bad_signature"),
         ("notice-tampered", "one bit of the notice's signature flipped", bytes(tampered),
          "bad_signature"),
+        ("notice-short-signature", "a signature of 63 bytes: the form, before any check",
+         _resigned(notice(ROOT, three[:2]), lambda sig: sig[:63]), "malformed"),
+        ("notice-negative-time", "a time of -1, signed as such",
+         notice(ROOT, three[:2], time=-1), "malformed"),
+        ("notice-path-with-version", "a path that starts with a chain's version 1",
+         _versioned(three[:2]), "malformed"),
     ]
     return [{"id": vid, "description": text, "kind": "notice",
              "anchors": {ROOT.agent_id: "**"}, "notice": data.hex(), "expected": expected}
@@ -334,6 +378,18 @@ def _invocations() -> list[dict[str, Any]]:
          "detached", DAVE, [detached("d6", signer=MALLORY)], ["bad_signature"]),
         ("invoke-session-as-detached", "a session invocation presented detached",
          "detached", DAVE, [session("s5")], ["wrong_session"]),
+        ("invoke-detached-in-session", "a detached invocation presented in a session, its "
+         "binding set to the session's: it still names a verifier and has a signature",
+         "session", CAROL, [_reshaped(detached("d7"), 3, BINDING)], ["wrong_session"]),
+        ("invoke-session-short-binding", "a binding of 32 bytes: the form, before the "
+         "binding is compared", "session", CAROL, [_reshaped(session("s6"), 3, BINDING[:32])],
+         ["malformed"]),
+        ("invoke-detached-short-signature", "a signature of 63 bytes: the form",
+         "detached", DAVE, [_resigned(detached("d8"), lambda sig: sig[:63])], ["malformed"]),
+        ("invoke-detached-window-edges", "made window + skew (180 s) before, then after, "
+         "the verifier's clock: both bounds are inclusive",
+         "detached", DAVE, [detached("d9", time=NOW - 180), detached("d10", time=NOW + 180)],
+         ["ok", "ok"]),
     ]
     out = []
     for vid, text, mode, verifier, items, expected in cases:

@@ -137,6 +137,23 @@ def build() -> dict[str, Any]:
                 [_resign(_tamper(hello, 2, bytes(15)), ALICE)], ["malformed"]),
         _vector("envelope-trailing", "one byte after the envelope", [hello + b"\x00"],
                 ["malformed"]),
+        _vector("envelope-short-signature", "a signature of 63 bytes on an envelope for "
+                "carol: the form is checked before the recipient",
+                [_cut_signature(envelope(ALICE, CAROL, b"x", "short"))], ["malformed"]),
+        _vector("envelope-sealed-holds-sealed", "a box holding a sealed envelope",
+                [_boxed(sealed, "in-sealed")], ["malformed"]),
+        _vector("envelope-sealed-holds-kind-3", "a box holding an envelope of kind 3",
+                [_boxed(wire.encode_map(3, *wire.decode_map(hello, 3, 1 << 20, "e")[1:]),
+                        "in-kind-3")], ["unknown_field"]),
+        _vector("envelope-sealed-holds-non-canonical", "a box holding a signed envelope "
+                "whose kind is written as a uint8",
+                [_boxed(hello[:2] + b"\xcc" + hello[2:], "in-non-canonical")],
+                ["non_canonical"]),
+        _vector("envelope-sealed-holds-garbage", "a box holding a byte that begins no "
+                "msgpack value", [_boxed(b"\xc1", "in-garbage")], ["malformed"]),
+        _vector("envelope-sealed-holds-other-recipient", "a box sealed to bob holding a "
+                "signed envelope for carol", [_boxed(envelope(ALICE, CAROL, b"x", "in-carol"),
+                                                     "in-carol")], ["wrong_recipient"]),
     ]
     return {
         "description": "One-shot envelopes (spec section 12). The recipient (seed `me_seed`) "
@@ -147,6 +164,18 @@ def build() -> dict[str, Any]:
                        "Keys come from the seeds BLAKE2b-256('envelope vectors ' || name).",
         "vectors": vectors,
     }
+
+
+def _boxed(content: bytes, label: str, recipient: Identity = BOB) -> bytes:
+    """A sealed envelope to ``recipient`` whose box holds ``content``, whatever it is."""
+    box = crypto.sealed_box_for_vectors(crypto.blake2b_256(b"eph " + label.encode()),
+                                        recipient.public_bytes, content)
+    return wire.encode_map(SEALED, recipient.public_bytes, box)
+
+
+def _cut_signature(data: bytes) -> bytes:
+    kind, body, signature = wire.decode_map(data, 3, 1 << 20, "envelope")
+    return wire.encode_map(kind, body, signature[:63])
 
 
 def _resign(data: bytes, sender: Identity) -> bytes:

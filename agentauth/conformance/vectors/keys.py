@@ -1,7 +1,8 @@
 """Key lifecycle vectors (spec section 14): key files with fixed salt and nonce, key
 exports, rotation statements applied to trust stores, and audit logs, each good or broken
-in one way with the result it must give (``ok``, an error code, or for audit logs the
-start of the message naming the record at fault).
+in one way with the result it must give (``ok`` or an error code; for a broken audit log
+also the record at fault). A trust store after a rotation is given as the text agentauth
+writes, which is compared as the store it loads as, not byte for byte (spec 14.3).
 """
 
 from __future__ import annotations
@@ -167,22 +168,30 @@ def _audit_logs() -> list[dict[str, Any]]:
         lines.append(line.decode("ascii"))
         prev = json.loads(line)["hash"]
     edited = lines[1].replace("expired", "revoked")
+    first_hash = json.loads(lines[0])["hash"]
+    rewritten = auditlog.format_record(2, first_hash, NOW + 0.002, {
+        "event": "token_refused", "code": "revoked"}).decode("ascii")
 
-    def log(vid: str, description: str, text: str, expected: str) -> dict[str, Any]:
+    def log(vid: str, description: str, text: str, record: int | None = None, *,
+            head: str | None = None) -> dict[str, Any]:
         return {"id": vid, "kind": "audit_log", "description": description, "log": text,
-                "expected": expected}
+                "head": head, "expected": "audit_log_broken", "record": record}
 
     return [
-        {**log("audit-ok", "three records", "".join(lines), "ok"), "head": prev,
+        {**log("audit-ok", "three records", "".join(lines), head=prev), "expected": "ok",
          "records": 3},
-        log("audit-edited", "record 2 edited", lines[0] + edited + lines[2],
-            "record 2 (seq 2) was edited"),
-        log("audit-dropped", "record 2 removed", lines[0] + lines[2],
-            "record 2 has seq 3: record(s) 2..2 were dropped"),
-        log("audit-reordered", "records 2 and 3 swapped", lines[0] + lines[2] + lines[1],
-            "record 2 has seq 3"),
-        log("audit-cut", "the last line cut short", "".join(lines)[:-20],
-            "record 3 is cut short"),
+        log("audit-edited", "record 2 edited: its hash does not match it",
+            lines[0] + edited + lines[2], 2),
+        log("audit-dropped", "record 2 removed: record 3 comes second", lines[0] + lines[2],
+            2),
+        log("audit-reordered", "records 2 and 3 swapped", lines[0] + lines[2] + lines[1], 2),
+        log("audit-rewritten", "record 2 rewritten with a fresh hash: record 3's prev no "
+            "longer names it", lines[0] + rewritten + lines[2], 3),
+        log("audit-not-a-record", "a line that is not a record", lines[0] + "{}\n" + lines[2],
+            2),
+        log("audit-cut", "the last line cut short", "".join(lines)[:-20], 3),
+        log("audit-short-of-head", "record 3 removed from the end, checked against the "
+            "head kept elsewhere", lines[0] + lines[1], head=prev),
     ]
 
 
