@@ -29,7 +29,7 @@ EXPECTED_EXPORTS = {
     "seal", "connect", "create_listener", "serve",
     "CapabilityDenied", "Refusal", "REFUSAL_KINDS",
     "KeyFileError", "TrustStoreError", "AuditLogError", "TrustStore", "FileError",
-    "Agent", "RequestError",
+    "Agent", "RequestError", "PeerRefused",
 }
 
 # Layer of each module: a module may import only from its own layer or lower ones.
@@ -38,7 +38,7 @@ LAYERS = {
     "errors": 0, "_version": 0, "crypto": 1, "wire": 1, "verdict": 1, "files": 1, "keyfile": 1,
     # the protocol core
     "identity": 2, "noise": 2, "replay": 2, "audit": 2,
-    "envelope": 3, "session": 3, "capability": 3,
+    "envelope": 3, "session": 3, "capability": 3, "alert": 3,
     "handshake": 4, "stores": 4, "keys": 4,
     # the layers over it
     "aio": 5, "http": 5,

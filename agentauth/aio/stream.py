@@ -71,7 +71,8 @@ class AgentAuthStream(Channel[AnyByteStream]):
             raise transport_error(exc, "during the handshake") from None
         return functools.partial(cls, transport, reader)
 
-    def _frame(self, message: bytes) -> bytes:
+    @staticmethod
+    def _frame(message: bytes) -> bytes:
         return _frame(message)
 
     async def _read(self) -> bytes:

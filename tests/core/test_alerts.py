@@ -1,0 +1,185 @@
+"""Alerts (spec 4.14): their form, how they are read, and when an engine sends one."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from support import ALICE, ANY, BOB, CAROL, make_pair, raises
+
+from agentauth import (
+    ERROR_CODES,
+    HandshakePolicy,
+    HandshakeState,
+    PeerKey,
+    PeerRefused,
+    RemoteError,
+    wire,
+)
+from agentauth.alert import (
+    ALERT_CODES,
+    MAX_ALERT,
+    alert_for,
+    encode_alert,
+    is_alert,
+    read_alert,
+)
+from agentauth.errors import AuthenticationError, KeyFileError
+
+HS1_OFFERING_2 = bytes(range(32)) + wire.encode_map([2])
+
+
+def test_every_code_fits_and_reads_back() -> None:
+    assert set(ERROR_CODES) >= ALERT_CODES
+    for code in ALERT_CODES:
+        alert = encode_alert(code)
+        assert len(alert) <= MAX_ALERT and is_alert(alert)
+        refused = read_alert(alert)
+        assert (refused.code, refused.claimed) == ("peer_refused", code)
+    # Shorter than every handshake message (HS1 >= 33) and session message (24).
+    assert MAX_ALERT < 24
+    assert encode_alert("untrusted_peer") == b"\x82\x00\x01\x01\xaeuntrusted_peer"
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    (b"", "malformed"),  # nothing to decode
+    (b"\x92\x01\xa4oops", "malformed"),  # an array, not a map
+    (wire.encode_map(1, "untrusted_peer", 0), "unknown_field"),  # a third field
+    (b"\x82\x01\x01\x00\x01", "non_canonical"),  # fields out of order
+    (b"\x82\x00\xcc\x01\x01\xa7expired", "non_canonical"),  # a version in a uint 8
+    (wire.encode_map(2, "untrusted_peer"), "malformed"),  # an unknown version
+    (wire.encode_map(1, "no_such_code"), "malformed"),  # an unknown code
+    (wire.encode_map(1, "peer_refused"), "malformed"),  # a code no alert carries
+    (wire.encode_map(1, b"expired"), "malformed"),  # the code as bytes
+    (wire.encode_map("1", "expired"), "malformed"),  # the version as text
+])
+def test_a_bad_alert_is_refused_with_its_code(message: bytes, code: str) -> None:
+    assert is_alert(message)
+    with raises(code):
+        read_alert(message)
+
+
+def test_the_claim_is_not_an_authentication_error_and_survives_pickling() -> None:
+    refused = read_alert(encode_alert("untrusted_peer"))
+    assert isinstance(refused, RemoteError) and not isinstance(refused, AuthenticationError)
+    copy = pickle.loads(pickle.dumps(refused))
+    assert (type(copy), copy.code, copy.claimed) == (PeerRefused, "peer_refused",
+                                                     "untrusted_peer")
+    assert "untrusted_peer" in str(refused)
+
+
+def test_a_responder_refusing_hs3_sends_its_code() -> None:
+    pair = make_pair(r_policy=HandshakePolicy(trust=[CAROL.agent_id]))
+    hs1 = pair.initiator.start()
+    hs2 = pair.responder.receive_message(hs1)
+    assert hs2 is not None and pair.responder.alert is None  # nothing failed
+    hs3 = pair.initiator.receive_message(hs2)
+    assert hs3 is not None
+    with raises("untrusted_peer"):
+        pair.responder.receive_message(hs3)
+    assert pair.responder.alert == encode_alert("untrusted_peer")
+
+
+@pytest.mark.parametrize(("skew", "code"), [(0.0, "clock_skew"), (120.0, "untrusted_peer")])
+def test_an_initiator_refusing_hs2_sends_its_code_and_the_responder_reads_it(
+        skew: float, code: str) -> None:
+    trust = [BOB.agent_id] if code == "clock_skew" else [CAROL.agent_id]
+    pair = make_pair(HandshakePolicy(trust=trust, max_skew=skew))
+    hs1 = pair.initiator.start()
+    pair.r_clock.now += 5  # the responder's clock runs 5 s ahead
+    hs2 = pair.responder.receive_message(hs1)
+    assert hs2 is not None
+    with raises(code):
+        pair.initiator.receive_message(hs2)
+    alert = pair.initiator.alert
+    assert alert is not None and alert == encode_alert(code)
+    with raises("peer_refused") as info:
+        pair.responder.receive_message(alert)
+    assert getattr(info.value, "claimed", None) == code
+    assert pair.responder.state is HandshakeState.FAILED
+    assert pair.responder.alert is None  # an alert is never answered
+    with raises("peer_refused") as info:  # sticky, the claim included
+        pair.responder.receive_message(b"x" * 100)
+    assert getattr(info.value, "claimed", None) == code
+
+
+def test_a_responder_refusing_hs1_answers_with_an_alert_the_initiator_reads() -> None:
+    pair = make_pair()
+    with raises("no_common_version"):
+        pair.responder.receive_message(HS1_OFFERING_2)
+    alert = pair.responder.alert
+    assert alert is not None and alert == encode_alert("no_common_version")
+    pair.initiator.start()
+    with raises("peer_refused") as info:
+        pair.initiator.receive_message(alert)
+    assert getattr(info.value, "claimed", None) == "no_common_version"
+    assert pair.initiator.alert is None
+
+
+def test_an_alert_where_none_can_come_is_a_bad_message_and_never_answered() -> None:
+    alert = encode_alert("untrusted_peer")
+    pair = make_pair()
+    with raises("malformed"):  # as HS1: too short (4.3 step 2)
+        pair.responder.receive_message(alert)
+    assert pair.responder.alert is None
+    pair = make_pair()
+    with raises("out_of_order"):  # before start
+        pair.initiator.receive_message(alert)
+    assert pair.initiator.alert is None
+    pair = make_pair()
+    pair.run()
+    with raises("out_of_order"):  # after DONE: the finished handshake stands
+        pair.responder.receive_message(alert)
+    assert pair.responder.state is HandshakeState.DONE and pair.responder.alert is None
+
+
+def test_a_malformed_alert_fails_the_handshake_without_an_answer() -> None:
+    pair = make_pair()
+    pair.initiator.start()
+    with raises("malformed"):
+        pair.initiator.receive_message(wire.encode_map(2, "untrusted_peer"))
+    assert pair.initiator.state is HandshakeState.FAILED and pair.initiator.alert is None
+    pair = make_pair()
+    pair.initiator.start()
+    with raises("malformed"):  # a truncated HS2 longer than an alert is answered
+        pair.initiator.receive_message(bytes(40))
+    assert pair.initiator.alert == encode_alert("malformed")
+
+
+def test_a_callback_failure_is_sent_as_the_engine_keeps_it() -> None:
+    def broken(peer: PeerKey) -> bool:
+        raise KeyError(peer.agent_id)
+
+    def foreign(peer: PeerKey) -> bool:
+        raise KeyFileError("not a handshake matter", code="key_file_corrupt")
+
+    for trust, sent in ((broken, "invalid_argument"), (foreign, None)):
+        pair = make_pair(r_policy=HandshakePolicy(trust=trust))
+        hs2 = pair.responder.receive_message(pair.initiator.start())
+        assert hs2 is not None
+        hs3 = pair.initiator.receive_message(hs2)
+        assert hs3 is not None
+        with pytest.raises(Exception):  # noqa: B017 (each has its own class)
+            pair.responder.receive_message(hs3)
+        assert pair.responder.alert == (None if sent is None else encode_alert(sent))
+    assert alert_for("key_file_corrupt") is None
+
+
+def test_timeouts_send_an_alert_once_a_peer_was_heard_from() -> None:
+    pair = make_pair()
+    pair.responder.time_out()  # still waiting for HS1: nobody to tell
+    assert pair.responder.state is HandshakeState.FAILED and pair.responder.alert is None
+    pair = make_pair()
+    pair.initiator.start()
+    pair.initiator.time_out()
+    assert pair.initiator.alert == encode_alert("handshake_timeout")
+    pair = make_pair()
+    pair.responder.receive_message(pair.initiator.start())
+    pair.r_clock.now += 31
+    with raises("handshake_timeout"):
+        pair.responder.check_timeout()
+    assert pair.responder.alert == encode_alert("handshake_timeout")
+    pair = make_pair(ANY, ANY, i_identity=ALICE, r_identity=BOB)
+    pair.run()
+    pair.initiator.time_out()  # done: nothing changes
+    assert pair.initiator.state is HandshakeState.DONE and pair.initiator.alert is None
