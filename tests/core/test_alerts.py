@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+from pathlib import Path
+from typing import Any
 
 import pytest
 from support import ALICE, ANY, BOB, CAROL, make_pair, raises
 
 from agentauth import (
     ERROR_CODES,
+    AgentAuthError,
     HandshakePolicy,
     HandshakeState,
+    Initiator,
     PeerKey,
     PeerRefused,
     RemoteError,
@@ -24,6 +29,7 @@ from agentauth.alert import (
     is_alert,
     read_alert,
 )
+from agentauth.conformance.vectors import Inputs, make_engine
 from agentauth.errors import AuthenticationError, KeyFileError
 
 HS1_OFFERING_2 = bytes(range(32)) + wire.encode_map([2])
@@ -183,3 +189,65 @@ def test_timeouts_send_an_alert_once_a_peer_was_heard_from() -> None:
     pair.run()
     pair.initiator.time_out()  # done: nothing changes
     assert pair.initiator.state is HandshakeState.DONE and pair.initiator.alert is None
+
+
+# ---------------------------------------------------------------- spec/vectors/alerts.json
+
+ALERTS = json.loads((Path(__file__).resolve().parents[2] / "spec" / "vectors"
+                     / "alerts.json").read_text())
+NEGATIVE = {x["id"]: x for x in json.loads(
+    (Path(__file__).resolve().parents[2] / "spec" / "vectors"
+     / "handshake-negative.json").read_text())["vectors"]}
+
+
+def replay(vector: dict[str, Any]) -> tuple[int, AgentAuthError, bytes | None]:
+    """Feed a vector's steps to its engine: the step and error of the first failure, and
+    the alert the engine then sends."""
+    now = [0.0]
+    engine = make_engine(vector["role"], Inputs.model_validate(vector["inputs"]),
+                         lambda: now[0])
+    for index, step in enumerate(vector["steps"]):
+        now[0] = step["at"]
+        try:
+            if step["start"]:
+                assert isinstance(engine, Initiator)
+                engine.start()
+            else:
+                engine.receive_message(bytes.fromhex(step["receive"]))
+        except AgentAuthError as exc:
+            return index, exc, engine.alert
+    raise AssertionError("no error")
+
+
+def test_the_vector_file_covers_every_code_and_every_negative_handshake() -> None:
+    assert {x["code"] for x in ALERTS["forms"]} == ALERT_CODES
+    assert [x["handshake"] for x in ALERTS["sent"]] == list(NEGATIVE)
+    ids = [x["id"] for group in ("forms", "reading", "sent", "received")
+           for x in ALERTS[group]]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("vector", ALERTS["forms"] + ALERTS["reading"],
+                         ids=lambda x: x["id"])
+def test_alert_bytes(vector: dict[str, Any]) -> None:
+    data = bytes.fromhex(vector["alert"])
+    if "code" in vector:
+        assert encode_alert(vector["code"]) == data
+        assert read_alert(data).claimed == vector["code"]
+    else:
+        with raises(vector["error"]):
+            read_alert(data)
+
+
+@pytest.mark.parametrize("vector", ALERTS["sent"], ids=lambda x: x["id"])
+def test_the_alert_each_negative_handshake_sends(vector: dict[str, Any]) -> None:
+    _, _, alert = replay(NEGATIVE[vector["handshake"]])
+    assert alert == (None if vector["alert"] is None else bytes.fromhex(vector["alert"]))
+
+
+@pytest.mark.parametrize("vector", ALERTS["received"], ids=lambda x: x["id"])
+def test_an_engine_fed_an_alert(vector: dict[str, Any]) -> None:
+    step, error, alert = replay(vector)
+    assert (step, error.code) == (vector["error_step"], vector["error"])
+    assert getattr(error, "claimed", None) == vector["claimed"]
+    assert alert == (None if vector["alert"] is None else bytes.fromhex(vector["alert"]))
