@@ -352,17 +352,22 @@ class _Engine(crypto.KeyHolder):
         finally:
             self._lock.release()
 
-    def time_out(self) -> None:
-        """Fail the handshake with ``handshake_timeout`` now: the owner's deadline over the
-        whole handshake (spec 5.10) passed. Does nothing once the engine is done or failed,
-        or while another call is in progress."""
+    def abort(self, error: RemoteError) -> None:
+        """Fail the handshake with ``error``, found by the I/O layer rather than by a step:
+        the owner's deadline over the whole handshake passed (``handshake_timeout``, spec
+        5.10), or the transport delivered something no step can read (a frame over the
+        limit, an item that is not bytes). The engine fails as a step would, with the
+        alert that calls for (:attr:`alert`, spec 4.14). Does nothing once the engine is
+        done or failed, or while another call is in progress."""
+        if not isinstance(error, RemoteError):
+            raise InvalidArgument("abort takes the remote error that ends the handshake")
         if not self._lock.acquire(False):
             return
         try:
             if self.state is not _S.DONE and self.state is not _S.FAILED:
-                # A responder still waiting for HS1 has heard from no peer: it sends nothing.
-                self._fail(HandshakeTimeout("the handshake's deadline passed"),
-                           alert=self.state is not _S.AWAIT_HS1)
+                # A responder whose deadline passed before HS1 heard from no peer.
+                silent = self.state is _S.AWAIT_HS1 and isinstance(error, HandshakeTimeout)
+                self._fail(error, alert=not silent)
         finally:
             self._lock.release()
 

@@ -11,8 +11,13 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio import TypedAttributeSet, typed_attribute
 
-from .. import audit
-from ..errors import HandshakeTimeout, InvalidArgument, SessionExpired, TransportError
+from ..errors import (
+    HandshakeTimeout,
+    InvalidArgument,
+    RemoteError,
+    SessionExpired,
+    TransportError,
+)
 from ..handshake import HandshakePolicy, HandshakeResult, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 from ..verdict import is_seconds
@@ -113,13 +118,15 @@ async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[
         with anyio.fail_after(limits.handshake_timeout):
             return await run()
     except TimeoutError:
-        engine.time_out()
+        error = HandshakeTimeout(f"the handshake did not finish within "
+                                 f"{limits.handshake_timeout} s")
+        engine.abort(error)
         await _farewell(engine, send_alert)
         await anyio.aclose_forcefully(transport)
-        audit.emit("handshake_refused", code="handshake_timeout")
-        raise HandshakeTimeout(f"the handshake did not finish within "
-                               f"{limits.handshake_timeout} s") from None
-    except BaseException:
+        raise error from None  # (the engine's failure was the audit event)
+    except BaseException as exc:
+        if isinstance(exc, RemoteError):  # found here, not by a step: a frame over the limit
+            engine.abort(exc)
         await _farewell(engine, send_alert)
         await anyio.aclose_forcefully(transport)
         raise

@@ -215,3 +215,21 @@ async def test_a_handshake_that_times_out_tells_a_peer_it_heard_from() -> None:
             assert await ours.receive() == encode_alert("handshake_timeout")
         with raises("handshake_timeout"):
             raise out["server"]
+
+
+async def test_a_frame_over_the_limit_is_answered_like_a_step_would() -> None:
+    # The length is refused before the frame is read (5.10): the engine fails with
+    # oversize, and the peer, heard from, is told so.
+    with anyio.fail_after(ONE_TRIP):
+        async with tcp() as (left, right):
+            out: dict[str, Any] = {}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(outcome, lambda: AgentAuthStream.wrap(
+                    right, BOB, trusting(ALICE), initiator=False), out, "server")
+                await left.send((70_000).to_bytes(4, "big"))
+                answer = b""
+                with pytest.raises(anyio.EndOfStream):
+                    while True:
+                        answer += await left.receive()
+            assert answer == _frame(encode_alert("oversize"))
+            assert getattr(out["server"], "code", None) == "oversize"

@@ -30,7 +30,7 @@ from agentauth.alert import (
     read_alert,
 )
 from agentauth.conformance.vectors import Inputs, make_engine
-from agentauth.errors import AuthenticationError, KeyFileError
+from agentauth.errors import AuthenticationError, DecodeError, HandshakeTimeout, KeyFileError
 
 HS1_OFFERING_2 = bytes(range(32)) + wire.encode_map([2])
 
@@ -173,11 +173,11 @@ def test_a_callback_failure_is_sent_as_the_engine_keeps_it() -> None:
 
 def test_timeouts_send_an_alert_once_a_peer_was_heard_from() -> None:
     pair = make_pair()
-    pair.responder.time_out()  # still waiting for HS1: nobody to tell
+    pair.responder.abort(HandshakeTimeout("late"))  # still waiting for HS1: nobody to tell
     assert pair.responder.state is HandshakeState.FAILED and pair.responder.alert is None
     pair = make_pair()
     pair.initiator.start()
-    pair.initiator.time_out()
+    pair.initiator.abort(HandshakeTimeout("late"))
     assert pair.initiator.alert == encode_alert("handshake_timeout")
     pair = make_pair()
     pair.responder.receive_message(pair.initiator.start())
@@ -187,8 +187,13 @@ def test_timeouts_send_an_alert_once_a_peer_was_heard_from() -> None:
     assert pair.responder.alert == encode_alert("handshake_timeout")
     pair = make_pair(ANY, ANY, i_identity=ALICE, r_identity=BOB)
     pair.run()
-    pair.initiator.time_out()  # done: nothing changes
+    pair.initiator.abort(HandshakeTimeout("late"))  # done: nothing changes
     assert pair.initiator.state is HandshakeState.DONE and pair.initiator.alert is None
+    pair = make_pair()
+    pair.responder.abort(DecodeError("a frame over the limit", code="oversize"))
+    assert pair.responder.alert == encode_alert("oversize")  # a peer was heard from
+    with raises("oversize"):  # and the failure is sticky
+        pair.responder.receive_message(b"x" * 40)
 
 
 # ---------------------------------------------------------------- spec/vectors/alerts.json
