@@ -5,6 +5,7 @@ timeout would give fails the test."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,8 @@ from agentauth import (
     Identity,
     Initiator,
     PeerRefused,
+    connect,
+    create_listener,
     wire,
 )
 from agentauth.aio.stream import _frame
@@ -233,3 +236,27 @@ async def test_a_frame_over_the_limit_is_answered_like_a_step_would() -> None:
                         answer += await left.receive()
             assert answer == _frame(encode_alert("oversize"))
             assert getattr(out["server"], "code", None) == "oversize"
+
+
+async def test_a_client_that_speaks_first_still_hears_why() -> None:
+    # Through the public API: the client sends at once after HS3; the server, which
+    # refused it, closes with that message unread; the alert still comes first.
+    with anyio.fail_after(ONE_TRIP):
+        listener = await create_listener("127.0.0.1", 0, BOB, trusting(CAROL))
+        port = listener.extra(SocketAttribute.local_port)
+
+        async def never(channel: AgentAuthStream) -> None:
+            raise AssertionError("no channel is established")
+
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, never)
+            client = await connect("127.0.0.1", port, ALICE, expect=BOB.agent_id)
+            with contextlib.suppress(AgentAuthError):  # it may already be gone
+                await client.send(b"hello?")
+            with raises("peer_refused") as info:
+                await client.receive()
+            assert claimed(info.value) == "untrusted_peer"
+            await client.aclose()
+            while listener.failed < 1:  # the server counted its own refusal, as before
+                await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
