@@ -28,7 +28,8 @@ class), never on the message text.
     │   ├── ProtocolViolation       out_of_order, no_common_version, session_closed
     │   ├── HandshakeTimeout        handshake_timeout
     │   ├── PeerRefused             peer_refused; its ``claimed`` is the code the
-    │   │                           peer's alert names (spec 4.14), unauthenticated
+    │   │                           peer says it refused with (spec 4.14, 13.9),
+    │   │                           unauthenticated
     │   ├── ReplayDetected          replayed, stale
     │   ├── TransportError          unexpected_eof, connection_lost
     │   ├── RequestError            no_handler, handler_failed, over_limit,
@@ -223,12 +224,13 @@ class HandshakeTimeout(RemoteError):
 
 
 class PeerRefused(RemoteError):
-    """The peer ended the handshake with an alert (spec 4.14): it says it refused.
+    """The peer says it refused: it ended the handshake with an alert (spec 4.14), or an
+    HTTP server answered with an unsigned refusal (spec 13.9).
 
-    ``code`` is always ``peer_refused``; ``claimed`` is the code the alert names (one of
-    :data:`agentauth.alert.ALERT_CODES`). The alert is not authenticated: anyone on the
-    path could have sent it, so ``claimed`` is the peer's claim, never a check made here,
-    and it is not a reason to retry with a weaker policy. It is not an
+    ``code`` is always ``peer_refused``; ``claimed`` is the code the peer names (for an
+    alert, one of :data:`agentauth.alert.ALERT_CODES`). Nothing authenticates it: anyone
+    on the path could have sent it, so ``claimed`` is the peer's claim, never a check made
+    here, and it is not a reason to retry with a weaker policy. It is not an
     :class:`AuthenticationError`, so handlers of those never take it for one.
     """
 
@@ -466,8 +468,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "no_common_version": (ProtocolViolation, "the offered versions share none with ours"),
     "session_closed": (ProtocolViolation, "the session was closed; nothing more is accepted"),
     "handshake_timeout": (HandshakeTimeout, "the handshake did not finish in time"),
-    "peer_refused": (PeerRefused, "the peer ended the handshake with an alert; the code "
-                                  "it claims is not authenticated"),
+    "peer_refused": (PeerRefused, "the peer refused (a handshake alert, an HTTP refusal); "
+                                  "the code it claims is not authenticated"),
     "replayed": (ReplayDetected, "message counter already accepted"),
     "stale": (ReplayDetected, "message is older than the window that tracks replays"),
     "decrypt_failed": (AuthenticationError, "AEAD tag did not verify"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from .check import Check, Context, Fail, expect_refusal
 from .driver_process import DriverProcess
-from .vector_replay import _engine as engine_for
+from .vector_replay import engine_for
 
 __all__ = ["alert_checks"]
 
