@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import ALICE, ANY, BOB, CAROL, make_pair, raises
 
 from agentauth import (
@@ -195,6 +197,21 @@ def test_timeouts_send_an_alert_once_a_peer_was_heard_from() -> None:
     with raises("oversize"):  # and the failure is sticky
         pair.responder.receive_message(b"x" * 40)
 
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(data=st.one_of(st.binary(max_size=MAX_ALERT),
+                      st.sampled_from(sorted(ALERT_CODES)).map(encode_alert).flatmap(
+                          lambda a: st.tuples(st.integers(0, len(a) - 1),
+                                              st.integers(0, 255)).map(
+                              lambda p: a[:p[0]] + bytes([p[1]]) + a[p[0] + 1:]))))
+def test_any_short_message_reads_as_a_claim_or_a_decode_error(data: bytes) -> None:
+    try:
+        refused = read_alert(data)
+    except DecodeError as exc:
+        assert exc.code in {"malformed", "non_canonical", "unknown_field"}
+    else:
+        assert refused.claimed in ALERT_CODES and encode_alert(refused.claimed) == data
 
 # ---------------------------------------------------------------- spec/vectors/alerts.json
 
