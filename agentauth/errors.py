@@ -27,6 +27,9 @@ class), never on the message text.
     │   │                           unknown_field
     │   ├── ProtocolViolation       out_of_order, no_common_version, session_closed
     │   ├── HandshakeTimeout        handshake_timeout
+    │   ├── PeerRefused             peer_refused; its ``claimed`` is the code the
+    │   │                           peer says it refused with (spec 4.14, 13.9),
+    │   │                           unauthenticated
     │   ├── ReplayDetected          replayed, stale
     │   ├── TransportError          unexpected_eof, connection_lost
     │   ├── RequestError            no_handler, handler_failed, over_limit,
@@ -79,6 +82,7 @@ __all__ = [
     "InvalidState",
     "KeyFileError",
     "LocalError",
+    "PeerRefused",
     "ProtocolViolation",
     "Refusal",
     "RemoteError",
@@ -227,6 +231,35 @@ class HandshakeTimeout(RemoteError):
 
     codes = frozenset({"handshake_timeout"})
     default_code = "handshake_timeout"
+
+
+class PeerRefused(RemoteError):
+    """The peer says it refused: it ended the handshake with an alert (spec 4.14), or an
+    HTTP server answered with an unsigned refusal (spec 13.9).
+
+    ``code`` is always ``peer_refused``; ``claimed`` is the code the peer names (for an
+    alert, one of :data:`agentauth.alert.ALERT_CODES`). Nothing authenticates it: anyone
+    on the path could have sent it, so ``claimed`` is the peer's claim, never a check made
+    here, and it is not a reason to retry with a weaker policy. It is not an
+    :class:`AuthenticationError`, so handlers of those never take it for one.
+    """
+
+    codes = frozenset({"peer_refused"})
+    default_code = "peer_refused"
+
+    def __init__(self, message: str, *, code: str | None = None, claimed: str = "") -> None:
+        super().__init__(message, code=code)
+        self.claimed: str = claimed
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message} (the peer claims {self.claimed!r})"
+
+    def __reduce__(self) -> tuple[Callable[..., AgentAuthError], tuple[object, ...]]:
+        return _rebuild, (type(self), self.message, self.code, None, None, self.claimed)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+                f"claimed={self.claimed!r})")
 
 
 class ReplayDetected(RemoteError):
@@ -445,6 +478,8 @@ ERROR_CODES: Mapping[str, tuple[type[AgentAuthError], str]] = MappingProxyType({
     "no_common_version": (ProtocolViolation, "the offered versions share none with ours"),
     "session_closed": (ProtocolViolation, "the session was closed; nothing more is accepted"),
     "handshake_timeout": (HandshakeTimeout, "the handshake did not finish in time"),
+    "peer_refused": (PeerRefused, "the peer refused (a handshake alert, an HTTP refusal); "
+                                  "the code it claims is not authenticated"),
     "replayed": (ReplayDetected, "message counter already accepted"),
     "stale": (ReplayDetected, "message is older than the window that tracks replays"),
     "decrypt_failed": (AuthenticationError, "AEAD tag did not verify"),
@@ -517,7 +552,8 @@ def _check_registry() -> None:
         *(c.codes for c in (InvalidArgument, InvalidKey, InvalidAgentId, InvalidState,
                             CounterExhausted, KeyFileError, TrustStoreError,
                             AuditLogError, FileError, DecodeError, ProtocolViolation,
-                            HandshakeTimeout, ReplayDetected, AuthenticationError,
+                            HandshakeTimeout, PeerRefused, ReplayDetected,
+                            AuthenticationError,
                             TransportError, SessionExpired, CapabilityDenied, StoreError,
                             RequestError))
     )
@@ -528,9 +564,12 @@ _check_registry()
 
 
 def _rebuild(cls: type[AgentAuthError], message: str, code: str,
-             refusal: Refusal | None = None, record: int | None = None) -> AgentAuthError:
+             refusal: Refusal | None = None, record: int | None = None,
+             claimed: str | None = None) -> AgentAuthError:
     if refusal is not None and issubclass(cls, CapabilityDenied):
         return cls(message, code=code, refusal=refusal)
     if record is not None and issubclass(cls, AuditLogError):
         return cls(message, code=code, record=record)
+    if claimed is not None and issubclass(cls, PeerRefused):
+        return cls(message, code=code, claimed=claimed)
     return cls(message, code=code)

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from . import audit, crypto, wire
+from .alert import alert_for, is_alert, read_alert
 from .errors import (
     AgentAuthError,
     AuthenticationError,
@@ -38,6 +39,7 @@ from .errors import (
     HandshakeTimeout,
     InvalidArgument,
     InvalidState,
+    PeerRefused,
     ProtocolViolation,
     RemoteError,
 )
@@ -110,6 +112,9 @@ class HandshakeState(Enum):
 
 _I, _R = Role.INITIATOR, Role.RESPONDER
 _S = HandshakeState
+
+#: The states in which a failure sends the peer an alert (spec 4.14).
+_ALERTING: Final = frozenset({_S.AWAIT_HS1, _S.AWAIT_HS2, _S.AWAIT_HS3})
 
 #: The one transition table: (role, state, input) -> (step method, next state).
 #: An input with no row is refused: a message is ``out_of_order`` (the peer's fault),
@@ -250,6 +255,7 @@ class _Engine(crypto.KeyHolder):
 
     role: Role
     __slots__ = (
+        "_alert",
         "_clock",
         "_e_public",
         "_e_secret",
@@ -302,7 +308,8 @@ class _Engine(crypto.KeyHolder):
         self._e_secret = b""
         self._e_public = b""
         self._started: float | None = None
-        self._error: tuple[type[AgentAuthError], str, str] | None = None
+        self._error: tuple[type[AgentAuthError], str, str, str | None] | None = None
+        self._alert: bytes | None = None
         #: Set once the handshake is complete.
         self.result: HandshakeResult | None = None
         self.state: HandshakeState = _S.START if self.role is _I else _S.AWAIT_HS1
@@ -340,10 +347,36 @@ class _Engine(crypto.KeyHolder):
             try:
                 self._check_time(self._read_clock())
             except BaseException as exc:
-                self._fail(exc)
+                self._fail(exc, alert=True)
                 raise
         finally:
             self._lock.release()
+
+    def abort(self, error: RemoteError) -> None:
+        """Fail the handshake with ``error``, found by the I/O layer rather than by a step:
+        the owner's deadline over the whole handshake passed (``handshake_timeout``, spec
+        5.10), or the transport delivered something no step can read (a frame over the
+        limit, an item that is not bytes). The engine fails as a step would, with the
+        alert that calls for (:attr:`alert`, spec 4.14). Does nothing once the engine is
+        done or failed, or while another call is in progress."""
+        if not isinstance(error, RemoteError):
+            raise InvalidArgument("abort takes the remote error that ends the handshake")
+        if not self._lock.acquire(False):
+            return
+        try:
+            if self.state is not _S.DONE and self.state is not _S.FAILED:
+                # A responder whose deadline passed before HS1 heard from no peer.
+                silent = self.state is _S.AWAIT_HS1 and isinstance(error, HandshakeTimeout)
+                self._fail(error, alert=not silent)
+        finally:
+            self._lock.release()
+
+    @property
+    def alert(self) -> bytes | None:
+        """The alert to send the peer now that the handshake has failed (spec 4.14), or
+        None: not failed, failed before the peer was heard from, failed on an alert-sized
+        message (an alert is never answered), or failed with a code no alert carries."""
+        return self._alert
 
     # ------------------------------------------------------------ machinery
 
@@ -370,14 +403,18 @@ class _Engine(crypto.KeyHolder):
                 raise exc
             method, next_state = row
             try:
-                if message is not None and len(message) > MAX_HANDSHAKE_MESSAGE:
-                    raise DecodeError(f"handshake message is {len(message)} bytes, over "
-                                      f"{MAX_HANDSHAKE_MESSAGE}", code="oversize")
+                if message is not None:
+                    if len(message) > MAX_HANDSHAKE_MESSAGE:
+                        raise DecodeError(f"handshake message is {len(message)} bytes, "
+                                          f"over {MAX_HANDSHAKE_MESSAGE}", code="oversize")
+                    if is_alert(message) and self.state is not _S.AWAIT_HS1:
+                        raise read_alert(message)  # spec 4.14: in place of HS2 or HS3
                 reply: bytes | None = getattr(self, method)(message)
             except BaseException as exc:
                 # Whatever the cause (the peer, the clock, a callback), the transcript may
-                # be half-updated: fail for good.
-                self._fail(exc)
+                # be half-updated: fail for good. The peer hears why, unless what failed
+                # the step could be an alert (never answered).
+                self._fail(exc, alert=message is not None and not is_alert(message))
                 raise
             if self._error is not None:  # failed while the step ran (a fork in a callback)
                 self.result = None
@@ -387,18 +424,22 @@ class _Engine(crypto.KeyHolder):
         finally:
             self._lock.release()
 
-    def _fail(self, exc: BaseException) -> None:
-        # Keep the error's class, code and text only: the exception's traceback would keep
-        # the failed step's frames (and the transcript they reference) alive.
+    def _fail(self, exc: BaseException, *, alert: bool = False) -> None:
+        # Keep the error's class, code and text only (and a peer's claim): the exception's
+        # traceback would keep the failed step's frames (and the transcript they
+        # reference) alive.
         if isinstance(exc, AgentAuthError):
-            self._error = (type(exc), exc.code, exc.message)
+            claimed = exc.claimed if isinstance(exc, PeerRefused) else None
+            self._error = (type(exc), exc.code, exc.message, claimed)
             if audit.enabled("handshake_refused"):
                 seen: PeerKey | None = getattr(self, "_peer_seen", None)
                 audit.emit("handshake_refused", role=self.role.value, code=exc.code,
-                           peer=None if seen is None else seen.agent_id)
+                           peer=None if seen is None else seen.agent_id, claimed=claimed)
         else:
             self._error = (InvalidState, "invalid_state",
-                           f"the step was interrupted by {type(exc).__name__}")
+                           f"the step was interrupted by {type(exc).__name__}", None)
+        if alert and self.state in _ALERTING:  # spec 4.14, Sending
+            self._alert = alert_for(self._error[1])
         self.state = _S.FAILED
         self._e_secret = b""
         self._symmetric.erase()  # in place: a traceback's frames may still hold it
@@ -406,7 +447,9 @@ class _Engine(crypto.KeyHolder):
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            cls, code, message = self._error
+            cls, code, message, claimed = self._error
+            if claimed is not None:
+                raise PeerRefused(f"handshake already failed: {message}", claimed=claimed)
             raise cls(f"handshake already failed: {message}", code=code)
 
     def _read_clock(self) -> float:

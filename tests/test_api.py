@@ -29,7 +29,7 @@ EXPECTED_EXPORTS = {
     "seal", "connect", "create_listener", "serve",
     "CapabilityDenied", "Refusal", "REFUSAL_KINDS",
     "KeyFileError", "TrustStoreError", "AuditLogError", "TrustStore", "FileError",
-    "Agent", "RequestError",
+    "Agent", "RequestError", "PeerRefused",
 }
 
 # Layer of each module: a module may import only from its own layer or lower ones.
@@ -38,7 +38,7 @@ LAYERS = {
     "errors": 0, "_version": 0, "crypto": 1, "wire": 1, "verdict": 1, "files": 1, "keyfile": 1,
     # the protocol core
     "identity": 2, "noise": 2, "replay": 2, "audit": 2,
-    "envelope": 3, "session": 3, "capability": 3,
+    "envelope": 3, "session": 3, "capability": 3, "alert": 3,
     "handshake": 4, "stores": 4, "keys": 4,
     # the layers over it
     "aio": 5, "http": 5,
@@ -111,7 +111,8 @@ SUBPACKAGE_EXPORTS = {
                    "verify_chain", "verify_notice"},
     "http": {"AgentAuth", "AgentAuthInfo", "AgentAuthMiddleware", "AgentUser",
              "CAPABILITY_HEADER", "DIRECTORY_MEDIA_TYPE", "DIRECTORY_PATH", "HTTPMessage",
-             "PROTOCOL_HEADERS", "ResponseContent", "SignedHeaders", "Signer",
+             "PROTOCOL_HEADERS", "REFUSAL_RPC_CODE", "ResponseContent", "SignedHeaders",
+             "Signer",
              "VerifiedRequest", "Verifier", "accept_signature", "check_capability",
              "check_content_digest", "check_response", "check_response_head",
              "content_digest", "default_resource", "directory_document",

@@ -20,8 +20,10 @@ from typing import Any, ClassVar, Generic, NoReturn, Self, TypeVar
 import anyio
 from anyio.abc import ByteStream, ObjectStream, UnreliableObjectStream
 
-from ..errors import AgentAuthError, DecodeError, InvalidArgument, RemoteError
-from ..handshake import HandshakePolicy, Initiator, Responder
+from .. import audit
+from ..alert import is_alert, read_alert
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, PeerRefused, RemoteError
+from ..handshake import HandshakePolicy, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 from ..session import Session
 from ._common import (
@@ -71,6 +73,9 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         self._eof_sent = False
         self._eof_received = False
         self._closed = False
+        # An initiator reads a short message as an alert until the responder's first
+        # session message is accepted (spec 4.14: the responder may have refused HS3).
+        self._alert_possible = attributes[AgentAuthAttribute.role]() is Role.INITIATOR
 
     # ---------------------------------------------------------------- creation
 
@@ -101,8 +106,12 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         limits = check_limits(policy, handshake_timeout, idle_timeout, max_lifetime)
         engine = handshake_engine(identity, policy, initiator=initiator, expect=expect,
                                   extensions=extensions, ordered=cls._ORDERED)
+        async def send_alert(alert: bytes) -> None:
+            await transport.send(cls._frame(alert))
+
         construct = await establish(transport, limits,
-                                    lambda: cls._handshake(engine, transport))
+                                    lambda: cls._handshake(engine, transport), engine,
+                                    send_alert)
         result = engine.result
         assert result is not None
         return construct(result.session, channel_attributes(result, initiator=initiator),
@@ -135,7 +144,8 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
 
     # ---------------------------------------------------------------- the transport
 
-    def _frame(self, message: bytes) -> bytes:
+    @staticmethod
+    def _frame(message: bytes) -> bytes:
         """``message`` as the transport carries it."""
         return message
 
@@ -188,11 +198,14 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
             while True:
                 self._check_usable(sending=False)
                 message = await self._within_limits()
+                if self._alert_possible and is_alert(message):
+                    self._refused(message)
                 try:
                     payload = self._session.open(message)
                 except RemoteError as exc:
                     self._fail(exc)
                 self._active = time.monotonic()
+                self._alert_possible = False
                 if payload is not None:
                     return payload
                 if self._session.peer_closed:
@@ -220,6 +233,19 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
                     raise anyio.ClosedResourceError from None
                 self._fail(transport_error(exc, "receiving (no CLOSE came first)"))
 
+    def _refused(self, message: bytes) -> NoReturn:
+        """Read ``message`` as the responder's alert (spec 4.14): a valid one ends the
+        channel, on any transport, with the peer's claim; a malformed one is a rejected
+        message like any other."""
+        try:
+            refused = read_alert(message)
+        except DecodeError as exc:
+            self._fail(exc)
+        self._error = refused  # the responder keeps no session: nothing more can come
+        audit.emit("handshake_refused", role=Role.INITIATOR.value, code=refused.code,
+                   peer=self.peer_id, claimed=refused.claimed)
+        raise refused
+
     # ---------------------------------------------------------------- limits
 
     async def _expire(self, *, holding_send_lock: bool = False) -> NoReturn:
@@ -234,8 +260,10 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
 
     def _check_usable(self, *, sending: bool) -> None:
         if self._error is not None:
-            first = self._error
-            raise type(first)(f"the channel has ended: {first.message}", code=first.code)
+            first, message = self._error, f"the channel has ended: {self._error.message}"
+            if isinstance(first, PeerRefused):
+                raise PeerRefused(message, claimed=first.claimed)
+            raise type(first)(message, code=first.code)
         if self._closed:
             raise anyio.ClosedResourceError
         if sending and self._eof_sent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -10,8 +11,13 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio import TypedAttributeSet, typed_attribute
 
-from .. import audit
-from ..errors import HandshakeTimeout, InvalidArgument, SessionExpired, TransportError
+from ..errors import (
+    HandshakeTimeout,
+    InvalidArgument,
+    RemoteError,
+    SessionExpired,
+    TransportError,
+)
 from ..handshake import HandshakePolicy, HandshakeResult, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 from ..verdict import is_seconds
@@ -102,20 +108,41 @@ def handshake_engine(identity: Identity, policy: HandshakePolicy, *, initiator: 
     return cls(identity, policy, expect=expect, extensions=extensions, ordered=ordered)
 
 
-async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[T]]) -> T:
-    """Run a handshake within ``limits.handshake_timeout``; on any failure close the
-    transport and raise (the deadline as ``handshake_timeout``)."""
+async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[T]],
+                    engine: Initiator | Responder,
+                    send_alert: Callable[[bytes], Awaitable[None]]) -> T:
+    """Run ``engine``'s handshake within ``limits.handshake_timeout``; on any failure send
+    the alert the engine calls for (spec 4.14), close the transport and raise (the
+    deadline as ``handshake_timeout``)."""
     try:
         with anyio.fail_after(limits.handshake_timeout):
             return await run()
     except TimeoutError:
+        error = HandshakeTimeout(f"the handshake did not finish within "
+                                 f"{limits.handshake_timeout} s")
+        engine.abort(error)
+        await _farewell(engine, send_alert)
         await anyio.aclose_forcefully(transport)
-        audit.emit("handshake_refused", code="handshake_timeout")
-        raise HandshakeTimeout(f"the handshake did not finish within "
-                               f"{limits.handshake_timeout} s") from None
-    except BaseException:
+        raise error from None  # (the engine's failure was the audit event)
+    except BaseException as exc:
+        if isinstance(exc, RemoteError):  # found here, not by a step: a frame over the limit
+            engine.abort(exc)
+        await _farewell(engine, send_alert)
         await anyio.aclose_forcefully(transport)
         raise
+
+
+async def _farewell(engine: Initiator | Responder,
+                    send_alert: Callable[[bytes], Awaitable[None]]) -> None:
+    # Best effort, bounded like a CLOSE, and shielded: a cancelled handshake that had
+    # already failed still tells the peer why. An alert that cannot go is dropped.
+    alert = engine.alert
+    if alert is None:
+        return
+    with (anyio.move_on_after(CLOSE_TIMEOUT, shield=True),
+          contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError,
+                              anyio.BusyResourceError, OSError)):
+        await send_alert(alert)
 
 
 def channel_attributes(result: HandshakeResult, *, initiator: bool

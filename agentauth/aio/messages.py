@@ -8,7 +8,9 @@ end it by injecting one bad item.
 
 The handshake needs its three messages delivered: there is no retransmission, so a lost
 one ends in ``handshake_timeout``. An exact duplicate of the last handshake message this
-side received is ignored, during the handshake and after it.
+side received is ignored, during the handshake and after it. A refusal does not wait for
+the timeout: the refusing side sends one alert (spec 4.14), which the peer raises as
+:class:`~agentauth.PeerRefused` and which ends its channel.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A listener (modelled on anyio's ``TLSListener``) wraps every accepted connection: it runs
 the handshake under a time limit, caps how many handshakes may be in progress at once, in
 all and from any one source (connections over a cap are closed at once), logs each failure
-with its code and drops the connection without disturbing the others, and runs the handler
+with its code, tells the peer why (an alert, spec 4.14) and drops the connection without
+disturbing the others, and runs the handler
 of every established channel in a task group. Its accept loop outlives resource errors
 (``EMFILE`` and the like: backed off and retried), and a listener that fails or closes
 never takes established channels down with it. Cancelling :meth:`AgentAuthListener.serve`

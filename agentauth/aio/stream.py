@@ -13,7 +13,10 @@ the channel for good.
 
 Ending: :meth:`~AgentAuthStream.send_eof` sends CLOSE; a received CLOSE ends
 :meth:`~AgentAuthStream.receive` with :class:`anyio.EndOfStream`. A transport that ends
-without the peer's CLOSE is ``unexpected_eof`` (a truncation is never a clean end).
+without the peer's CLOSE is ``unexpected_eof`` (a truncation is never a clean end). A
+side whose handshake fails sends one alert before it closes (spec 4.14), and the peer
+raises :class:`~agentauth.PeerRefused` with the code it claims: at once, or, for an
+initiator refused after HS3, from its first ``receive``.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ class AgentAuthStream(Channel[AnyByteStream]):
             raise transport_error(exc, "during the handshake") from None
         return functools.partial(cls, transport, reader)
 
-    def _frame(self, message: bytes) -> bytes:
+    @staticmethod
+    def _frame(message: bytes) -> bytes:
         return _frame(message)
 
     async def _read(self) -> bytes:

@@ -22,7 +22,7 @@ from anyio.abc import ByteStream, SocketAttribute
 from ..agent import Agent, Incoming, Peer
 from ..aio.stream import FRAME_HEADER
 from ..capability.grants import Grant
-from ..errors import AgentAuthError
+from ..errors import AgentAuthError, PeerRefused
 
 __all__ = ["run_demo"]
 
@@ -230,7 +230,10 @@ async def _mallory(demo: _Demo, port: int) -> None:
     try:
         async with demo.mallory.connect(HOST, port, expect=demo.bob.id) as peer:
             await peer.request("reports/q3", "read")
-    except AgentAuthError as exc:
+    except PeerRefused as exc:  # bob's alert (spec 4.14): his word, not a proof
+        demo.say(f"mallory -> bob   refused: bob's alert claims {exc.claimed} "
+                 f"[{exc.code}]")
+    except AgentAuthError as exc:  # the alert was lost: only the end of the channel
         demo.say(f"mallory -> bob   refused: mallory sees the channel end [{exc.code}]")
     else:
         demo.ok = False

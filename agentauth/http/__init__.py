@@ -9,7 +9,7 @@ Needs the ``http`` extra (``http-sf`` and ``httpx``). The engines (:class:`Signe
 framework.
 """
 
-from .asgi import AgentAuthInfo, AgentAuthMiddleware, AgentUser, status_of
+from .asgi import REFUSAL_RPC_CODE, AgentAuthInfo, AgentAuthMiddleware, AgentUser, status_of
 from .capability import check_capability, default_resource, invocation_for
 from .client import AgentAuth, request_message
 from .components import HTTPMessage, check_content_digest, content_digest, signature_base
@@ -40,6 +40,7 @@ __all__ = [
     "DIRECTORY_MEDIA_TYPE",
     "DIRECTORY_PATH",
     "PROTOCOL_HEADERS",
+    "REFUSAL_RPC_CODE",
     "AgentAuth",
     "AgentAuthInfo",
     "AgentAuthMiddleware",

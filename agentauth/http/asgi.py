@@ -6,10 +6,11 @@ For each request, in order: the scope is checked (a malformed one, of any shape,
 (a ``Content-Length`` above it is refused before reading); the signature is checked
 (:class:`Verifier`); a capability, if carried, is checked against ``anchors`` and the
 request's resource and action; then, last, the nonce goes through the replay store. A
-refusal is answered with a small JSON body ``{"error": code, "message": reason}`` and an
-``Agentauth-Error`` header: 401 (with ``Accept-Signature``) for authentication, 403 for
-capabilities, 400 for malformed fields, 413 for a body over the limit, 503 when the
-replay store cannot answer, 500 when the server's own callback or store misbehaved.
+refusal is answered with a JSON-RPC 2.0 error body (``error.data.code`` is the code, so
+JSON-RPC clients such as MCP's surface it; spec 13.9) and an ``Agentauth-Error`` header:
+401 (with ``Accept-Signature``) for authentication, 403 for capabilities, 400 for
+malformed fields, 413 for a body over the limit, 503 when the replay store cannot answer,
+500 when the server's own callback or store misbehaved.
 Reasons never hold secrets or header values; those of a 500 or a 503, which describe the
 server's own set-up, go to the ``agentauth.http`` log and not to the client.
 
@@ -59,7 +60,7 @@ from .profile import (
     accept_signature,
 )
 
-__all__ = ["AgentAuthInfo", "AgentAuthMiddleware", "AgentUser", "status_of"]
+__all__ = ["REFUSAL_RPC_CODE", "AgentAuthInfo", "AgentAuthMiddleware", "AgentUser", "status_of"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -459,6 +460,11 @@ def _replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+#: The JSON-RPC 2.0 error code of every refusal's body (spec 13.9): "refused by the
+#: agentauth layer", from the range JSON-RPC leaves to implementations; ``error.data.code``
+#: says which rule.
+REFUSAL_RPC_CODE: Final = -32090
+
 _OWN_FAULTS: Final = {
     500: "the server could not decide on this request",
     503: "a store the server checks requests with cannot answer now: try again later"}
@@ -469,10 +475,11 @@ async def _refuse(send: Send, error: AgentAuthError) -> None:
     # The reason for a fault of the server's own (its set-up, its replay store: how full,
     # which server failed) stays in the log; the client learns only what to do.
     reason = _OWN_FAULTS.get(status, error.message)
-    answer: dict[str, object] = {"error": error.code, "message": reason}
+    data: dict[str, object] = {"code": error.code}
     if isinstance(error, CapabilityDenied) and error.refusal is not None:
-        answer["refusal"] = error.refusal.for_peer()  # its places only (spec 13.9)
-    body = json.dumps(answer).encode("utf-8")
+        data["refusal"] = error.refusal.for_peer()  # its places only (spec 13.9)
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+        "code": REFUSAL_RPC_CODE, "message": reason, "data": data}}).encode("utf-8")
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode("ascii")),
                (b"agentauth-error", error.code.encode("ascii"))]

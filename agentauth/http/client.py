@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from ..capability.grants import Request
-from ..errors import AuthenticationError, InvalidArgument
+from ..errors import ERROR_CODES, AuthenticationError, DecodeError, InvalidArgument, PeerRefused
 from ..identity import Identity, PeerKey, peer_key
 from ..verdict import answer, check_window
 from .capability import ResourceOf, default_resource, invocation_for
@@ -51,8 +51,10 @@ class AgentAuth(httpx.Auth):
     (a capability chain issued to ``identity``) is carried on every request, invoked for
     ``resource_of(method, path)``. Error answers the server's middleware makes itself
     (status 400 and above, unsigned, with an ``Agentauth-Error`` header) are returned as
-    they are, since it could not bind them to a request it refused; every other response
-    must verify, or the call raises the agentauth error that says why.
+    they are, since it could not bind them to a request it refused, or, with
+    ``raise_refusals``, raised as :class:`~agentauth.PeerRefused` whose ``claimed`` is
+    their code (the server's claim: such an answer is not signed; spec 13.9). Every other
+    response must verify, or the call raises the agentauth error that says why.
 
     The content is checked in every mode: a ``Content-Digest`` that is present is
     checked against it, and content without a signed one is refused
@@ -74,9 +76,10 @@ class AgentAuth(httpx.Auth):
                  keyid: str = "did", lifetime: int = DEFAULT_LIFETIME,
                  signature_agent: str | None = None, allow_streamed: bool = False,
                  skew: int = DEFAULT_SKEW, clock: Callable[[], float] = time.time,
-                 random: Callable[[int], bytes] = os.urandom) -> None:
-        if type(allow_streamed) is not bool:
-            raise InvalidArgument("allow_streamed is True or False")
+                 random: Callable[[int], bytes] = os.urandom,
+                 raise_refusals: bool = False) -> None:
+        if type(allow_streamed) is not bool or type(raise_refusals) is not bool:
+            raise InvalidArgument("allow_streamed and raise_refusals are True or False")
         if not callable(resource_of):
             raise InvalidArgument("resource_of is a callable")
         check_window("skew", skew)
@@ -86,6 +89,7 @@ class AgentAuth(httpx.Auth):
         self._chain = chain
         self._resource_of = resource_of
         self._allow_streamed = allow_streamed
+        self._raise_refusals = raise_refusals
         self._skew = skew
         self._clock = clock
 
@@ -124,14 +128,18 @@ class AgentAuth(httpx.Auth):
         if response.history or response.request.url != request.url:
             raise AuthenticationError("the answer comes from a redirect the request was "
                                       "not signed for", code="unexpected_reply")
-        if self._server is None:
+        if self._server is None and not self._raise_refusals:
             return
         fields = response.headers.raw
         message = HTTPMessage.from_headers(fields, status=response.status_code,
                                            request=request_message(request))
-        signed = message.field("signature") is not None
-        if not signed and response.status_code >= 400 and message.field(
-                "agentauth-error") is not None:
+        refused = message.field("agentauth-error")
+        if (refused is not None and response.status_code >= 400
+                and message.field("signature") is None):  # the middleware's refusal
+            if self._raise_refusals:
+                raise _refusal(response.status_code, refused)
+            return
+        if self._server is None:
             return
         content = check_response_head(message, request_nonce=nonce, server=self._server,
                                       skew=self._skew, now=self._clock(),
@@ -165,6 +173,17 @@ class AgentAuth(httpx.Auth):
         self.check(request, response, nonce)
         if not self._allow_streamed:
             await response.aread()
+
+
+def _refusal(status: int, code: str) -> PeerRefused:
+    """The error an unsigned refusal (``status``, ``Agentauth-Error: code``) amounts to:
+    the server's claim, never a check of the client's own (spec 13.9); raises
+    ``malformed`` if ``code`` is not a code of the registry."""
+    if code not in ERROR_CODES:
+        raise DecodeError("the answer's Agentauth-Error is not an error code",
+                          code="malformed")
+    return PeerRefused(f"the server refused the request ({status}); its answer is not "
+                       f"signed", claimed=code)
 
 
 def _wire_content(response: httpx.Response) -> bytes:

@@ -138,8 +138,8 @@ async def test_capabilities_allow_and_refuse_with_their_refusal_places() -> None
     assert allowed.json() == {"agent": bob.id, "capability": "reports/q3"}
     assert refusal(outside) == (403, "not_authorized")
     # the places in what bob sent (link 0, grant 0), never alice's rule (spec 10.6)
-    assert json.loads(outside.content)["refusal"] == {"kind": "resource", "link": 0,
-                                                      "grant": 0}
+    assert json.loads(outside.content)["error"]["data"]["refusal"] == {
+        "kind": "resource", "link": 0, "grant": 0}
     assert refusal(revoked) == (403, "revoked")
     assert refusal(bare) == (403, "not_authorized")
 

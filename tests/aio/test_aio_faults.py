@@ -109,7 +109,7 @@ async def test_message_transport_handshake_faults(fault: str) -> None:
         with pytest.raises(AgentAuthError) as info:
             await message_pair(faulty, right, handshake_timeout=0.3)
         assert info.value.code in {"handshake_timeout", "malformed", "decrypt_failed",
-                                   "low_order_point", "unexpected_eof"}
+                                   "low_order_point", "unexpected_eof", "peer_refused"}
 
 
 async def test_message_channel_over_udp_on_loopback() -> None:

@@ -86,9 +86,10 @@ async def test_unexpected_peer_and_untrusted_peer() -> None:
             a = await AgentAuthStream.wrap(left, ALICE, trusting(BOB), initiator=True,
                                            expect=BOB.agent_id)
         assert getattr(out["r"], "code", None) == "untrusted_peer"
-        # The initiator finished first; the refusal shows as the transport ending.
-        with raises("unexpected_eof"):
+        # The initiator finished first; the responder's alert says why (spec 4.14).
+        with raises("peer_refused") as info:
             await a.receive()
+        assert getattr(info.value, "claimed", None) == "untrusted_peer"
 
 
 async def test_peer_that_stalls_times_the_handshake_out() -> None:

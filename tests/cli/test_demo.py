@@ -35,7 +35,7 @@ STEPS = [
     r"carol +-> bob +read reports/q3: answered 'reports/q3 for carol'",
     r"bob +revokes the capability he delegated to carol",
     r"carol +-> bob +read reports/q3: refused \[revoked\] .*\(revoked at link 0\)",
-    r"mallory -> bob +refused: mallory sees the channel end \[\w+\]",
+    r"mallory -> bob +refused: bob's alert claims untrusted_peer \[peer_refused\]",
     r"bob +handshake failed: \[untrusted_peer\] peer mallory is not trusted",
     r"done in (\d+\.\d+) s: bob accepted 2 channels and refused 1",
 ]

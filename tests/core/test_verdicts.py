@@ -240,7 +240,7 @@ async def asgi(options: dict[str, Any], request: httpx.Request) -> None:
     middleware = AgentAuthMiddleware(app, identity=BOB, **options)
     await middleware(scope, receive, send)
     if sent[0]["status"] != 200:
-        raise Refused(json.loads(sent[1]["body"])["error"])
+        raise Refused(json.loads(sent[1]["body"])["error"]["data"]["code"])
 
 
 class Refused(Exception):

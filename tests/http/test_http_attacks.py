@@ -402,7 +402,7 @@ async def test_a_refusal_does_not_repeat_a_long_name_from_the_message(component:
         '"@query"', '"@query" ' + component.format(name))
     sent = await call(guarded(), request)
     assert sent[0]["status"] == 400, sent[1]["body"]
-    reason = json.loads(sent[1]["body"])["message"]
+    reason = json.loads(sent[1]["body"])["error"]["message"]
     assert "zzz" in reason and len(reason) < 200
 
 

@@ -183,7 +183,7 @@ def test_the_middleware_answers_every_mutated_request(data: st.DataObject) -> No
     status = sent[0]["status"]
     assert status in {200, 400, 401, 403, 413, 503}
     if status != 200:
-        code = json.loads(sent[1]["body"])["error"]
+        code = json.loads(sent[1]["body"])["error"]["data"]["code"]
         assert code in ERROR_CODES and status == status_of(
             ERROR_CODES[code][0]("x", code=code))
 

@@ -79,7 +79,7 @@ def middleware(**options: Any) -> AgentAuthMiddleware:
 
 
 def error_of(sent: list[Event]) -> tuple[int, str]:
-    return sent[0]["status"], json.loads(sent[1]["body"])["error"]
+    return sent[0]["status"], json.loads(sent[1]["body"])["error"]["data"]["code"]
 
 
 async def test_a_signed_request_reaches_the_app_and_the_answer_is_signed() -> None:
@@ -96,7 +96,7 @@ async def test_a_capability_can_be_required() -> None:
 
 async def test_a_refusal_tells_the_client_its_kind_and_places_only() -> None:
     sent = await call(middleware(require_capability=True, anchors={}), signed())
-    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "no_chain"}
+    assert json.loads(sent[1]["body"])["error"]["data"]["refusal"] == {"kind": "no_chain"}
     # The request the server's own mapping wants is its policy, not the client's
     # business: the answer names the kind, never the rule ("secret/plans") or the value.
     now = int(time.time())
@@ -108,7 +108,7 @@ async def test_a_refusal_tells_the_client_its_kind_and_places_only() -> None:
                      resource_of=lambda method, path: CapRequest("secret/plans", "get"))
     sent = await call(app, request)
     assert error_of(sent) == (403, "not_authorized")
-    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "request"}
+    assert json.loads(sent[1]["body"])["error"]["data"]["refusal"] == {"kind": "request"}
     assert b"secret" not in sent[1]["body"]
 
 
@@ -118,7 +118,7 @@ async def test_a_capability_without_anchors_is_refused() -> None:
     AgentAuth(BOB).sign(request)
     sent = await call(middleware(), request)
     assert error_of(sent) == (403, "untrusted_root")
-    assert json.loads(sent[1]["body"])["refusal"] == {"kind": "anchor"}
+    assert json.loads(sent[1]["body"])["error"]["data"]["refusal"] == {"kind": "anchor"}
 
 
 async def test_a_store_that_cannot_answer_fails_closed() -> None:

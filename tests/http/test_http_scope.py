@@ -105,7 +105,7 @@ def answer_of(sent: list[Event]) -> tuple[int, str | None]:
     code = headers.get(b"agentauth-error")
     if code is None:
         return start["status"], None
-    assert json.loads(sent[1]["body"])["error"] == code.decode()
+    assert json.loads(sent[1]["body"])["error"]["data"]["code"] == code.decode()
     return start["status"], code.decode()
 
 

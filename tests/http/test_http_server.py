@@ -19,9 +19,17 @@ from starlette.routing import Route
 from support import ALICE, BOB, CAROL, MALLORY
 from support.http_server import serving
 
-from agentauth import AuthenticationError, Identity, MemoryReplayStore, PeerKey
+from agentauth import (
+    AgentAuthError,
+    AuthenticationError,
+    Identity,
+    MemoryReplayStore,
+    PeerKey,
+    PeerRefused,
+)
 from agentauth.capability import Grant, delegate, encode_chain
 from agentauth.http import (
+    REFUSAL_RPC_CODE,
     AgentAuth,
     AgentAuthMiddleware,
     HTTPMessage,
@@ -81,7 +89,7 @@ def chain_for(holder: Identity, resource: str = "reports/**") -> bytes:
 async def refused(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["agentauth-error"] == code
-    assert response.json()["error"] == code
+    assert response.json()["error"]["data"]["code"] == code
     if status == 401:
         assert 'tag="agentauth"' in response.headers["accept-signature"]
 
@@ -131,7 +139,7 @@ async def test_a_delegated_capability_is_checked_and_exposed(alice_url: str) -> 
     await refused(outside, 403, "not_authorized")
     # The client is told which grant of its chain came nearest and which of its checks
     # failed, by place (spec 10.6): the rule it broke stays in the server's hands.
-    assert outside.json()["refusal"] == {"kind": "resource", "link": 0, "grant": 0}
+    assert outside.json()["error"]["data"]["refusal"] == {"kind": "resource", "link": 0, "grant": 0}
 
 
 async def test_a_streamed_response_is_signed_without_a_digest(alice_url: str) -> None:
@@ -314,3 +322,49 @@ async def test_nothing_logged_holds_a_secret(alice_url: str,
             assert form not in text
     assert repr(auth) == f"AgentAuth(keyid={BOB.agent_id!r})"
 
+
+
+async def test_a_refusal_is_a_json_rpc_error_the_client_can_raise(alice_url: str) -> None:
+    # spec 13.9: the body is a JSON-RPC 2.0 error with the code in error.data; with
+    # raise_refusals the client raises it as the server's (unsigned) claim.
+    async with httpx.AsyncClient(base_url=alice_url,
+                                 auth=AgentAuth(MALLORY, server=ALICE.agent_id)) as client:
+        answer = await client.get("/echo")
+    await refused(answer, 401, "untrusted_peer")
+    body = answer.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] is None
+    assert body["error"]["code"] == REFUSAL_RPC_CODE
+    assert body["error"]["data"] == {"code": "untrusted_peer"}
+    assert isinstance(body["error"]["message"], str)
+    for who, chain, path, code in ((MALLORY, None, "/echo", "untrusted_peer"),
+                                   (CAROL, chain_for(CAROL), "/echo", "not_authorized")):
+        auth = AgentAuth(who, server=ALICE.agent_id, chain=chain, raise_refusals=True)
+        async with httpx.AsyncClient(base_url=alice_url, auth=auth) as client:
+            with pytest.raises(PeerRefused) as info:
+                await client.get(path)
+            assert info.value.code == "peer_refused" and info.value.claimed == code
+    auth = AgentAuth(BOB, server=ALICE.agent_id, raise_refusals=True)
+    async with httpx.AsyncClient(base_url=alice_url, auth=auth) as client:
+        assert (await client.get("/echo")).status_code == 200  # nothing refused
+
+
+def test_the_sync_client_raises_refusals_too(alice_url: str) -> None:
+    auth = AgentAuth(MALLORY, raise_refusals=True)  # also without checking answers
+    with httpx.Client(base_url=alice_url, auth=auth) as client, \
+            pytest.raises(PeerRefused) as info:
+        client.get("/echo")
+    assert info.value.claimed == "untrusted_peer"
+    assert not isinstance(info.value, AuthenticationError)  # a claim, not our own check
+
+
+def test_a_refusal_naming_no_code_is_malformed() -> None:
+    async def pretender(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(b"agentauth-error", b"you_shall_not_pass")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serving(pretender) as url, httpx.Client(
+            base_url=url, auth=AgentAuth(BOB, raise_refusals=True)) as client, \
+            pytest.raises(AgentAuthError) as info:
+        client.get("/")
+    assert info.value.code == "malformed"

@@ -106,7 +106,7 @@ async def test_a_handshake_deadline_is_an_audit_event(events: list[logging.LogRe
     for stream in (right, back_send, back_receive, left):
         stream.close()
     assert [r.audit for r in events] == [  # type: ignore[attr-defined]
-        {"event": "handshake_refused", "code": "handshake_timeout"}]
+        {"event": "handshake_refused", "role": "initiator", "code": "handshake_timeout"}]
 
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "KEY_PASS": "json passphrase"}

@@ -20,6 +20,8 @@ afresh after one that broke the interface). MODE is one of:
 - ``mistyped-field``: every ``channel_binding`` in a result is a number;
 - ``lax-requests``: a request the serving side refused (``request_receive``) is reported
   as served by the first handler;
+- ``wrong-alert``: the ``alert`` operation says an engine sends nothing, and that an
+  alert it read claimed ``expired``;
 - ``chaos``: one reply in 60, chosen by a seeded generator, has one byte replaced by
   printable ASCII (often still JSON, with a wrong value).
 """
@@ -99,6 +101,9 @@ def main() -> int:
         elif (mode == "lax-requests" and op == "request_receive" and result
               and result.get("answer") == "refused"):
             reply["result"] = {"answer": "call", "id": result["id"], "route": 0}
+        elif mode == "wrong-alert" and op == "alert" and result:
+            reply["result"] = {"alert": None,
+                               "claimed": None if result["claimed"] is None else "expired"}
         elif mode == "mistyped-field" and result and "channel_binding" in result:
             result["channel_binding"] = 42
         out.write(json.dumps(reply).encode() + b"\n")

@@ -31,7 +31,7 @@ from ...capability import (
 from ...capability import verify_notice as _verify_notice
 from ...capability.constraints import Constraint, constraint_from_wire, constraint_within
 from ...envelope import PendingRequests, open_envelope
-from ...errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState
+from ...errors import AgentAuthError, DecodeError, InvalidArgument, InvalidState, PeerRefused
 from ...handshake import (
     SUPPORTED_VERSIONS,
     HandshakePolicy,
@@ -276,6 +276,19 @@ class Driver:
         engine.check_timeout()
         return {"state": _state(engine)}
 
+    def alert(self, p: Handle) -> dict[str, Any]:
+        engine = self._get(p.handle, Initiator | Responder, "handshake")
+        claimed = None
+        if engine.state is HandshakeState.FAILED:
+            try:
+                engine.check_timeout()  # a failed engine raises its first error again
+            except PeerRefused as exc:
+                claimed = exc.claimed
+            except AgentAuthError:
+                pass
+        alert = engine.alert
+        return {"alert": None if alert is None else alert.hex(), "claimed": claimed}
+
     def seal(self, p: Payload) -> dict[str, Any]:
         return {"message": self._session(p.handle).seal(from_hex(p.payload, "payload")).hex()}
 
@@ -451,6 +464,7 @@ _OPS: dict[str, tuple[type[Params], Callable[[Driver, Any], dict[str, Any]]]] = 
     "start": (Handle, Driver.start),
     "receive": (Message, Driver.receive),
     "check_timeout": (Handle, Driver.check_timeout),
+    "alert": (Handle, Driver.alert),
     "seal": (Payload, Driver.seal),
     "rekey": (Handle, Driver.rekey),
     "close": (Handle, Driver.close),

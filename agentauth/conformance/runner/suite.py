@@ -25,7 +25,7 @@ from typing import Final
 
 from ... import files, keyfile
 from ...errors import AgentAuthError, FileError, InvalidArgument
-from . import interop, mutation, scenarios
+from . import alerts, interop, mutation, scenarios
 from .check import Check, Context, Expected, Fail
 from .driver_process import DriverBroken, Refused, Unimplemented
 from .report import Outcome, Report, Status
@@ -40,7 +40,9 @@ def all_checks(vectors: Path | None, *, seed: int, mutations: int,
                peer: bool) -> list[Check]:
     """Every check of one run, in order."""
     checks = scenarios.interface_checks()
-    checks += vector_checks(load_vectors(vectors))
+    files = load_vectors(vectors)
+    checks += vector_checks(files)
+    checks += alerts.alert_checks(files)
     checks += scenarios.live_checks()
     checks += mutation.mutation_checks(seed, mutations)
     if peer:

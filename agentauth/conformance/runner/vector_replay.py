@@ -29,7 +29,7 @@ from .check import (
 )
 from .driver_process import DriverProcess, Refused
 
-__all__ = ["handshake_section", "load_vectors", "vector_checks"]
+__all__ = ["engine_for", "handshake_section", "load_vectors", "vector_checks"]
 
 _P = "protocol.md §"
 _CODE_SECTIONS = {"handshake_timeout": "4.11", "clock_skew": "4.11", "downgrade": "4.9",
@@ -73,7 +73,8 @@ def _session_section(vector: dict[str, Any]) -> str:
     return _P + "5.5"
 
 
-def _engine(d: DriverProcess, role: str, inputs: dict[str, Any], **override: Any) -> str:
+def engine_for(d: DriverProcess, role: str, inputs: dict[str, Any], **override: Any) -> str:
+    """The driver's handle of an engine built from a vector's ``inputs`` (6.2)."""
     agent = get_str(d.call("create_identity", seed=inputs["identity_seed"]), "agent_id")
     params = {"role": role, "identity": agent, "trust": inputs["trust"],
               "expect": inputs.get("expect"), "max_skew": inputs.get("max_skew", 120.0),
@@ -91,7 +92,7 @@ def _same(what: str, got: bytes, want: str) -> None:
 
 def _negative_handshake(vector: dict[str, Any], ctx: Context) -> None:
     d = ctx.driver()
-    handle = _engine(d, vector["role"], vector["inputs"])
+    handle = engine_for(d, vector["role"], vector["inputs"])
     last = len(vector["steps"]) - 1
     for index, step in enumerate(vector["steps"]):
         d.call("set_clock", now=step["at"])
@@ -117,7 +118,7 @@ def _positive_side(vector: dict[str, Any], side: str, ctx: Context) -> None:
     d = ctx.driver()
     inputs, expected = vector["inputs"], vector["expected"]
     clock = inputs["clock"]
-    handle = _engine(d, side, inputs[side])
+    handle = engine_for(d, side, inputs[side])
     if side == "initiator":
         d.call("set_clock", now=clock[0])
         _same("HS1", get_hex(d.call("start", handle=handle), "message"), expected["hs1"])
@@ -161,7 +162,7 @@ def _negative_session(vector: dict[str, Any], positive: dict[str, Any], ctx: Con
     d = ctx.driver()
     inputs, expected = positive["inputs"], positive["expected"]
     receiver = vector["receiver"]
-    handle = _engine(d, receiver, inputs[receiver], ordered=vector["ordered"])
+    handle = engine_for(d, receiver, inputs[receiver], ordered=vector["ordered"])
     clock = inputs["clock"]
     if receiver == "responder":
         d.call("set_clock", now=clock[1])

@@ -18,28 +18,39 @@ from typing import Any
 
 from ... import files, keyfile
 from ...errors import FileError, InvalidState
-from . import capability, constraints, envelope, handshake_invalid, handshake_valid, keys, requests
+from . import (
+    alerts,
+    capability,
+    constraints,
+    envelope,
+    handshake_invalid,
+    handshake_valid,
+    keys,
+    requests,
+)
 
 __all__ = ["FILES", "MAX_VECTOR_FILE", "dump", "generate", "main"]
 
 MAX_VECTOR_FILE = 16 * 1024 * 1024  # bytes; the largest of this version is 0.3 MiB
 FILES = ("handshake-positive.json", "handshake-negative.json", "session-negative.json",
          "capability.json", "constraints.json", "envelope.json", "keys.json",
-         "requests.json")
+         "requests.json", "alerts.json")
 
 
 def generate() -> dict[str, Any]:
     """Build every vector file's content from the code (deterministic)."""
     positive = handshake_valid.build()
+    negative = handshake_invalid.build_handshake(positive)
     return {
         "handshake-positive.json": positive,
-        "handshake-negative.json": handshake_invalid.build_handshake(positive),
+        "handshake-negative.json": negative,
         "session-negative.json": handshake_invalid.build_session(positive),
         "capability.json": capability.build(),
         "constraints.json": constraints.build(),
         "envelope.json": envelope.build(),
         "keys.json": keys.build(),
         "requests.json": requests.build(),
+        "alerts.json": alerts.build(positive, negative),
     }
 
 
