@@ -34,9 +34,10 @@ def _compare(what: str, got: object, want: object) -> None:
         raise Fail(f"{what}: got {got!r}, expected {want!r}")
 
 
-def _feed(d: DriverProcess, vector: dict[str, Any]) -> str:
+def _feed(ctx: Context, vector: dict[str, Any]) -> str:
     """Build the vector's engine and feed its steps; the last must be refused with the
     vector's code and none before it. Returns the engine's handle."""
+    d = ctx.driver()
     handle = engine_for(d, vector["role"], vector["inputs"])
     last = len(vector["steps"]) - 1
     for index, step in enumerate(vector["steps"]):
@@ -50,20 +51,20 @@ def _feed(d: DriverProcess, vector: dict[str, Any]) -> str:
         if index < last:
             call()
         else:
-            expect_refusal(vector["error"], call, what)
+            expect_refusal(ctx, vector["error"], call, what)
     return handle
 
 
 def _sent(vector: dict[str, Any], handshake: dict[str, Any], ctx: Context) -> None:
     d = ctx.driver()
-    handle = _feed(d, handshake)
+    handle = _feed(ctx, handshake)
     alert, _ = _alert_of(d, handle)
     _compare("the alert sent", alert, vector["alert"])
 
 
 def _received(vector: dict[str, Any], ctx: Context) -> None:
     d = ctx.driver()
-    handle = _feed(d, vector)
+    handle = _feed(ctx, vector)
     alert, claimed = _alert_of(d, handle)
     _compare("the code claimed", claimed, vector["claimed"])
     _compare("the alert sent in answer", alert, vector["alert"])
@@ -77,8 +78,8 @@ def _read(vector: dict[str, Any], ctx: Context) -> None:
                     random=ctx.seed32())["handle"]
     d.call("start", handle=handle)
     code = "peer_refused" if "code" in vector else vector["error"]
-    expect_refusal(code, functools.partial(d.call, "receive", handle=handle,
-                                           message=vector["alert"]), "the alert")
+    expect_refusal(ctx, code, functools.partial(d.call, "receive", handle=handle,
+                                                message=vector["alert"]), "the alert")
     alert, claimed = _alert_of(d, handle)
     _compare("the code claimed", claimed, vector.get("code"))
     _compare("the alert sent in answer", alert, None)
