@@ -7,12 +7,12 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from support.cli import Ran, agentauth
 
 from agentauth.conformance.runner import DriverBroken, DriverProcess, all_checks
 
@@ -22,9 +22,8 @@ DRIVER = f"{sys.executable} -m agentauth conformance driver"
 BROKEN = f"{sys.executable} {Path(__file__).resolve().parents[1] / 'support' / 'broken_driver.py'}"
 
 
-def conformance(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", "conformance", *args], cwd=cwd,
-                          env=ENV, capture_output=True, text=True, timeout=300, check=False)
+def conformance(*args: str, cwd: Path = ROOT) -> Ran:
+    return agentauth(["conformance", *args], cwd=cwd, env=ENV, timeout=300)
 
 
 def test_the_whole_suite_passes_against_our_driver(tmp_path: Path) -> None:
