@@ -15,7 +15,9 @@ The server is started on first use (one per test process) and stopped by
 :func:`stop`, which the suite's conftest calls at the end; it also exits when its
 standard input closes, so it never outlives the test process.
 
-Run as a script, this module is the server: ``python3 cli.py SOCKET``.
+Run as a script, this module is the server (``python3 cli.py SOCKET``) or, for programs
+that start ``agentauth`` themselves, a small client that has the server run one command
+with the client's own folder, environment and standard streams (:func:`command`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import fcntl
 import json
 import os
 import runpy
+import select
 import selectors
 import signal
 import socket
@@ -41,6 +44,7 @@ from typing import Any
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 _MAX_MESSAGE = 1 << 20
+_VARIABLE = "AGENTAUTH_TEST_COMMAND_SERVER"  # the server's address, for command()'s words
 _STREAMS = 3  # stdin, stdout, stderr come first among the descriptors sent
 
 
@@ -90,15 +94,12 @@ _server: _Server | None = None
 _lock = threading.Lock()
 
 
-def _connect() -> socket.socket:
+def _address() -> str:
     global _server  # noqa: PLW0603  (one server for the test process, made on first use)
     with _lock:
         if _server is None or _server.process.poll() is not None:
             _server = _Server()
-        address = _server.address
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    connection.connect(address)
-    return connection
+        return _server.address
 
 
 def stop() -> None:
@@ -117,12 +118,32 @@ def agentauth(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[
     the descriptor ``stdin`` (else ``/dev/null``) and every descriptor in ``fds`` is
     passed under its own number, as ``subprocess.run(pass_fds=fds)`` does. A command
     still running after ``timeout`` seconds is killed."""
-    request = json.dumps({"argv": list(argv), "cwd": os.fspath(cwd), "env": dict(env),
-                          "fds": list(fds)}).encode()
     with (open(os.devnull, "rb") as null, tempfile.TemporaryFile() as out,
-          tempfile.TemporaryFile() as err, _connect() as connection):
-        sent = [null.fileno() if stdin is None else stdin, out.fileno(), err.fileno(), *fds]
-        socket.send_fds(connection, [request], sent)
+          tempfile.TemporaryFile() as err):
+        streams = [null.fileno() if stdin is None else stdin, out.fileno(), err.fileno()]
+        status, cpu = _run(_address(), argv, os.fspath(cwd), env, streams, fds, timeout)
+        out.seek(0)
+        err.seek(0)
+        return Ran(["agentauth", *argv], status, out.read().decode(), err.read().decode(),
+                   cpu, status == -signal.SIGKILL)
+
+
+def command() -> tuple[list[str], dict[str, str]]:
+    """For a program that starts ``agentauth`` itself (the conformance runner starting a
+    driver, a shell function): the words that start it as a process forked by the
+    server, and what its environment must hold for them."""
+    return [sys.executable, __file__, "run"], {_VARIABLE: _address()}
+
+
+def _run(address: str, argv: Sequence[str], cwd: str, env: Mapping[str, str],
+         streams: list[int], fds: Sequence[int], timeout: float | None) -> tuple[int, float]:
+    """Have the server at ``address`` run a command; return its exit status and processor
+    time. Closing the connection (this process ends) kills the command."""
+    request = json.dumps({"argv": list(argv), "cwd": cwd, "env": dict(env),
+                          "fds": list(fds)}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as connection:
+        connection.connect(address)
+        socket.send_fds(connection, [request], [*streams, *fds])
         pid = json.loads(connection.recv(_MAX_MESSAGE))["pid"]
         connection.settimeout(timeout)
         try:
@@ -132,10 +153,16 @@ def agentauth(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[
             connection.settimeout(None)
             reply = connection.recv(_MAX_MESSAGE)
         result = json.loads(reply)
-        out.seek(0)
-        err.seek(0)
-        return Ran(["agentauth", *argv], result["status"], out.read().decode(),
-                   err.read().decode(), result["cpu"], result["status"] == -signal.SIGKILL)
+        return result["status"], result["cpu"]
+
+
+def _client(argv: list[str]) -> int:
+    """``python3 cli.py run ARGS``: run ``agentauth ARGS`` through the server named in the
+    environment, with this process's folder, environment and standard streams; exit as
+    it exits."""
+    status, _ = _run(os.environ[_VARIABLE], argv, os.getcwd(), os.environ, [0, 1, 2], (),
+                     None)
+    return status if status >= 0 else 128 - status
 
 
 # ------------------------------------------------------------------- the server
@@ -182,6 +209,10 @@ def _handle(connection: socket.socket) -> None:
         for descriptor in received:
             os.close(descriptor)
         connection.send(json.dumps({"pid": pid}).encode())
+        ended = os.pidfd_open(pid)
+        readable, _, _ = select.select([connection.fileno(), ended], [], [])
+        if connection.fileno() in readable:  # the caller has gone: so does its command
+            os.kill(pid, signal.SIGKILL)
         _, status, usage = os.wait4(pid, 0)
         connection.send(json.dumps({"status": os.waitstatus_to_exitcode(status),
                                     "cpu": usage.ru_utime + usage.ru_stime}).encode())
@@ -235,4 +266,6 @@ def _command(request: dict[str, Any], received: list[int]) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        sys.exit(_client(sys.argv[2:]))
     _serve(sys.argv[1])
