@@ -45,7 +45,6 @@ from typing import Any
 ROOT_DIR = Path(__file__).resolve().parents[2]
 _MAX_MESSAGE = 1 << 20
 _VARIABLE = "AGENTAUTH_TEST_COMMAND_SERVER"  # the server's address, for command()'s words
-_STREAMS = 3  # stdin, stdout, stderr come first among the descriptors sent
 
 
 @dataclass(frozen=True)
