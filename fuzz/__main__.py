@@ -1,6 +1,7 @@
 """Run every harness: ``python3 -m fuzz --seconds 60`` (or ``--runs N``).
 
-Each harness runs in its own process, one at a time, on its corpus folder (where it first
+Each harness runs in its own process (forked from this one, which has imported the
+instrumented library already), one at a time, on its corpus folder (where it first
 writes its seeds, from ``spec/vectors``); the time is split evenly between them
 (``--each`` gives each its own). A table gives, per harness, the inputs run, the speed,
 the code edges covered and the findings. A finding (an exception that is not an
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
+import runpy
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from . import HARNESSES, corpus
@@ -33,27 +36,53 @@ def fuzz(name: str, limit: list[str], corpus_dir: Path, findings: Path,
     findings kept)."""
     findings.mkdir(parents=True, exist_ok=True)
     folder = corpus_dir / name  # the harness writes its seeds there first
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     words = Path(__file__).with_name(f"{name}.dict")  # tokens the mutator may splice in
     extra = [*extra, f"-dict={words}"] if words.exists() else extra
-    command = [sys.executable, "-m", f"{__package__}.{name}", *limit, "-timeout=20",
-               "-rss_limit_mb=2048", "-print_final_stats=1",
-               f"-artifact_prefix={findings}{os.sep}{name}-", *extra, str(folder)]
+    argv = [*limit, "-timeout=20", "-rss_limit_mb=2048", "-print_final_stats=1",
+            f"-artifact_prefix={findings}{os.sep}{name}-", *extra, str(folder)]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
+    status, log = _run_harness(name, argv)
     elapsed = time.monotonic() - started
-    stats = {k.decode(): int(v) for k, v in _STAT.findall(done.stderr)}
+    stats = {k.decode(): int(v) for k, v in _STAT.findall(log)}
     runs = stats.get("number_of_executed_units", 0)
     speed = stats.get("average_exec_per_sec", 0) or runs / max(elapsed, 1e-9)
-    edges = [int(n) for n in _COVERAGE.findall(done.stderr)]
-    kept = [Path(p.decode()) for p in _WRITTEN.findall(done.stderr)]
-    if done.returncode != 0 and not kept:  # died without an input to show: keep the log
+    edges = [int(n) for n in _COVERAGE.findall(log)]
+    kept = [Path(p.decode()) for p in _WRITTEN.findall(log)]
+    if status != 0 and not kept:  # died without an input to show: keep the log
         kept = [findings / f"{name}-failed-{int(time.time())}"]
         kept[0].write_bytes(b"")
     for path in kept:
-        path.with_name(path.name + ".txt").write_bytes(done.stdout + done.stderr)
+        path.with_name(path.name + ".txt").write_bytes(log)
     return runs, speed, max(edges, default=0), kept
+
+
+def _run_harness(name: str, argv: list[str]) -> tuple[int, bytes]:
+    """Run ``python3 -m fuzz.<name> argv`` in a child process; return its exit status and
+    everything it wrote. The child is forked from this process, which has imported (and so
+    instrumented) the library already: that import is most of a short run's time, and each
+    harness would otherwise pay it again."""
+    with tempfile.TemporaryFile() as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: the harness's own process
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            os.chdir(ROOT)
+            sys.argv = ["-m", *argv]
+            try:
+                runpy.run_module(f"{__package__}.{name}", run_name="__main__",
+                                 alter_sys=True)
+            except SystemExit:
+                raise  # the interpreter's exit, where libFuzzer keeps the input at fault
+            except BaseException:  # a finding outside libFuzzer's watch: its traceback
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
+            os._exit(0)  # libFuzzer ends the process itself: never reached
+        _, status = os.waitpid(pid, 0)
+        log.seek(0)
+        return os.waitstatus_to_exitcode(status), log.read()
 
 
 def main(argv: list[str] | None = None) -> int:

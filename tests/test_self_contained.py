@@ -85,7 +85,7 @@ def test_ci_runs_the_readme_set_up_commands_as_written() -> None:
     assert first == "python3 -m pip install . && agentauth demo"
     assert second == ("(command -v redis-server || (apt-get update && apt-get install -y "
                       "redis-server)) && python3 -m pip install -e '.[test]' && "
-                      "python3 -m pytest -q -p no:cacheprovider")
+                      "python3 -m pytest -q -p no:cacheprovider -n auto")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("\n## Set-up\n", 1)[1].split("\n#", 1)[0]  # to a heading
     assert section.count("```sh\n") == 1

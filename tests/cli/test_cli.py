@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from support.cli import Ran
+from support.cli import agentauth as run_cli
 
 from agentauth.cli.common import when
 
@@ -16,12 +17,11 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "TEST_PASSPHRASE": "correct ho
 KEY_COMMANDS = {"keygen", "id", "delegate", "revoke"}
 
 
-def agentauth(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def agentauth(cwd: Path, *args: str) -> Ran:
     extra = ["--passphrase-env", "TEST_PASSPHRASE"] if args[0] in KEY_COMMANDS else []
     if args[0] == "keygen":
         extra += ["--preset", "interactive"]
-    return subprocess.run([sys.executable, "-m", "agentauth", *args, *extra], cwd=cwd,
-                          env=ENV, capture_output=True, text=True, timeout=60, check=False)
+    return run_cli([*args, *extra], cwd=cwd, env=ENV)
 
 
 def test_delegate_inspect_verify_revoke(tmp_path: Path) -> None:

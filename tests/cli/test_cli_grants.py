@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.cli import Ran
+from support.cli import agentauth as run_cli
 
 from agentauth.capability import Grant
 from agentauth.capability.constraints import KINDS as WIRE_KINDS
@@ -39,14 +39,13 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "TEST_PASSPHRASE": "correct horse"}
 
 
-def agentauth(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def agentauth(cwd: Path, *args: str) -> Ran:
     extra = ["--passphrase-env", "TEST_PASSPHRASE"] if args[0] in ("keygen", "delegate") else []
     if args[0] == "keygen":
         extra += ["--preset", "interactive"]
     if "--help" in args:
         extra = []
-    return subprocess.run([sys.executable, "-m", "agentauth", *args, *extra], cwd=cwd,
-                          env=ENV, capture_output=True, text=True, timeout=60, check=False)
+    return run_cli([*args, *extra], cwd=cwd, env=ENV)
 
 # (the text after "fs/**=read;", the constraint on "x" the API builds, open world)
 KINDS: list[tuple[str, str, Any]] = [

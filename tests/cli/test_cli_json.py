@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from support.cli import Ran
+from support.cli import agentauth as run_cli
+
 from agentauth.cli.common import ENVIRONMENT, PASSPHRASE_VARIABLE
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -23,11 +26,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), PASSPHRASE_VARIABLE: "json pas
 DATA_MAPS = {"constraints", "sections"}
 
 
-def agentauth(cwd: Path, *args: str, env: dict[str, str] = ENV
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False,
-                          stdin=subprocess.DEVNULL)
+def agentauth(cwd: Path, *args: str, env: dict[str, str] = ENV) -> Ran:
+    return run_cli(args, cwd=cwd, env=env, timeout=120)
 
 
 def as_json(cwd: Path, *args: str) -> Any:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import Ran
+from support.cli import agentauth as run_cli
 
 from agentauth import PeerKey
 
@@ -21,11 +23,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "KEY_PASS": PASSPHRASE}
 PASS = ("--passphrase-env", "KEY_PASS")
 
 
-def agentauth(cwd: Path, *args: str, fds: tuple[int, ...] = ()
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=60, check=False,
-                          pass_fds=fds, stdin=subprocess.DEVNULL)
+def agentauth(cwd: Path, *args: str, fds: tuple[int, ...] = (), env: dict[str, str] = ENV
+              ) -> Ran:
+    return run_cli(args, cwd=cwd, env=env, fds=fds)
 
 
 def ok(cwd: Path, *args: str) -> str:
@@ -89,9 +89,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     keygen(tmp_path, "a.key")
     before = (tmp_path / "a.key").read_bytes()
     env = {**ENV, "KEY_PASS": "wrong"}
-    done = subprocess.run([sys.executable, "-m", "agentauth", "id", "a.key", "--verify", *PASS],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = agentauth(tmp_path, "id", "a.key", "--verify", *PASS, env=env)
     assert done.returncode == 3 and "[wrong_passphrase]" in done.stderr
     assert done.stdout == "" and done.stderr.count("\n") == 1
     (tmp_path / "a.key").chmod(0o644)
@@ -216,17 +214,15 @@ def test_rotation_on_the_command_line(tmp_path: Path) -> None:
 def test_rotation_between_keys_under_different_passphrases(tmp_path: Path) -> None:
     old = keygen(tmp_path, "old.key")
     env = {**ENV, "NEW_PASS": "another one"}
-    done = subprocess.run([sys.executable, "-m", "agentauth", "keygen", "new.key", "--preset",
-                           "interactive", "--passphrase-env", "NEW_PASS"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    done = agentauth(tmp_path, "keygen", "new.key", "--preset", "interactive",
+                     "--passphrase-env", "NEW_PASS", env=env)
+    assert done.returncode == 0, done.stderr
     new = done.stdout.strip()
     args = ["rotate", "--key", "old.key", "--new", "new.key", "--out", "r.bin", *PASS]
-    same = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    same = agentauth(tmp_path, *args, env=env)
     assert same.returncode == 3 and "[wrong_passphrase]" in same.stderr
-    made = subprocess.run([sys.executable, "-m", "agentauth", *args, "--new-passphrase-env",
-                           "NEW_PASS", "--json"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=60, check=True)
+    made = agentauth(tmp_path, *args, "--new-passphrase-env", "NEW_PASS", "--json", env=env)
+    assert made.returncode == 0, made.stderr
     assert (json.loads(made.stdout)["old"], json.loads(made.stdout)["new"]) == (old, new)
 
 
@@ -349,9 +345,8 @@ def test_argon2id_shows_a_line_on_a_terminal_and_nothing_on_a_pipe(tmp_path: Pat
     status, out = _on_a_terminal(tmp_path, ["id", "t.key", "--verify"], [], env)
     assert status == 0 and "agentauth: unlocking t.key (Argon2id)...\r\x1b[K" in out
     for args in (["keygen", "p.key", "--preset", "interactive"], ["id", "p.key", "--verify"]):
-        done = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=60,
-                              check=True, stdin=subprocess.DEVNULL)
+        done = agentauth(tmp_path, *args, env=env)
+        assert done.returncode == 0, done.stderr
         assert done.stderr == "" and done.stdout.startswith("did:key:z6Mk")
 
 
@@ -367,9 +362,7 @@ def test_id_and_export_read_the_header_with_no_passphrase(tmp_path: Path) -> Non
     agent_id = keygen(tmp_path, "a.key")
     env = {k: v for k, v in ENV.items() if k != "KEY_PASS"}
     for args in (["id", "a.key"], ["export", "a.key", "--format", "did-key"]):
-        done = subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=60,
-                              check=False, stdin=subprocess.DEVNULL)
+        done = agentauth(tmp_path, *args, env=env)
         assert done.returncode == 0 and done.stdout.strip() == agent_id, done.stderr
     # The header is what the file claims: another key written into it is shown as claimed,
     # and refused once the file is opened.
@@ -393,10 +386,8 @@ def test_id_and_export_read_the_header_with_no_passphrase(tmp_path: Path) -> Non
 def test_the_passphrase_from_agentauth_passphrase(tmp_path: Path) -> None:
     env = {**ENV, "AGENTAUTH_PASSPHRASE": PASSPHRASE}
 
-    def run(*args: str, environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=tmp_path,
-                              env=environment, capture_output=True, text=True, timeout=60,
-                              check=False, stdin=subprocess.DEVNULL)
+    def run(*args: str, environment: dict[str, str] = env) -> Ran:
+        return agentauth(tmp_path, *args, env=environment)
 
     made = run("keygen", "e.key", "--preset", "interactive")
     assert made.returncode == 0, made.stderr

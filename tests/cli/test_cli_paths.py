@@ -17,7 +17,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from support import HOSTILE_PATHS, place_hostile
+from support.cli import Ran, agentauth
 
 from agentauth import Identity
 from agentauth.capability import Grant, decode_chain, delegate, encode_chain, revoke
@@ -150,37 +150,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class Done:
-    """How a command ended: its exit status, output, and the processor time it used."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    cpu: float
-    hung: bool
-
-
-def run(folder: Path, argv: list[str]) -> Done:
-    """Run ``agentauth argv`` in ``folder``. A process still running after ``HANG`` seconds
-    is killed (``hung``): a FIFO blocks forever, so the bound can be generous enough for a
-    loaded machine. The work it did is its processor time (``cpu``), which a machine's
-    load does not inflate as it does the wall-clock time."""
-    with (open(folder.parent / f"{folder.name}.out", "w+b") as out,
-          open(folder.parent / f"{folder.name}.err", "w+b") as err):
-        child = subprocess.Popen([sys.executable, "-m", "agentauth", *argv], cwd=folder,
-                                 env=ENV, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        watchdog = threading.Timer(HANG, child.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            watchdog.cancel()
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Done(child.returncode, out.read().decode(), err.read().decode(),
-                    usage.ru_utime + usage.ru_stime, child.returncode == -9)
+def run(folder: Path, argv: list[str]) -> Ran:
+    """Run ``agentauth argv`` in ``folder``, as its own process. One still running after
+    ``HANG`` seconds is killed (``hung``): a FIFO blocks forever, so the bound can be
+    generous enough for a loaded machine. The work it did is its processor time (``cpu``),
+    which a machine's load does not inflate as it does the wall-clock time."""
+    return agentauth(argv, cwd=folder, env=ENV, timeout=HANG)
 
 
 def _case(template: Path, root: Path, option: Option, kind: str) -> str | None:

@@ -7,12 +7,12 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from support.cli import Ran, agentauth, command
 
 from agentauth.conformance.runner import (
     Context,
@@ -32,16 +32,21 @@ NOTICES = sum(v["kind"] == "notice" for v in json.loads(
     (ROOT / "spec" / "vectors" / "capability.json").read_text())["vectors"])
 
 
-def conformance(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", "conformance", *args], cwd=cwd,
-                          env=ENV, capture_output=True, text=True, timeout=300, check=False)
+def conformance(*args: str, cwd: Path = ROOT, cold: bool = False) -> Ran:
+    """``agentauth conformance args``. Where ``DRIVER`` is named, the driver processes are
+    forked from the warm interpreter too, unless ``cold`` (as CI starts them)."""
+    words, extra = command()
+    warm = shlex.join([*words, "conformance", "driver"])
+    argv = [a if cold or a != DRIVER else warm for a in args]
+    return agentauth(["conformance", *argv], cwd=cwd, env={**ENV, **extra}, timeout=300)
 
 
 def test_the_whole_suite_passes_against_our_driver(tmp_path: Path) -> None:
     """CI runs the suite this way: zero FAIL, zero SKIP, with interop against a second
     driver process, and the three kinds of report."""
     done = conformance("run", "--driver", DRIVER, "--peer-driver", DRIVER, "--seed", "2026",
-                       "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"))
+                       "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"),
+                       cold=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["totals"]["FAIL"] == report["totals"]["SKIP"] == 0

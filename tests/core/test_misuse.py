@@ -127,7 +127,8 @@ async def _async_trust(peer: PeerKey) -> bool:
     return True
 
 
-@pytest.mark.parametrize("verdict", [None, 1, "yes", _async_trust], ids=repr)
+@pytest.mark.parametrize("verdict", [None, 1, "yes", _async_trust],
+                         ids=["None", "1", "'yes'", "async-function"])  # the same in every run
 @pytest.mark.parametrize("side", ["initiator", "responder"])
 def test_trust_callback_must_return_a_bool(side: str, verdict: object) -> None:
     trust: Any = verdict if callable(verdict) else (lambda peer: verdict)

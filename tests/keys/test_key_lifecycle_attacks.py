@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.cli import Ran
+from support.cli import agentauth as run_cli
 
 from agentauth import (
     AgentAuthError,
@@ -41,11 +43,8 @@ PASSPHRASE = "correct horse battery staple"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "KEY_PASS": PASSPHRASE}
 
 
-def agentauth(cwd: Path, *args: str, fds: tuple[int, ...] = ()
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=60, check=False,
-                          pass_fds=fds, stdin=subprocess.DEVNULL)
+def agentauth(cwd: Path, *args: str, fds: tuple[int, ...] = ()) -> Ran:
+    return run_cli(args, cwd=cwd, env=ENV, fds=fds)
 
 
 # ---------------------------------------------------------------- key files
@@ -200,10 +199,8 @@ def test_a_passphrase_of_exactly_the_limit_is_taken(tmp_path: Path) -> None:
     finally:
         os.close(read)
     assert done.returncode == 0, done.stderr
-    env_done = subprocess.run(
-        [sys.executable, "-m", "agentauth", "id", "a.key", "--passphrase-env", "P"],
-        cwd=tmp_path, env={**ENV, "P": "b" * 4096}, capture_output=True, text=True,
-        timeout=60, check=False, stdin=subprocess.DEVNULL)
+    env_done = run_cli(["id", "a.key", "--passphrase-env", "P"], cwd=tmp_path,
+                       env={**ENV, "P": "b" * 4096})
     assert env_done.returncode == 0 and env_done.stdout.strip() == done.stdout.strip()
 
 

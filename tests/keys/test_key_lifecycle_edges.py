@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+from support.cli import Ran
+from support.cli import agentauth as run_cli
 
 from agentauth import (
     AgentAuthStream,
@@ -112,10 +112,8 @@ async def test_a_handshake_deadline_is_an_audit_event(events: list[logging.LogRe
 ENV = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "KEY_PASS": "json passphrase"}
 
 
-def agentauth(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentauth", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=60, check=False,
-                          stdin=subprocess.DEVNULL)
+def agentauth(cwd: Path, *args: str) -> Ran:
+    return run_cli(args, cwd=cwd, env=ENV)
 
 
 def test_capability_commands_speak_json(tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
 """The README's key, trust and rotation walkthrough, run as written: its shell blocks by
-bash with ``agentauth`` as this interpreter's module, its Python block as a process."""
+bash with ``agentauth`` as this interpreter's module (each command a process forked from
+an interpreter that has imported it: support/cli.py), its Python block as a process."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from support import cli
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 SECTION = "### Keys, trust and rotation"
@@ -26,8 +30,10 @@ def blocks() -> list[tuple[str, str]]:
 def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     found = blocks()
     assert [language for language, _ in found] == ["sh", "python", "sh"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "PASS": "walkthrough passphrase"}
-    prelude = f'agentauth() {{ "{sys.executable}" -m agentauth "$@"; }}\nset -euo pipefail\n'
+    words, server = cli.command()  # each command its own process, forked from a warm one
+    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "PASS": "walkthrough passphrase",
+           **server}
+    prelude = f'agentauth() {{ {shlex.join(words)} "$@"; }}\nset -euo pipefail\n'
     outputs = []
     for language, code in found:
         command = (["bash", "-c", prelude + code] if language == "sh"
@@ -40,13 +46,12 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     lines = walk.stdout.splitlines()
     assert lines[-1] == "refused again: 1"
     assert "[key_rotated]" in walk.stderr and walk.stderr.count("\n") == 1
-    store = json.loads(subprocess.run(
-        [sys.executable, "-m", "agentauth", "trust", "list", "--store", "alice-trust.toml",
-         "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
-        timeout=60).stdout)["entries"]
-    bob2 = subprocess.run([sys.executable, "-m", "agentauth", "id", "bob-2.key",
-                           "--passphrase-env", "PASS"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=True, timeout=60)
+    listed = cli.agentauth(["trust", "list", "--store", "alice-trust.toml", "--json"],
+                       cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    store = json.loads(listed.stdout)["entries"]
+    bob2 = cli.agentauth(["id", "bob-2.key", "--passphrase-env", "PASS"], cwd=tmp_path, env=env)
+    assert bob2.returncode == 0, bob2.stderr
     assert store[0]["name"] == "bob" and store[0]["id"] == bob2.stdout.strip()
     assert len(store[0]["retired"]) == 1 and store[0]["next"]
     assert store[1]["namespace"] == "reports/**"

@@ -29,9 +29,11 @@ afresh after one that broke the interface). MODE is one of:
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -42,8 +44,11 @@ def main() -> int:
             open(sys.argv[2], "x").close()
         except FileExistsError:
             mode = "honest"
-    real = subprocess.Popen([sys.executable, "-m", "agentauth", "conformance", "driver"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    start = ([sys.executable, str(Path(__file__).with_name("cli.py")), "run"]
+             if "AGENTAUTH_TEST_COMMAND_SERVER" in os.environ  # forked warm (support/cli.py)
+             else [sys.executable, "-m", "agentauth"])
+    real = subprocess.Popen([*start, "conformance", "driver"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
     assert real.stdin is not None and real.stdout is not None
     out = sys.stdout.buffer
     count = 0
