@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
+import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import msgpack
@@ -166,15 +168,39 @@ def _costly_unsigned_chain() -> bytes:
     return encode_chain(links)
 
 
+def _lines_run(call: Callable[[], object]) -> int:
+    """How many lines of Python ``call`` runs: a measure of work that, unlike a clock, does
+    not depend on the machine or on what else it is doing."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        call()
+    except AgentAuthError:
+        pass
+    finally:
+        sys.settrace(None)
+    return count
+
+
 def test_an_unsigned_chain_is_refused_cheaply() -> None:
+    """The narrowing a chain makes a verifier do before its signatures are checked (10.6
+    step 3 before step 6) stays small: some 137,000 lines of Python for the costliest
+    chain of 8 kB found (a few milliseconds), bounded here at twice that."""
     chain = _costly_unsigned_chain()
     assert len(chain) <= 8192
-    started = time.perf_counter()
     with pytest.raises(AgentAuthError) as info:
         verify_chain(chain, {ALICE.agent_id: "**"}, now=NOW)
-    elapsed = time.perf_counter() - started
     assert info.value.code == "bad_signature"
-    assert elapsed < 0.04, f"{elapsed * 1000:.0f} ms"
+    chain_module.clear_caches()
+    lines = _lines_run(lambda: verify_chain(chain, {ALICE.agent_id: "**"}, now=NOW))
+    assert lines < 280_000, lines
 
 
 # ------------------------------------------------------------------ URL values
