@@ -16,6 +16,7 @@ difference on that input, and is started afresh for the next.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import secrets
@@ -28,9 +29,10 @@ from typing import Any
 
 from ... import files, keyfile
 from ...errors import FileError
-from ..interface import Reply
-from .driver_process import DriverBroken, DriverProcess
-from .inputs import HANDLE, KINDS, OPERATIONS, Script, make_input
+from ..interface import Reply, encode_line, parse_reply
+from .check import Check, Context, Fail
+from .driver_process import DriverBroken, DriverProcess, Unimplemented
+from .inputs import HANDLE, OPERATIONS, Script, kind_of, make_input, section
 
 __all__ = [
     "DEFAULT_ROUNDS",
@@ -40,6 +42,7 @@ __all__ = [
     "compare",
     "main",
     "play",
+    "reference_checks",
     "run",
     "run_from_args",
 ]
@@ -234,16 +237,15 @@ def compare(script: Script, first: list[Answer], second: list[Answer]
 def run(drivers: tuple[str, str], *, seed: int | None = None, rounds: int = DEFAULT_ROUNDS,
         operations: Sequence[str] = OPERATIONS, timeout: float = 10.0) -> DiffReport:
     """Give both drivers the same inputs: ``rounds`` rounds over ``operations``, each input
-    of the kind ``KINDS[round % 4]`` (valid, mutated, truncated, re-encoded)."""
+    of the kind :func:`~.inputs.kind_of` gives (valid, mutated, truncated, re-encoded)."""
     seed = secrets.randbelow(2**32) if seed is None else seed
     report = DiffReport(drivers, seed, rounds)
     sides = (_Side(drivers[0], timeout), _Side(drivers[1], timeout))
     started = time.perf_counter()
     try:
         for index in range(rounds):
-            kind = KINDS[index % len(KINDS)]
             for operation in operations:
-                _one(report, sides, operation, kind, index)
+                _one(report, sides, operation, index)
         report.implementations = [str(s.hello.get("implementation", ""))[:80] for s in sides]
     finally:
         for side in sides:
@@ -252,10 +254,10 @@ def run(drivers: tuple[str, str], *, seed: int | None = None, rounds: int = DEFA
     return report
 
 
-def _one(report: DiffReport, sides: tuple[_Side, _Side], operation: str, kind: str,
-         index: int) -> None:
+def _one(report: DiffReport, sides: tuple[_Side, _Side], operation: str, index: int) -> None:
+    kind = kind_of(index)
     rng = random.Random(f"{report.seed}/{operation}/{index}")
-    script = make_input(operation, kind, rng)
+    script = make_input(operation, index, rng)
     first, second = sides[0].play(script), sides[1].play(script)
     found = compare(script, first, second)
     if found is None:
@@ -272,6 +274,56 @@ def _one(report: DiffReport, sides: tuple[_Side, _Side], operation: str, kind: s
              second[step] if step < len(second) else missing)))
 
 
+# ------------------------------------------------------------------ against this implementation
+
+
+def _reference(script: Script) -> list[Answer]:
+    """What this implementation answers ``script`` with, in this process."""
+    from ..driver import Driver  # noqa: PLC0415  (the runner needs it for these checks only)
+
+    driver = Driver()
+    count = 0
+
+    def request(op: str, **params: Any) -> Reply:
+        nonlocal count
+        count += 1
+        line = encode_line({"id": count, "op": op, **params})
+        return parse_reply(driver.handle_line(line[:-1]), count)
+
+    return play(script, request)
+
+
+def _against_reference(operation: str, index: int, ctx: Context) -> None:
+    script = make_input(operation, index, random.Random(f"{ctx.seed}/{operation}/{index}"))
+    want = _reference(script)
+    got = play(script, ctx.driver().request)
+    if got and got[-1][0] == "broken":
+        raise DriverBroken(str(got[-1][1]))
+    found = compare(script, got, want)
+    if found is None:
+        return
+    outcome, step = found
+    op = script.steps[min(step, len(script.steps) - 1)][0]
+    if outcome == "unimplemented":
+        raise Unimplemented(f"{op}: unimplemented")
+    raise Fail(f"{script.what}; step {step} ({op}): {_show(got[step])}, but this "
+               f"implementation answers {_show(want[step])}; input "
+               f"{script.data.hex()[:96]}{'...' if len(script.data) > 48 else ''}")
+
+
+def reference_checks(seed: int, rounds: int) -> list[Check]:
+    """``rounds`` rounds of the differential inputs from ``seed``, each a check that the
+    driver answers as this implementation does (``spec/conformance.md`` 8.2)."""
+    checks = []
+    for index in range(rounds):
+        for operation in OPERATIONS:
+            where = section(operation, random.Random(f"{seed}/{operation}/{index}"))
+            checks.append(Check(f"protocol.md §{where}", f"differential / {operation} / "
+                                f"{kind_of(index)} / seed {seed} round {index}",
+                                functools.partial(_against_reference, operation, index)))
+    return checks
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``conformance diff``."""
     parser.add_argument("--driver", action="append", default=[], metavar="COMMAND",
@@ -280,7 +332,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "printed)")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, metavar="N",
                         help=f"rounds over the operations (default {DEFAULT_ROUNDS}); round "
-                             f"r's inputs are {', '.join(KINDS)} for r %% 4 = 0, 1, 2, 3")
+                             f"r's inputs are valid for an even r, else mutated, truncated "
+                             f"or re-encoded for r %% 6 = 1, 3, 5")
     parser.add_argument("--operation", action="append", default=[], metavar="OP",
                         choices=OPERATIONS,
                         help="only this operation (repeatable; default: all of "

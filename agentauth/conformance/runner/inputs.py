@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from ... import crypto, wire
 from ...capability import Grant, Range, Request, delegate, encode_chain, invoke
-from ...capability.chain import Link
+from ...capability.chain import LINK_CONTEXT, Link
 from ...capability.revocation import REVOKE_CONTEXT
 from ...envelope import seal
 from ...handshake import HandshakePolicy, Initiator, Responder
@@ -32,13 +32,14 @@ from .check import T0
 from .mutation import make_frame, mutate
 from .reencode import reencode
 
-__all__ = ["HANDLE", "KINDS", "OPERATIONS", "Script", "make_input"]
+__all__ = ["HANDLE", "KINDS", "OPERATIONS", "Script", "kind_of", "make_input", "section"]
 
 #: How an input is changed from the genuine one.
 KINDS: Final = ("valid", "mutated", "truncated", "reencoded")
 #: The operations under test, in the order each round visits them.
 OPERATIONS: Final = ("verify_chain", "verify_notice", "check_invocation", "open_envelope",
-                     "frame_decode", "constraint_allows", "grant_allows", "receive", "open")
+                     "frame_decode", "constraint_allows", "constraint_within", "grant_allows",
+                     "grant_within", "receive", "open")
 #: A parameter value standing for the handle the script's last set-up returned.
 HANDLE: Final = "$handle"
 
@@ -113,27 +114,54 @@ def _chain(rng: random.Random, depth: int | None = None) -> _Chain:
     return _Chain(root, holders, links, encode_chain(links))
 
 
-def _edge_time(rng: random.Random, links: list[Link], skew: int) -> float:
-    """A clock one second either side of an edge of the chain's windows."""
-    start = max(link.not_before for link in links)
-    end = min(link.expires for link in links)
-    now: float = rng.choice((start - skew, start - skew - 1, end + skew - 1, end + skew))
+#: A last link delegate() refuses to sign, each breaking one rule of 10.3 or 10.6.
+_HAND_MADE = {"nonce-long": (0, 0, 17, ["read"]), "nonce-short-unsorted": (0, 0, 15,
+                                                                         ["read", "list"]),
+              "budget-kept": (1, 0, 16, ["read"]), "expires-later": (0, 1, 16, ["read"]),
+              "action-bad-unsorted": (0, 0, 16, ["read", "A!"])}
+
+
+def _hand_made(chain: _Chain, fault: str, rng: random.Random) -> tuple[bytes, Identity]:
+    """The chain with one more link, signed by hand: its budget, expiry, nonce length and
+    action list as ``_HAND_MADE[fault]`` says; and that link's holder."""
+    budget, later, nonce, actions = _HAND_MADE[fault]
+    parent, holder = chain.links[-1], _identity(rng)
+    payload = wire.encode_value([holder.public_bytes, [["fs/reports/q3/a", actions,
+                                                        {"size": [2, 0, 10]}]],
+                                 parent.not_before, parent.expires + later,
+                                 parent.budget - 1 + budget, rng.randbytes(nonce)])
+    link = payload + chain.holders[-1].sign(LINK_CONTEXT + parent.id + payload)
+    return wire.encode_value([1, *(x.data for x in chain.links), link]), holder
+
+
+def _edge_time(rng: random.Random, links: list[Link], skew: int, edge: str) -> float:
+    """A clock one second either side of the start or the end of the chain's windows."""
+    if edge == "start":
+        start = max(link.not_before for link in links)
+        now: float = rng.choice((start - skew, start - skew - 1))
+    else:
+        end = min(link.expires for link in links)
+        now = rng.choice((end + skew - 1, end + skew))
     return now + rng.choice((0, 0.5))  # a verifier rounds its clock down
 
 
-def _one_of(rng: random.Random, faults: tuple[str, ...]) -> str:
-    """No fault half the time, else one of ``faults``: one rule at a time is broken."""
-    return "none" if rng.random() < 0.5 else rng.choice(faults)
+def _one_of(rng: random.Random, turn: int | None, faults: tuple[str, ...]) -> str:
+    """Which rule the input breaks: with a ``turn``, each of ``faults`` and then none in
+    turn (so that a few rounds reach them all), else none a quarter of the time and one of
+    ``faults`` otherwise."""
+    if turn is not None:
+        return (*faults, "none")[turn % (len(faults) + 1)]
+    return "none" if rng.random() < 0.25 else rng.choice(faults)
 
 
 _CHAIN_FAULTS = ("holder", "holder-parent", "no-holder", "anchor-scope", "anchor-outside",
                  "anchor-stranger", "action", "size", "resource", "no-request", "revoked",
-                 "time", "skew")
+                 "time-start", "time-end", "skew", "version", *_HAND_MADE)
 
 
-def _verify_chain(rng: random.Random) -> Script:
+def _verify_chain(rng: random.Random, turn: int | None) -> Script:
     chain = _chain(rng)
-    fault = _one_of(rng, _CHAIN_FAULTS)
+    fault = _one_of(rng, turn, _CHAIN_FAULTS)
     skew = rng.choice((0, 300)) if fault == "skew" else 60
     holder = {"holder": _identity(rng).agent_id, "holder-parent": chain.holders[0].agent_id,
               "no-holder": None}.get(fault, chain.holders[-1].agent_id)
@@ -148,18 +176,26 @@ def _verify_chain(rng: random.Random) -> Script:
     if fault == "no-request":
         request = None
     revoked = [rng.choice(chain.links).id.hex()] if fault == "revoked" else []
-    now = _edge_time(rng, chain.links, skew) if fault in ("time", "skew") else float(T0)
+    edge = "end" if fault == "time-end" else rng.choice(("start", "end"))
+    now = (_edge_time(rng, chain.links, skew, edge) if fault in ("time-start", "time-end",
+                                                                 "skew") else float(T0))
     steps: list[tuple[str, dict[str, Any]]] = [
         ("set_clock", {"now": now}),
         ("verify_chain", {"chain": "", "anchors": anchors, "skew": skew, "revoked": revoked,
                           "holder": holder, "request": request})]
-    return Script(steps, [(1, "chain")], chain.data)
+    data = chain.data
+    if fault == "version":  # a chain of a version this one is not
+        data = wire.encode_value([2, *(link.data for link in chain.links)])
+    elif fault in _HAND_MADE:
+        data, last = _hand_made(chain, fault, rng)
+        steps[1][1]["holder"] = last.agent_id
+    return Script(steps, [(1, "chain")], data)
 
 
-def _verify_notice(rng: random.Random) -> Script:
+def _verify_notice(rng: random.Random, turn: int | None) -> Script:
     chain = _chain(rng)
     path = chain.links[:rng.randrange(1, len(chain.links) + 1)]
-    fault = _one_of(rng, ("stranger", "anchor", "other-path", "versioned-path", "time-type",
+    fault = _one_of(rng, turn, ("stranger", "anchor", "other-path", "versioned-path", "time-type",
                           "nested"))
     if fault == "stranger":
         revoker = _identity(rng)
@@ -182,13 +218,13 @@ def _verify_notice(rng: random.Random) -> Script:
                   [(0, "notice")], data)
 
 
-def _check_invocation(rng: random.Random) -> Script:
+def _check_invocation(rng: random.Random, turn: int | None) -> Script:
     chain = _chain(rng, rng.choice((1, 2)))
     holder = chain.holders[-1]
     anchors = {chain.root.agent_id: "**"}
     stranger = _identity(rng)
     if rng.random() < 0.4:
-        fault = _one_of(rng, ("binding", "binding-long", "binding-short", "peer", "action",
+        fault = _one_of(rng, turn, ("binding", "binding-long", "binding-short", "peer", "action",
                               "replay", "nested"))
         request = Request("fs/reports/q3/a", "write" if fault == "action" else "read",
                           {"size": 5})
@@ -203,7 +239,7 @@ def _check_invocation(rng: random.Random) -> Script:
         data = invoke(chain.data, request, channel_binding=sent, clock=lambda: T0,
                       random=rng.randbytes)
     else:
-        fault = _one_of(rng, ("verifier", "signer", "action", "replay", "time", "time",
+        fault = _one_of(rng, turn, ("verifier", "signer", "action", "replay", "time", "time",
                               "nested"))
         request = Request("fs/reports/q3/a", "write" if fault == "action" else "read",
                           {"size": 5})
@@ -234,15 +270,23 @@ def _check_invocation(rng: random.Random) -> Script:
 # ------------------------------------------------------------------ envelopes
 
 
-_ENVELOPE_FAULTS = ("time", "time", "recipient", "untrusted", "trusted", "reply",
+def _sealed(to: Identity, data: bytes, rng: random.Random) -> bytes:
+    """``data`` in a sealed envelope to ``to``, as :func:`~agentauth.envelope.seal` writes
+    one, with an ephemeral key from ``rng`` (so that the seed gives the same bytes)."""
+    box = crypto.sealed_box_for_vectors(rng.randbytes(32), to.public_bytes, data)
+    return wire.encode_map(2, to.public_bytes, box)
+
+
+_ENVELOPE_FAULTS = ("time", "time", "time", "recipient", "untrusted", "trusted", "reply",
                     "reply-other", "reply-unawaited", "seen", "replay", "nested",
-                    "sealed-twice", "signature-long", "signature-short")
+                    "sealed-twice", "signature-long", "signature-short",
+                    "signature-short-elsewhere")
 
 
-def _open_envelope(rng: random.Random) -> Script:
+def _open_envelope(rng: random.Random, turn: int | None) -> Script:
     me_seed = _seed(rng)
     me, sender, stranger = Identity.from_seed(me_seed), _identity(rng), _identity(rng)
-    fault = _one_of(rng, _ENVELOPE_FAULTS)
+    fault = _one_of(rng, turn, _ENVELOPE_FAULTS)
     window, skew = rng.choice(((300, 60), (10, 0)))
     now = T0 + rng.choice((0, 0.5))
     sent = T0 + (rng.choice((-window - skew, -window - skew - 1, skew, skew + 1))
@@ -256,14 +300,16 @@ def _open_envelope(rng: random.Random) -> Script:
     seen = [{"key": (sender.public_bytes + nonce).hex(), "expires": T0 + 1000}
             ] if fault == "seen" else []
     trust = {"untrusted": [stranger.agent_id], "trusted": [sender.agent_id]}.get(fault)
-    encrypt = rng.random() < 0.5 and fault not in ("nested", "signature-long",
-                                                  "signature-short")
-    data = seal(sender, stranger if fault == "recipient" else me,
-                rng.randbytes(rng.randrange(40)), encrypt=encrypt or fault == "sealed-twice",
-                reply_to=reply_to, clock=lambda: sent, random=lambda _: nonce)
+    signature_fault = fault.startswith("signature")
+    encrypt = rng.random() < 0.5 and fault != "nested" and not signature_fault
+    to = stranger if fault in ("recipient", "signature-short-elsewhere") else me
+    data = seal(sender, to, rng.randbytes(rng.randrange(40)), reply_to=reply_to,
+                clock=lambda: sent, random=lambda _: nonce)
+    if encrypt or fault == "sealed-twice":
+        data = _sealed(to, data, rng)
     if fault == "sealed-twice":  # a sealed box holding a sealed envelope, not a signed one
-        data = wire.encode_map(2, me.public_bytes, crypto.sealed_box(me.public_bytes, data))
-    elif fault != "none" and fault in ("nested", "signature-long", "signature-short"):
+        data = _sealed(me, data, rng)
+    elif fault == "nested" or signature_fault:
         kind, body, signature = wire.decode_map(data, 3, len(data), "envelope")
         if fault == "nested":
             data = wire.encode_value({0: kind, 1: _as_map(body, 6), 2: signature})
@@ -283,7 +329,7 @@ def _open_envelope(rng: random.Random) -> Script:
 # ------------------------------------------------------------------ frames, constraints
 
 
-def _frame_decode(rng: random.Random) -> Script:
+def _frame_decode(rng: random.Random, turn: int | None) -> Script:
     frame = make_frame(rng)
     limit = rng.choice((len(frame), len(frame) - 1, 4096, 1 << 20))
     return Script([("frame_decode", {"frame": "", "limit": max(limit, 1)})], [(0, "frame")],
@@ -295,7 +341,7 @@ def _constraint_cases() -> dict[str, Any]:
     return _constraints.build()
 
 
-def _constraint_allows(rng: random.Random) -> Script:
+def _constraint_allows(rng: random.Random, turn: int | None) -> Script:
     cases = _constraint_cases()
     case = rng.choice(cases["matching"] if rng.random() < 0.7 else cases["faults"])
     value = case.get("value")
@@ -305,7 +351,16 @@ def _constraint_allows(rng: random.Random) -> Script:
                   [(0, "constraint")], bytes.fromhex(case["constraint"]))
 
 
-def _grant_allows(rng: random.Random) -> Script:
+def _within(what: str, rng: random.Random, turn: int | None) -> Script:
+    """A child and a parent constraint (or grant) from the narrowing cases, the child's
+    bytes under test."""
+    case = rng.choice(_constraint_cases()["narrowing" if what == "constraint"
+                                          else "grant_narrowing"])
+    return Script([(f"{what}_within", {"child": "", "parent": case["parent"]})],
+                  [(0, "child")], bytes.fromhex(case["child"]))
+
+
+def _grant_allows(rng: random.Random, turn: int | None) -> Script:
     cases = _constraint_cases()
     grants = cases["grants"]
     case = rng.choice(grants if rng.random() < 0.7 else cases["grant_faults"])
@@ -326,23 +381,51 @@ def _handshake(role: str, seed: bytes, random_: bytes, trust: list[str],
                            "ordered": ordered, "random": random_.hex()})]
 
 
-def _receive(rng: random.Random) -> Script:
+def _message(rng: random.Random) -> str:
+    return rng.choice(("hs1", "hs2", "hs3"))  # the first draw: section() repeats it
+
+
+def _ordered(rng: random.Random) -> bool:
+    return rng.random() < 0.5  # the first draw: section() repeats it
+
+
+_SECTIONS = {"verify_chain": "10.6", "verify_notice": "10.8", "check_invocation": "10.7",
+             "open_envelope": "12.2", "frame_decode": "15.2", "constraint_allows": "10.1",
+             "constraint_within": "10.2", "grant_allows": "10.1", "grant_within": "10.2"}
+
+
+def section(operation: str, rng: random.Random) -> str:
+    """The section of ``protocol.md`` whose rules the input ``rng`` makes for
+    ``operation`` checks (for a handshake message, the message's; for session messages,
+    the session mode's), without making it."""
+    if operation == "receive":
+        return {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7"}[_message(rng)]
+    if operation == "open":
+        return "5.5" if _ordered(rng) else "5.6"
+    return _SECTIONS[operation]
+
+
+def _receive(rng: random.Random, turn: int | None) -> Script:
     """HS1, HS2 or HS3 for the driver, written by the runner's own engines (a forge for HS2
     and HS3, whose bodies may then be re-encoded before they are signed)."""
-    message = rng.choice(("hs1", "hs2", "hs3"))
+    message = _message(rng)
     driver_seed, driver_random = _seed(rng), rng.randbytes(32)
     driver = Identity.from_seed(driver_seed)
     peer, stranger = _identity(rng), _identity(rng)
-    fault = _one_of(rng, ("untrusted", "skew", "reflection", "version", "expect"))
-    trust = [(stranger if fault == "untrusted" else peer).agent_id]
-    peer_secret = rng.randbytes(32)
+    fault = _one_of(rng, turn, ("untrusted", "skew", "skew", "reflection", "version", "expect",
+                          "expect-untrusted", "version-type", "extensions-unsorted",
+                          "echo-ephemeral", "late", "again", "offer-repeat"))
+    trust = [(stranger if fault in ("untrusted", "expect-untrusted") else peer).agent_id]
+    echo = fault == "echo-ephemeral" and message != "hs3"
+    peer_secret = driver_random if echo else rng.randbytes(32)
     stamp = T0 + (rng.choice((120, -120, 121, -121)) if fault == "skew" else 0)
     signer = driver if fault == "reflection" else peer
+    extensions = {"b": b"2", "a": b"1"} if fault == "extensions-unsorted" else {}
     if message == "hs1":
         steps = _handshake("responder", driver_seed, driver_random, trust, None)
         steps.append(("receive", {"handle": HANDLE, "message": ""}))
-        offer = wire.encode_map(rng.choice(([1, 2], [2, 3], [1, 3, 5])) if fault == "version"
-                                else [1])
+        offer = wire.encode_map({"version": rng.choice(([1, 2], [2, 3], [1, 3, 5])),
+                                 "offer-repeat": [1, 1]}.get(fault, [1]))
 
         def first(payload: bytes) -> bytes:
             return Forge().write_hs1(peer_secret, payload)
@@ -350,9 +433,14 @@ def _receive(rng: random.Random) -> Script:
         return Script(steps, [(3, "message")], first(offer),
                       rewrite=lambda r: _rewritten(offer, r, first))
     if message == "hs2":
-        expect = stranger.agent_id if fault == "expect" else rng.choice((peer.agent_id, None))
+        expect = (stranger.agent_id if fault in ("expect", "expect-untrusted")
+                  else rng.choice((peer.agent_id, None)))
         steps = _handshake("initiator", driver_seed, driver_random, trust, expect)
         steps.append(("start", {"handle": HANDLE}))
+        if fault == "late":  # past the handshake's timeout (30 s)
+            steps.append(("set_clock", {"now": T0 + 30.5}))
+        if fault == "again":  # the genuine message after a failure: the failure again
+            steps.append(("receive", {"handle": HANDLE, "message": "00"}))
         steps.append(("receive", {"handle": HANDLE, "message": ""}))
         hs1 = Forge().write_hs1(driver_random)  # what the driver's start writes
 
@@ -361,8 +449,9 @@ def _receive(rng: random.Random) -> Script:
             forge.read_hs1(hs1)
             return forge.write_hs2(peer_secret, body, signer)
 
-        body = body2(2 if fault == "version" else 1, signer.public_bytes, stamp, {})
-        return Script(steps, [(4, "message")], hs2(body),
+        version: Any = {"version": 2, "version-type": "1"}.get(fault, 1)
+        body = body2(version, signer.public_bytes, stamp, extensions)
+        return Script(steps, [(len(steps) - 1, "message")], hs2(body),
                       rewrite=lambda r: _rewritten(body, r, hs2))
     steps = _handshake("responder", driver_seed, driver_random, trust, None)
     hs1 = Forge().write_hs1(peer_secret)
@@ -371,8 +460,10 @@ def _receive(rng: random.Random) -> Script:
     reply = reference.receive_message(hs1)  # what the driver answers
     assert reply is not None
     steps.append(("receive", {"handle": HANDLE, "message": hs1.hex()}))
+    if fault == "late":
+        steps.append(("set_clock", {"now": T0 + 30.5}))
     steps.append(("receive", {"handle": HANDLE, "message": ""}))
-    body = body3(signer.public_bytes, stamp, {})
+    body = body3(signer.public_bytes, stamp, extensions)
 
     def hs3(data: bytes) -> bytes:
         forge = Forge()
@@ -380,18 +471,18 @@ def _receive(rng: random.Random) -> Script:
         forge.read_hs2(reply)
         return forge.write_hs3(data, signer)
 
-    return Script(steps, [(4, "message")], hs3(body),
+    return Script(steps, [(len(steps) - 1, "message")], hs3(body),
                   rewrite=lambda r: _rewritten(body, r, hs3))
 
 
-_SESSION_ORDERS = ("in-order", "swap", "replay", "rekey", "close", "window")
+_SESSION_ORDERS = ("in-order", "swap", "replay", "rekey", "close", "type-3", "window")
 
 
-def _open(rng: random.Random) -> Script:
+def _open(rng: random.Random, turn: int | None) -> Script:
     """Session messages for a driver that completed a handshake as responder: sealed by
     the runner's initiator, delivered in order, swapped, twice, across a REKEY, after a
     CLOSE or (unordered) around the edge of the replay window; then an exported value."""
-    ordered = rng.random() < 0.5
+    ordered = _ordered(rng)
     driver_seed, driver_random = _seed(rng), rng.randbytes(32)
     driver, peer, peer_secret = Identity.from_seed(driver_seed), _identity(rng), rng.randbytes(32)
     initiator = Initiator(peer, HandshakePolicy(trust=[driver.agent_id]), ordered=ordered,
@@ -408,7 +499,7 @@ def _open(rng: random.Random) -> Script:
                        ordered)
     steps += [("receive", {"handle": HANDLE, "message": hs1.hex()}),
               ("receive", {"handle": HANDLE, "message": hs3.hex()})]
-    order = rng.choice(_SESSION_ORDERS[:5] if ordered else _SESSION_ORDERS)
+    order = rng.choice(_SESSION_ORDERS[:-1] if ordered else _SESSION_ORDERS)
     sent = [session.seal(rng.randbytes(rng.randrange(24))) for _ in range(4)]
     if order == "window":
         top = 2048 + rng.randrange(4)
@@ -426,6 +517,8 @@ def _open(rng: random.Random) -> Script:
             messages += [session.rekey(), session.seal(b"after"), session.seal(b"again")]
         elif order == "close":
             messages += [session.close(), sent[-1]]
+        elif order == "type-3":  # a type no sender writes (the forge writes any)
+            messages.append(session.forge_for_vectors(3, b""))
     at = rng.randrange(len(messages))
     first = len(steps)
     steps += [("open", {"handle": HANDLE, "message": m.hex()}) for m in messages]
@@ -443,16 +536,27 @@ def _rewritten(body: bytes, rng: random.Random, write: Callable[[bytes], bytes]
     return write(changed[0]), f"{changed[1]} in the signed body"
 
 
-_MAKERS: dict[str, Callable[[random.Random], Script]] = {
+_MAKERS: dict[str, Callable[[random.Random, int | None], Script]] = {
     "verify_chain": _verify_chain, "verify_notice": _verify_notice,
     "check_invocation": _check_invocation, "open_envelope": _open_envelope,
     "frame_decode": _frame_decode, "constraint_allows": _constraint_allows,
-    "grant_allows": _grant_allows, "receive": _receive, "open": _open}
+    "grant_allows": _grant_allows, "receive": _receive, "open": _open,
+    "constraint_within": functools.partial(_within, "constraint"),
+    "grant_within": functools.partial(_within, "grant")}
 
 
-def make_input(operation: str, kind: str, rng: random.Random) -> Script:
-    """The script of one input: a genuine one for ``operation``, changed as ``kind`` says."""
-    script = _MAKERS[operation](rng)
+def kind_of(index: int) -> str:
+    """The kind of round ``index``'s inputs: every other round valid, the rest mutated,
+    truncated and re-encoded in turn."""
+    return ("valid", "mutated", "valid", "truncated", "valid", "reencoded")[index % 6]
+
+
+def make_input(operation: str, index: int, rng: random.Random) -> Script:
+    """The script of round ``index``'s input for ``operation``: a genuine one (the valid
+    rounds break the operation's rules in turn, one at a time), changed as
+    :func:`kind_of` says."""
+    kind = kind_of(index)
+    script = _MAKERS[operation](rng, index // 2 if kind == "valid" else None)
     data = script.data
     if kind == "mutated":
         script.set(*mutate(data, rng))

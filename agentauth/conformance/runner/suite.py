@@ -25,7 +25,7 @@ from typing import Final
 
 from ... import files, keyfile
 from ...errors import AgentAuthError, FileError, InvalidArgument
-from . import interop, mutation, scenarios
+from . import differential, interop, mutation, scenarios
 from .check import Check, Context, Fail
 from .driver_process import DriverBroken, Refused, Unimplemented
 from .report import Outcome, Report, Status
@@ -34,15 +34,17 @@ from .vector_replay import load_vectors, vector_checks
 __all__ = ["add_arguments", "all_checks", "main", "run", "run_checks", "run_from_args"]
 
 DEFAULT_MUTATIONS = 120
+DEFAULT_DIFFERENTIAL = 40
 
 
 def all_checks(vectors: Path | None, *, seed: int, mutations: int,
-               peer: bool) -> list[Check]:
+               peer: bool, rounds: int = DEFAULT_DIFFERENTIAL) -> list[Check]:
     """Every check of one run, in order."""
     checks = scenarios.interface_checks()
     checks += vector_checks(load_vectors(vectors))
     checks += scenarios.live_checks()
     checks += mutation.mutation_checks(seed, mutations)
+    checks += differential.reference_checks(seed, rounds)
     if peer:
         checks += interop.interop_checks()
     return checks
@@ -98,7 +100,8 @@ def run_checks(checks: Sequence[Check], ctx: Context, report: Report,
 
 def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = None,
         seed: int | None = None, mutations: int = DEFAULT_MUTATIONS,
-        timeout: float = 10.0, disabled: Sequence[str] = ()) -> Report:
+        timeout: float = 10.0, disabled: Sequence[str] = (),
+        differential: int = DEFAULT_DIFFERENTIAL) -> Report:
     """Run the whole suite against ``driver`` (and ``peer_driver``, for interop)."""
     seed = secrets.randbelow(2**32) if seed is None else seed
     report = Report(driver=driver, seed=seed, mutations=mutations, peer_driver=peer_driver)
@@ -107,7 +110,8 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
     started = time.perf_counter()
     try:
         run_checks(all_checks(vectors, seed=seed, mutations=mutations,
-                              peer=peer_driver is not None), ctx, report, disabled)
+                              peer=peer_driver is not None, rounds=differential), ctx, report,
+                   disabled)
     finally:
         ctx.close()
     report.seconds = time.perf_counter() - started
@@ -143,6 +147,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "mutations (default: random, printed)")
     parser.add_argument("--mutations", type=int, default=DEFAULT_MUTATIONS, metavar="N",
                         help=f"random mutation rounds (default {DEFAULT_MUTATIONS})")
+    parser.add_argument("--differential", type=int, default=DEFAULT_DIFFERENTIAL,
+                        metavar="N", help="rounds of differential inputs answered as this "
+                                          f"implementation answers (default "
+                                          f"{DEFAULT_DIFFERENTIAL})")
     parser.add_argument("--vectors", type=_path, metavar="DIR",
                         help="the vector files to replay (default: this version's)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
@@ -179,13 +187,15 @@ def run_from_args(args: argparse.Namespace, *,
         args.json = None
         show = show or _print_report
         show_ids = show_ids or _print_ids
-    if args.mutations < 0 or args.timeout <= 0 or (args.seed is not None and args.seed < 0):
-        return error(2, "--mutations, --seed and --timeout must not be negative",
+    if (args.mutations < 0 or args.differential < 0 or args.timeout <= 0
+            or (args.seed is not None and args.seed < 0)):
+        return error(2, "--mutations, --differential, --seed and --timeout must not be "
+                        "negative",
                      "invalid_argument")
     if args.list:
         try:
             checks = all_checks(args.vectors, seed=args.seed or 0, mutations=args.mutations,
-                                peer=args.peer_driver is not None)
+                                peer=args.peer_driver is not None, rounds=args.differential)
         except InvalidArgument as exc:
             return error(3, exc.message, exc.code)
         if show_ids is not None:
@@ -206,7 +216,7 @@ def run_from_args(args: argparse.Namespace, *,
     try:
         report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
                      seed=args.seed, mutations=args.mutations, timeout=args.timeout,
-                     disabled=args.disable)
+                     disabled=args.disable, differential=args.differential)
     except InvalidArgument as exc:  # the vector files could not be read
         return error(3, exc.message, exc.code)
     if show is None:
