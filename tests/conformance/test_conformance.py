@@ -107,7 +107,7 @@ def test_a_broken_driver_fails_naming_the_section(mode: str, section: str, detai
 
 def test_a_driver_whose_replies_are_garbled_at_random_never_crashes_the_runner() -> None:
     done = conformance("run", "--driver", f"{BROKEN} chaos", "--seed", "9", "--mutations",
-                       "30")
+                       "30", "--differential", "6")
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr and "runner fault" not in done.stdout
     total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)$", done.stdout, re.MULTILINE)

@@ -73,7 +73,8 @@ def test_the_same_seed_gives_the_same_inputs() -> None:
             one = make_input(operation, index, random.Random(f"5/{operation}/{index}"))
             two = make_input(operation, index, random.Random(f"5/{operation}/{index}"))
             assert one.steps == two.steps and one.what == two.what, (operation, index)
-            assert (one.what == "genuine") == (kind_of(index) == "valid")
+            if one.targets:  # (the interface's inputs are requests, no bytes to change)
+                assert (one.what == "genuine") == (kind_of(index) == "valid")
 
 
 def _decoded(data: bytes) -> object:

@@ -318,7 +318,7 @@ def reference_checks(seed: int, rounds: int) -> list[Check]:
     for index in range(rounds):
         for operation in OPERATIONS:
             where = section(operation, random.Random(f"{seed}/{operation}/{index}"))
-            checks.append(Check(f"protocol.md §{where}", f"differential / {operation} / "
+            checks.append(Check(where, f"differential / {operation} / "
                                 f"{kind_of(index)} / seed {seed} round {index}",
                                 functools.partial(_against_reference, operation, index)))
     return checks

@@ -39,7 +39,7 @@ KINDS: Final = ("valid", "mutated", "truncated", "reencoded")
 #: The operations under test, in the order each round visits them.
 OPERATIONS: Final = ("verify_chain", "verify_notice", "check_invocation", "open_envelope",
                      "frame_decode", "constraint_allows", "constraint_within", "grant_allows",
-                     "grant_within", "receive", "open")
+                     "grant_within", "receive", "open", "interface")
 #: A parameter value standing for the handle the script's last set-up returned.
 HANDLE: Final = "$handle"
 
@@ -395,14 +395,18 @@ _SECTIONS = {"verify_chain": "10.6", "verify_notice": "10.8", "check_invocation"
 
 
 def section(operation: str, rng: random.Random) -> str:
-    """The section of ``protocol.md`` whose rules the input ``rng`` makes for
-    ``operation`` checks (for a handshake message, the message's; for session messages,
-    the session mode's), without making it."""
+    """The section whose rules the input ``rng`` makes for ``operation`` checks (for a
+    handshake message, the message's; for session messages, the session mode's; for the
+    interface's own requests, ``conformance.md`` 6), without making it."""
+    if operation == "interface":
+        return "conformance.md §6"
     if operation == "receive":
-        return {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7"}[_message(rng)]
-    if operation == "open":
-        return "5.5" if _ordered(rng) else "5.6"
-    return _SECTIONS[operation]
+        number = {"hs1": "4.3", "hs2": "4.5", "hs3": "4.7"}[_message(rng)]
+    elif operation == "open":
+        number = "5.5" if _ordered(rng) else "5.6"
+    else:
+        number = _SECTIONS[operation]
+    return f"protocol.md §{number}"
 
 
 def _receive(rng: random.Random, turn: int | None) -> Script:
@@ -528,6 +532,32 @@ def _open(rng: random.Random, turn: int | None) -> Script:
     return Script(steps, [(first + at, "message")], messages[at])
 
 
+_INTERFACE_FAULTS = ("start-responder", "negative-clock", "unknown-identity",
+                     "unknown-handle", "upper-case-hex", "clock-string")
+
+
+def _interface(rng: random.Random, turn: int | None) -> Script:
+    """Requests the interface refuses (conformance.md 2 to 6), then a valid one: a
+    ``start`` on a responder, a negative clock, an identity never created, a handle never
+    given, hex in capitals, a clock as a string."""
+    fault = _one_of(rng, turn, _INTERFACE_FAULTS)
+    seed, other = _seed(rng), _identity(rng)
+    steps = _handshake("responder", seed, rng.randbytes(32), [other.agent_id], None)
+    refused: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        "start-responder": [("start", {"handle": HANDLE})],
+        "negative-clock": [("set_clock", {"now": -rng.choice((1, 0.5))})],
+        "unknown-identity": [("handshake", {"role": "initiator", "identity": other.agent_id,
+                                            "trust": "any"})],
+        "unknown-handle": [("check_timeout", {"handle": "h" + str(rng.randrange(10**6))})],
+        "upper-case-hex": [("create_identity", {"seed": seed.hex().upper()})],
+        "clock-string": [("set_clock", {"now": str(T0)})],
+        "none": []}
+    steps += refused[fault]
+    steps.append(("check_timeout", {"handle": HANDLE}))
+    data = b"" if fault == "none" else fault.encode()
+    return Script(steps, [], data)
+
+
 def _rewritten(body: bytes, rng: random.Random, write: Callable[[bytes], bytes]
                ) -> tuple[bytes, str] | None:
     changed = reencode(body, rng)
@@ -541,6 +571,7 @@ _MAKERS: dict[str, Callable[[random.Random, int | None], Script]] = {
     "check_invocation": _check_invocation, "open_envelope": _open_envelope,
     "frame_decode": _frame_decode, "constraint_allows": _constraint_allows,
     "grant_allows": _grant_allows, "receive": _receive, "open": _open,
+    "interface": _interface,
     "constraint_within": functools.partial(_within, "constraint"),
     "grant_within": functools.partial(_within, "grant")}
 
@@ -557,6 +588,9 @@ def make_input(operation: str, index: int, rng: random.Random) -> Script:
     :func:`kind_of` says."""
     kind = kind_of(index)
     script = _MAKERS[operation](rng, index // 2 if kind == "valid" else None)
+    if not script.targets:  # requests, no bytes to change: the rule broken says it all
+        script.what = f"rule broken: {script.data.decode() or 'none'}"
+        return script
     data = script.data
     if kind == "mutated":
         script.set(*mutate(data, rng))
