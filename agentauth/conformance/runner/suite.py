@@ -1,12 +1,13 @@
 """The conformance runner: ``agentauth conformance run --driver "COMMAND"``.
 
 It drives an implementation through its driver (``spec/conformance.md``) and runs, in
-order: the interface checks, every vector of ``spec/vectors/``, live scenarios in which
-the runner plays the other peer and an active attacker, random mutation rounds from a
-recorded seed, and, given a second driver, the interoperability pairs. It prints a summary
-(PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits 1 on any
-FAIL, or on any SKIP unless skips are allowed; 2 for a usage error (a report file that
-exists already, without ``--force``); 3 if the vector files cannot be read or a report
+order: the interface checks, every vector of ``spec/vectors/``, live scenarios in which the
+runner plays the other peer and an active attacker, random mutation rounds from a recorded
+seed, the differential rounds (inputs answered as this implementation answers them,
+:mod:`.differential`), and, given a second driver, the interoperability pairs. It prints a
+summary (PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits
+1 on any FAIL, or on any SKIP unless skips are allowed; 2 for a usage error (a report file
+that exists already, without ``--force``); 3 if the vector files cannot be read or a report
 cannot be written. Reports are written atomically, never over a key file, a directory, a
 FIFO or a device; they are checked before the run starts.
 """
