@@ -267,7 +267,8 @@ def test_audit_verify_finds_the_exact_record(tmp_path: Path) -> None:
 
 LEAVES = [("demo",), ("keygen",), ("id",), ("export",), ("trust", "add"), ("trust", "list"),
           ("trust", "remove"), ("trust", "rotate"), ("rotate",), ("audit", "verify"),
-          ("delegate",), ("inspect",), ("verify",), ("revoke",), ("conformance", "run")]
+          ("delegate",), ("inspect",), ("verify",), ("revoke",), ("conformance", "run"),
+          ("conformance", "diff")]
 
 
 @pytest.mark.parametrize("command", LEAVES, ids=" ".join)

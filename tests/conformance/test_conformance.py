@@ -152,7 +152,7 @@ def test_one_wrong_code_fails_exactly_the_check_it_answers() -> None:
 
 def test_a_driver_whose_replies_are_garbled_at_random_never_crashes_the_runner() -> None:
     done = conformance("run", "--driver", f"{BROKEN} chaos", "--seed", "9", "--mutations",
-                       "30")
+                       "30", "--differential", "6")
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr and "runner fault" not in done.stdout
     total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)$", done.stdout, re.MULTILINE)
@@ -205,7 +205,7 @@ def test_the_runner_waits_for_a_stalled_driver_only_so_long(tmp_path: Path) -> N
 
 def test_skips_fail_the_run_unless_allowed(tmp_path: Path) -> None:
     done = conformance("run", "--driver", f"{BROKEN} skip-notice", "--mutations", "0",
-                       "--junit", str(tmp_path / "r.xml"))
+                       "--differential", "0", "--junit", str(tmp_path / "r.xml"))
     assert done.returncode == 1
     assert "SKIP protocol.md §10.8 / capability / notice-by-issuer: unimplemented" in done.stdout
     assert re.search(rf"^protocol\.md §10\.8\s+0\s+0\s+{NOTICES}$", done.stdout, re.MULTILINE)
@@ -225,8 +225,8 @@ def test_a_driver_that_cannot_start_fails_fast() -> None:
 
 
 def test_disabled_checks_are_skipped_and_the_list_names_every_check() -> None:
-    done = conformance("run", "--driver", DRIVER, "--mutations", "0", "--disable",
-                       "protocol.md §10.8 / *", "--disable", "*/ attack / tamper-*")
+    done = conformance("run", "--driver", DRIVER, "--mutations", "0", "--differential", "0",
+                       "--disable", "protocol.md §10.8 / *", "--disable", "*/ attack / tamper-*")
     assert done.returncode == 1  # skipped: not allowed
     skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIP ")]
     assert len(skipped) == NOTICES + 7 + 8 and all("disabled by --disable" in x for x in skipped)

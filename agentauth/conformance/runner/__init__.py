@@ -10,6 +10,8 @@
 - :mod:`.sessionless`: capability chains and envelopes made fresh for the driver.
 - :mod:`.mutation`: random mutation rounds from a recorded seed.
 - :mod:`.interop`: two drivers paired through the runner.
+- :mod:`.differential`: two drivers given the same inputs (:mod:`.inputs`, written
+  non-canonically by :mod:`.reencode`), every difference reported.
 - :mod:`.report`: the outcomes, as a summary, JSON and JUnit XML.
 """
 

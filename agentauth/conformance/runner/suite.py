@@ -1,12 +1,13 @@
 """The conformance runner: ``agentauth conformance run --driver "COMMAND"``.
 
 It drives an implementation through its driver (``spec/conformance.md``) and runs, in
-order: the interface checks, every vector of ``spec/vectors/``, live scenarios in which
-the runner plays the other peer and an active attacker, random mutation rounds from a
-recorded seed, and, given a second driver, the interoperability pairs. It prints a summary
-(PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits 1 on any
-FAIL, or on any SKIP unless skips are allowed; 2 for a usage error (a report file that
-exists already, without ``--force``); 3 if the vector files cannot be read or a report
+order: the interface checks, every vector of ``spec/vectors/``, live scenarios in which the
+runner plays the other peer and an active attacker, random mutation rounds from a recorded
+seed, the differential rounds (inputs answered as this implementation answers them,
+:mod:`.differential`), and, given a second driver, the interoperability pairs. It prints a
+summary (PASS/FAIL/SKIP per spec section), optionally writes JSON and JUnit XML, and exits
+1 on any FAIL, or on any SKIP unless skips are allowed; 2 for a usage error (a report file
+that exists already, without ``--force``); 3 if the vector files cannot be read or a report
 cannot be written. Reports are written atomically, never over a key file, a directory, a
 FIFO or a device; they are checked before the run starts.
 """
@@ -25,7 +26,7 @@ from typing import Final
 
 from ... import files, keyfile
 from ...errors import AgentAuthError, FileError, InvalidArgument
-from . import alerts, interop, mutation, scenarios
+from . import alerts, differential, interop, mutation, scenarios
 from .check import Check, Context, Expected, Fail
 from .driver_process import DriverBroken, Refused, Unimplemented
 from .report import Outcome, Report, Status
@@ -34,10 +35,11 @@ from .vector_replay import load_vectors, vector_checks
 __all__ = ["add_arguments", "all_checks", "main", "run", "run_checks", "run_from_args"]
 
 DEFAULT_MUTATIONS = 120
+DEFAULT_DIFFERENTIAL = 40
 
 
 def all_checks(vectors: Path | None, *, seed: int, mutations: int,
-               peer: bool) -> list[Check]:
+               peer: bool, rounds: int = DEFAULT_DIFFERENTIAL) -> list[Check]:
     """Every check of one run, in order."""
     checks = scenarios.interface_checks()
     files = load_vectors(vectors)
@@ -45,6 +47,7 @@ def all_checks(vectors: Path | None, *, seed: int, mutations: int,
     checks += alerts.alert_checks(files)
     checks += scenarios.live_checks()
     checks += mutation.mutation_checks(seed, mutations)
+    checks += differential.reference_checks(seed, rounds)
     if peer:
         checks += interop.interop_checks()
     return checks
@@ -109,7 +112,8 @@ def run_checks(checks: Sequence[Check], ctx: Context, report: Report,
 
 def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = None,
         seed: int | None = None, mutations: int = DEFAULT_MUTATIONS,
-        timeout: float = 10.0, disabled: Sequence[str] = ()) -> Report:
+        timeout: float = 10.0, disabled: Sequence[str] = (),
+        differential: int = DEFAULT_DIFFERENTIAL) -> Report:
     """Run the whole suite against ``driver`` (and ``peer_driver``, for interop)."""
     seed = secrets.randbelow(2**32) if seed is None else seed
     report = Report(driver=driver, seed=seed, mutations=mutations, peer_driver=peer_driver)
@@ -118,7 +122,8 @@ def run(driver: str, *, peer_driver: str | None = None, vectors: Path | None = N
     started = time.perf_counter()
     try:
         run_checks(all_checks(vectors, seed=seed, mutations=mutations,
-                              peer=peer_driver is not None), ctx, report, disabled)
+                              peer=peer_driver is not None, rounds=differential), ctx, report,
+                   disabled)
     finally:
         ctx.close()
     report.seconds = time.perf_counter() - started
@@ -154,6 +159,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "mutations (default: random, printed)")
     parser.add_argument("--mutations", type=int, default=DEFAULT_MUTATIONS, metavar="N",
                         help=f"random mutation rounds (default {DEFAULT_MUTATIONS})")
+    parser.add_argument("--differential", type=int, default=DEFAULT_DIFFERENTIAL,
+                        metavar="N", help="rounds of differential inputs answered as this "
+                                          f"implementation answers (default "
+                                          f"{DEFAULT_DIFFERENTIAL})")
     parser.add_argument("--vectors", type=_path, metavar="DIR",
                         help="the vector files to replay (default: this version's)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
@@ -190,13 +199,15 @@ def run_from_args(args: argparse.Namespace, *,
         args.json = None
         show = show or _print_report
         show_ids = show_ids or _print_ids
-    if args.mutations < 0 or args.timeout <= 0 or (args.seed is not None and args.seed < 0):
-        return error(2, "--mutations, --seed and --timeout must not be negative",
+    if (args.mutations < 0 or args.differential < 0 or args.timeout <= 0
+            or (args.seed is not None and args.seed < 0)):
+        return error(2, "--mutations, --differential, --seed and --timeout must not be "
+                        "negative",
                      "invalid_argument")
     if args.list:
         try:
             checks = all_checks(args.vectors, seed=args.seed or 0, mutations=args.mutations,
-                                peer=args.peer_driver is not None)
+                                peer=args.peer_driver is not None, rounds=args.differential)
         except InvalidArgument as exc:
             return error(3, exc.message, exc.code)
         if show_ids is not None:
@@ -217,7 +228,7 @@ def run_from_args(args: argparse.Namespace, *,
     try:
         report = run(args.driver, peer_driver=args.peer_driver, vectors=args.vectors,
                      seed=args.seed, mutations=args.mutations, timeout=args.timeout,
-                     disabled=args.disable)
+                     disabled=args.disable, differential=args.differential)
     except InvalidArgument as exc:  # the vector files could not be read
         return error(3, exc.message, exc.code)
     if show is None:
