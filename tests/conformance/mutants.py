@@ -303,7 +303,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "    links = parse_links(items[1:] if items and items[0] == 1 else items)\n"
        "    check_root(links[0])", "a notice's path may start with a chain's version"),
     _m("notice-time-any-type", _P + "10.8", "capability.revocation",
-       "or type(issued) is not int or issued < 0", "or type(issued) not in (int, bool)",
+       "or type(issued) is not int or issued < 0",
+       "or type(issued) not in (int, bool) or issued < 0",
        "a notice's time may be a boolean"),
     _m("unauthorized-revoker-accepted", _P + "10.8", "capability.revocation",
        "if not (upstream or surrender):", "if False:",
