@@ -120,8 +120,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 code="unexpected_peer")
 """, "the trust check runs before the expected-peer check (two checks swapped)"),
     _m("failure-not-sticky", _P + "4.13", "handshake",
-       "if self._error is not None:\n            cls, code, message = self._error",
-       "if False:\n            cls, code, message = self._error",
+       "if self._error is not None:\n            cls, code, message, claimed = self._error",
+       "if False:\n            cls, code, message, claimed = self._error",
        "a failed engine answers out_of_order instead of repeating its failure",
        "script:sticky"),
     _m("hs2-short-read", _P + "4.5", "handshake",
@@ -269,9 +269,11 @@ MUTANTS: tuple[Mutant, ...] = (
        '                              "malformed")',
        "a grant's fourth element: false and a non-boolean swap their codes"),
     _m("binding-one-byte-long", _P + "10.7", "capability.invocation",
-       "if not crypto.equal(binding, self._binding):",
-       "if not crypto.equal(binding[:64], self._binding):",
-       "a session invocation's binding may carry one byte more than the channel's"),
+       "or len(binding) not in (0, BINDING_LEN) or",
+       "or len(binding) not in (0, BINDING_LEN, BINDING_LEN + 1) or",
+       "a session invocation's binding may carry one byte more than the channel's", "",
+       ("if not crypto.equal(binding, self._binding) or",
+        "if not crypto.equal(binding[:BINDING_LEN], self._binding) or")),
     _m("invocation-window-end-exclusive", _P + "10.7", "capability.invocation",
        "if abs(issued - now) > limit:", "if abs(issued - now) >= limit:",
        "a detached invocation exactly window + skew old is stale"),
@@ -294,16 +296,15 @@ MUTANTS: tuple[Mutant, ...] = (
        "if False and not crypto.ed25519_verify(holder.public_bytes, INVOKE_CONTEXT + payload,",
        "a detached invocation's signature is not verified"),
     _m("wrong-session-code", _P + "10.7", "capability.invocation",
-       '"the invocation names another session",\n                                   '
-       'code="wrong_session")',
-       '"the invocation names another session",\n                                   '
-       'code="wrong_verifier")', "another session's invocation is wrong_verifier"),
+       '"one", code="wrong_session")', '"one", code="wrong_verifier")',
+       "another session's invocation is wrong_verifier"),
     _m("notice-path-versioned", _P + "10.8", "capability.revocation",
        "    links = parse_links(items)\n    check_root(links[0])",
        "    links = parse_links(items[1:] if items and items[0] == 1 else items)\n"
        "    check_root(links[0])", "a notice's path may start with a chain's version"),
     _m("notice-time-any-type", _P + "10.8", "capability.revocation",
-       "or type(issued) is not int):", "or type(issued) not in (int, bool)):",
+       "or type(issued) is not int or issued < 0",
+       "or type(issued) not in (int, bool) or issued < 0",
        "a notice's time may be a boolean"),
     _m("unauthorized-revoker-accepted", _P + "10.8", "capability.revocation",
        "if not (upstream or surrender):", "if False:",
@@ -326,18 +327,20 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("signature-length-unchecked", _P + "12.2", "envelope",
        "if len(signature) != crypto.SIGNATURE_LEN:", "if False:",
        "a signature of another length is bad_signature, not malformed"),
-    _m("signature-length-before-recipient", _P + "12.2", "envelope",
-       """    if not crypto.equal(recipient, me):
-        raise AuthenticationError("the envelope is addressed to another agent",
-                                  code="wrong_recipient")
-    if len(signature) != crypto.SIGNATURE_LEN:
-        raise DecodeError("a signature is 64 bytes", code="malformed")
-""", """    if len(signature) != crypto.SIGNATURE_LEN:
+    _m("recipient-before-signature-length", _P + "12.2", "envelope",
+       "    if len(signature) != crypto.SIGNATURE_LEN:"
+       """  # the form (spec 12.2 step 1), like the rest
         raise DecodeError("a signature is 64 bytes", code="malformed")
     if not crypto.equal(recipient, me):
         raise AuthenticationError("the envelope is addressed to another agent",
                                   code="wrong_recipient")
-""", "the signature's length is checked before the recipient (two checks swapped)"),
+""", """    if not crypto.equal(recipient, me):
+        raise AuthenticationError("the envelope is addressed to another agent",
+                                  code="wrong_recipient")
+    if len(signature) != crypto.SIGNATURE_LEN:
+        raise DecodeError("a signature is 64 bytes", code="malformed")
+""", "the recipient is checked before the signature's length, a part of the form "
+       "(two checks swapped)"),
     _m("stale-end-inclusive", _P + "12.2", "envelope",
        "if envelope.time < now - window - skew:", "if envelope.time <= now - window - skew:",
        "an envelope exactly window + skew old is stale"),
@@ -403,9 +406,10 @@ MUTANTS: tuple[Mutant, ...] = (
        'raise InvalidState(f"no {what} with handle {handle[:40]!r}")',
        "an unknown handle is invalid_state, not invalid_argument", "script:unknown-handle"),
     _m("start-on-responder", _C + "6", "conformance.driver.operations",
-       'engine = self._get(p.handle, Initiator, "initiator")',
-       'engine = self._get(p.handle, Initiator | Responder, "handshake")',
-       "start on a responder handle gives the engine's invalid_state",
+       'raise InvalidState("a responder has no start: it reads HS1")',
+       'raise InvalidArgument("a responder has no start: it reads HS1")',
+       "start on a responder is refused as a handle of another kind (invalid_argument), "
+       "not invalid_state",
        "script:start-responder"),
     _m("hello-any-version", _C + "4", "conformance.driver.operations",
        "if INTERFACE_VERSION not in p.interface:", "if False:",
@@ -467,30 +471,30 @@ WITNESSES = {
     "holder-unchecked": "verify_chain/valid/0",
     "root-scope-unchecked": "verify_chain/valid/6",
     "link-signature-unchecked": "verify_chain/mutated/55",
-    "request-unchecked": "check_invocation/valid/4",
+    "request-unchecked": "check_invocation/valid/8",
     "chain-version-code": "verify_chain/valid/28",
     "range-end-exclusive": "constraint_allows/valid/76",
     "range-narrowing-ignores-top": "grant_within/valid/44",
-    "unknown-kind-code": "grant_allows/valid/4",
-    "constraint-names-unsorted": "grant_allows/valid/6",
+    "unknown-kind-code": "grant_allows/valid/64",
+    "constraint-names-unsorted": "grant_allows/reencoded/23",
     "closed-world-ignored": "grant_allows/valid/26",
-    "open-world-flag-codes-swapped": "grant_allows/valid/70",
-    "binding-one-byte-long": "check_invocation/valid/18",
+    "open-world-flag-codes-swapped": "grant_allows/valid/4",
+    "binding-one-byte-long": "check_invocation/valid/2",
     "invocation-window-end-exclusive": "check_invocation/valid/24",
     "invocation-window-one-sided": "check_invocation/valid/26",
     "detached-replay-unchecked": "check_invocation/valid/22",
     "session-replay-unchecked": "check_invocation/valid/10",
     "invocation-nested-payload": "check_invocation/valid/12",
-    "invocation-signature-unchecked": "check_invocation/valid/2",
-    "wrong-session-code": "check_invocation/valid/18",
+    "invocation-signature-unchecked": "check_invocation/valid/18",
+    "wrong-session-code": "check_invocation/valid/0",
     "notice-path-versioned": "verify_notice/valid/6",
     "notice-time-any-type": "verify_notice/valid/22",
     "unauthorized-revoker-accepted": "verify_notice/valid/0",
     "notice-signature-unchecked": "verify_notice/valid/4",
     "notice-nested-payload": "verify_notice/valid/10",
-    "recipient-unchecked": "open_envelope/valid/30",
+    "recipient-unchecked": "open_envelope/valid/40",
     "signature-length-unchecked": "open_envelope/valid/26",
-    "signature-length-before-recipient": "open_envelope/valid/30",
+    "recipient-before-signature-length": "open_envelope/valid/30",
     "stale-end-inclusive": "open_envelope/valid/4",
     "future-end-exclusive": "open_envelope/valid/8",
     "envelope-replay-unchecked": "open_envelope/valid/18",

@@ -40,7 +40,7 @@ def test_the_mutants_cover_every_part_the_runner_checks() -> None:
                  "action-syntax-before-order", "invocation-nested-payload",
                  "notice-nested-payload", "envelope-nested-body", "notice-path-versioned",
                  "binding-one-byte-long", "signature-length-unchecked",
-                 "signature-length-before-recipient", "notice-time-any-type",
+                 "recipient-before-signature-length", "notice-time-any-type",
                  "invocation-window-end-exclusive", "invocation-window-one-sided",
                  "sealed-inner-kind-code", "start-on-responder", "unknown-handle-code"):
         assert name in mutants.BY_NAME, name

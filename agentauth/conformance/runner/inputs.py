@@ -232,7 +232,10 @@ def _check_invocation(rng: random.Random, turn: int | None) -> Script:
     holder = chain.holders[-1]
     anchors = {chain.root.agent_id: "**"}
     stranger = _identity(rng)
-    if rng.random() < 0.4:
+    in_session = rng.random() < 0.4
+    if turn is not None:  # each branch's faults in turn: 8 session turns, then 8 detached
+        in_session, turn = turn % 16 < 8, turn % 8
+    if in_session:
         fault = _one_of(rng, turn, ("binding", "binding-long", "binding-short", "peer", "action",
                               "replay", "nested"))
         request = Request("fs/reports/q3/a", "write" if fault == "action" else "read",

@@ -144,6 +144,16 @@ def _chain_time(offset: int, code: str, ctx: Context) -> None:
                                         request=chain.request), f"a chain at T0{offset:+d}")
 
 
+def _chain_last_second(ctx: Context) -> None:
+    """A clock 0.75 s into the last second of bob's link (it expires at T0 + 600; the skew
+    is 60): the driver rounds the clock down (conformance.md 7), so the chain is valid."""
+    chain = Chain(ctx)
+    d = ctx.driver()
+    d.call("set_clock", now=T0 + 659.75)
+    d.call("verify_chain", chain=chain.data.hex(), anchors=chain.anchors, holder=chain.bob,
+           request=chain.request)
+
+
 def _held_by(holder: Identity, ctx: Context) -> tuple[bytes, dict[str, str]]:
     root = Identity.from_seed(bytes.fromhex(ctx.seed32()))
     link = delegate(root, holder.agent_id, [Grant("jobs/**", {"run"})], not_before=T0 - 60,
@@ -408,4 +418,5 @@ def sessionless_checks() -> list[Check]:
           for what in ("no-chain", "unknown-chain", "stolen-chain", "no-handler",
                        "other-action")),
     ]
-    return [Check(_P + section, f"live / {name}", fn) for section, name, fn in c]
+    return [*(Check(_P + section, f"live / {name}", fn) for section, name, fn in c),
+            Check("conformance.md §7", "live / chain-clock-rounded-down", _chain_last_second)]
