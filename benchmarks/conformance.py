@@ -88,7 +88,10 @@ class _Direct(Context):
         return self._objects[index]
 
     def hello(self, index: int = 0) -> dict[str, Any]:
-        return {"implementation": "in-process"}
+        # What the driver itself says (its protocol versions are checked by conformance
+        # section 6), under the in-process name.
+        return {**self._objects[index].call("hello", interface=[1]),
+                "implementation": "in-process"}
 
     def reset(self) -> None:
         for driver in self._objects:
