@@ -27,13 +27,13 @@ from ..handshake import HandshakePolicy, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 from ..session import Session
 from ._common import (
-    CLOSE_TIMEOUT,
     AgentAuthAttribute,
     Limits,
     channel_attributes,
     check_limits,
     establish,
     handshake_engine,
+    last_word,
     transport_error,
 )
 
@@ -293,11 +293,7 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
 
     async def _send_close(self) -> None:
         self._eof_sent = True
-        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-            try:
-                await self.transport_stream.send(self._frame(self._session.close()))
-            except (*TRANSPORT_ERRORS, anyio.BusyResourceError, AgentAuthError):
-                pass
+        await last_word(lambda: self.transport_stream.send(self._frame(self._session.close())))
 
     async def aclose(self) -> None:
         """Send CLOSE if not yet sent (waiting at most a second), then close the transport.

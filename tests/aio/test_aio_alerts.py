@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
+from anyio.abc import ObjectStream, SocketAttribute, SocketListener, SocketStream
 from support import ALICE, BOB, CAROL, raises
 from support.aio import memory_pair, trusting
 
@@ -23,6 +24,7 @@ from agentauth import (
     Identity,
     Initiator,
     PeerRefused,
+    TransportError,
     connect,
     create_listener,
     wire,
@@ -260,3 +262,58 @@ async def test_a_client_that_speaks_first_still_hears_why() -> None:
             while listener.failed < 1:  # the server counted its own refusal, as before
                 await anyio.wait_all_tasks_blocked()
             tg.cancel_scope.cancel()
+
+
+@dataclass
+class FailsAfterFirst(ObjectStream[bytes]):
+    """Sends its first item, then raises ``error`` on every send; records its close."""
+
+    inner: ObjectStream[bytes]
+    error: Exception
+    sent: int = 0
+    closed: bool = False
+
+    async def send(self, item: bytes) -> None:
+        self.sent += 1
+        if self.sent > 1:
+            raise self.error
+        await self.inner.send(item)
+
+    async def receive(self) -> bytes:
+        return await self.inner.receive()
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
+        return {}
+
+
+@pytest.mark.parametrize("error", [
+    TransportError("the inner channel ended", code="connection_lost"),
+    anyio.EndOfStream(), RuntimeError("a transport's own bug"), OSError("broken pipe"),
+], ids=lambda e: type(e).__name__)
+async def test_an_alert_that_cannot_go_leaves_the_handshakes_error(
+        error: Exception) -> None:
+    # The alert is a last word like CLOSE: whatever its send raises is dropped, the
+    # handshake's own failure is what the caller gets, and the transport is closed.
+    with anyio.fail_after(ONE_TRIP):
+        ours, theirs = memory_pair()
+        transport = FailsAfterFirst(theirs, error)
+        out: dict[str, Any] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outcome, lambda: AgentAuthMessageStream.wrap(
+                transport, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id),
+                out, "client")
+            await ours.receive()  # HS1
+            await ours.send(bytes(40))  # no HS2: the client fails with malformed
+        with raises("malformed"):
+            raise out["client"]
+        assert transport.sent == 2  # the alert was tried
+        assert transport.closed
+
