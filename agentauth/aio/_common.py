@@ -125,7 +125,10 @@ async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[
         await _farewell(transport, engine, send_alert)
         raise error from None  # (the engine's failure was the audit event)
     except BaseException as exc:
-        if isinstance(exc, RemoteError):  # found here, not by a step: a frame over the limit
+        # Found here, not by a step: a frame over the limit or an item that is not bytes
+        # fails the engine (spec 4.14). A transport that ended or broke is no decision
+        # about the peer: no alert, no handshake_refused event.
+        if isinstance(exc, RemoteError) and not isinstance(exc, TransportError):
             engine.abort(exc)
         await _farewell(transport, engine, send_alert)
         raise

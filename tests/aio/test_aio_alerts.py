@@ -6,7 +6,8 @@ timeout would give fails the test."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from agentauth import (
 )
 from agentauth.aio.stream import _frame
 from agentauth.alert import encode_alert
+from agentauth.audit import AUDIT_LOGGER
 
 pytestmark = pytest.mark.anyio
 
@@ -264,6 +266,28 @@ async def test_a_client_that_speaks_first_still_hears_why() -> None:
             tg.cancel_scope.cancel()
 
 
+@pytest.fixture
+def refusals() -> Iterator[list[dict[str, Any]]]:
+    """The handshake_refused audit events written while the test runs."""
+    found: list[dict[str, Any]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = getattr(record, "audit", {})
+            if event.get("event") == "handshake_refused":
+                found.append(event)
+
+    logger = logging.getLogger(AUDIT_LOGGER)
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @dataclass
 class FailsAfterFirst(ObjectStream[bytes]):
     """Sends its first item, then raises ``error`` on every send; records its close."""
@@ -317,3 +341,23 @@ async def test_an_alert_that_cannot_go_leaves_the_handshakes_error(
         assert transport.sent == 2  # the alert was tried
         assert transport.closed
 
+
+async def test_a_connection_closed_before_hs1_is_no_refusal(
+        refusals: list[dict[str, Any]]) -> None:
+    # A dropped connection is no decision about a peer: no alert, no audit event.
+    with anyio.fail_after(ONE_TRIP):
+        async with tcp() as (left, right):
+            out: dict[str, Any] = {}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(outcome, lambda: AgentAuthStream.wrap(
+                    right, BOB, trusting(ALICE), initiator=False), out, "server")
+                await left.aclose()
+        with raises("unexpected_eof"):
+            raise out["server"]
+        assert refusals == []
+        # A frame over the limit still is one (spec 4.14).
+        async with tcp() as (left, right), anyio.create_task_group() as tg:
+            tg.start_soon(outcome, lambda: AgentAuthStream.wrap(
+                right, BOB, trusting(ALICE), initiator=False), out, "server")
+            await left.send((70_000).to_bytes(4, "big"))
+        assert [r["code"] for r in refusals] == ["oversize"]
