@@ -361,3 +361,47 @@ async def test_a_connection_closed_before_hs1_is_no_refusal(
                 right, BOB, trusting(ALICE), initiator=False), out, "server")
             await left.send((70_000).to_bytes(4, "big"))
         assert [r["code"] for r in refusals] == ["oversize"]
+
+
+async def test_a_late_alert_on_a_message_transport_is_only_a_rejected_message(
+        refusals: list[dict[str, Any]]) -> None:
+    # One-way traffic: the initiator never accepts a session message. Past the handshake
+    # timeout from DONE, an injected alert-sized item is a malformed session message,
+    # which leaves a message transport's channel usable (5.5, 5.10).
+    with anyio.fail_after(ONE_TRIP):
+        left, right = memory_pair()
+        out: dict[str, Any] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outcome, lambda: AgentAuthMessageStream.wrap(
+                right, BOB, trusting(ALICE), initiator=False), out, "server")
+            tg.start_soon(outcome, lambda: AgentAuthMessageStream.wrap(
+                left, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id,
+                handshake_timeout=0.3), out, "client")
+        client, server = out["client"], out["server"]
+        await client.send(b"one way")
+        assert await server.receive() == b"one way"
+        await anyio.sleep(0.35)  # the window's length passes: no event marks its end
+        await right.send(encode_alert("revoked"))  # as if from the server
+        with raises("malformed"):
+            await client.receive()
+        await client.send(b"still here")
+        assert await server.receive() == b"still here"
+        await server.send(b"and here")
+        assert await client.receive() == b"and here"
+        assert refusals == []
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_a_refusal_after_done_names_no_peer(refusals: list[dict[str, Any]]
+                                                  ) -> None:
+    # The alert is not authenticated: its event must not read as the verified peer's.
+    with anyio.fail_after(ONE_TRIP):
+        out = await handshake(AgentAuthMessageStream.wrap, *memory_pair(),
+                              server_trusts=CAROL)
+        with raises("peer_refused"):
+            await out["client"].receive()
+        await out["client"].aclose()
+        assert {"event": "handshake_refused", "role": "initiator", "code": "peer_refused",
+                "claimed": "untrusted_peer"} in refusals
+        assert all("peer" not in r for r in refusals if r["role"] == "initiator")
