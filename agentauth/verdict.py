@@ -11,7 +11,9 @@ value is read by its truthiness (a coroutine, ``None``, ``0``, ``"yes"``, an obj
 
 :func:`ask` calls a callback on a synchronous path and :func:`ask_async` on an
 asynchronous one. Both let an :class:`~agentauth.errors.AgentAuthError` from the callback
-through unchanged (a credentials check raises ``CapabilityDenied`` on purpose), and
+through unchanged (a credentials check raises ``CapabilityDenied`` on purpose), except
+:class:`~agentauth.errors.PeerRefused` (another peer's unauthenticated claim, relayed, is
+no decision of this callback: ``invalid_argument``), and
 ``BaseException`` that is not an ``Exception`` (cancellation, ``KeyboardInterrupt``);
 any other exception becomes ``invalid_argument`` naming the callback and the exception's
 type (not its text, which could hold anything), with the original as its cause.
@@ -44,7 +46,7 @@ import math
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final, TypeAlias, TypeGuard, TypeVar
 
-from .errors import AgentAuthError, InvalidArgument
+from .errors import AgentAuthError, InvalidArgument, PeerRefused
 
 __all__ = ["MAX_TIME", "MAX_WINDOW", "Question", "answer", "ask", "ask_async",
            "check_bounds", "check_callback", "check_window", "drive", "drive_async",
@@ -91,6 +93,8 @@ def _call(what: str, callback: Callable[..., Any], args: tuple[Any, ...]) -> obj
     """``callback(*args)``, with an exception it raises translated as the module says."""
     try:
         return callback(*args)
+    except PeerRefused as exc:  # another peer's claim, not this callback's decision
+        raise _raised(what, callback, exc) from exc
     except AgentAuthError:
         raise
     except Exception as exc:
@@ -114,6 +118,8 @@ async def ask_async(what: str, admit: bool, callback: Callable[..., Any],
         value = callback(*args)
         if inspect.isawaitable(value):
             value = await value
+    except PeerRefused as exc:  # as in _call
+        raise _raised(what, callback, exc) from exc
     except AgentAuthError:
         raise
     except Exception as exc:

@@ -33,6 +33,7 @@ from ..errors import (
     CapabilityDenied,
     DecodeError,
     InvalidArgument,
+    PeerRefused,
     ProtocolViolation,
     Refusal,
     RemoteError,
@@ -151,8 +152,9 @@ def encode_error(request_id: int, error: AgentAuthError) -> bytes:
     """The ERROR frame that tells the peer why ``error`` refused its request: the code and
     message of a remote or store error, and of a capability refusal what
     :meth:`Refusal.for_peer` shows; anything else is ``handler_failed`` with no detail
-    (the serving side logs it)."""
-    if not isinstance(error, RemoteError | StoreError):
+    (the serving side logs it), :class:`PeerRefused` included: another peer's claim that
+    a handler relays is no refusal of this request by this server (spec 15.5)."""
+    if not isinstance(error, RemoteError | StoreError) or isinstance(error, PeerRefused):
         error = RequestError("the request failed on the serving side", code="handler_failed")
     refusal = error.refusal if isinstance(error, CapabilityDenied) else None
     told = {} if refusal is None else refusal.for_peer()
@@ -224,14 +226,15 @@ def decode_frame(data: bytes, limit: int) -> Frame:
 def error_from_frame(frame: Frame) -> AgentAuthError:
     """The typed error an ERROR frame stands for: the class the registry gives its code
     (a :class:`CapabilityDenied` with the peer's view of its :class:`Refusal`). A code of
-    a class the serving side never sends (a local error) is ``malformed``."""
+    a class the serving side never sends (a local error, or ``peer_refused``, which is
+    never a server's answer, spec 15.5) is ``malformed``."""
     cls = ERROR_CODES[frame.code][0]
     # The peer's text reaches the application's logs: no control characters (a forged
     # line, a terminal escape), each shown as "?".
     told_reason = "".join(c if c.isprintable() else "?" for c in frame.reason)
     reason = f"the peer refused the request: {told_reason}"
-    if not issubclass(cls, RemoteError | StoreError):
-        return DecodeError(f"an ERROR frame names the local error {frame.code!r}",
+    if not issubclass(cls, RemoteError | StoreError) or issubclass(cls, PeerRefused):
+        return DecodeError(f"an ERROR frame names {frame.code!r}, which no server sends",
                            code="malformed")
     if issubclass(cls, CapabilityDenied):
         told = dict(frame.refusal or {})

@@ -27,13 +27,13 @@ from ..handshake import HandshakePolicy, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 from ..session import Session
 from ._common import (
-    CLOSE_TIMEOUT,
     AgentAuthAttribute,
     Limits,
     channel_attributes,
     check_limits,
     establish,
     handshake_engine,
+    last_word,
     transport_error,
 )
 
@@ -74,7 +74,8 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         self._eof_received = False
         self._closed = False
         # An initiator reads a short message as an alert until the responder's first
-        # session message is accepted (spec 4.14: the responder may have refused HS3).
+        # session message is accepted (spec 4.14: the responder may have refused HS3), and
+        # on a message transport only within the handshake timeout from now (DONE).
         self._alert_possible = attributes[AgentAuthAttribute.role]() is Role.INITIATOR
 
     # ---------------------------------------------------------------- creation
@@ -198,7 +199,7 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
             while True:
                 self._check_usable(sending=False)
                 message = await self._within_limits()
-                if self._alert_possible and is_alert(message):
+                if self._alert_possible and is_alert(message) and self._alert_in_time():
                     self._refused(message)
                 try:
                     payload = self._session.open(message)
@@ -233,6 +234,14 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
                     raise anyio.ClosedResourceError from None
                 self._fail(transport_error(exc, "receiving (no CLOSE came first)"))
 
+    def _alert_in_time(self) -> bool:
+        # A responder that refuses HS3 answers within one round trip. On a message
+        # transport a forged item after that is only a rejected message (5.5), so it must
+        # not end the channel; on a byte stream any forged frame ends it anyway, and a
+        # refusal may wait in the stream unread, so there the window has no time bound.
+        return self._ORDERED or (time.monotonic() - self._started
+                                 <= self._limits.handshake_timeout)
+
     def _refused(self, message: bytes) -> NoReturn:
         """Read ``message`` as the responder's alert (spec 4.14): a valid one ends the
         channel, on any transport, with the peer's claim; a malformed one is a rejected
@@ -242,8 +251,10 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
         except DecodeError as exc:
             self._fail(exc)
         self._error = refused  # the responder keeps no session: nothing more can come
+        # Unauthenticated (spec 4.14): the event names no peer, as before DONE, lest the
+        # claim be recorded as the authenticated peer's.
         audit.emit("handshake_refused", role=Role.INITIATOR.value, code=refused.code,
-                   peer=self.peer_id, claimed=refused.claimed)
+                   claimed=refused.claimed)
         raise refused
 
     # ---------------------------------------------------------------- limits
@@ -293,11 +304,7 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
 
     async def _send_close(self) -> None:
         self._eof_sent = True
-        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-            try:
-                await self.transport_stream.send(self._frame(self._session.close()))
-            except (*TRANSPORT_ERRORS, anyio.BusyResourceError, AgentAuthError):
-                pass
+        await last_word(lambda: self.transport_stream.send(self._frame(self._session.close())))
 
     async def aclose(self) -> None:
         """Send CLOSE if not yet sent (waiting at most a second), then close the transport.

@@ -23,7 +23,8 @@ from ..identity import Identity, PeerKey
 from ..verdict import is_seconds
 
 __all__ = ["CLOSE_TIMEOUT", "AgentAuthAttribute", "Limits", "channel_attributes",
-           "check_limits", "establish", "handshake_engine", "transport_error"]
+           "check_limits", "establish", "handshake_engine", "last_word",
+           "transport_error"]
 
 T = TypeVar("T")
 
@@ -121,28 +122,37 @@ async def establish(transport: Any, limits: Limits, run: Callable[[], Awaitable[
         error = HandshakeTimeout(f"the handshake did not finish within "
                                  f"{limits.handshake_timeout} s")
         engine.abort(error)
-        await _farewell(engine, send_alert)
-        await anyio.aclose_forcefully(transport)
+        await _farewell(transport, engine, send_alert)
         raise error from None  # (the engine's failure was the audit event)
     except BaseException as exc:
-        if isinstance(exc, RemoteError):  # found here, not by a step: a frame over the limit
+        # Found here, not by a step: a frame over the limit or an item that is not bytes
+        # fails the engine (spec 4.14). A transport that ended or broke is no decision
+        # about the peer: no alert, no handshake_refused event.
+        if isinstance(exc, RemoteError) and not isinstance(exc, TransportError):
             engine.abort(exc)
-        await _farewell(engine, send_alert)
-        await anyio.aclose_forcefully(transport)
+        await _farewell(transport, engine, send_alert)
         raise
 
 
-async def _farewell(engine: Initiator | Responder,
+async def _farewell(transport: Any, engine: Initiator | Responder,
                     send_alert: Callable[[bytes], Awaitable[None]]) -> None:
-    # Best effort, bounded like a CLOSE, and shielded: a cancelled handshake that had
-    # already failed still tells the peer why. An alert that cannot go is dropped.
-    alert = engine.alert
-    if alert is None:
-        return
-    with (anyio.move_on_after(CLOSE_TIMEOUT, shield=True),
-          contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError,
-                              anyio.BusyResourceError, OSError)):
-        await send_alert(alert)
+    # The alert is a last word like a CLOSE: a cancelled handshake that had already failed
+    # still tells the peer why. The transport is closed whatever the send did.
+    try:
+        alert = engine.alert
+        if alert is not None:
+            await last_word(lambda: send_alert(alert))
+    finally:
+        await anyio.aclose_forcefully(transport)
+
+
+async def last_word(send: Callable[[], Awaitable[None]]) -> None:
+    """Run ``send``, the last thing a channel sends (an alert or a CLOSE), as best effort:
+    shielded from cancellation, bounded by :data:`CLOSE_TIMEOUT`, and any ``Exception``
+    it raises dropped, so the failure that ended the channel is the one reported.
+    Cancellation and other ``BaseException``s are not dropped."""
+    with anyio.move_on_after(CLOSE_TIMEOUT, shield=True), contextlib.suppress(Exception):
+        await send()
 
 
 def channel_attributes(result: HandshakeResult, *, initiator: bool

@@ -178,10 +178,11 @@ class AgentAuth(httpx.Auth):
 def _refusal(status: int, code: str) -> PeerRefused:
     """The error an unsigned refusal (``status``, ``Agentauth-Error: code``) amounts to:
     the server's claim, never a check of the client's own (spec 13.9); raises
-    ``malformed`` if ``code`` is not a code of the registry."""
-    if code not in ERROR_CODES:
-        raise DecodeError("the answer's Agentauth-Error is not an error code",
-                          code="malformed")
+    ``malformed`` if ``code`` is not a code of the registry, or is ``peer_refused``,
+    which no server answers with."""
+    if code not in ERROR_CODES or code == "peer_refused":
+        raise DecodeError("the answer's Agentauth-Error is not an error code a server "
+                          "sends", code="malformed")
     return PeerRefused(f"the server refused the request ({status}); its answer is not "
                        f"signed", claimed=code)
 

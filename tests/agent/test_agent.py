@@ -17,6 +17,7 @@ from agentauth import (
     CapabilityDenied,
     Identity,
     InvalidState,
+    PeerRefused,
     ReplayDetected,
     RequestError,
 )
@@ -42,6 +43,10 @@ def make_server(**options: object) -> Agent:
     @alice.handles("boom/**", "read")
     async def boom(request: Incoming) -> bytes:
         raise RuntimeError("a bug in the handler")
+
+    @alice.handles("upstream/**", "read")
+    async def upstream(request: Incoming) -> bytes:  # another peer refused this server
+        raise PeerRefused("an upstream peer refused", claimed="untrusted_peer")
 
     return alice
 
@@ -138,6 +143,9 @@ async def test_no_handler_and_a_failing_handler_are_typed_and_the_channel_lives(
             await peer.request("boom/x", "read")
         assert caught.value.code == "handler_failed"
         assert "a bug" not in str(caught.value)  # the peer is not told the handler's text
+        with pytest.raises(RequestError) as caught:  # not relayed as this server's refusal
+            await peer.request("upstream/x", "read")
+        assert caught.value.code == "handler_failed"
         assert await peer.request("reports/q3", "read") == b"reports/q3 read {}"
 
 

@@ -14,8 +14,10 @@ from agentauth import (
     ERROR_CODES,
     AgentAuthError,
     CapabilityDenied,
+    DecodeError,
     Identity,
     InvalidArgument,
+    PeerRefused,
     Refusal,
     StoreError,
     wire,
@@ -209,6 +211,18 @@ def test_an_error_frame_never_raises_a_local_error_at_the_requester() -> None:
     assert "secret" not in frame.reason
     forged = wire.encode_map(4, 1, "invalid_argument", "x", {})  # a peer that sends one
     assert error_from_frame(decode_frame(forged, LIMIT)).code == "malformed"
+
+
+def test_peer_refused_is_never_a_servers_answer() -> None:
+    # A handler's PeerRefused is another peer's claim, relayed: handler_failed (15.5);
+    # and an ERROR frame naming peer_refused is malformed, never a PeerRefused.
+    relayed = PeerRefused("an upstream peer refused", claimed="untrusted_peer")
+    frame = decode_frame(encode_error(1, relayed), LIMIT)
+    assert (frame.code, frame.reason) == ("handler_failed",
+                                          "the request failed on the serving side")
+    forged = wire.encode_map(4, 1, "peer_refused", "x", {})
+    told = error_from_frame(decode_frame(forged, LIMIT))
+    assert type(told) is DecodeError and told.code == "malformed"
 
 
 def _mutated() -> st.SearchStrategy[bytes]:

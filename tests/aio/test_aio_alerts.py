@@ -6,13 +6,15 @@ timeout would give fails the test."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
+from anyio.abc import ObjectStream, SocketAttribute, SocketListener, SocketStream
 from support import ALICE, BOB, CAROL, raises
 from support.aio import memory_pair, trusting
 
@@ -23,12 +25,14 @@ from agentauth import (
     Identity,
     Initiator,
     PeerRefused,
+    TransportError,
     connect,
     create_listener,
     wire,
 )
 from agentauth.aio.stream import _frame
 from agentauth.alert import encode_alert
+from agentauth.audit import AUDIT_LOGGER
 
 pytestmark = pytest.mark.anyio
 
@@ -260,3 +264,144 @@ async def test_a_client_that_speaks_first_still_hears_why() -> None:
             while listener.failed < 1:  # the server counted its own refusal, as before
                 await anyio.wait_all_tasks_blocked()
             tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+def refusals() -> Iterator[list[dict[str, Any]]]:
+    """The handshake_refused audit events written while the test runs."""
+    found: list[dict[str, Any]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = getattr(record, "audit", {})
+            if event.get("event") == "handshake_refused":
+                found.append(event)
+
+    logger = logging.getLogger(AUDIT_LOGGER)
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@dataclass
+class FailsAfterFirst(ObjectStream[bytes]):
+    """Sends its first item, then raises ``error`` on every send; records its close."""
+
+    inner: ObjectStream[bytes]
+    error: Exception
+    sent: int = 0
+    closed: bool = False
+
+    async def send(self, item: bytes) -> None:
+        self.sent += 1
+        if self.sent > 1:
+            raise self.error
+        await self.inner.send(item)
+
+    async def receive(self) -> bytes:
+        return await self.inner.receive()
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
+        return {}
+
+
+@pytest.mark.parametrize("error", [
+    TransportError("the inner channel ended", code="connection_lost"),
+    anyio.EndOfStream(), RuntimeError("a transport's own bug"), OSError("broken pipe"),
+], ids=lambda e: type(e).__name__)
+async def test_an_alert_that_cannot_go_leaves_the_handshakes_error(
+        error: Exception) -> None:
+    # The alert is a last word like CLOSE: whatever its send raises is dropped, the
+    # handshake's own failure is what the caller gets, and the transport is closed.
+    with anyio.fail_after(ONE_TRIP):
+        ours, theirs = memory_pair()
+        transport = FailsAfterFirst(theirs, error)
+        out: dict[str, Any] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outcome, lambda: AgentAuthMessageStream.wrap(
+                transport, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id),
+                out, "client")
+            await ours.receive()  # HS1
+            await ours.send(bytes(40))  # no HS2: the client fails with malformed
+        with raises("malformed"):
+            raise out["client"]
+        assert transport.sent == 2  # the alert was tried
+        assert transport.closed
+
+
+async def test_a_connection_closed_before_hs1_is_no_refusal(
+        refusals: list[dict[str, Any]]) -> None:
+    # A dropped connection is no decision about a peer: no alert, no audit event.
+    with anyio.fail_after(ONE_TRIP):
+        async with tcp() as (left, right):
+            out: dict[str, Any] = {}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(outcome, lambda: AgentAuthStream.wrap(
+                    right, BOB, trusting(ALICE), initiator=False), out, "server")
+                await left.aclose()
+        with raises("unexpected_eof"):
+            raise out["server"]
+        assert refusals == []
+        # A frame over the limit still is one (spec 4.14).
+        async with tcp() as (left, right), anyio.create_task_group() as tg:
+            tg.start_soon(outcome, lambda: AgentAuthStream.wrap(
+                right, BOB, trusting(ALICE), initiator=False), out, "server")
+            await left.send((70_000).to_bytes(4, "big"))
+        assert [r["code"] for r in refusals] == ["oversize"]
+
+
+async def test_a_late_alert_on_a_message_transport_is_only_a_rejected_message(
+        refusals: list[dict[str, Any]]) -> None:
+    # One-way traffic: the initiator never accepts a session message. Past the handshake
+    # timeout from DONE, an injected alert-sized item is a malformed session message,
+    # which leaves a message transport's channel usable (5.5, 5.10).
+    with anyio.fail_after(ONE_TRIP):
+        left, right = memory_pair()
+        out: dict[str, Any] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outcome, lambda: AgentAuthMessageStream.wrap(
+                right, BOB, trusting(ALICE), initiator=False), out, "server")
+            tg.start_soon(outcome, lambda: AgentAuthMessageStream.wrap(
+                left, ALICE, trusting(BOB), initiator=True, expect=BOB.agent_id,
+                handshake_timeout=0.3), out, "client")
+        client, server = out["client"], out["server"]
+        await client.send(b"one way")
+        assert await server.receive() == b"one way"
+        await anyio.sleep(0.35)  # the window's length passes: no event marks its end
+        await right.send(encode_alert("revoked"))  # as if from the server
+        with raises("malformed"):
+            await client.receive()
+        await client.send(b"still here")
+        assert await server.receive() == b"still here"
+        await server.send(b"and here")
+        assert await client.receive() == b"and here"
+        assert refusals == []
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_a_refusal_after_done_names_no_peer(refusals: list[dict[str, Any]]
+                                                  ) -> None:
+    # The alert is not authenticated: its event must not read as the verified peer's.
+    with anyio.fail_after(ONE_TRIP):
+        out = await handshake(AgentAuthMessageStream.wrap, *memory_pair(),
+                              server_trusts=CAROL)
+        with raises("peer_refused"):
+            await out["client"].receive()
+        await out["client"].aclose()
+        assert {"event": "handshake_refused", "role": "initiator", "code": "peer_refused",
+                "claimed": "untrusted_peer"} in refusals
+        assert all("peer" not in r for r in refusals if r["role"] == "initiator")

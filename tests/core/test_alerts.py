@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from agentauth import (
     HandshakePolicy,
     HandshakeState,
     Initiator,
+    InvalidArgument,
     PeerKey,
     PeerRefused,
     RemoteError,
+    Responder,
     wire,
 )
 from agentauth.alert import (
@@ -171,6 +174,41 @@ def test_a_callback_failure_is_sent_as_the_engine_keeps_it() -> None:
             pair.responder.receive_message(hs3)
         assert pair.responder.alert == (None if sent is None else encode_alert(sent))
     assert alert_for("key_file_corrupt") is None
+
+
+
+def test_each_kind_of_callback_fails_with_the_code_of_spec_7_1() -> None:
+    # A trust or credentials callback's own exception is invalid_argument (7.1); one of
+    # the clock or the random source reaches the caller unchanged and is kept, and sent,
+    # as invalid_state (4.13).
+    def credentials(peer: PeerKey, extensions: object) -> bool:
+        raise KeyError(peer.agent_id)
+
+    readings = iter([time.time()])
+
+    def clock() -> float:
+        return next(readings)  # StopIteration at the second reading (HS3)
+
+    def random(size: int) -> bytes:
+        raise OSError("no entropy")
+
+    trust_then_credentials = HandshakePolicy(trust=lambda peer: True,
+                                             credentials=credentials)
+    for policy, kwargs, raised, kept in (
+            (trust_then_credentials, {}, InvalidArgument, "invalid_argument"),
+            (ANY, {"clock": clock}, StopIteration, "invalid_state"),
+            (ANY, {"random": random}, OSError, "invalid_state")):
+        initiator = Initiator(ALICE, ANY)
+        responder = Responder(BOB, policy, **kwargs)
+        with pytest.raises(raised):
+            hs2 = responder.receive_message(initiator.start())
+            assert hs2 is not None
+            hs3 = initiator.receive_message(hs2)
+            assert hs3 is not None
+            responder.receive_message(hs3)
+        assert responder.alert == encode_alert(kept)
+        with raises(kept):
+            responder.check_timeout()
 
 
 def test_timeouts_send_an_alert_once_a_peer_was_heard_from() -> None:

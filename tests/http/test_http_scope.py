@@ -34,6 +34,7 @@ from agentauth import (
     InvalidArgument,
     MemoryReplayStore,
     PeerKey,
+    PeerRefused,
     StoreError,
 )
 from agentauth.capability import Grant, delegate, encode_chain
@@ -333,6 +334,38 @@ def test_a_replay_store_answer_that_is_not_a_bool_refuses(answer: object) -> Non
     app = AgentAuthMiddleware(ok_app, identity=ALICE, verifier=Verifier([BOB]),
                               replay=OddStore(answer))
     assert answer_of(anyio.run(run, app, scope())) == (500, "invalid_argument")
+
+
+
+class UpstreamStore:
+    """A replay store backed by a service that refused it (sync or async)."""
+
+    def __init__(self, *, asynchronous: bool) -> None:
+        self.asynchronous = asynchronous
+
+    def check_and_insert(self, key: bytes, expires: float) -> Any:
+        refused = PeerRefused("the store's service refused", claimed="untrusted_peer")
+        if not self.asynchronous:
+            raise refused
+
+        async def later() -> bool:
+            raise refused
+        return later()
+
+    def check_and_insert_many(self, items: Any) -> list[Any]:
+        return [self.check_and_insert(key, expires) for key, expires in items]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_callbacks_peer_refused_is_the_servers_fault_not_the_clients(
+        asynchronous: bool) -> None:
+    # Another peer's claim is no decision about this request: 500, invalid_argument
+    # (7.1, 13.9), never 401 with Accept-Signature inviting the client to sign again.
+    app = AgentAuthMiddleware(ok_app, identity=ALICE, verifier=Verifier([BOB]),
+                              replay=UpstreamStore(asynchronous=asynchronous))
+    sent = anyio.run(run, app, scope())
+    assert answer_of(sent) == (500, "invalid_argument")
+    assert b"accept-signature" not in dict(sent[0]["headers"])
 
 
 def test_a_resource_mapping_that_returns_no_request_refuses() -> None:

@@ -357,10 +357,13 @@ def test_the_sync_client_raises_refusals_too(alice_url: str) -> None:
     assert not isinstance(info.value, AuthenticationError)  # a claim, not our own check
 
 
-def test_a_refusal_naming_no_code_is_malformed() -> None:
+@pytest.mark.parametrize("code", [b"you_shall_not_pass", b"peer_refused"])
+def test_a_refusal_naming_no_code_a_server_sends_is_malformed(code: bytes) -> None:
+    # peer_refused is in the registry, but no server answers with it (13.9): a claim
+    # of a claim is malformed, not PeerRefused(claimed="peer_refused").
     async def pretender(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"agentauth-error", b"you_shall_not_pass")]})
+                    "headers": [(b"agentauth-error", code)]})
         await send({"type": "http.response.body", "body": b""})
 
     with serving(pretender) as url, httpx.Client(
