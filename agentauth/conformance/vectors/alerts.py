@@ -9,9 +9,8 @@ from typing import Any
 from ... import wire
 from ...alert import ALERT_CODES, encode_alert, read_alert
 from ...errors import AgentAuthError, InvalidState, PeerRefused
-from ...handshake import Initiator
 from .handshake_valid import cases
-from .model import HandshakeVector, Inputs, Step, make_engine
+from .model import HandshakeVector, Inputs, Step, feed_handshake
 
 __all__ = ["build", "sent_after"]
 
@@ -50,22 +49,10 @@ def _run(vid: str, role: str, inputs: Inputs, steps: list[Step]
          ) -> tuple[AgentAuthError, bytes | None]:
     """Feed ``steps``; the error at the last one (none before it) and the alert the
     engine then sends."""
-    now = [0.0]
-    engine = make_engine(role, inputs, lambda: now[0])
-    for index, step in enumerate(steps):
-        now[0] = step.at
-        try:
-            if step.start:
-                assert isinstance(engine, Initiator)
-                engine.start()
-            else:
-                assert step.receive is not None
-                engine.receive_message(bytes.fromhex(step.receive))
-        except AgentAuthError as exc:
-            if index == len(steps) - 1:
-                return exc, engine.alert
-            break
-    raise InvalidState(f"vector {vid} does not fail at its last step")
+    engine, index, error = feed_handshake(role, inputs, steps)
+    if error is None or index != len(steps) - 1:
+        raise InvalidState(f"vector {vid} does not fail at its last step")
+    return error, engine.alert
 
 
 def sent_after(vector: HandshakeVector) -> bytes | None:

@@ -17,6 +17,7 @@ __all__ = [
     "Inputs",
     "SessionVector",
     "Step",
+    "feed_handshake",
     "make_engine",
     "run_handshake_vector",
     "run_session_vector",
@@ -86,11 +87,13 @@ def make_engine(role: str, inputs: Inputs, clock: Callable[[], float]) -> Initia
                ordered=inputs.ordered, clock=clock, random=lambda n: ephemeral[:n])
 
 
-def run_handshake_vector(vector: HandshakeVector) -> tuple[int, str] | None:
-    """Feed the steps; return ``(step, code)`` of the first error, or None if none."""
+def feed_handshake(role: str, inputs: Inputs, steps: list[Step]
+                   ) -> tuple[Initiator | Responder, int, AgentAuthError | None]:
+    """Build the engine and feed it ``steps`` until one fails: the engine, the index of
+    the step that failed (``len(steps)`` if none did) and its error."""
     now = [0.0]
-    engine = make_engine(vector.role, vector.inputs, lambda: now[0])
-    for index, step in enumerate(vector.steps):
+    engine = make_engine(role, inputs, lambda: now[0])
+    for index, step in enumerate(steps):
         now[0] = step.at
         try:
             if step.start:
@@ -100,8 +103,14 @@ def run_handshake_vector(vector: HandshakeVector) -> tuple[int, str] | None:
                 assert step.receive is not None
                 engine.receive_message(bytes.fromhex(step.receive))
         except AgentAuthError as exc:
-            return index, exc.code
-    return None
+            return engine, index, exc
+    return engine, len(steps), None
+
+
+def run_handshake_vector(vector: HandshakeVector) -> tuple[int, str] | None:
+    """Feed the steps; return ``(step, code)`` of the first error, or None if none."""
+    _, index, error = feed_handshake(vector.role, vector.inputs, vector.steps)
+    return None if error is None else (index, error.code)
 
 
 def run_session_vector(vector: SessionVector, session: Session) -> tuple[int, str] | None:
