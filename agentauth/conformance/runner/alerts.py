@@ -12,7 +12,7 @@ from typing import Any
 
 from .check import Check, Context, Fail, expect_refusal
 from .driver_process import DriverProcess
-from .vector_replay import engine_for
+from .vector_replay import feed_negative
 
 __all__ = ["alert_checks"]
 
@@ -34,37 +34,16 @@ def _compare(what: str, got: object, want: object) -> None:
         raise Fail(f"{what}: got {got!r}, expected {want!r}")
 
 
-def _feed(ctx: Context, vector: dict[str, Any]) -> str:
-    """Build the vector's engine and feed its steps; the last must be refused with the
-    vector's code and none before it. Returns the engine's handle."""
-    d = ctx.driver()
-    handle = engine_for(d, vector["role"], vector["inputs"])
-    last = len(vector["steps"]) - 1
-    for index, step in enumerate(vector["steps"]):
-        d.call("set_clock", now=step["at"])
-        what = f"step {index}"
-        if step["start"]:
-            call = functools.partial(d.call, "start", handle=handle)
-        else:
-            call = functools.partial(d.call, "receive", handle=handle,
-                                     message=step["receive"])
-        if index < last:
-            call()
-        else:
-            expect_refusal(ctx, vector["error"], call, what)
-    return handle
-
-
 def _sent(vector: dict[str, Any], handshake: dict[str, Any], ctx: Context) -> None:
     d = ctx.driver()
-    handle = _feed(ctx, handshake)
+    handle = feed_negative(ctx, handshake)
     alert, _ = _alert_of(d, handle)
     _compare("the alert sent", alert, vector["alert"])
 
 
 def _received(vector: dict[str, Any], ctx: Context) -> None:
     d = ctx.driver()
-    handle = _feed(ctx, vector)
+    handle = feed_negative(ctx, vector)
     alert, claimed = _alert_of(d, handle)
     _compare("the code claimed", claimed, vector["claimed"])
     _compare("the alert sent in answer", alert, vector["alert"])

@@ -29,7 +29,7 @@ from .check import (
 )
 from .driver_process import DriverProcess, Refused
 
-__all__ = ["engine_for", "handshake_section", "load_vectors", "vector_checks"]
+__all__ = ["feed_negative", "handshake_section", "load_vectors", "vector_checks"]
 
 _P = "protocol.md §"
 _CODE_SECTIONS = {"handshake_timeout": "4.11", "clock_skew": "4.11", "downgrade": "4.9",
@@ -73,7 +73,7 @@ def _session_section(vector: dict[str, Any]) -> str:
     return _P + "5.5"
 
 
-def engine_for(d: DriverProcess, role: str, inputs: dict[str, Any], **override: Any) -> str:
+def _engine(d: DriverProcess, role: str, inputs: dict[str, Any], **override: Any) -> str:
     """The driver's handle of an engine built from a vector's ``inputs`` (6.2)."""
     agent = get_str(d.call("create_identity", seed=inputs["identity_seed"]), "agent_id")
     params = {"role": role, "identity": agent, "trust": inputs["trust"],
@@ -90,9 +90,12 @@ def _same(what: str, got: bytes, want: str) -> None:
         raise Fail(f"{what}: got {got.hex()[:48]}..., expected {want[:48]}...")
 
 
-def _negative_handshake(vector: dict[str, Any], ctx: Context) -> None:
+def feed_negative(ctx: Context, vector: dict[str, Any]) -> str:
+    """Build a negative handshake vector's engine in the driver and feed its steps: none
+    but the last may be refused, and the last must be, with the vector's code. Returns the
+    engine's handle."""
     d = ctx.driver()
-    handle = engine_for(d, vector["role"], vector["inputs"])
+    handle = _engine(d, vector["role"], vector["inputs"])
     last = len(vector["steps"]) - 1
     for index, step in enumerate(vector["steps"]):
         d.call("set_clock", now=step["at"])
@@ -106,6 +109,12 @@ def _negative_handshake(vector: dict[str, Any], ctx: Context) -> None:
             compare_codes(ctx, None, refusal(call), f"{what}, before the last step")
         else:
             expect_refusal(ctx, vector["error"], call, what)
+    return handle
+
+
+def _negative_handshake(vector: dict[str, Any], ctx: Context) -> None:
+    d = ctx.driver()
+    handle = feed_negative(ctx, vector)
     # Sticky failure (4.13 step 2): whatever comes next fails with the first error's code
     # (a late message to a finished engine, which did not fail, is out_of_order again).
     again = vector["steps"][-1]["receive"] or "00" * 32
@@ -118,7 +127,7 @@ def _positive_side(vector: dict[str, Any], side: str, ctx: Context) -> None:
     d = ctx.driver()
     inputs, expected = vector["inputs"], vector["expected"]
     clock = inputs["clock"]
-    handle = engine_for(d, side, inputs[side])
+    handle = _engine(d, side, inputs[side])
     if side == "initiator":
         d.call("set_clock", now=clock[0])
         _same("HS1", get_hex(d.call("start", handle=handle), "message"), expected["hs1"])
@@ -162,7 +171,7 @@ def _negative_session(vector: dict[str, Any], positive: dict[str, Any], ctx: Con
     d = ctx.driver()
     inputs, expected = positive["inputs"], positive["expected"]
     receiver = vector["receiver"]
-    handle = engine_for(d, receiver, inputs[receiver], ordered=vector["ordered"])
+    handle = _engine(d, receiver, inputs[receiver], ordered=vector["ordered"])
     clock = inputs["clock"]
     if receiver == "responder":
         d.call("set_clock", now=clock[1])
