@@ -63,7 +63,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, Self, cast
 
 __all__ = [
     "ERROR_CODES",
@@ -118,6 +118,15 @@ class AgentAuthError(Exception):
     def __reduce__(self) -> tuple[Callable[..., AgentAuthError], tuple[object, ...]]:
         # Pickle as (class, message, code): errors cross process boundaries intact.
         return _rebuild, (type(self), self.message, self.code)
+
+    def again(self, message: str | None = None) -> Self:
+        """A fresh copy of this error, with ``message`` in place of its own if given: the
+        same class, code and details (a refusal, an audit record, a claim), and no
+        traceback. How a failure that was kept is raised again, built as pickling builds
+        it (:meth:`__reduce__`), so no subclass's details are lost."""
+        rebuild, args = self.__reduce__()
+        made = rebuild(args[0], self.message if message is None else message, *args[2:])
+        return cast(Self, made)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"

@@ -308,7 +308,7 @@ class _Engine(crypto.KeyHolder):
         self._e_secret = b""
         self._e_public = b""
         self._started: float | None = None
-        self._error: tuple[type[AgentAuthError], str, str, str | None] | None = None
+        self._error: AgentAuthError | None = None
         self._alert: bytes | None = None
         #: Set once the handshake is complete.
         self.result: HandshakeResult | None = None
@@ -425,21 +425,20 @@ class _Engine(crypto.KeyHolder):
             self._lock.release()
 
     def _fail(self, exc: BaseException, *, alert: bool = False) -> None:
-        # Keep the error's class, code and text only (and a peer's claim): the exception's
-        # traceback would keep the failed step's frames (and the transcript they
-        # reference) alive.
+        # Keep a fresh copy of the error (its class, code, text and a peer's claim): the
+        # exception itself, through its traceback, would keep the failed step's frames
+        # (and the transcript they reference) alive.
         if isinstance(exc, AgentAuthError):
+            self._error = exc.again()
             claimed = exc.claimed if isinstance(exc, PeerRefused) else None
-            self._error = (type(exc), exc.code, exc.message, claimed)
             if audit.enabled("handshake_refused"):
                 seen: PeerKey | None = getattr(self, "_peer_seen", None)
                 audit.emit("handshake_refused", role=self.role.value, code=exc.code,
                            peer=None if seen is None else seen.agent_id, claimed=claimed)
         else:
-            self._error = (InvalidState, "invalid_state",
-                           f"the step was interrupted by {type(exc).__name__}", None)
+            self._error = InvalidState(f"the step was interrupted by {type(exc).__name__}")
         if alert and self.state in _ALERTING:  # spec 4.14, Sending
-            self._alert = alert_for(self._error[1])
+            self._alert = alert_for(self._error.code)
         self.state = _S.FAILED
         self._e_secret = b""
         self._symmetric.erase()  # in place: a traceback's frames may still hold it
@@ -447,10 +446,7 @@ class _Engine(crypto.KeyHolder):
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            cls, code, message, claimed = self._error
-            if claimed is not None:
-                raise PeerRefused(f"handshake already failed: {message}", claimed=claimed)
-            raise cls(f"handshake already failed: {message}", code=code)
+            raise self._error.again(f"handshake already failed: {self._error.message}")
 
     def _read_clock(self) -> float:
         return moment(self._clock())

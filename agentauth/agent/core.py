@@ -792,7 +792,7 @@ class Peer:
 
     def _check_open(self) -> None:
         if self._ended is not None:
-            raise type(self._ended)(self._ended.message, code=self._ended.code)
+            raise self._ended.again()
 
     async def read(self) -> None:
         """The channel's reader: hands each answer to its request; when the channel ends,

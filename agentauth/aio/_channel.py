@@ -22,7 +22,7 @@ from anyio.abc import ByteStream, ObjectStream, UnreliableObjectStream
 
 from .. import audit
 from ..alert import is_alert, read_alert
-from ..errors import AgentAuthError, DecodeError, InvalidArgument, PeerRefused, RemoteError
+from ..errors import AgentAuthError, DecodeError, InvalidArgument, RemoteError
 from ..handshake import HandshakePolicy, Initiator, Responder, Role
 from ..identity import Identity, PeerKey
 from ..session import Session
@@ -271,10 +271,7 @@ class Channel(ObjectStream[bytes], Generic[TransportT]):
 
     def _check_usable(self, *, sending: bool) -> None:
         if self._error is not None:
-            first, message = self._error, f"the channel has ended: {self._error.message}"
-            if isinstance(first, PeerRefused):
-                raise PeerRefused(message, claimed=first.claimed)
-            raise type(first)(message, code=first.code)
+            raise self._error.again(f"the channel has ended: {self._error.message}")
         if self._closed:
             raise anyio.ClosedResourceError
         if sending and self._eof_sent:

@@ -120,8 +120,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 code="unexpected_peer")
 """, "the trust check runs before the expected-peer check (two checks swapped)"),
     _m("failure-not-sticky", _P + "4.13", "handshake",
-       "if self._error is not None:\n            cls, code, message, claimed = self._error",
-       "if False:\n            cls, code, message, claimed = self._error",
+       "if self._error is not None:\n            raise self._error.again(",
+       "if False:\n            raise self._error.again(",
        "a failed engine answers out_of_order instead of repeating its failure",
        "script:sticky"),
     _m("hs2-short-read", _P + "4.5", "handshake",

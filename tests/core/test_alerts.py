@@ -35,7 +35,15 @@ from agentauth.alert import (
     read_alert,
 )
 from agentauth.conformance.vectors import Inputs, make_engine
-from agentauth.errors import AuthenticationError, DecodeError, HandshakeTimeout, KeyFileError
+from agentauth.errors import (
+    AuditLogError,
+    AuthenticationError,
+    CapabilityDenied,
+    DecodeError,
+    HandshakeTimeout,
+    KeyFileError,
+    Refusal,
+)
 
 HS1_OFFERING_2 = bytes(range(32)) + wire.encode_map([2])
 
@@ -77,6 +85,25 @@ def test_the_claim_is_not_an_authentication_error_and_survives_pickling() -> Non
     assert (type(copy), copy.code, copy.claimed) == (PeerRefused, "peer_refused",
                                                      "untrusted_peer")
     assert "untrusted_peer" in str(refused)
+
+
+@pytest.mark.parametrize("error", [
+    read_alert(encode_alert("untrusted_peer")),
+    CapabilityDenied("no grant allows it", code="not_authorized",
+                     refusal=Refusal("action", 0, 0)),
+    AuditLogError("a record was rewritten", code="audit_log_broken", record=7),
+    DecodeError("short", code="malformed"),
+], ids=lambda e: type(e).__name__)
+def test_an_error_raised_again_keeps_its_details(error: AgentAuthError) -> None:
+    """A failure kept and raised again (a failed engine, an ended channel) is a fresh copy
+    with the same class, code and details, whichever subclass carries them."""
+    again = error.again("raised again")
+    assert again is not error and again.__traceback__ is None
+    assert (type(again), again.code, again.message) == (type(error), error.code,
+                                                        "raised again")
+    for detail in ("claimed", "refusal", "record"):
+        assert getattr(again, detail, None) == getattr(error, detail, None)
+    assert error.again().message == error.message
 
 
 def test_a_responder_refusing_hs3_sends_its_code() -> None:
