@@ -33,6 +33,7 @@ from ..interface import Reply, encode_line, parse_reply
 from .check import Check, Context, Fail
 from .driver_process import DriverBroken, DriverProcess, Unimplemented
 from .inputs import HANDLE, OPERATIONS, Script, kind_of, make_input, section
+from .report import printable
 
 __all__ = [
     "DEFAULT_ROUNDS",
@@ -369,7 +370,8 @@ def run_from_args(args: argparse.Namespace, *,
         return error(2 if exc.code == "file_exists" else 3, exc.message, exc.code)
     report = run((args.driver[0], args.driver[1]), seed=args.seed, rounds=args.rounds,
                  operations=tuple(args.operation) or OPERATIONS, timeout=args.timeout)
-    sys.stdout.write(_printable(report.summary()))
+    # The summary's own lines kept; within each, a driver's words escaped.
+    sys.stdout.write("\n".join(printable(line) for line in report.summary().split("\n")))
     if args.json is not None:
         try:
             keyfile.write_output(args.json, report.to_json().encode("utf-8"),
@@ -378,11 +380,6 @@ def run_from_args(args: argparse.Namespace, *,
             return error(2 if exc.code == "file_exists" else 3,
                          f"cannot write the report: {exc.message}", exc.code)
     return report.exit_code()
-
-
-def _printable(text: str) -> str:
-    # A driver's words reach the terminal: control characters are shown escaped.
-    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Outcome", "Report", "Status"]
+__all__ = ["Outcome", "Report", "Status", "printable"]
+
+
+def printable(text: str) -> str:
+    """``text`` as it may reach a terminal: a driver's words are shown, its control
+    characters (escape sequences, line breaks) escaped, never obeyed."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 #: What became of a check.
 Status = Literal["PASS", "FAIL", "SKIP"]

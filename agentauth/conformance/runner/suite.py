@@ -29,7 +29,7 @@ from ...errors import AgentAuthError, FileError, InvalidArgument
 from . import alerts, differential, interop, mutation, scenarios
 from .check import Check, Context, Expected, Fail
 from .driver_process import DriverBroken, Refused, Unimplemented
-from .report import Outcome, Report, Status
+from .report import Outcome, Report, Status, printable
 from .vector_replay import load_vectors, vector_checks
 
 __all__ = ["add_arguments", "all_checks", "main", "run", "run_checks", "run_from_args"]
@@ -78,19 +78,13 @@ def _outcome(check: Check, ctx: Context) -> Outcome:
         status, message = "FAIL", f"runner fault: {type(exc).__name__}: {exc}"[:500]
         ctx.restart()
     seconds = time.perf_counter() - started
-    return Outcome(_printable(check.id), _printable(check.section), status, _printable(message),
+    return Outcome(printable(check.id), printable(check.section), status, printable(message),
                    seconds, None if compared is None else _listed(*compared))
 
 
 def _listed(expected: Expected, got: str | None) -> tuple[str | list[str] | None, str | None]:
     # A set of allowed codes is reported as a sorted list.
     return (sorted(expected) if isinstance(expected, frozenset) else expected), got
-
-
-def _printable(text: str) -> str:
-    # A driver's words reach the terminal: control characters (escape sequences) are shown
-    # escaped, never obeyed.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run_checks(checks: Sequence[Check], ctx: Context, report: Report,
@@ -100,8 +94,8 @@ def run_checks(checks: Sequence[Check], ctx: Context, report: Report,
     for check in checks:
         pattern = next((p for p in disabled if fnmatch.fnmatchcase(check.id, p)), None)
         if pattern is not None:
-            report.add(Outcome(_printable(check.id), _printable(check.section), "SKIP",
-                               _printable(f"disabled by --disable {pattern!r}")))
+            report.add(Outcome(printable(check.id), printable(check.section), "SKIP",
+                               printable(f"disabled by --disable {pattern!r}")))
             continue
         ctx.begin(check)
         report.add(_outcome(check, ctx))
@@ -213,7 +207,7 @@ def run_from_args(args: argparse.Namespace, *,
         if show_ids is not None:
             show_ids([c.id for c in checks])
         else:
-            sys.stdout.write("".join(_printable(c.id) + "\n" for c in checks))
+            sys.stdout.write("".join(printable(c.id) + "\n" for c in checks))
         return 0
     if not args.driver:
         return error(2, "--driver COMMAND is required", "invalid_argument")
